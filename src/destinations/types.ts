@@ -1,0 +1,57 @@
+import type { Event } from '../ingest/event.ts';
+
+/** A fully rendered HTTP request to a vendor. */
+export interface VendorRequest {
+  method: 'GET' | 'POST' | 'PUT';
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** Limits a template declares for batching several events into one vendor request. */
+export interface BatchLimits {
+  /** Most events in one request (1 = no batching). */
+  maxEvents: number;
+  /** Most bytes in one request body. */
+  maxBytes: number;
+  /** How long the first event of a batch may wait for company. */
+  lingerMs: number;
+}
+
+/** What rendering one event through a destination produced. */
+export type RenderedEvent =
+  | {
+      ok: true;
+      /** Events whose envelope is equal (JSON) may share a request; e.g. GA4's client_id. */
+      groupKey: string;
+      envelope: Record<string, unknown>;
+      item: unknown;
+      /** Value of the template's idempotency field (e.g. Meta `event_id`), when declared. */
+      idempotencyKey?: string;
+      messageId: string;
+    }
+  | { ok: false; kind: 'skip'; reason: string; messageId: string }
+  | { ok: false; kind: 'error'; error: Error; messageId: string };
+
+/**
+ * A destination instance: one template with the site's settings (and optional endpoint override)
+ * bound in. Pure: rendering never does I/O.
+ */
+export interface BoundDestination {
+  id: string;
+  templateId: string;
+  limits: BatchLimits;
+  /** True when the template declares an idempotency key, so a POST may be retried. */
+  idempotent: boolean;
+  /** Names of settings that are secrets, for masking in explain output and logs. */
+  secretValues: string[];
+  /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
+  redactions: readonly string[];
+  /**
+   * Render one event; `redactions` names template redaction rules to apply. A requested rule the
+   * template does not define yields a skip with reason `redaction_unavailable:<name>` (fail closed).
+   */
+  render(event: Event, redactions: readonly string[]): RenderedEvent;
+  /** Build one request from rendered events sharing a group key (1..limits.maxEvents of them). */
+  buildRequest(envelope: Record<string, unknown>, items: unknown[]): VendorRequest;
+}

@@ -1,0 +1,137 @@
+/**
+ * Tagwarden's one error family. Every error carries a stable `code` (`TW_ERR_*`), an HTTP
+ * status for when it reaches a client, and `retryable`: whether repeating the same operation
+ * later can succeed (the convention of undici's and fastify's error codes). `docs/errors.md`
+ * lists every class; `src/errors.test.ts` keeps the two in sync.
+ *
+ * A deliberate drop (consent denied, integrations disabled, ...) is NOT an error: it is a policy
+ * outcome with a reason. Errors are for things that went wrong.
+ */
+export class TagwardenError extends Error {
+  readonly code: string = 'TW_ERR_INTERNAL';
+  readonly status: number = 500;
+  readonly retryable: boolean = false;
+  readonly details: unknown;
+
+  constructor(message: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.details = options?.details;
+  }
+}
+
+/** Unexpected failure inside Tagwarden. Not retried by Tagwarden; a client may try again. */
+export class InternalError extends TagwardenError {}
+
+/** The configuration file is missing, unreadable or invalid. Not retried: fix the file. */
+export class ConfigError extends TagwardenError {
+  override readonly code = 'TW_ERR_CONFIG';
+}
+
+/** A request body or parameter failed validation. Not retried: the input must change. */
+export class ValidationError extends TagwardenError {
+  override readonly code = 'TW_ERR_VALIDATION';
+  override readonly status = 400;
+}
+
+/** The body is not parseable (bad JSON, bad encoding). Not retried. */
+export class MalformedBodyError extends TagwardenError {
+  override readonly code = 'TW_ERR_MALFORMED_BODY';
+  override readonly status = 400;
+}
+
+/** The body exceeds the route's size limit. Not retried: the same body is always too large. */
+export class PayloadTooLargeError extends TagwardenError {
+  override readonly code = 'TW_ERR_PAYLOAD_TOO_LARGE';
+  override readonly status = 413;
+}
+
+/** The request headers exceed the server's limit. Not retried. */
+export class HeadersTooLargeError extends TagwardenError {
+  override readonly code = 'TW_ERR_HEADERS_TOO_LARGE';
+  override readonly status = 431;
+}
+
+/** The body's content type is not accepted on this route. Not retried. */
+export class UnsupportedMediaTypeError extends TagwardenError {
+  override readonly code = 'TW_ERR_UNSUPPORTED_MEDIA_TYPE';
+  override readonly status = 415;
+}
+
+/** No route matches. Not retried. */
+export class NotFoundError extends TagwardenError {
+  override readonly code = 'TW_ERR_NOT_FOUND';
+  override readonly status = 404;
+}
+
+/** Missing or wrong credentials (admin key, API key). Not retried with the same credentials. */
+export class UnauthorizedError extends TagwardenError {
+  override readonly code = 'TW_ERR_UNAUTHORIZED';
+  override readonly status = 401;
+}
+
+/** The server is shutting down or not ready. Retried: another instance, or this one later, can serve. */
+export class UnavailableError extends TagwardenError {
+  override readonly code = 'TW_ERR_UNAVAILABLE';
+  override readonly status = 503;
+  override readonly retryable = true;
+}
+
+/** A destination template is invalid (schema, mapping directive, settings). Not retried: fix the template. */
+export class TemplateError extends TagwardenError {
+  override readonly code = 'TW_ERR_TEMPLATE';
+}
+
+/**
+ * Rendering one event through a template failed (a required field is missing, a transform got a
+ * value it cannot convert). Not retried: the same event renders the same way.
+ */
+export class RenderError extends TagwardenError {
+  override readonly code = 'TW_ERR_RENDER';
+  override readonly status = 422;
+}
+
+/**
+ * A vendor answered with a status the retry policy treats as transient (408, 429, 5xx other than
+ * 501/505) or could not be reached. Retried, honouring `Retry-After`.
+ */
+export class DeliveryRetryableError extends TagwardenError {
+  override readonly code = 'TW_ERR_DELIVERY_RETRYABLE';
+  override readonly status = 502;
+  override readonly retryable = true;
+}
+
+/** A vendor rejected the request for good (4xx other than 408/429, 501, 505). Not retried. */
+export class DeliveryRejectedError extends TagwardenError {
+  override readonly code = 'TW_ERR_DELIVERY_REJECTED';
+  override readonly status = 502;
+}
+
+/** Every class, for the docs sync test and for code-to-class look-ups. */
+export const ERROR_CLASSES = [
+  InternalError,
+  ConfigError,
+  ValidationError,
+  MalformedBodyError,
+  PayloadTooLargeError,
+  HeadersTooLargeError,
+  UnsupportedMediaTypeError,
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  TemplateError,
+  RenderError,
+  DeliveryRetryableError,
+  DeliveryRejectedError,
+] as const;
+
+/** The one JSON error shape every route answers with. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function toErrorBody(err: TagwardenError): ErrorBody {
+  const body: ErrorBody = { error: { code: err.code, message: err.message } };
+  if (err.details !== undefined) body.error.details = err.details;
+  return body;
+}
