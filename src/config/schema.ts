@@ -1,0 +1,197 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file's schema. Every field carries a description: it becomes the JSON Schema
+ * (`npm run schema` → config/tagwarden.schema.json) that editors use for completion, and the
+ * reference in docs/configuration.md. Every object is strict: an unknown key is an error, because
+ * a misspelt `whenUnknwon` silently falling back to a default is how consent gets bypassed.
+ */
+
+const categoryId = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'a category id is a letter followed by up to 63 letters, digits, _ or -')
+  .describe('A consent category id of this site.');
+
+const destinationId = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,63}$/, 'a destination id is a lowercase letter followed by up to 63 lowercase letters, digits, _ or -')
+  .describe('Stable id of this destination (used in metrics, reasons and the integrations object).');
+
+export const whenUnknownSchema = z
+  .enum(['drop', 'hold', 'redact'])
+  .describe(
+    'What to do with an event when consent for a required category is unknown (opt-in mode): drop it, hold it until consent is known, or send a redacted version (the template must define a `consent_unknown` redaction; if it does not, the event is dropped).',
+  );
+
+export const consentRequirementSchema = z
+  .object({
+    categories: z
+      .array(categoryId)
+      .max(32)
+      .optional()
+      .describe('Site categories this destination needs. Empty or absent: not gated by category (still by the integrations object).'),
+    combine: z
+      .enum(['all', 'any'])
+      .optional()
+      .describe('`all`: every listed category must be granted (Segment semantics). `any`: one granted category is enough.'),
+    whenUnknown: whenUnknownSchema.optional(),
+  })
+  .strict()
+  .describe('Consent this destination requires. Fields left out come from the template defaults, then `all` / `drop`.');
+
+const categorySchema = z
+  .object({
+    description: z.string().max(500).optional().describe('What this category covers, for people reading the config.'),
+    aliases: z
+      .array(z.string().min(1).max(128))
+      .max(16)
+      .optional()
+      .describe(
+        'Other keys that mean this category in a Segment consent object (`context.consent.categoryPreferences`), e.g. a CMP id such as `C0004`. Matched exactly.',
+      ),
+    saleOrShare: z
+      .boolean()
+      .optional()
+      .describe('True when this category covers sale or sharing of personal data (denied by Global Privacy Control).'),
+  })
+  .strict();
+
+export const destinationSchema = z
+  .object({
+    id: destinationId,
+    template: z.string().min(1).max(64).describe('Template id: a folder under the templates directory (meta-capi, ga4, webhook, ...).'),
+    enabled: z
+      .union([z.boolean(), z.literal('if-configured')])
+      .default(true)
+      .describe(
+        '`true`: on (missing required settings are a config error). `false`: off. `if-configured`: on only when every required setting has a non-empty value, otherwise off with a start-up log line — for destinations waiting for credentials.',
+      ),
+    dryRun: z
+      .boolean()
+      .default(false)
+      .describe('Decide and render as usual, but log the vendor request (secrets masked) instead of sending it.'),
+    settings: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+      .default({})
+      .describe('Template settings (credentials, ids). Use ${ENV_VAR} references for secrets.'),
+    consent: consentRequirementSchema.optional(),
+    integrationNames: z
+      .array(z.string().min(1).max(128))
+      .max(16)
+      .optional()
+      .describe(
+        'Keys of the Segment `integrations` object that address this destination besides its id, e.g. `Facebook Conversions API`.',
+      ),
+    endpoint: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('Replaces the vendor URL (origin and path; the rendered query string is kept). For tests and staging.'),
+    timeoutMs: z.int().min(100).max(120_000).default(10_000).describe('Timeout of one vendor request.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('0.0.0.0').describe('Interface to listen on.'),
+        port: z.int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free one).'),
+        trustProxyHops: z
+          .int()
+          .min(0)
+          .max(10)
+          .default(0)
+          .describe('Number of reverse proxies in front of Tagwarden whose X-Forwarded-For entries are trusted for the client IP.'),
+        headersTimeoutMs: z.int().min(1000).max(120_000).default(10_000).describe('Time allowed to receive the request headers.'),
+        requestTimeoutMs: z.int().min(1000).max(300_000).default(30_000).describe('Time allowed to receive a whole request.'),
+        keepAliveTimeoutMs: z.int().min(1000).max(120_000).default(5_000).describe('Idle time before a keep-alive connection is closed.'),
+        maxHeaderBytes: z.int().min(1024).max(65_536).default(16_384).describe('Largest request header block accepted (431 beyond it).'),
+        maxEventBytes: z.int().min(1024).max(1_048_576).default(32_768).describe('Largest body of a single-event route (/v1/track, ...; 413 beyond it).'),
+        maxBatchBytes: z.int().min(1024).max(4_194_304).default(512_000).describe('Largest body of /v1/batch (413 beyond it).'),
+        maxBatchEvents: z.int().min(1).max(1000).default(100).describe('Most events accepted in one /v1/batch request.'),
+        shutdownGraceMs: z
+          .int()
+          .min(0)
+          .max(120_000)
+          .default(10_000)
+          .describe('On SIGTERM/SIGINT: time allowed to finish requests and flush pending deliveries before exiting.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('HTTP server settings and input bounds.'),
+    site: z
+      .object({
+        id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).describe('Site id.'),
+        dataControlMode: z
+          .enum(['disabled', 'opt-out', 'opt-in'])
+          .default('opt-in')
+          .describe(
+            '`disabled`: no gating. `opt-out`: forward unless consent is denied (Segment reconciliation rules). `opt-in`: forward only what is granted; unknown goes to each destination\'s `whenUnknown`.',
+          ),
+        categories: z
+          .record(categoryId, categorySchema)
+          .default({})
+          .describe('The consent categories of this site, keyed by id (e.g. advertising, analytics, functional).'),
+      })
+      .strict()
+      .describe('The site whose hits this instance serves.'),
+    destinations: z.array(destinationSchema).max(64).default([]).describe('Where events go, each an instance of a template.'),
+    delivery: z
+      .object({
+        maxAttempts: z.int().min(1).max(50).default(8).describe('Most attempts per vendor request, the first included.'),
+        maxTotalMs: z.int().min(1000).max(86_400_000).default(600_000).describe('Give up retrying after this long since the first attempt.'),
+        baseDelayMs: z.int().min(1).max(60_000).default(500).describe('Backoff base: attempt n waits up to base * 2^(n-1) (full jitter).'),
+        maxDelayMs: z.int().min(1).max(3_600_000).default(60_000).describe('Largest backoff between two attempts (Retry-After may ask for more and is honoured).'),
+        connectionsPerOrigin: z.int().min(1).max(256).default(16).describe('Keep-alive connections per vendor origin.'),
+        maxQueuedEvents: z.int().min(1).max(1_000_000).default(10_000).describe('Most events waiting per destination; beyond it new events are refused and counted.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Delivery to vendors: retries and connection pools.'),
+    debug: z
+      .object({
+        explain: z.boolean().default(false).describe('Enable POST /debug/explain (needs adminKey).'),
+        adminKey: z.string().min(16).optional().describe('Key for /debug routes, sent as `Authorization: Bearer <key>` or `X-Admin-Key`. At least 16 characters.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Operator tools.'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Structured JSON logs (pino).'),
+    templatesDir: z.string().optional().describe('Directory of destination templates; defaults to the templates/ folder shipped with Tagwarden.'),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    cfg.destinations.forEach((d, i) => {
+      const prev = seen.get(d.id);
+      if (prev !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id (also destinations[${prev}])` });
+      }
+      seen.set(d.id, i);
+      for (const [j, c] of (d.consent?.categories ?? []).entries()) {
+        if (!(c in cfg.site.categories)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['destinations', i, 'consent', 'categories', j],
+            message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})`,
+          });
+        }
+      }
+    });
+    if (cfg.debug.explain && cfg.debug.adminKey === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
+    }
+  });
+
+export type RawConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type DestinationConfig = z.output<typeof destinationSchema>;
+export type ConsentRequirement = z.output<typeof consentRequirementSchema>;
+export type DataControlMode = ParsedConfig['site']['dataControlMode'];
+export type SiteConfig = ParsedConfig['site'];

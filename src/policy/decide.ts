@@ -1,0 +1,127 @@
+import type { ConsentState } from '../consent/state.ts';
+
+export type Outcome = 'forward' | 'redact' | 'hold' | 'drop';
+export type DataControlMode = 'disabled' | 'opt-out' | 'opt-in';
+export type WhenUnknown = 'drop' | 'hold' | 'redact';
+
+/** What the policy needs to know about one destination (resolved from config + template defaults). */
+export interface PolicyDestination {
+  id: string;
+  /** Required site categories; empty: not gated by category. */
+  categories: readonly string[];
+  combine: 'all' | 'any';
+  whenUnknown: WhenUnknown;
+  /** Keys of the Segment integrations object that address this destination besides its id. */
+  integrationNames: readonly string[];
+  /** Redaction rules the destination's template defines. */
+  redactions: readonly string[];
+}
+
+export interface Decision {
+  destinationId: string;
+  outcome: Outcome;
+  /** Machine-readable, stable reasons, e.g. `consent_denied:advertising`, `integrations_disabled`. */
+  reasons: string[];
+  /** Template redaction rules to apply when the outcome is `redact`. */
+  redactions: string[];
+}
+
+/** The redaction rule a template defines to serve `whenUnknown: redact`. */
+export const CONSENT_UNKNOWN_REDACTION = 'consent_unknown';
+
+/**
+ * The policy: a pure function of (integrations object, consent state, destination, mode).
+ *
+ * Consent is looked at first and the Segment `integrations` object after it, as in Segment's
+ * reconciliation table (seed segment-consent-in-connections.txt). The integrations object can
+ * only narrow what consent allows: `true` never overrides missing consent (table rows 8-10).
+ */
+export function decide(
+  integrations: Readonly<Record<string, unknown>>,
+  consent: ConsentState,
+  dest: PolicyDestination,
+  mode: DataControlMode,
+): Decision {
+  const reasons: string[] = [];
+  let outcome: Outcome = 'forward';
+  let redactions: string[] = [];
+
+  if (mode === 'disabled') {
+    reasons.push('data_control_disabled');
+  } else if (dest.categories.length === 0) {
+    reasons.push('not_gated');
+  } else {
+    const gate = gateByCategory(consent, dest, mode);
+    reasons.push(...gate.reasons);
+    if (gate.result === 'denied') {
+      outcome = 'drop';
+    } else if (gate.result === 'unknown') {
+      if (dest.whenUnknown === 'hold') outcome = 'hold';
+      else if (dest.whenUnknown === 'redact' && dest.redactions.includes(CONSENT_UNKNOWN_REDACTION)) {
+        outcome = 'redact';
+        redactions = [CONSENT_UNKNOWN_REDACTION];
+      } else {
+        if (dest.whenUnknown === 'redact') reasons.push(`redaction_unavailable:${CONSENT_UNKNOWN_REDACTION}`);
+        outcome = 'drop';
+      }
+    }
+  }
+
+  if (outcome !== 'drop') {
+    const routed = routeByIntegrations(integrations, dest);
+    if (routed !== undefined) {
+      reasons.push(routed);
+      outcome = 'drop';
+      redactions = [];
+    }
+  }
+  return { destinationId: dest.id, outcome, reasons, redactions };
+}
+
+interface Gate {
+  result: 'allowed' | 'denied' | 'unknown';
+  reasons: string[];
+}
+
+function gateByCategory(consent: ConsentState, dest: PolicyDestination, mode: 'opt-out' | 'opt-in'): Gate {
+  const allowed: string[] = [];
+  const denied: string[] = [];
+  const unknown: string[] = [];
+  for (const c of dest.categories) {
+    const status = consent.categories[c]?.status ?? 'unknown';
+    if (status === 'granted') allowed.push(`consent_granted:${c}`);
+    else if (status === 'denied') denied.push(`consent_denied:${c}`);
+    else if (mode === 'opt-out') {
+      // Opt-out: no consent object means no enforcement (table row 1); a consent object that does
+      // not list the category means it is not consented (rows 2 and 4, "Reconcile CMP conflicts").
+      if (consent.preferencesPresent) denied.push(`consent_absent:${c}`);
+      else allowed.push(`opt_out_no_signal:${c}`);
+    } else {
+      unknown.push(`consent_unknown:${c}`);
+    }
+  }
+  if (dest.combine === 'all') {
+    if (denied.length > 0) return { result: 'denied', reasons: denied };
+    if (unknown.length > 0) return { result: 'unknown', reasons: unknown };
+    return { result: 'allowed', reasons: allowed };
+  }
+  if (allowed.length > 0) return { result: 'allowed', reasons: allowed };
+  if (unknown.length > 0) return { result: 'unknown', reasons: [...unknown, ...denied] };
+  return { result: 'denied', reasons: denied };
+}
+
+/**
+ * Returns the drop reason when the integrations object switches this destination off. A key for
+ * the destination (its id or one of its integration names) wins over `All`; `false` disables,
+ * `true` or an options object enables; other values are ignored. (https://segment.com/docs/guides/filtering-data/#filtering-with-the-integrations-object)
+ */
+function routeByIntegrations(integrations: Readonly<Record<string, unknown>>, dest: PolicyDestination): string | undefined {
+  for (const key of [dest.id, ...dest.integrationNames]) {
+    if (!Object.hasOwn(integrations, key)) continue;
+    const v = integrations[key];
+    if (v === false) return 'integrations_disabled';
+    if (v === true || (v !== null && typeof v === 'object')) return undefined;
+  }
+  if (integrations.All === false) return 'integrations_all_false';
+  return undefined;
+}
