@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { createPendingQueue } from './pending.ts';
+
+describe('pending queue', () => {
+  function make(maxItems = 3, maxAgeMs = 1000) {
+    let now = 0;
+    const expired: string[] = [];
+    const q = createPendingQueue<string>({ maxItems, maxAgeMs, now: () => now, onExpire: (i) => expired.push(i) });
+    return { q, expired, tick: (ms: number) => (now += ms) };
+  }
+
+  it('refuses beyond its bound', () => {
+    const { q } = make(2);
+    expect(q.add('v1', 'a')).toBe(true);
+    expect(q.add('v2', 'b')).toBe(true);
+    expect(q.add('v1', 'c')).toBe(false);
+    expect(q.size).toBe(2);
+  });
+
+  it('take returns a key\'s items in order and frees room', () => {
+    const { q } = make(3);
+    q.add('v1', 'a');
+    q.add('v2', 'b');
+    q.add('v1', 'c');
+    expect(q.take('v1')).toEqual(['a', 'c']);
+    expect(q.size).toBe(1);
+    expect(q.take('v1')).toEqual([]);
+  });
+
+  it('expires by age, oldest first, skipping taken entries', () => {
+    const { q, expired, tick } = make(10, 1000);
+    q.add('v1', 'a');
+    tick(500);
+    q.add('v2', 'b');
+    q.add('v3', 'c');
+    q.take('v2');
+    tick(600);
+    expect(q.sweep()).toBe(1);
+    expect(expired).toEqual(['a']);
+    tick(1000);
+    expect(q.sweep()).toBe(1);
+    expect(expired).toEqual(['a', 'c']);
+    expect(q.size).toBe(0);
+  });
+
+  it('drain empties everything', () => {
+    const { q } = make();
+    q.add('v1', 'a');
+    q.add('v2', 'b');
+    expect(q.drain().sort()).toEqual(['a', 'b']);
+    expect(q.size).toBe(0);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * Events waiting for a visitor's consent to become known (`whenUnknown: hold`). Bounded by count
+ * and age: an event that cannot be kept or whose time runs out is dropped with the reason
+ * `consent_unresolved`, never forwarded. The resolver that releases held events (consent store,
+ * upstream verify) plugs into `take`.
+ */
+export interface PendingQueue<T> {
+  /** False when the queue is full: the caller drops the item with `consent_unresolved`. */
+  add(key: string, item: T): boolean;
+  /** Removes and returns every item held for a key (in arrival order). */
+  take(key: string): T[];
+  /** Expires items older than the age limit; returns how many expired. */
+  sweep(): number;
+  /** Removes and returns everything (shutdown). */
+  drain(): T[];
+  readonly size: number;
+}
+
+export interface PendingOptions<T> {
+  maxItems: number;
+  maxAgeMs: number;
+  now: () => number;
+  onExpire: (item: T) => void;
+}
+
+export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> {
+  // A Map keeps insertion order per key; `order` keeps global arrival order for expiry.
+  const byKey = new Map<string, { item: T; at: number }[]>();
+  const order: { key: string; at: number }[] = [];
+  let size = 0;
+
+  return {
+    add(key, item) {
+      if (size >= opts.maxItems) return false;
+      const at = opts.now();
+      let list = byKey.get(key);
+      if (list === undefined) byKey.set(key, (list = []));
+      list.push({ item, at });
+      order.push({ key, at });
+      size++;
+      return true;
+    },
+    take(key) {
+      const list = byKey.get(key);
+      if (list === undefined) return [];
+      byKey.delete(key);
+      size -= list.length;
+      return list.map((e) => e.item);
+    },
+    sweep() {
+      const cutoff = opts.now() - opts.maxAgeMs;
+      let expired = 0;
+      while (order.length > 0 && order[0]!.at <= cutoff) {
+        const { key } = order.shift()!;
+        const list = byKey.get(key);
+        // The entry may already have been taken; then the list is gone or starts later.
+        if (list === undefined || list[0] === undefined || list[0].at > cutoff) continue;
+        const e = list.shift()!;
+        if (list.length === 0) byKey.delete(key);
+        size--;
+        expired++;
+        opts.onExpire(e.item);
+      }
+      return expired;
+    },
+    drain() {
+      const all = [...byKey.values()].flat().map((e) => e.item);
+      byKey.clear();
+      order.length = 0;
+      size = 0;
+      return all;
+    },
+    get size() {
+      return size;
+    },
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * The delivery retry policy: a pure function from "what happened on attempt N" to "deliver,
+ * retry after D ms, or give up (and why)". No I/O, no clock, no randomness of its own: the
+ * caller passes `now` and `random`, so every decision is reproducible in a test.
+ */
+
+/** What one attempt produced, as the sender reports it. */
+export type AttemptOutcome =
+  | { kind: 'response'; status: number; retryAfter?: string }
+  | { kind: 'network'; code?: string }
+  | { kind: 'timeout' };
+
+export interface RetryPolicy {
+  /** Most attempts in total, the first one included. */
+  maxAttempts: number;
+  /** Longest time from the first attempt to the start of the last retry. */
+  maxTotalMs: number;
+  /** Backoff cap for the first retry; doubles on every further attempt. */
+  baseDelayMs: number;
+  /** Ceiling for the computed backoff (a Retry-After may still ask for longer). */
+  maxDelayMs: number;
+}
+
+export interface RetryInput {
+  /** Attempts made so far, 1-based (1 after the first attempt). */
+  attempt: number;
+  firstAttemptAt: number;
+  now: number;
+  method: string;
+  /** The template declares an idempotency key, so the vendor deduplicates a repeated request. */
+  idempotent: boolean;
+  outcome: AttemptOutcome;
+  policy: RetryPolicy;
+  /** Uniform in [0, 1); injected for the jitter. */
+  random: () => number;
+}
+
+export type RetryDecision =
+  | { action: 'success' }
+  | { action: 'retry'; delayMs: number; reason: string; retryAfterMs?: number }
+  | { action: 'give_up'; reason: string };
+
+/**
+ * Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2,
+ * https://www.rfc-editor.org/rfc/rfc9110#section-9.2.2). POST is not among them.
+ */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export function isIdempotentMethod(method: string): boolean {
+  return IDEMPOTENT_METHODS.has(method.toUpperCase());
+}
+
+/**
+ * Statuses worth repeating: 408 Request Timeout and 429 Too Many Requests, and server errors
+ * except 501 Not Implemented and 505 HTTP Version Not Supported, which will answer the same way
+ * however often we ask.
+ */
+export function isRetryableStatus(status: number): boolean {
+  if (status === 408 || status === 429) return true;
+  return status >= 500 && status <= 599 && status !== 501 && status !== 505;
+}
+
+export function decideRetry(input: RetryInput): RetryDecision {
+  const { outcome, policy } = input;
+  let reason: string;
+  let retryAfterHeader: string | undefined;
+  switch (outcome.kind) {
+    case 'response':
+      if (outcome.status >= 200 && outcome.status <= 299) return { action: 'success' };
+      // 3xx included: vendor endpoints do not redirect, and we never follow redirects with a
+      // body that may carry secrets.
+      if (!isRetryableStatus(outcome.status)) return { action: 'give_up', reason: `status_${outcome.status}` };
+      reason = `status_${outcome.status}`;
+      retryAfterHeader = outcome.retryAfter;
+      break;
+    case 'network':
+      reason = outcome.code === undefined || outcome.code === '' ? 'network' : `network_${outcome.code}`;
+      break;
+    case 'timeout':
+      reason = 'timeout';
+      break;
+  }
+
+  // A non-idempotent request may have been processed even though we saw no answer; repeating it
+  // without a key the vendor deduplicates on would double-count.
+  if (!isIdempotentMethod(input.method) && !input.idempotent) return { action: 'give_up', reason: 'not_idempotent' };
+  if (input.attempt >= policy.maxAttempts) return { action: 'give_up', reason: 'max_attempts' };
+
+  const deadline = input.firstAttemptAt + policy.maxTotalMs;
+  if (input.now >= deadline) return { action: 'give_up', reason: 'max_total_time' };
+
+  const retryAfterMs = retryAfterHeader === undefined ? undefined : parseRetryAfter(retryAfterHeader, input.now);
+  // The server told us when it will be ready; retrying earlier only earns another refusal, so
+  // rather than shorten its wait we give up and let the event be parked.
+  if (retryAfterMs !== undefined && input.now + retryAfterMs > deadline) {
+    return { action: 'give_up', reason: 'retry_after_beyond_deadline' };
+  }
+
+  const delayMs = Math.max(retryAfterMs ?? 0, backoffMs(input.attempt, policy, input.random));
+  if (input.now + delayMs > deadline) return { action: 'give_up', reason: 'max_total_time' };
+  return retryAfterMs === undefined
+    ? { action: 'retry', delayMs, reason }
+    : { action: 'retry', delayMs, reason, retryAfterMs };
+}
+
+/**
+ * Exponential backoff with "full jitter": a uniform pick in [0, min(cap, base * 2^(attempt-1))).
+ * Spreading retries over the whole window avoids synchronised retry storms against a vendor
+ * that just recovered. https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
+ */
+function backoffMs(attempt: number, policy: RetryPolicy, random: () => number): number {
+  const exponent = Math.max(0, attempt - 1);
+  const ceiling = Math.max(0, Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent));
+  const r = random();
+  // A misbehaving random source must not produce a negative or oversized delay.
+  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
+  return Math.floor(unit * ceiling);
+}
+
+/**
+ * Parses a `Retry-After` value (RFC 9110 §10.2.3,
+ * https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3): either delta-seconds or an HTTP-date.
+ * Returns the wait in ms from `now` (0 for a date in the past), or undefined when the value
+ * matches neither grammar: garbage is ignored rather than guessed at.
+ */
+export function parseRetryAfter(value: string, now: number): number | undefined {
+  // Field values may carry optional whitespace (OWS: SP / HTAB) around them (RFC 9110 §5.5).
+  const v = value.replace(/^[ \t]+|[ \t]+$/g, '');
+  if (/^[0-9]+$/.test(v)) {
+    // delta-seconds = 1*DIGIT (RFC 9110 §1.2.2). A value too big for a double becomes Infinity,
+    // which the caller treats as "beyond any deadline".
+    return Number(v) * 1000;
+  }
+  const at = parseHttpDate(v, now);
+  if (at === undefined) return undefined;
+  return Math.max(0, at - now);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const DAY_LONG = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '([0-9]{2}):([0-9]{2}):([0-9]{2})';
+// The three forms of RFC 9110 §5.6.7 (https://www.rfc-editor.org/rfc/rfc9110#section-5.6.7),
+// which a recipient MUST accept. Names are case-sensitive there (%s"Jan"), so are ours.
+const IMF_FIXDATE = new RegExp(`^${DAY}, ([0-9]{2}) ${MONTH} ([0-9]{4}) ${TIME} GMT$`);
+const RFC850_DATE = new RegExp(`^${DAY_LONG}, ([0-9]{2})-${MONTH}-([0-9]{2}) ${TIME} GMT$`);
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([0-9]{2}| [0-9]) ${TIME} ([0-9]{4})$`);
+
+/** Parses an HTTP-date to epoch ms; undefined unless it is one of the three exact forms. */
+export function parseHttpDate(value: string, now: number): number | undefined {
+  let m = IMF_FIXDATE.exec(value);
+  if (m) return toEpoch(m[3], m[1], m[2], m[4], m[5], m[6]);
+  m = RFC850_DATE.exec(value);
+  if (m) {
+    const yy = Number(m[3]);
+    // RFC 9110 §5.6.7: a two-digit year that appears more than 50 years in the future means
+    // the most recent past year with the same last two digits.
+    const nowYear = new Date(now).getUTCFullYear();
+    let year = Math.floor(nowYear / 100) * 100 + yy;
+    if (year > nowYear + 50) year -= 100;
+    return toEpoch(String(year), m[1], m[2], m[4], m[5], m[6]);
+  }
+  m = ASCTIME_DATE.exec(value);
+  if (m) return toEpoch(m[6], m[2], m[1], m[3], m[4], m[5]);
+  return undefined;
+}
+
+function toEpoch(
+  yearS: string | undefined,
+  dayS: string | undefined,
+  monthS: string | undefined,
+  hourS: string | undefined,
+  minuteS: string | undefined,
+  secondS: string | undefined,
+): number | undefined {
+  const year = Number(yearS);
+  const day = Number(dayS?.trim());
+  const month = MONTHS.indexOf(monthS ?? '');
+  const hour = Number(hourS);
+  const minute = Number(minuteS);
+  const second = Number(secondS);
+  // second may be 60: the date grammar of RFC 5322 §3.3 allows a leap second.
+  if (month < 0 || day < 1 || hour > 23 || minute > 59 || second > 60) return undefined;
+  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 onto 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(year, month, day);
+  // Reject 31 Feb and friends instead of letting Date roll them into March.
+  if (d.getUTCDate() !== day) return undefined;
+  d.setUTCHours(hour, minute, second, 0);
+  return d.getTime();
+}

@@ -1,0 +1,24 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { InternalError, NotFoundError, TagwardenError, toErrorBody } from '../errors.ts';
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new NotFoundError(`no route for ${req.method} ${req.path}`));
+};
+
+/** Every error leaves as `{error: {code, message, details?}}`; unexpected ones never leak their message. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    let e: TagwardenError;
+    if (err instanceof TagwardenError) e = err;
+    else {
+      log.error({ err, method: req.method, path: req.path }, 'unexpected error');
+      e = new InternalError('internal error');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(e.status).json(toErrorBody(e));
+  };
+}

@@ -1,0 +1,87 @@
+import { Router, type Request } from 'express';
+import { ValidationError } from '../errors.ts';
+import { jsonBody } from '../http/body.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { EventType, Event } from './event.ts';
+import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
+
+export interface SegmentRouteOptions {
+  maxEventBytes: number;
+  maxBatchBytes: number;
+  maxBatchEvents: number;
+  metrics: Metrics;
+  /** Hands an accepted event on; must not block (delivery happens after the answer). */
+  accept: (event: Event) => void;
+  now?: () => Date;
+}
+
+/** Segment's routes and the short forms analytics.js uses (https://github.com/segmentio/analytics-next). */
+const SINGLE: Record<string, EventType> = {
+  track: 'track', t: 'track',
+  page: 'page', p: 'page',
+  identify: 'identify', i: 'identify',
+  screen: 'screen', s: 'screen',
+  group: 'group', g: 'group',
+  alias: 'alias', a: 'alias',
+};
+
+export function segmentRouter(opts: SegmentRouteOptions): Router {
+  const router = Router();
+  const now = opts.now ?? ((): Date => new Date());
+  const facts = (req: Request): RequestFacts => ({ ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
+
+  for (const [path, type] of Object.entries(SINGLE)) {
+    router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res) => {
+      const result = parseSegmentEvent(req.body, type, facts(req));
+      if (!result.ok) {
+        opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
+        throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
+      }
+      opts.metrics.eventsReceived.inc({ client: 'segment', type });
+      opts.accept(result.event);
+      res.status(200).json({ success: true });
+    });
+  }
+
+  const batch = (req: Request, res: import('express').Response): void => {
+    const body = req.body as unknown;
+    if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
+      throw new ValidationError('batch: required, an array of events', { details: { issues: [{ path: 'batch', message: 'required' }] } });
+    }
+    const { batch: items, context, integrations } = body as { batch: unknown[]; context?: unknown; integrations?: unknown };
+    if (items.length > opts.maxBatchEvents) {
+      throw new ValidationError(`batch: at most ${opts.maxBatchEvents} events per request`, {
+        details: { issues: [{ path: 'batch', message: `more than ${opts.maxBatchEvents} events` }] },
+      });
+    }
+    const defaults = { context: plainObject(context), integrations: plainObject(integrations) };
+    const f = facts(req);
+    const accepted: Event[] = [];
+    const rejected: { index: number; issues: FieldIssue[] }[] = [];
+    items.forEach((item, index) => {
+      const r = parseSegmentEvent(item, undefined, f, defaults);
+      if (r.ok) accepted.push(r.event);
+      else rejected.push({ index, issues: r.issues });
+    });
+    for (const _ of rejected) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
+    if (accepted.length === 0 && rejected.length > 0) {
+      throw new ValidationError('no valid event in the batch', { details: { rejected } });
+    }
+    for (const e of accepted) {
+      opts.metrics.eventsReceived.inc({ client: 'segment', type: e.type });
+      opts.accept(e);
+    }
+    res.status(200).json(rejected.length === 0 ? { success: true } : { success: true, accepted: accepted.length, rejected });
+  };
+  router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
+  router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
+  return router;
+}
+
+function plainObject(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function describe(issues: readonly FieldIssue[]): string {
+  return issues.map((i) => (i.path === '' ? i.message : `${i.path}: ${i.message}`)).join('; ');
+}

@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Event, EventContext, EventType } from './event.ts';
+
+/**
+ * The Segment client: turns a Segment HTTP API payload (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/)
+ * into canonical Events. Validation says which field is wrong; strings and nesting are bounded so a
+ * crafted body cannot make the rest of the pipeline work hard.
+ */
+
+/** Deepest nesting accepted in one event (objects and arrays). */
+export const MAX_DEPTH = 32;
+const MAX_ID = 256;
+
+const id = z.union([z.string().min(1).max(MAX_ID), z.number().finite().transform(String)]);
+const isoDate = z
+  .string()
+  .max(64)
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO 8601 date');
+const obj = z.record(z.string(), z.unknown());
+
+const contextSchema = z
+  .object({
+    ip: z.string().max(64).optional(),
+    userAgent: z.string().max(1024).optional(),
+    locale: z.string().max(64).optional(),
+    page: z
+      .object({
+        url: z.string().max(8192).optional(),
+        path: z.string().max(8192).optional(),
+        referrer: z.string().max(8192).optional(),
+        title: z.string().max(1024).optional(),
+        search: z.string().max(8192).optional(),
+      })
+      .loose()
+      .optional(),
+    traits: obj.optional(),
+    consent: z.object({ categoryPreferences: z.unknown().optional() }).loose().optional(),
+  })
+  .loose();
+
+const common = {
+  type: z.string().optional(),
+  messageId: z.string().min(1).max(MAX_ID).optional(),
+  timestamp: isoDate.optional(),
+  originalTimestamp: isoDate.optional(),
+  sentAt: isoDate.optional(),
+  anonymousId: id.optional(),
+  userId: id.optional(),
+  context: contextSchema.optional(),
+  integrations: obj.optional(),
+  properties: obj.optional(),
+  traits: obj.optional(),
+  // Common Segment top-level fields we accept and do not use.
+  channel: z.string().max(64).optional(),
+  version: z.unknown().optional(),
+  writeKey: z.string().max(256).optional(),
+};
+
+const byType = {
+  track: z.object({ ...common, event: z.string().min(1).max(200) }),
+  page: z.object({ ...common, name: z.string().max(200).optional(), category: z.string().max(200).optional() }),
+  screen: z.object({ ...common, name: z.string().max(200).optional() }),
+  identify: z.object(common),
+  group: z.object({ ...common, groupId: id }),
+  alias: z.object({ ...common, previousId: id, userId: id }),
+} as const;
+
+type Parsed = z.output<(typeof byType)[EventType]> & Record<string, unknown>;
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export type ParseResult = { ok: true; event: Event } | { ok: false; issues: FieldIssue[] };
+
+export interface RequestFacts {
+  /** The client address as seen by the server (after trusted proxies). */
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  /** Reception time. */
+  now: Date;
+}
+
+export function isEventType(t: unknown): t is EventType {
+  return typeof t === 'string' && Object.hasOwn(byType, t);
+}
+
+/**
+ * Validates one Segment event. `type` comes from the route (`/v1/track`) or, for batches, from the
+ * event itself. Extra fields `defaults` (a batch's top-level `context` and `integrations`) are
+ * merged under the event's own.
+ */
+export function parseSegmentEvent(
+  input: unknown,
+  routeType: EventType | undefined,
+  facts: RequestFacts,
+  defaults?: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined },
+): ParseResult {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, issues: [{ path: '', message: 'an event must be a JSON object' }] };
+  }
+  const raw = withDefaults(input as Record<string, unknown>, defaults);
+  const type = routeType ?? raw.type;
+  if (!isEventType(type)) {
+    return { ok: false, issues: [{ path: 'type', message: `must be one of ${Object.keys(byType).join(', ')}` }] };
+  }
+  if (routeType !== undefined && raw.type !== undefined && raw.type !== routeType) {
+    return { ok: false, issues: [{ path: 'type', message: `is "${String(raw.type)}" but was sent to the ${routeType} route` }] };
+  }
+  const deep = depthIssue(raw);
+  if (deep !== undefined) return { ok: false, issues: [deep] };
+
+  const result = byType[type].safeParse(raw);
+  if (!result.success) {
+    return {
+      ok: false,
+      issues: result.error.issues.map((i) => ({
+        path: i.path.map(String).join('.'),
+        message: valueAt(raw, i.path) === undefined ? 'required' : i.message,
+      })),
+    };
+  }
+  const p = result.data as Parsed;
+  if (p.userId === undefined && p.anonymousId === undefined) {
+    return { ok: false, issues: [{ path: 'userId', message: 'userId or anonymousId is required' }] };
+  }
+  return { ok: true, event: toEvent(type, p, facts) };
+}
+
+/** A batch's top-level context and integrations sit under each event's own, and are validated with it. */
+function withDefaults(
+  raw: Record<string, unknown>,
+  defaults: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined } | undefined,
+): Record<string, unknown> {
+  if (defaults === undefined) return raw;
+  const out = { ...raw };
+  for (const key of ['context', 'integrations'] as const) {
+    const base = defaults[key];
+    if (base === undefined) continue;
+    const own = raw[key];
+    if (own === undefined) out[key] = base;
+    else if (own !== null && typeof own === 'object' && !Array.isArray(own)) out[key] = { ...base, ...own };
+  }
+  return out;
+}
+
+function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
+  const receivedAt = facts.now.toISOString();
+  const context: EventContext = { ...p.context };
+  if (context.ip === undefined && facts.ip !== undefined) context.ip = facts.ip;
+  if (context.userAgent === undefined && facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, 1024);
+
+  const event: Event = {
+    messageId: p.messageId ?? randomUUID(),
+    type,
+    timestamp: eventTime(p, facts.now),
+    receivedAt,
+    context,
+    properties: p.properties ?? {},
+    traits: p.traits ?? {},
+    integrations: p.integrations ?? {},
+  };
+  if (p.sentAt !== undefined) event.sentAt = p.sentAt;
+  if (p.anonymousId !== undefined) event.anonymousId = p.anonymousId;
+  if (p.userId !== undefined) event.userId = p.userId;
+  if ('event' in p && typeof p.event === 'string') event.event = p.event;
+  if ('name' in p && typeof p.name === 'string') event.name = p.name;
+  if ('groupId' in p && typeof p.groupId === 'string') event.groupId = p.groupId;
+  if ('previousId' in p && typeof p.previousId === 'string') event.previousId = p.previousId;
+  return event;
+}
+
+/**
+ * Segment corrects the device clock: timestamp = receivedAt - (sentAt - timestamp), when both are
+ * given (https://segment.com/docs/connections/spec/common/#timestamp-overview). Without a
+ * timestamp the reception time is used.
+ */
+function eventTime(p: Parsed, now: Date): string {
+  const ts = p.timestamp ?? p.originalTimestamp;
+  if (ts === undefined) return now.toISOString();
+  let t = Date.parse(ts);
+  if (p.sentAt !== undefined) t -= Date.parse(p.sentAt) - now.getTime();
+  const d = new Date(t);
+  // Extreme dates (year 275760) survive Date.parse but not the arithmetic; fall back to now.
+  return Number.isNaN(d.getTime()) ? now.toISOString() : d.toISOString();
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+/** Iterative depth check: a recursive one could itself be the stack overflow. */
+function depthIssue(root: unknown): FieldIssue | undefined {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > MAX_DEPTH) return { path: '', message: `nested deeper than ${MAX_DEPTH} levels` };
+    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  }
+  return undefined;
+}

@@ -1,0 +1,50 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one app instance (its own registry, so tests can run several apps). */
+export interface Metrics {
+  registry: Registry;
+  eventsReceived: Counter<'client' | 'type'>;
+  eventsRejected: Counter<'client' | 'code'>;
+  decisions: Counter<'destination' | 'outcome' | 'reason'>;
+  deliveries: Counter<'destination' | 'outcome'>;
+  deliveryDuration: Histogram<'destination'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tagwarden_' });
+  return {
+    registry,
+    eventsReceived: new Counter({
+      name: 'tagwarden_events_received_total',
+      help: 'Events accepted from clients, by client protocol and event type.',
+      labelNames: ['client', 'type'],
+      registers: [registry],
+    }),
+    eventsRejected: new Counter({
+      name: 'tagwarden_events_rejected_total',
+      help: 'Events refused at ingest (invalid), by client and error code.',
+      labelNames: ['client', 'code'],
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: 'tagwarden_decisions_total',
+      help: 'Policy decisions per destination: forward, redact, hold or drop, with the first reason.',
+      labelNames: ['destination', 'outcome', 'reason'],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'tagwarden_deliveries_total',
+      help: 'Vendor request outcomes per destination (delivered, retry_scheduled, failed, dropped), counted per event.',
+      labelNames: ['destination', 'outcome'],
+      registers: [registry],
+    }),
+    deliveryDuration: new Histogram({
+      name: 'tagwarden_delivery_duration_seconds',
+      help: 'Duration of vendor requests.',
+      labelNames: ['destination'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}
