@@ -1,0 +1,25 @@
+# Tagwarden: first-party tagging server. Build: docker build -t tagwarden .
+# Run:   docker run -p 8080:8080 -v tagwarden-data:/data -e TAGWARDEN_CONFIG=/app/config/tagwarden.yaml tagwarden
+
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; the runtime is the image's own Node 24 (the `node` devDependency is
+# for development machines).
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY templates ./templates
+COPY config ./config
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "src/main.ts"]

@@ -1,0 +1,60 @@
+import { Router } from 'express';
+import { ValidationError } from '../errors.ts';
+import { jsonBody } from '../http/body.ts';
+import { parseSegmentEvent } from '../ingest/segment.ts';
+import { maskRequest } from '../observability/mask.ts';
+import type { Pipeline, RuntimeDestination } from '../pipeline.ts';
+import { requireAdminKey } from './admin-auth.ts';
+
+/**
+ * `POST /debug/explain`: runs a Segment event through consent, policy and the templates and
+ * answers, per destination, the decision, its reasons and the vendor request that would be sent
+ * (secrets masked). Nothing is sent and nothing is counted.
+ */
+export function explainRouter(opts: {
+  adminKey: string;
+  maxBytes: number;
+  pipeline: Pipeline;
+  destinations: readonly RuntimeDestination[];
+}): Router {
+  const router = Router();
+  router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(opts.maxBytes), (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const routeType = body !== null && typeof body === 'object' && body.type === undefined ? 'track' : undefined;
+    const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: new Date() });
+    if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
+    const { consent, evaluations } = opts.pipeline.evaluate(parsed.event);
+    const destinations = evaluations.map((ev, i) => {
+      const dest = opts.destinations[i]!;
+      const out: Record<string, unknown> = {
+        id: ev.destinationId,
+        template: dest.bound.templateId,
+        decision: ev.decision.outcome,
+        reasons: ev.decision.reasons,
+      };
+      if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
+      if (dest.dryRun) out.dryRun = true;
+      const r = ev.rendered;
+      if (r === undefined) return out;
+      if (!r.ok) {
+        out.decision = 'drop';
+        out.reasons = [...ev.decision.reasons, r.kind === 'skip' ? r.reason : 'render_error'];
+        if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
+        return out;
+      }
+      const request = maskRequest(dest.bound.buildRequest(r.envelope, [r.item]), dest.bound.secretValues);
+      out.request = { ...request, body: request.body === undefined ? undefined : safeJson(request.body) };
+      return out;
+    });
+    res.json({ event: parsed.event, consent, destinations });
+  });
+  return router;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,112 @@
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.ts';
+import { configJsonSchema } from './json-schema.ts';
+import { configPathFrom, loadConfigFile, parseConfig } from './load.ts';
+
+const minimal = { site: { id: 'shop', categories: { advertising: {} } } };
+
+function issuesOf(raw: unknown, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(raw, { env });
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).message.split('\n').slice(1);
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('applies defaults and freezes the result', () => {
+    const c = parseConfig(minimal, { env: {} });
+    expect(c.server.port).toBe(8080);
+    expect(c.site.dataControlMode).toBe('opt-in');
+    expect(c.delivery.maxAttempts).toBe(8);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.server)).toBe(true);
+  });
+
+  it('reports every problem at once, with its path', () => {
+    const issues = issuesOf({
+      site: { id: 'shop', dataControlMode: 'sometimes', categories: { advertising: {} } },
+      server: { port: 'eighty', bogus: 1 },
+      destinations: [
+        { id: 'meta', template: 'meta-capi', consent: { categories: ['ads'], whenUnknwon: 'hold' } },
+        { id: 'meta', template: 'ga4' },
+        { template: 'ga4' },
+      ],
+    });
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^site\.dataControlMode: /),
+        expect.stringMatching(/^server\.port: /),
+        'server.bogus: unknown key',
+        'destinations[0].consent.whenUnknwon: unknown key',
+        'destinations[2].id: required',
+      ]),
+    );
+  });
+
+  it('checks cross-field rules: duplicate ids, unknown categories, explain without a key', () => {
+    const issues = issuesOf({
+      ...minimal,
+      debug: { explain: true },
+      destinations: [
+        { id: 'meta', template: 'meta-capi', consent: { categories: ['ads'] } },
+        { id: 'meta', template: 'ga4' },
+      ],
+    });
+    expect(issues).toEqual([
+      'destinations[0].consent.categories[0]: unknown category "ads" (site.categories has: advertising)',
+      'destinations[1].id: duplicate destination id (also destinations[0])',
+      'debug.adminKey: required when debug.explain is true',
+    ]);
+  });
+
+  it('expands ${VAR} and ${VAR:-default}, and reports unset variables with their path', () => {
+    const c = parseConfig(
+      { ...minimal, destinations: [{ id: 'w', template: 'webhook', settings: { url: '${HOOK}', token: 'x${EMPTY:-}y', lit: '$${NOPE}' } }] },
+      { env: { HOOK: 'https://h.test/' } },
+    );
+    expect(c.destinations[0]!.settings).toEqual({ url: 'https://h.test/', token: 'xy', lit: '${NOPE}' });
+    expect(issuesOf({ ...minimal, destinations: [{ id: 'w', template: 'webhook', settings: { url: '${HOOK}' } }] })).toEqual([
+      'destinations[0].settings.url: environment variable HOOK is not set (write ${HOOK:-} to allow it empty)',
+    ]);
+  });
+
+  it('runs extra checks even when the schema fails, so every problem shows', () => {
+    try {
+      parseConfig({ site: {} }, { env: {}, extraChecks: () => [{ path: ['destinations', 0, 'settings', 'pixelId'], message: 'required' }] });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as Error).message).toContain('site.id: required');
+      expect((e as Error).message).toContain('destinations[0].settings.pixelId: required');
+    }
+  });
+
+  it('loads YAML and JSON files, and names the file when it cannot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-config-'));
+    writeFileSync(join(dir, 'a.yaml'), 'site:\n  id: shop\n');
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(minimal));
+    writeFileSync(join(dir, 'bad.yaml'), 'site: [\n');
+    expect(loadConfigFile(join(dir, 'a.yaml'), { env: {} }).site.id).toBe('shop');
+    expect(loadConfigFile(join(dir, 'a.json'), { env: {} }).site.id).toBe('shop');
+    expect(() => loadConfigFile(join(dir, 'bad.yaml'), { env: {} })).toThrow(/cannot parse configuration .*bad\.yaml/);
+    expect(() => loadConfigFile(join(dir, 'none.yaml'), { env: {} })).toThrow(/cannot read configuration/);
+  });
+
+  it('finds the config path from --config, then TAGWARDEN_CONFIG, then the default', () => {
+    expect(configPathFrom(['--config', 'x.yaml'], { TAGWARDEN_CONFIG: 'y.yaml' })).toBe('x.yaml');
+    expect(configPathFrom(['--config=z.yaml'], {})).toBe('z.yaml');
+    expect(configPathFrom([], { TAGWARDEN_CONFIG: 'y.yaml' })).toBe('y.yaml');
+    expect(configPathFrom([], {})).toBe('config/tagwarden.yaml');
+    expect(() => configPathFrom(['--config'], {})).toThrow(ConfigError);
+  });
+
+  it('the committed JSON Schema matches the zod schema (run `npm run schema`)', () => {
+    const committed: unknown = JSON.parse(readFileSync(new URL('../../config/tagwarden.schema.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(configJsonSchema());
+  });
+});
