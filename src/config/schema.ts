@@ -148,6 +148,14 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Delivery to vendors: retries and connection pools.'),
+    hold: z
+      .object({
+        maxEvents: z.int().min(0).max(1_000_000).default(10_000).describe('Most events held at once waiting for consent (`whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`.'),
+        maxAgeMs: z.int().min(100).max(3_600_000).default(30_000).describe('Longest an event is held; then it is dropped with `consent_unresolved`.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Bounds of the pending queue of events waiting for consent.'),
     debug: z
       .object({
         explain: z.boolean().default(false).describe('Enable POST /debug/explain (needs adminKey).'),
