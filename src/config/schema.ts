@@ -109,6 +109,11 @@ export const configSchema = z
         maxEventBytes: z.int().min(1024).max(1_048_576).default(32_768).describe('Largest body of a single-event route (/v1/track, ...; 413 beyond it).'),
         maxBatchBytes: z.int().min(1024).max(4_194_304).default(512_000).describe('Largest body of /v1/batch (413 beyond it).'),
         maxBatchEvents: z.int().min(1).max(1000).default(100).describe('Most events accepted in one /v1/batch request.'),
+        allowedOrigins: z
+          .array(z.string().min(1).max(256))
+          .max(100)
+          .default(['*'])
+          .describe('Origins allowed to post hits from a browser (CORS); `*` allows any. E.g. [https://www.example.com].'),
         shutdownGraceMs: z
           .int()
           .min(0)

@@ -13,10 +13,11 @@ export interface SiteCategory {
  * An id and an alias that disagree resolve to denied.
  */
 export function consentFromSegment(event: Event, categories: Readonly<Record<string, SiteCategory>>): ConsentState {
-  const prefs = event.context.consent?.categoryPreferences;
-  const present = prefs !== null && typeof prefs === 'object' && !Array.isArray(prefs);
+  const raw = event.context.consent?.categoryPreferences;
+  const present = raw !== null && typeof raw === 'object' && !Array.isArray(raw);
+  const prefs = (present ? raw : {}) as Record<string, unknown>;
   const out: Record<string, CategoryConsent> = {};
-  if (prefs !== undefined && !present) {
+  if (raw !== undefined && !present) {
     // A categoryPreferences that is not an object (string, array, null) is an invalid input: revoke all.
     for (const id of Object.keys(categories)) out[id] = { status: 'denied', source: 'segment:invalid' };
     return { categories: out, preferencesPresent: true };

@@ -2,7 +2,8 @@
  * The time source delivery uses for linger timers, retry timers and elapsed-time checks.
  * Injected so tests can drive time deterministically (vi.useFakeTimers or a hand-rolled clock).
  */
-export type TimerHandle = unknown;
+/** Opaque: Node returns a Timeout object, other runtimes and fake clocks a number or object. */
+export type TimerHandle = object | number;
 
 export interface Clock {
   now(): number;

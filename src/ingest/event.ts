@@ -13,7 +13,7 @@ export interface EventContext {
   locale?: string;
   page?: { url?: string; path?: string; referrer?: string; title?: string; search?: string };
   traits?: Record<string, unknown>;
-  consent?: { categoryPreferences?: Record<string, unknown> } & Record<string, unknown>;
+  consent?: { categoryPreferences?: unknown } & Record<string, unknown>;
   [key: string]: unknown;
 }
 

@@ -1,4 +1,4 @@
-// Type-aware lint: floating promises and misused promises are errors, because an
+// Plain JS so ESLint loads it without a TypeScript loader. Type-aware lint: floating promises and misused promises are errors, because an
 // unawaited delivery or store write is exactly how acknowledged events get lost.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';

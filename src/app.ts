@@ -1,0 +1,155 @@
+import express, { type Express } from 'express';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { explainRouter } from './api/explain.ts';
+import type { Config } from './config/load.ts';
+import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
+import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
+import { createDeliveryAgent } from './delivery/sender.ts';
+import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
+import { UnavailableError } from './errors.ts';
+import { cors } from './http/cors.ts';
+import { errorHandler, notFound } from './http/errors.ts';
+import { segmentRouter } from './ingest/segment-routes.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
+
+export interface AppDeps {
+  logger: Logger;
+  templates: TemplateCatalog;
+  /** Outbound HTTP dispatcher; defaults to a keep-alive undici Agent sized from config. */
+  agent?: Dispatcher;
+  /** Where deliveries pending at shutdown or given up go; defaults to an in-memory outbox. */
+  outbox?: Outbox;
+  metrics?: Metrics;
+  now?: () => Date;
+}
+
+export interface TagwardenApp {
+  /** The request listener; `createHttpServer` in src/http/server.ts wraps it with the limits. */
+  express: Express;
+  pipeline: Pipeline;
+  delivery: Delivery;
+  metrics: Metrics;
+  destinations: Resolution;
+  pending: PendingQueue<HeldEvent>;
+  /**
+   * Stops taking hits (collection routes answer 503, /readyz fails), then sends what is pending
+   * within `graceMs`; whatever is left goes to the outbox. Held events are dropped as
+   * `consent_unresolved`.
+   */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** Builds Tagwarden from a validated config. Does not listen: src/main.ts does. */
+export function createApp(config: Config, deps: AppDeps): TagwardenApp {
+  const log = deps.logger;
+  const metrics = deps.metrics ?? createMetrics();
+  const ownAgent = deps.agent === undefined ? createDeliveryAgent({ connectionsPerOrigin: config.delivery.connectionsPerOrigin }) : undefined;
+  const agent = deps.agent ?? ownAgent!;
+  const outbox = deps.outbox ?? createMemoryOutbox();
+
+  const resolution = resolveDestinations(config, deps.templates);
+  for (const d of resolution.disabled) log.info({ destination: d.id, reason: d.reason }, 'destination disabled');
+
+  const delivery = createDelivery({
+    agent,
+    outbox,
+    retry: {
+      maxAttempts: config.delivery.maxAttempts,
+      maxTotalMs: config.delivery.maxTotalMs,
+      baseDelayMs: config.delivery.baseDelayMs,
+      maxDelayMs: config.delivery.maxDelayMs,
+    },
+    defaults: { maxQueuedEvents: config.delivery.maxQueuedEvents },
+    destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs }])),
+    onResult: (r) => onDeliveryResult(r, metrics, log),
+  });
+
+  const pending = createPendingQueue<HeldEvent>({
+    maxItems: config.hold.maxEvents,
+    maxAgeMs: config.hold.maxAgeMs,
+    now: () => Date.now(),
+    onExpire: (h) => metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' }),
+  });
+  const sweeper = setInterval(() => pending.sweep(), Math.min(1000, config.hold.maxAgeMs));
+  sweeper.unref();
+
+  const pipeline = createPipeline({
+    site: config.site,
+    destinations: resolution.destinations,
+    delivery,
+    pending,
+    metrics,
+    log,
+  });
+
+  let accepting = true;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('trust proxy', config.server.trustProxyHops);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (!accepting) throw new UnavailableError('shutting down');
+    res.json({ status: 'ready' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use('/v1', cors(config.server.allowedOrigins), (_req, _res, next) => {
+    // During shutdown a hit is refused, not acknowledged: the sender keeps it and retries elsewhere.
+    next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
+  });
+  app.use(
+    segmentRouter({
+      maxEventBytes: config.server.maxEventBytes,
+      maxBatchBytes: config.server.maxBatchBytes,
+      maxBatchEvents: config.server.maxBatchEvents,
+      metrics,
+      accept: (e) => pipeline.process(e),
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    }),
+  );
+  if (config.debug.explain && config.debug.adminKey !== undefined) {
+    app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations }));
+  }
+  app.use(notFound);
+  app.use(errorHandler(log));
+
+  return {
+    express: app,
+    pipeline,
+    delivery,
+    metrics,
+    destinations: resolution,
+    pending,
+    async shutdown(graceMs) {
+      accepting = false;
+      clearInterval(sweeper);
+      for (const h of pending.drain()) metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
+      try {
+        await delivery.flush(graceMs);
+      } finally {
+        if (ownAgent !== undefined) await ownAgent.close();
+      }
+    },
+  };
+}
+
+function onDeliveryResult(r: DeliveryResult, metrics: Metrics, log: Logger): void {
+  metrics.deliveries.inc({ destination: r.destinationId, outcome: r.outcome }, r.messageIds.length);
+  if (r.durationMs > 0) metrics.deliveryDuration.observe({ destination: r.destinationId }, r.durationMs / 1000);
+  if (r.outcome === 'failed' || r.outcome === 'parked' || r.outcome === 'dropped') {
+    log.warn(
+      { destination: r.destinationId, outcome: r.outcome, reason: r.reason, status: r.status, attempt: r.attempt, events: r.messageIds.length, response: r.responseExcerpt },
+      'delivery not completed',
+    );
+  } else if (r.outcome === 'retry_scheduled') {
+    log.info({ destination: r.destinationId, status: r.status, attempt: r.attempt, reason: r.reason, retryInMs: r.retryInMs }, 'delivery retry scheduled');
+  }
+}

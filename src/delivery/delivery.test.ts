@@ -1,0 +1,332 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Agent } from 'undici';
+import { ConfigError } from '../errors.ts';
+import { createDelivery, createMemoryOutbox, type DeliveryOptions, type DeliveryResult } from './delivery.ts';
+import { createDeliveryAgent } from './sender.ts';
+import { batchIds, fakeDestination, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
+
+let agent: Agent;
+const servers: TestServer[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+beforeAll(() => {
+  agent = createDeliveryAgent({ connectionsPerOrigin: 8 });
+});
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+afterAll(async () => {
+  await agent.close();
+});
+
+async function server(handler?: TestHandler): Promise<TestServer> {
+  const s = await startServer(handler);
+  servers.push(s);
+  return s;
+}
+
+const FAST_RETRY = { maxAttempts: 3, maxTotalMs: 5_000, baseDelayMs: 10, maxDelayMs: 50 };
+
+function setup(over: Partial<DeliveryOptions> = {}) {
+  const results: DeliveryResult[] = [];
+  const outbox = createMemoryOutbox();
+  const delivery = createDelivery({ agent, retry: FAST_RETRY, onResult: (r) => results.push(r), outbox, ...over });
+  cleanups.push(() => delivery.close().catch(() => undefined));
+  const of = (outcome: DeliveryResult['outcome']) => results.filter((r) => r.outcome === outcome);
+  return { delivery, results, outbox, of };
+}
+
+async function waitFor(predicate: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error('waitFor timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe('delivery: batching into a local server', () => {
+  it('batches by count, sends the remainder on flush, reports each batch delivered', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: `${s.url}/collect`, limits: { maxEvents: 3, lingerMs: 10_000 } });
+    const { delivery, of } = setup();
+    for (const id of ids('e', 7)) expect(delivery.enqueue(dest, renderedItem(id))).toBe(true);
+    await waitFor(() => of('delivered').length === 2);
+    await delivery.flush(1_000);
+    expect(s.received.map((r) => batchIds(r.body))).toEqual([['e0', 'e1', 'e2'], ['e3', 'e4', 'e5'], ['e6']]);
+    expect(of('delivered').map((r) => r.messageIds)).toEqual([['e0', 'e1', 'e2'], ['e3', 'e4', 'e5'], ['e6']]);
+    expect(of('delivered')[0]).toMatchObject({ destinationId: 'fake', status: 200, attempt: 1 });
+    expect(delivery.stats()).toEqual({ fake: { queued: 0, open: 0, ready: 0, inFlight: 0, awaitingRetry: 0 } });
+  });
+
+  it('batches by bytes', async () => {
+    const s = await server();
+    const itemBytes = JSON.stringify(renderedItem('b0', { padBytes: 80 }).item).length;
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 100, maxBytes: 2 * itemBytes + 1, lingerMs: 10_000 } });
+    const { delivery } = setup();
+    for (const id of ids('b', 5)) delivery.enqueue(dest, renderedItem(id, { padBytes: 80 }));
+    await delivery.flush(1_000);
+    expect(s.received.map((r) => batchIds(r.body))).toEqual([['b0', 'b1'], ['b2', 'b3'], ['b4']]);
+  });
+
+  it('sends a partial batch once lingerMs has passed since its first event', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 100, lingerMs: 80 } });
+    const { delivery, of } = setup();
+    const started = Date.now();
+    delivery.enqueue(dest, renderedItem('l0'));
+    delivery.enqueue(dest, renderedItem('l1'));
+    await waitFor(() => of('delivered').length === 1);
+    expect(s.received[0]!.at - started).toBeGreaterThanOrEqual(75);
+    expect(batchIds(s.received[0]!.body)).toEqual(['l0', 'l1']);
+  });
+
+  it('refuses an item over maxBytes as a failed delivery, never sent', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxBytes: 50 } });
+    const { delivery, results } = setup();
+    expect(delivery.enqueue(dest, renderedItem('huge', { padBytes: 100 }))).toBe(false);
+    await delivery.flush(500);
+    expect(results).toEqual([{ destinationId: 'fake', messageIds: ['huge'], outcome: 'failed', attempt: 0, reason: 'item_too_large', durationMs: 0 }]);
+    expect(s.received).toHaveLength(0);
+  });
+
+  it('keeps at most maxInFlight requests open per destination', async () => {
+    let open = 0;
+    let peak = 0;
+    const s = await server((_req, res) => {
+      open += 1;
+      peak = Math.max(peak, open);
+      setTimeout(() => {
+        open -= 1;
+        res.end('ok');
+      }, 40);
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
+    const { delivery, of } = setup({ destinations: { fake: { maxInFlight: 2 } } });
+    for (const id of ids('c', 6)) delivery.enqueue(dest, renderedItem(id));
+    await delivery.flush(3_000);
+    expect(of('delivered')).toHaveLength(6);
+    expect(peak).toBe(2);
+  });
+
+  it('refuses with queue_full beyond maxQueuedEvents, reports it, and accepts again once settled', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 10, lingerMs: 10_000 } });
+    const { delivery, of } = setup({ defaults: { maxQueuedEvents: 2 } });
+    expect(delivery.enqueue(dest, renderedItem('q0'))).toBe(true);
+    expect(delivery.enqueue(dest, renderedItem('q1'))).toBe(true);
+    expect(delivery.enqueue(dest, renderedItem('q2'))).toBe(false);
+    expect(of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['q2'], outcome: 'failed', attempt: 0, reason: 'queue_full', durationMs: 0 }]);
+    await delivery.flush(1_000);
+    expect(delivery.enqueue(dest, renderedItem('q3'))).toBe(true);
+  });
+});
+
+describe('delivery: retries', () => {
+  it('honours Retry-After (elapsed >= its value) and resends the same batch with the same keys', async () => {
+    const s = await server((_req, res, i) => {
+      if (i === 0) {
+        res.writeHead(503, { 'retry-after': '1' });
+        res.end();
+      } else {
+        res.end('ok');
+      }
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 2 } });
+    const { delivery, results, of } = setup();
+    delivery.enqueue(dest, renderedItem('r0'));
+    delivery.enqueue(dest, renderedItem('r1'));
+    await waitFor(() => of('delivered').length === 1);
+    expect(s.received).toHaveLength(2);
+    expect(s.received[1]!.at - s.received[0]!.at).toBeGreaterThanOrEqual(1_000);
+    expect(s.received[1]!.body).toBe(s.received[0]!.body);
+    expect(results.map((r) => [r.outcome, r.status, r.attempt, r.reason])).toEqual([
+      ['retry_scheduled', 503, 1, 'status_503'],
+      ['delivered', 200, 2, undefined],
+    ]);
+    expect(results[0]!.retryInMs).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('retries network errors and gives up after maxAttempts, parking a dead letter', async () => {
+    // The connection is cut without a response.
+    const s = await server((_req, res) => {
+      res.socket?.destroy();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
+    const { delivery, of, outbox } = setup();
+    delivery.enqueue(dest, renderedItem('n0'));
+    await waitFor(() => of('failed').length === 1);
+    expect(s.received).toHaveLength(3);
+    expect(of('retry_scheduled')).toHaveLength(2);
+    expect(of('failed')[0]).toMatchObject({ reason: 'max_attempts', attempt: 3 });
+    await waitFor(() => outbox.entries.length === 1);
+    expect(outbox.entries[0]).toMatchObject({ destinationId: 'fake', messageIds: ['n0'], reason: 'gave_up:max_attempts', attempts: 3 });
+  });
+
+  it('does not retry a POST without an idempotency key', async () => {
+    const s = await server((_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 }, idempotent: false });
+    const { delivery, of, outbox } = setup();
+    delivery.enqueue(dest, renderedItem('p0'));
+    await delivery.flush(1_000);
+    expect(s.received).toHaveLength(1);
+    expect(of('failed')).toEqual([expect.objectContaining({ messageIds: ['p0'], status: 503, reason: 'not_idempotent', attempt: 1 })]);
+    expect(outbox.entries.map((e) => e.reason)).toEqual(['gave_up:not_idempotent']);
+  });
+
+  it('gives up at once on a permanent rejection, keeping a masked excerpt and no URL', async () => {
+    const s = await server((_req, res) => {
+      res.statusCode = 400;
+      res.end('{"error":"Invalid OAuth access token TOPSECRET"}');
+    });
+    const dest = fakeDestination({ url: `${s.url}/events?access_token=TOPSECRET`, limits: { maxEvents: 1 }, secretValues: ['TOPSECRET'] });
+    const { delivery, results, outbox } = setup();
+    delivery.enqueue(dest, renderedItem('x0'));
+    await delivery.flush(1_000);
+    expect(results).toEqual([
+      expect.objectContaining({ outcome: 'failed', status: 400, reason: 'status_400', responseExcerpt: '{"error":"Invalid OAuth access token [redacted]"}' }),
+    ]);
+    expect(JSON.stringify(results)).not.toContain('TOPSECRET');
+    expect(JSON.stringify(results)).not.toContain(s.url);
+    // The outbox keeps the full request: it must be able to resend it.
+    expect(outbox.entries[0]!.request.url).toContain('access_token=TOPSECRET');
+  });
+
+  it('re-checks consent before a retry and drops revoked events', async () => {
+    const s = await server((_req, res, i) => {
+      res.statusCode = i === 0 ? 503 : 200;
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 3 } });
+    const calls: [string, string[]][] = [];
+    const { delivery, of } = setup({
+      recheck: (destinationId, messageIds) => {
+        calls.push([destinationId, messageIds]);
+        return Promise.resolve(new Set(messageIds.filter((id) => id !== 'v1')));
+      },
+    });
+    for (const id of ids('v', 3)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('delivered').length === 1);
+    expect(calls).toEqual([['fake', ['v0', 'v1', 'v2']]]);
+    expect(of('dropped')).toEqual([{ destinationId: 'fake', messageIds: ['v1'], outcome: 'dropped', attempt: 1, reason: 'consent_revoked_before_retry', durationMs: 0 }]);
+    expect(batchIds(s.received[1]!.body)).toEqual(['v0', 'v2']);
+    expect(of('delivered')[0]!.messageIds).toEqual(['v0', 'v2']);
+    expect(delivery.stats().fake!.queued).toBe(0);
+  });
+
+  it('sends nothing when every event was revoked, and dead-letters when the recheck fails', async () => {
+    const s = await server((_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
+    let call = 0;
+    const { delivery, of, outbox } = setup({
+      recheck: () => {
+        call += 1;
+        if (call === 1) return new Set<string>();
+        throw new Error('consent store down');
+      },
+    });
+    delivery.enqueue(dest, renderedItem('all-revoked'));
+    delivery.enqueue(dest, renderedItem('recheck-fails'));
+    await waitFor(() => of('dropped').length === 1 && of('failed').length === 1);
+    await delivery.flush(1_000);
+    expect(s.received).toHaveLength(2);
+    expect(of('failed')[0]).toMatchObject({ reason: 'recheck_failed' });
+    expect(outbox.entries.map((e) => e.reason)).toEqual(['gave_up:recheck_failed']);
+  });
+});
+
+describe('delivery: flush, shutdown and the outbox', () => {
+  it('parks at once a retry that cannot happen before the deadline, keeping its notBefore', async () => {
+    const s = await server((_req, res) => {
+      res.writeHead(503, { 'retry-after': '3' });
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
+    const { delivery, of, outbox } = setup();
+    delivery.enqueue(dest, renderedItem('w0'));
+    const started = Date.now();
+    await delivery.flush(2_000);
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(of('parked')).toEqual([expect.objectContaining({ messageIds: ['w0'], reason: 'shutdown', attempt: 1 })]);
+    expect(outbox.entries).toHaveLength(1);
+    const entry = outbox.entries[0]!;
+    expect(entry).toMatchObject({ reason: 'shutdown', attempts: 1, request: { method: 'POST', url: s.url } });
+    expect(entry.notBefore! - entry.firstAttemptAt!).toBeGreaterThanOrEqual(3_000);
+    expect(batchIds(entry.request.body!)).toEqual(['w0']);
+  });
+
+  it('after the deadline, aborts what is in flight and parks it with open batches', async () => {
+    const hang = await server(() => {
+      // never answers
+    });
+    const dest = fakeDestination({ id: 'slow', url: hang.url, limits: { maxEvents: 1 } });
+    const { delivery, of, outbox } = setup({ defaults: { requestTimeoutMs: 10_000 } });
+    delivery.enqueue(dest, renderedItem('h0'));
+    await waitFor(() => hang.received.length === 1);
+    const started = Date.now();
+    await delivery.flush(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(of('parked').map((r) => r.messageIds)).toEqual([['h0']]);
+    expect(outbox.entries).toEqual([expect.objectContaining({ destinationId: 'slow', messageIds: ['h0'], reason: 'shutdown', attempts: 1 })]);
+  });
+
+  it('close() parks pending batches without sending and refuses later events', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 10, lingerMs: 10_000 } });
+    const { delivery, of, outbox } = setup();
+    delivery.enqueue(dest, renderedItem('s0'));
+    delivery.enqueue(dest, renderedItem('s1'));
+    await delivery.close();
+    expect(s.received).toHaveLength(0);
+    expect(outbox.entries).toEqual([expect.objectContaining({ messageIds: ['s0', 's1'], reason: 'shutdown', attempts: 0 })]);
+    expect(outbox.entries[0]!.firstAttemptAt).toBeUndefined();
+    expect(of('parked')).toHaveLength(1);
+    expect(delivery.enqueue(dest, renderedItem('s2'))).toBe(false);
+    expect(of('failed')).toEqual([expect.objectContaining({ messageIds: ['s2'], reason: 'closed' })]);
+  });
+
+  it('reports (and rejects the flush) when the outbox refuses, never dropping silently', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 10, lingerMs: 10_000 } });
+    const { delivery, of } = setup({ outbox: { park: () => Promise.reject(new Error('disk full')) } });
+    delivery.enqueue(dest, renderedItem('o0'));
+    await expect(delivery.close()).rejects.toThrow(/outbox refused/);
+    expect(of('failed')).toEqual([expect.objectContaining({ messageIds: ['o0'], reason: 'outbox_park_failed' })]);
+  });
+
+  it('an onResult that throws does not break delivery', async () => {
+    const s = await server();
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
+    const { delivery } = setup({
+      onResult: () => {
+        throw new Error('observer bug');
+      },
+    });
+    expect(delivery.enqueue(dest, renderedItem('t0'))).toBe(true);
+    await delivery.flush(1_000);
+    expect(s.received).toHaveLength(1);
+  });
+});
+
+describe('delivery: configuration', () => {
+  it.each<[string, Partial<DeliveryOptions>]>([
+    ['maxAttempts 0', { retry: { maxAttempts: 0 } }],
+    ['maxTotalMs beyond a timer', { retry: { maxTotalMs: 2 ** 31 } }],
+    ['negative baseDelayMs', { retry: { baseDelayMs: -1 } }],
+    ['maxInFlight 0', { defaults: { maxInFlight: 0 } }],
+    ['override maxQueuedEvents 1.5', { destinations: { meta: { maxQueuedEvents: 1.5 } } }],
+    ['requestTimeoutMs 0', { defaults: { requestTimeoutMs: 0 } }],
+  ])('rejects %s with a ConfigError', (_name, over) => {
+    expect(() => createDelivery({ agent, onResult: () => undefined, outbox: createMemoryOutbox(), ...over })).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,225 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { decideRetry, parseHttpDate, parseRetryAfter, type AttemptOutcome, type RetryInput, type RetryPolicy } from './retry-policy.ts';
+
+const policy: RetryPolicy = { maxAttempts: 5, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
+const NOW = Date.UTC(2025, 5, 1, 12, 0, 0); // Sun, 01 Jun 2025 12:00:00 GMT
+
+function input(outcome: AttemptOutcome, over: Partial<RetryInput> = {}): RetryInput {
+  return { attempt: 1, firstAttemptAt: NOW, now: NOW, method: 'POST', idempotent: true, outcome, policy, random: () => 0.5, ...over };
+}
+const status = (s: number, retryAfter?: string): AttemptOutcome =>
+  retryAfter === undefined ? { kind: 'response', status: s } : { kind: 'response', status: s, retryAfter };
+
+describe('decideRetry: status classes', () => {
+  it.each([200, 201, 202, 204, 299])('%i is success', (s) => {
+    expect(decideRetry(input(status(s)))).toEqual({ action: 'success' });
+  });
+
+  it.each([408, 429, 500, 502, 503, 504, 507, 511, 599])('%i is retried', (s) => {
+    const d = decideRetry(input(status(s)));
+    expect(d).toMatchObject({ action: 'retry', reason: `status_${s}` });
+  });
+
+  it.each([
+    [301], [302], [304], [307], [308], [400], [401], [403], [404], [409], [410], [413], [422], [451], [501], [505], [600], [100],
+  ])('%i gives up with status_<n>', (s) => {
+    expect(decideRetry(input(status(s)))).toEqual({ action: 'give_up', reason: `status_${s}` });
+  });
+
+  it.each<[string, AttemptOutcome, string]>([
+    ['network with code', { kind: 'network', code: 'ECONNREFUSED' }, 'network_ECONNREFUSED'],
+    ['network without code', { kind: 'network' }, 'network'],
+    ['timeout', { kind: 'timeout' }, 'timeout'],
+  ])('%s is retried', (_name, outcome, reason) => {
+    expect(decideRetry(input(outcome))).toMatchObject({ action: 'retry', reason });
+  });
+});
+
+describe('decideRetry: idempotency', () => {
+  it.each<[string, boolean, AttemptOutcome, string]>([
+    ['POST', false, status(503), 'give_up'],
+    ['POST', false, { kind: 'timeout' }, 'give_up'],
+    ['POST', false, { kind: 'network', code: 'ECONNRESET' }, 'give_up'],
+    ['post', false, status(503), 'give_up'],
+    ['POST', true, status(503), 'retry'],
+    ['GET', false, status(503), 'retry'],
+    ['PUT', false, { kind: 'timeout' }, 'retry'],
+  ])('%s idempotent=%s %j → %s', (method, idempotent, outcome, action) => {
+    const d = decideRetry(input(outcome, { method, idempotent }));
+    expect(d.action).toBe(action);
+    if (d.action === 'give_up') expect(d.reason).toBe('not_idempotent');
+  });
+
+  it('a permanent status wins over not_idempotent (the more precise reason)', () => {
+    expect(decideRetry(input(status(400), { idempotent: false }))).toEqual({ action: 'give_up', reason: 'status_400' });
+  });
+
+  it('a 2xx on a non-idempotent POST is still success', () => {
+    expect(decideRetry(input(status(200), { idempotent: false }))).toEqual({ action: 'success' });
+  });
+});
+
+describe('decideRetry: Retry-After', () => {
+  it.each<[string, string | undefined, number]>([
+    ['delta-seconds', '3', 3_000],
+    ['delta-seconds with OWS', ' \t7 ', 7_000],
+    ['zero', '0', 50],
+    ['IMF-fixdate', 'Sun, 01 Jun 2025 12:00:10 GMT', 10_000],
+    ['rfc850-date', 'Sunday, 01-Jun-25 12:00:20 GMT', 20_000],
+    ['asctime-date', 'Sun Jun  1 12:00:30 2025', 30_000],
+    ['date in the past', 'Sun, 01 Jun 2025 11:00:00 GMT', 50],
+    ['garbage', 'soon', 50],
+    ['negative', '-5', 50],
+    ['decimal', '1.5', 50],
+    ['lower-case month', 'Sun, 01 jun 2025 12:00:10 GMT', 50],
+    ['zone other than GMT', 'Sun, 01 Jun 2025 12:00:10 UTC', 50],
+    ['31 February', 'Mon, 31 Feb 2025 12:00:10 GMT', 50],
+    ['hour 24', 'Sun, 01 Jun 2025 24:00:10 GMT', 50],
+    ['ISO 8601', '2025-06-01T12:00:10Z', 50],
+    ['empty', '', 50],
+    ['two values', '3, 4', 50],
+  ])('%s (%j) → delay %i ms', (_name, header, delay) => {
+    // random 0.5, attempt 1: backoff = floor(0.5 * 100) = 50 ms
+    expect(decideRetry(input(status(503, header)))).toMatchObject({ action: 'retry', delayMs: delay });
+  });
+
+  it('is honoured on 429 too, and never shortened by a smaller backoff', () => {
+    const d = decideRetry(input(status(429, '2'), { random: () => 0 }));
+    expect(d).toEqual({ action: 'retry', delayMs: 2_000, reason: 'status_429', retryAfterMs: 2_000 });
+  });
+
+  it('a backoff larger than Retry-After wins (delay = max of both)', () => {
+    const d = decideRetry(input(status(503, '1'), { attempt: 4, random: () => 0.999 }));
+    // ceiling = min(5000, 100 * 2^3) = 800; floor(0.999 * 800) = 799 < 1000, so Retry-After rules
+    expect(d).toMatchObject({ delayMs: 1_000 });
+    const d2 = decideRetry(input(status(503, '1'), { attempt: 5, random: () => 0.999, policy: { ...policy, maxAttempts: 9 } }));
+    // ceiling = min(5000, 1600) = 1600 → 1598 > 1000
+    expect(d2).toMatchObject({ delayMs: 1_598 });
+  });
+
+  it.each<[string, string]>([
+    ['seconds beyond the window', '61'],
+    ['huge seconds', '99999999999999999999999999'],
+    ['absurdly long digit string', '9'.repeat(400)],
+    ['date beyond the window', 'Sun, 01 Jun 2025 12:05:00 GMT'],
+    ['far-future date', 'Fri, 31 Dec 9999 23:59:59 GMT'],
+  ])('%s gives up rather than retry early', (_name, header) => {
+    expect(decideRetry(input(status(503, header)))).toEqual({ action: 'give_up', reason: 'retry_after_beyond_deadline' });
+  });
+
+  it('a Retry-After landing exactly on the deadline is allowed', () => {
+    expect(decideRetry(input(status(503, '60')))).toMatchObject({ action: 'retry', delayMs: 60_000 });
+  });
+
+  it('is ignored on a give-up status', () => {
+    expect(decideRetry(input(status(400, '1')))).toEqual({ action: 'give_up', reason: 'status_400' });
+  });
+});
+
+describe('decideRetry: backoff and caps', () => {
+  it.each<[number, number, number]>([
+    // attempt, random, expected delay: floor(random * min(5000, 100 * 2^(attempt-1)))
+    [1, 0, 0],
+    [1, 0.999, 99],
+    [2, 0.5, 100],
+    [3, 0.5, 200],
+    [4, 1, 800],
+    [4, 0.25, 200],
+  ])('attempt %i, random %d → %i ms (full jitter)', (attempt, r, delay) => {
+    expect(decideRetry(input({ kind: 'timeout' }, { attempt, random: () => r }))).toMatchObject({ delayMs: delay });
+  });
+
+  it('the backoff ceiling is maxDelayMs however many attempts', () => {
+    const d = decideRetry(input({ kind: 'timeout' }, { attempt: 60, random: () => 0.999, policy: { ...policy, maxAttempts: 100, maxTotalMs: 1e9 } }));
+    expect(d).toMatchObject({ delayMs: 4_995 });
+  });
+
+  it.each([[NaN], [-1], [7], [Infinity]])('a broken random (%d) never yields a delay outside [0, ceiling]', (r) => {
+    const d = decideRetry(input({ kind: 'timeout' }, { random: () => r }));
+    expect(d.action).toBe('retry');
+    if (d.action === 'retry') {
+      expect(d.delayMs).toBeGreaterThanOrEqual(0);
+      expect(d.delayMs).toBeLessThanOrEqual(100);
+    }
+  });
+
+  it.each<[string, Partial<RetryInput>, string]>([
+    ['last attempt used', { attempt: 5 }, 'max_attempts'],
+    ['beyond the attempts', { attempt: 9 }, 'max_attempts'],
+    ['window already over', { now: NOW + 60_000 }, 'max_total_time'],
+    ['backoff would land beyond the window', { now: NOW + 59_990, random: () => 0.5 }, 'max_total_time'],
+  ])('%s → give up %s', (_name, over, reason) => {
+    expect(decideRetry(input({ kind: 'timeout' }, over))).toEqual({ action: 'give_up', reason });
+  });
+});
+
+describe('parseRetryAfter / parseHttpDate', () => {
+  it('rfc850 two-digit years more than 50 years ahead mean the past century', () => {
+    // RFC 9110 §5.6.7: from 2025, "99" is 1999, "74" is 2074.
+    expect(parseHttpDate('Thursday, 01-Jan-99 00:00:00 GMT', NOW)).toBe(Date.UTC(1999, 0, 1));
+    expect(parseHttpDate('Monday, 01-Jan-74 00:00:00 GMT', NOW)).toBe(Date.UTC(2074, 0, 1));
+  });
+
+  it('accepts the leap second the grammar allows and years below 100 literally', () => {
+    expect(parseHttpDate('Tue, 30 Jun 2015 23:59:60 GMT', NOW)).toBe(Date.UTC(2015, 6, 1));
+    expect(parseHttpDate('Sat, 01 Jan 0050 00:00:00 GMT', NOW)).toBe(new Date('0050-01-01T00:00:00Z').getTime());
+  });
+
+  it('asctime accepts a space-padded single-digit day', () => {
+    expect(parseHttpDate('Sun Nov  6 08:49:37 1994', NOW)).toBe(Date.UTC(1994, 10, 6, 8, 49, 37));
+    expect(parseHttpDate('Sun Nov 6 08:49:37 1994', NOW)).toBeUndefined();
+  });
+
+  it('past dates clamp to 0', () => {
+    expect(parseRetryAfter('Sun, 06 Nov 1994 08:49:37 GMT', NOW)).toBe(0);
+  });
+});
+
+describe('decideRetry: properties', () => {
+  const retryAfterArb = fc.oneof(
+    fc.constant(undefined),
+    fc.nat({ max: 200 }).map(String),
+    fc.integer({ min: -120, max: 200 }).map((s) => new Date(NOW + s * 1000).toUTCString()),
+    fc.string(),
+  );
+
+  it('delay is never negative, never below Retry-After, never above maxDelayMs unless Retry-After demands it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.constantFrom(408, 429, 500, 502, 503, 504),
+        retryAfterArb,
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.record({
+          maxAttempts: fc.integer({ min: 1, max: 50 }),
+          maxTotalMs: fc.integer({ min: 1, max: 1_000_000 }),
+          baseDelayMs: fc.integer({ min: 0, max: 10_000 }),
+          maxDelayMs: fc.integer({ min: 0, max: 120_000 }),
+        }),
+        fc.integer({ min: 0, max: 500_000 }),
+        (attempt, s, retryAfter, r, pol, elapsed) => {
+          const now = NOW + elapsed;
+          const d = decideRetry({
+            attempt,
+            firstAttemptAt: NOW,
+            now,
+            method: 'POST',
+            idempotent: true,
+            outcome: status(s, retryAfter),
+            policy: pol,
+            random: () => r,
+          });
+          if (d.action !== 'retry') return;
+          const ra = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, now);
+          expect(d.delayMs).toBeGreaterThanOrEqual(0);
+          if (ra !== undefined) expect(d.delayMs).toBeGreaterThanOrEqual(ra);
+          expect(d.delayMs).toBeLessThanOrEqual(Math.max(pol.maxDelayMs, ra ?? 0));
+          expect(now + d.delayMs).toBeLessThanOrEqual(NOW + pol.maxTotalMs);
+          expect(attempt).toBeLessThan(pol.maxAttempts);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});

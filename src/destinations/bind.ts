@@ -1,0 +1,260 @@
+/**
+ * Binding a compiled template to one destination instance of the site config (settings, optional
+ * endpoint override), and the two hot-path operations on it: `render` (one event → envelope + item,
+ * never throws) and `buildRequest` (envelope + items → one vendor request).
+ */
+import { ConfigError, InternalError, RenderError } from '../errors.ts';
+import type { Event } from '../ingest/event.ts';
+import { getDotted, isPlainRecord, withDotted, withoutDotted } from './dotted.ts';
+import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
+import { isPresent } from './mapping.ts';
+import type { BoundDestination, RenderedEvent, VendorRequest } from './types.ts';
+
+export type SettingValue = string | number | boolean;
+
+/** A problem with a destination's settings; `path` is relative to its `settings` object. */
+export interface SettingsIssue {
+  path: string[];
+  message: string;
+}
+
+export interface BindOptions {
+  /** Destination id from the site config (e.g. `meta`). */
+  id: string;
+  template: CompiledTemplate;
+  /** The destination's `settings` object from the site config. */
+  settings?: unknown;
+  /**
+   * Replaces the origin and path of the rendered request URL (tests, staging, a regional host);
+   * the rendered query string and the template's query parameters are kept.
+   */
+  endpoint?: string;
+}
+
+function coerce(type: 'string' | 'number' | 'boolean', value: unknown): { value: SettingValue } | { message: string } {
+  switch (type) {
+    case 'string':
+      if (typeof value === 'string') return { value };
+      // YAML reads an unquoted id as a number; safe integers convert exactly, larger ones may not.
+      if (typeof value === 'number' && Number.isSafeInteger(value)) return { value: String(value) };
+      if (typeof value === 'number') return { message: 'expected a string (quote it: large numbers lose precision)' };
+      return { message: 'expected a string' };
+    case 'number':
+      if (typeof value === 'number' && Number.isFinite(value)) return { value };
+      if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return { value: Number(value) };
+      return { message: 'expected a number' };
+    case 'boolean':
+      if (typeof value === 'boolean') return { value };
+      if (value === 'true' || value === 'false') return { value: value === 'true' };
+      return { message: 'expected a boolean' };
+  }
+}
+
+/**
+ * Check a destination's settings against the template's declaration and apply defaults. Values given
+ * as strings (e.g. from `${ENV}` references) are converted to declared number/boolean types. Issue
+ * messages never contain the value, which may be a secret.
+ */
+export function resolveSettings(template: CompiledTemplate, input: unknown): { values: Record<string, SettingValue>; issues: SettingsIssue[] } {
+  const values: Record<string, SettingValue> = {};
+  const issues: SettingsIssue[] = [];
+  const given = input ?? {};
+  if (!isPlainRecord(given)) return { values, issues: [{ path: [], message: 'expected an object' }] };
+  const declared = template.definition.settings;
+  for (const key of Object.keys(given)) {
+    if (!Object.hasOwn(declared, key)) issues.push({ path: [key], message: `unknown setting (known: ${Object.keys(declared).join(', ') || 'none'})` });
+  }
+  for (const [name, setting] of Object.entries(declared)) {
+    const raw = given[name];
+    if (raw === undefined || raw === null || raw === '') {
+      if (setting.default !== undefined) values[name] = setting.default;
+      else if (setting.required === true) issues.push({ path: [name], message: 'required' });
+      continue;
+    }
+    const coerced = coerce(setting.type, raw);
+    if ('message' in coerced) {
+      issues.push({ path: [name], message: coerced.message });
+      continue;
+    }
+    if (setting.pattern !== undefined && typeof coerced.value === 'string' && !new RegExp(`^(?:${setting.pattern})$`, 'u').test(coerced.value)) {
+      issues.push({ path: [name], message: `does not match ${setting.pattern}` });
+      continue;
+    }
+    values[name] = coerced.value;
+  }
+  return { values, issues };
+}
+
+/** The issues of a destination's settings (empty = valid), e.g. `{ path: ['pixelId'], message: 'required' }`. */
+export function validateSettings(template: CompiledTemplate, settings: unknown): SettingsIssue[] {
+  return resolveSettings(template, settings).issues;
+}
+
+/** Why an endpoint override is unusable, or undefined when it is fine. */
+export function validateEndpoint(endpoint: unknown): string | undefined {
+  if (typeof endpoint !== 'string') return 'expected a URL string';
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return 'not an absolute URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http or https URL';
+  if (url.username !== '' || url.password !== '') return 'must not contain credentials';
+  if (url.search !== '' || url.hash !== '') return 'must not have a query string or fragment (the rendered query string is kept)';
+  return undefined;
+}
+
+function readRef(envelope: Record<string, unknown>, item: Record<string, unknown>, ref: FieldRef): unknown {
+  return getDotted(ref.target === 'envelope' ? envelope : item, ref.segments);
+}
+
+function findRule(rules: readonly CompiledRule[], event: Record<string, unknown>): CompiledRule | undefined {
+  for (const rule of rules) {
+    if (rule.types !== undefined && !rule.types.has(event.type as never)) continue;
+    if (rule.events !== undefined && (typeof event.event !== 'string' || !rule.events.has(event.event))) continue;
+    return rule;
+  }
+  return undefined;
+}
+
+function scalarText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+/** Bind a template to one destination instance. Throws ConfigError when settings or endpoint are invalid. */
+export function bindDestination(options: BindOptions): BoundDestination {
+  const { id, template } = options;
+  const { values, issues } = resolveSettings(template, options.settings);
+  if (issues.length > 0) {
+    const list = issues.map((i) => `${['settings', ...i.path].join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`destination "${id}" (${template.id}): ${list}`, { details: issues });
+  }
+  let endpoint: URL | undefined;
+  if (options.endpoint !== undefined) {
+    const problem = validateEndpoint(options.endpoint);
+    if (problem !== undefined) throw new ConfigError(`destination "${id}" (${template.id}): endpoint: ${problem}`);
+    endpoint = new URL(options.endpoint);
+  }
+  const settings: Readonly<Record<string, SettingValue>> = Object.freeze(values);
+  const secretValues = Object.entries(template.definition.settings)
+    .filter(([name, s]) => s.secret === true && Object.hasOwn(settings, name))
+    .map(([name]) => String(settings[name]))
+    .filter((v) => v !== '');
+  const redactionNames = Object.freeze([...template.redactions.keys()]);
+  const { request, rules, into, limits } = template;
+
+  function fail(messageId: string, message: string, details?: unknown): RenderedEvent {
+    return { ok: false, kind: 'error', error: new RenderError(`${id} (${template.id}): ${message}`, { details }), messageId };
+  }
+
+  function render(event: Event, redactions: readonly string[]): RenderedEvent {
+    const record: Record<string, unknown> = isPlainRecord(event) ? (event as unknown as Record<string, unknown>) : {};
+    const messageId = typeof record.messageId === 'string' ? record.messageId : '';
+    try {
+      // Fail closed: a redaction the template cannot apply means the event must not go out unredacted.
+      for (const name of redactions) {
+        if (!template.redactions.has(name)) return { ok: false, kind: 'skip', reason: `redaction_unavailable:${name}`, messageId };
+      }
+      const rule = findRule(rules, record);
+      if (rule === undefined) return { ok: false, kind: 'skip', reason: `no_mapping:${String(record.type)}`, messageId };
+      const at = `mappings[${rule.index}]`;
+      const renderedEnvelope = rule.envelope === undefined ? {} : rule.envelope.evaluate(event, settings);
+      if (!isPlainRecord(renderedEnvelope)) return fail(messageId, `${at}.envelope did not render to an object`);
+      const renderedItem = rule.event.evaluate(event, settings);
+      if (!isPlainRecord(renderedItem)) return fail(messageId, `${at}.event did not render to an object`);
+      let envelope: Record<string, unknown> = renderedEnvelope;
+      let item: Record<string, unknown> = renderedItem;
+      for (const name of redactions) {
+        const redaction = template.redactions.get(name);
+        if (redaction === undefined) continue;
+        for (const ref of redaction.remove) {
+          if (ref.target === 'envelope') envelope = withoutDotted(envelope, ref.segments);
+          else item = withoutDotted(item, ref.segments);
+        }
+        for (const ref of redaction.set) {
+          if (ref.target === 'envelope') envelope = withDotted(envelope, ref.segments, ref.value);
+          else item = withDotted(item, ref.segments, ref.value);
+        }
+      }
+      for (const ref of rule.required) {
+        if (!isPresent(readRef(envelope, item, ref))) {
+          return fail(messageId, `${at}: required field "${ref.source}" is absent`, { field: ref.source });
+        }
+      }
+      for (const ref of rule.patterns) {
+        const value = readRef(envelope, item, ref);
+        if (value === undefined) continue;
+        const text = scalarText(value);
+        // The value is not quoted in the message: it may be personal data.
+        if (text === undefined || !ref.regex.test(text)) {
+          return fail(messageId, `${at}: field "${ref.source}" does not match ${ref.regex.source}`, { field: ref.source });
+        }
+      }
+      const groupKey = JSON.stringify(envelope);
+      if (request.idempotencyKey !== undefined) {
+        const key = scalarText(getDotted(item, request.idempotencyKey));
+        if (key !== undefined && key !== '') return { ok: true, groupKey, envelope, item, idempotencyKey: key, messageId };
+      }
+      return { ok: true, groupKey, envelope, item, messageId };
+    } catch (err) {
+      return { ok: false, kind: 'error', error: new RenderError(`${id} (${template.id}): render failed`, { cause: err }), messageId };
+    }
+  }
+
+  function buildRequest(envelope: Record<string, unknown>, items: unknown[]): VendorRequest {
+    if (items.length === 0) throw new InternalError(`${id}: buildRequest needs at least one item`);
+    if (items.length > limits.maxEvents) throw new InternalError(`${id}: ${items.length} items exceed maxEvents ${limits.maxEvents}`);
+    let body: Record<string, unknown>;
+    if (into !== undefined) {
+      body = { ...envelope, [into]: items };
+    } else {
+      const item = items[0];
+      body = isPlainRecord(item) ? { ...envelope, ...item } : { ...envelope };
+    }
+    const rendered = request.url.evaluate(body, settings);
+    if (typeof rendered !== 'string') throw new RenderError(`${id} (${template.id}): request.url did not render to a string`);
+    let url: URL;
+    try {
+      url = new URL(rendered);
+    } catch {
+      throw new RenderError(`${id} (${template.id}): request.url did not render to an absolute URL`);
+    }
+    if (endpoint !== undefined) {
+      const target = new URL(endpoint.href);
+      target.search = url.search;
+      url = target;
+    }
+    for (const [name, mapping] of request.query) {
+      const value = mapping.evaluate(body, settings);
+      for (const element of Array.isArray(value) ? value : [value]) {
+        const text = scalarText(element);
+        if (text !== undefined) url.searchParams.append(name, text);
+      }
+    }
+    const headers: Record<string, string> = {};
+    for (const [name, mapping] of request.headers) {
+      const text = scalarText(mapping.evaluate(body, settings));
+      if (text === undefined) continue;
+      // Header values may come from event data; CR/LF would let it inject headers.
+      if (/[\r\n\0]/.test(text)) throw new RenderError(`${id} (${template.id}): header "${name}" contains a line break`);
+      headers[name] = text;
+    }
+    if (request.method === 'GET') return { method: request.method, url: url.href, headers };
+    headers['content-type'] ??= 'application/json';
+    return { method: request.method, url: url.href, headers, body: JSON.stringify(body) };
+  }
+
+  return {
+    id,
+    templateId: template.id,
+    limits,
+    idempotent: request.idempotencyKey !== undefined,
+    secretValues,
+    redactions: redactionNames,
+    render,
+    buildRequest,
+  };
+}

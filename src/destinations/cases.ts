@@ -1,0 +1,159 @@
+/**
+ * Template test cases: `templates/<id>/cases/*.json`. Each case renders one canonical event through
+ * the template with the given settings (and redactions, endpoint) and states the single request it
+ * must produce, or the skip reason, or the error code. Shared by `cases.test.ts` (vitest) and
+ * `validate-cli.ts`, so `npm run validate:templates` also tells a template author whether the cases
+ * still hold.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import { TagwardenError } from '../errors.ts';
+import { EVENT_TYPES, type Event, type EventType } from '../ingest/event.ts';
+import { bindDestination } from './bind.ts';
+import type { CompiledTemplate } from './load.ts';
+import { joinPath } from './mapping.ts';
+
+const record = z.record(z.string(), z.unknown());
+
+/** A canonical Event as written in a case; the empty objects and `receivedAt` may be left out. */
+export const CaseEventSchema = z
+  .object({
+    messageId: z.string().min(1).describe('Unique event id'),
+    type: z.enum(EVENT_TYPES as unknown as [EventType, ...EventType[]]).describe('Event type'),
+    event: z.string().optional().describe('Track event name'),
+    name: z.string().optional().describe('Page or screen name'),
+    timestamp: z.string().describe('ISO 8601 event time'),
+    receivedAt: z.string().optional().describe('ISO 8601 receive time; defaults to timestamp'),
+    sentAt: z.string().optional().describe('ISO 8601 send time'),
+    anonymousId: z.string().optional().describe('Visitor id'),
+    userId: z.string().optional().describe('User id'),
+    previousId: z.string().optional().describe('Previous id (alias)'),
+    groupId: z.string().optional().describe('Group id'),
+    context: record.default({}).describe('Event context'),
+    properties: record.default({}).describe('Event properties'),
+    traits: record.default({}).describe('User traits'),
+    integrations: record.default({}).describe('Segment integrations object'),
+  })
+  .strict();
+
+export const ExpectedRequestSchema = z
+  .object({
+    method: z.enum(['GET', 'POST', 'PUT']).describe('HTTP method'),
+    url: z.string().describe('Full URL, query string included'),
+    headers: z.record(z.string(), z.string()).optional().describe('Exact headers; omitted = not compared'),
+    body: z.json().optional().describe('The body, parsed as JSON; omitted for GET'),
+  })
+  .strict();
+
+export const CaseSchema = z
+  .object({
+    description: z.string().min(1).describe('What the case shows'),
+    event: CaseEventSchema.describe('The canonical event to render'),
+    settings: record.default({}).describe('Destination settings'),
+    redactions: z.array(z.string()).default([]).describe('Redaction rules the policy asks for'),
+    endpoint: z.string().optional().describe('Endpoint override'),
+    expect: z
+      .union([
+        z.object({ request: ExpectedRequestSchema }).strict(),
+        z.object({ skip: z.string().min(1).describe('Skip reason') }).strict(),
+        z.object({ error: z.string().regex(/^TW_ERR_[A-Z_]+$/).describe('Error code') }).strict(),
+      ])
+      .describe('The single request, the skip reason, or the error code'),
+  })
+  .strict();
+
+export type TemplateCase = z.output<typeof CaseSchema>;
+
+export type CaseOutcome =
+  | { request: { method: string; url: string; headers: Record<string, string>; body?: unknown } }
+  | { skip: string }
+  | { error: string; message: string };
+
+export interface LoadedCase {
+  file: string;
+  name: string;
+  case?: TemplateCase;
+  issues: string[];
+}
+
+/** Read and validate every `cases/*.json` of one template directory (sorted by file name). */
+export function loadCases(templateDir: string): LoadedCase[] {
+  const dir = join(templateDir, 'cases');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((name) => {
+      const file = join(dir, name);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        return { file, name, issues: [`invalid JSON: ${(err as Error).message}`] };
+      }
+      const parsed = CaseSchema.safeParse(raw);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => {
+          let path = '';
+          for (const key of i.path) path = joinPath(path, typeof key === 'number' ? key : String(key));
+          return path === '' ? i.message : `${path}: ${i.message}`;
+        });
+        return { file, name, issues };
+      }
+      return { file, name, case: parsed.data, issues: [] };
+    });
+}
+
+export function caseEvent(c: TemplateCase): Event {
+  const { receivedAt, ...rest } = c.event;
+  return { ...rest, receivedAt: receivedAt ?? c.event.timestamp } as Event;
+}
+
+/** Run one case: bind, render its event, build its single request. */
+export function runCase(template: CompiledTemplate, c: TemplateCase): CaseOutcome {
+  try {
+    const destination = bindDestination({
+      id: template.id,
+      template,
+      settings: c.settings,
+      ...(c.endpoint === undefined ? {} : { endpoint: c.endpoint }),
+    });
+    const rendered = destination.render(caseEvent(c), c.redactions);
+    if (!rendered.ok) {
+      if (rendered.kind === 'skip') return { skip: rendered.reason };
+      const code = rendered.error instanceof TagwardenError ? rendered.error.code : 'TW_ERR_INTERNAL';
+      return { error: code, message: rendered.error.message };
+    }
+    const request = destination.buildRequest(rendered.envelope, [rendered.item]);
+    return {
+      request: {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        ...(request.body === undefined ? {} : { body: JSON.parse(request.body) as unknown }),
+      },
+    };
+  } catch (err) {
+    const code = err instanceof TagwardenError ? err.code : 'TW_ERR_INTERNAL';
+    return { error: code, message: (err as Error).message };
+  }
+}
+
+/** The outcome reduced to what the case states (headers are compared only when the case gives them). */
+export function comparableOutcome(c: TemplateCase, outcome: CaseOutcome): unknown {
+  if ('request' in outcome && 'request' in c.expect && c.expect.request.headers === undefined) {
+    const { headers: _headers, ...rest } = outcome.request;
+    return { request: rest };
+  }
+  if ('error' in outcome) return { error: outcome.error };
+  return outcome;
+}
+
+/** Run a case and compare; `ok` false carries what was expected and what came out. */
+export function checkCase(template: CompiledTemplate, c: TemplateCase): { ok: boolean; expected: unknown; actual: unknown; outcome: CaseOutcome } {
+  const outcome = runCase(template, c);
+  const actual = comparableOutcome(c, outcome);
+  return { ok: isDeepStrictEqual(actual, c.expect), expected: c.expect, actual, outcome };
+}

@@ -1,0 +1,470 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import {
+  applyTransform,
+  compileMapping,
+  HASH_KINDS,
+  hashValue,
+  MAX_ARRAY_ITEMS,
+  normalizeForHash,
+  parsePath,
+  truncateIp,
+  type HashKind,
+  type MappingIssue,
+} from './mapping.ts';
+
+const sha = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+const SHA_RE = /^[0-9a-fA-F]{64}$/;
+
+/** Compile (expecting no issues) and evaluate against `root`; settings are declared from `settings`. */
+function run(mapping: unknown, root: unknown, settings: Record<string, unknown> = {}): unknown {
+  const compiled = compileMapping(mapping, { settings: Object.keys(settings) });
+  expect(compiled.issues).toEqual([]);
+  return compiled.evaluate(root, settings);
+}
+
+function issues(mapping: unknown, settings: string[] = []): MappingIssue[] {
+  return [...compileMapping(mapping, { settings, at: 'm' }).issues];
+}
+
+const event = {
+  messageId: 'm1',
+  type: 'track',
+  event: 'Signed Up',
+  properties: { a: { b: 1 }, list: [{ id: 'x' }, { id: 'y' }], empty: '', nil: null, zero: 0, no: false, 'odd key': 'odd' },
+  context: { page: { url: 'https://a.example/p?q=1' } },
+};
+
+describe('literals', () => {
+  test.each([
+    ['string', 'hello'],
+    ['number', 42.5],
+    ['boolean', false],
+    ['null', null],
+    ['array', [1, 'two', null, [3]]],
+    ['object', { a: 1, b: { c: [true] } }],
+  ])('%s maps to itself', (_label, value) => {
+    expect(run(value, event)).toEqual(value);
+  });
+
+  test('@literal passes @ keys through unevaluated', () => {
+    expect(run({ '@literal': { '@context': 'https://schema.org', x: { '@path': '$.a' } } }, event)).toEqual({
+      '@context': 'https://schema.org',
+      x: { '@path': '$.a' },
+    });
+  });
+
+  test('absent values are left out of objects and arrays', () => {
+    expect(run({ a: { '@path': '$.missing' }, b: [{ '@path': '$.missing' }, 1], c: 2 }, event)).toEqual({ b: [1], c: 2 });
+  });
+
+  test('constant output is frozen so a render cannot alter the template', () => {
+    const out = run({ a: { b: 1 } }, event) as { a: { b: number } };
+    expect(Object.isFrozen(out.a)).toBe(true);
+  });
+});
+
+describe('directive syntax errors are found at compile time, all at once, with their path', () => {
+  test('unknown directive', () => {
+    expect(issues({ params: { value: { '@foo': 1 } } })).toEqual([
+      { path: 'm.params.value', message: expect.stringContaining('unknown directive @foo') },
+    ]);
+  });
+
+  test('a directive with sibling keys', () => {
+    expect(issues({ '@path': '$.a', other: 1 })[0]?.message).toMatch(/only key/);
+  });
+
+  test('__proto__ as an output key', () => {
+    expect(issues(JSON.parse('{"__proto__": {"polluted": true}}'))).toEqual([{ path: 'm.__proto__', message: expect.stringMatching(/not allowed/) }]);
+  });
+
+  test('every problem is reported, not just the first', () => {
+    const found = issues({
+      a: { '@foo': 1 },
+      b: { '@path': 'no-dollar' },
+      c: { '@setting': 'undeclared' },
+      d: { '@transform': { fn: 'explode', value: 1 } },
+      e: { '@hash': { kind: 'email' } },
+    });
+    expect(found.map((i) => i.path)).toEqual(['m.a', 'm.b.@path', 'm.c.@setting', 'm.d.@transform.fn', 'm.e.@hash']);
+  });
+
+  test('mapping depth is bounded', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = { x: deep };
+    expect(issues(deep)[0]?.message).toMatch(/nested deeper/);
+  });
+});
+
+describe('@path', () => {
+  test.each([
+    ['$.properties.a.b', 1],
+    ['$.properties.list[1].id', 'y'],
+    ['$.properties["odd key"]', 'odd'],
+    ["$.properties['odd key']", 'odd'],
+    ['$.properties.zero', 0],
+    ['$.properties.no', false],
+    ['$$.event', 'Signed Up'],
+  ])('%s', (path, expected) => {
+    expect(run({ '@path': path }, event)).toEqual(expected);
+  });
+
+  test.each([
+    ['$.properties.missing'],
+    ['$.properties.empty'],
+    ['$.properties.nil'],
+    ['$.properties.list[5]'],
+    ['$.properties.list.length'],
+    ['$.properties.a[0]'],
+    ['$.messageId.length'],
+    ['$.toString'],
+    ['$.properties.hasOwnProperty'],
+  ])('%s is absent', (path) => {
+    expect(run({ '@path': path }, event)).toBeUndefined();
+  });
+
+  test('$ alone is the event itself (without settings)', () => {
+    expect(run({ '@path': '$' }, event, { k: 'v' })).toBe(event);
+  });
+
+  test('fallbacks: the first present (not missing, null or "") wins', () => {
+    expect(run({ '@path': ['$.properties.missing', '$.properties.nil', '$.properties.empty', '$.properties.zero'] }, event)).toBe(0);
+    expect(run({ '@path': ['$.properties.missing', '$.nope'] }, event)).toBeUndefined();
+  });
+
+  test('$.settings.<name> reads a declared setting', () => {
+    expect(run({ '@path': '$.settings.pixelId' }, event, { pixelId: '123' })).toBe('123');
+    expect(issues({ '@path': '$.settings.nope' })[0]?.message).toMatch(/undeclared setting "nope"/);
+  });
+
+  test.each([
+    ['properties.a', /must start with \$/],
+    ['$.__proto__.x', /not allowed/],
+    ['$.a.constructor', /not allowed/],
+    ['$["prototype"]', /not allowed/],
+    ['$.a..b', /expected a name/],
+    ['$[x]', /expected \[index\]/],
+    ['$.a b', /unexpected/],
+    ['$["unterminated', /unterminated/],
+    [`$${'.a'.repeat(33)}`, /deeper than 32/],
+  ])('%s is rejected', (path, message) => {
+    const result = parsePath(path);
+    expect('error' in result && result.error).toMatch(message);
+  });
+
+  test('a path list must be non-empty strings', () => {
+    expect(issues({ '@path': [] })[0]?.message).toMatch(/list of 1\.\./);
+    expect(issues({ '@path': ['$.a', 3] })).toEqual([{ path: 'm.@path[1]', message: 'expected a path string' }]);
+  });
+
+  test('never throws on arbitrary JSON input', () => {
+    const segment = fc.oneof(fc.constantFrom('a', 'b', '0', 'length', 'settings', 'x-y'), fc.nat({ max: 4 }));
+    const pathArb = fc.array(segment, { maxLength: 6 }).map((segs) => '$' + segs.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join(''));
+    fc.assert(
+      fc.property(pathArb, fc.jsonValue(), (path, root) => {
+        const compiled = compileMapping({ out: { '@path': [path, '$$'] } }, { settings: ['a'] });
+        expect(() => compiled.evaluate(root, { a: 1 })).not.toThrow();
+      }),
+    );
+  });
+
+  test('compiling arbitrary strings as paths never throws', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.jsonValue(), (path, root) => {
+        const compiled = compileMapping({ '@path': path });
+        expect(() => compiled.evaluate(root)).not.toThrow();
+      }),
+    );
+  });
+});
+
+describe('@setting', () => {
+  test('reads a declared setting; unset or empty is absent', () => {
+    expect(run({ '@setting': 'id' }, event, { id: 'abc' })).toBe('abc');
+    expect(run({ x: { '@setting': 'id' } }, event, { id: '' })).toEqual({});
+    const compiled = compileMapping({ x: { '@setting': 'id' } }, { settings: ['id'] });
+    expect(compiled.evaluate(event, {})).toEqual({});
+  });
+
+  test('an undeclared setting is a compile error', () => {
+    expect(issues({ '@setting': 'missing' }, ['other'])).toEqual([{ path: 'm.@setting', message: 'undeclared setting "missing"' }]);
+  });
+});
+
+describe('@template', () => {
+  const settings = { pixelId: '12 34', token: 'a/b' };
+  test.each([
+    ['https://x.example/{{settings.pixelId}}/events', 'https://x.example/12%2034/events'],
+    ['{{ settings.token }}:{{$.messageId}}', 'a%2Fb:m1'],
+    ['n={{$.properties.zero}} b={{$.properties.no}}', 'n=0 b=false'],
+    ['no placeholders', 'no placeholders'],
+  ])('%s', (text, expected) => {
+    expect(run({ '@template': text }, event, settings)).toBe(expected);
+  });
+
+  test('encode: false inserts values as they are', () => {
+    expect(run({ '@template': { text: 'Bearer {{settings.token}}', encode: false } }, event, settings)).toBe('Bearer a/b');
+  });
+
+  test('any absent or non-scalar placeholder makes the whole template absent', () => {
+    expect(run({ '@template': 'x/{{$.properties.missing}}' }, event)).toBeUndefined();
+    expect(run({ '@template': 'x/{{$.properties.a}}' }, event)).toBeUndefined();
+  });
+
+  test.each([
+    ['{{settings.nope}}', /undeclared setting/],
+    ['{{event}}', /must be settings.<name> or a \$ path/],
+    ['a {{ b', /unbalanced/],
+    ['a }} b', /unbalanced/],
+    ['{{$.__proto__}}', /not allowed/],
+  ])('%s is a compile error', (text, message) => {
+    expect(issues({ '@template': text }, ['pixelId'])[0]?.message).toMatch(message);
+  });
+});
+
+describe('@if', () => {
+  test.each([
+    [{ exists: { '@path': '$.properties.a' }, then: 'yes', else: 'no' }, 'yes'],
+    [{ exists: { '@path': '$.properties.empty' }, then: 'yes', else: 'no' }, 'no'],
+    [{ exists: { '@path': '$.properties.zero' }, then: 'yes' }, 'yes'],
+    [{ equals: [{ '@path': '$.type' }, 'track'], then: 'T', else: 'other' }, 'T'],
+    [{ equals: [{ '@path': '$.type' }, 'page'], then: 'P', else: 'other' }, 'other'],
+    [{ equals: [{ '@path': '$.properties.a' }, { b: 1 }], then: 'deep', else: 'no' }, 'deep'],
+    [{ equals: [{ '@path': '$.nope' }, { '@path': '$.nope2' }], then: 'absent==absent', else: 'never' }, 'never'],
+  ])('%j', (arg, expected) => {
+    expect(run({ '@if': arg }, event)).toBe(expected);
+  });
+
+  test('no else and a false condition is absent', () => {
+    expect(run({ x: { '@if': { exists: { '@path': '$.nope' }, then: 1 } } }, event)).toEqual({});
+  });
+
+  test.each([
+    [{ then: 1 }, /exactly one condition/],
+    [{ exists: 1, equals: [1, 1], then: 1 }, /exactly one condition/],
+    [{ exists: 1 }, /missing "then"/],
+    [{ exists: 1, then: 1, otherwise: 2 }, /unknown key "otherwise"/],
+    [{ equals: [1], then: 1 }, /\[mapping, mapping\]/],
+    ['x', /expected an object/],
+  ])('%j is a compile error', (arg, message) => {
+    expect(issues({ '@if': arg })[0]?.message).toMatch(message);
+  });
+});
+
+describe('@arrayPath', () => {
+  test('maps each element; $ is the element, $$ the event', () => {
+    expect(run({ '@arrayPath': ['$.properties.list', { id: { '@path': '$.id' }, ev: { '@path': '$$.event' } }] }, event)).toEqual([
+      { id: 'x', ev: 'Signed Up' },
+      { id: 'y', ev: 'Signed Up' },
+    ]);
+  });
+
+  test('settings stay reachable inside: @setting and $$.settings.<name>', () => {
+    expect(run({ '@arrayPath': ['$.properties.list', [{ '@setting': 's' }, { '@path': '$$.settings.s' }]] }, event, { s: 'v' })).toEqual([
+      ['v', 'v'],
+      ['v', 'v'],
+    ]);
+  });
+
+  test('absent results are dropped; nothing left, a non-array or a missing path is absent', () => {
+    expect(run({ '@arrayPath': ['$.properties.list', { '@path': '$.nope' }] }, event)).toBeUndefined();
+    expect(run({ '@arrayPath': ['$.properties.a', { '@path': '$' }] }, event)).toBeUndefined();
+    expect(run({ '@arrayPath': ['$.missing', { '@path': '$' }] }, event)).toBeUndefined();
+  });
+
+  test('nested arrays: the inner $ is the inner element', () => {
+    const root = { rows: [{ cells: [1, 2] }, { cells: [3] }] };
+    expect(run({ '@arrayPath': ['$.rows', { '@arrayPath': ['$.cells', { '@path': '$' }] }] }, root)).toEqual([[1, 2], [3]]);
+  });
+
+  test(`at most ${MAX_ARRAY_ITEMS} elements are mapped`, () => {
+    const root = { xs: Array.from({ length: MAX_ARRAY_ITEMS + 50 }, (_, i) => i) };
+    expect((run({ '@arrayPath': ['$.xs', { '@path': '$' }] }, root) as unknown[]).length).toBe(MAX_ARRAY_ITEMS);
+  });
+
+  test('shape errors', () => {
+    expect(issues({ '@arrayPath': '$.x' })[0]?.message).toMatch(/\[path, itemMapping\]/);
+    expect(issues({ '@arrayPath': ['$.x', { '@nope': 1 }] })).toEqual([{ path: 'm.@arrayPath[1]', message: expect.stringMatching(/unknown directive/) }]);
+  });
+});
+
+describe('@hash', () => {
+  // Input / digest pairs published in Meta's customer-information-parameters documentation.
+  test.each<[HashKind, string, string]>([
+    ['email', 'John_Smith@gmail.com', '62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f'],
+    ['phone', '1 (650) 555-1212', 'e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176'],
+    ['name', 'Mary', '6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec'],
+    ['name', '정', '8fa8cd9c440be61d0151429310034083132b35975c4bea67fdd74158eb51db14'],
+    ['name', 'Valéry', '08e1996b5dd49e62a4b4c010d44e4345592a863bb9f8e3976219bac29417149c'],
+  ])('Meta example: %s %s', (kind, input, digest) => {
+    expect(hashValue(kind, input)).toBe(digest);
+  });
+
+  test.each<[HashKind, string, string | undefined]>([
+    ['email', '  Someone@Example.COM ', 'someone@example.com'],
+    ['phone', '+44 (0)20 7946-0018', '4402079460018'],
+    ['phone', '0044 20 7946 0018', '442079460018'],
+    ['phone', 'n/a', undefined],
+    ['name', "  O'Brien-Smith ", 'obriensmith'],
+    ['name', 'Anne  Marie', 'anne marie'],
+    ['city', 'San Francisco', 'sanfrancisco'],
+    ['city', 'St. Louis', 'stlouis'],
+    ['state', 'CA', 'ca'],
+    ['state', 'New South Wales', 'newsouthwales'],
+    ['zip', '94025-1234', '94025'],
+    ['zip', '94025', '94025'],
+    ['zip', 'SW1A 1AA', 'sw1a1aa'],
+    ['country', 'US', 'us'],
+    ['country', ' u.s. ', 'us'],
+    ['country', 'USA', undefined],
+    ['gender', 'Female', 'f'],
+    ['gender', 'm', 'm'],
+    ['gender', 'other', undefined],
+    ['dateOfBirth', '1990-01-31', '19900131'],
+    ['dateOfBirth', '1990/01/31', '19900131'],
+    ['dateOfBirth', '19900131', '19900131'],
+    ['dateOfBirth', '1990-01-31T00:00:00Z', '19900131'],
+    ['dateOfBirth', '31/01/1990', undefined],
+    ['dateOfBirth', '1990-13-01', undefined],
+    ['externalId', '  User-42 ', 'User-42'],
+    ['plain', ' As Is ', 'As Is'],
+    ['email', '   ', undefined],
+  ])('%s normalises %j to %j', (kind, input, normalized) => {
+    expect(normalizeForHash(kind, input)).toBe(normalized);
+    expect(hashValue(kind, input)).toBe(normalized === undefined ? undefined : sha(normalized));
+  });
+
+  test('a value that already is a SHA-256 digest passes through, lowercased', () => {
+    const digest = sha('x@example.com');
+    expect(hashValue('email', digest.toUpperCase())).toBe(digest);
+    expect(hashValue('phone', ` ${digest} `)).toBe(digest);
+  });
+
+  test('arrays hash each element and drop empty ones; numbers are read as text', () => {
+    expect(hashValue('email', ['A@b.c', '', 7, null, { x: 1 }])).toEqual([sha('a@b.c'), sha('7')]);
+    expect(hashValue('email', [])).toBeUndefined();
+    expect(hashValue('phone', 16505551212)).toBe(sha('16505551212'));
+    expect(hashValue('email', { a: 1 })).toBeUndefined();
+    expect(hashValue('email', true)).toBeUndefined();
+  });
+
+  test('as a directive', () => {
+    expect(run({ '@hash': { kind: 'email', value: { '@path': '$.e' } } }, { e: 'A@B.C' })).toBe(sha('a@b.c'));
+    expect(issues({ '@hash': { kind: 'ssn', value: 1 } })[0]?.message).toMatch(/expected one of email/);
+  });
+
+  test('property: never re-hashes a 64-hex digest', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...HASH_KINDS), fc.stringMatching(/^[0-9a-fA-F]{64}$/), fc.constantFrom('', ' ', '\t'), (kind, digest, pad) => {
+        expect(hashValue(kind, `${pad}${digest}${pad}`)).toBe(digest.toLowerCase());
+      }),
+    );
+  });
+
+  test('property: normalisation is idempotent, so hashing normalised input gives the same digest', () => {
+    const text = fc.oneof(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.stringMatching(/^[0-9 ()+.\-/A-Za-z]{0,20}$/));
+    fc.assert(
+      fc.property(fc.constantFrom(...HASH_KINDS), text, (kind, input) => {
+        const normalized = normalizeForHash(kind, input);
+        fc.pre(normalized !== undefined && !SHA_RE.test(normalized) && !SHA_RE.test(input.trim()));
+        expect(normalizeForHash(kind, normalized!)).toBe(normalized);
+        expect(hashValue(kind, normalized)).toBe(hashValue(kind, input));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('@transform', () => {
+  const t = (fn: Parameters<typeof applyTransform>[0], value: unknown): unknown => applyTransform(fn, value);
+
+  test.each([
+    ['unixSeconds', '2024-05-01T12:00:00.999Z', 1714564800],
+    ['unixSeconds', 1714564800123, 1714564800],
+    ['unixSeconds', 1714564800, 1714564800],
+    ['unixSeconds', '1714564800', 1714564800],
+    ['unixSeconds', 1714564800123456, 1714564800],
+    ['unixMillis', '2024-05-01T12:00:00.123Z', 1714564800123],
+    ['unixMillis', 1714564800, 1714564800000],
+    ['unixMicros', '2024-05-01T12:00:00.123Z', 1714564800123000],
+    ['unixMicros', 1714564800.5, 1714564800500000],
+    ['isoDate', 1714564800, '2024-05-01T12:00:00.000Z'],
+    ['isoDate', '2024-05-01T14:00:00+02:00', '2024-05-01T12:00:00.000Z'],
+    ['lower', 'MiXeD', 'mixed'],
+    ['upper', 'eur', 'EUR'],
+    ['trim', '  x ', 'x'],
+    ['toString', 12.5, '12.5'],
+    ['toString', true, 'true'],
+    ['toNumber', '49.90', 49.9],
+    ['toNumber', ' 7 ', 7],
+    ['toNumber', 3, 3],
+    ['toBoolean', 'TRUE', true],
+    ['toBoolean', 'no', false],
+    ['toBoolean', 1, true],
+    ['toBoolean', false, false],
+    ['truncateIp', '203.0.113.7', '203.0.113.0'],
+    ['truncateIp', '2001:db8:85a3:8d3:1319:8a2e:370:7348', '2001:db8:85a3::'],
+    ['truncateIp', '2001:0DB8:0000:0000::1', '2001:db8::'],
+    ['truncateIp', '::ffff:192.0.2.33', '192.0.2.0'],
+    ['truncateIp', 'fe80::1%eth0', 'fe80::'],
+    ['truncateIp', '::1', '::'],
+    ['stripQuery', 'https://a.example/p?q=1#frag', 'https://a.example/p'],
+    ['stripQuery', 'https://a.example/p#frag', 'https://a.example/p'],
+    ['stripQuery', 'https://a.example/p', 'https://a.example/p'],
+  ] as const)('%s(%j) = %j', (fn, input, expected) => {
+    expect(t(fn, input)).toEqual(expected);
+  });
+
+  test.each([
+    ['unixSeconds', 'yesterday'],
+    ['unixSeconds', '05/01/2024'],
+    ['unixSeconds', {}],
+    ['unixSeconds', 1e300],
+    ['toNumber', 'abc'],
+    ['toNumber', '1,5'],
+    ['toNumber', true],
+    ['toNumber', ''],
+    ['toBoolean', 'maybe'],
+    ['toBoolean', 2],
+    ['toString', { a: 1 }],
+    ['toString', null],
+    ['trim', '   '],
+    ['lower', ['A']],
+    ['truncateIp', 'not-an-ip'],
+    ['truncateIp', 12],
+    ['stripQuery', '?only=query'],
+  ] as const)('%s(%j) is absent', (fn, input) => {
+    expect(t(fn, input)).toBeUndefined();
+  });
+
+  test('as a directive; an unknown fn is a compile error', () => {
+    expect(run({ '@transform': { fn: 'upper', value: { '@path': '$.c' } } }, { c: 'usd' })).toBe('USD');
+    expect(issues({ '@transform': { fn: 'eval', value: 1 } })[0]?.message).toMatch(/expected one of lower/);
+    expect(issues({ '@transform': { fn: 'upper' } })[0]?.message).toMatch(/missing "value"/);
+  });
+
+  test('truncateIp output is itself a valid, already-truncated address', () => {
+    expect(truncateIp('203.0.113.0')).toBe('203.0.113.0');
+    expect(truncateIp('2001:db8:85a3::')).toBe('2001:db8:85a3::');
+  });
+});
+
+describe('properties of the whole language', () => {
+  const noDirectiveKeys = (value: unknown): boolean => {
+    if (Array.isArray(value)) return value.every(noDirectiveKeys);
+    if (typeof value === 'object' && value !== null) {
+      return Object.entries(value).every(([k, v]) => !k.startsWith('@') && k !== '__proto__' && noDirectiveKeys(v));
+    }
+    return true;
+  };
+
+  test('arbitrary JSON literal mappings map to themselves', () => {
+    fc.assert(
+      fc.property(fc.jsonValue().filter(noDirectiveKeys), (value) => {
+        expect(run(value, event)).toEqual(value);
+      }),
+    );
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * The zod schema of `templates/<id>/template.json`. The schema checks the file's structure; the
+ * mapping values (`request.url`, `mappings[].event`, …) are JSON here and are checked by compiling
+ * them (mapping.ts) in load.ts, which knows the declared settings.
+ */
+import { z } from 'zod';
+import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
+import { parseDottedPath } from './dotted.ts';
+
+const dottedPath = z
+  .string()
+  .superRefine((value, ctx) => {
+    const parsed = parseDottedPath(value);
+    if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+  })
+  .describe('A dotted path to a field of the rendered item, e.g. "user_data.em"');
+
+const regexSource = z
+  .string()
+  .superRefine((value, ctx) => {
+    try {
+      new RegExp(value, 'u');
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+    }
+  })
+  .describe('A JavaScript regular expression source (unicode mode), e.g. "^\\\\d+$"');
+
+const mappingValue = z.json().describe('A mapping: JSON literals map to themselves, {"@directive": …} objects are evaluated (docs/templates.md)');
+
+const eventType = z
+  .enum(EVENT_TYPES as unknown as [EventType, ...EventType[]])
+  .describe('A canonical event type');
+
+export const SettingSchema = z
+  .object({
+    type: z.enum(['string', 'number', 'boolean']).describe('Type of the value the site config must give'),
+    required: z.boolean().optional().describe('The destination cannot be bound without it'),
+    secret: z.boolean().optional().describe('A credential: masked in logs and explain output'),
+    default: z.union([z.string(), z.number(), z.boolean()]).optional().describe('Value used when the site config gives none'),
+    pattern: regexSource.optional().describe('For string settings: a regular expression the whole value must match'),
+    description: z.string().min(1).describe('What the setting is and where to find it'),
+  })
+  .strict()
+  .superRefine((setting, ctx) => {
+    if (setting.default !== undefined && typeof setting.default !== setting.type) {
+      ctx.addIssue({ code: 'custom', path: ['default'], message: `default must be a ${setting.type}` });
+    }
+    if (setting.pattern !== undefined && setting.type !== 'string') {
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: 'pattern applies to string settings only' });
+    }
+    if (setting.required === true && setting.default !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['default'], message: 'a required setting cannot have a default' });
+    }
+  })
+  .describe('One setting a destination instance supplies in the site config');
+
+export const ConsentDefaultsSchema = z
+  .object({
+    categories: z.array(z.string().min(1)).describe('Site consent categories the destination needs; [] = not gated by category'),
+    combine: z.enum(['all', 'any']).describe('"all": every category must be granted; "any": one is enough'),
+    whenUnknown: z.enum(['drop', 'hold', 'redact']).describe('What to do in opt-in mode when consent is unknown'),
+  })
+  .strict()
+  .describe('Default consent requirements; the site config may override them per destination');
+
+export const RequestSchema = z
+  .object({
+    method: z.enum(['GET', 'POST', 'PUT']).describe('HTTP method; GET requests carry no body'),
+    url: mappingValue.describe('Mapping for the absolute request URL, usually {"@template": "https://…/{{settings.x}}"}'),
+    query: z
+      .record(z.string().min(1), mappingValue)
+      .optional()
+      .describe('Query parameters appended to the URL (URLSearchParams encoding); absent values are left out'),
+    headers: z
+      .record(
+        z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'header names must be lowercase HTTP tokens'),
+        mappingValue,
+      )
+      .optional()
+      .describe('Request headers (lowercase names); absent values are left out'),
+    idempotencyKey: dottedPath
+      .optional()
+      .describe('Field of the rendered item that identifies the event to the vendor (e.g. "event_id"); enables POST retries'),
+  })
+  .strict()
+  .describe('The vendor request; url/query/headers are evaluated with $ = the request body object');
+
+export const BatchSchema = z
+  .object({
+    maxEvents: z.number().int().min(1).max(10_000).describe('Most events in one request'),
+    maxBytes: z.number().int().min(1).describe('Most bytes in one request body'),
+    lingerMs: z.number().int().min(0).max(60_000).describe('How long the first event of a batch may wait for company'),
+    into: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe('Body field that holds the array of items (e.g. "data"); without it a request carries one event'),
+  })
+  .strict()
+  .describe('Batching limits');
+
+export const MatchSchema = z
+  .object({
+    type: z.union([eventType, z.array(eventType).min(1)]).optional().describe('Event type(s) this mapping handles'),
+    event: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe('Track event name(s) this mapping handles (exact match on the event\'s `event`)'),
+  })
+  .strict()
+  .describe('Which events a mapping applies to; every given condition must hold');
+
+export const MappingRuleSchema = z
+  .object({
+    match: MatchSchema.optional().describe('Which events this mapping handles; omitted = every event'),
+    envelope: mappingValue
+      .optional()
+      .describe('Request-level fields (e.g. GA4 client_id); events with equal envelopes may share a request'),
+    event: mappingValue.describe('The per-event item sent to the vendor; must render to an object'),
+    required: z
+      .array(dottedPath)
+      .optional()
+      .describe('Dotted paths that must be present after rendering and redaction ("envelope." prefix for the envelope); missing → render error'),
+    patterns: z
+      .record(dottedPath, regexSource)
+      .optional()
+      .describe('Dotted path → regular expression a present value must match (e.g. GA4 event names); mismatch → render error'),
+  })
+  .strict()
+  .describe('One mapping; the first whose match fits an event renders it');
+
+export const RedactionRuleSchema = z
+  .object({
+    remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
+    set: z
+      .record(dottedPath, z.json())
+      .optional()
+      .describe('Dotted path → JSON value to set, creating parent objects ("envelope." prefix for the envelope)'),
+  })
+  .strict()
+  .describe('A named reshaping applied after rendering, when the policy asks for it: removals first, then sets');
+
+export const TemplateSchema = z
+  .object({
+    $schema: z.string().optional().describe('Optional JSON Schema reference for editors'),
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'lowercase letters, digits and dashes')
+      .describe('Template id; equals its directory name'),
+    name: z.string().min(1).describe('Human name of the destination type'),
+    version: z.number().int().min(1).describe('Template version; bump when the rendered output changes'),
+    apiVersion: z.string().min(1).optional().describe('Vendor API version the template targets'),
+    docsUrl: z.url().optional().describe('Vendor documentation of the API'),
+    description: z.string().min(1).describe('What the destination does'),
+    settings: z
+      .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'setting names are identifiers'), SettingSchema)
+      .default({})
+      .describe('Settings a destination instance supplies, by name'),
+    consent: ConsentDefaultsSchema.optional(),
+    request: RequestSchema,
+    batch: BatchSchema.optional().describe('Batching limits; omitted = one event per request'),
+    mappings: z.array(MappingRuleSchema).min(1).describe('Mappings tried in order; no match → skip `no_mapping:<type>`'),
+    redact: z
+      .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
+      .optional()
+      .describe('Redaction rules by name (e.g. consent_unknown, ad_user_data:denied, limited_data_use)'),
+  })
+  .strict()
+  .superRefine((template, ctx) => {
+    if (template.batch !== undefined && template.batch.into === undefined && template.batch.maxEvents !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'maxEvents'], message: 'batching several events needs batch.into (the body field of the array)' });
+    }
+    if (template.request.method === 'GET' && template.batch?.into !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'into'], message: 'GET requests have no body to batch into' });
+    }
+  })
+  .describe('A destination template (templates/<id>/template.json)');
+
+export type TemplateDefinition = z.output<typeof TemplateSchema>;
+export type SettingDefinition = z.output<typeof SettingSchema>;
+export type MappingRuleDefinition = z.output<typeof MappingRuleSchema>;
+export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
+export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

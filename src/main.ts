@@ -1,0 +1,69 @@
+// Tagwarden's entry point: the only place that reads argv, listens and exits.
+import { once } from 'node:events';
+import { createApp } from './app.ts';
+import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
+import { DEFAULT_TEMPLATES_DIR, loadTemplates } from './destinations/load.ts';
+import { checkDestinations, type TemplateCatalog } from './destinations/resolve.ts';
+import { TagwardenError } from './errors.ts';
+import { createHttpServer } from './http/server.ts';
+import { createLogger } from './observability/logger.ts';
+
+async function main(): Promise<void> {
+  const env = processEnv();
+  const path = configPathFrom(process.argv.slice(2), env);
+  let templates: TemplateCatalog | undefined;
+  const config = loadConfigFile(path, {
+    env,
+    extraChecks: (raw) => {
+      const dir = typeof (raw as { templatesDir?: unknown }).templatesDir === 'string' ? (raw as { templatesDir: string }).templatesDir : DEFAULT_TEMPLATES_DIR;
+      templates = loadTemplates(dir);
+      return checkDestinations(raw, templates);
+    },
+  });
+  const log = createLogger(config.log.level);
+  const app = createApp(config, { logger: log, templates: templates! });
+  const server = createHttpServer(config.server, app.express);
+  server.listen(config.server.port, config.server.host);
+  await once(server, 'listening');
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : config.server.port;
+  log.info(
+    { port, site: config.site.id, mode: config.site.dataControlMode, destinations: app.destinations.destinations.map((d) => d.config.id) },
+    `Tagwarden listening on http://localhost:${port}`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, graceMs: config.server.shutdownGraceMs }, 'shutting down');
+    // A second signal, or the grace period plus a margin, forces the exit.
+    const force = setTimeout(() => {
+      log.error('shutdown deadline passed; exiting');
+      process.exit(1);
+    }, config.server.shutdownGraceMs + 5_000);
+    force.unref();
+    server.close();
+    server.closeIdleConnections();
+    app
+      .shutdown(config.server.shutdownGraceMs)
+      .then(() => {
+        server.closeAllConnections();
+        log.info('stopped');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  // Config errors list every problem with its path; print them plainly, not as a stack.
+  if (err instanceof TagwardenError) console.error(`tagwarden: ${err.message}`);
+  else console.error(err);
+  process.exit(1);
+});
