@@ -85,6 +85,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   let accepting = true;
+  let shuttingDown: Promise<void> | undefined;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -128,17 +129,23 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
-    async shutdown(graceMs) {
-      accepting = false;
-      clearInterval(sweeper);
-      for (const h of pending.drain()) metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
-      try {
-        await delivery.flush(graceMs);
-      } finally {
-        if (ownAgent !== undefined) await ownAgent.close();
-      }
+    shutdown(graceMs) {
+      // Idempotent: a second signal or caller waits on the first shutdown.
+      shuttingDown ??= stop(graceMs);
+      return shuttingDown;
     },
   };
+
+  async function stop(graceMs: number): Promise<void> {
+    accepting = false;
+    clearInterval(sweeper);
+    for (const h of pending.drain()) metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
+    try {
+      await delivery.flush(graceMs);
+    } finally {
+      if (ownAgent !== undefined) await ownAgent.close();
+    }
+  }
 }
 
 function onDeliveryResult(r: DeliveryResult, metrics: Metrics, log: Logger): void {

@@ -73,11 +73,15 @@ export const RequestSchema = z
       .optional()
       .describe('Query parameters appended to the URL (URLSearchParams encoding); absent values are left out'),
     headers: z
-      .record(
-        z.string().regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'header names must be lowercase HTTP tokens'),
-        mappingValue,
-      )
+      .record(z.string(), mappingValue)
       .optional()
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers ?? {})) {
+          if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+            ctx.addIssue({ code: 'custom', path: [name], message: `header name "${name}" must be a lowercase HTTP token` });
+          }
+        }
+      })
       .describe('Request headers (lowercase names); absent values are left out'),
     idempotencyKey: dottedPath
       .optional()

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createApp, type TagwardenApp } from '../src/app.ts';
+import { parseConfig, type Config } from '../src/config/load.ts';
+import { loadTemplates } from '../src/destinations/load.ts';
+import { checkDestinations } from '../src/destinations/resolve.ts';
+import { createHttpServer } from '../src/http/server.ts';
+
+export interface VendorHit {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** A fake vendor on 127.0.0.1 that records every request and answers with `respond`. */
+export async function startVendor(respond: (hit: VendorHit) => { status: number; headers?: Record<string, string>; body?: string } = () => ({ status: 200, body: '{}' })) {
+  const hits: VendorHit[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://vendor');
+      const text = Buffer.concat(chunks).toString('utf8');
+      const hit: VendorHit = {
+        method: req.method ?? '',
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: req.headers,
+        body: text === '' ? undefined : (JSON.parse(text) as unknown),
+      };
+      hits.push(hit);
+      const r = respond(hit);
+      res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers });
+      res.end(r.body ?? '');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, hits, close: () => closeServer(server) };
+}
+
+export async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+const templates = loadTemplates();
+
+/** Validates a config object as main.ts does (schema + template checks). */
+export function testConfig(raw: Record<string, unknown>, env: Record<string, string> = {}): Config {
+  return parseConfig(raw, { env, extraChecks: (r) => checkDestinations(r, templates) });
+}
+
+/** Starts Tagwarden on 127.0.0.1 with a silent logger (or the given one). */
+export async function startTagwarden(config: Config, logger = pino({ level: 'silent' })): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
+  const app = createApp(config, { logger, templates });
+  const server = createHttpServer(config.server, app.express);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    app,
+    url,
+    server,
+    close: async () => {
+      await app.shutdown(1000);
+      await closeServer(server);
+    },
+  };
+}
+
+export function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
+}
