@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
 import { configJsonSchema } from './json-schema.ts';
+import { withReference } from './reference.ts';
 import { configPathFrom, loadConfigFile, parseConfig } from './load.ts';
 
 const minimal = { site: { id: 'shop', categories: { advertising: {} } } };
@@ -103,6 +104,11 @@ describe('config', () => {
     expect(configPathFrom([], { TAGWARDEN_CONFIG: 'y.yaml' })).toBe('y.yaml');
     expect(configPathFrom([], {})).toBe('config/tagwarden.yaml');
     expect(() => configPathFrom(['--config'], {})).toThrow(ConfigError);
+  });
+
+  it('docs/configuration.md carries the generated reference (run `npm run schema`)', () => {
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    expect(doc).toBe(withReference(doc));
   });
 
   it('the committed JSON Schema matches the zod schema (run `npm run schema`)', () => {

@@ -49,10 +49,6 @@ const categorySchema = z
       .describe(
         'Other keys that mean this category in a Segment consent object (`context.consent.categoryPreferences`), e.g. a CMP id such as `C0004`. Matched exactly.',
       ),
-    saleOrShare: z
-      .boolean()
-      .optional()
-      .describe('True when this category covers sale or sharing of personal data (denied by Global Privacy Control).'),
   })
   .strict();
 
