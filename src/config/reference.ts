@@ -11,7 +11,7 @@ type Node = Record<string, unknown>;
 
 function typeOf(n: Node): string {
   if (Array.isArray(n.enum)) return n.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
-  if (n.const !== undefined) return `\`${String(n.const as string)}\``;
+  if (n.const !== undefined) return `\`${JSON.stringify(n.const)}\``;
   if (Array.isArray(n.anyOf)) return (n.anyOf as Node[]).map(typeOf).join(' \\| ');
   if (n.type === 'array') return `${typeOf((n.items ?? {}) as Node)}[]`;
   if (n.type === 'object' && n.additionalProperties !== undefined && typeof n.additionalProperties === 'object') return `map of ${typeOf(n.additionalProperties as Node)}`;
@@ -23,7 +23,7 @@ function rows(n: Node, path: string, out: string[]): void {
   for (const [key, child] of Object.entries(props)) {
     const p = path === '' ? key : `${path}.${key}`;
     const def = child.default === undefined ? '' : `\`${JSON.stringify(child.default)}\``;
-    const desc = String(child.description ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    const desc = (typeof child.description === 'string' ? child.description : '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
     out.push(`| \`${p}\` | ${typeOf(child)} | ${def} | ${desc} |`);
     if (child.type === 'object' && child.properties !== undefined) rows(child, p, out);
     if (child.type === 'array' && (child.items as Node | undefined)?.properties !== undefined) rows(child.items as Node, `${p}[]`, out);
@@ -35,7 +35,7 @@ function rows(n: Node, path: string, out: string[]): void {
 
 export function configReference(): string {
   const out = ['| key | type | default | description |', '|---|---|---|---|'];
-  rows(configJsonSchema() as Node, '', out);
+  rows(configJsonSchema(), '', out);
   return `${BEGIN}\n${out.join('\n')}\n${END}`;
 }
 

@@ -151,7 +151,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
   }
 
   function render(event: Event, redactions: readonly string[]): RenderedEvent {
-    const record: Record<string, unknown> = isPlainRecord(event) ? (event as unknown as Record<string, unknown>) : {};
+    const record: Record<string, unknown> = isPlainRecord(event) ? event : {};
     const messageId = typeof record.messageId === 'string' ? record.messageId : '';
     try {
       // Fail closed: a redaction the template cannot apply means the event must not go out unredacted.

@@ -108,7 +108,7 @@ export function loadCases(templateDir: string): LoadedCase[] {
 
 export function caseEvent(c: TemplateCase): Event {
   const { receivedAt, ...rest } = c.event;
-  return { ...rest, receivedAt: receivedAt ?? c.event.timestamp } as Event;
+  return { ...rest, receivedAt: receivedAt ?? c.event.timestamp };
 }
 
 /** Run one case: bind, render its event, build its single request. */

@@ -52,7 +52,7 @@ export function withoutDotted<T>(value: T, segments: readonly string[], index = 
   const child = value[key];
   const updated = withoutDotted(child, segments, index + 1);
   if (updated === child) return value;
-  return { ...value, [key]: updated } as T;
+  return { ...value, [key]: updated };
 }
 
 /** A copy of `value` with `fieldValue` at `segments`, creating (or replacing non-object) parents. */

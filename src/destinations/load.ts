@@ -6,7 +6,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { z } from 'zod';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { isPlainRecord, parseDottedPath } from './dotted.ts';
@@ -131,7 +130,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
   const issues: TemplateIssue[] = [];
   const parsed = TemplateSchema.safeParse(raw);
   if (!parsed.success) {
-    for (const zi of parsed.error.issues as z.core.$ZodIssue[]) issues.push({ path: zodPath(zi.path), message: zi.message });
+    for (const zi of parsed.error.issues) issues.push({ path: zodPath(zi.path), message: zi.message });
     if (isPlainRecord(raw)) compileLoosely(raw, issues);
     return { issues };
   }

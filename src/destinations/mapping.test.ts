@@ -369,7 +369,7 @@ describe('@hash', () => {
       fc.property(fc.constantFrom(...HASH_KINDS), text, (kind, input) => {
         const normalized = normalizeForHash(kind, input);
         fc.pre(normalized !== undefined && !SHA_RE.test(normalized) && !SHA_RE.test(input.trim()));
-        expect(normalizeForHash(kind, normalized!)).toBe(normalized);
+        expect(normalizeForHash(kind, normalized)).toBe(normalized);
         expect(hashValue(kind, normalized)).toBe(hashValue(kind, input));
       }),
       { numRuns: 500 },
@@ -395,6 +395,10 @@ describe('@transform', () => {
     ['lower', 'MiXeD', 'mixed'],
     ['upper', 'eur', 'EUR'],
     ['trim', '  x ', 'x'],
+    ['snakeCase', 'Order Completed', 'order_completed'],
+    ['snakeCase', 'addToCart', 'add_to_cart'],
+    ['snakeCase', '  Sign-up / Step 2!', 'sign_up_step_2'],
+    ['snakeCase', 'already_snake', 'already_snake'],
     ['toString', 12.5, '12.5'],
     ['toString', true, 'true'],
     ['toNumber', '49.90', 49.9],
@@ -431,6 +435,7 @@ describe('@transform', () => {
     ['toString', { a: 1 }],
     ['toString', null],
     ['trim', '   '],
+    ['snakeCase', ' -- '],
     ['lower', ['A']],
     ['truncateIp', 'not-an-ip'],
     ['truncateIp', 12],

@@ -7,7 +7,7 @@
  * on the ingest hot path only walks closures. Evaluation never throws on any JSON input: a value that
  * cannot be read or converted is *absent* (`undefined`), and absent fields are left out of objects.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { FORBIDDEN_KEYS, isPlainRecord } from './dotted.ts';
 
@@ -29,7 +29,7 @@ export const HASH_KINDS = [
 export type HashKind = (typeof HASH_KINDS)[number];
 
 export const TRANSFORMS = [
-  'lower', 'upper', 'trim', 'unixSeconds', 'unixMillis', 'unixMicros', 'isoDate',
+  'lower', 'upper', 'trim', 'snakeCase', 'unixSeconds', 'unixMillis', 'unixMicros', 'isoDate',
   'toString', 'toNumber', 'toBoolean', 'truncateIp', 'stripQuery',
 ] as const;
 export type TransformFn = (typeof TRANSFORMS)[number];
@@ -548,9 +548,9 @@ export function normalizeForHash(kind: HashKind, raw: string): string | undefine
       break;
     }
     case 'dateOfBirth': {
-      const m = /^(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})(?:[T ].*)?$/.exec(raw.trim());
-      if (m === null) return undefined;
-      const [, y, mo, d] = m as unknown as [string, string, string, string];
+      const m = /^(?<y>\d{4})[-/.]?(?<mo>\d{2})[-/.]?(?<d>\d{2})(?:[T ].*)?$/.exec(raw.trim());
+      if (m?.groups === undefined) return undefined;
+      const { y = '', mo = '', d = '' } = m.groups;
       if (Number(y) < 1900 || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31) return undefined;
       out = `${y}${mo}${d}`;
       break;
@@ -573,7 +573,8 @@ function hashOne(kind: HashKind, value: unknown): string | undefined {
   if (SHA256_HEX.test(trimmed)) return trimmed.toLowerCase();
   const normalized = normalizeForHash(kind, raw);
   if (normalized === undefined) return undefined;
-  return createHash('sha256').update(normalized, 'utf8').digest('hex');
+  // One-shot hash (Node ≥ 21.7) avoids a Hash object per value on the hot path.
+  return hash('sha256', normalized, 'hex');
 }
 
 /** Normalise and SHA-256 a value (or each element of an array); absent when nothing is left. */
@@ -719,6 +720,15 @@ export function applyTransform(fn: TransformFn, value: unknown): unknown {
       break;
     case 'trim':
       out = scalarText(value)?.trim();
+      break;
+    case 'snakeCase':
+      // "Order Completed" / "orderCompleted" → "order_completed": Segment-style names for vendors
+      // (GA4) that only take letters, digits and underscores.
+      out = scalarText(value)
+        ?.replace(/([\p{Ll}\p{N}])(\p{Lu})/gu, '$1_$2')
+        .replace(/[^\p{L}\p{N}]+/gu, '_')
+        .replace(/^_+|_+$/g, '')
+        .toLowerCase();
       break;
     case 'unixSeconds': {
       const micros = toEpochMicros(value);

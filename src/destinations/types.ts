@@ -43,7 +43,7 @@ export interface BoundDestination {
   limits: BatchLimits;
   /** True when the template declares an idempotency key, so a POST may be retried. */
   idempotent: boolean;
-  /** Names of settings that are secrets, for masking in explain output and logs. */
+  /** Values of the settings the template marks secret, for masking in explain output and logs. */
   secretValues: string[];
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];

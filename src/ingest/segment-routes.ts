@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -43,7 +43,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
     });
   }
 
-  const batch = (req: Request, res: import('express').Response): void => {
+  const batch = (req: Request, res: Response): void => {
     const body = req.body as unknown;
     if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
       throw new ValidationError('batch: required, an array of events', { details: { issues: [{ path: 'batch', message: 'required' }] } });

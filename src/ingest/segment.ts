@@ -107,7 +107,7 @@ export function parseSegmentEvent(
     return { ok: false, issues: [{ path: 'type', message: `must be one of ${Object.keys(byType).join(', ')}` }] };
   }
   if (routeType !== undefined && raw.type !== undefined && raw.type !== routeType) {
-    return { ok: false, issues: [{ path: 'type', message: `is "${String(raw.type)}" but was sent to the ${routeType} route` }] };
+    return { ok: false, issues: [{ path: 'type', message: `is ${JSON.stringify(raw.type)} but was sent to the ${routeType} route` }] };
   }
   const deep = depthIssue(raw);
   if (deep !== undefined) return { ok: false, issues: [deep] };
