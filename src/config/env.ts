@@ -30,7 +30,11 @@ export function expandEnv(
   if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, issues, [...path, i]));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, issues, [...path, k]);
+    for (const [k, v] of Object.entries(value)) {
+      // defineProperty, not assignment: a `__proto__` key must stay a key (and fail the strict
+      // schema), not become this object's prototype.
+      Object.defineProperty(out, k, { value: expandEnv(v, env, issues, [...path, k]), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   return value;

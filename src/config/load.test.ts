@@ -50,6 +50,11 @@ describe('config', () => {
     );
   });
 
+  it('a __proto__ key is reported as unknown, never turned into a prototype', () => {
+    const raw = JSON.parse('{"site":{"id":"shop"},"server":{"__proto__":{"port":1}}}') as unknown;
+    expect(issuesOf(raw)).toEqual(['server.__proto__: unknown key']);
+  });
+
   it('checks cross-field rules: duplicate ids, unknown categories, explain without a key', () => {
     const issues = issuesOf({
       ...minimal,
