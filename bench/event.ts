@@ -1,0 +1,37 @@
+/**
+ * The hit the ingest benchmark sends: a Segment `track` event as analytics.js would POST it to
+ * /v1/track (~650 bytes): a purchase with one product, page context, an IP, a user agent, traits
+ * with an email, and consent granting advertising and analytics. Every hit has its own messageId;
+ * the visitor (anonymousId, userId, email, IP) cycles over `visitors` values, which matters for
+ * GA4, whose batches are per client.
+ */
+
+export interface EventFactory {
+  /** The JSON body of hit number `seq`. */
+  body(seq: number): string;
+}
+
+/**
+ * The event name defaults to `purchase`, a name every template accepts as is (GA4 event names
+ * must match `[A-Za-z][A-Za-z0-9_]{0,39}`); `--event "Order Completed"` tries a Segment-style one.
+ */
+export function eventFactory(runId: string, visitors: number, eventName = 'purchase', at: Date = new Date()): EventFactory {
+  const ts = at.toISOString();
+  const n = Math.max(1, Math.floor(visitors));
+  return {
+    body(seq) {
+      const v = seq % n;
+      return (
+        `{"type":"track","event":${JSON.stringify(eventName)},"messageId":"bench-${runId}-${seq}",` +
+        `"anonymousId":"anon-${runId}-${v}","userId":"user-${v}","timestamp":"${ts}",` +
+        `"properties":{"order_id":"order-${seq}","value":59.9,"currency":"eur",` +
+        `"products":[{"product_id":"sku-1042","name":"Trail shoes","price":59.9,"quantity":1}]},` +
+        `"context":{"ip":"203.0.113.${(v % 254) + 1}",` +
+        `"userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Safari/605.1.15",` +
+        `"page":{"url":"https://shop.example.com/checkout/thank-you"},` +
+        `"traits":{"email":"Visitor.${v}@Example.com"},` +
+        `"consent":{"categoryPreferences":{"advertising":true,"analytics":true}}},"integrations":{}}`
+      );
+    },
+  };
+}

@@ -1,0 +1,513 @@
+/**
+ * Ingest benchmark: hits/s and latency of `POST /v1/track` for Tagwarden against two baselines.
+ *
+ * Every server runs in its own child process (bench/servers/*.ts); the load generator (autocannon)
+ * runs here, one target after the other, with the same duration and connections and a warm-up run
+ * first. Tagwarden delivers to a local sink (bench/servers/sink.ts, another child) standing in for
+ * Meta, GA4 and the webhook, which counts the vendor requests and the events in them.
+ *
+ * This is a benchmark, not a test: it prints whether the targets hold and never fails because of them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { startChild, type ChildHandle } from './children.ts';
+import { eventFactory, type EventFactory } from './event.ts';
+import { summarizeProfile } from './profile-summary.ts';
+import type { SinkPathStats } from './servers/sink.ts';
+
+export type TargetName = 'tagwarden' | 'express' | 'raw';
+export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'express', 'raw'];
+
+/** Tagwarden must keep at least this share of the Express baseline's hits/s... */
+export const MIN_THROUGHPUT_RATIO = 0.7;
+/** ...and its p99 latency must stay within this multiple of the baseline's. */
+export const MAX_P99_RATIO = 2;
+
+const TARGETS: Record<TargetName, { label: string; script: string; does: string }> = {
+  tagwarden: {
+    label: 'tagwarden',
+    script: 'servers/tagwarden.ts',
+    does:
+      'full pipeline: validates the Segment event, reads consent, decides per destination (meta-capi, ga4, webhook), ' +
+      'renders each template (SHA-256 of the email for Meta), batches and delivers to the sink; answers 200 {"success":true}',
+  },
+  express: {
+    label: 'express (baseline)',
+    script: 'servers/express.ts',
+    does: 'bare Express 5 app: express.json() parses the body, answers 204; no validation, consent or delivery',
+  },
+  raw: {
+    label: 'node:http (baseline)',
+    script: 'servers/raw.ts',
+    does: 'bare node:http server: reads the body without parsing it, answers 204',
+  },
+};
+
+export interface IngestOptions {
+  durationSec: number;
+  warmupSec: number;
+  connections: number;
+  /** Times the whole sequence of targets is run; ratios use the median of each target. */
+  rounds: number;
+  /** Distinct visitors the hits cycle over. */
+  visitors: number;
+  targets: readonly TargetName[];
+  /** Tagwarden's log level (logging each hit would dominate). */
+  logLevel: string;
+  /** Tagwarden's destinations (ids among meta, ga4, webhook); empty = ingest only. */
+  destinations: readonly string[];
+  eventName: string;
+  /** When set, every target runs with --cpu-prof writing here, and Tagwarden's profile is summarised. */
+  profileDir?: string;
+}
+
+export interface Measurement {
+  target: TargetName;
+  round: number;
+  durationSec: number;
+  /** 2xx responses per second of the measured run. */
+  hitsPerSec: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  ok: number;
+  non2xx: number;
+  statusCodes: Record<string, number>;
+  errors: number;
+  timeouts: number;
+  /** CPU used by the target process during the measured run, in cores (1 = one core busy). */
+  targetCpu: number | undefined;
+  /** CPU time the target process spent per 2xx response, in microseconds. */
+  targetCpuUsPerHit: number | undefined;
+  /** CPU used by the sink process (Tagwarden only), in cores. */
+  sinkCpu: number | undefined;
+  /** CPU used by this process (the load generator), in cores. */
+  generatorCpu: number;
+  /** CPU busy on the whole machine (all processes and the kernel), in cores. */
+  machineCpu: number | undefined;
+}
+
+export interface TagwardenExtras {
+  round: number;
+  sink: Record<string, SinkPathStats>;
+  /** Counters Tagwarden printed on shutdown (warm-up included). */
+  counters: Record<string, Record<string, number>> | undefined;
+  exit: string;
+  stderr: { lines: number; head: string[] };
+}
+
+export interface IngestReport {
+  options: IngestOptions;
+  bodyBytes: number;
+  measurements: Measurement[];
+  tagwarden: TagwardenExtras[];
+  /** Cores already busy on the machine in the second before the bench started (other processes). */
+  busyBefore: number | undefined;
+  /** CPU profiles written (with --profile), and the summary of Tagwarden's last one. */
+  profiles: { target: TargetName; round: number; file: string }[];
+  profileSummary?: string[];
+}
+
+const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
+
+/** utime + stime of a process in seconds, from /proc (Linux); undefined elsewhere. */
+function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of proc(5), counted from the state field (3) here. USER_HZ is 100 on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy CPU ticks of the whole machine, from /proc/stat (Linux); undefined elsewhere. */
+function machineTicks(): { busy: number } | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return { busy: t[0]! + t[1]! + t[2]! + t[5]! + t[6]! + t[7]! };
+  } catch {
+    return undefined;
+  }
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+interface LoadRun {
+  factory: EventFactory;
+  next: { seq: number };
+  port: number;
+  seconds: number;
+  connections: number;
+  /** Processes whose CPU time is measured over the run. */
+  watch: Record<string, number | undefined>;
+}
+
+async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
+  const latencies: number[] = [];
+  const statusCodes: Record<string, number> = {};
+  let ok = 0;
+  let non2xx = 0;
+  const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processCpuSeconds(pid)]));
+  const ownBefore = process.cpuUsage();
+  const machineBefore = machineTicks();
+  const started = performance.now();
+
+  const instance = autocannon({
+    url: `http://127.0.0.1:${run.port}/v1/track`,
+    method: 'POST',
+    connections: run.connections,
+    duration: run.seconds,
+    timeout: 10,
+    headers: { 'content-type': 'application/json', 'user-agent': 'tagwarden-bench (autocannon)' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: run.factory.body(run.next.seq++) }) }],
+  });
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+    statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+    if (status >= 200 && status < 300) {
+      ok += 1;
+      latencies.push(ms);
+    } else {
+      non2xx += 1;
+    }
+  });
+  const result = await instance;
+
+  const wallSec = (performance.now() - started) / 1000;
+  const own = process.cpuUsage(ownBefore);
+  const machineAfter = machineTicks();
+  const cores = (k: string): number | undefined => {
+    const pid = run.watch[k];
+    const before = cpuBefore[k];
+    const after = pid === undefined ? undefined : processCpuSeconds(pid);
+    return before === undefined || after === undefined ? undefined : (after - before) / wallSec;
+  };
+  const targetCpu = cores('target');
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    durationSec: result.duration,
+    hitsPerSec: ok / result.duration,
+    p50Ms: percentile(sorted, 50),
+    p90Ms: percentile(sorted, 90),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted.length === 0 ? NaN : sorted[sorted.length - 1]!,
+    ok,
+    non2xx,
+    statusCodes,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    targetCpu,
+    targetCpuUsPerHit: ok === 0 || targetCpu === undefined ? undefined : (targetCpu * wallSec * 1e6) / ok,
+    sinkCpu: cores('sink'),
+    generatorCpu: (own.user + own.system) / 1e6 / wallSec,
+    machineCpu: machineBefore === undefined || machineAfter === undefined ? undefined : (machineAfter.busy - machineBefore.busy) / 100 / wallSec,
+  };
+}
+
+async function sinkStats(sink: ChildHandle): Promise<Record<string, SinkPathStats>> {
+  const res = await fetch(`http://127.0.0.1:${sink.port}/__stats`, { signal: AbortSignal.timeout(5_000) });
+  return (await res.json()) as Record<string, SinkPathStats>;
+}
+
+async function resetSink(sink: ChildHandle): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${sink.port}/__reset`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
+  await res.arrayBuffer();
+}
+
+const profileName = (target: TargetName, round: number): string => `${target}-round${round}-${process.pid}.cpuprofile`;
+
+/** Runs one target: start it (and the sink for Tagwarden), warm up, measure, stop. */
+async function runTarget(
+  name: TargetName,
+  round: number,
+  o: IngestOptions,
+  factory: EventFactory,
+  next: { seq: number },
+  log: (line: string) => void,
+): Promise<{ m: Measurement; extras?: TagwardenExtras }> {
+  let sink: ChildHandle | undefined;
+  let server: ChildHandle | undefined;
+  try {
+    let args: string[] = [];
+    if (name === 'tagwarden') {
+      sink = await startChild('sink', here('./servers/sink.ts'), []);
+      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(',')];
+    }
+    const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
+    server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
+    const tag = o.rounds > 1 ? `[round ${round}/${o.rounds}] ${TARGETS[name].label}` : TARGETS[name].label;
+    log(`${tag}: pid ${server.pid}, port ${server.port}; warm-up ${o.warmupSec}s`);
+    const common = { factory, next, port: server.port, connections: o.connections };
+    await load({ ...common, seconds: o.warmupSec, watch: {} });
+    // Let the warm-up's batches (lingering up to 500 ms) reach the sink before counting from zero.
+    await sleep(name === 'tagwarden' ? 1_500 : 500);
+    if (sink !== undefined) await resetSink(sink);
+    log(`${tag}: measuring ${o.durationSec}s with ${o.connections} connections`);
+    const measured = await load({ ...common, seconds: o.durationSec, watch: { target: server.pid, sink: sink?.pid } });
+    const m: Measurement = { target: name, round, ...measured };
+    if (name !== 'tagwarden' || sink === undefined) return { m };
+
+    // SIGTERM makes Tagwarden flush its batches (like a deploy would), then print its counters.
+    const exit = await server.stop();
+    const summary = server.messages.find((x): x is { summary: Record<string, Record<string, number>> } => typeof x === 'object' && x !== null && 'summary' in x);
+    return { m, extras: { round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr } };
+  } finally {
+    await server?.stop();
+    await sink?.stop();
+  }
+}
+
+export async function runIngestBench(o: IngestOptions, log: (line: string) => void = (l) => console.error(l)): Promise<IngestReport> {
+  const runId = Math.random().toString(36).slice(2, 8);
+  const factory = eventFactory(runId, o.visitors, o.eventName);
+  const next = { seq: 0 };
+  const before = machineTicks();
+  await sleep(1_000);
+  const after = machineTicks();
+  const busyBefore = before === undefined || after === undefined ? undefined : (after.busy - before.busy) / 100;
+  const report: IngestReport = {
+    options: o,
+    bodyBytes: Buffer.byteLength(factory.body(123_456)),
+    measurements: [],
+    tagwarden: [],
+    busyBefore,
+    profiles: [],
+  };
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const name of o.targets) {
+      const { m, extras } = await runTarget(name, round, o, factory, next, log);
+      report.measurements.push(m);
+      if (extras !== undefined) report.tagwarden.push(extras);
+    }
+  }
+  if (o.profileDir !== undefined) {
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const target of o.targets) {
+        const file = join(o.profileDir, profileName(target, round));
+        if (existsSync(file)) report.profiles.push({ target, round, file });
+      }
+    }
+    const tw = report.profiles.findLast((p) => p.target === 'tagwarden');
+    if (tw !== undefined) report.profileSummary = summarizeProfile(tw.file, 25);
+  }
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+const fmt = (n: number | undefined, digits = 0): string => (n === undefined || Number.isNaN(n) ? 'n/a' : n.toFixed(digits));
+const pctCore = (n: number | undefined): string => (n === undefined ? 'n/a' : `${(n * 100).toFixed(0)}%`);
+
+/** Other processes or the kernel kept this much CPU busy besides the bench's own processes (cores). */
+function otherLoad(m: Measurement): number | undefined {
+  if (m.machineCpu === undefined || m.targetCpu === undefined) return undefined;
+  return Math.max(0, m.machineCpu - m.targetCpu - (m.sinkCpu ?? 0) - m.generatorCpu);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)];
+}
+
+/** A target's figures over the rounds: the median of each. */
+export interface TargetSummary {
+  target: TargetName;
+  hitsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerHit: number | undefined;
+  non2xx: number;
+  errors: number;
+}
+
+export function summarize(report: IngestReport): TargetSummary[] {
+  return report.options.targets.map((target) => {
+    const ms = report.measurements.filter((m) => m.target === target);
+    return {
+      target,
+      hitsPerSec: median(ms.map((m) => m.hitsPerSec)),
+      p50Ms: median(ms.map((m) => m.p50Ms)),
+      p99Ms: median(ms.map((m) => m.p99Ms)),
+      cpuUsPerHit: ms.some((m) => m.targetCpuUsPerHit === undefined) ? undefined : median(ms.map((m) => m.targetCpuUsPerHit!)),
+      non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
+      errors: ms.reduce((n, m) => n + m.errors + m.timeouts, 0),
+    };
+  });
+}
+
+export interface Verdict {
+  throughputRatio: number;
+  p99Ratio: number;
+  throughputHolds: boolean;
+  p99Holds: boolean;
+}
+
+export function verdict(summaries: readonly TargetSummary[]): Verdict | undefined {
+  const tw = summaries.find((m) => m.target === 'tagwarden');
+  const ex = summaries.find((m) => m.target === 'express');
+  if (tw === undefined || ex === undefined) return undefined;
+  const throughputRatio = tw.hitsPerSec / ex.hitsPerSec;
+  const p99Ratio = tw.p99Ms / ex.p99Ms;
+  return { throughputRatio, p99Ratio, throughputHolds: throughputRatio >= MIN_THROUGHPUT_RATIO, p99Holds: p99Ratio <= MAX_P99_RATIO };
+}
+
+function sinkLines(o: IngestOptions, tw: TagwardenExtras, ok: number): string[] {
+  const n = o.destinations.length;
+  const out: string[] = [];
+  let events = 0;
+  out.push(
+    ...table(
+      ['path', 'vendor requests', 'events', 'events/request', 'largest batch', 'KiB'],
+      Object.keys(tw.sink)
+        .sort()
+        .map((p) => {
+          const s = tw.sink[p]!;
+          events += s.events;
+          return [p, String(s.requests), String(s.events), fmt(s.events / s.requests, 1), String(s.largestBatch), fmt(s.bytes / 1024)];
+        }),
+    ),
+  );
+  out.push(
+    `events delivered: ${events}; expected about ${ok * n} (${n} destinations x ${ok} acknowledged hits; ` +
+      `up to ${o.connections * n} more come from hits in flight when the run stopped)`,
+  );
+  return out;
+}
+
+export function formatReport(report: IngestReport): string[] {
+  const o = report.options;
+  const out: string[] = [];
+  out.push(
+    `POST /v1/track, ${report.bodyBytes}-byte Segment track event, ${o.connections} connections, ` +
+      `${o.warmupSec}s warm-up then ${o.durationSec}s measured per target${o.rounds > 1 ? `, ${o.rounds} rounds` : ''}, ${o.visitors} distinct visitors`,
+  );
+  if (report.busyBefore !== undefined) {
+    const warn = report.busyBefore > 0.2 ? ' -- WARNING: something else is running; figures will be noisy' : '';
+    out.push(`machine busy in the second before the bench started: ${pctCore(report.busyBefore)} of a core${warn}`);
+  }
+  out.push('');
+  for (const t of o.targets) out.push(`  ${TARGETS[t].label}: ${TARGETS[t].does}`);
+  if (o.targets.includes('tagwarden')) out.push(`  tagwarden destinations: ${o.destinations.length === 0 ? 'none (ingest only)' : o.destinations.join(', ')}`);
+  out.push('');
+  const label = (m: Measurement): string => (o.rounds > 1 ? `${TARGETS[m.target].label} #${m.round}` : TARGETS[m.target].label);
+  out.push(
+    ...table(
+      ['target', 'req/s (2xx)', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'CPU us/hit', 'target CPU', 'loadgen CPU', 'other CPU'],
+      report.measurements.map((m) => [
+        label(m),
+        fmt(m.hitsPerSec),
+        fmt(m.p50Ms, 2),
+        fmt(m.p90Ms, 2),
+        fmt(m.p99Ms, 2),
+        fmt(m.maxMs, 1),
+        String(m.ok),
+        String(m.non2xx),
+        String(m.errors + m.timeouts),
+        fmt(m.targetCpuUsPerHit),
+        pctCore(m.targetCpu) + (m.sinkCpu === undefined ? '' : ` (+sink ${pctCore(m.sinkCpu)})`),
+        pctCore(m.generatorCpu),
+        pctCore(otherLoad(m)),
+      ]),
+    ),
+  );
+  out.push(
+    'CPU us/hit: CPU time of the target process per 2xx response (less sensitive to other load than req/s). Other CPU\n' +
+      'columns: % of one core over the measured run (2 cores = 200%); "other" is busy CPU not used by the bench\'s processes\n' +
+      '(kernel loopback work, anything else running). Latency percentiles are computed from every 2xx response time.',
+  );
+  for (const m of report.measurements) {
+    if (m.non2xx > 0) out.push(`  ${label(m)}: non-2xx status codes ${JSON.stringify(m.statusCodes)}`);
+    const other = otherLoad(m);
+    if (other !== undefined && other > 0.3) out.push(`  ${label(m)}: WARNING ${pctCore(other)} of a core went elsewhere during this run: figures are noisy`);
+  }
+
+  const summaries = summarize(report);
+  if (o.rounds > 1) {
+    out.push('');
+    out.push(`medians over ${o.rounds} rounds:`);
+    out.push(
+      ...table(
+        ['target', 'req/s (2xx)', 'p50 ms', 'p99 ms', 'CPU us/hit', 'non-2xx', 'errors'],
+        summaries.map((s) => [
+          TARGETS[s.target].label,
+          fmt(s.hitsPerSec),
+          fmt(s.p50Ms, 2),
+          fmt(s.p99Ms, 2),
+          fmt(s.cpuUsPerHit),
+          String(s.non2xx),
+          String(s.errors),
+        ]),
+      ),
+    );
+  }
+  const v = verdict(summaries);
+  out.push('');
+  if (v === undefined) {
+    out.push('ratios: need both tagwarden and express in --targets');
+  } else {
+    const mark = (ok: boolean): string => (ok ? 'HOLDS' : 'MISSED');
+    out.push(`tagwarden / express req/s  : ${v.throughputRatio.toFixed(2)}  (target >= ${MIN_THROUGHPUT_RATIO})  ${mark(v.throughputHolds)}`);
+    out.push(`tagwarden p99 / express p99: ${v.p99Ratio.toFixed(2)}  (target <= ${MAX_P99_RATIO})  ${mark(v.p99Holds)}`);
+    const tw = summaries.find((x) => x.target === 'tagwarden')!;
+    const ex = summaries.find((x) => x.target === 'express')!;
+    if (tw.cpuUsPerHit !== undefined && ex.cpuUsPerHit !== undefined) {
+      out.push(`tagwarden / express CPU per hit: ${(tw.cpuUsPerHit / ex.cpuUsPerHit).toFixed(1)}x  (informational)`);
+    }
+    out.push(v.throughputHolds && v.p99Holds ? 'TARGETS HOLD' : 'TARGET MISSED (the bench still exits 0: it measures, it does not gate)');
+  }
+
+  for (const tw of report.tagwarden) {
+    const m = report.measurements.find((x) => x.target === 'tagwarden' && x.round === tw.round);
+    if (m === undefined) continue;
+    out.push('');
+    out.push(
+      `${o.rounds > 1 ? `round ${tw.round}: ` : ''}sink (fake vendors), from the start of the measured run until Tagwarden had flushed on shutdown (${tw.exit}):`,
+    );
+    out.push(...sinkLines(o, tw, m.ok));
+    const drops = Object.entries(tw.counters?.decisions ?? {}).filter(([k]) => k.split('/')[1] === 'drop');
+    if (drops.length > 0) {
+      out.push(`WARNING: Tagwarden dropped events instead of delivering them: ${drops.map(([k, n]) => `${k}=${n}`).join(', ')}`);
+    }
+    if (tw.counters !== undefined) {
+      out.push('tagwarden counters (warm-up included):');
+      for (const [name, values] of Object.entries(tw.counters)) {
+        const parts = Object.entries(values).map(([k, n]) => `${k}=${n}`);
+        out.push(`  ${name}: ${parts.length === 0 ? '(none)' : parts.join(', ')}`);
+      }
+    }
+    if (tw.stderr.lines > 0) {
+      out.push(`tagwarden wrote ${tw.stderr.lines} log/error lines to stderr; the first:`);
+      for (const l of tw.stderr.head.slice(0, 5)) out.push(`  ${l.length > 300 ? `${l.slice(0, 300)}...` : l}`);
+    }
+  }
+  if (report.profiles.length > 0) {
+    out.push('');
+    out.push('CPU profiles (the figures above were measured WITH the profiler on, so slower than usual):');
+    for (const p of report.profiles) out.push(`  ${TARGETS[p.target].label} round ${p.round}: ${p.file}`);
+    out.push('  summarise any of them with: node bench/profile-summary.ts <file>');
+  }
+  if (report.profileSummary !== undefined) {
+    out.push('');
+    out.push(...report.profileSummary);
+  }
+  return out;
+}

@@ -1,0 +1,92 @@
+/**
+ * `npm run bench`: the ingest benchmark (bench/ingest.ts). Options:
+ *
+ *   --duration <s>      measured seconds per target (default 10)
+ *   --warmup <s>        warm-up seconds per target, not measured (default 3)
+ *   --connections <n>   concurrent keep-alive connections (default 50)
+ *   --rounds <n>        run the sequence of targets n times; ratios use the medians (default 1)
+ *   --visitors <n>      distinct visitors the hits cycle over (default 100)
+ *   --targets <list>    comma-separated: tagwarden,express,raw (default all, in that order)
+ *   --log <level>       Tagwarden's log level (default warn)
+ *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
+ *   --event <name>      track event name (default purchase)
+ *   --profile <dir>     run Tagwarden with --cpu-prof writing into <dir>, and print the hot spots
+ *
+ * Exits 0 whether or not the targets hold (a benchmark measures, it does not gate); exits 1 when
+ * the bench itself could not run. Every child process is stopped on exit, and a watchdog ends a
+ * run that takes far longer than planned.
+ */
+import { mkdirSync } from 'node:fs';
+import { availableParallelism, cpus, platform, release, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { installExitHooks } from './children.ts';
+import { formatReport, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
+
+function positive(name: string, value: string, integer: boolean): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '50' },
+      rounds: { type: 'string', default: '1' },
+      visitors: { type: 'string', default: '100' },
+      targets: { type: 'string', default: TARGET_NAMES.join(',') },
+      log: { type: 'string', default: 'warn' },
+      destinations: { type: 'string', default: 'meta,ga4,webhook' },
+      event: { type: 'string', default: 'purchase' },
+      profile: { type: 'string' },
+    },
+    strict: true,
+  });
+  const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  for (const t of targets) if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${t} (known: ${TARGET_NAMES.join(', ')})`);
+  const durationSec = positive('duration', values.duration, false);
+  const warmupSec = positive('warmup', values.warmup, false);
+  const rounds = positive('rounds', values.rounds, true);
+  const destinations = values.destinations === 'none' ? [] : values.destinations.split(',').map((d) => d.trim());
+  for (const d of destinations) if (!['meta', 'ga4', 'webhook'].includes(d)) throw new Error(`unknown destination ${d} (known: meta, ga4, webhook, or none)`);
+  let profileDir: string | undefined;
+  if (values.profile !== undefined) {
+    profileDir = resolve(values.profile);
+    mkdirSync(profileDir, { recursive: true });
+  }
+
+  installExitHooks();
+  // Watchdog: a target that hangs must not keep the bench running.
+  const budgetMs = rounds * targets.length * (warmupSec + durationSec + 45) * 1000 + 30_000;
+  setTimeout(() => {
+    console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
+    process.exit(1);
+  }, budgetMs).unref();
+
+  const cpu = cpus()[0]?.model ?? 'unknown';
+  console.log(
+    `machine: ${availableParallelism()} CPUs (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
+      `${platform()} ${release()}, Node ${process.version}`,
+  );
+  const report = await runIngestBench({
+    durationSec,
+    warmupSec,
+    connections: positive('connections', values.connections, true),
+    rounds,
+    visitors: positive('visitors', values.visitors, true),
+    targets: targets as TargetName[],
+    logLevel: values.log,
+    destinations,
+    eventName: values.event,
+    ...(profileDir === undefined ? {} : { profileDir }),
+  });
+  console.log(formatReport(report).join('\n'));
+}
+
+main().catch((err: unknown) => {
+  console.error('bench failed:', err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,110 @@
+/**
+ * Target (a): Tagwarden as src/main.ts composes it (config validated by parseConfig with the
+ * template checks, createApp, createHttpServer), with three destinations — Meta CAPI, GA4 and a
+ * webhook — whose endpoints point at the local sink. Fake credentials; opt-in consent with
+ * advertising and analytics categories. `--destinations` keeps only some of them (`none`: ingest
+ * only, to see what the pipeline and delivery cost).
+ *
+ *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
+ *
+ * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
+ * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
+ */
+import { pino } from 'pino';
+import { createApp } from '../../src/app.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { loadTemplates } from '../../src/destinations/load.ts';
+import { checkDestinations } from '../../src/destinations/resolve.ts';
+import { createHttpServer } from '../../src/http/server.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { arg, reportReady, tieToParent } from './common.ts';
+
+tieToParent();
+
+const sink = arg('sink');
+const level = arg('log', 'warn');
+const only = arg('destinations', 'meta,ga4,webhook');
+
+/** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
+function benchConfig(sinkOrigin: string, logLevel: string, destinationIds: readonly string[]): unknown {
+  const all = [
+    {
+      id: 'meta',
+      template: 'meta-capi',
+      endpoint: `${sinkOrigin}/meta`,
+      settings: { pixelId: '1234567890', accessToken: 'bench-token' },
+      consent: { categories: ['advertising'] },
+    },
+    {
+      id: 'ga4',
+      template: 'ga4',
+      endpoint: `${sinkOrigin}/ga4`,
+      settings: { measurementId: 'G-BENCH', apiSecret: 'bench-secret' },
+      consent: { categories: ['analytics'] },
+    },
+    {
+      id: 'webhook',
+      template: 'webhook',
+      endpoint: `${sinkOrigin}/webhook`,
+      settings: { url: `${sinkOrigin}/webhook` },
+      consent: { categories: ['analytics'] },
+    },
+  ];
+  return {
+    server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 5_000 },
+    site: {
+      id: 'bench',
+      dataControlMode: 'opt-in',
+      categories: {
+        advertising: { description: 'Ads measurement' },
+        analytics: { description: 'Audience measurement' },
+      },
+    },
+    destinations: all.filter((d) => destinationIds.includes(d.id)),
+    log: { level: logLevel },
+  };
+}
+
+const templates = loadTemplates();
+const destinationIds = only === 'none' ? [] : only.split(',');
+const config = parseConfig(benchConfig(sink, level, destinationIds), { env: {}, extraChecks: (raw) => checkDestinations(raw, templates) }, 'bench config');
+// Logs go to stderr: stdout carries the ready line and the summary.
+const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
+const app = createApp(config, { logger, templates });
+const server = createHttpServer(config.server, app.express);
+server.listen(config.server.port, config.server.host, () => reportReady(server));
+
+/** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
+async function summary(): Promise<Record<string, Record<string, number>>> {
+  const wanted = ['tagwarden_events_received_total', 'tagwarden_events_rejected_total', 'tagwarden_decisions_total', 'tagwarden_deliveries_total'];
+  const out: Record<string, Record<string, number>> = {};
+  for (const metric of await app.metrics.registry.getMetricsAsJSON()) {
+    if (!wanted.includes(metric.name)) continue;
+    const values: Record<string, number> = {};
+    for (const v of metric.values) {
+      const key = Object.values(v.labels).join('/') || 'total';
+      values[key] = (values[key] ?? 0) + v.value;
+    }
+    out[metric.name.replace(/^tagwarden_|_total$/g, '')] = values;
+  }
+  return out;
+}
+
+let stopping = false;
+process.on('SIGTERM', () => {
+  if (stopping) return;
+  stopping = true;
+  server.close();
+  server.closeIdleConnections();
+  app
+    .shutdown(config.server.shutdownGraceMs)
+    .then(summary)
+    .then((s) => {
+      server.closeAllConnections();
+      process.stdout.write(`${JSON.stringify({ summary: s })}\n`, () => process.exit(0));
+    })
+    .catch((err: unknown) => {
+      console.error('tagwarden bench server: shutdown failed', err);
+      process.exit(1);
+    });
+});
