@@ -62,7 +62,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxDelayMs: config.delivery.maxDelayMs,
     },
     defaults: { maxQueuedEvents: config.delivery.maxQueuedEvents },
-    destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs }])),
+    destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs, maxInFlight: d.config.maxInFlight }])),
     onResult: (r) => onDeliveryResult(r, metrics, log),
   });
 

@@ -4,7 +4,7 @@ import { consentFromSegment, type SiteCategory } from './consent/segment.ts';
 import type { ConsentState } from './consent/state.ts';
 import type { BoundDestination, RenderedEvent } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
-import type { Metrics } from './observability/metrics.ts';
+import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
 import { scrubPii } from './observability/pii.ts';
 import { decide, type DataControlMode, type Decision, type PolicyDestination } from './policy/decide.ts';
@@ -65,8 +65,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { consent, evaluations };
   }
 
+  const decisions = incrementer(metrics.decisions);
   function count(destination: string, outcome: string, reason: string): void {
-    metrics.decisions.inc({ destination, outcome, reason });
+    decisions({ destination, outcome, reason });
   }
 
   function process(event: Event): void {

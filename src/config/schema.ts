@@ -83,6 +83,12 @@ export const destinationSchema = z
       .optional()
       .describe('Replaces the vendor URL (origin and path; the rendered query string is kept). For tests and staging.'),
     timeoutMs: z.int().min(100).max(120_000).default(10_000).describe('Timeout of one vendor request.'),
+    maxInFlight: z
+      .int()
+      .min(1)
+      .max(256)
+      .default(16)
+      .describe('Most concurrent requests to this destination. GA4 sends one request per visitor batch, so it needs more than a vendor that batches everyone together.'),
   })
   .strict();
 

@@ -15,6 +15,8 @@ export interface BatchEntry {
   messageId: string;
   idempotencyKey?: string;
   item: unknown;
+  /** The item's JSON, made once to measure it and reused for the request body. */
+  json: string;
   /** UTF-8 byte length of the item's JSON. */
   bytes: number;
 }
@@ -85,11 +87,11 @@ export function createBatcher(options: BatcherOptions): Batcher {
     options.onBatch({ ...current.batch, closedBy });
   }
 
-  function measure(item: unknown): number | undefined {
+  function measure(item: unknown): { json: string; bytes: number } | undefined {
     try {
-      const json = JSON.stringify(item);
+      const json = JSON.stringify(item) as string | undefined;
       // undefined, functions and symbols have no JSON form.
-      return typeof json === 'string' ? Buffer.byteLength(json, 'utf8') : undefined;
+      return typeof json === 'string' ? { json, bytes: Buffer.byteLength(json, 'utf8') } : undefined;
     } catch {
       // Cycles and BigInt make JSON.stringify throw.
       return undefined;
@@ -98,8 +100,9 @@ export function createBatcher(options: BatcherOptions): Batcher {
 
   return {
     add(rendered) {
-      const bytes = measure(rendered.item);
-      if (bytes === undefined) return { accepted: false, reason: 'item_unserializable' };
+      const measured = measure(rendered.item);
+      if (measured === undefined) return { accepted: false, reason: 'item_unserializable' };
+      const { json, bytes } = measured;
       // Splitting one event is impossible, and the vendor would refuse it: never send it.
       if (bytes > maxBytes) return { accepted: false, reason: 'item_too_large' };
       if (queued >= options.maxQueuedEvents) return { accepted: false, reason: 'queue_full' };
@@ -121,7 +124,7 @@ export function createBatcher(options: BatcherOptions): Batcher {
         };
         openBatches.set(rendered.groupKey, current);
       }
-      const entry: BatchEntry = { messageId: rendered.messageId, item: rendered.item, bytes };
+      const entry: BatchEntry = { messageId: rendered.messageId, item: rendered.item, json, bytes };
       if (rendered.idempotencyKey !== undefined) entry.idempotencyKey = rendered.idempotencyKey;
       current.batch.bytes += (current.batch.entries.length > 0 ? 1 : 0) + bytes;
       current.batch.entries.push(entry);

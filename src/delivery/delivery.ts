@@ -217,6 +217,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       return job.destination.buildRequest(
         job.batch.envelope,
         job.batch.entries.map((e) => e.item),
+        job.batch.entries.map((e) => e.json),
       );
     } catch {
       // A template bug: the same batch would fail the same way on every attempt.

@@ -283,3 +283,20 @@ describe('endpoint override', () => {
     expect(() => bindDestination({ id: 'd1', template: template(), settings, endpoint: 'https://x.example/?a=1' })).toThrow(ConfigError);
   });
 });
+
+describe('buildRequest with the items already serialised', () => {
+  test('the body is byte for byte the one built from the items', () => {
+    const dest = bindDestination({ id: 'd', template: template(), settings });
+    fc.assert(
+      fc.property(
+        fc.array(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 })), { minLength: 1, maxLength: 3 }),
+        fc.dictionary(fc.string().filter((k) => k !== 'items' && k !== '__proto__'), fc.jsonValue({ maxDepth: 2 })),
+        (items, envelope) => {
+          const plain = dest.buildRequest(envelope, items);
+          const spliced = dest.buildRequest(envelope, items, items.map((i) => JSON.stringify(i)));
+          expect(spliced.body).toBe(plain.body);
+        },
+      ),
+    );
+  });
+});

@@ -204,7 +204,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     }
   }
 
-  function buildRequest(envelope: Record<string, unknown>, items: unknown[]): VendorRequest {
+  function buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest {
     if (items.length === 0) throw new InternalError(`${id}: buildRequest needs at least one item`);
     if (items.length > limits.maxEvents) throw new InternalError(`${id}: ${items.length} items exceed maxEvents ${limits.maxEvents}`);
     let body: Record<string, unknown>;
@@ -244,7 +244,17 @@ export function bindDestination(options: BindOptions): BoundDestination {
     }
     if (request.method === 'GET') return { method: request.method, url: url.href, headers };
     headers['content-type'] ??= 'application/json';
-    return { method: request.method, url: url.href, headers, body: JSON.stringify(body) };
+    return { method: request.method, url: url.href, headers, body: bodyText(body, envelope, itemJson, items.length) };
+  }
+
+  /**
+   * The body's JSON. With the items' JSON at hand (and the items array last, as `{...envelope,
+   * [into]: items}` puts it), only the envelope is serialised and the items are spliced in.
+   */
+  function bodyText(body: Record<string, unknown>, envelope: Record<string, unknown>, itemJson: readonly string[] | undefined, count: number): string {
+    if (into === undefined || itemJson === undefined || itemJson.length !== count || Object.hasOwn(envelope, into)) return JSON.stringify(body);
+    const head = JSON.stringify({ ...envelope, [into]: 0 });
+    return `${head.slice(0, -2)}[${itemJson.join(',')}]}`;
   }
 
   return {

@@ -52,6 +52,10 @@ export interface BoundDestination {
    * template does not define yields a skip with reason `redaction_unavailable:<name>` (fail closed).
    */
   render(event: Event, redactions: readonly string[]): RenderedEvent;
-  /** Build one request from rendered events sharing a group key (1..limits.maxEvents of them). */
-  buildRequest(envelope: Record<string, unknown>, items: unknown[]): VendorRequest;
+  /**
+   * Build one request from rendered events sharing a group key (1..limits.maxEvents of them).
+   * `itemJson`, when given, is each item's JSON already made (the batcher makes it to measure the
+   * batch); the body reuses it instead of serialising a large batch again on the event loop.
+   */
+  buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest;
 }

@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { EventType, Event } from './event.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
 
@@ -28,6 +28,7 @@ const SINGLE: Record<string, EventType> = {
 export function segmentRouter(opts: SegmentRouteOptions): Router {
   const router = Router();
   const now = opts.now ?? ((): Date => new Date());
+  const received = incrementer(opts.metrics.eventsReceived);
   const facts = (req: Request): RequestFacts => ({ ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
 
   for (const [path, type] of Object.entries(SINGLE)) {
@@ -37,7 +38,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
         opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
         throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
       }
-      opts.metrics.eventsReceived.inc({ client: 'segment', type });
+      received({ client: 'segment', type });
       opts.accept(result.event);
       res.status(200).json({ success: true });
     });
@@ -68,7 +69,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
     }
     for (const e of accepted) {
-      opts.metrics.eventsReceived.inc({ client: 'segment', type: e.type });
+      received({ client: 'segment', type: e.type });
       opts.accept(e);
     }
     res.status(200).json(rejected.length === 0 ? { success: true } : { success: true, accepted: accepted.length, rejected });

@@ -10,6 +10,21 @@ export interface Metrics {
   deliveryDuration: Histogram<'destination'>;
 }
 
+/**
+ * prom-client hashes the label set on every `inc(labels)`; on the per-hit path we look the child
+ * up once per label combination instead. Label values here come from config and fixed reason
+ * names, so the map stays small.
+ */
+export function incrementer<L extends string>(counter: Counter<L>): (labels: Record<L, string>, value?: number) => void {
+  const children = new Map<string, { inc(value?: number): void }>();
+  return (labels, value) => {
+    const key = Object.values<string>(labels).join('\u0000');
+    let child = children.get(key);
+    if (child === undefined) children.set(key, (child = counter.labels(labels)));
+    child.inc(value);
+  };
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tagwarden_' });
