@@ -6,6 +6,7 @@
  *   --connections <n>   concurrent keep-alive connections (default 50)
  *   --rounds <n>        run the sequence of targets n times; ratios use the medians (default 1)
  *   --visitors <n>      distinct visitors the hits cycle over (default 100)
+ *   --rate <n>          fixed offered load in req/s for every target (default: as fast as possible)
  *   --targets <list>    comma-separated: tagwarden,express,raw (default all, in that order)
  *   --log <level>       Tagwarden's log level (default warn)
  *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: '50' },
       rounds: { type: 'string', default: '1' },
       visitors: { type: 'string', default: '100' },
+      rate: { type: 'string' },
       targets: { type: 'string', default: TARGET_NAMES.join(',') },
       log: { type: 'string', default: 'warn' },
       destinations: { type: 'string', default: 'meta,ga4,webhook' },
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
     connections: positive('connections', values.connections, true),
     rounds,
     visitors: positive('visitors', values.visitors, true),
+    ...(values.rate === undefined ? {} : { rate: positive('rate', values.rate, true) }),
     targets: targets as TargetName[],
     logLevel: values.log,
     destinations,

@@ -12,6 +12,7 @@ import { cors } from './http/cors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { segmentRouter } from './ingest/segment-routes.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createDeferredProcessing } from './ingest/deferred.ts';
 import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
 
 export interface AppDeps {
@@ -33,6 +34,8 @@ export interface TagwardenApp {
   metrics: Metrics;
   destinations: Resolution;
   pending: PendingQueue<HeldEvent>;
+  /** Decides and queues every accepted hit not yet processed, then sends what is pending within `deadlineMs`. */
+  flush(deadlineMs: number): Promise<void>;
   /**
    * Stops taking hits (collection routes answer 503, /readyz fails), then sends what is pending
    * within `graceMs`; whatever is left goes to the outbox. Held events are dropped as
@@ -84,6 +87,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     log,
   });
 
+  const deferred = createDeferredProcessing((e) => pipeline.process(e), (err, e) => {
+    log.error({ err, messageId: e.messageId }, 'pipeline failed for an event');
+    metrics.eventsRejected.inc({ client: 'pipeline', code: 'TW_ERR_INTERNAL' });
+  });
+
   let accepting = true;
   let shuttingDown: Promise<void> | undefined;
   const app = express();
@@ -112,7 +120,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchBytes: config.server.maxBatchBytes,
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
-      accept: (e) => pipeline.process(e),
+      accept: (e) => deferred.push(e),
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
@@ -129,6 +137,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
+    flush(deadlineMs) {
+      deferred.drain();
+      return delivery.flush(deadlineMs);
+    },
     shutdown(graceMs) {
       // Idempotent: a second signal or caller waits on the first shutdown.
       shuttingDown ??= stop(graceMs);
@@ -139,6 +151,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   async function stop(graceMs: number): Promise<void> {
     accepting = false;
     clearInterval(sweeper);
+    deferred.drain();
     for (const h of pending.drain()) metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
     try {
       await delivery.flush(graceMs);

@@ -88,7 +88,7 @@ describe('end to end: Segment in, consent-gated deliveries out', () => {
     ];
     for (const r of await Promise.all(sends)) expect(r).toEqual({ status: 200, body: { success: true } });
 
-    await tw.app.delivery.flush(5000);
+    await tw.app.flush(5000);
 
     expect(metaIds()).toEqual(['m-alias', 'm-all', 'm-crm-off'].sort());
     expect(ga4Ids()).toEqual(['m-all', 'm-analytics', 'm-crm-off', 'm-fb-off'].sort());
@@ -142,7 +142,7 @@ describe('end to end: Segment in, consent-gated deliveries out', () => {
     expect(JSON.stringify(r.body)).not.toContain('meta-secret-token');
     expect(byId.ga4).toEqual({ id: 'ga4', template: 'ga4', decision: 'drop', reasons: ['consent_denied:analytics'] });
     expect(byId.crm).toMatchObject({ decision: 'forward', reasons: ['not_gated'] });
-    await tw.app.delivery.flush(2000);
+    await tw.app.flush(2000);
     expect(vendor.hits.length).toBe(before);
   });
 
