@@ -179,6 +179,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       destinationId: destination.id,
       limits: destination.limits,
       maxQueuedEvents: destOptions.maxQueuedEvents,
+      retainItems: destination.needsItems,
       clock,
       onBatch: (batch) => {
         state.ready.push({ state, destination: state.destination, batch, attempts: 0 });

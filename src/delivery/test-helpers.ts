@@ -26,6 +26,7 @@ export function fakeDestination(options: FakeDestinationOptions): BoundDestinati
     idempotent,
     secretValues: options.secretValues ?? [],
     redactions: [],
+    needsItems: true,
     render(event: Event) {
       const rendered: RenderedItem = { ok: true, groupKey: 'all', envelope: {}, item: event, messageId: event.messageId };
       if (idempotent) rendered.idempotencyKey = event.messageId;

@@ -300,3 +300,28 @@ describe('buildRequest with the items already serialised', () => {
     );
   });
 });
+
+describe('needsItems: batches that keep only the JSON of their items', () => {
+  const settingsOnly = { method: 'POST', url: { '@template': 'https://api.example.com/v1/{{settings.account}}/events' }, query: { token: { '@setting': 'token' } } };
+
+  test('shipped-style requests that read only settings do not need the items', () => {
+    expect(bindDestination({ id: 'd', template: template({ request: settingsOnly }), settings }).needsItems).toBe(false);
+    expect(bindDestination({ id: 'd', template: template(), settings }).needsItems).toBe(true);
+    expect(bindDestination({ id: 'd', template: template({ request: settingsOnly, batch: undefined }), settings }).needsItems).toBe(true);
+  });
+
+  test('placeholders plus JSON build the same request as the items themselves', () => {
+    const dest = bindDestination({ id: 'd', template: template({ request: settingsOnly }), settings });
+    fc.assert(
+      fc.property(
+        fc.array(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 })), { minLength: 1, maxLength: 3 }),
+        fc.dictionary(fc.string().filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 })),
+        (items, envelope) => {
+          const plain = dest.buildRequest(envelope, items);
+          const fromJson = dest.buildRequest(envelope, items.map(() => undefined), items.map((i) => JSON.stringify(i)));
+          expect(fromJson).toEqual(plain);
+        },
+      ),
+    );
+  });
+});

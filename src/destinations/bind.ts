@@ -145,6 +145,8 @@ export function bindDestination(options: BindOptions): BoundDestination {
     .filter((v) => v !== '');
   const redactionNames = Object.freeze([...template.redactions.keys()]);
   const { request, rules, into, limits } = template;
+  // Conservative: any path or `$` placeholder in the request mappings means they may read the body.
+  const needsItems = into === undefined || /"@(?:path|arrayPath)"|\{\{\s*\$/.test(JSON.stringify(template.definition.request));
 
   function fail(messageId: string, message: string, details?: unknown): RenderedEvent {
     return { ok: false, kind: 'error', error: new RenderError(`${id} (${template.id}): ${message}`, { details }), messageId };
@@ -207,9 +209,13 @@ export function bindDestination(options: BindOptions): BoundDestination {
   function buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest {
     if (items.length === 0) throw new InternalError(`${id}: buildRequest needs at least one item`);
     if (items.length > limits.maxEvents) throw new InternalError(`${id}: ${items.length} items exceed maxEvents ${limits.maxEvents}`);
+    // With the items' JSON at hand the body is spliced from it (see bodyText); the items
+    // themselves may then be placeholders, and are parsed back only where something reads them.
+    const splice = into !== undefined && itemJson !== undefined && itemJson.length === items.length && !Object.hasOwn(envelope, into);
+    if (!splice && !needsItems && itemJson !== undefined && itemJson.length === items.length) items = itemJson.map((j) => JSON.parse(j) as unknown);
     let body: Record<string, unknown>;
     if (into !== undefined) {
-      body = { ...envelope, [into]: items };
+      body = { ...envelope, [into]: splice && !needsItems ? [] : items };
     } else {
       const item = items[0];
       body = isPlainRecord(item) ? { ...envelope, ...item } : { ...envelope };
@@ -244,22 +250,19 @@ export function bindDestination(options: BindOptions): BoundDestination {
     }
     if (request.method === 'GET') return { method: request.method, url: url.href, headers };
     headers['content-type'] ??= 'application/json';
-    return { method: request.method, url: url.href, headers, body: bodyText(body, envelope, itemJson, items.length) };
+    return { method: request.method, url: url.href, headers, body: splice ? bodyText(envelope, itemJson) : JSON.stringify(body) };
   }
 
-  /**
-   * The body's JSON. With the items' JSON at hand (and the items array last, as `{...envelope,
-   * [into]: items}` puts it), only the envelope is serialised and the items are spliced in.
-   */
-  function bodyText(body: Record<string, unknown>, envelope: Record<string, unknown>, itemJson: readonly string[] | undefined, count: number): string {
-    if (into === undefined || itemJson === undefined || itemJson.length !== count || Object.hasOwn(envelope, into)) return JSON.stringify(body);
-    const head = JSON.stringify({ ...envelope, [into]: 0 });
+  /** The body's JSON from the envelope and the items' JSON: `{...envelope, [into]: items}`, items last. */
+  function bodyText(envelope: Record<string, unknown>, itemJson: readonly string[]): string {
+    const head = JSON.stringify({ ...envelope, [into!]: 0 });
     return `${head.slice(0, -2)}[${itemJson.join(',')}]}`;
   }
 
   return {
     id,
     templateId: template.id,
+    needsItems,
     limits,
     idempotent: request.idempotencyKey !== undefined,
     secretValues,

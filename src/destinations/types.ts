@@ -48,6 +48,12 @@ export interface BoundDestination {
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**
+   * False when `buildRequest` needs only the items' JSON: the request's URL, query and headers
+   * read no event data and items are batched into an array. Batches then keep one string per
+   * event instead of its object graph, which keeps young-generation GC pauses short.
+   */
+  needsItems: boolean;
+  /**
    * Render one event; `redactions` names template redaction rules to apply. A requested rule the
    * template does not define yields a skip with reason `redaction_unavailable:<name>` (fail closed).
    */
@@ -56,6 +62,7 @@ export interface BoundDestination {
    * Build one request from rendered events sharing a group key (1..limits.maxEvents of them).
    * `itemJson`, when given, is each item's JSON already made (the batcher makes it to measure the
    * batch); the body reuses it instead of serialising a large batch again on the event loop.
+   * When `needsItems` is false, `items` may hold placeholders (`undefined`) and only `itemJson` is read.
    */
   buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest;
 }
