@@ -65,9 +65,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     return { consent, evaluations };
   }
 
-  const decisions = incrementer(metrics.decisions);
+  const decisions = incrementer(metrics.decisions, ['destination', 'outcome', 'reason']);
   function count(destination: string, outcome: string, reason: string): void {
-    decisions({ destination, outcome, reason });
+    decisions([destination, outcome, reason]);
   }
 
   function process(event: Event): void {

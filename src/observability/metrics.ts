@@ -11,17 +11,29 @@ export interface Metrics {
 }
 
 /**
- * prom-client hashes the label set on every `inc(labels)`; on the per-hit path we look the child
- * up once per label combination instead. Label values here come from config and fixed reason
- * names, so the map stays small.
+ * prom-client hashes the label set on every `inc(labels)`. On the per-hit path the child counter
+ * is looked up instead, in a tree of Maps keyed by the label values in `names` order, without
+ * building a key string. Label values here come from config and fixed reason names, so it stays small.
  */
-export function incrementer<L extends string>(counter: Counter<L>): (labels: Record<L, string>, value?: number) => void {
-  const children = new Map<string, { inc(value?: number): void }>();
-  return (labels, value) => {
-    const key = Object.values<string>(labels).join('\u0000');
-    let child = children.get(key);
-    if (child === undefined) children.set(key, (child = counter.labels(labels)));
-    child.inc(value);
+export function incrementer<L extends string>(counter: Counter<L>, names: readonly L[]): (values: readonly string[], by?: number) => void {
+  interface Node {
+    next: Map<string, Node>;
+    child?: { inc(value?: number): void };
+  }
+  const root: Node = { next: new Map() };
+  return (values, by) => {
+    let node = root;
+    for (const v of values) {
+      let n = node.next.get(v);
+      if (n === undefined) node.next.set(v, (n = { next: new Map() }));
+      node = n;
+    }
+    if (node.child === undefined) {
+      const labels = {} as Record<L, string>;
+      names.forEach((name, i) => (labels[name] = values[i] ?? ''));
+      node.child = counter.labels(labels);
+    }
+    node.child.inc(by);
   };
 }
 
