@@ -190,7 +190,7 @@ describe('delivery: retries', () => {
     delivery.enqueue(dest, renderedItem('x0'));
     await delivery.flush(1_000);
     expect(results).toEqual([
-      expect.objectContaining({ outcome: 'failed', status: 400, reason: 'status_400', responseExcerpt: '{"error":"Invalid OAuth access token [redacted]"}' }),
+      expect.objectContaining({ outcome: 'failed', status: 400, reason: 'status_400', responseExcerpt: '{"error":"Invalid OAuth access token [secret]"}' }),
     ]);
     expect(JSON.stringify(results)).not.toContain('TOPSECRET');
     expect(JSON.stringify(results)).not.toContain(s.url);

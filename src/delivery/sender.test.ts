@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MockAgent, type Agent } from 'undici';
-import { createDeliveryAgent, maskSecrets, sendVendorRequest } from './sender.ts';
+import { maskSecrets } from '../observability/mask.ts';
+import { createDeliveryAgent, sendVendorRequest } from './sender.ts';
 import { decideRetry } from './retry-policy.ts';
 import { refusedUrl, startServer, type TestServer } from './test-helpers.ts';
 
@@ -115,7 +116,7 @@ describe('sendVendorRequest', () => {
     expect(r.responseBytes).toBe(64 * 1024);
     expect(r.truncated).toBe(true);
     expect(r.excerpt).toHaveLength(40);
-    expect(r.excerpt).toContain('[redacted]');
+    expect(r.excerpt).toContain('[secret]');
     expect(r.excerpt).not.toContain('EAAB');
   });
 
@@ -139,6 +140,6 @@ describe('sendVendorRequest', () => {
 
 describe('maskSecrets', () => {
   it('masks plain and URL-encoded forms, ignores empty secrets', () => {
-    expect(maskSecrets('a=tok/en+1 b=tok%2Fen%2B1', ['tok/en+1', ''])).toBe('a=[redacted] b=[redacted]');
+    expect(maskSecrets('a=tok/en+1 b=tok%2Fen%2B1', ['tok/en+1', ''])).toBe('a=[secret] b=[secret]');
   });
 });

@@ -6,6 +6,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import type { VendorRequest } from '../destinations/types.ts';
+import { maskSecrets } from '../observability/mask.ts';
 import type { AttemptOutcome } from './retry-policy.ts';
 
 export interface DeliveryAgentOptions {
@@ -127,18 +128,6 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     if (truncated) body.destroy();
   }
   return { buffer: Buffer.concat(chunks, size), truncated };
-}
-
-/** Masks each secret (and its URL-encoded form) so an echoed token never reaches a log. */
-export function maskSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length === 0) continue;
-    out = out.replaceAll(secret, '[redacted]');
-    const encoded = encodeURIComponent(secret);
-    if (encoded !== secret) out = out.replaceAll(encoded, '[redacted]');
-  }
-  return out;
 }
 
 /** Repeated Retry-After headers are only meaningful when they agree. */
