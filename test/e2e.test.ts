@@ -185,3 +185,101 @@ describe('end to end: Segment in, consent-gated deliveries out', () => {
     expect(r.body.error.details.issues[0].path).toBe('properties');
   });
 });
+
+describe('end to end: whenUnknown redact and hold, opt-out mode', () => {
+  let vendor: Awaited<ReturnType<typeof startVendor>>;
+
+  beforeAll(async () => {
+    vendor = await startVendor();
+  });
+  afterAll(async () => {
+    await vendor.close();
+  });
+
+  const base = (messageId: string, context: Record<string, unknown> = {}) => ({
+    messageId,
+    event: 'Purchase',
+    anonymousId: `anon-${messageId}`,
+    userId: 'user-1',
+    context: { ip: '203.0.113.7', userAgent: 'UA', page: { url: 'https://shop.example/' }, traits: { email: 'a@b.example' }, ...context },
+  });
+
+  it('opt-in: unknown consent sends Meta the consent_unknown redaction and holds GA4, which then expires unsent', async () => {
+    const tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: {}, analytics: {} } },
+        hold: { maxEvents: 10, maxAgeMs: 200 },
+        destinations: [
+          { id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 't' }, endpoint: `${vendor.url}/r/meta`, consent: { whenUnknown: 'redact' } },
+          { id: 'ga4', template: 'ga4', settings: { measurementId: 'G-TEST1', apiSecret: 's' }, endpoint: `${vendor.url}/r/ga4`, consent: { whenUnknown: 'hold' } },
+        ],
+      }),
+    );
+    try {
+      expect((await post(`${tw.url}/v1/track`, base('r-1'))).status).toBe(200);
+      await tw.app.flush(5000);
+      const meta = vendor.hits.filter((h) => h.path === '/r/meta');
+      expect(meta).toHaveLength(1);
+      const ev = (meta[0]!.body as { data: Record<string, any>[] }).data[0]!;
+      expect(ev.event_id).toBe('r-1');
+      // Identifiers are gone; only the user agent is left for Meta's matching.
+      expect(ev.user_data).toEqual({ client_user_agent: 'UA' });
+      expect(tw.app.pending.size).toBe(1);
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(tw.app.pending.size).toBe(0);
+      await tw.app.flush(2000);
+      expect(vendor.hits.filter((h) => h.path === '/r/ga4')).toHaveLength(0);
+      const metrics = await (await fetch(`${tw.url}/metrics`)).text();
+      expect(metrics).toContain('tagwarden_decisions_total{destination="ga4",outcome="hold",reason="consent_unknown:analytics"} 1');
+      expect(metrics).toContain('tagwarden_decisions_total{destination="ga4",outcome="drop",reason="consent_unresolved"} 1');
+      expect(metrics).toContain('tagwarden_decisions_total{destination="meta",outcome="redact",reason="consent_unknown:advertising"} 1');
+    } finally {
+      await tw.close();
+    }
+  });
+
+  it('opt-out: no consent object flows, a denied or absent category does not', async () => {
+    const tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'opt-out', categories: { advertising: {}, analytics: {} } },
+        destinations: [{ id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 't' }, endpoint: `${vendor.url}/o/meta` }],
+      }),
+    );
+    try {
+      await post(`${tw.url}/v1/track`, base('o-none'));
+      await post(`${tw.url}/v1/track`, base('o-denied', { consent: { categoryPreferences: { advertising: false } } }));
+      await post(`${tw.url}/v1/track`, base('o-absent', { consent: { categoryPreferences: { analytics: true } } }));
+      await post(`${tw.url}/v1/track`, base('o-granted', { consent: { categoryPreferences: { advertising: true } } }));
+      await tw.app.flush(5000);
+      const ids = vendor.hits
+        .filter((h) => h.path === '/o/meta')
+        .flatMap((h) => (h.body as { data: { event_id: string }[] }).data.map((e) => e.event_id))
+        .sort();
+      expect(ids).toEqual(['o-granted', 'o-none']);
+    } finally {
+      await tw.close();
+    }
+  });
+
+  it('retries a vendor 503 after its Retry-After and delivers once', async () => {
+    let calls = 0;
+    const flaky = await startVendor(() => (++calls === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200, body: '{}' }));
+    const tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'disabled', categories: {} },
+        destinations: [{ id: 'crm', template: 'webhook', settings: { url: `${flaky.url}/hook` } }],
+      }),
+    );
+    try {
+      const t0 = Date.now();
+      await post(`${tw.url}/v1/track`, base('rt-1'));
+      await tw.app.flush(5000);
+      expect(flaky.hits.map((h) => (h.body as { batch: { messageId: string }[] }).batch[0]!.messageId)).toEqual(['rt-1', 'rt-1']);
+      expect(flaky.hits[1]!.headers['content-type']).toBe('application/json');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await tw.close();
+      await flaky.close();
+    }
+  });
+});
