@@ -120,7 +120,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchBytes: config.server.maxBatchBytes,
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
-      accept: (e) => deferred.push(e),
+      accept: (e) => {
+        // A hit whose body was still arriving when shutdown began: refuse it rather than
+        // acknowledge it after the pipeline has been drained.
+        if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
+        deferred.push(e);
+      },
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );

@@ -105,6 +105,30 @@ describe('lifecycle', () => {
     await tw.close();
   });
 
+  it('a hit whose body finishes arriving after shutdown began is refused, not acknowledged', async () => {
+    const tw = await startTagwarden(testConfig({ site: { id: 'shop', categories: {} } }));
+    const body = JSON.stringify({ event: 'x', anonymousId: 'a' });
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${tw.url}/v1/track`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      req.write(body.slice(0, 5));
+      // The request is past the routing checks and waiting for its body when shutdown starts.
+      setTimeout(() => {
+        const stopping = tw.app.shutdown(500);
+        req.end(body.slice(5));
+        stopping.catch(reject);
+      }, 100);
+    });
+    const r = await answer;
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.body).error.code).toBe('TW_ERR_UNAVAILABLE');
+    await tw.close();
+  });
+
   it('main exits non-zero before listening and prints every config problem with its path', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-main-'));
     const file = join(dir, 'bad.yaml');
