@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { PendingQueue } from './consent/pending.ts';
 import { consentFromSegment, type SiteCategory } from './consent/segment.ts';
 import type { ConsentState } from './consent/state.ts';
-import type { BoundDestination, RenderedEvent } from './destinations/types.ts';
+import type { BoundDestination, RenderedEvent, VendorRequest } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
@@ -90,7 +90,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (rendered === undefined || !rendered.ok) {
         // A template that cannot render this event (no mapping, missing required field) is a
         // drop with a reason, not a failure of the hit.
-        const why = rendered === undefined ? 'not_rendered' : rendered.kind === 'skip' ? rendered.reason : 'render_error';
+        const why = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
         count(ev.destinationId, 'drop', why);
         if (rendered !== undefined && !rendered.ok && rendered.kind === 'error') {
           log.warn({ destination: ev.destinationId, messageId: event.messageId, err: rendered.error.message }, 'render failed');
@@ -110,9 +110,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   return { evaluate, process };
 }
 
+/** The drop reason of an event its template could not render: the skip's own reason, or `render_error`. */
+export function renderDropReason(rendered: Extract<RenderedEvent, { ok: false }>): string {
+  return rendered.kind === 'skip' ? rendered.reason : 'render_error';
+}
+
+/** The request one rendered event would be sent as, secrets masked (dry runs and explain). */
+export function previewRequest(bound: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>): VendorRequest {
+  return maskRequest(bound.buildRequest(rendered.envelope, [rendered.item]), bound.secretValues);
+}
+
 /** What a dry run logs: the request with secrets masked and personal data scrubbed. */
 function dryRunView(bound: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>): unknown {
-  const req = maskRequest(bound.buildRequest(rendered.envelope, [rendered.item]), bound.secretValues);
+  const req = previewRequest(bound, rendered);
   let body: unknown = req.body;
   if (req.body !== undefined) {
     try {

@@ -2,8 +2,7 @@ import { Router } from 'express';
 import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
-import { maskRequest } from '../observability/mask.ts';
-import type { Pipeline, RuntimeDestination } from '../pipeline.ts';
+import { previewRequest, renderDropReason, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
 /**
@@ -38,11 +37,11 @@ export function explainRouter(opts: {
       if (r === undefined) return out;
       if (!r.ok) {
         out.decision = 'drop';
-        out.reasons = [...ev.decision.reasons, r.kind === 'skip' ? r.reason : 'render_error'];
+        out.reasons = [...ev.decision.reasons, renderDropReason(r)];
         if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
         return out;
       }
-      const request = maskRequest(dest.bound.buildRequest(r.envelope, [r.item]), dest.bound.secretValues);
+      const request = previewRequest(dest.bound, r);
       out.request = { ...request, body: request.body === undefined ? undefined : safeJson(request.body) };
       return out;
     });

@@ -3,6 +3,7 @@ import type { ConfigIssue } from '../config/issues.ts';
 import type { DestinationConfig } from '../config/schema.ts';
 import type { PolicyDestination } from '../policy/decide.ts';
 import { bindDestination, validateEndpoint, validateSettings } from './bind.ts';
+import { isPlainRecord } from './dotted.ts';
 import type { CompiledTemplate } from './load.ts';
 import type { BoundDestination } from './types.ts';
 
@@ -22,10 +23,6 @@ export interface Resolution {
   disabled: { id: string; reason: string }[];
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 /**
  * Config checks that need the templates: the template exists, its settings are valid, the
  * endpoint override is usable, and the categories its defaults require exist on the site. Works
@@ -33,11 +30,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  */
 export function checkDestinations(raw: unknown, templates: TemplateCatalog): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (!isRecord(raw) || !Array.isArray(raw.destinations)) return issues;
-  const site = isRecord(raw.site) ? raw.site : {};
-  const categories = isRecord(site.categories) ? site.categories : {};
+  if (!isPlainRecord(raw) || !Array.isArray(raw.destinations)) return issues;
+  const site = isPlainRecord(raw.site) ? raw.site : {};
+  const categories = isPlainRecord(site.categories) ? site.categories : {};
   raw.destinations.forEach((d: unknown, i) => {
-    if (!isRecord(d) || typeof d.template !== 'string') return;
+    if (!isPlainRecord(d) || typeof d.template !== 'string') return;
     const template = templates.get(d.template);
     if (template === undefined) {
       issues.push({ path: ['destinations', i, 'template'], message: `unknown template "${d.template}" (known: ${[...templates.keys()].join(', ')})` });
@@ -52,7 +49,7 @@ export function checkDestinations(raw: unknown, templates: TemplateCatalog): Con
       const why = validateEndpoint(d.endpoint);
       if (why !== undefined) issues.push({ path: ['destinations', i, 'endpoint'], message: why });
     }
-    const consent = isRecord(d.consent) ? d.consent : {};
+    const consent = isPlainRecord(d.consent) ? d.consent : {};
     if (consent.categories === undefined) {
       for (const c of template.consent?.categories ?? []) {
         if (!Object.hasOwn(categories, c)) {
