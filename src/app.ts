@@ -69,11 +69,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     onResult: (r) => onDeliveryResult(r, metrics, log),
   });
 
+  // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
+  const dropUnresolved = (h: HeldEvent): void => {
+    metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
+  };
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxAgeMs: config.hold.maxAgeMs,
     now: () => Date.now(),
-    onExpire: (h) => metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' }),
+    onExpire: dropUnresolved,
   });
   const sweeper = setInterval(() => pending.sweep(), Math.min(1000, config.hold.maxAgeMs));
   sweeper.unref();
@@ -157,7 +161,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     accepting = false;
     clearInterval(sweeper);
     deferred.drain();
-    for (const h of pending.drain()) metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
+    pending.drain().forEach(dropUnresolved);
     try {
       await delivery.flush(graceMs);
     } finally {

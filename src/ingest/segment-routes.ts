@@ -64,7 +64,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
       if (r.ok) accepted.push(r.event);
       else rejected.push({ index, issues: r.issues });
     });
-    for (const _ of rejected) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
+    if (rejected.length > 0) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' }, rejected.length);
     if (accepted.length === 0 && rejected.length > 0) {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
     }
