@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Event, EventContext, EventType } from './event.ts';
+import { fastValid, LIMITS } from './segment-fast.ts';
 
 /**
  * The Segment client: turns a Segment HTTP API payload (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/)
@@ -10,27 +11,27 @@ import type { Event, EventContext, EventType } from './event.ts';
 
 /** Deepest nesting accepted in one event (objects and arrays). */
 export const MAX_DEPTH = 32;
-const MAX_ID = 256;
+const MAX_ID = LIMITS.id;
 
 const id = z.union([z.string().min(1).max(MAX_ID), z.number().finite().transform(String)]);
 const isoDate = z
   .string()
-  .max(64)
+  .max(LIMITS.date)
   .refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO 8601 date');
 const obj = z.record(z.string(), z.unknown());
 
 const contextSchema = z
   .object({
-    ip: z.string().max(64).optional(),
-    userAgent: z.string().max(1024).optional(),
-    locale: z.string().max(64).optional(),
+    ip: z.string().max(LIMITS.ip).optional(),
+    userAgent: z.string().max(LIMITS.userAgent).optional(),
+    locale: z.string().max(LIMITS.locale).optional(),
     page: z
       .object({
-        url: z.string().max(8192).optional(),
-        path: z.string().max(8192).optional(),
-        referrer: z.string().max(8192).optional(),
-        title: z.string().max(1024).optional(),
-        search: z.string().max(8192).optional(),
+        url: z.string().max(LIMITS.pageText).optional(),
+        path: z.string().max(LIMITS.pageText).optional(),
+        referrer: z.string().max(LIMITS.pageText).optional(),
+        title: z.string().max(LIMITS.pageTitle).optional(),
+        search: z.string().max(LIMITS.pageText).optional(),
       })
       .loose()
       .optional(),
@@ -52,15 +53,15 @@ const common = {
   properties: obj.optional(),
   traits: obj.optional(),
   // Common Segment top-level fields we accept and do not use.
-  channel: z.string().max(64).optional(),
+  channel: z.string().max(LIMITS.channel).optional(),
   version: z.unknown().optional(),
-  writeKey: z.string().max(256).optional(),
+  writeKey: z.string().max(LIMITS.writeKey).optional(),
 };
 
 const byType = {
-  track: z.object({ ...common, event: z.string().min(1).max(200) }),
-  page: z.object({ ...common, name: z.string().max(200).optional(), category: z.string().max(200).optional() }),
-  screen: z.object({ ...common, name: z.string().max(200).optional() }),
+  track: z.object({ ...common, event: z.string().min(1).max(LIMITS.name) }),
+  page: z.object({ ...common, name: z.string().max(LIMITS.name).optional(), category: z.string().max(LIMITS.name).optional() }),
+  screen: z.object({ ...common, name: z.string().max(LIMITS.name).optional() }),
   identify: z.object(common),
   group: z.object({ ...common, groupId: id }),
   alias: z.object({ ...common, previousId: id, userId: id }),
@@ -98,6 +99,17 @@ export function parseSegmentEvent(
   facts: RequestFacts,
   defaults?: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined },
 ): ParseResult {
+  return parseWith(input, routeType, facts, defaults, true);
+}
+
+/** parseSegmentEvent with the fast path optional: the tests compare both ways on the same inputs. */
+export function parseWith(
+  input: unknown,
+  routeType: EventType | undefined,
+  facts: RequestFacts,
+  defaults: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined } | undefined,
+  fast: boolean,
+): ParseResult {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     return { ok: false, issues: [{ path: '', message: 'an event must be a JSON object' }] };
   }
@@ -112,6 +124,8 @@ export function parseSegmentEvent(
   const deep = depthIssue(raw);
   if (deep !== undefined) return { ok: false, issues: [deep] };
 
+  // The common valid event skips zod (segment-fast.ts); zod decides, and explains, the rest.
+  if (fast && fastValid(raw, type)) return finish(type, raw, facts);
   const result = byType[type].safeParse(raw);
   if (!result.success) {
     return {
@@ -122,7 +136,10 @@ export function parseSegmentEvent(
       })),
     };
   }
-  const p = result.data as Parsed;
+  return finish(type, result.data, facts);
+}
+
+function finish(type: EventType, p: Parsed, facts: RequestFacts): ParseResult {
   if (p.userId === undefined && p.anonymousId === undefined) {
     return { ok: false, issues: [{ path: 'userId', message: 'userId or anonymousId is required' }] };
   }
@@ -150,7 +167,7 @@ function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
   const receivedAt = facts.now.toISOString();
   const context: EventContext = { ...p.context };
   if (context.ip === undefined && facts.ip !== undefined) context.ip = facts.ip;
-  if (context.userAgent === undefined && facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, 1024);
+  if (context.userAgent === undefined && facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, LIMITS.userAgent);
 
   const event: Event = {
     messageId: p.messageId ?? randomUUID(),
@@ -165,10 +182,11 @@ function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
   if (p.sentAt !== undefined) event.sentAt = p.sentAt;
   if (p.anonymousId !== undefined) event.anonymousId = p.anonymousId;
   if (p.userId !== undefined) event.userId = p.userId;
-  if ('event' in p && typeof p.event === 'string') event.event = p.event;
-  if ('name' in p && typeof p.name === 'string') event.name = p.name;
-  if ('groupId' in p && typeof p.groupId === 'string') event.groupId = p.groupId;
-  if ('previousId' in p && typeof p.previousId === 'string') event.previousId = p.previousId;
+  // Only the fields of this type's schema: the fast path's input still has the others.
+  if (type === 'track' && typeof p.event === 'string') event.event = p.event;
+  if ((type === 'page' || type === 'screen') && typeof p.name === 'string') event.name = p.name;
+  if (type === 'group' && typeof p.groupId === 'string') event.groupId = p.groupId;
+  if (type === 'alias' && typeof p.previousId === 'string') event.previousId = p.previousId;
   return event;
 }
 
@@ -196,14 +214,23 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-/** Iterative depth check: a recursive one could itself be the stack overflow. */
+/**
+ * Depth check without allocating: the recursion stops at MAX_DEPTH + 1 levels whatever the input,
+ * so it cannot itself exhaust the stack.
+ */
 function depthIssue(root: unknown): FieldIssue | undefined {
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    if (d > MAX_DEPTH) return { path: '', message: `nested deeper than ${MAX_DEPTH} levels` };
-    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  return tooDeep(root, 1) ? { path: '', message: `nested deeper than ${MAX_DEPTH} levels` } : undefined;
+}
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (depth > MAX_DEPTH) return true;
+  if (Array.isArray(v)) {
+    for (const child of v) if (tooDeep(child, depth + 1)) return true;
+    return false;
   }
-  return undefined;
+  for (const key in v) {
+    if (Object.hasOwn(v, key) && tooDeep((v as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
 }

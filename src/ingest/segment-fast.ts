@@ -1,0 +1,107 @@
+import type { EventType } from './event.ts';
+
+/**
+ * A fast path for the common, valid Segment event: plain checks that accept an input only when
+ * the zod schema in segment.ts would accept it unchanged (string ids, no nulls). Anything else,
+ * including every invalid input, goes to zod, which then explains what is wrong. The property test
+ * in segment-fast.test.ts holds the two to the same answers. Measured in bench/: zod's validation
+ * of a typical 660-byte `track` costs about 8 µs on the reference machine, this about 1 µs.
+ *
+ * Keep it in step with the schema in segment.ts: a bound changed there must change here.
+ */
+export const LIMITS = {
+  id: 256,
+  date: 64,
+  ip: 64,
+  userAgent: 1024,
+  locale: 64,
+  pageText: 8192,
+  pageTitle: 1024,
+  name: 200,
+  channel: 64,
+  writeKey: 256,
+} as const;
+
+type Rec = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Rec {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function optString(v: unknown, max: number): boolean {
+  return v === undefined || (typeof v === 'string' && v.length <= max);
+}
+
+function id(v: unknown): boolean {
+  return typeof v === 'string' && v.length >= 1 && v.length <= LIMITS.id;
+}
+
+function optId(v: unknown): boolean {
+  return v === undefined || id(v);
+}
+
+function optDate(v: unknown): boolean {
+  return v === undefined || (typeof v === 'string' && v.length <= LIMITS.date && !Number.isNaN(Date.parse(v)));
+}
+
+function optRecord(v: unknown): boolean {
+  return v === undefined || isRecord(v);
+}
+
+function page(v: unknown): boolean {
+  if (v === undefined) return true;
+  if (!isRecord(v)) return false;
+  return (
+    optString(v.url, LIMITS.pageText) &&
+    optString(v.path, LIMITS.pageText) &&
+    optString(v.referrer, LIMITS.pageText) &&
+    optString(v.title, LIMITS.pageTitle) &&
+    optString(v.search, LIMITS.pageText)
+  );
+}
+
+function context(v: unknown): boolean {
+  if (v === undefined) return true;
+  if (!isRecord(v)) return false;
+  return (
+    optString(v.ip, LIMITS.ip) &&
+    optString(v.userAgent, LIMITS.userAgent) &&
+    optString(v.locale, LIMITS.locale) &&
+    page(v.page) &&
+    optRecord(v.traits) &&
+    optRecord(v.consent)
+  );
+}
+
+/** True when `raw` is certainly valid for `type` as the zod schema defines it. */
+export function fastValid(raw: Rec, type: EventType): boolean {
+  const common =
+    optString(raw.type, Number.POSITIVE_INFINITY) &&
+    (raw.messageId === undefined || id(raw.messageId)) &&
+    optDate(raw.timestamp) &&
+    optDate(raw.originalTimestamp) &&
+    optDate(raw.sentAt) &&
+    optId(raw.anonymousId) &&
+    optId(raw.userId) &&
+    context(raw.context) &&
+    optRecord(raw.integrations) &&
+    optRecord(raw.properties) &&
+    optRecord(raw.traits) &&
+    optString(raw.channel, LIMITS.channel) &&
+    optString(raw.writeKey, LIMITS.writeKey);
+  if (!common) return false;
+  switch (type) {
+    case 'track':
+      return typeof raw.event === 'string' && raw.event.length >= 1 && raw.event.length <= LIMITS.name;
+    case 'page':
+      return optString(raw.name, LIMITS.name) && optString(raw.category, LIMITS.name);
+    case 'screen':
+      return optString(raw.name, LIMITS.name);
+    case 'identify':
+      return true;
+    case 'group':
+      return id(raw.groupId);
+    case 'alias':
+      return id(raw.previousId) && id(raw.userId);
+  }
+}
