@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { PendingQueue } from './consent/pending.ts';
 import { consentFromSegment, type SiteCategory } from './consent/segment.ts';
 import type { ConsentState } from './consent/state.ts';
-import type { BoundDestination, RenderedEvent, VendorRequest } from './destinations/types.ts';
+import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
@@ -123,12 +123,13 @@ export function previewRequest(bound: BoundDestination, rendered: Extract<Render
 /** What a dry run logs: the request with secrets masked and personal data scrubbed. */
 function dryRunView(bound: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>): unknown {
   const req = previewRequest(bound, rendered);
-  let body: unknown = req.body;
-  if (req.body !== undefined) {
+  const text = bodyText(req);
+  let body: unknown = text;
+  if (text !== undefined) {
     try {
-      body = scrubPii(JSON.parse(req.body));
+      body = scrubPii(JSON.parse(text));
     } catch {
-      body = `[${req.body.length} bytes, not JSON]`;
+      body = `[${text.length} characters, not JSON]`;
     }
   }
   return { method: req.method, url: req.url.split('?', 1)[0], headers: Object.keys(req.headers), body };

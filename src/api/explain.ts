@@ -3,6 +3,7 @@ import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
+import { bodyText } from '../destinations/types.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
 /**
@@ -42,7 +43,7 @@ export function explainRouter(opts: {
         return out;
       }
       const request = previewRequest(dest.bound, r);
-      out.request = { ...request, body: request.body === undefined ? undefined : safeJson(request.body) };
+      out.request = { ...request, body: request.body === undefined ? undefined : safeJson(bodyText(request) ?? '') };
       return out;
     });
     res.json({ event: parsed.event, consent, destinations });

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createBatcher, type Batch, type BatcherOptions } from './batcher.ts';
+import { createBatcher, itemsJson, keepEntries, type Batch, type BatcherOptions } from './batcher.ts';
 import { renderedItem } from './test-helpers.ts';
 
 // {"id":"a","pad":""} is 19 bytes; each pad character adds one.
@@ -163,5 +164,55 @@ describe('batcher', () => {
     expect(batches).toHaveLength(0);
     batcher.flushAll();
     expect(ids()).toEqual([['a']]);
+  });
+});
+
+describe("a batch's JSON buffer", () => {
+  it('holds exactly the items joined by commas, however it grew, and each item by itself', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 3 })), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 64, max: 4096 }),
+        (specs, maxBytes) => {
+          const batches: Batch[] = [];
+          const batcher = createBatcher({ destinationId: 'd', maxQueuedEvents: 1000, onBatch: (b) => batches.push(b), limits: { maxEvents: 50, maxBytes, lingerMs: 0 } });
+          const sent = new Map<string, string>();
+          specs.forEach(([text, value], i) => {
+            const item = { i, text, value };
+            const r = batcher.add({ ok: true, groupKey: 'g', envelope: {}, item, messageId: `m${i}` });
+            if (r.accepted) sent.set(`m${i}`, JSON.stringify(item));
+          });
+          batcher.flushAll();
+          for (const b of batches) {
+            const json = itemsJson(b);
+            const expected = b.entries.map((e) => sent.get(e.messageId)!);
+            expect(Buffer.from(json.joined).toString('utf8')).toBe(expected.join(','));
+            expect(b.entries.map((_, k) => json.item(k))).toEqual(expected);
+            expect(b.bytes).toBeLessThanOrEqual(maxBytes);
+          }
+        },
+      ),
+      { seed: 20261123 },
+    );
+  });
+
+  it('grows past its first size (16 KiB) without losing what it held', () => {
+    const { batcher, batches } = setup({ limits: { maxEvents: 100, maxBytes: 1_000_000 } });
+    for (let i = 0; i < 40; i++) batcher.add(renderedItem(`m${i}`, { padBytes: 1000 }));
+    batcher.flushAll();
+    const json = itemsJson(batches[0]!);
+    const items = JSON.parse(`[${Buffer.from(json.joined).toString()}]`) as { id: string }[];
+    expect(items.map((x) => x.id)).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`));
+  });
+
+  it('keepEntries rebuilds the buffer for the events kept', () => {
+    const { batcher, batches } = setup({ limits: { maxEvents: 10 } });
+    for (const id of ['a', 'b', 'c', 'd']) batcher.add(renderedItem(id));
+    batcher.flushAll();
+    const kept = keepEntries(batches[0]!, (e) => e.messageId !== 'b' && e.messageId !== 'd');
+    expect(kept.entries.map((e) => e.messageId)).toEqual(['a', 'c']);
+    expect(Buffer.from(itemsJson(kept).joined).toString()).toBe(`${JSON.stringify({ id: 'a', pad: '' })},${JSON.stringify({ id: 'c', pad: '' })}`);
+    expect(kept.bytes).toBe(2 * ITEM_BYTES + 1);
+    expect(keepEntries(batches[0]!, () => false)).toMatchObject({ entries: [], bytes: 0 });
   });
 });

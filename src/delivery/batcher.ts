@@ -5,7 +5,7 @@
  * layer reports the event settled (delivered, failed, dropped or parked), and refuses new events
  * beyond `maxQueuedEvents` instead of growing without limit.
  */
-import type { BatchLimits, RenderedEvent } from '../destinations/types.ts';
+import type { BatchLimits, ItemsJson, RenderedEvent } from '../destinations/types.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 
 /** A successfully rendered event, the only kind that can be delivered. */
@@ -16,8 +16,8 @@ export interface BatchEntry {
   idempotencyKey?: string;
   /** The rendered item; undefined when the batcher keeps only its JSON (`retainItems: false`). */
   item: unknown;
-  /** The item's JSON, made once to measure it and reused for the request body. */
-  json: string;
+  /** Where the item's JSON starts in the batch's `data`. */
+  offset: number;
   /** UTF-8 byte length of the item's JSON. */
   bytes: number;
 }
@@ -30,7 +30,14 @@ export interface Batch {
   /** The envelope of the batch's first event; events with one group key share their envelope. */
   envelope: Record<string, unknown>;
   entries: BatchEntry[];
-  /** Items' JSON byte lengths plus one separator between neighbours (a JSON array's content). */
+  /**
+   * The items' JSON, made once to measure them and reused for the request body: UTF-8, joined by
+   * commas (a JSON array's content), in `data[0, bytes)`. Kept in a Buffer rather than as one
+   * string per event because a batch lingers: strings would survive young-generation GCs and be
+   * copied and promoted; bytes outside the JS heap are not.
+   */
+  data: Buffer;
+  /** Items' JSON byte lengths plus one separator between neighbours: the used part of `data`. */
   bytes: number;
   openedAt: number;
   closedBy: BatchCloseReason;
@@ -74,6 +81,10 @@ interface OpenBatch {
   batch: Omit<Batch, 'closedBy'>;
   timer?: TimerHandle;
 }
+
+const COMMA = 0x2c;
+/** First size of a batch's JSON buffer; it doubles as needed up to the template's maxBytes. */
+const INITIAL_DATA_BYTES = 16 * 1024;
 
 export function createBatcher(options: BatcherOptions): Batcher {
   const clock = options.clock ?? systemClock;
@@ -125,16 +136,30 @@ export function createBatcher(options: BatcherOptions): Batcher {
             groupKey: rendered.groupKey,
             envelope: rendered.envelope,
             entries: [],
+            data: Buffer.allocUnsafe(Math.min(maxBytes, Math.max(INITIAL_DATA_BYTES, bytes))),
             bytes: 0,
             openedAt: clock.now(),
           },
         };
         openBatches.set(rendered.groupKey, current);
       }
-      const entry: BatchEntry = { messageId: rendered.messageId, item: retainItems ? rendered.item : undefined, json, bytes };
+      const batch = current.batch;
+      const separator = batch.entries.length > 0 ? 1 : 0;
+      if (batch.bytes + separator + bytes > batch.data.length) {
+        // Grow by doubling, never beyond what maxBytes lets the batch hold.
+        let size = batch.data.length * 2;
+        while (size < batch.bytes + separator + bytes) size *= 2;
+        const grown = Buffer.allocUnsafe(Math.min(size, maxBytes));
+        batch.data.copy(grown, 0, 0, batch.bytes);
+        batch.data = grown;
+      }
+      if (separator === 1) batch.data[batch.bytes] = COMMA;
+      const offset = batch.bytes + separator;
+      batch.data.write(json, offset, bytes, 'utf8');
+      const entry: BatchEntry = { messageId: rendered.messageId, item: retainItems ? rendered.item : undefined, offset, bytes };
       if (rendered.idempotencyKey !== undefined) entry.idempotencyKey = rendered.idempotencyKey;
-      current.batch.bytes += (current.batch.entries.length > 0 ? 1 : 0) + bytes;
-      current.batch.entries.push(entry);
+      batch.bytes = offset + bytes;
+      batch.entries.push(entry);
       queued += 1;
       open += 1;
 
@@ -167,4 +192,31 @@ export function createBatcher(options: BatcherOptions): Batcher {
       }
     },
   };
+}
+
+/** The items' JSON of a batch in the form `BoundDestination.buildRequest` takes. */
+export function itemsJson(batch: Pick<Batch, 'data' | 'bytes' | 'entries'>): ItemsJson {
+  return {
+    count: batch.entries.length,
+    joined: batch.data.subarray(0, batch.bytes),
+    item: (i) => {
+      const e = batch.entries[i];
+      return e === undefined ? '' : batch.data.toString('utf8', e.offset, e.offset + e.bytes);
+    },
+  };
+}
+
+/** A copy of the batch with only the entries `keep` accepts, its `data` rebuilt to match. */
+export function keepEntries<B extends Pick<Batch, 'data' | 'bytes' | 'entries'>>(batch: B, keep: (e: BatchEntry) => boolean): B {
+  const entries: BatchEntry[] = [];
+  let bytes = 0;
+  const data = Buffer.allocUnsafe(Math.max(1, batch.bytes));
+  for (const e of batch.entries) {
+    if (!keep(e)) continue;
+    if (entries.length > 0) data[bytes++] = COMMA;
+    batch.data.copy(data, bytes, e.offset, e.offset + e.bytes);
+    entries.push({ ...e, offset: bytes });
+    bytes += e.bytes;
+  }
+  return { ...batch, entries, data, bytes };
 }

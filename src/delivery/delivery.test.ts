@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from 'undici';
 import { ConfigError } from '../errors.ts';
+import { bodyText } from '../destinations/types.ts';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions, type DeliveryResult } from './delivery.ts';
 import { createDeliveryAgent } from './sender.ts';
 import { batchIds, fakeDestination, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
@@ -261,7 +262,7 @@ describe('delivery: flush, shutdown and the outbox', () => {
     const entry = outbox.entries[0]!;
     expect(entry).toMatchObject({ reason: 'shutdown', attempts: 1, request: { method: 'POST', url: s.url } });
     expect(entry.notBefore! - entry.firstAttemptAt!).toBeGreaterThanOrEqual(3_000);
-    expect(batchIds(entry.request.body!)).toEqual(['w0']);
+    expect(batchIds(bodyText(entry.request)!)).toEqual(['w0']);
   });
 
   it('after the deadline, aborts what is in flight and parks it with open batches', async () => {

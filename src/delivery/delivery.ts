@@ -10,7 +10,7 @@
 import type { Dispatcher } from 'undici';
 import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
 import { ConfigError, InternalError } from '../errors.ts';
-import { createBatcher, type Batch, type Batcher, type RenderedItem } from './batcher.ts';
+import { createBatcher, itemsJson, keepEntries, type Batch, type Batcher, type RenderedItem } from './batcher.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
@@ -218,7 +218,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       return job.destination.buildRequest(
         job.batch.envelope,
         job.batch.entries.map((e) => e.item),
-        job.batch.entries.map((e) => e.json),
+        itemsJson(job.batch),
       );
     } catch {
       // A template bug: the same batch would fail the same way on every attempt.
@@ -322,7 +322,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             if (dropped.length > 0) {
               report({ destinationId, messageIds: dropped.map((e) => e.messageId), outcome: 'dropped', attempt: job.attempts, reason: 'consent_revoked_before_retry', durationMs: 0 });
               settle(job, dropped.length);
-              job.batch = { ...job.batch, entries: job.batch.entries.filter((e) => allowed.has(e.messageId)) };
+              job.batch = keepEntries(job.batch, (e) => allowed.has(e.messageId));
             }
             if (job.batch.entries.length > 0) {
               job.state.ready.push(job);

@@ -8,7 +8,9 @@ import type { Event } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, withDotted, withoutDotted } from './dotted.ts';
 import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
 import { isPresent } from './mapping.ts';
-import type { BoundDestination, RenderedEvent, VendorRequest } from './types.ts';
+import type { BoundDestination, ItemsJson, RenderedEvent, VendorRequest } from './types.ts';
+
+const CLOSE_ITEMS = Buffer.from(']}');
 
 export type SettingValue = string | number | boolean;
 
@@ -206,13 +208,13 @@ export function bindDestination(options: BindOptions): BoundDestination {
     }
   }
 
-  function buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest {
+  function buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: ItemsJson): VendorRequest {
     if (items.length === 0) throw new InternalError(`${id}: buildRequest needs at least one item`);
     if (items.length > limits.maxEvents) throw new InternalError(`${id}: ${items.length} items exceed maxEvents ${limits.maxEvents}`);
     // With the items' JSON at hand the body is spliced from it (see bodyText); the items
     // themselves may then be placeholders, and are parsed back only where something reads them.
-    const splice = into !== undefined && itemJson !== undefined && itemJson.length === items.length && !Object.hasOwn(envelope, into);
-    if (!splice && !needsItems && itemJson !== undefined && itemJson.length === items.length) items = itemJson.map((j) => JSON.parse(j) as unknown);
+    const splice = into !== undefined && itemJson !== undefined && itemJson.count === items.length && !Object.hasOwn(envelope, into);
+    if (!splice && !needsItems && itemJson !== undefined && itemJson.count === items.length) items = items.map((_, i) => JSON.parse(itemJson.item(i)) as unknown);
     let body: Record<string, unknown>;
     if (into !== undefined) {
       body = { ...envelope, [into]: splice && !needsItems ? [] : items };
@@ -250,13 +252,17 @@ export function bindDestination(options: BindOptions): BoundDestination {
     }
     if (request.method === 'GET') return { method: request.method, url: url.href, headers };
     headers['content-type'] ??= 'application/json';
-    return { method: request.method, url: url.href, headers, body: splice ? bodyText(envelope, itemJson) : JSON.stringify(body) };
+    return { method: request.method, url: url.href, headers, body: splice ? splicedBody(envelope, itemJson) : JSON.stringify(body) };
   }
 
-  /** The body's JSON from the envelope and the items' JSON: `{...envelope, [into]: items}`, items last. */
-  function bodyText(envelope: Record<string, unknown>, itemJson: readonly string[]): string {
+  /**
+   * The body from the envelope and the items' JSON: `{...envelope, [into]: items}`, items last.
+   * Bytes, not text: decoding a batch of 1,000 events into a string only for undici to encode it
+   * again cost more than the rest of building the request.
+   */
+  function splicedBody(envelope: Record<string, unknown>, itemJson: ItemsJson): Buffer {
     const head = JSON.stringify({ ...envelope, [into!]: 0 });
-    return `${head.slice(0, -2)}[${itemJson.join(',')}]}`;
+    return Buffer.concat([Buffer.from(`${head.slice(0, -2)}[`), itemJson.joined, CLOSE_ITEMS]);
   }
 
   return {

@@ -14,6 +14,7 @@ import { EVENT_TYPES, type Event, type EventType } from '../ingest/event.ts';
 import { bindDestination } from './bind.ts';
 import type { CompiledTemplate } from './load.ts';
 import { joinPath } from './mapping.ts';
+import { bodyText } from './types.ts';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -132,7 +133,7 @@ export function runCase(template: CompiledTemplate, c: TemplateCase): CaseOutcom
         method: request.method,
         url: request.url,
         headers: request.headers,
-        ...(request.body === undefined ? {} : { body: JSON.parse(request.body) as unknown }),
+        ...(request.body === undefined ? {} : { body: JSON.parse(bodyText(request) ?? '') as unknown }),
       },
     };
   } catch (err) {

@@ -5,7 +5,13 @@ export interface VendorRequest {
   method: 'GET' | 'POST' | 'PUT';
   url: string;
   headers: Record<string, string>;
-  body?: string;
+  /** Batched bodies are bytes (spliced from the batch's buffer, sent as they are); others text. */
+  body?: string | Buffer;
+}
+
+/** A request's body as text (explain, dry runs, template cases). */
+export function bodyText(req: VendorRequest): string | undefined {
+  return typeof req.body === 'string' || req.body === undefined ? req.body : req.body.toString('utf8');
 }
 
 /** Limits a template declares for batching several events into one vendor request. */
@@ -60,9 +66,16 @@ export interface BoundDestination {
   render(event: Event, redactions: readonly string[]): RenderedEvent;
   /**
    * Build one request from rendered events sharing a group key (1..limits.maxEvents of them).
-   * `itemJson`, when given, is each item's JSON already made (the batcher makes it to measure the
+   * `itemJson`, when given, is the items' JSON already made (the batcher makes it to measure the
    * batch); the body reuses it instead of serialising a large batch again on the event loop.
    * When `needsItems` is false, `items` may hold placeholders (`undefined`) and only `itemJson` is read.
    */
-  buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: readonly string[]): VendorRequest;
+  buildRequest(envelope: Record<string, unknown>, items: unknown[], itemJson?: ItemsJson): VendorRequest;
+}
+
+/** Items' JSON made once: joined by commas as UTF-8 (a JSON array's content), and one by one. */
+export interface ItemsJson {
+  readonly count: number;
+  readonly joined: Uint8Array;
+  item(index: number): string;
 }

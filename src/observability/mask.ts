@@ -1,4 +1,4 @@
-import type { VendorRequest } from '../destinations/types.ts';
+import { bodyText, type VendorRequest } from '../destinations/types.ts';
 
 const MASK = '[secret]';
 
@@ -25,6 +25,7 @@ export function maskRequest(req: VendorRequest, secrets: readonly string[]): Ven
     url: mask(req.url),
     headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, mask(v)])),
   };
-  if (req.body !== undefined) out.body = mask(req.body);
+  const body = bodyText(req);
+  if (body !== undefined) out.body = mask(body);
   return out;
 }
