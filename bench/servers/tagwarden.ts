@@ -18,52 +18,13 @@ import { checkDestinations } from '../../src/destinations/resolve.ts';
 import { createHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { arg, reportReady, tieToParent } from './common.ts';
+import { benchConfig } from './config.ts';
 
 tieToParent();
 
 const sink = arg('sink');
 const level = arg('log', 'warn');
 const only = arg('destinations', 'meta,ga4,webhook');
-
-/** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
-function benchConfig(sinkOrigin: string, logLevel: string, destinationIds: readonly string[]): unknown {
-  const all = [
-    {
-      id: 'meta',
-      template: 'meta-capi',
-      endpoint: `${sinkOrigin}/meta`,
-      settings: { pixelId: '1234567890', accessToken: 'bench-token' },
-      consent: { categories: ['advertising'] },
-    },
-    {
-      id: 'ga4',
-      template: 'ga4',
-      endpoint: `${sinkOrigin}/ga4`,
-      settings: { measurementId: 'G-BENCH', apiSecret: 'bench-secret' },
-      consent: { categories: ['analytics'] },
-    },
-    {
-      id: 'webhook',
-      template: 'webhook',
-      endpoint: `${sinkOrigin}/webhook`,
-      settings: { url: `${sinkOrigin}/webhook` },
-      consent: { categories: ['analytics'] },
-    },
-  ];
-  return {
-    server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 5_000 },
-    site: {
-      id: 'bench',
-      dataControlMode: 'opt-in',
-      categories: {
-        advertising: { description: 'Ads measurement' },
-        analytics: { description: 'Audience measurement' },
-      },
-    },
-    destinations: all.filter((d) => destinationIds.includes(d.id)),
-    log: { level: logLevel },
-  };
-}
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');

@@ -1,0 +1,67 @@
+/**
+ * Where a hit's CPU goes inside the process, without HTTP: the stages after the body is read,
+ * timed in-process on the benchmark's event, against the one stage every JSON server pays
+ * (JSON.parse of the body) as the baseline. A diagnostic beside bench/run.ts, not a gate.
+ *
+ *   node bench/stages.ts [--events 200000]
+ *
+ * "sustained" runs parse → validate → pipeline (decide, render, batch, deliver to an undici
+ * MockAgent) for many events in a row, yielding to the event loop every 50, so batches linger and
+ * the GC sees the live heap a running server has. Short loops hide that cost: strings kept by
+ * lingering batches were 3× cheaper in a 40,000-event loop than in a sustained one.
+ */
+import { pino } from 'pino';
+import { MockAgent } from 'undici';
+import { createApp } from '../src/app.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { loadTemplates } from '../src/destinations/load.ts';
+import { checkDestinations } from '../src/destinations/resolve.ts';
+import { parseSegmentEvent } from '../src/ingest/segment.ts';
+import { eventFactory } from './event.ts';
+import { benchConfig } from './servers/config.ts';
+
+const flag = process.argv.indexOf('--events');
+const total = flag === -1 ? 200_000 : Number(process.argv[flag + 1]);
+const sink = 'http://127.0.0.1:9';
+const templates = loadTemplates();
+const config = parseConfig(benchConfig(sink, 'silent', ['meta', 'ga4', 'webhook']), { env: {}, extraChecks: (r) => checkDestinations(r, templates) }, 'bench config');
+
+function mockAgent(): MockAgent {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  agent.get(sink).intercept({ path: () => true, method: 'POST' }).reply(200, '{}').persist();
+  return agent;
+}
+
+const factory = eventFactory('stages', 100);
+type Stage = 'parse' | 'validate' | 'evaluate' | 'process';
+
+/** CPU µs per event for the stages up to `last`, sustained over `total` events. */
+async function run(last: Stage): Promise<number> {
+  const app = createApp(config, { logger: pino({ level: 'silent' }), templates, agent: mockAgent() });
+  const now = new Date();
+  const start = process.cpuUsage();
+  for (let i = 0; i < total; i++) {
+    const json: unknown = JSON.parse(factory.body(i));
+    if (last !== 'parse') {
+      const r = parseSegmentEvent(json, 'track', { now });
+      if (!r.ok) throw new Error('the bench event did not validate');
+      if (last === 'evaluate') app.pipeline.evaluate(r.event);
+      else if (last === 'process') app.pipeline.process(r.event);
+    }
+    if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  const used = process.cpuUsage(start);
+  await app.shutdown(5_000);
+  return (used.user + used.system) / total;
+}
+
+const results: Record<Stage, number> = { parse: 0, validate: 0, evaluate: 0, process: 0 };
+for (const stage of Object.keys(results) as Stage[]) results[stage] = await run(stage);
+const base = results.parse;
+console.log(`CPU µs per event over ${total} events (process CPU, GC included), 3 destinations:`);
+console.log(`  JSON.parse (baseline)           ${base.toFixed(1)}`);
+console.log(`  + Segment validation            ${results.validate.toFixed(1)}  (+${(results.validate - base).toFixed(1)})`);
+console.log(`  + consent, policy, render       ${results.evaluate.toFixed(1)}  (+${(results.evaluate - results.validate).toFixed(1)})`);
+console.log(`  + batch and deliver (mocked)    ${results.process.toFixed(1)}  (+${(results.process - results.evaluate).toFixed(1)})`);
+console.log(`everything / JSON.parse: ${(results.process / base).toFixed(1)}x`);
