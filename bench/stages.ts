@@ -16,6 +16,7 @@ import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
 import { checkDestinations } from '../src/destinations/resolve.ts';
+import { NO_SIGNALS } from '../src/consent/signals.ts';
 import { parseSegmentEvent } from '../src/ingest/segment.ts';
 import { eventFactory } from './event.ts';
 import { benchConfig } from './servers/config.ts';
@@ -46,8 +47,8 @@ async function run(last: Stage): Promise<number> {
     if (last !== 'parse') {
       const r = parseSegmentEvent(json, 'track', { now });
       if (!r.ok) throw new Error('the bench event did not validate');
-      if (last === 'evaluate') app.pipeline.evaluate(r.event);
-      else if (last === 'process') app.pipeline.process(r.event);
+      if (last === 'evaluate') app.pipeline.evaluate(r.event, NO_SIGNALS);
+      else if (last === 'process') app.pipeline.process(r.event, NO_SIGNALS);
     }
     if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
   }

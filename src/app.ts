@@ -14,6 +14,16 @@ import { segmentRouter } from './ingest/segment-routes.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createDeferredProcessing } from './ingest/deferred.ts';
 import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
+import { createConsentResolver } from './consent/resolve.ts';
+import { readSignals, type RequestSignals } from './consent/signals.ts';
+import { compileSources } from './identity/visitor.ts';
+import type { Event } from './ingest/event.ts';
+
+/** An accepted hit waiting for its decisions: the event and the signals read from its request. */
+interface Hit {
+  event: Event;
+  signals: RequestSignals;
+}
 
 export interface AppDeps {
   logger: Logger;
@@ -82,8 +92,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const sweeper = setInterval(() => pending.sweep(), Math.min(1000, config.hold.maxAgeMs));
   sweeper.unref();
 
+  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
+  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
+  const now = deps.now ?? ((): Date => new Date());
   const pipeline = createPipeline({
     site: config.site,
+    resolver,
+    now,
     destinations: resolution.destinations,
     delivery,
     pending,
@@ -91,8 +106,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     log,
   });
 
-  const deferred = createDeferredProcessing((e) => pipeline.process(e), (err, e) => {
-    log.error({ err, messageId: e.messageId }, 'pipeline failed for an event');
+  const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals), (err, h) => {
+    log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
     metrics.eventsRejected.inc({ client: 'pipeline', code: 'TW_ERR_INTERNAL' });
   });
 
@@ -124,17 +139,18 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchBytes: config.server.maxBatchBytes,
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
-      accept: (e) => {
+      accept: (event, hit) => {
         // A hit whose body was still arriving when shutdown began: refuse it rather than
         // acknowledge it after the pipeline has been drained.
         if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
-        deferred.push(e);
+        // Signals are read now, while the request is at hand; deciding happens after the answer.
+        deferred.push({ event, signals: readSignals(hit, event, identity) });
       },
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
   if (config.debug.explain && config.debug.adminKey !== undefined) {
-    app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations }));
+    app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations, identity }));
   }
   app.use(notFound);
   app.use(errorHandler(log));

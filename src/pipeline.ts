@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { PendingQueue } from './consent/pending.ts';
-import { consentFromSegment, type SiteCategory } from './consent/segment.ts';
+import type { ConsentResolver } from './consent/resolve.ts';
+import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
@@ -32,11 +33,14 @@ export interface DeliverySink {
 
 export interface HeldEvent {
   event: Event;
+  signals: RequestSignals;
   destinationId: string;
 }
 
 export interface PipelineDeps {
-  site: { dataControlMode: DataControlMode; categories: Readonly<Record<string, SiteCategory>> };
+  site: { dataControlMode: DataControlMode };
+  resolver: ConsentResolver;
+  now: () => Date;
   destinations: readonly RuntimeDestination[];
   delivery: DeliverySink;
   pending: PendingQueue<HeldEvent>;
@@ -46,17 +50,17 @@ export interface PipelineDeps {
 
 export interface Pipeline {
   /** Consent, policy and rendering for every destination; sends nothing. Used by explain too. */
-  evaluate(event: Event): { consent: ConsentState; evaluations: Evaluation[] };
+  evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] };
   /** Evaluate, then hand each outcome on: delivery queue, pending queue, or a counted drop. */
-  process(event: Event): void;
+  process(event: Event, signals: RequestSignals): void;
 }
 
 /** The spine of Tagwarden: event → consent → policy per destination → template → delivery. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { site, destinations, delivery, pending, metrics, log } = deps;
+  const { site, destinations, delivery, pending, metrics, log, resolver } = deps;
 
-  function evaluate(event: Event): { consent: ConsentState; evaluations: Evaluation[] } {
-    const consent = consentFromSegment(event, site.categories);
+  function evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] } {
+    const consent = resolver.fromRequest(event, signals, deps.now());
     const evaluations = destinations.map((d): Evaluation => {
       const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
       if (decision.outcome !== 'forward' && decision.outcome !== 'redact') return { destinationId: d.policy.id, decision };
@@ -70,8 +74,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     decisions([destination, outcome, reason]);
   }
 
-  function process(event: Event): void {
-    const { evaluations } = evaluate(event);
+  function process(event: Event, signals: RequestSignals): void {
+    const { evaluations } = evaluate(event, signals);
     for (let i = 0; i < evaluations.length; i++) {
       const ev = evaluations[i]!;
       const dest = destinations[i]!;
@@ -82,8 +86,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         continue;
       }
       if (decision.outcome === 'hold') {
-        const key = event.anonymousId ?? event.userId ?? event.messageId;
-        if (pending.add(key, { event, destinationId: ev.destinationId })) count(ev.destinationId, 'hold', reason);
+        const key = signals.visitor?.id ?? event.userId ?? event.messageId;
+        if (pending.add(key, { event, signals, destinationId: ev.destinationId })) count(ev.destinationId, 'hold', reason);
         else count(ev.destinationId, 'drop', 'consent_unresolved');
         continue;
       }

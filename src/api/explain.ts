@@ -4,6 +4,8 @@ import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
 import { bodyText } from '../destinations/types.ts';
+import { readSignals } from '../consent/signals.ts';
+import type { CompiledSource } from '../identity/visitor.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
 /**
@@ -16,6 +18,7 @@ export function explainRouter(opts: {
   maxBytes: number;
   pipeline: Pipeline;
   destinations: readonly RuntimeDestination[];
+  identity: { sources: readonly CompiledSource[]; maxIdLength: number };
 }): Router {
   const router = Router();
   router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(opts.maxBytes), (req, res) => {
@@ -23,7 +26,12 @@ export function explainRouter(opts: {
     const routeType = body !== null && typeof body === 'object' && body.type === undefined ? 'track' : undefined;
     const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: new Date() });
     if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
-    const { consent, evaluations } = opts.pipeline.evaluate(parsed.event);
+    // The explain request's own headers and query carry the signals (Sec-GPC, cookies, gdpr_consent,
+    // gcs/gcd), so an operator can replay what a browser sent.
+    const at = req.originalUrl.indexOf('?');
+    const query = new URLSearchParams(at === -1 ? '' : req.originalUrl.slice(at + 1));
+    const signals = readSignals({ headers: req.headers, query, body }, parsed.event, opts.identity);
+    const { consent, evaluations } = opts.pipeline.evaluate(parsed.event, signals);
     const destinations = evaluations.map((ev, i) => {
       const dest = opts.destinations[i]!;
       const out: Record<string, unknown> = {

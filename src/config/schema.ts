@@ -23,6 +23,22 @@ export const whenUnknownSchema = z
     'What to do with an event when consent for a required category is unknown (opt-in mode): drop it, hold it until consent is known, or send a redacted version (the template must define a `consent_unknown` redaction; if it does not, the event is dropped).',
   );
 
+const tcfPurpose = z.int().min(1).max(11).describe('A TCF purpose id (1-11, IAB TCF v2.2 policy).');
+
+const tcfRequirementSchema = z
+  .object({
+    vendorId: z.int().min(1).max(65_535).optional().describe('The vendor\'s id in the IAB Global Vendor List (https://iabeurope.eu/vendor-list-tcf/). Absent: no vendor check.'),
+    basis: z
+      .enum(['consent', 'legitimateInterest', 'either'])
+      .default('consent')
+      .describe('Legal basis that must be signalled for the vendor and each purpose. Purpose 1 always needs consent.'),
+    purposes: z.array(tcfPurpose).max(11).default([]).describe('TCF purposes this destination needs.'),
+  })
+  .strict()
+  .describe(
+    'A TCF requirement, checked when TCF applies to the hit (`gdpr=1`, or a TCF string is present): a missing or invalid string then denies. Reasons: `tcf_vendor_not_consented:<id>`, `tcf_purpose_not_consented:<id>`, `tcf_invalid:<why>`.',
+  );
+
 export const consentRequirementSchema = z
   .object({
     categories: z
@@ -35,6 +51,7 @@ export const consentRequirementSchema = z
       .optional()
       .describe('`all`: every listed category must be granted (Segment semantics). `any`: one granted category is enough.'),
     whenUnknown: whenUnknownSchema.optional(),
+    tcf: tcfRequirementSchema.optional(),
   })
   .strict()
   .describe('Consent this destination requires. Fields left out come from the template defaults, then `all` / `drop`.');
@@ -49,8 +66,32 @@ const categorySchema = z
       .describe(
         'Other keys that mean this category in a Segment consent object (`context.consent.categoryPreferences`), e.g. a CMP id such as `C0004`. Matched exactly.',
       ),
+    saleOrShare: z
+      .boolean()
+      .default(false)
+      .describe('Sale or sharing of personal data (CCPA/CPRA): a `Sec-GPC: 1` header denies this category whatever else says granted (reason `gpc_opt_out`).'),
+    tcf: z
+      .object({ purposes: z.array(tcfPurpose).min(1).max(11).describe('Purposes that must all have consent in a valid TCF string for the category to be granted.') })
+      .strict()
+      .optional()
+      .describe('How a TCF string maps onto this category. Absent: TCF says nothing about it.'),
+    gcm: z
+      .array(z.enum(['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization']))
+      .min(1)
+      .max(4)
+      .optional()
+      .describe('Google Consent Mode signals (from gcs/gcd) that must all be granted for this category; any denied denies it. Absent: Consent Mode says nothing about it.'),
   })
   .strict();
+
+const idSourceSchema = z
+  .union([
+    z.object({ cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'a cookie name (RFC 6265 token)') }).strict(),
+    z.object({ query: z.string().min(1).max(128) }).strict(),
+    z.object({ body: z.string().regex(/^[A-Za-z0-9_$-]{1,64}(?:\.[A-Za-z0-9_$-]{1,64}){0,7}$/, 'a dotted path of the payload, e.g. anonymousId or context.traits.vid') }).strict(),
+    z.object({ header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'a header name') }).strict(),
+  ])
+  .describe('One place to read the visitor id from: `{cookie: name}`, `{query: name}`, `{body: dotted.path}` or `{header: name}`.');
 
 export const destinationSchema = z
   .object({
@@ -142,6 +183,34 @@ export const configSchema = z
       })
       .strict()
       .describe('The site whose hits this instance serves.'),
+    identity: z
+      .object({
+        visitorId: z
+          .array(idSourceSchema)
+          .min(1)
+          .max(16)
+          .default([{ body: 'anonymousId' }])
+          .describe('Where to read the visitor id (the key for stored and upstream consent), first valid one wins. E.g. the CMP cookie first: [{cookie: cb_vid}, {body: anonymousId}].'),
+        maxIdLength: z.int().min(8).max(256).default(128).describe('Longest visitor id accepted; a longer or oddly shaped one is ignored.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('How a hit\'s visitor is identified.'),
+    consent: z
+      .object({
+        tcf: z
+          .object({
+            maxLength: z.int().min(64).max(16_384).default(2048).describe('Longest TCF string decoded; a longer one is invalid.'),
+            maxAgeDays: z.int().min(1).max(3650).default(390).describe('A TCF string last updated longer ago than this is expired (default 390 days: the 13 months of 30 days the TCF spec gives the consent cookie).'),
+            cacheEntries: z.int().min(0).max(1_000_000).default(10_000).describe('Decoded TCF strings kept in memory (LRU).'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Decoding of IAB TCF strings (gdpr_consent parameter, euconsent-v2 cookie, context.consent.privacy.tcfConsentString).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('How consent signals carried by hits are read.'),
     destinations: z.array(destinationSchema).max(64).default([]).describe('Where events go, each an instance of a template.'),
     delivery: z
       .object({

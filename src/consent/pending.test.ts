@@ -17,6 +17,23 @@ describe('pending queue', () => {
     expect(q.size).toBe(2);
   });
 
+  it('refuses beyond its byte bound, and frees bytes as items leave', () => {
+    let now = 0;
+    const q = createPendingQueue<string>({ maxItems: 10, maxBytes: 100, maxAgeMs: 1000, now: () => now, onExpire: () => undefined });
+    expect(q.add('v1', 'a', 60)).toBe(true);
+    expect(q.add('v2', 'b', 50)).toBe(false);
+    expect(q.add('v2', 'b', 40)).toBe(true);
+    expect(q.bytes).toBe(100);
+    q.take('v1');
+    expect(q.bytes).toBe(40);
+    now += 2000;
+    q.sweep();
+    expect(q.bytes).toBe(0);
+    q.add('v3', 'c', 10);
+    q.drain();
+    expect(q.bytes).toBe(0);
+  });
+
   it('take returns a key\'s items in order and frees room', () => {
     const { q } = make(3);
     q.add('v1', 'a');

@@ -5,8 +5,8 @@
  * upstream verify) plugs into `take`.
  */
 export interface PendingQueue<T> {
-  /** False when the queue is full: the caller drops the item with `consent_unresolved`. */
-  add(key: string, item: T): boolean;
+  /** False when the queue is full (count or bytes): the caller drops the item with `consent_unresolved`. */
+  add(key: string, item: T, bytes?: number): boolean;
   /** Removes and returns every item held for a key (in arrival order). */
   take(key: string): T[];
   /** Expires items older than the age limit; returns how many expired. */
@@ -14,10 +14,14 @@ export interface PendingQueue<T> {
   /** Removes and returns everything (shutdown). */
   drain(): T[];
   readonly size: number;
+  /** Sum of the `bytes` given for the items held. */
+  readonly bytes: number;
 }
 
 export interface PendingOptions<T> {
   maxItems: number;
+  /** Most bytes held (as estimated by the caller); unbounded when absent. */
+  maxBytes?: number;
   maxAgeMs: number;
   now: () => number;
   onExpire: (item: T) => void;
@@ -25,19 +29,22 @@ export interface PendingOptions<T> {
 
 export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> {
   // A Map keeps insertion order per key; `order` keeps global arrival order for expiry.
-  const byKey = new Map<string, { item: T; at: number }[]>();
+  const byKey = new Map<string, { item: T; at: number; bytes: number }[]>();
+  const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  let bytes = 0;
   const order: { key: string; at: number }[] = [];
   let size = 0;
 
   return {
-    add(key, item) {
-      if (size >= opts.maxItems) return false;
+    add(key, item, itemBytes = 0) {
+      if (size >= opts.maxItems || bytes + itemBytes > maxBytes) return false;
       const at = opts.now();
       let list = byKey.get(key);
       if (list === undefined) byKey.set(key, (list = []));
-      list.push({ item, at });
+      list.push({ item, at, bytes: itemBytes });
       order.push({ key, at });
       size++;
+      bytes += itemBytes;
       return true;
     },
     take(key) {
@@ -45,6 +52,7 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
       if (list === undefined) return [];
       byKey.delete(key);
       size -= list.length;
+      for (const e of list) bytes -= e.bytes;
       return list.map((e) => e.item);
     },
     sweep() {
@@ -58,6 +66,7 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
         const e = list.shift()!;
         if (list.length === 0) byKey.delete(key);
         size--;
+        bytes -= e.bytes;
         expired++;
         opts.onExpire(e.item);
       }
@@ -68,10 +77,14 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
       byKey.clear();
       order.length = 0;
       size = 0;
+      bytes = 0;
       return all;
     },
     get size() {
       return size;
+    },
+    get bytes() {
+      return bytes;
     },
   };
 }

@@ -1,3 +1,5 @@
+import type { TcfResult } from './tcf.ts';
+
 /**
  * What Tagwarden knows of a visitor's consent, normalised from every signal to the site's own
  * categories. Later signals (TCF, Consent Mode, GPC, the consent store) fill the same shape.
@@ -6,8 +8,10 @@ export type CategoryStatus = 'granted' | 'denied' | 'unknown';
 
 export interface CategoryConsent {
   status: CategoryStatus;
-  /** Which signal decided it, e.g. `segment`, `segment:invalid`. */
+  /** Which signal decided it, e.g. `segment`, `segment:invalid`, `gcm`, `tcf`, `gpc`. */
   source: string;
+  /** When that signal was given, by its own clock (ms since the epoch), when known. */
+  at?: number;
 }
 
 export interface ConsentState {
@@ -19,6 +23,13 @@ export interface ConsentState {
    * (seed segment-consent-in-connections.txt, rows 2 and 4 and "Reconcile CMP ... conflicts").
    */
   preferencesPresent: boolean;
+  /** The hit carried `Sec-GPC: 1`. */
+  gpc?: boolean;
+  /**
+   * IAB TCF: whether it applies to this hit (`gdpr=1`, or a string present without `gdpr=0`) and
+   * the decoded string's result. Destinations with a TCF requirement are checked against it.
+   */
+  tcf?: { applies: boolean; result?: TcfResult; source?: string };
 }
 
 export function unknownState(siteCategories: readonly string[]): ConsentState {

@@ -95,6 +95,7 @@ export function resolveDestinations(config: Config, templates: TemplateCatalog):
         whenUnknown: d.consent?.whenUnknown ?? defaults?.whenUnknown ?? 'drop',
         integrationNames: d.integrationNames ?? [],
         redactions: bound.redactions,
+        tcf: d.consent?.tcf,
       },
     });
   }

@@ -7,7 +7,7 @@ const ev = (id: string) => ({ messageId: id }) as Event;
 describe('deferred processing', () => {
   it('processes after the current turn, in order, once', async () => {
     const seen: string[] = [];
-    const d = createDeferredProcessing((e) => seen.push(e.messageId), () => undefined);
+    const d = createDeferredProcessing<Event>((e) => seen.push(e.messageId), () => undefined);
     d.push(ev('a'));
     d.push(ev('b'));
     expect(seen).toEqual([]);
@@ -19,7 +19,7 @@ describe('deferred processing', () => {
 
   it('drain processes at once; the scheduled turn then has nothing to do', async () => {
     const seen: string[] = [];
-    const d = createDeferredProcessing((e) => seen.push(e.messageId), () => undefined);
+    const d = createDeferredProcessing<Event>((e) => seen.push(e.messageId), () => undefined);
     d.push(ev('a'));
     d.drain();
     expect(seen).toEqual(['a']);
@@ -30,7 +30,7 @@ describe('deferred processing', () => {
   it('an error in one event is reported and the others still run', () => {
     const seen: string[] = [];
     const errors: string[] = [];
-    const d = createDeferredProcessing(
+    const d = createDeferredProcessing<Event>(
       (e) => {
         if (e.messageId === 'bad') throw new Error('boom');
         seen.push(e.messageId);

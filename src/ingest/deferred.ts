@@ -1,5 +1,3 @@
-import type { Event } from './event.ts';
-
 /**
  * Runs the pipeline for accepted hits just after their answers are written, not before. Node
  * handles every socket that became readable in one poll phase, then runs `setImmediate` work: so
@@ -10,14 +8,14 @@ import type { Event } from './event.ts';
  * The queue only ever holds the hits of one poll phase. `drain()` processes them at once
  * (shutdown, tests).
  */
-export interface DeferredProcessing {
-  push(event: Event): void;
+export interface DeferredProcessing<T> {
+  push(item: T): void;
   drain(): void;
   readonly size: number;
 }
 
-export function createDeferredProcessing(process: (e: Event) => void, onError: (err: unknown, e: Event) => void): DeferredProcessing {
-  let queue: Event[] = [];
+export function createDeferredProcessing<T>(process: (item: T) => void, onError: (err: unknown, item: T) => void): DeferredProcessing<T> {
+  let queue: T[] = [];
   let scheduled = false;
 
   function drain(): void {
@@ -35,8 +33,8 @@ export function createDeferredProcessing(process: (e: Event) => void, onError: (
   }
 
   return {
-    push(event) {
-      queue.push(event);
+    push(item) {
+      queue.push(item);
       if (!scheduled) {
         scheduled = true;
         setImmediate(() => {

@@ -4,14 +4,18 @@ import { jsonBody } from '../http/body.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { EventType, Event } from './event.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
+import type { HitSources } from '../identity/visitor.ts';
 
 export interface SegmentRouteOptions {
   maxEventBytes: number;
   maxBatchBytes: number;
   maxBatchEvents: number;
   metrics: Metrics;
-  /** Hands an accepted event on; must not block (delivery happens after the answer). */
-  accept: (event: Event) => void;
+  /**
+   * Hands an accepted event on, with the parts of the request its consent signals and visitor id
+   * are read from; must not block (delivery happens after the answer).
+   */
+  accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
 }
 
@@ -39,7 +43,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
         throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
       }
       received(['segment', type]);
-      opts.accept(result.event);
+      opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown });
       sendSuccess(res);
     });
   }
@@ -57,20 +61,21 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
     }
     const defaults = { context: plainObject(context), integrations: plainObject(integrations) };
     const f = facts(req);
-    const accepted: Event[] = [];
+    const accepted: { event: Event; item: unknown }[] = [];
     const rejected: { index: number; issues: FieldIssue[] }[] = [];
     items.forEach((item, index) => {
       const r = parseSegmentEvent(item, undefined, f, defaults);
-      if (r.ok) accepted.push(r.event);
+      if (r.ok) accepted.push({ event: r.event, item });
       else rejected.push({ index, issues: r.issues });
     });
     if (rejected.length > 0) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' }, rejected.length);
     if (accepted.length === 0 && rejected.length > 0) {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
     }
-    for (const e of accepted) {
-      received(['segment', e.type]);
-      opts.accept(e);
+    const query = queryOf(req);
+    for (const { event, item } of accepted) {
+      received(['segment', event.type]);
+      opts.accept(event, { headers: req.headers, query, body: item });
     }
     if (rejected.length === 0) sendSuccess(res);
     else res.status(200).json({ success: true, accepted: accepted.length, rejected });
@@ -78,6 +83,14 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
   router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
   return router;
+}
+
+/** Shared by every hit without a query string; readers only call get(). */
+const NO_QUERY = new URLSearchParams();
+
+function queryOf(req: Request): URLSearchParams {
+  const at = req.originalUrl.indexOf('?');
+  return at === -1 ? NO_QUERY : new URLSearchParams(req.originalUrl.slice(at + 1));
 }
 
 function plainObject(v: unknown): Record<string, unknown> | undefined {

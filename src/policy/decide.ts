@@ -1,4 +1,5 @@
 import type { ConsentState } from '../consent/state.ts';
+import { checkTcf, type TcfRequirement } from '../consent/tcf.ts';
 
 export type Outcome = 'forward' | 'redact' | 'hold' | 'drop';
 export type DataControlMode = 'disabled' | 'opt-out' | 'opt-in';
@@ -15,6 +16,8 @@ export interface PolicyDestination {
   integrationNames: readonly string[];
   /** Redaction rules the destination's template defines. */
   redactions: readonly string[];
+  /** An IAB TCF requirement, checked when TCF applies to the hit. */
+  tcf?: TcfRequirement | undefined;
 }
 
 export interface Decision {
@@ -46,8 +49,14 @@ export function decide(
   let outcome: Outcome = 'forward';
   let redactions: string[] = [];
 
+  const tcfDenial = mode === 'disabled' ? undefined : tcfGate(consent, dest);
   if (mode === 'disabled') {
     reasons.push('data_control_disabled');
+  } else if (tcfDenial !== undefined) {
+    // A TCF requirement that fails denies, whatever the categories say: the vendor or a purpose
+    // lacks its legal basis under the framework the site uses.
+    reasons.push(...tcfDenial);
+    outcome = 'drop';
   } else if (dest.categories.length === 0) {
     reasons.push('not_gated');
   } else {
@@ -78,6 +87,20 @@ export function decide(
   return { destinationId: dest.id, outcome, reasons, redactions };
 }
 
+/**
+ * The destination's TCF requirement against the hit's TCF string: undefined when it passes or
+ * does not apply, else the reasons for denying. TCF applies when the hit says `gdpr=1` or carries
+ * a string (without `gdpr=0`); then a missing or invalid string denies.
+ */
+function tcfGate(consent: ConsentState, dest: PolicyDestination): string[] | undefined {
+  if (dest.tcf === undefined || consent.tcf?.applies !== true) return undefined;
+  const result = consent.tcf.result;
+  if (result === undefined) return ['tcf_missing'];
+  if (!result.ok) return [`tcf_invalid:${result.reason}`];
+  const check = checkTcf(result.tcf, dest.tcf);
+  return check.allowed ? undefined : check.reasons;
+}
+
 interface Gate {
   result: 'allowed' | 'denied' | 'unknown';
   reasons: string[];
@@ -90,7 +113,10 @@ function gateByCategory(consent: ConsentState, dest: PolicyDestination, mode: 'o
   for (const c of dest.categories) {
     const status = consent.categories[c]?.status ?? 'unknown';
     if (status === 'granted') allowed.push(`consent_granted:${c}`);
-    else if (status === 'denied') denied.push(`consent_denied:${c}`);
+    else if (status === 'denied') {
+      const reason = consent.categories[c]?.source === 'gpc' ? 'gpc_opt_out' : `consent_denied:${c}`;
+      if (!denied.includes(reason)) denied.push(reason);
+    }
     else if (mode === 'opt-out') {
       // Opt-out: no consent object means no enforcement (table row 1); a consent object that does
       // not list the category means it is not consented (rows 2 and 4, "Reconcile CMP conflicts").

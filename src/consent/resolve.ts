@@ -1,0 +1,92 @@
+import type { Event } from '../ingest/event.ts';
+import { gcmState, type GcmSignal } from './gcm.ts';
+import { mergeSignals, type CategorySignal } from './merge.ts';
+import { consentFromSegment, type SiteCategory } from './segment.ts';
+import type { RequestSignals } from './signals.ts';
+import type { ConsentState } from './state.ts';
+import { createTcfReader, purposesConsented } from './tcf.ts';
+
+/** A site category as consent resolution needs it (config `site.categories.<id>`). */
+export interface ResolverCategory extends SiteCategory {
+  saleOrShare?: boolean | undefined;
+  tcf?: { purposes: readonly number[] } | undefined;
+  gcm?: readonly GcmSignal[] | undefined;
+}
+
+export interface ResolverOptions {
+  categories: Readonly<Record<string, ResolverCategory>>;
+  tcf: { maxLength: number; maxAgeDays: number; cacheEntries: number };
+}
+
+export interface ConsentResolver {
+  /** The consent state from what the hit itself carries (step 1 of DESIGN.md "Consent resolution"). */
+  fromRequest(event: Event, signals: RequestSignals, now: Date): ConsentState;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Turns every signal a hit carries into one ConsentState: the Segment consent object, Google
+ * Consent Mode (gcs/gcd), a TCF string and Sec-GPC, each mapped onto the site's categories by
+ * config, then merged by the documented precedence (merge.ts, docs/consent.md).
+ */
+export function createConsentResolver(options: ResolverOptions): ConsentResolver {
+  const categories = options.categories;
+  const ids = Object.keys(categories);
+  const saleOrShare = new Set(ids.filter((id) => categories[id]?.saleOrShare === true));
+  const gcmMapped = ids.filter((id) => (categories[id]?.gcm?.length ?? 0) > 0);
+  const tcfMapped = ids.filter((id) => (categories[id]?.tcf?.purposes.length ?? 0) > 0);
+  const tcf = createTcfReader({ maxLength: options.tcf.maxLength, maxAgeMs: options.tcf.maxAgeDays * DAY_MS, cacheEntries: options.tcf.cacheEntries });
+
+  return {
+    fromRequest(event, signals, now) {
+      const hitTime = Date.parse(event.receivedAt);
+      const list: CategorySignal[] = [];
+
+      const segment = consentFromSegment(event, categories);
+      const segmentAt = Date.parse(event.timestamp);
+      const valid: Record<string, 'granted' | 'denied'> = {};
+      const invalid: Record<string, 'granted' | 'denied'> = {};
+      for (const [id, c] of Object.entries(segment.categories)) {
+        if (c.status === 'unknown') continue;
+        (c.source === 'segment:invalid' ? invalid : valid)[id] = c.status;
+      }
+      if (Object.keys(valid).length > 0) list.push({ source: 'segment', at: segmentAt, categories: valid });
+      if (Object.keys(invalid).length > 0) list.push({ source: 'segment:invalid', at: segmentAt, categories: invalid });
+
+      if (gcmMapped.length > 0 && (signals.gcs !== undefined || signals.gcd !== undefined)) {
+        const gcm = gcmState({ gcs: signals.gcs, gcd: signals.gcd });
+        const mapped: Record<string, 'granted' | 'denied'> = {};
+        for (const id of gcmMapped) {
+          const needs = categories[id]?.gcm ?? [];
+          // Every listed signal granted grants; any denied denies; otherwise Consent Mode says nothing.
+          if (needs.some((s) => gcm[s] === 'denied')) mapped[id] = 'denied';
+          else if (needs.every((s) => gcm[s] === 'granted')) mapped[id] = 'granted';
+        }
+        if (Object.keys(mapped).length > 0) list.push({ source: 'gcm', at: hitTime, categories: mapped });
+      }
+
+      let tcfContext: ConsentState['tcf'] = { applies: signals.gdprApplies === true };
+      if (signals.tcf !== undefined) {
+        const result = tcf.read(signals.tcf.value, now);
+        tcfContext = { applies: signals.gdprApplies !== false, result, source: signals.tcf.source };
+        if (tcfMapped.length > 0) {
+          const mapped: Record<string, 'granted' | 'denied'> = {};
+          for (const id of tcfMapped) {
+            // An invalid string grants nothing and revokes what it would have covered (DESIGN.md:
+            // an invalid consent input revokes; it never leaves consent unchanged).
+            mapped[id] = result.ok && purposesConsented(result.tcf, categories[id]?.tcf?.purposes ?? []) ? 'granted' : 'denied';
+          }
+          list.push(result.ok ? { source: 'tcf', at: result.tcf.lastUpdated.getTime(), categories: mapped } : { source: 'tcf:invalid', at: hitTime, categories: mapped });
+        }
+      }
+
+      return {
+        categories: mergeSignals({ siteCategories: ids, saleOrShare, gpc: signals.gpc, signals: list }),
+        preferencesPresent: segment.preferencesPresent,
+        gpc: signals.gpc,
+        tcf: tcfContext,
+      };
+    },
+  };
+}

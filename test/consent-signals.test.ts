@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeWithLibrary } from './fixtures/tcf/build.ts';
+import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+
+/**
+ * Consent signals beyond the Segment object, end to end over HTTP: Sec-GPC, Google Consent Mode in
+ * the query string, a TCF string from the query, the event and the cookie, and a destination with
+ * a TCF requirement. Asserts which vendor requests reached the fake vendors.
+ */
+describe('end to end: GPC, Consent Mode and TCF', () => {
+  let vendor: Awaited<ReturnType<typeof startVendor>>;
+  let tw: Awaited<ReturnType<typeof startTagwarden>>;
+  // A string from today (TCF stores the day only), consenting to purposes 1, 3, 4 and 8, vendor 7.
+  const today = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()));
+  const tcString = encodeWithLibrary({ lastUpdated: today, purposeConsents: [1, 3, 4, 8], vendorConsents: [7] });
+  const noVendor = encodeWithLibrary({ lastUpdated: today, purposeConsents: [1, 3, 4, 8], vendorConsents: [8] });
+
+  beforeAll(async () => {
+    vendor = await startVendor();
+    tw = await startTagwarden(
+      testConfig({
+        site: {
+          id: 'shop',
+          dataControlMode: 'opt-in',
+          categories: {
+            advertising: { saleOrShare: true, gcm: ['ad_storage', 'ad_user_data'], tcf: { purposes: [1, 3, 4] } },
+            analytics: { gcm: ['analytics_storage'], tcf: { purposes: [1, 8] } },
+          },
+        },
+        identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
+        destinations: [
+          { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'] } },
+          { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
+          { id: 'partner', template: 'webhook', settings: { url: `${vendor.url}/partner` }, consent: { categories: ['analytics'], tcf: { vendorId: 7, purposes: [1, 8] } } },
+        ],
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await tw.close();
+    await vendor.close();
+  });
+
+  async function send(id: string, opts: { query?: string; headers?: Record<string, string>; context?: Record<string, unknown> } = {}): Promise<string[]> {
+    const body = { messageId: id, event: 'Order Completed', anonymousId: `anon-${id}`, timestamp: new Date().toISOString(), context: opts.context ?? {} };
+    const r = await post(`${tw.url}/v1/track${opts.query === undefined ? '' : `?${opts.query}`}`, body, opts.headers);
+    expect(r.status).toBe(200);
+    await tw.app.flush(5000);
+    return vendor.hits.filter((h) => (h.body as { batch: { messageId: string }[] }).batch.some((e) => e.messageId === id)).map((h) => h.path).sort();
+  }
+
+  const granted = { consent: { categoryPreferences: { advertising: true, analytics: true } } };
+
+  it('without signals nothing is sent (opt-in)', async () => {
+    expect(await send('none')).toEqual([]);
+  });
+
+  it('Sec-GPC: 1 stops the sale/share category even when the event grants it', async () => {
+    // (TCF does not apply to these hits: no gdpr=1 and no string, so the partner's TCF requirement is not checked.)
+    expect(await send('gpc', { context: granted, headers: { 'sec-gpc': '1' } })).toEqual(['/partner', '/stats']);
+    expect(await send('no-gpc', { context: granted })).toEqual(['/ads', '/partner', '/stats']);
+  });
+
+  it('Consent Mode in the query string: G111 grants analytics only (ad_user_data is not in gcs)', async () => {
+    expect(await send('gcs', { query: 'gcs=G111' })).toEqual(['/partner', '/stats']);
+    expect(await send('gcd', { query: 'gcd=13v3v3v3v5' })).toEqual(['/ads', '/partner', '/stats']);
+    expect(await send('gcd-denied', { query: 'gcd=13q3q3q3q5', context: { consent: { categoryPreferences: { advertising: true } } } })).toEqual([]);
+  });
+
+  it('a TCF string grants by purposes, and the vendor requirement gates the partner', async () => {
+    expect(await send('tcf-query', { query: `gdpr=1&gdpr_consent=${tcString}` })).toEqual(['/ads', '/partner', '/stats']);
+    expect(await send('tcf-cookie', { headers: { cookie: `euconsent-v2=${tcString}` } })).toEqual(['/ads', '/partner', '/stats']);
+    expect(await send('tcf-body', { context: { consent: { privacy: { tcfConsentString: tcString } } } })).toEqual(['/ads', '/partner', '/stats']);
+    expect(await send('tcf-no-vendor', { query: `gdpr=1&gdpr_consent=${noVendor}` })).toEqual(['/ads', '/stats']);
+  });
+
+  it('gdpr=1 without a string drops the TCF-gated destination even when the event grants everything', async () => {
+    expect(await send('gdpr-no-string', { query: 'gdpr=1', context: granted })).toEqual(['/ads', '/stats']);
+  });
+
+  it('a garbled TCF string revokes what it covers and is never read as consent', async () => {
+    expect(await send('tcf-garbled', { query: 'gdpr=1&gdpr_consent=CPxxxxGarbage', context: granted })).toEqual([]);
+  });
+});
