@@ -15,6 +15,8 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createDeferredProcessing } from './ingest/deferred.ts';
 import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
 import { createConsentResolver } from './consent/resolve.ts';
+import { createVerifyClient } from './consent/upstream/verify-client.ts';
+import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources } from './identity/visitor.ts';
 import type { Event } from './ingest/event.ts';
@@ -81,10 +83,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
   const dropUnresolved = (h: HeldEvent): void => {
-    metrics.decisions.inc({ destination: h.destinationId, outcome: 'drop', reason: 'consent_unresolved' });
+    for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
   };
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
+    maxBytes: config.hold.maxBytes,
     maxAgeMs: config.hold.maxAgeMs,
     now: () => Date.now(),
     onExpire: dropUnresolved,
@@ -95,9 +98,31 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
   const now = deps.now ?? ((): Date => new Date());
+  const verify = config.upstream.verify;
+  const upstream =
+    verify === undefined
+      ? undefined
+      : verifySource(
+          createVerifyClient({
+            urlTemplate: verify.url,
+            siteId: verify.siteId ?? config.site.id,
+            apiKey: verify.apiKey,
+            apiKeyHeader: verify.apiKeyHeader,
+            categoryMap: verify.categories,
+            requestsPerMinute: verify.requestsPerMinute,
+            cacheTtlMs: verify.cacheTtlMs,
+            negativeCacheTtlMs: verify.negativeCacheTtlMs,
+            maxCacheEntries: verify.maxCacheEntries,
+            timeoutMs: verify.timeoutMs,
+            backoff: verify.backoff,
+            breaker: verify.breaker,
+            dispatcher: agent,
+          }),
+        );
   const pipeline = createPipeline({
     site: config.site,
     resolver,
+    upstream,
     now,
     destinations: resolution.destinations,
     delivery,
@@ -162,9 +187,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
-    flush(deadlineMs) {
+    async flush(deadlineMs) {
+      const started = Date.now();
       deferred.drain();
-      return delivery.flush(deadlineMs);
+      // Upstream answers decide held events, which may then be queued for delivery.
+      await pipeline.settled(deadlineMs);
+      await delivery.flush(Math.max(0, deadlineMs - (Date.now() - started)));
     },
     shutdown(graceMs) {
       // Idempotent: a second signal or caller waits on the first shutdown.
@@ -174,12 +202,17 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   };
 
   async function stop(graceMs: number): Promise<void> {
+    const started = Date.now();
     accepting = false;
     clearInterval(sweeper);
     deferred.drain();
+    // Lookups in flight get up to half the grace to decide their events; what still waits then
+    // is dropped (consent_unresolved), never sent.
+    await pipeline.settled(Math.floor(graceMs / 2));
     pending.drain().forEach(dropUnresolved);
     try {
-      await delivery.flush(graceMs);
+      await upstream?.close();
+      await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));
     } finally {
       if (ownAgent !== undefined) await ownAgent.close();
     }

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { PendingQueue } from './consent/pending.ts';
+import type { CategorySignal } from './consent/merge.ts';
 import type { ConsentResolver } from './consent/resolve.ts';
+import type { ConsentSource } from './consent/upstream/source.ts';
 import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
@@ -34,12 +36,15 @@ export interface DeliverySink {
 export interface HeldEvent {
   event: Event;
   signals: RequestSignals;
-  destinationId: string;
+  /** The destinations whose decision waits for this visitor's consent. */
+  destinationIds: readonly string[];
 }
 
 export interface PipelineDeps {
   site: { dataControlMode: DataControlMode };
   resolver: ConsentResolver;
+  /** Consent the hit does not carry (the upstream verify API); absent: none. */
+  upstream?: ConsentSource | undefined;
   now: () => Date;
   destinations: readonly RuntimeDestination[];
   delivery: DeliverySink;
@@ -49,23 +54,54 @@ export interface PipelineDeps {
 }
 
 export interface Pipeline {
-  /** Consent, policy and rendering for every destination; sends nothing. Used by explain too. */
+  /**
+   * Consent, policy and rendering for every destination; sends nothing and asks nobody (an
+   * upstream answer is used only when cached). Used by explain.
+   */
   evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] };
-  /** Evaluate, then hand each outcome on: delivery queue, pending queue, or a counted drop. */
+  /**
+   * Decide and hand each outcome on: delivery queue, pending queue, or a counted drop. A
+   * destination the hit leaves undecided (its categories unknown) waits in the pending queue
+   * while the upstream is asked, and is decided when the answer comes.
+   */
   process(event: Event, signals: RequestSignals): void;
+  /** Re-decides what waits for this visitor with `signal` (a consent change written locally). */
+  release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void;
+  /** Resolves when no upstream lookup started by `process` is in flight (or at the deadline). */
+  settled(deadlineMs: number): Promise<void>;
+}
+
+/** Reasons that mean "nothing known about a required category": the upstream may know. */
+function awaitsResolution(decision: Decision): boolean {
+  let unknown = false;
+  for (const r of decision.reasons) {
+    if (r.startsWith('integrations_')) return false;
+    if (r.startsWith('consent_unknown:') || r.startsWith('opt_out_no_signal:')) unknown = true;
+  }
+  return unknown;
 }
 
 /** The spine of Tagwarden: event → consent → policy per destination → template → delivery. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const { site, destinations, delivery, pending, metrics, log, resolver } = deps;
+  const { site, destinations, delivery, pending, metrics, log, resolver, upstream } = deps;
+  const byId = new Map(destinations.map((d) => [d.policy.id, d]));
+  const lookups = incrementer(metrics.consentLookups, ['result']);
+  const inFlight = new Set<Promise<void>>();
+
+  function cachedSignal(signals: RequestSignals): CategorySignal | undefined {
+    const visitor = signals.visitor?.id;
+    return upstream === undefined || visitor === undefined ? undefined : upstream.cached(visitor);
+  }
+
+  function render(d: RuntimeDestination, event: Event, decision: Decision): Evaluation {
+    if (decision.outcome !== 'forward' && decision.outcome !== 'redact') return { destinationId: d.policy.id, decision };
+    return { destinationId: d.policy.id, decision, rendered: d.bound.render(event, decision.redactions) };
+  }
 
   function evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] } {
-    const consent = resolver.fromRequest(event, signals, deps.now());
-    const evaluations = destinations.map((d): Evaluation => {
-      const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
-      if (decision.outcome !== 'forward' && decision.outcome !== 'redact') return { destinationId: d.policy.id, decision };
-      return { destinationId: d.policy.id, decision, rendered: d.bound.render(event, decision.redactions) };
-    });
+    const cached = cachedSignal(signals);
+    const consent = resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
+    const evaluations = destinations.map((d) => render(d, event, decide(event.integrations, consent, d.policy, site.dataControlMode)));
     return { consent, evaluations };
   }
 
@@ -74,44 +110,121 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     decisions([destination, outcome, reason]);
   }
 
-  function process(event: Event, signals: RequestSignals): void {
-    const { evaluations } = evaluate(event, signals);
-    for (let i = 0; i < evaluations.length; i++) {
-      const ev = evaluations[i]!;
-      const dest = destinations[i]!;
-      const { decision, rendered } = ev;
-      const reason = decision.reasons[decision.reasons.length - 1] ?? 'none';
-      if (decision.outcome === 'drop') {
-        count(ev.destinationId, 'drop', reason);
-        continue;
-      }
-      if (decision.outcome === 'hold') {
-        const key = signals.visitor?.id ?? event.userId ?? event.messageId;
-        if (pending.add(key, { event, signals, destinationId: ev.destinationId })) count(ev.destinationId, 'hold', reason);
-        else count(ev.destinationId, 'drop', 'consent_unresolved');
-        continue;
-      }
-      if (rendered === undefined || !rendered.ok) {
-        // A template that cannot render this event (no mapping, missing required field) is a
-        // drop with a reason, not a failure of the hit.
-        const why = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
-        count(ev.destinationId, 'drop', why);
-        if (rendered !== undefined && !rendered.ok && rendered.kind === 'error') {
-          log.warn({ destination: ev.destinationId, messageId: event.messageId, err: rendered.error.message }, 'render failed');
-        }
-        continue;
-      }
-      if (dest.dryRun) {
-        log.info({ destination: ev.destinationId, messageId: event.messageId, dryRun: dryRunView(dest.bound, rendered) }, 'dry run: would send');
-        count(ev.destinationId, decision.outcome, reason);
-        continue;
-      }
-      if (delivery.enqueue(dest.bound, rendered)) count(ev.destinationId, decision.outcome, reason);
-      else count(ev.destinationId, 'drop', 'queue_full');
+  /** An event's approximate size in the pending queue's byte bound. */
+  function sizeOf(event: Event): number {
+    try {
+      return JSON.stringify(event).length;
+    } catch {
+      return 1024;
     }
   }
 
-  return { evaluate, process };
+  function hold(key: string, held: HeldEvent, reason: string): void {
+    if (pending.add(key, held, sizeOf(held.event))) {
+      for (const id of held.destinationIds) count(id, 'hold', reason);
+    } else {
+      for (const id of held.destinationIds) count(id, 'drop', 'consent_unresolved');
+    }
+  }
+
+  function handle(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision): void {
+    const { rendered } = render(d, event, decision);
+    const id = d.policy.id;
+    const reason = decision.reasons[decision.reasons.length - 1] ?? 'none';
+    if (decision.outcome === 'drop') {
+      count(id, 'drop', reason);
+      return;
+    }
+    if (decision.outcome === 'hold') {
+      hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, reason);
+      return;
+    }
+    if (rendered === undefined || !rendered.ok) {
+      // A template that cannot render this event (no mapping, missing required field) is a
+      // drop with a reason, not a failure of the hit.
+      const why = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
+      count(id, 'drop', why);
+      if (rendered !== undefined && !rendered.ok && rendered.kind === 'error') {
+        log.warn({ destination: id, messageId: event.messageId, err: rendered.error.message }, 'render failed');
+      }
+      return;
+    }
+    if (d.dryRun) {
+      log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
+      count(id, decision.outcome, reason);
+      return;
+    }
+    if (delivery.enqueue(d.bound, rendered)) count(id, decision.outcome, reason);
+    else count(id, 'drop', 'queue_full');
+  }
+
+  function process(event: Event, signals: RequestSignals): void {
+    const visitor = signals.visitor?.id;
+    const cached = cachedSignal(signals);
+    if (cached !== undefined) lookups(['cache_hit']);
+    const consent = resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
+    const waiting: string[] = [];
+    for (const d of destinations) {
+      const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
+      // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
+      // answers, the destination gets nothing (never forwarded on a miss).
+      if (upstream !== undefined && visitor !== undefined && cached === undefined && awaitsResolution(decision)) waiting.push(d.policy.id);
+      else handle(d, event, signals, decision);
+    }
+    if (waiting.length === 0 || upstream === undefined || visitor === undefined) return;
+    const before = pending.size;
+    hold(visitor, { event, signals, destinationIds: waiting }, 'consent_resolving');
+    if (pending.size > before) ask(upstream, visitor);
+  }
+
+  /** One lookup per call; the client joins concurrent lookups of a visitor into one request. */
+  function ask(source: ConsentSource, visitorId: string): void {
+    const p: Promise<void> = source
+      .lookup(visitorId)
+      .then((outcome) => {
+        lookups(['signal' in outcome ? (outcome.signal.source === 'upstream:none' ? 'no_consent' : 'answer') : outcome.failure]);
+        // A local consent change raced the lookup: its answer is stale, ask again.
+        if ('failure' in outcome && outcome.failure === 'upstream_superseded') ask(source, visitorId);
+        else release(visitorId, outcome);
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'consent lookup failed unexpectedly');
+        release(visitorId, { failure: 'internal_error' });
+      })
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }
+
+  function release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void {
+    for (const held of pending.take(visitorId)) {
+      if ('failure' in outcome) {
+        // An error, a 429, an open circuit, a timeout: never consent. The events are dropped.
+        log.debug({ messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
+        for (const id of held.destinationIds) count(id, 'drop', 'consent_unresolved');
+        continue;
+      }
+      const consent = resolver.fromRequest(held.event, held.signals, deps.now(), [outcome.signal]);
+      for (const id of held.destinationIds) {
+        const d = byId.get(id);
+        if (d === undefined) continue;
+        handle(d, held.event, held.signals, decide(held.event.integrations, consent, d.policy, site.dataControlMode));
+      }
+    }
+  }
+
+  async function settled(deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    while (inFlight.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+      });
+      await Promise.race([Promise.allSettled([...inFlight]), timeout]);
+      clearTimeout(timer);
+    }
+  }
+
+  return { evaluate, process, release, settled };
 }
 
 /** The drop reason of an event its template could not render: the skip's own reason, or `render_error`. */

@@ -211,6 +211,53 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('How consent signals carried by hits are read.'),
+    upstream: z
+      .object({
+        verify: z
+          .object({
+            url: z
+              .string()
+              .regex(/^https?:\/\/[^\s]+$/, 'an http(s) URL template')
+              .refine((u) => u.includes('{visitorId}'), 'must contain {visitorId}')
+              .describe('The verify URL with `{siteId}` and `{visitorId}` placeholders (URL-encoded when filled), e.g. https://api.cookieboss.io/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}'),
+            siteId: z.string().min(1).max(128).optional().describe('The site id the upstream knows this site by; defaults to site.id.'),
+            apiKey: z.string().min(1).max(1024).describe('API key sent with every request. Use a ${ENV_VAR} reference.'),
+            apiKeyHeader: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/).default('X-API-Key').describe('Header carrying the API key.'),
+            categories: z
+              .record(z.string().min(1).max(128), categoryId)
+              .refine((m) => Object.keys(m).length > 0, 'map at least one upstream category')
+              .describe('Upstream category name → site category, e.g. {marketing: advertising, analytics: analytics}. Upstream categories not listed are ignored.'),
+            requestsPerMinute: z.int().min(1).max(1_000_000).describe('The plan\'s rate limit (e.g. 100, 500, 1000); never exceeded in any 60 s window.'),
+            cacheTtlMs: z.int().min(1000).max(86_400_000).default(300_000).describe('How long an answer with consent is reused.'),
+            negativeCacheTtlMs: z.int().min(0).max(86_400_000).default(30_000).describe('How long "no consent found" is reused (shorter: the visitor may answer the banner any moment).'),
+            maxCacheEntries: z.int().min(1).max(10_000_000).default(100_000).describe('Most visitors whose answers are kept (LRU).'),
+            timeoutMs: z.int().min(100).max(60_000).default(2_000).describe('Timeout of one verify request; a timeout is never read as consent.'),
+            backoff: z
+              .object({
+                baseMs: z.int().min(10).max(60_000).default(500).describe('Backoff base after a 5xx, timeout or network error (full jitter, doubling).'),
+                maxMs: z.int().min(100).max(3_600_000).default(60_000).describe('Largest backoff.'),
+              })
+              .strict()
+              .prefault({})
+              .describe('Backoff after failures.'),
+            breaker: z
+              .object({
+                windowMs: z.int().min(1000).max(3_600_000).default(30_000).describe('Rolling window the error ratio is measured over.'),
+                minRequests: z.int().min(1).max(100_000).default(20).describe('Fewest calls in the window before the circuit may open.'),
+                errorRatio: z.number().gt(0).max(1).default(0.5).describe('Failure share that opens the circuit.'),
+                openMs: z.int().min(100).max(3_600_000).default(30_000).describe('Time open before one probe is let through.'),
+              })
+              .strict()
+              .prefault({})
+              .describe('Circuit breaker: does not open on one failure.'),
+          })
+          .strict()
+          .optional()
+          .describe('A CookieBoss-compatible consent verify API, asked (through a cache) when a hit does not settle a destination\'s categories. Absent: no upstream.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Consent sources outside Tagwarden.'),
     destinations: z.array(destinationSchema).max(64).default([]).describe('Where events go, each an instance of a template.'),
     delivery: z
       .object({
@@ -226,8 +273,19 @@ export const configSchema = z
       .describe('Delivery to vendors: retries and connection pools.'),
     hold: z
       .object({
-        maxEvents: z.int().min(0).max(1_000_000).default(10_000).describe('Most events held at once waiting for consent (`whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`.'),
+        maxEvents: z
+          .int()
+          .min(0)
+          .max(1_000_000)
+          .default(10_000)
+          .describe('Most events held at once waiting for consent (an upstream lookup in flight, or `whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`.'),
         maxAgeMs: z.int().min(100).max(3_600_000).default(30_000).describe('Longest an event is held; then it is dropped with `consent_unresolved`.'),
+        maxBytes: z
+          .int()
+          .min(1024)
+          .max(1_073_741_824)
+          .default(64 * 1024 * 1024)
+          .describe('Most bytes of events held at once (their JSON size); beyond it new ones are dropped with `consent_unresolved`.'),
       })
       .strict()
       .prefault({})
@@ -268,6 +326,11 @@ export const configSchema = z
         }
       }
     });
+    for (const [name, c] of Object.entries(cfg.upstream.verify?.categories ?? {})) {
+      if (!(c in cfg.site.categories)) {
+        ctx.addIssue({ code: 'custom', path: ['upstream', 'verify', 'categories', name], message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
+      }
+    }
     if (cfg.debug.explain && cfg.debug.adminKey === undefined) {
       ctx.addIssue({ code: 'custom', path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
     }

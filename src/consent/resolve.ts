@@ -19,8 +19,11 @@ export interface ResolverOptions {
 }
 
 export interface ConsentResolver {
-  /** The consent state from what the hit itself carries (step 1 of DESIGN.md "Consent resolution"). */
-  fromRequest(event: Event, signals: RequestSignals, now: Date): ConsentState;
+  /**
+   * The consent state from what the hit itself carries (step 1 of DESIGN.md "Consent
+   * resolution"), merged with `extra` signals from elsewhere (the consent store, the upstream).
+   */
+  fromRequest(event: Event, signals: RequestSignals, now: Date, extra?: readonly CategorySignal[]): ConsentState;
 }
 
 const DAY_MS = 86_400_000;
@@ -39,9 +42,9 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
   const tcf = createTcfReader({ maxLength: options.tcf.maxLength, maxAgeMs: options.tcf.maxAgeDays * DAY_MS, cacheEntries: options.tcf.cacheEntries });
 
   return {
-    fromRequest(event, signals, now) {
+    fromRequest(event, signals, now, extra = []) {
       const hitTime = Date.parse(event.receivedAt);
-      const list: CategorySignal[] = [];
+      const list: CategorySignal[] = [...extra];
 
       const segment = consentFromSegment(event, categories);
       const segmentAt = Date.parse(event.timestamp);

@@ -7,6 +7,7 @@ export interface Metrics {
   eventsRejected: Counter<'client' | 'code'>;
   decisions: Counter<'destination' | 'outcome' | 'reason'>;
   deliveries: Counter<'destination' | 'outcome'>;
+  consentLookups: Counter<'result'>;
   deliveryDuration: Histogram<'destination'>;
 }
 
@@ -64,6 +65,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_deliveries_total',
       help: 'Vendor request outcomes per destination (delivered, retry_scheduled, failed, dropped), counted per event.',
       labelNames: ['destination', 'outcome'],
+      registers: [registry],
+    }),
+    consentLookups: new Counter({
+      name: 'tagwarden_consent_lookups_total',
+      help: 'Consent asked of the upstream verify API: cache_hit, answer, no_consent, or the failure (upstream_rate_limited, upstream_timeout, ...).',
+      labelNames: ['result'],
       registers: [registry],
     }),
     deliveryDuration: new Histogram({

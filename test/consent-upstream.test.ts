@@ -1,0 +1,127 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer } from './fixtures/upstream/fake-verify-server.ts';
+import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+
+/**
+ * Consent resolution through the upstream verify API, end to end: hits that carry no consent
+ * wait while the upstream is asked (once per visitor), and are decided by its answer; an error,
+ * a 429, a timeout or "no consent found" never lets anything through.
+ */
+describe('end to end: consent from the upstream verify API', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}) {
+    const upstream = await startFakeVerifyServer(respond);
+    const vendor = await startVendor();
+    const tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: { saleOrShare: true }, analytics: {} } },
+        identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
+        upstream: {
+          verify: {
+            url: `${upstream.url}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
+            apiKey: 'upstream-key',
+            requestsPerMinute: 1000,
+            categories: { marketing: 'advertising', analytics: 'analytics' },
+            timeoutMs: 300,
+            ...verify,
+          },
+        },
+        destinations: [
+          { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'] } },
+          { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
+        ],
+      }),
+    );
+    cleanup.push(() => upstream.close(), vendor.close, tw.close);
+    const delivered = (path: string): string[] =>
+      vendor.hits.filter((h) => h.path === path).flatMap((h) => (h.body as { batch: { messageId: string }[] }).batch.map((e) => e.messageId)).sort();
+    const send = async (messageId: string, visitor: string, extra: { headers?: Record<string, string>; context?: Record<string, unknown> } = {}) => {
+      const r = await post(`${tw.url}/v1/track`, { messageId, event: 'Order Completed', anonymousId: visitor, timestamp: new Date().toISOString(), context: extra.context ?? {} }, extra.headers);
+      expect(r.status).toBe(200);
+    };
+    const unresolved = async (): Promise<number> => {
+      const text = await (await fetch(`${tw.url}/metrics`)).text();
+      return [...text.matchAll(/tagwarden_decisions_total\{[^}]*outcome="drop",reason="consent_unresolved"\} (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    return { upstream, vendor, tw, delivered, send, unresolved };
+  }
+
+  it('100 concurrent hits of one cold visitor make one upstream call, and its answer decides them all', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT }));
+    await Promise.all(Array.from({ length: 100 }, (_, i) => s.send(`m${i}`, 'visitor-1')));
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(1);
+    expect(s.upstream.hits[0]).toMatchObject({ siteId: 'shop', visitorId: 'visitor-1', apiKey: 'upstream-key' });
+    // CONSENT grants analytics and denies marketing.
+    expect(s.delivered('/stats')).toHaveLength(100);
+    expect(s.delivered('/ads')).toEqual([]);
+    // A later hit of the same visitor is answered from the cache.
+    await s.send('later', 'visitor-1');
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(1);
+    expect(s.delivered('/stats')).toContain('later');
+  });
+
+  it('a hit that carries its consent does not ask the upstream', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT }));
+    await s.send('own', 'visitor-2', { context: { consent: { categoryPreferences: { advertising: true, analytics: true } } } });
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(0);
+    expect(s.delivered('/ads')).toEqual(['own']);
+  });
+
+  it('the CMP cookie names the visitor when configured first', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT }));
+    await s.send('cookie', 'anon-x', { headers: { cookie: 'cb_vid=cmp-visitor-9' } });
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits.map((h) => h.visitorId)).toEqual(['cmp-visitor-9']);
+  });
+
+  it('"no consent found" leaves the categories unknown: nothing is sent (opt-in, whenUnknown drop)', async () => {
+    const s = await setup(() => ({ status: 200, body: NO_CONSENT }));
+    await s.send('n1', 'visitor-3');
+    await s.tw.app.flush(5000);
+    expect(s.delivered('/stats')).toEqual([]);
+    expect(s.delivered('/ads')).toEqual([]);
+  });
+
+  it('GPC wins over an upstream grant', async () => {
+    const s = await setup(() => ({ status: 200, body: { ...CONSENT, categories: { marketing: true, analytics: true } } }));
+    await s.send('g1', 'visitor-4', { headers: { 'sec-gpc': '1' } });
+    await s.tw.app.flush(5000);
+    expect(s.delivered('/ads')).toEqual([]);
+    expect(s.delivered('/stats')).toEqual(['g1']);
+  });
+
+  it.each([
+    ['a 429 with Retry-After in seconds', () => ({ status: 429, headers: { 'retry-after': '120' } })],
+    ['a 429 with Retry-After as an HTTP-date', () => ({ status: 429, headers: { 'retry-after': new Date(Date.now() + 120_000).toUTCString() } })],
+    ['a 503', () => ({ status: 503, headers: { 'retry-after': '120' } })],
+    ['a 500', () => ({ status: 500 })],
+    ['a timeout', () => ({ status: 200, body: CONSENT, delayMs: 2000 })],
+    ['a connection reset', () => ({ reset: true as const })],
+    ['a malformed body', () => ({ status: 200, body: { hasConsent: 'yes', categories: { analytics: true } } })],
+  ])('%s: nothing is forwarded, the events are dropped as consent_unresolved', async (_name, respond) => {
+    const s = await setup(respond);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => s.send(`f${i}`, 'visitor-5')));
+    await s.tw.app.flush(5000);
+    expect(s.delivered('/stats')).toEqual([]);
+    expect(s.delivered('/ads')).toEqual([]);
+    expect(await s.unresolved()).toBe(20);
+  });
+
+  it('inside a Retry-After window no call at all reaches the upstream', async () => {
+    const s = await setup(() => ({ status: 429, headers: { 'retry-after': '120' } }));
+    await s.send('first', 'visitor-6');
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(1);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => s.send(`w${i}`, `other-${i}`)));
+    await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(1);
+    expect(s.delivered('/stats')).toEqual([]);
+  });
+});
