@@ -1,0 +1,183 @@
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { createPendingQueue } from '../src/consent/pending.ts';
+import { createConsentResolver } from '../src/consent/resolve.ts';
+import type { RequestSignals } from '../src/consent/signals.ts';
+import type { ConsentSource } from '../src/consent/upstream/source.ts';
+import { loadTemplates } from '../src/destinations/load.ts';
+import { resolveDestinations } from '../src/destinations/resolve.ts';
+import type { Event } from '../src/ingest/event.ts';
+import { createMetrics } from '../src/observability/metrics.ts';
+import { createPipeline, type DeliverySink, type HeldEvent } from '../src/pipeline.ts';
+import { encodeWithLibrary } from './fixtures/tcf/build.ts';
+import { testConfig } from './helpers.ts';
+
+/**
+ * The safety property of consent resolution, over every combination of signal sources and
+ * states (issue: "nothing is forwarded without an affirmative, valid, unexpired signal for each
+ * required category, in opt-in"): for each hit, a destination receives the event only if some
+ * source gave an affirmative, valid, unexpired signal for every category it requires, and never
+ * a sale/share category under GPC. Sources: the Segment object, Consent Mode (gcs), a TCF string,
+ * Sec-GPC, and the upstream verify API, each granted, denied, missing, malformed or expired, the
+ * upstream also failing (429, 5xx, timeout, open circuit) or finding nothing.
+ */
+
+const NOW = new Date('2026-06-15T12:00:00.000Z');
+const DAY = 86_400_000;
+const FRESH = new Date(Date.UTC(2026, 5, 10));
+const OLD = new Date(Date.UTC(2024, 0, 10));
+
+const config = testConfig({
+  site: {
+    id: 'shop',
+    dataControlMode: 'opt-in',
+    categories: {
+      advertising: { saleOrShare: true, gcm: ['ad_storage'], tcf: { purposes: [1, 3, 4] } },
+      analytics: { gcm: ['analytics_storage'], tcf: { purposes: [1, 8] } },
+    },
+  },
+  destinations: [
+    { id: 'ads', template: 'webhook', settings: { url: 'http://127.0.0.1:9/ads' }, consent: { categories: ['advertising'], whenUnknown: 'hold' } },
+    { id: 'stats', template: 'webhook', settings: { url: 'http://127.0.0.1:9/stats' }, consent: { categories: ['analytics'] } },
+    { id: 'both', template: 'webhook', settings: { url: 'http://127.0.0.1:9/both' }, consent: { categories: ['advertising', 'analytics'], combine: 'all' } },
+  ],
+});
+const destinations = resolveDestinations(config, loadTemplates()).destinations;
+const CATEGORIES = ['advertising', 'analytics'] as const;
+type Category = (typeof CATEGORIES)[number];
+const REQUIRED: Record<string, readonly Category[]> = { ads: ['advertising'], stats: ['analytics'], both: ['advertising', 'analytics'] };
+
+type State = 'granted' | 'denied' | 'missing' | 'malformed';
+const state = fc.constantFrom<State>('granted', 'denied', 'missing', 'malformed');
+
+const TCF = {
+  grantsAll: encodeWithLibrary({ lastUpdated: FRESH, purposeConsents: [1, 3, 4, 8] }),
+  grantsAnalytics: encodeWithLibrary({ lastUpdated: FRESH, purposeConsents: [1, 8] }),
+  grantsNothing: encodeWithLibrary({ lastUpdated: FRESH }),
+  expired: encodeWithLibrary({ lastUpdated: OLD, purposeConsents: [1, 3, 4, 8] }),
+  fromFuture: encodeWithLibrary({ lastUpdated: new Date(NOW.getTime() + 10 * DAY), purposeConsents: [1, 3, 4, 8] }),
+  malformed: 'CPgarbage-not-a-tc-string',
+};
+type TcfKind = keyof typeof TCF | 'missing';
+
+type UpstreamKind = 'grantsAll' | 'grantsAnalytics' | 'deniesAll' | 'noConsent' | 'rate_limited' | 'http_error' | 'timeout' | 'circuit_open';
+
+const hit = fc.record({
+  segment: fc.record({ advertising: state, analytics: state }),
+  gcs: fc.constantFrom('G111', 'G100', 'G110', 'G101', 'G1x1', 'missing'),
+  tcf: fc.constantFrom<TcfKind>('grantsAll', 'grantsAnalytics', 'grantsNothing', 'expired', 'fromFuture', 'malformed', 'missing'),
+  gpc: fc.boolean(),
+  upstream: fc.constantFrom<UpstreamKind>('grantsAll', 'grantsAnalytics', 'deniesAll', 'noConsent', 'rate_limited', 'http_error', 'timeout', 'circuit_open'),
+  cachedUpstream: fc.boolean(),
+});
+type Hit = typeof hit extends fc.Arbitrary<infer T> ? T : never;
+
+function upstreamCategories(kind: UpstreamKind): Partial<Record<Category, 'granted' | 'denied'>> | undefined {
+  switch (kind) {
+    case 'grantsAll':
+      return { advertising: 'granted', analytics: 'granted' };
+    case 'grantsAnalytics':
+      return { advertising: 'denied', analytics: 'granted' };
+    case 'deniesAll':
+      return { advertising: 'denied', analytics: 'denied' };
+    case 'noConsent':
+      return {};
+    default:
+      return undefined;
+  }
+}
+
+/** The oracle: which sources give an affirmative, valid, unexpired signal for a category. */
+function affirmed(h: Hit, c: Category): boolean {
+  if (h.gpc && c === 'advertising') return false;
+  if (h.segment[c] === 'granted') return true;
+  const gcsGrants = { advertising: h.gcs === 'G111' || h.gcs === 'G110', analytics: h.gcs === 'G111' || h.gcs === 'G101' };
+  if (gcsGrants[c]) return true;
+  if (h.tcf === 'grantsAll' || (h.tcf === 'grantsAnalytics' && c === 'analytics')) return true;
+  return upstreamCategories(h.upstream)?.[c] === 'granted';
+}
+
+function event(h: Hit, i: number): Event {
+  const prefs: Record<string, unknown> = {};
+  for (const c of CATEGORIES) {
+    const s = h.segment[c];
+    if (s === 'granted') prefs[c] = true;
+    else if (s === 'denied') prefs[c] = false;
+    else if (s === 'malformed') prefs[c] = 'yes';
+  }
+  const hasPrefs = Object.keys(prefs).length > 0;
+  return {
+    messageId: `m${i}`,
+    type: 'track',
+    event: 'Order Completed',
+    timestamp: NOW.toISOString(),
+    receivedAt: NOW.toISOString(),
+    anonymousId: `v${i}`,
+    context: hasPrefs ? { consent: { categoryPreferences: prefs } } : {},
+    properties: {},
+    traits: {},
+    integrations: {},
+  };
+}
+
+async function run(h: Hit): Promise<Set<string>> {
+  const forwarded = new Set<string>();
+  const delivery: DeliverySink = {
+    enqueue(dest) {
+      forwarded.add(dest.id);
+      return true;
+    },
+  };
+  const answer = upstreamCategories(h.upstream);
+  const signal = answer === undefined ? undefined : { source: Object.keys(answer).length === 0 ? 'upstream:none' : 'upstream', at: NOW.getTime() - DAY, categories: answer };
+  const upstream: ConsentSource = {
+    cached: () => (h.cachedUpstream ? signal : undefined),
+    lookup: () => Promise.resolve(signal === undefined ? { failure: `upstream_${h.upstream}` } : { signal }),
+    invalidate: () => undefined,
+    close: () => Promise.resolve(),
+  };
+  const pending = createPendingQueue<HeldEvent>({ maxItems: 100, maxAgeMs: 60_000, now: () => NOW.getTime(), onExpire: () => undefined });
+  const pipeline = createPipeline({
+    site: config.site,
+    resolver: createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf }),
+    upstream,
+    now: () => NOW,
+    destinations,
+    delivery,
+    pending,
+    metrics: createMetrics({ defaultMetrics: false }),
+    log: pino({ level: 'silent' }),
+  });
+  const signals: RequestSignals = { gpc: h.gpc, visitor: { id: 'visitor-1', source: 'body:anonymousId' } };
+  if (h.gcs !== 'missing') signals.gcs = h.gcs;
+  if (h.tcf !== 'missing') signals.tcf = { value: TCF[h.tcf], source: 'query:gdpr_consent' };
+  pipeline.process(event(h, 0), signals);
+  await pipeline.settled(1000);
+  return forwarded;
+}
+
+describe('consent resolution: nothing is forwarded without an affirmative, valid, unexpired signal', () => {
+  it('holds for every combination of sources and states (opt-in)', async () => {
+    let someForwarded = 0;
+    await fc.assert(
+      fc.asyncProperty(hit, async (h) => {
+        const forwarded = await run(h);
+        if (forwarded.size > 0) someForwarded++;
+        for (const id of forwarded) {
+          for (const c of REQUIRED[id] ?? []) expect(affirmed(h, c), `${id} forwarded without an affirmative signal for ${c}`).toBe(true);
+        }
+      }),
+      { seed: 20261123, numRuns: 1500 },
+    );
+    // Not vacuous: plenty of hits do reach a destination.
+    expect(someForwarded).toBeGreaterThan(300);
+  });
+
+  it('an upstream failure with nothing in the hit forwards nothing', async () => {
+    for (const upstream of ['rate_limited', 'http_error', 'timeout', 'circuit_open'] as const) {
+      const forwarded = await run({ segment: { advertising: 'missing', analytics: 'missing' }, gcs: 'missing', tcf: 'missing', gpc: false, upstream, cachedUpstream: false });
+      expect([...forwarded]).toEqual([]);
+    }
+  });
+});
