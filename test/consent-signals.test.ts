@@ -33,6 +33,7 @@ describe('end to end: GPC, Consent Mode and TCF', () => {
           { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
           { id: 'partner', template: 'webhook', settings: { url: `${vendor.url}/partner` }, consent: { categories: ['analytics'], tcf: { vendorId: 7, purposes: [1, 8] } } },
         ],
+        debug: { explain: true, adminKey: 'explain-admin-key-0123456789' },
       }),
     );
   });
@@ -81,5 +82,23 @@ describe('end to end: GPC, Consent Mode and TCF', () => {
 
   it('a garbled TCF string revokes what it covers and is never read as consent', async () => {
     expect(await send('tcf-garbled', { query: 'gdpr=1&gdpr_consent=CPxxxxGarbage', context: granted })).toEqual([]);
+  });
+
+  it('explain shows the merged state, the signal behind each category and the TCF summary', async () => {
+    const r = await post(
+      `${tw.url}/debug/explain?gdpr=1&gdpr_consent=${tcString}`,
+      { type: 'track', event: 'Order Completed', anonymousId: 'anon-x', context: { consent: { categoryPreferences: { analytics: false } } } },
+      { authorization: 'Bearer explain-admin-key-0123456789', 'sec-gpc': '1', cookie: 'cb_vid=cmp-1' },
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.visitor).toEqual({ id: 'cmp-1', source: 'cookie:cb_vid' });
+    expect(r.body.consent.gpc).toBe(true);
+    expect(r.body.consent.categories.advertising).toEqual({ status: 'denied', source: 'gpc' });
+    // The event's own object is more recent than the string's day: it wins for analytics.
+    expect(r.body.consent.categories.analytics).toMatchObject({ status: 'denied', source: 'segment' });
+    expect(r.body.consent.tcf).toMatchObject({ applies: true, source: 'query:gdpr_consent', valid: true, policyVersion: 4, purposeConsents: [1, 3, 4, 8] });
+    const byId = Object.fromEntries((r.body.destinations as { id: string }[]).map((d) => [d.id, d]));
+    expect(byId.ads).toMatchObject({ decision: 'drop', reasons: ['gpc_opt_out'] });
+    expect(byId.partner).toMatchObject({ decision: 'drop', reasons: ['consent_denied:analytics'] });
   });
 });

@@ -13,13 +13,14 @@ describe('end to end: consent from the upstream verify API', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}) {
+  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}, hold: Record<string, unknown> = {}) {
     const upstream = await startFakeVerifyServer(respond);
     const vendor = await startVendor();
     const tw = await startTagwarden(
       testConfig({
         site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: { saleOrShare: true }, analytics: {} } },
         identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
+        hold,
         upstream: {
           verify: {
             url: `${upstream.url}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
@@ -50,14 +51,14 @@ describe('end to end: consent from the upstream verify API', () => {
     return { upstream, vendor, tw, delivered, send, unresolved };
   }
 
-  it('100 concurrent hits of one cold visitor make one upstream call, and its answer decides them all', async () => {
-    const s = await setup(() => ({ status: 200, body: CONSENT }));
-    await Promise.all(Array.from({ length: 100 }, (_, i) => s.send(`m${i}`, 'visitor-1')));
+  it('1,000 concurrent hits of one cold visitor make one upstream call, and its answer decides them all', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 50 }));
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => s.send(`m${i}`, 'visitor-1')));
     await s.tw.app.flush(5000);
     expect(s.upstream.hits).toHaveLength(1);
     expect(s.upstream.hits[0]).toMatchObject({ siteId: 'shop', visitorId: 'visitor-1', apiKey: 'upstream-key' });
     // CONSENT grants analytics and denies marketing.
-    expect(s.delivered('/stats')).toHaveLength(100);
+    expect(s.delivered('/stats')).toHaveLength(1000);
     expect(s.delivered('/ads')).toEqual([]);
     // A later hit of the same visitor is answered from the cache.
     await s.send('later', 'visitor-1');
@@ -123,5 +124,23 @@ describe('end to end: consent from the upstream verify API', () => {
     await s.tw.app.flush(5000);
     expect(s.upstream.hits).toHaveLength(1);
     expect(s.delivered('/stats')).toEqual([]);
+  });
+
+  it('the pending queue is bounded: what does not fit is dropped as consent_unresolved, the rest decided by the answer', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 100 }), {}, { maxEvents: 5 });
+    await Promise.all(Array.from({ length: 8 }, (_, i) => s.send(`q${i}`, 'visitor-7')));
+    await s.tw.app.flush(5000);
+    // Each waiting event holds one entry for its two undecided destinations.
+    expect(s.delivered('/stats')).toHaveLength(5);
+    expect(await s.unresolved()).toBe(6);
+  });
+
+  it('an event waiting longer than hold.maxAgeMs is dropped, not sent when the answer comes late', async () => {
+    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 1500 }), { timeoutMs: 3000 }, { maxAgeMs: 200 });
+    await s.send('slow', 'visitor-8');
+    await new Promise((r) => setTimeout(r, 1300));
+    await s.tw.app.flush(5000);
+    expect(s.delivered('/stats')).toEqual([]);
+    expect(await s.unresolved()).toBe(2);
   });
 });

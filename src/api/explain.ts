@@ -5,6 +5,7 @@ import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
 import { bodyText } from '../destinations/types.ts';
 import { readSignals } from '../consent/signals.ts';
+import type { ConsentState } from '../consent/state.ts';
 import type { CompiledSource } from '../identity/visitor.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
@@ -54,7 +55,7 @@ export function explainRouter(opts: {
       out.request = { ...request, body: request.body === undefined ? undefined : safeJson(bodyText(request) ?? '') };
       return out;
     });
-    res.json({ event: parsed.event, consent, destinations });
+    res.json({ event: parsed.event, visitor: signals.visitor, consent: consentView(consent), destinations });
   });
   return router;
 }
@@ -65,4 +66,30 @@ function safeJson(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/** The consent state as JSON: the decoded TCF string summarised (its model holds functions and Sets). */
+function consentView(consent: ConsentState): Record<string, unknown> {
+  const out: Record<string, unknown> = { categories: consent.categories, gpc: consent.gpc ?? false };
+  const tcf = consent.tcf;
+  if (tcf !== undefined) {
+    const view: Record<string, unknown> = { applies: tcf.applies };
+    if (tcf.source !== undefined) view.source = tcf.source;
+    if (tcf.result !== undefined) {
+      if (tcf.result.ok) {
+        const t = tcf.result.tcf;
+        view.valid = true;
+        view.policyVersion = t.policyVersion;
+        view.cmpId = t.cmpId;
+        view.lastUpdated = t.lastUpdated.toISOString();
+        view.purposeConsents = [...t.purposeConsents].sort((a, b) => a - b);
+        view.purposeLegitimateInterests = [...t.purposeLegitimateInterests].sort((a, b) => a - b);
+      } else {
+        view.valid = false;
+        view.reason = tcf.result.reason;
+      }
+    }
+    out.tcf = view;
+  }
+  return out;
 }
