@@ -177,10 +177,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (pending.size > before) ask(upstream, visitor);
   }
 
-  /** One lookup per call; the client joins concurrent lookups of a visitor into one request. */
+  /** Visitors with a lookup in flight: their later events join it instead of asking again. */
+  const asking = new Set<string>();
+
+  /** Asks the upstream for a visitor unless a lookup is in flight; its outcome releases the visitor's events. */
   function ask(source: ConsentSource, visitorId: string): void {
+    if (asking.has(visitorId)) return;
+    asking.add(visitorId);
     const p: Promise<void> = source
       .lookup(visitorId)
+      .finally(() => asking.delete(visitorId))
       .then((outcome) => {
         lookups(['signal' in outcome ? (outcome.signal.source === 'upstream:none' ? 'no_consent' : 'answer') : outcome.failure]);
         // A local consent change raced the lookup: its answer is stale, ask again.
