@@ -3,7 +3,8 @@
  * /v1/track (~650 bytes): a purchase with one product, page context, an IP, a user agent, traits
  * with an email, and consent granting advertising and analytics. Every hit has its own messageId;
  * the visitor (anonymousId, userId, email, IP) cycles over `visitors` values, which matters for
- * GA4, whose batches are per client.
+ * GA4, whose batches are per client. `{ consent: false }` leaves the consent object out (the
+ * visitor's consent must then come from elsewhere, e.g. the upstream verify API: bench/verify.ts).
  */
 
 export interface EventFactory {
@@ -11,13 +12,19 @@ export interface EventFactory {
   body(seq: number): string;
 }
 
+export interface EventFactoryOptions {
+  /** Include `context.consent` granting advertising and analytics (default true). */
+  consent?: boolean;
+}
+
 /**
  * The event name defaults to `purchase`, a name every template accepts as is (GA4 event names
  * must match `[A-Za-z][A-Za-z0-9_]{0,39}`); `--event "Order Completed"` tries a Segment-style one.
  */
-export function eventFactory(runId: string, visitors: number, eventName = 'purchase', at: Date = new Date()): EventFactory {
+export function eventFactory(runId: string, visitors: number, eventName = 'purchase', at: Date = new Date(), options: EventFactoryOptions = {}): EventFactory {
   const ts = at.toISOString();
   const n = Math.max(1, Math.floor(visitors));
+  const consent = options.consent === false ? '' : ',"consent":{"categoryPreferences":{"advertising":true,"analytics":true}}';
   return {
     body(seq) {
       const v = seq % n;
@@ -29,8 +36,7 @@ export function eventFactory(runId: string, visitors: number, eventName = 'purch
         `"context":{"ip":"203.0.113.${(v % 254) + 1}",` +
         `"userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Safari/605.1.15",` +
         `"page":{"url":"https://shop.example.com/checkout/thank-you"},` +
-        `"traits":{"email":"Visitor.${v}@Example.com"},` +
-        `"consent":{"categoryPreferences":{"advertising":true,"analytics":true}}},"integrations":{}}`
+        `"traits":{"email":"Visitor.${v}@Example.com"}${consent}},"integrations":{}}`
       );
     },
   };

@@ -1,7 +1,22 @@
 /** The benchmark's Tagwarden configuration (bench/servers/tagwarden.ts and bench/stages.ts). */
 
+/** The API key the bench's Tagwarden sends to the fake verify server (bench/servers/verify.ts). */
+export const BENCH_VERIFY_API_KEY = 'bench-verify-key';
+/**
+ * The bench's `upstream.verify.requestsPerMinute`: the schema's maximum, far above what a run can
+ * ask, so the budget is never what limits the calls (CookieBoss plans allow 100, 500 or 1,000).
+ */
+export const BENCH_VERIFY_REQUESTS_PER_MINUTE = 1_000_000;
+/** The bench's `upstream.verify.categories`: upstream name → site category. */
+export const BENCH_VERIFY_CATEGORIES: Readonly<Record<string, string>> = { marketing: 'advertising', analytics: 'analytics' };
+
+export interface BenchConfigOptions {
+  /** Origin of a CookieBoss-compatible verify server: adds an `upstream.verify` block asking it. */
+  verifyOrigin?: string;
+}
+
 /** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
-export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds: readonly string[]): unknown {
+export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds: readonly string[], options: BenchConfigOptions = {}): unknown {
   const all = [
     {
       id: 'meta',
@@ -35,6 +50,18 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
         analytics: { description: 'Audience measurement' },
       },
     },
+    ...(options.verifyOrigin === undefined
+      ? {}
+      : {
+          upstream: {
+            verify: {
+              url: `${options.verifyOrigin}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
+              apiKey: BENCH_VERIFY_API_KEY,
+              requestsPerMinute: BENCH_VERIFY_REQUESTS_PER_MINUTE,
+              categories: { ...BENCH_VERIFY_CATEGORIES },
+            },
+          },
+        }),
     destinations: all.filter((d) => destinationIds.includes(d.id)),
     log: { level: logLevel },
   };

@@ -6,6 +6,10 @@
  * only, to see what the pipeline and delivery cost).
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
+ *                                   [--verify http://127.0.0.1:PORT]
+ *
+ * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
+ * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
  *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
@@ -25,10 +29,11 @@ tieToParent();
 const sink = arg('sink');
 const level = arg('log', 'warn');
 const only = arg('destinations', 'meta,ga4,webhook');
+const verifyOrigin = process.argv.includes('--verify') ? arg('verify') : undefined;
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
-const config = parseConfig(benchConfig(sink, level, destinationIds), { env: {}, extraChecks: (raw) => checkDestinations(raw, templates) }, 'bench config');
+const config = parseConfig(benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }), { env: {}, extraChecks: (raw) => checkDestinations(raw, templates) }, 'bench config');
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
 const app = createApp(config, { logger, templates });
@@ -38,6 +43,7 @@ server.listen(config.server.port, config.server.host, () => reportReady(server))
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
 async function summary(): Promise<Record<string, Record<string, number>>> {
   const wanted = ['tagwarden_events_received_total', 'tagwarden_events_rejected_total', 'tagwarden_decisions_total', 'tagwarden_deliveries_total'];
+  if (verifyOrigin !== undefined) wanted.push('tagwarden_consent_lookups_total');
   const out: Record<string, Record<string, number>> = {};
   for (const metric of await app.metrics.registry.getMetricsAsJSON()) {
     if (!wanted.includes(metric.name)) continue;
