@@ -36,6 +36,8 @@ export interface AppDeps {
   outbox?: Outbox;
   metrics?: Metrics;
   now?: () => Date;
+  /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
+  upstreamAgent?: Dispatcher;
 }
 
 export interface TagwardenApp {
@@ -99,8 +101,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
   const now = deps.now ?? ((): Date => new Date());
   const verify = config.upstream.verify;
+  // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
+  const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createDeliveryAgent({ connectionsPerOrigin: verify.maxConcurrent }));
   const upstream =
-    verify === undefined
+    verify === undefined || upstreamAgent === undefined
       ? undefined
       : verifySource(
           createVerifyClient({
@@ -114,9 +118,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             negativeCacheTtlMs: verify.negativeCacheTtlMs,
             maxCacheEntries: verify.maxCacheEntries,
             timeoutMs: verify.timeoutMs,
+            maxConcurrent: verify.maxConcurrent,
+            maxWaiting: verify.maxWaiting,
             backoff: verify.backoff,
             breaker: verify.breaker,
-            dispatcher: agent,
+            dispatcher: upstreamAgent,
           }),
         );
   const pipeline = createPipeline({
@@ -212,6 +218,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     pending.drain().forEach(dropUnresolved);
     try {
       await upstream?.close();
+      if (upstreamAgent !== undefined && deps.upstreamAgent === undefined) await upstreamAgent.close();
       await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));
     } finally {
       if (ownAgent !== undefined) await ownAgent.close();

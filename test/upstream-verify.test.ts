@@ -252,3 +252,31 @@ describe('upstream verify client against a fake verify server', () => {
     expect(at[7]! - at[6]!).toBeGreaterThanOrEqual(2_000);
   });
 });
+
+describe('concurrency: a long local queue is not an upstream failure', () => {
+  it('never has more than maxConcurrent requests out, and a lookup waiting for a slot does not time out', async () => {
+    let open = 0;
+    let maxOpen = 0;
+    const { server, client } = await setup(
+      () => {
+        open++;
+        maxOpen = Math.max(maxOpen, open);
+        setTimeout(() => open--, 60);
+        return { status: 200, body: CONSENT, delayMs: 60 };
+      },
+      // Real clock: 30 visitors through 3 slots take ~600 ms, far past the 200 ms timeout.
+      { maxConcurrent: 3, timeoutMs: 200, clock: undefined },
+    );
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => client.lookup(`v${i}`)));
+    expect(results.map(failedOf)).toEqual(Array.from({ length: 30 }, () => 'answer'));
+    expect(server.hits).toHaveLength(30);
+    expect(maxOpen).toBeLessThanOrEqual(3);
+  });
+
+  it('beyond maxWaiting a lookup fails at once as overloaded, without a call', async () => {
+    const { server, client } = await setup(() => ({ status: 200, body: CONSENT, delayMs: 50 }), { maxConcurrent: 1, maxWaiting: 2, clock: undefined });
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => client.lookup(`w${i}`)));
+    expect(results.map(failedOf)).toEqual(['answer', 'answer', 'answer', 'overloaded', 'overloaded']);
+    expect(server.hits).toHaveLength(3);
+  });
+});

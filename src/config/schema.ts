@@ -231,7 +231,9 @@ export const configSchema = z
             cacheTtlMs: z.int().min(1000).max(86_400_000).default(300_000).describe('How long an answer with consent is reused.'),
             negativeCacheTtlMs: z.int().min(0).max(86_400_000).default(30_000).describe('How long "no consent found" is reused (shorter: the visitor may answer the banner any moment).'),
             maxCacheEntries: z.int().min(1).max(10_000_000).default(100_000).describe('Most visitors whose answers are kept (LRU).'),
-            timeoutMs: z.int().min(100).max(60_000).default(2_000).describe('Timeout of one verify request; a timeout is never read as consent.'),
+            timeoutMs: z.int().min(100).max(60_000).default(2_000).describe('Timeout of one verify request, counted from when it gets a connection; a timeout is never read as consent.'),
+            maxConcurrent: z.int().min(1).max(1024).default(32).describe('Most verify requests at once (and connections to the upstream); more lookups wait for a slot.'),
+            maxWaiting: z.int().min(0).max(1_000_000).default(10_000).describe('Most lookups waiting for a slot; beyond it a lookup fails at once (`upstream_overloaded`) and its events are dropped.'),
             backoff: z
               .object({
                 baseMs: z.int().min(10).max(60_000).default(500).describe('Backoff base after a 5xx, timeout or network error (full jitter, doubling).'),
@@ -277,8 +279,8 @@ export const configSchema = z
           .int()
           .min(0)
           .max(1_000_000)
-          .default(10_000)
-          .describe('Most events held at once waiting for consent (an upstream lookup in flight, or `whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`.'),
+          .default(100_000)
+          .describe('Most events held at once waiting for consent (an upstream lookup in flight, or `whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`. `maxBytes` bounds their memory.'),
         maxAgeMs: z.int().min(100).max(3_600_000).default(30_000).describe('Longest an event is held; then it is dropped with `consent_unresolved`.'),
         maxBytes: z
           .int()

@@ -51,6 +51,8 @@ export type VerifyFailureReason =
   | 'rate_limited'
   /** Our own request budget has no room in the current 60 s window; no call made. */
   | 'budget_exhausted'
+  /** `maxConcurrent` requests are out and `maxWaiting` lookups already wait for a slot; no call made. */
+  | 'overloaded'
   | 'circuit_open'
   /** Backing off after a 5xx, timeout or network error (or the probe after it is out). */
   | 'backing_off'
@@ -105,8 +107,16 @@ export interface VerifyClientOptions {
   negativeCacheTtlMs: number;
   /** LRU bound on cached answers (and, separately, on memoised failures). */
   maxCacheEntries: number;
-  /** Whole exchange: connect, headers and body. */
+  /** Whole exchange: connect, headers and body. Counted from when the request gets a slot. */
   timeoutMs: number;
+  /**
+   * Most requests on the wire at once (default 32); size the dispatcher's connections to match.
+   * Lookups beyond it wait for a slot without a timer running: a timeout must mean the upstream
+   * was slow, not that our own queue was long (which would back off and starve every visitor).
+   */
+  maxConcurrent?: number;
+  /** Most lookups waiting for a slot (default 10,000); beyond it a lookup fails at once (`overloaded`). */
+  maxWaiting?: number;
   maxBodyBytes?: number;
   backoff: BackoffOptions;
   breaker: BreakerOptions;
@@ -444,7 +454,42 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
     return result;
   }
 
+  const maxConcurrent = o.maxConcurrent ?? 32;
+  const maxWaiting = o.maxWaiting ?? 10_000;
+  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new ConfigError('upstream verify: maxConcurrent must be an integer >= 1');
+  if (!Number.isInteger(maxWaiting) || maxWaiting < 0) throw new ConfigError('upstream verify: maxWaiting must be an integer >= 0');
+  let active = 0;
+  const waiting: (() => void)[] = [];
+
+  /** A slot for one request, FIFO; false when too many already wait. */
+  function acquireSlot(): Promise<boolean> | boolean {
+    if (active < maxConcurrent) {
+      active++;
+      return true;
+    }
+    if (waiting.length >= maxWaiting) return false;
+    return new Promise<boolean>((resolve) => waiting.push(() => resolve(true)));
+  }
+
+  function releaseSlot(): void {
+    const next = waiting.shift();
+    // The slot passes straight to the next waiter: `active` stays as it is.
+    if (next !== undefined) next();
+    else active--;
+  }
+
   async function attempt(visitorId: string, flight: Flight): Promise<VerifyResult> {
+    if (closed) return fail('closed');
+    const slot = acquireSlot();
+    if (!(slot === true || (await slot))) return fail('overloaded');
+    try {
+      return await attemptWithSlot(visitorId, flight);
+    } finally {
+      releaseSlot();
+    }
+  }
+
+  async function attemptWithSlot(visitorId: string, flight: Flight): Promise<VerifyResult> {
     const now = clock.now();
     if (closed) return fail('closed');
     // A chained flight re-checks what may have changed while it waited.
