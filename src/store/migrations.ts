@@ -1,0 +1,148 @@
+import type { Db } from './db.ts';
+
+/**
+ * Versioned schema migrations, applied in order at start-up for both engines (each in its own
+ * transaction, recorded in `schema_migrations`). Never edit a migration that has shipped: add the
+ * next one. Timestamps are integer milliseconds since the epoch; JSON is stored as text.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  /** Statements, separated by `;` at the end of a line. */
+  sql: (engine: Db['engine']) => string;
+}
+
+const autoId = (engine: Db['engine']): string => (engine === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY');
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'consent store, audit log, API keys, webhooks',
+    sql: (engine) => `
+-- A visitor or user id of a site ('visitor:<id>' or 'user:<id>'). Subjects linked by an event or a
+-- push share a profile: consent of one applies to the others.
+CREATE TABLE subjects (
+  site_id TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  profile_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (site_id, subject_key)
+);
+CREATE INDEX subjects_by_profile ON subjects (site_id, profile_id);
+
+-- Per subject and consent item (a category id, or 'ref:<reference>' for consent to an object):
+-- the input that won last-write-wins by the consent's own timestamp.
+CREATE TABLE consent_items (
+  site_id TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  item TEXT NOT NULL,
+  status TEXT NOT NULL,
+  consent_at BIGINT NOT NULL,
+  valid_until BIGINT,
+  source TEXT NOT NULL,
+  audit_seq BIGINT NOT NULL,
+  PRIMARY KEY (site_id, subject_key, item)
+);
+
+-- Per subject: what is not per item, and a version that increases with every change.
+CREATE TABLE consent_records (
+  site_id TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  tcf_string TEXT,
+  gcm TEXT,
+  consent_type TEXT,
+  source TEXT,
+  geo_country TEXT,
+  consent_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (site_id, subject_key)
+);
+
+-- Every consent input, append-only and hash-chained: hash = SHA-256(prev_hash || canonical row).
+-- dedup_key makes re-imports of the same input no-ops.
+CREATE TABLE audit_log (
+  seq ${autoId(engine)},
+  site_id TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  action TEXT NOT NULL,
+  item TEXT,
+  consent_at BIGINT,
+  valid_until BIGINT,
+  message TEXT,
+  source TEXT NOT NULL,
+  identification TEXT,
+  identification_type TEXT,
+  imported_at BIGINT NOT NULL,
+  api_key_id TEXT,
+  payload_hash TEXT NOT NULL,
+  valid INTEGER NOT NULL,
+  invalid_reason TEXT,
+  applied INTEGER NOT NULL,
+  dedup_key TEXT NOT NULL UNIQUE,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_by_subject ON audit_log (site_id, subject_key, seq);
+CREATE INDEX audit_by_time ON audit_log (site_id, consent_at, seq);
+
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  label TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  last_used_at BIGINT
+);
+
+CREATE TABLE webhook_subscriptions (
+  id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  filters TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  disabled_at BIGINT,
+  disabled_reason TEXT
+);
+
+-- Durable webhook deliveries (at least once): written in the same transaction as the change.
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY,
+  subscription_id TEXT NOT NULL REFERENCES webhook_subscriptions (id),
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  locked_until BIGINT,
+  last_status INTEGER,
+  last_error TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+`,
+  },
+];
+
+/** Applies the migrations not yet applied; safe when several instances start at once. */
+export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+  const applied: number[] = [];
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    const done = await db.transaction(async (tx) => {
+      // Instances starting together on one PostgreSQL: the lock makes the second wait, then see it done.
+      if (db.engine === 'postgres') await tx.run('SELECT pg_advisory_xact_lock(7240001)');
+      if ((await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [m.version])) !== undefined) return false;
+      for (const statement of m.sql(db.engine).split(/;\s*$/m)) {
+        const text = statement.replace(/^\s*--.*$/gm, '').trim();
+        if (text !== '') await tx.run(text);
+      }
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+      return true;
+    });
+    if (done) applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,74 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { Db, Param, Queryable, Row } from './db.ts';
+
+/**
+ * The embedded engine: one SQLite file through node:sqlite (https://nodejs.org/api/sqlite.html),
+ * in WAL mode so readers do not wait for the writer (https://sqlite.org/wal.html), with
+ * `synchronous=FULL` so a transaction acknowledged is on disk even if the process is killed or the
+ * machine loses power right after. node:sqlite is synchronous; the async surface matches the
+ * PostgreSQL driver, and transactions are queued so only one runs at a time.
+ */
+export function openSqlite(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new DatabaseSync(path);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = FULL');
+  db.exec('PRAGMA foreign_keys = ON');
+  // A second process on the same file (the CLI while the server runs) waits instead of failing.
+  db.exec('PRAGMA busy_timeout = 5000');
+
+  const statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
+  function prepare(sql: string): ReturnType<DatabaseSync['prepare']> {
+    let s = statements.get(sql);
+    if (s === undefined) {
+      s = db.prepare(sql);
+      // Cached: the store runs a small fixed set of statements; the bound only guards a bug.
+      if (statements.size < 500) statements.set(sql, s);
+    }
+    return s;
+  }
+
+  const q: Queryable = {
+    all<T extends Row = Row>(sql: string, params: readonly Param[] = []) {
+      return Promise.resolve(prepare(sql).all(...(params as SQLInputValue[])) as T[]);
+    },
+    get<T extends Row = Row>(sql: string, params: readonly Param[] = []) {
+      return Promise.resolve(prepare(sql).get(...(params as SQLInputValue[])) as T | undefined);
+    },
+    run(sql: string, params: readonly Param[] = []) {
+      return Promise.resolve(Number(prepare(sql).run(...(params as SQLInputValue[])).changes));
+    },
+  };
+
+  let queue: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  return {
+    engine: 'sqlite',
+    ...q,
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const run = async (): Promise<T> => {
+        // IMMEDIATE takes the write lock at once: no upgrade deadlock with another process.
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(q);
+          db.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (db.isTransaction) db.exec('ROLLBACK');
+          throw err;
+        }
+      };
+      const next = queue.then(run, run);
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queue;
+      db.close();
+    },
+  };
+}

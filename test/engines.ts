@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe } from 'vitest';
+import type { Db } from '../src/store/db.ts';
+import { openDb } from '../src/store/open.ts';
+
+/**
+ * Runs a suite against each store engine: SQLite in memory always, PostgreSQL when
+ * TEST_DATABASE_URL is set (.ci/run sets it), each test file in its own fresh schema so files can
+ * run in parallel. Without TEST_DATABASE_URL the PostgreSQL half is skipped with a visible message.
+ */
+export interface EngineUnderTest {
+  name: 'sqlite' | 'postgres';
+  /** A fresh, migrated database (its own schema on PostgreSQL); closed by the caller. */
+  open(): Promise<Db>;
+  /** The URL `open` connects to (for a second app instance on the same PostgreSQL). */
+  url(): string;
+}
+
+const PG_URL = process.env.TEST_DATABASE_URL;
+
+export function forEachEngine(title: string, suite: (engine: EngineUnderTest) => void): void {
+  describe(`${title} [sqlite]`, () => {
+    suite({ name: 'sqlite', open: () => openDb('sqlite::memory:'), url: () => 'sqlite::memory:' });
+  });
+  if (PG_URL === undefined || PG_URL === '') {
+    describe.skip(`${title} [postgres] — skipped: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it`, () => undefined);
+    return;
+  }
+  describe(`${title} [postgres]`, () => {
+    suite({ name: 'postgres', open: async () => openDb(await freshSchemaUrl()), url: () => lastUrl });
+  });
+}
+
+let lastUrl = '';
+
+/** A new schema on the test database, and a URL whose connections use it. */
+async function freshSchemaUrl(): Promise<string> {
+  const schema = `tw_test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA ${schema}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(PG_URL!);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  lastUrl = url.toString();
+  return lastUrl;
+}
