@@ -5,8 +5,7 @@ import { readCsv, type CsvError, type CsvRecord } from './csv.ts';
 async function all(text: string | string[], options = {}): Promise<(CsvRecord | CsvError)[]> {
   const chunks = Array.isArray(text) ? text : [text];
   const out: (CsvRecord | CsvError)[] = [];
-  // An array of Buffers is an iterable the reader's `for await` accepts like a stream.
-  for await (const r of readCsv(chunks.map((c) => Buffer.from(c)) as unknown as AsyncIterable<Buffer>, options)) out.push(r);
+  for await (const r of readCsv(chunks.map((c) => Buffer.from(c)), options)) out.push(r);
   return out;
 }
 

@@ -21,7 +21,7 @@ export interface CsvOptions {
   maxFields?: number;
 }
 
-export async function* readCsv(chunks: AsyncIterable<string | Buffer>, options: CsvOptions = {}): AsyncGenerator<CsvRecord | CsvError> {
+export async function* readCsv(chunks: AsyncIterable<string | Buffer> | Iterable<string | Buffer>, options: CsvOptions = {}): AsyncGenerator<CsvRecord | CsvError> {
   const maxChars = options.maxRecordChars ?? 8192;
   const maxFields = options.maxFields ?? 64;
   const decoder = new TextDecoder('utf-8', { fatal: false });
