@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { ConsentInput, RecordPatch, SubjectRef } from '../../store/types.ts';
+
+/**
+ * Consent inputs as the API receives them, turned into store inputs. Three shapes:
+ * - Bloomreach consent events (seed bloomreach-tracking-consent.txt): `action`, `category`,
+ *   `timestamp`, `valid_until` (required when accepting: `unlimited` or a timestamp), plus
+ *   `message`, `source`, `identification`, `identification_type`; single or batch. An invalid event
+ *   is kept (audit) and REVOKES its category for that customer: it is never dropped silently and
+ *   never leaves consent unchanged.
+ * - CSV rows `action,category,valid_until,timestamp,customer_id` (the same rules; source `import`).
+ * - Pushes (Seeka, SecurePrivacy): categories with states, TCF string, gcm flags, reference,
+ *   consent type, for a visitor and/or a user.
+ */
+
+export const MAX_ID = 256;
+export const MAX_ITEM = 128;
+const ITEM = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** Unix seconds (what Bloomreach sends), milliseconds (≥ 1e11), or an ISO 8601 date; undefined otherwise. */
+export function parseTime(v: unknown): number | undefined {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v) || v <= 0) return undefined;
+    const ms = v >= 1e11 ? v : v * 1000;
+    return ms <= 8.64e15 ? Math.round(ms) : undefined;
+  }
+  if (typeof v !== 'string' || v.length === 0 || v.length > 64) return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return parseTime(Number(v));
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v)) return undefined;
+  const ms = Date.parse(v);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export function payloadHash(raw: unknown): string {
+  return createHash('sha256').update(typeof raw === 'string' ? raw : JSON.stringify(raw) ?? '').digest('hex');
+}
+
+function text(v: unknown, max: number): string | undefined {
+  return typeof v === 'string' && v.length > 0 && v.length <= max ? v : undefined;
+}
+
+export interface EventContext {
+  siteId: string;
+  subject: SubjectRef;
+  source: string;
+  apiKeyId?: string;
+  now: number;
+}
+
+/**
+ * One Bloomreach-shaped consent event for a known subject. Every problem is collected; an event
+ * with a category gets an input either way (valid, or invalid and revoking); one without a usable
+ * category cannot revoke anything specific and is reported only.
+ */
+export function consentEventInput(raw: Record<string, unknown>, ctx: EventContext): { input?: ConsentInput; problems: string[] } {
+  const problems: string[] = [];
+  const action = raw.action;
+  if (action !== 'accept' && action !== 'reject') problems.push(action === undefined ? 'action: required' : 'action: must be accept or reject');
+  const category = raw.category;
+  const item = typeof category === 'string' && ITEM.test(category) ? category : undefined;
+  if (item === undefined) problems.push(category === undefined ? 'category: required' : 'category: 1-128 letters, digits, _ . : -');
+  const consentAt = parseTime(raw.timestamp);
+  if (consentAt === undefined) problems.push(raw.timestamp === undefined ? 'timestamp: required' : 'timestamp: unix seconds, milliseconds or ISO 8601');
+  let validUntil: number | null = null;
+  if (raw.valid_until === undefined || raw.valid_until === null || raw.valid_until === '') {
+    if (action === 'accept') problems.push('valid_until: required when action is accept (unlimited or a timestamp)');
+  } else if (raw.valid_until !== 'unlimited') {
+    const t = parseTime(raw.valid_until);
+    if (t === undefined) problems.push('valid_until: unlimited or a timestamp');
+    else validUntil = t;
+  }
+  for (const key of ['message', 'source', 'identification', 'identification_type'] as const) {
+    const v = raw[key];
+    if (v !== undefined && v !== null && text(v, key === 'message' ? 4096 : 256) === undefined) problems.push(`${key}: a string of at most ${key === 'message' ? 4096 : 256} characters`);
+  }
+  if (item === undefined) return { problems };
+  const input: ConsentInput = {
+    siteId: ctx.siteId,
+    subject: ctx.subject,
+    action: problems.length === 0 ? (action as 'accept' | 'reject') : 'reject',
+    item,
+    // An invalid event without a usable time is dated now: it must still revoke.
+    consentAt: consentAt ?? ctx.now,
+    validUntil,
+    source: text(raw.source, 256) ?? ctx.source,
+    valid: problems.length === 0,
+    payloadHash: payloadHash(raw),
+  };
+  if (problems.length > 0) input.invalidReason = problems.join('; ');
+  const message = text(raw.message, 4096);
+  if (message !== undefined) input.message = message;
+  const identification = text(raw.identification, 256);
+  if (identification !== undefined) input.identification = identification;
+  const identificationType = text(raw.identification_type, 256);
+  if (identificationType !== undefined) input.identificationType = identificationType;
+  if (ctx.apiKeyId !== undefined) input.apiKeyId = ctx.apiKeyId;
+  return { input, problems };
+}
+
+export const CSV_COLUMNS = ['action', 'category', 'valid_until', 'timestamp', 'customer_id'] as const;
+
+/** Column positions from the header row; an error when a required column is missing or repeated. */
+export function csvHeader(fields: readonly string[]): Record<(typeof CSV_COLUMNS)[number], number> | string {
+  const names = fields.map((f) => f.trim().toLowerCase());
+  const out: Partial<Record<(typeof CSV_COLUMNS)[number], number>> = {};
+  for (const c of CSV_COLUMNS) {
+    const at = names.indexOf(c);
+    if (at === -1) return `missing column ${c} (expected ${CSV_COLUMNS.join(',')})`;
+    if (names.lastIndexOf(c) !== at) return `column ${c} appears twice`;
+    out[c] = at;
+  }
+  return out as Record<(typeof CSV_COLUMNS)[number], number>;
+}
+
+const subjectId = z.string().min(1).max(MAX_ID);
+const isoOrSeconds = z.union([z.string().max(64), z.number()]);
+
+/** A push: consent for a visitor and/or a user, in Tagwarden's shape, SecurePrivacy's or Seeka's identity payload. */
+export const pushSchema = z
+  .object({
+    visitorId: subjectId.optional(),
+    userId: subjectId.optional(),
+    customUserId: subjectId.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
+    categories: z.record(z.string().regex(ITEM), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
+    consentGiven: z.enum(['All', 'Partial', 'None']).optional(),
+    reference: z.string().min(1).max(512).optional(),
+    consentType: z.string().min(1).max(128).optional(),
+    timestamp: isoOrSeconds.optional(),
+    validUntil: z.union([z.literal('unlimited'), isoOrSeconds]).optional(),
+    tcfString: z.string().min(1).max(16_384).optional(),
+    gcm: z.record(z.enum(['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization']), z.enum(['granted', 'denied'])).optional(),
+    source: z.string().min(1).max(256).optional(),
+    message: z.string().max(4096).optional(),
+    geoCountry: z.string().regex(/^[A-Z]{2}$/).optional(),
+    consent: z
+      .object({ privacy: z.object({ tcfConsentString: z.string().min(1).max(16_384) }).loose().optional() })
+      .loose()
+      .optional()
+      .describe("Seeka's identity payload: consent.privacy.tcfConsentString"),
+  })
+  .loose();
+
+export type PushBody = z.output<typeof pushSchema>;
+
+/** The inputs and record patch of a push; `subject` is the first of visitor, user (or client id). */
+export function pushInputs(
+  body: PushBody,
+  raw: unknown,
+  ctx: { siteId: string; subject: SubjectRef; links: SubjectRef[]; source: string; apiKeyId?: string; now: number },
+): { inputs: ConsentInput[]; patch?: RecordPatch; problems: string[] } {
+  const problems: string[] = [];
+  const consentAt = body.timestamp === undefined ? ctx.now : parseTime(body.timestamp);
+  if (consentAt === undefined) problems.push('timestamp: unix seconds, milliseconds or ISO 8601');
+  let validUntil: number | null = null;
+  if (body.validUntil !== undefined && body.validUntil !== 'unlimited') {
+    const t = parseTime(body.validUntil);
+    if (t === undefined) problems.push('validUntil: unlimited or a timestamp');
+    else validUntil = t;
+  }
+  if (problems.length > 0 || consentAt === undefined) return { inputs: [], problems };
+  const hash = payloadHash(raw);
+  const base = { siteId: ctx.siteId, subject: ctx.subject, links: ctx.links, consentAt, source: body.source ?? ctx.source, valid: true, payloadHash: hash };
+  const inputs: ConsentInput[] = [];
+  const add = (item: string, granted: boolean): void => {
+    const input: ConsentInput = { ...base, action: granted ? 'accept' : 'reject', item, validUntil: granted ? validUntil : null };
+    if (body.message !== undefined) input.message = body.message;
+    if (ctx.apiKeyId !== undefined) input.apiKeyId = ctx.apiKeyId;
+    inputs.push(input);
+  };
+  for (const [item, v] of Object.entries(body.categories ?? {})) add(item, v === true || v === 'granted');
+  // SecurePrivacy's object consent: All grants the reference, None denies it; Partial says
+  // neither, so the categories (if any) carry it.
+  if (body.reference !== undefined && body.consentGiven !== undefined && body.consentGiven !== 'Partial') add(`ref:${body.reference}`, body.consentGiven === 'All');
+  const tcf = body.tcfString ?? body.consent?.privacy?.tcfConsentString;
+  let patch: RecordPatch | undefined;
+  if (tcf !== undefined || body.gcm !== undefined || body.consentType !== undefined || body.geoCountry !== undefined) {
+    patch = { siteId: ctx.siteId, subject: ctx.subject, consentAt, source: base.source };
+    if (tcf !== undefined) patch.tcfString = tcf;
+    if (body.gcm !== undefined) patch.gcm = body.gcm;
+    if (body.consentType !== undefined) patch.consentType = body.consentType;
+    if (body.geoCountry !== undefined) patch.geoCountry = body.geoCountry;
+  }
+  if (inputs.length === 0 && patch === undefined) problems.push('nothing to record: give categories, a reference with consentGiven, tcfString, consent.privacy.tcfConsentString or gcm');
+  return patch === undefined ? { inputs, problems } : { inputs, patch, problems };
+}
