@@ -188,7 +188,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       .lookup(visitorId)
       .finally(() => asking.delete(visitorId))
       .then((outcome) => {
-        lookups(['signal' in outcome ? (outcome.signal.source === 'upstream:none' ? 'no_consent' : 'answer') : outcome.failure]);
+        lookups(['signal' in outcome ? (outcome.signal.source.endsWith(':none') ? 'no_consent' : 'answer') : outcome.failure]);
         // A local consent change raced the lookup: its answer is stale, ask again.
         if ('failure' in outcome && outcome.failure === 'upstream_superseded') ask(source, visitorId);
         else release(visitorId, outcome);

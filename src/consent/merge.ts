@@ -10,6 +10,8 @@ export interface CategorySignal {
   source: string;
   /** Milliseconds since the epoch; NaN or missing times sort as oldest. */
   at: number;
+  /** Per-category times where they differ (the consent store keeps one per category); `at` otherwise. */
+  atByCategory?: Readonly<Record<string, number>>;
   categories: Readonly<Record<string, 'granted' | 'denied'>>;
 }
 
@@ -42,7 +44,8 @@ export function mergeSignals(input: MergeInput): Record<string, CategoryConsent>
       if (!Object.hasOwn(s.categories, category)) continue;
       const status = s.categories[category];
       if (status !== 'granted' && status !== 'denied') continue;
-      const at = Number.isFinite(s.at) ? s.at : Number.NEGATIVE_INFINITY;
+      const own = s.atByCategory?.[category] ?? s.at;
+      const at = Number.isFinite(own) ? own : Number.NEGATIVE_INFINITY;
       if (best === undefined || at > best.at || (at === best.at && status === 'denied' && best.status === 'granted')) {
         best = { status, source: s.source, at };
       }

@@ -1,0 +1,124 @@
+import { LRUCache } from 'lru-cache';
+import type { SubjectConsent, SubjectRef } from '../store/types.ts';
+import type { CategorySignal } from './merge.ts';
+import type { ConsentSource } from './upstream/source.ts';
+
+/**
+ * The consent store as a source of consent a hit does not carry (step 2 of DESIGN.md "Consent
+ * resolution"), with a per-visitor cache so a hit costs no database read once its visitor is
+ * known. A write for a visitor invalidates its entry at once in this instance (the store's
+ * afterCommit) and in the others within a second (the PostgreSQL change feed). Expired items
+ * read as denied; each category keeps its own consent time for the merge.
+ */
+export interface StoreSourceOptions {
+  siteId: string;
+  /** Site category ids: only these become signals (other consent items, e.g. newsletters, do not gate tags). */
+  categories: readonly string[];
+  read(siteId: string, subject: SubjectRef, now?: number): Promise<SubjectConsent | undefined>;
+  /** Entries kept (LRU); each holds a visitor's answer, "nothing stored" included. */
+  maxEntries?: number;
+  /** Longest an entry is trusted without a change notification (a missed NOTIFY heals after it). */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+export function storeSignal(consent: SubjectConsent | undefined, categories: readonly string[], now: number): CategorySignal | undefined {
+  if (consent === undefined) return undefined;
+  const out: Record<string, 'granted' | 'denied'> = {};
+  const at: Record<string, number> = {};
+  let latest = Number.NaN;
+  for (const c of categories) {
+    const item = consent.items[c];
+    if (item === undefined) continue;
+    const expired = item.expired || (item.validUntil !== null && item.validUntil <= now);
+    out[c] = item.status === 'granted' && !expired ? 'granted' : 'denied';
+    at[c] = item.consentAt;
+    if (!(item.consentAt <= latest)) latest = item.consentAt;
+  }
+  if (Object.keys(out).length === 0) return undefined;
+  return { source: 'store', at: latest, atByCategory: at, categories: out };
+}
+
+export interface StoreSource extends ConsentSource {
+  /** Forget a subject's entry (a local write, or a change announced by another instance). */
+  forget(subjectKey: string): void;
+  /** True when the cache holds "nothing stored" for the visitor (the upstream may then be asked). */
+  knowsNothing(visitorId: string): boolean;
+}
+
+const NOTHING = Symbol('nothing stored');
+
+export function createStoreSource(o: StoreSourceOptions): StoreSource {
+  const now = o.now ?? Date.now;
+  const cache = new LRUCache<string, CategorySignal | typeof NOTHING>({ max: o.maxEntries ?? 100_000, ttl: o.ttlMs ?? 60_000 });
+  // A read started before a write must not cache its older answer (the rule the upstream follows
+  // too): each forget bumps the key's generation, and a read caches only if it did not change.
+  // The map is bounded; a key it lost reads as generation 0, which can only make a read not cache.
+  const generation = new Map<string, number>();
+
+  function forget(subjectKey: string): void {
+    cache.delete(subjectKey);
+    if (generation.size >= 100_000) generation.clear();
+    generation.set(subjectKey, (generation.get(subjectKey) ?? 0) + 1);
+  }
+
+  return {
+    cached(visitorId) {
+      const hit = cache.get(`visitor:${visitorId}`);
+      return hit === undefined || hit === NOTHING ? undefined : hit;
+    },
+    knowsNothing(visitorId) {
+      return cache.get(`visitor:${visitorId}`) === NOTHING;
+    },
+    async lookup(visitorId) {
+      const key = `visitor:${visitorId}`;
+      const hit = cache.get(key);
+      if (hit === NOTHING) return { failure: 'store_nothing' };
+      if (hit !== undefined) return { signal: hit };
+      const started = generation.get(key) ?? 0;
+      try {
+        const consent = await o.read(o.siteId, { type: 'visitor', id: visitorId }, now());
+        const signal = storeSignal(consent, o.categories, now());
+        if ((generation.get(key) ?? 0) === started) cache.set(key, signal ?? NOTHING);
+        return signal === undefined ? { failure: 'store_nothing' } : { signal };
+      } catch {
+        return { failure: 'store_error' };
+      }
+    },
+    forget,
+    invalidate: (visitorId) => forget(`visitor:${visitorId}`),
+    close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The resolution chain after the hit's own signals: the consent store, then the upstream verify
+ * API for visitors the store knows nothing about. A store error is a failure (never consent, and
+ * not a reason to skip the system of record).
+ */
+const NONE: CategorySignal = Object.freeze({ source: 'store:none', at: Number.NaN, categories: Object.freeze({}) });
+
+export function chainSources(store: StoreSource, upstream: ConsentSource | undefined): ConsentSource {
+  return {
+    cached(visitorId) {
+      const own = store.cached(visitorId);
+      if (own !== undefined) return own;
+      if (!store.knowsNothing(visitorId)) return undefined;
+      return upstream === undefined ? NONE : upstream.cached(visitorId);
+    },
+    async lookup(visitorId) {
+      const own = await store.lookup(visitorId);
+      if ('signal' in own || own.failure !== 'store_nothing') return own;
+      // Nothing stored and nobody else to ask: known to be unknown (whenUnknown and opt-out apply),
+      // which is an answer, not a failure.
+      return upstream === undefined ? { signal: NONE } : upstream.lookup(visitorId);
+    },
+    invalidate(visitorId) {
+      store.invalidate(visitorId);
+      upstream?.invalidate(visitorId);
+    },
+    async close() {
+      await upstream?.close();
+    },
+  };
+}
