@@ -88,6 +88,9 @@ export function consentEventInput(raw: Record<string, unknown>, ctx: EventContex
     payloadHash: payloadHash(raw),
   };
   if (problems.length > 0) input.invalidReason = problems.join('; ');
+  // Dated "now" above, the default dedup key would change on every resend: key it on the payload
+  // instead, so re-importing the same file stays a no-op.
+  if (consentAt === undefined) input.dedupKey = `${ctx.subject.type}:${ctx.subject.id}|${input.payloadHash}`;
   const message = text(raw.message, 4096);
   if (message !== undefined) input.message = message;
   const identification = text(raw.identification, 256);

@@ -1,0 +1,332 @@
+import { createHash } from 'node:crypto';
+import { ValidationError } from '../errors.ts';
+import type { Db, Param, Queryable } from './db.ts';
+
+/**
+ * The audit log: every consent input, append-only, in ONE hash chain across sites:
+ * `hash = SHA-256(prev_hash || canonical JSON of the row's columns)`, the first row's prev_hash
+ * being 64 zeros. `seq` is not hashed: PostgreSQL assigns it (an identity column) and burns values
+ * on rolled-back and conflicting inserts, so gaps in seq are normal; the chain itself is what
+ * orders the rows (prev_hash links each to the one before).
+ *
+ * What verification detects: an edited row (its hash no longer matches its columns), a deleted or
+ * inserted row anywhere but at the end, and reordered rows (a prev_hash that no longer links).
+ * What it cannot detect from the table alone: removing rows from the END (the shorter chain is
+ * still valid), or rewriting a row together with every hash after it. Both are caught by keeping
+ * the head (`auditHead`) outside the database now and then (a log line, a ticket, a signed
+ * timestamp) and passing it to `verifyAuditChain` as an anchor.
+ */
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * PostgreSQL advisory lock key held (per transaction) by every writer of the chain: appends from
+ * several instances are serialised, so each reads the head the previous one committed and seq
+ * order equals chain order. (7240001 is the migrations' lock.)
+ */
+export const AUDIT_CHAIN_LOCK = 7240002;
+
+/** The hashed columns of an audit row, as stored. */
+export interface AuditColumns {
+  site_id: string;
+  subject_key: string;
+  action: string;
+  item: string | null;
+  consent_at: number | null;
+  valid_until: number | null;
+  message: string | null;
+  source: string;
+  identification: string | null;
+  identification_type: string | null;
+  imported_at: number;
+  api_key_id: string | null;
+  payload_hash: string;
+  valid: 0 | 1;
+  invalid_reason: string | null;
+  applied: 0 | 1;
+  dedup_key: string;
+}
+
+const HASHED: readonly (keyof AuditColumns)[] = [
+  'action',
+  'api_key_id',
+  'applied',
+  'consent_at',
+  'dedup_key',
+  'identification',
+  'identification_type',
+  'imported_at',
+  'invalid_reason',
+  'item',
+  'message',
+  'payload_hash',
+  'site_id',
+  'source',
+  'subject_key',
+  'valid',
+  'valid_until',
+];
+
+/** A row of the audit log as the API returns it. */
+export interface AuditRow {
+  seq: number;
+  siteId: string;
+  subjectKey: string;
+  action: string;
+  item: string | null;
+  consentAt: number | null;
+  validUntil: number | null;
+  message: string | null;
+  source: string;
+  identification: string | null;
+  identificationType: string | null;
+  importedAt: number;
+  apiKeyId: string | null;
+  payloadHash: string;
+  valid: boolean;
+  invalidReason: string | null;
+  applied: boolean;
+  dedupKey: string;
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * Canonical JSON of the hashed columns: keys in a fixed (sorted) order, integers as JSON numbers,
+ * absent values as null. Both engines read the columns back as the same JS values (BIGINT parsed
+ * to numbers, see postgres.ts), so the hash recomputes identically on either.
+ */
+export function canonicalAuditJson(row: AuditColumns): string {
+  const out: Record<string, unknown> = {};
+  for (const k of HASHED) out[k] = row[k] ?? null;
+  return JSON.stringify(out);
+}
+
+export function auditHash(prevHash: string, row: AuditColumns): string {
+  return createHash('sha256').update(prevHash).update(canonicalAuditJson(row)).digest('hex');
+}
+
+/**
+ * Text as it will read back from either engine: PostgreSQL text cannot hold NUL, and lone UTF-16
+ * surrogates do not survive UTF-8; the hash must cover what is stored, or the row would fail
+ * verification. The raw payload stays provable through payload_hash.
+ */
+export function storableText(s: string): string {
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what has to go
+  return s.toWellFormed().replace(/\u0000/g, '\uFFFD');
+}
+
+/** Serialises chain writers (PostgreSQL); SQLite transactions are already one writer at a time. */
+export async function lockAuditChain(tx: Queryable, engine: Db['engine']): Promise<void> {
+  if (engine === 'postgres') await tx.run(`SELECT pg_advisory_xact_lock(${AUDIT_CHAIN_LOCK})`);
+}
+
+/** The last row's hash (GENESIS_HASH for an empty log). Call under `lockAuditChain`. */
+export async function chainHeadHash(tx: Queryable): Promise<string> {
+  const row = await tx.get<{ hash: string }>('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+  return row?.hash ?? GENESIS_HASH;
+}
+
+/**
+ * Appends one row after `prevHash` (the head, under the lock). Undefined when a row with the same
+ * dedup_key exists: nothing is written and the head is unchanged.
+ */
+export async function appendAudit(tx: Queryable, prevHash: string, row: AuditColumns): Promise<{ seq: number; hash: string } | undefined> {
+  const hash = auditHash(prevHash, row);
+  const cols = [...HASHED, 'prev_hash', 'hash'];
+  const params: Param[] = [...HASHED.map((k) => row[k]), prevHash, hash];
+  const inserted = await tx.get<{ seq: number }>(
+    `INSERT INTO audit_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (dedup_key) DO NOTHING RETURNING seq`,
+    params,
+  );
+  return inserted === undefined ? undefined : { seq: Number(inserted.seq), hash };
+}
+
+/** The newest row's seq and hash: keep it outside the database to detect truncation later. */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+}
+
+export async function auditHead(db: Queryable): Promise<AuditAnchor | undefined> {
+  const row = await db.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+  return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
+}
+
+export interface AuditFilters {
+  siteId: string;
+  subjectKey?: string;
+  item?: string;
+  source?: string;
+  /** consent_at ≥ from (ms). */
+  from?: number;
+  /** consent_at < to (ms). */
+  to?: number;
+  valid?: boolean;
+}
+
+export const MAX_AUDIT_PAGE = 1000;
+const DEFAULT_AUDIT_PAGE = 100;
+
+const COLUMNS =
+  'seq, site_id, subject_key, action, item, consent_at, valid_until, message, source, identification, identification_type, imported_at, api_key_id, payload_hash, valid, invalid_reason, applied, dedup_key, prev_hash, hash';
+
+interface DbAuditRow extends AuditColumns {
+  [key: string]: unknown;
+  seq: number;
+  prev_hash: string;
+  hash: string;
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** A row as read, normalised to the JS values it was hashed from. */
+function columnsOf(r: DbAuditRow): AuditColumns {
+  return {
+    site_id: r.site_id,
+    subject_key: r.subject_key,
+    action: r.action,
+    item: r.item,
+    consent_at: num(r.consent_at),
+    valid_until: num(r.valid_until),
+    message: r.message,
+    source: r.source,
+    identification: r.identification,
+    identification_type: r.identification_type,
+    imported_at: Number(r.imported_at),
+    api_key_id: r.api_key_id,
+    payload_hash: r.payload_hash,
+    valid: Number(r.valid) === 1 ? 1 : 0,
+    invalid_reason: r.invalid_reason,
+    applied: Number(r.applied) === 1 ? 1 : 0,
+    dedup_key: r.dedup_key,
+  };
+}
+
+function toAuditRow(r: DbAuditRow): AuditRow {
+  const c = columnsOf(r);
+  return {
+    seq: Number(r.seq),
+    siteId: c.site_id,
+    subjectKey: c.subject_key,
+    action: c.action,
+    item: c.item,
+    consentAt: c.consent_at,
+    validUntil: c.valid_until,
+    message: c.message,
+    source: c.source,
+    identification: c.identification,
+    identificationType: c.identification_type,
+    importedAt: c.imported_at,
+    apiKeyId: c.api_key_id,
+    payloadHash: c.payload_hash,
+    valid: c.valid === 1,
+    invalidReason: c.invalid_reason,
+    applied: c.applied === 1,
+    dedupKey: c.dedup_key,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+/** Opaque to clients: the last seq of the page, so the next page is a keyset (seq > n) query. */
+function encodeCursor(seq: number): string {
+  return Buffer.from(JSON.stringify({ v: 1, seq })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (parsed !== null && typeof parsed === 'object' && (parsed as { v?: unknown }).v === 1) {
+      const seq = (parsed as { seq?: unknown }).seq;
+      if (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0) return seq;
+    }
+  } catch {
+    // fall through: any undecodable cursor is the client's error
+  }
+  throw new ValidationError('cursor: not a cursor this API returned', { details: { issues: [{ path: 'cursor', message: 'invalid' }] } });
+}
+
+/**
+ * One page of the audit log of a site, oldest first, filtered. `nextCursor` is set when the page
+ * is full (there may be more); pass it back for the next page. Keyset pagination: pages stay
+ * consistent while rows are appended.
+ */
+export async function queryAudit(db: Queryable, filters: AuditFilters, cursor?: string, limit: number = DEFAULT_AUDIT_PAGE): Promise<{ rows: AuditRow[]; nextCursor?: string }> {
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
+    throw new ValidationError(`limit: 1 to ${MAX_AUDIT_PAGE}`, { details: { issues: [{ path: 'limit', message: 'out of range' }] } });
+  }
+  const where = ['site_id = ?', 'seq > ?'];
+  const params: Param[] = [filters.siteId, cursor === undefined ? 0 : decodeCursor(cursor)];
+  const add = (sql: string, value: Param): void => {
+    where.push(sql);
+    params.push(value);
+  };
+  if (filters.subjectKey !== undefined) add('subject_key = ?', filters.subjectKey);
+  if (filters.item !== undefined) add('item = ?', filters.item);
+  if (filters.source !== undefined) add('source = ?', filters.source);
+  if (filters.from !== undefined) add('consent_at >= ?', filters.from);
+  if (filters.to !== undefined) add('consent_at < ?', filters.to);
+  if (filters.valid !== undefined) add('valid = ?', filters.valid ? 1 : 0);
+  params.push(limit);
+  const rows = await db.all<DbAuditRow>(`SELECT ${COLUMNS} FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
+  const out = rows.map(toAuditRow);
+  const last = out[out.length - 1];
+  return out.length === limit && last !== undefined ? { rows: out, nextCursor: encodeCursor(last.seq) } : { rows: out };
+}
+
+/** Every matching row, a page at a time (for NDJSON / CSV export without holding the log in memory). */
+export async function* iterateAudit(db: Queryable, filters: AuditFilters, pageSize: number = MAX_AUDIT_PAGE): AsyncGenerator<AuditRow> {
+  let cursor: string | undefined;
+  do {
+    const page = await queryAudit(db, filters, cursor, pageSize);
+    yield* page.rows;
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+}
+
+export type ChainVerdict =
+  | { ok: true; rows: number; head?: AuditAnchor }
+  | {
+      ok: false;
+      /** seq of the first row that does not verify (for a missing anchor: the anchor's seq). */
+      brokenAt: number;
+      reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'anchor_missing' | 'anchor_mismatch';
+      rows: number;
+    };
+
+/**
+ * Walks the whole chain in seq order, a page at a time. The first row must follow GENESIS_HASH;
+ * each next row's prev_hash must equal the hash of the row before (else a row was deleted,
+ * inserted or moved: `prev_hash_mismatch`), and each hash must match its columns (else the row was
+ * edited: `hash_mismatch`). With an `anchor` (an earlier `auditHead`), the anchored row must still
+ * be there with that hash: truncation of the end and a rewrite of the whole tail are caught too.
+ */
+export async function verifyAuditChain(db: Queryable, opts: { anchor?: AuditAnchor; pageSize?: number } = {}): Promise<ChainVerdict> {
+  const pageSize = opts.pageSize ?? MAX_AUDIT_PAGE;
+  let prev = GENESIS_HASH;
+  let after = 0;
+  let rows = 0;
+  let anchorSeen = false;
+  let head: AuditAnchor | undefined;
+  for (;;) {
+    const page = await db.all<DbAuditRow>(`SELECT ${COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
+    for (const r of page) {
+      const seq = Number(r.seq);
+      if (r.prev_hash !== prev) return { ok: false, brokenAt: seq, reason: 'prev_hash_mismatch', rows };
+      if (auditHash(r.prev_hash, columnsOf(r)) !== r.hash) return { ok: false, brokenAt: seq, reason: 'hash_mismatch', rows };
+      if (opts.anchor !== undefined && seq === opts.anchor.seq) {
+        if (r.hash !== opts.anchor.hash) return { ok: false, brokenAt: seq, reason: 'anchor_mismatch', rows };
+        anchorSeen = true;
+      }
+      prev = r.hash;
+      rows++;
+      head = { seq, hash: r.hash };
+    }
+    const last = page[page.length - 1];
+    if (page.length < pageSize || last === undefined) break;
+    after = Number(last.seq);
+  }
+  if (opts.anchor !== undefined && !anchorSeen) return { ok: false, brokenAt: opts.anchor.seq, reason: 'anchor_missing', rows };
+  return head === undefined ? { ok: true, rows } : { ok: true, rows, head };
+}

@@ -1,0 +1,510 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ValidationError } from '../errors.ts';
+import { appendAudit, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
+import type { Db, Queryable } from './db.ts';
+import { notifyChange } from './notify.ts';
+import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
+
+/**
+ * The consent store: consent inputs in, per-subject state and the audit log out, on either engine.
+ *
+ * State rules (DESIGN.md "consent store", seeds bloomreach-tracking-consent.txt and
+ * seeka-server-side-consent.txt):
+ * - per (subject, item), last-write-wins by the consent's own time (`consentAt`), not by arrival;
+ *   at equal times the more restrictive input wins (denied over granted, then the earlier expiry),
+ *   then the smaller source, so the final state never depends on arrival order;
+ * - an invalid input is applied as a reject (it revokes);
+ * - every input is audited, applied or not, unless it is a duplicate (same dedup key), which
+ *   changes nothing at all: that is what makes re-imports idempotent;
+ * - subjects linked by an input (a user id with a visitor id) share a profile; a read merges the
+ *   profile's items with the same rule, and an item whose validUntil has passed reads as denied.
+ *
+ * A change is a change of what `read` returns for a subject (items, record, linked subjects); each
+ * change bumps the version of every subject of the profile to one above the profile's highest, so
+ * a merged version only ever increases.
+ */
+
+export interface ConsentStoreOptions {
+  now?: () => number;
+  /** Inside the writing transaction, once per changed subject: a throw rolls the whole call back. */
+  onChange?: ChangeHook;
+  /** After commit, with every change of the call (cache invalidation). */
+  afterCommit?: (changes: ConsentChange[]) => void;
+  /**
+   * A throw from afterCommit: the write is committed and acknowledged regardless (reporting it as
+   * failed would make the client retry a write that happened). Default: ignored.
+   */
+  onAfterCommitError?: (err: unknown) => void;
+}
+
+/** What `link` did: `refused` when a visitor would join two profiles that each hold a user. */
+export type LinkResult = 'linked' | 'already' | 'refused';
+
+export interface ConsentStore {
+  /** All inputs and patches in ONE transaction; resolves after commit. */
+  apply(inputs: readonly ConsentInput[], patches?: readonly RecordPatch[]): Promise<InputOutcome[]>;
+  read(siteId: string, subject: SubjectRef, now?: number): Promise<SubjectConsent | undefined>;
+  link(siteId: string, a: SubjectRef, b: SubjectRef): Promise<LinkResult>;
+}
+
+type Status = 'granted' | 'denied';
+
+interface Decision {
+  status: Status;
+  consentAt: number;
+  validUntil: number | null;
+  source: string;
+}
+
+/**
+ * True when `a` replaces `b`: later consentAt; at equal times denied over granted, then the earlier
+ * expiry (null = never); then the smaller source. A total order, so any arrival order of the same
+ * inputs ends in the same state. Equal decisions: false (nothing would change).
+ */
+export function beats(a: Decision, b: Decision): boolean {
+  if (a.consentAt !== b.consentAt) return a.consentAt > b.consentAt;
+  if (a.status !== b.status) return a.status === 'denied';
+  const av = a.validUntil ?? Number.POSITIVE_INFINITY;
+  const bv = b.validUntil ?? Number.POSITIVE_INFINITY;
+  if (av !== bv) return av < bv;
+  return a.source < b.source;
+}
+
+/**
+ * The dedup key an input is stored under. Default: SHA-256 of (site, subject, action, item,
+ * consentAt, validUntil, valid), the fields that decide the state. A caller's own key is hashed with
+ * the site so two sites cannot collide on it.
+ */
+export function dedupKeyOf(input: ConsentInput): string {
+  const parts = input.dedupKey === undefined
+    ? ['v1', input.siteId, subjectKey(input.subject), input.action, input.item, input.consentAt, input.validUntil, input.valid]
+    : ['key', input.siteId, input.dedupKey];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+function parseSubjectKey(key: string): SubjectRef {
+  const at = key.indexOf(':');
+  const type = key.slice(0, at);
+  return { type: type === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+
+function checkSubject(s: SubjectRef, path: string): void {
+  if ((s.type !== 'visitor' && s.type !== 'user') || typeof s.id !== 'string' || s.id === '') {
+    throw new ValidationError(`${path}: a visitor or user with an id`, { details: { issues: [{ path, message: 'invalid' }] } });
+  }
+}
+
+/** Only what the types cannot promise: the hash chain and the SQL need exact integers and ids. */
+function checkInput(input: ConsentInput, i: number): void {
+  const bad = (field: string): never => {
+    throw new ValidationError(`inputs[${i}].${field}: invalid`, { details: { issues: [{ path: `inputs.${i}.${field}`, message: 'invalid' }] } });
+  };
+  checkSubject(input.subject, `inputs.${i}.subject`);
+  for (const l of input.links ?? []) checkSubject(l, `inputs.${i}.links`);
+  if (input.action !== 'accept' && input.action !== 'reject') bad('action');
+  if (typeof input.item !== 'string' || input.item === '') bad('item');
+  if (!isTime(input.consentAt)) bad('consentAt');
+  if (input.validUntil !== null && !isTime(input.validUntil)) bad('validUntil');
+}
+
+/** What `read` returns, minus the subject it was asked for: the same for every subject of a profile. */
+interface ProfileView {
+  profileId: string;
+  linked: SubjectRef[];
+  version: number;
+  items: Record<string, ItemState>;
+  tcfString: string | null;
+  gcm: Record<string, 'granted' | 'denied'> | null;
+  consentType: string | null;
+  geoCountry: string | null;
+  consentAt: number | null;
+  updatedAt: number;
+}
+
+interface ProfileRow {
+  [key: string]: unknown;
+  profile_id: string | null;
+  subject_key: string;
+  item: string | null;
+  status: string | null;
+  consent_at: number | null;
+  valid_until: number | null;
+  source: string | null;
+  version: number | null;
+  tcf_string: string | null;
+  gcm: string | null;
+  consent_type: string | null;
+  geo_country: string | null;
+  updated_at: number | null;
+}
+
+// One statement, so a read is one consistent snapshot on both engines: the profile's subjects
+// with their records, then the profile's items. The items are probed by primary key per subject
+// (IN): as a join, SQLite without statistics scans every item of the site.
+const PROFILE_SQL = `
+SELECT s.profile_id AS profile_id, s.subject_key AS subject_key, CAST(NULL AS TEXT) AS item, CAST(NULL AS TEXT) AS status,
+  r.consent_at AS consent_at, CAST(NULL AS BIGINT) AS valid_until, r.source AS source, r.version AS version,
+  r.tcf_string AS tcf_string, r.gcm AS gcm, r.consent_type AS consent_type, r.geo_country AS geo_country, r.updated_at AS updated_at
+FROM subjects s LEFT JOIN consent_records r ON r.site_id = s.site_id AND r.subject_key = s.subject_key
+WHERE s.site_id = ? AND s.profile_id = (SELECT profile_id FROM subjects WHERE site_id = ? AND subject_key = ?)
+UNION ALL
+SELECT CAST(NULL AS TEXT), i.subject_key, i.item, i.status, i.consent_at, i.valid_until, i.source, CAST(NULL AS BIGINT),
+  CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT)
+FROM consent_items i
+WHERE i.site_id = ? AND i.subject_key IN (
+  SELECT subject_key FROM subjects WHERE site_id = ? AND profile_id = (SELECT profile_id FROM subjects WHERE site_id = ? AND subject_key = ?))`;
+
+const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function parseGcm(text: string | null): Record<string, 'granted' | 'denied'> | null {
+  if (text === null) return null;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return null;
+    const out: Record<string, 'granted' | 'denied'> = {};
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) if (v === 'granted' || v === 'denied') out[k] = v;
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** gcm as stored: keys sorted, so equal flags compare equal as text. */
+function gcmText(gcm: Readonly<Record<string, 'granted' | 'denied'>> | null): string | null {
+  if (gcm === null) return null;
+  return JSON.stringify(Object.fromEntries(Object.entries(gcm).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+}
+
+async function loadProfile(q: Queryable, siteId: string, key: string, now: number): Promise<ProfileView | undefined> {
+  const rows = await q.all<ProfileRow>(PROFILE_SQL, [siteId, siteId, key, siteId, siteId, siteId, key]);
+  const profileId = rows.find((r) => r.item === null)?.profile_id;
+  if (profileId === undefined || profileId === null) return undefined;
+  const members: string[] = [];
+  const records: { key: string; consentAt: number | null; row: ProfileRow }[] = [];
+  const best = new Map<string, Decision>();
+  let version = 0;
+  let updatedAt = 0;
+  let consentAt: number | null = null;
+  const later = (t: number | null): void => {
+    if (t !== null && (consentAt === null || t > consentAt)) consentAt = t;
+  };
+  for (const r of rows) {
+    if (r.item === null) {
+      members.push(r.subject_key);
+      version = Math.max(version, num(r.version) ?? 0);
+      updatedAt = Math.max(updatedAt, num(r.updated_at) ?? 0);
+      if (r.version !== null) records.push({ key: r.subject_key, consentAt: num(r.consent_at), row: r });
+      later(num(r.consent_at));
+      continue;
+    }
+    const d: Decision = { status: r.status === 'granted' ? 'granted' : 'denied', consentAt: Number(r.consent_at), validUntil: num(r.valid_until), source: r.source ?? '' };
+    const cur = best.get(r.item);
+    if (cur === undefined || beats(d, cur)) best.set(r.item, d);
+    later(d.consentAt);
+  }
+  const items: Record<string, ItemState> = {};
+  for (const item of [...best.keys()].sort()) {
+    const d = best.get(item)!;
+    const expired = d.validUntil !== null && d.validUntil <= now;
+    items[item] = { item, status: expired ? 'denied' : d.status, consentAt: d.consentAt, validUntil: d.validUntil, source: d.source, expired };
+  }
+  // The record part, per field: the newest record (by its consentAt; ties by subject key) that
+  // holds a value, so a user's TCF string and a visitor's gcm flags both survive a merge.
+  records.sort((a, b) => (b.consentAt ?? -1) - (a.consentAt ?? -1) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const field = (name: 'tcf_string' | 'gcm' | 'consent_type' | 'geo_country'): string | null => records.find((r) => r.row[name] !== null)?.row[name] ?? null;
+  members.sort();
+  return {
+    profileId,
+    linked: members.map(parseSubjectKey),
+    version,
+    items,
+    tcfString: field('tcf_string'),
+    gcm: parseGcm(field('gcm')),
+    consentType: field('consent_type'),
+    geoCountry: field('geo_country'),
+    consentAt,
+    updatedAt,
+  };
+}
+
+function itemKey(s: ItemState): string {
+  return JSON.stringify([s.status, s.consentAt, s.validUntil, s.source, s.expired]);
+}
+
+function recordKey(v: ProfileView): string {
+  return JSON.stringify([v.tcfString, gcmText(v.gcm), v.consentType, v.geoCountry]);
+}
+
+const EMPTY_RECORD = JSON.stringify([null, null, null, null]);
+
+/** Everything a reader sees except version and updatedAt (which the change itself moves). */
+function viewKey(v: ProfileView | undefined): string {
+  if (v === undefined) return '';
+  return JSON.stringify([v.linked.map(subjectKey), Object.values(v.items).map((s) => [s.item, itemKey(s)]), recordKey(v), v.consentAt]);
+}
+
+interface RecordRow {
+  [key: string]: unknown;
+  consent_at: number | null;
+  tcf_string: string | null;
+  gcm: string | null;
+  consent_type: string | null;
+  geo_country: string | null;
+}
+
+/** One apply or link: the transaction's state (chain head, views before the first write). */
+class Writer {
+  private head = '';
+  /** subject key (per site) → its view before this transaction touched it. */
+  private readonly before = new Map<string, { siteId: string; key: string; view: ProfileView | undefined }>();
+
+  private readonly tx: Queryable;
+  private readonly engine: Db['engine'];
+  private readonly now: number;
+  private readonly onChange: ChangeHook | undefined;
+
+  constructor(tx: Queryable, engine: Db['engine'], now: number, onChange: ChangeHook | undefined) {
+    this.tx = tx;
+    this.engine = engine;
+    this.now = now;
+    this.onChange = onChange;
+  }
+
+  async start(withChain: boolean): Promise<void> {
+    // Link writes subjects only, but takes the lock too: on PostgreSQL every writer of subjects
+    // is then serialised, so two instances cannot create or merge the same profile at once.
+    await lockAuditChain(this.tx, this.engine);
+    if (withChain) this.head = await chainHeadHash(this.tx);
+  }
+
+  /** Remembers the views of `key`'s whole profile before anything of it is written. */
+  private async capture(siteId: string, key: string): Promise<void> {
+    const id = `${siteId}\u0000${key}`;
+    if (this.before.has(id)) return;
+    const view = await loadProfile(this.tx, siteId, key, this.now);
+    if (view === undefined) {
+      this.before.set(id, { siteId, key, view });
+      return;
+    }
+    for (const m of view.linked) {
+      const mk = subjectKey(m);
+      this.before.set(`${siteId}\u0000${mk}`, { siteId, key: mk, view });
+    }
+  }
+
+  private async ensureSubject(siteId: string, key: string): Promise<string> {
+    await this.capture(siteId, key);
+    await this.tx.run('INSERT INTO subjects (site_id, subject_key, profile_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO NOTHING', [siteId, key, randomUUID(), this.now]);
+    const row = await this.tx.get<{ profile_id: string }>('SELECT profile_id FROM subjects WHERE site_id = ? AND subject_key = ?', [siteId, key]);
+    return row!.profile_id;
+  }
+
+  async link(siteId: string, a: SubjectRef, b: SubjectRef): Promise<LinkResult> {
+    const ka = subjectKey(a);
+    const kb = subjectKey(b);
+    const pa = await this.ensureSubject(siteId, ka);
+    const pb = await this.ensureSubject(siteId, kb);
+    if (pa === pb) return 'already';
+    // A visitor id is weak evidence (a shared or borrowed browser): it never joins two people
+    // who are each known by a user id, or one person's consent would decide for the other. Two
+    // user ids named together by the integrator are a deliberate statement and do merge.
+    if (a.type !== 'user' || b.type !== 'user') {
+      const users = await this.tx.all<{ profile_id: string }>("SELECT DISTINCT profile_id FROM subjects WHERE site_id = ? AND profile_id IN (?, ?) AND subject_key LIKE 'user:%'", [siteId, pa, pb]);
+      if (users.length === 2) return 'refused';
+    }
+    // The surviving id is the smaller: merges are deterministic whatever the order of links.
+    const [keep, gone] = pa < pb ? [pa, pb] : [pb, pa];
+    await this.tx.run('UPDATE subjects SET profile_id = ? WHERE site_id = ? AND profile_id = ?', [keep, siteId, gone]);
+    return 'linked';
+  }
+
+  /** Links all the ids of one input: user ids with each other first, then the visitors to a user. */
+  private async linkAll(siteId: string, refs: readonly SubjectRef[]): Promise<void> {
+    const users = refs.filter((r) => r.type === 'user');
+    const visitors = refs.filter((r) => r.type !== 'user');
+    const anchor = users[0] ?? visitors[0];
+    if (anchor === undefined) return;
+    for (const r of [...users, ...visitors]) if (r !== anchor) await this.link(siteId, anchor, r);
+  }
+
+  async input(input: ConsentInput): Promise<InputOutcome> {
+    const key = subjectKey(input.subject);
+    const status: Status = input.valid && input.action === 'accept' ? 'granted' : 'denied';
+    // An expiry only means something for a grant; a denial stays denied.
+    const decision: Decision = { status, consentAt: input.consentAt, validUntil: status === 'granted' ? input.validUntil : null, source: storableText(input.source) };
+    const stored = await this.tx.get<{ status: string; consent_at: number; valid_until: number | null; source: string }>(
+      'SELECT status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?',
+      [input.siteId, key, input.item],
+    );
+    const applied =
+      stored === undefined ||
+      beats(decision, { status: stored.status === 'granted' ? 'granted' : 'denied', consentAt: Number(stored.consent_at), validUntil: num(stored.valid_until), source: stored.source });
+    const text = (v: string | undefined): string | null => (v === undefined ? null : storableText(v));
+    const row: AuditColumns = {
+      site_id: input.siteId,
+      subject_key: key,
+      action: input.action,
+      item: storableText(input.item),
+      consent_at: input.consentAt,
+      valid_until: input.validUntil,
+      message: text(input.message),
+      source: decision.source,
+      identification: text(input.identification),
+      identification_type: text(input.identificationType),
+      imported_at: this.now,
+      api_key_id: text(input.apiKeyId),
+      payload_hash: input.payloadHash,
+      valid: input.valid ? 1 : 0,
+      invalid_reason: text(input.invalidReason),
+      applied: applied ? 1 : 0,
+      dedup_key: dedupKeyOf(input),
+    };
+    const appended = await appendAudit(this.tx, this.head, row);
+    const base = input.invalidReason === undefined ? { valid: input.valid } : { valid: input.valid, invalidReason: input.invalidReason };
+    if (appended === undefined) {
+      const original = await this.tx.get<{ seq: number }>('SELECT seq FROM audit_log WHERE dedup_key = ?', [row.dedup_key]);
+      return { auditSeq: original === undefined ? null : Number(original.seq), ...base, applied: false, duplicate: true };
+    }
+    this.head = appended.hash;
+    await this.ensureSubject(input.siteId, key);
+    if (input.links !== undefined && input.links.length > 0) await this.linkAll(input.siteId, [input.subject, ...input.links]);
+    if (applied) {
+      await this.tx.run(
+        `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
+           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
+        [input.siteId, key, row.item, status, decision.consentAt, decision.validUntil, decision.source, appended.seq],
+      );
+    }
+    return { auditSeq: appended.seq, ...base, applied, duplicate: false };
+  }
+
+  /** A record patch: last-write-wins by consentAt (equal: the later call wins); absent fields are kept. */
+  async patch(p: RecordPatch): Promise<void> {
+    const key = subjectKey(p.subject);
+    await this.ensureSubject(p.siteId, key);
+    const rec = await this.tx.get<RecordRow>('SELECT consent_at, tcf_string, gcm, consent_type, geo_country FROM consent_records WHERE site_id = ? AND subject_key = ?', [p.siteId, key]);
+    const storedAt = num(rec?.consent_at);
+    if (storedAt !== null && p.consentAt < storedAt) return;
+    const pick = (v: string | null | undefined, old: string | null | undefined): string | null => (v === undefined ? (old ?? null) : v === null ? null : storableText(v));
+    await this.tx.run(
+      `INSERT INTO consent_records (site_id, subject_key, version, tcf_string, gcm, consent_type, source, geo_country, consent_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (site_id, subject_key) DO UPDATE SET tcf_string = excluded.tcf_string, gcm = excluded.gcm, consent_type = excluded.consent_type,
+         source = excluded.source, geo_country = excluded.geo_country, consent_at = excluded.consent_at`,
+      [
+        p.siteId,
+        key,
+        pick(p.tcfString, rec?.tcf_string),
+        p.gcm === undefined ? (rec?.gcm ?? null) : gcmText(p.gcm),
+        pick(p.consentType, rec?.consent_type),
+        storableText(p.source),
+        pick(p.geoCountry, rec?.geo_country),
+        p.consentAt,
+        this.now,
+      ],
+    );
+  }
+
+  /**
+   * Compares every touched subject's view with its view before; for each profile that changed,
+   * bumps its subjects' versions, then hands each changed subject to onChange and NOTIFY.
+   */
+  async finish(): Promise<ConsentChange[]> {
+    // Every subject of a profile sees the same view: load it once per profile.
+    const afterByKey = new Map<string, ProfileView>();
+    const afterByProfile = new Map<string, ProfileView>();
+    const changed: { siteId: string; key: string; before: ProfileView | undefined; after: ProfileView }[] = [];
+    for (const [id, { siteId, key, view: before }] of this.before) {
+      let after = afterByKey.get(id);
+      if (after === undefined) {
+        after = await loadProfile(this.tx, siteId, key, this.now);
+        if (after === undefined) continue;
+        for (const m of after.linked) afterByKey.set(`${siteId}\u0000${subjectKey(m)}`, after);
+      }
+      if (viewKey(before) === viewKey(after)) continue;
+      afterByProfile.set(`${siteId}\u0000${after.profileId}`, after);
+      changed.push({ siteId, key, before, after });
+    }
+    const versions = new Map<string, number>();
+    for (const [id, after] of afterByProfile) versions.set(id, after.version + 1);
+    const changes: ConsentChange[] = [];
+    for (const { siteId, key, before, after } of changed) {
+      const version = versions.get(`${siteId}\u0000${after.profileId}`)!;
+      await this.tx.run(
+        'INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
+        [siteId, key, version, this.now],
+      );
+      const items = Object.values(after.items).filter((s) => {
+        const was = before?.items[s.item];
+        return was === undefined || itemKey(was) !== itemKey(s);
+      });
+      const recordChanged = (before === undefined ? EMPTY_RECORD : recordKey(before)) !== recordKey(after);
+      changes.push({ siteId, subject: parseSubjectKey(key), version, items, recordChanged, at: this.now });
+    }
+    for (const change of changes) {
+      if (this.onChange !== undefined) await this.onChange(this.tx, change);
+      await notifyChange(this.tx, this.engine, change.siteId, subjectKey(change.subject));
+    }
+    return changes;
+  }
+}
+
+export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): ConsentStore {
+  const clock = opts.now ?? Date.now;
+
+  function committed(changes: ConsentChange[]): void {
+    if (changes.length === 0 || opts.afterCommit === undefined) return;
+    try {
+      opts.afterCommit(changes);
+    } catch (err) {
+      opts.onAfterCommitError?.(err);
+    }
+  }
+
+  return {
+    async apply(inputs, patches = []) {
+      if (inputs.length === 0 && patches.length === 0) return [];
+      inputs.forEach(checkInput);
+      patches.forEach((p, i) => {
+        checkSubject(p.subject, `patches.${i}.subject`);
+        if (!isTime(p.consentAt)) throw new ValidationError(`patches[${i}].consentAt: invalid`, { details: { issues: [{ path: `patches.${i}.consentAt`, message: 'invalid' }] } });
+      });
+      const now = clock();
+      const { outcomes, changes } = await db.transaction(async (tx) => {
+        const w = new Writer(tx, db.engine, now, opts.onChange);
+        await w.start(true);
+        const outcomes: InputOutcome[] = [];
+        for (const input of inputs) outcomes.push(await w.input(input));
+        for (const p of patches) await w.patch(p);
+        return { outcomes, changes: await w.finish() };
+      });
+      committed(changes);
+      return outcomes;
+    },
+
+    async read(siteId, subject, now) {
+      const view = await loadProfile(db, siteId, subjectKey(subject), now ?? clock());
+      if (view === undefined) return undefined;
+      const { profileId: _profileId, ...rest } = view;
+      return { siteId, subject, ...rest };
+    },
+
+    async link(siteId, a, b) {
+      checkSubject(a, 'a');
+      checkSubject(b, 'b');
+      const now = clock();
+      const { result, changes } = await db.transaction(async (tx) => {
+        const w = new Writer(tx, db.engine, now, opts.onChange);
+        await w.start(false);
+        const result = await w.link(siteId, a, b);
+        return { result, changes: await w.finish() };
+      });
+      committed(changes);
+      return result;
+    },
+  };
+}
