@@ -65,8 +65,10 @@ export interface Pipeline {
    * while the upstream is asked, and is decided when the answer comes.
    */
   process(event: Event, signals: RequestSignals): void;
-  /** Re-decides what waits for this visitor with `signal` (a consent change written locally). */
+  /** Re-decides what waits for this visitor with `signal`. */
   release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void;
+  /** The visitor's consent changed (a push, an import): asks again for the events waiting for it. */
+  recheck(visitorId: string): void;
   /** Resolves when no upstream lookup started by `process` is in flight (or at the deadline). */
   settled(deadlineMs: number): Promise<void>;
 }
@@ -179,6 +181,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** Visitors with a lookup in flight: their later events join it instead of asking again. */
   const asking = new Set<string>();
+  /** Visitors whose consent changed while a lookup was in flight: its answer may predate the change. */
+  const stale = new Set<string>();
 
   /** Asks the upstream for a visitor unless a lookup is in flight; its outcome releases the visitor's events. */
   function ask(source: ConsentSource, visitorId: string): void {
@@ -189,8 +193,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       .finally(() => asking.delete(visitorId))
       .then((outcome) => {
         lookups(['signal' in outcome ? (outcome.signal.source.endsWith(':none') ? 'no_consent' : 'answer') : outcome.failure]);
-        // A local consent change raced the lookup: its answer is stale, ask again.
-        if ('failure' in outcome && outcome.failure === 'upstream_superseded') ask(source, visitorId);
+        // A consent change raced the lookup: its answer may be older than the change, ask again.
+        if (stale.delete(visitorId) || ('failure' in outcome && outcome.failure === 'upstream_superseded')) ask(source, visitorId);
         else release(visitorId, outcome);
       })
       .catch((err: unknown) => {
@@ -230,7 +234,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
-  return { evaluate, process, release, settled };
+  function recheck(visitorId: string): void {
+    if (upstream === undefined) return;
+    if (asking.has(visitorId)) stale.add(visitorId);
+    else if (pending.has(visitorId)) ask(upstream, visitorId);
+  }
+
+  return { evaluate, process, release, recheck, settled };
 }
 
 /** The drop reason of an event its template could not render: the skip's own reason, or `render_error`. */

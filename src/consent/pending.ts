@@ -9,6 +9,8 @@ export interface PendingQueue<T> {
   add(key: string, item: T, bytes?: number): boolean;
   /** Removes and returns every item held for a key (in arrival order). */
   take(key: string): T[];
+  /** True when items are held for the key. */
+  has(key: string): boolean;
   /** Expires items older than the age limit; returns how many expired. */
   sweep(): number;
   /** Removes and returns everything (shutdown). */
@@ -46,6 +48,9 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
       size++;
       bytes += itemBytes;
       return true;
+    },
+    has(key) {
+      return byKey.has(key);
     },
     take(key) {
       const list = byKey.get(key);
