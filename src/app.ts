@@ -16,6 +16,9 @@ import { createDeferredProcessing } from './ingest/deferred.ts';
 import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
+import { createConsentApi } from './api/consent/mount.ts';
+import { apiGuard } from './api/guard.ts';
+import type { Db } from './store/db.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources } from './identity/visitor.ts';
@@ -38,6 +41,11 @@ export interface AppDeps {
   now?: () => Date;
   /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
   upstreamAgent?: Dispatcher;
+  /**
+   * The consent store's database (opened and migrated by src/store/open.ts). Without it there is no
+   * consent store: no /api/v1 routes, and resolution goes from the hit straight to the upstream.
+   */
+  db?: Db;
 }
 
 export interface TagwardenApp {
@@ -125,10 +133,24 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             dispatcher: upstreamAgent,
           }),
         );
+  // The consent store: first after the hit's own signals, before the upstream. A change re-decides
+  // the events waiting for that visitor (bound late: the pipeline is built next).
+  let recheck: (visitorId: string) => void = () => undefined;
+  const consentApi =
+    deps.db === undefined
+      ? undefined
+      : createConsentApi({
+          config,
+          db: deps.db,
+          log,
+          guard: apiGuard(deps.db, config),
+          upstream,
+          onVisitorChanged: (visitorId) => recheck(visitorId),
+        });
   const pipeline = createPipeline({
     site: config.site,
     resolver,
-    upstream,
+    upstream: consentApi?.source ?? upstream,
     now,
     destinations: resolution.destinations,
     delivery,
@@ -136,6 +158,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     log,
   });
+
+  recheck = (visitorId) => pipeline.recheck(visitorId);
 
   const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals), (err, h) => {
     log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
@@ -180,6 +204,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
+  if (consentApi !== undefined && config.api.enabled) {
+    app.use('/api/v1', (_req, _res, next) => {
+      // During shutdown a write is refused, not acknowledged and then lost with the connection.
+      next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
+    });
+    app.use(consentApi.router);
+  }
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations, identity }));
   }
@@ -217,6 +248,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     await pipeline.settled(Math.floor(graceMs / 2));
     pending.drain().forEach(dropUnresolved);
     try {
+      await consentApi?.close();
       await upstream?.close();
       if (upstreamAgent !== undefined && deps.upstreamAgent === undefined) await upstreamAgent.close();
       await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));

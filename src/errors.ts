@@ -70,6 +70,19 @@ export class UnauthorizedError extends TagwardenError {
   override readonly status = 401;
 }
 
+/** A valid API key that lacks the scope the route needs. Not retried: the key's scopes must change. */
+export class ForbiddenError extends TagwardenError {
+  override readonly code = 'TW_ERR_FORBIDDEN';
+  override readonly status = 403;
+}
+
+/** The API key exceeded its request rate. Retried after the `Retry-After` the response carries. */
+export class RateLimitedError extends TagwardenError {
+  override readonly code = 'TW_ERR_RATE_LIMITED';
+  override readonly status = 429;
+  override readonly retryable = true;
+}
+
 /** The server is shutting down or not ready. Retried: another instance, or this one later, can serve. */
 export class UnavailableError extends TagwardenError {
   override readonly code = 'TW_ERR_UNAVAILABLE';
@@ -118,6 +131,8 @@ export const ERROR_CLASSES = [
   UnsupportedMediaTypeError,
   NotFoundError,
   UnauthorizedError,
+  ForbiddenError,
+  RateLimitedError,
   UnavailableError,
   TemplateError,
   RenderError,

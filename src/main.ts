@@ -7,6 +7,7 @@ import { checkDestinations, type TemplateCatalog } from './destinations/resolve.
 import { TagwardenError } from './errors.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger } from './observability/logger.ts';
+import { openDb } from './store/open.ts';
 
 async function main(): Promise<void> {
   const env = processEnv();
@@ -21,7 +22,9 @@ async function main(): Promise<void> {
     },
   });
   const log = createLogger(config.log.level);
-  const app = createApp(config, { logger: log, templates: templates! });
+  // The consent store is opened (created and migrated on first start) before any hit is taken.
+  const db = await openDb(config.store.url);
+  const app = createApp(config, { logger: log, templates: templates!, db });
   const server = createHttpServer(config.server, app.express);
   server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     app
       .shutdown(config.server.shutdownGraceMs)
+      .then(() => db.close())
       .then(() => {
         server.closeAllConnections();
         log.info('stopped');

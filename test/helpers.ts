@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { createApp, type TagwardenApp } from '../src/app.ts';
+import { createApp, type AppDeps, type TagwardenApp } from '../src/app.ts';
 import { parseConfig, type Config } from '../src/config/load.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
 import { checkDestinations } from '../src/destinations/resolve.ts';
@@ -58,8 +58,8 @@ export function testConfig(raw: Record<string, unknown>, env: Record<string, str
 }
 
 /** Starts Tagwarden on 127.0.0.1 with a silent logger (or the given one). */
-export async function startTagwarden(config: Config, logger = pino({ level: 'silent' })): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
-  const app = createApp(config, { logger, templates });
+export async function startTagwarden(config: Config, logger = pino({ level: 'silent' }), extra: Pick<AppDeps, 'db'> = {}): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
+  const app = createApp(config, { logger, templates, ...extra });
   const server = createHttpServer(config.server, app.express);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

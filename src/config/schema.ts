@@ -260,6 +260,43 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Consent sources outside Tagwarden.'),
+    store: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'sqlite:<path> or postgres://…')
+          .default('sqlite:./data/tagwarden.db')
+          .describe('The consent store: `sqlite:<path>` (embedded, one file, created on first start) or `postgres://user:pass@host/db` (several instances). Use ${DATABASE_URL} for credentials.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Where consent records, the audit log, API keys and webhook subscriptions live.'),
+    api: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `node src/cli.ts keys create`).'),
+        maxBodyBytes: z.int().min(1024).max(16_777_216).default(1_048_576).describe('Largest JSON body of a consent API request (413 beyond it).'),
+        maxCsvBytes: z.int().min(1024).max(10_737_418_240).default(268_435_456).describe('Largest CSV import (413 beyond it); imports are streamed, never held in memory.'),
+        maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
+        rateLimit: z
+          .object({
+            perSecond: z.number().positive().max(100_000).default(50).describe('Sustained requests per second per API key.'),
+            burst: z.int().min(1).max(100_000).default(100).describe('Requests a key may send at once before the sustained rate applies.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Per-key rate limit: beyond it, 429 with Retry-After.'),
+        webhooks: z
+          .object({
+            allowPrivate: z.boolean().default(false).describe('Allow webhook URLs on loopback, private and link-local addresses (tests, internal services).'),
+            allowHosts: z.array(z.string().min(1).max(253)).max(100).default([]).describe('Host names allowed even when they resolve to private addresses.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Where consent-change webhooks may be delivered.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The server-to-server consent API.'),
     destinations: z.array(destinationSchema).max(64).default([]).describe('Where events go, each an instance of a template.'),
     delivery: z
       .object({

@@ -1,0 +1,103 @@
+import { Router, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/load.ts';
+import { chainSources, createStoreSource, type StoreSource } from '../../consent/store-source.ts';
+import type { ConsentSource } from '../../consent/upstream/source.ts';
+import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
+import type { Db } from '../../store/db.ts';
+import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
+import type { ChangeHook } from '../../store/types.ts';
+import { auditRouter } from './audit-routes.ts';
+import { consentReadRouter } from './read-routes.ts';
+import { consentWriteRouter } from './write-routes.ts';
+
+export type Scope = 'consent:write' | 'consent:read' | 'audit:read' | 'admin';
+
+export interface ConsentApiOptions {
+  config: Config;
+  db: Db;
+  log: Logger;
+  /** Admits a request holding an API key with the scope (401 without a valid key, 403 without the scope). */
+  guard: (scope: Scope) => RequestHandler;
+  /** The upstream verify source, asked for visitors the store knows nothing about. */
+  upstream: ConsentSource | undefined;
+  /** Called inside each writing transaction (webhook deliveries are enqueued there). */
+  onChange?: ChangeHook;
+  /** A visitor's consent changed (here or on another instance): re-decide what waits for it. */
+  onVisitorChanged: (visitorId: string) => void;
+}
+
+export interface ConsentApi {
+  router: Router;
+  store: ConsentStore;
+  storeSource: StoreSource;
+  /** Store first, then the upstream: what the pipeline asks. */
+  source: ConsentSource;
+  close(): Promise<void>;
+}
+
+/**
+ * The consent system of record: the store, its place in the resolution chain (with cache
+ * invalidation here at once and on other instances through the change feed), and the /api/v1
+ * routes. A change to a subject forgets its cached consent, supersedes upstream lookups in flight
+ * for it (revocation wins), and re-decides events waiting for it.
+ */
+export function createConsentApi(o: ConsentApiOptions): ConsentApi {
+  const { config } = o;
+  const siteId = config.site.id;
+  const categories = Object.keys(config.site.categories);
+  // Declared before the store (whose afterCommit uses it); assigned right after it.
+  const late: { storeSource?: StoreSource } = {};
+
+  const changed = (subjectKey: string): void => {
+    late.storeSource?.forget(subjectKey);
+    if (subjectKey.startsWith('visitor:')) {
+      const visitorId = subjectKey.slice('visitor:'.length);
+      o.upstream?.invalidate(visitorId);
+      o.onVisitorChanged(visitorId);
+    }
+  };
+
+  const store = createConsentStore(o.db, {
+    ...(o.onChange === undefined ? {} : { onChange: o.onChange }),
+    afterCommit: (changes) => {
+      for (const c of changes) {
+        if (c.siteId === siteId) changed(`${c.subject.type}:${c.subject.id}`);
+      }
+    },
+    onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
+  });
+  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, now) => store.read(s, subject, now) });
+  late.storeSource = storeSource;
+  const source = chainSources(storeSource, o.upstream);
+
+  let feed: ChangeFeed | undefined;
+  let closing = false;
+  // Other instances on the same PostgreSQL announce their writes; SQLite has no other instance.
+  const feedReady = startChangeFeed(o.db, (site, subjectKey) => {
+    if (site === siteId) changed(subjectKey);
+  }).then(
+    (f) => {
+      if (closing) return f.close();
+      feed = f;
+    },
+    (err: unknown) => o.log.error({ err }, 'consent change feed could not start; other instances\' changes reach this one only when cache entries expire'),
+  );
+
+  const router = Router();
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents }));
+  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard }));
+  router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
+
+  return {
+    router,
+    store,
+    storeSource,
+    source,
+    async close() {
+      closing = true;
+      await feedReady;
+      await feed?.close();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import { Router, type RequestHandler } from 'express';
+import { NotFoundError, ValidationError } from '../../errors.ts';
+import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
+import { MAX_ID } from './inputs.ts';
+
+/** What the read routes need of the store. */
+export interface ConsentReader {
+  read(siteId: string, subject: SubjectRef, now?: number): Promise<SubjectConsent | undefined>;
+}
+
+export interface ReadRouteOptions {
+  siteId: string;
+  /** The site's consent categories: the verify answer lists each of them. */
+  categories: readonly string[];
+  store: ConsentReader;
+  guard: (scope: 'consent:read') => RequestHandler;
+  now?: () => number;
+}
+
+/** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
+export const NO_CONSENT_FOUND = Object.freeze({ hasConsent: false, categories: null, consentedAt: null, geoCountry: null });
+
+function subjectParam(type: unknown, id: unknown): SubjectRef {
+  if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) throw new ValidationError('id: 1-256 characters', { details: { issues: [{ path: 'id', message: 'invalid' }] } });
+  return { type, id };
+}
+
+/** An item's effective state for a reader: granted only when granted and not expired. */
+function effective(consent: SubjectConsent, item: string): 'granted' | 'denied' | 'unknown' {
+  const s = consent.items[item];
+  if (s === undefined) return 'unknown';
+  return s.status === 'granted' && !s.expired ? 'granted' : 'denied';
+}
+
+export function consentReadRouter(o: ReadRouteOptions): Router {
+  const router = Router();
+  const now = o.now ?? Date.now;
+
+  // CookieBoss-compatible verify, so Tagwarden can be another tag server's upstream.
+  router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {
+    if (req.params.siteId !== o.siteId) throw new NotFoundError(`unknown site ${String(req.params.siteId).slice(0, 64)}`);
+    const visitor = req.query.visitor_id;
+    if (typeof visitor !== 'string' || visitor.length === 0) {
+      throw new ValidationError('visitor_id: required', { details: { issues: [{ path: 'visitor_id', message: 'required' }] } });
+    }
+    // An id we could never have stored is "not found", as the upstream documents for invalid ids.
+    const consent = visitor.length > MAX_ID ? undefined : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, now());
+    if (consent === undefined || Object.keys(consent.items).length === 0) {
+      res.json(NO_CONSENT_FOUND);
+      return;
+    }
+    const categories: Record<string, boolean> = {};
+    for (const c of o.categories) categories[c] = effective(consent, c) === 'granted';
+    res.json({
+      hasConsent: true,
+      categories,
+      consentedAt: consent.consentAt === null ? null : new Date(consent.consentAt).toISOString(),
+      geoCountry: consent.geoCountry,
+    });
+  });
+
+  // A subject's full record, merged over its linked subjects.
+  router.get('/api/v1/subjects/:type/:id', o.guard('consent:read'), async (req, res) => {
+    const subject = subjectParam(req.params.type, req.params.id);
+    const consent = await o.store.read(o.siteId, subject, now());
+    if (consent === undefined) throw new NotFoundError('no consent recorded for this subject');
+    res.json(consent);
+  });
+
+  // One category (?category=) or object reference (?reference=) for a subject.
+  router.get('/api/v1/subjects/:type/:id/check', o.guard('consent:read'), async (req, res) => {
+    const subject = subjectParam(req.params.type, req.params.id);
+    const { category, reference } = req.query;
+    let item: string;
+    if (typeof category === 'string' && category !== '' && reference === undefined) item = category;
+    else if (typeof reference === 'string' && reference !== '' && category === undefined) item = `ref:${reference}`;
+    else throw new ValidationError('give exactly one of category or reference', { details: { issues: [{ path: 'category', message: 'one of category or reference' }] } });
+    const consent = await o.store.read(o.siteId, subject, now());
+    const state = consent === undefined ? 'unknown' : effective(consent, item);
+    const detail = consent?.items[item];
+    res.json({ subject, item, consented: state === 'granted', state, ...(detail === undefined ? {} : { since: new Date(detail.consentAt).toISOString(), validUntil: detail.validUntil === null ? 'unlimited' : new Date(detail.validUntil).toISOString(), expired: detail.expired, source: detail.source }) });
+  });
+
+  return router;
+}

@@ -1,0 +1,232 @@
+import { Router, type Request, type RequestHandler } from 'express';
+import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../../errors.ts';
+import { jsonBody } from '../../http/body.ts';
+import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
+import { clientIdFor } from '../../store/client-id.ts';
+import { readCsv } from './csv.ts';
+import { consentEventInput, csvHeader, MAX_ID, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
+
+/** What the write routes need of the store. */
+export interface ConsentWriter {
+  apply(inputs: ConsentInput[], patches?: RecordPatch[]): Promise<InputOutcome[]>;
+}
+
+export interface WriteRouteOptions {
+  siteId: string;
+  store: ConsentWriter;
+  /** Middleware admitting a request with the scope (and setting res.locals.apiKeyId). */
+  guard: (scope: 'consent:write') => RequestHandler;
+  maxBodyBytes: number;
+  maxCsvBytes: number;
+  maxBatchEvents: number;
+  /** Rows per transaction of a CSV import. */
+  importChunkRows?: number;
+  now?: () => number;
+}
+
+function apiKeyId(res: { locals: Record<string, unknown> }): string | undefined {
+  const id = res.locals.apiKeyId;
+  return typeof id === 'string' ? id : undefined;
+}
+
+function subjectOf(type: 'visitor' | 'user', v: unknown): SubjectRef | undefined {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) v = String(v);
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID ? { type, id: v } : undefined;
+}
+
+/** A Bloomreach event's customer: `customer_ids.registered`, `customer_id`, `user_id`, or `visitor_id`. */
+function eventSubject(raw: Record<string, unknown>): SubjectRef | undefined {
+  const ids = raw.customer_ids;
+  if (ids !== null && typeof ids === 'object' && !Array.isArray(ids)) {
+    const registered = subjectOf('user', (ids as Record<string, unknown>).registered);
+    if (registered !== undefined) return registered;
+    const cookie = subjectOf('visitor', (ids as Record<string, unknown>).cookie);
+    if (cookie !== undefined) return cookie;
+  }
+  return subjectOf('user', raw.customer_id) ?? subjectOf('user', raw.user_id) ?? subjectOf('visitor', raw.visitor_id);
+}
+
+/** Bloomreach's tracking API nests the attributes in `properties`, with the timestamp beside them. */
+function eventAttributes(raw: Record<string, unknown>): Record<string, unknown> {
+  const props = raw.properties;
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) return raw;
+  return { timestamp: raw.timestamp, ...(props as Record<string, unknown>) };
+}
+
+function describeOutcome(o: InputOutcome): Record<string, unknown> {
+  const out: Record<string, unknown> = { valid: o.valid, applied: o.applied, duplicate: o.duplicate };
+  if (o.invalidReason !== undefined) {
+    out.invalidReason = o.invalidReason;
+    out.revoked = true;
+  }
+  return out;
+}
+
+export function consentWriteRouter(o: WriteRouteOptions): Router {
+  const router = Router();
+  const now = o.now ?? Date.now;
+  const chunkRows = o.importChunkRows ?? 1000;
+
+  // Push consent for a visitor and/or a user (Tagwarden's shape, SecurePrivacy's, Seeka's identity payload).
+  router.post('/api/v1/consent', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
+    const parsed = pushSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+      throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
+    }
+    const body = parsed.data;
+    const subjects: SubjectRef[] = [];
+    if (body.visitorId !== undefined) subjects.push({ type: 'visitor', id: body.visitorId });
+    if (body.userId !== undefined) subjects.push({ type: 'user', id: body.userId });
+    if (body.customUserId !== undefined) subjects.push({ type: 'user', id: body.customUserId });
+    const [subject, ...links] = subjects;
+    if (subject === undefined) throw new ValidationError('visitorId, userId or customUserId: one is required', { details: { issues: [{ path: 'visitorId', message: 'required' }] } });
+    const key = apiKeyId(res);
+    const { inputs, patch, problems } = pushInputs(body, req.body, { siteId: o.siteId, subject, links, source: 'push', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
+    if (problems.length > 0) throw new ValidationError(problems.join('; '), { details: { issues: problems } });
+    const outcomes = await o.store.apply(inputs, patch === undefined ? [] : [patch]);
+    const answer: Record<string, unknown> = { subject, created: new Date(now()).toISOString(), items: outcomes.map((out, i) => ({ item: inputs[i]?.item, ...describeOutcome(out) })) };
+    if (body.customUserId !== undefined) answer.clientId = clientIdFor(o.siteId, body.customUserId);
+    res.status(200).json(answer);
+  });
+
+  // Consent events in Bloomreach's shape: one event, an array, or {events: [...]}.
+  router.post('/api/v1/consent/events', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
+    const body = req.body as unknown;
+    const list: unknown[] = Array.isArray(body) ? body : body !== null && typeof body === 'object' && Array.isArray((body as { events?: unknown }).events) ? (body as { events: unknown[] }).events : [body];
+    if (list.length > o.maxBatchEvents) throw new ValidationError(`events: at most ${o.maxBatchEvents} per request`, { details: { issues: [{ path: 'events', message: 'too many' }] } });
+    const key = apiKeyId(res);
+    const results: Record<string, unknown>[] = [];
+    const inputs: ConsentInput[] = [];
+    const slots: number[] = [];
+    list.forEach((item, index) => {
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+        results.push({ index, stored: false, problems: ['an event must be a JSON object'] });
+        return;
+      }
+      const raw = item as Record<string, unknown>;
+      const subject = eventSubject(raw);
+      if (subject === undefined) {
+        results.push({ index, stored: false, problems: ['customer_ids.registered, customer_id, user_id or visitor_id: required'] });
+        return;
+      }
+      const { input, problems } = consentEventInput(eventAttributes(raw), { siteId: o.siteId, subject, source: 'private_api', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
+      if (input === undefined) {
+        results.push({ index, stored: false, problems });
+        return;
+      }
+      slots.push(results.length);
+      results.push({ index, stored: true, ...(problems.length > 0 ? { problems } : {}) });
+      inputs.push(input);
+    });
+    const outcomes = inputs.length === 0 ? [] : await o.store.apply(inputs);
+    outcomes.forEach((out, i) => {
+      const slot = slots[i];
+      if (slot !== undefined) results[slot] = { ...results[slot], ...describeOutcome(out) };
+    });
+    res.status(200).json({ events: results });
+  });
+
+  // CSV import, streamed: one transaction per chunk of rows, a report per row.
+  router.post('/api/v1/consent/import', o.guard('consent:write'), async (req, res) => {
+    const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+    if (ctype !== 'text/csv' && ctype !== 'text/plain' && ctype !== 'application/octet-stream') {
+      throw new UnsupportedMediaTypeError('send the file as text/csv');
+    }
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (declared > o.maxCsvBytes) {
+      res.setHeader('connection', 'close');
+      throw new PayloadTooLargeError(`the file is larger than ${o.maxCsvBytes} bytes`, { details: { limit: o.maxCsvBytes } });
+    }
+    const report = await importCsv(req, o, apiKeyId(res), now, chunkRows);
+    res.status(report.tooLarge ? 413 : 200).json(report.tooLarge ? { error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: `the file is larger than ${o.maxCsvBytes} bytes; the rows before the limit were imported`, details: report } } : report);
+  });
+
+  return router;
+}
+
+export interface ImportReport {
+  rows: number;
+  stored: number;
+  applied: number;
+  duplicates: number;
+  invalid: number;
+  /** Rows with a problem (stored invalid, or not stored), at most MAX_REPORTED. */
+  errors: { row: number; error: string; stored: boolean }[];
+  errorsTruncated: boolean;
+  tooLarge?: boolean;
+}
+
+const MAX_REPORTED = 1000;
+
+async function* limited(req: Request, max: number, onExceed: () => void): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > max) {
+      onExceed();
+      req.resume();
+      return;
+    }
+    yield buf;
+  }
+}
+
+async function importCsv(req: Request, o: WriteRouteOptions, key: string | undefined, now: () => number, chunkRows: number): Promise<ImportReport> {
+  const report: ImportReport = { rows: 0, stored: 0, applied: 0, duplicates: 0, invalid: 0, errors: [], errorsTruncated: false };
+  const problem = (row: number, error: string, stored: boolean): void => {
+    if (report.errors.length < MAX_REPORTED) report.errors.push({ row, error, stored });
+    else report.errorsTruncated = true;
+  };
+  let columns: Record<(typeof CSV_COLUMNS)[number], number> | undefined;
+  let batch: { row: number; input: ConsentInput }[] = [];
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const outcomes = await o.store.apply(batch.map((b) => b.input));
+    outcomes.forEach((out) => {
+      if (out.duplicate) report.duplicates++;
+      else {
+        report.stored++;
+        if (out.applied) report.applied++;
+      }
+    });
+    batch = [];
+  };
+  for await (const record of readCsv(limited(req, o.maxCsvBytes, () => (report.tooLarge = true)))) {
+    if (columns === undefined) {
+      if ('error' in record) throw new ValidationError(`header: ${record.error}`);
+      const header = csvHeader(record.fields);
+      if (typeof header === 'string') throw new ValidationError(`header: ${header}`, { details: { issues: [{ path: 'header', message: header }] } });
+      columns = header;
+      continue;
+    }
+    report.rows++;
+    if ('error' in record) {
+      problem(record.row, record.error, false);
+      continue;
+    }
+    const c = columns;
+    const cell = (name: (typeof CSV_COLUMNS)[number]): string => record.fields[c[name]] ?? '';
+    const customer = cell('customer_id').trim();
+    if (customer === '' || customer.length > MAX_ID) {
+      problem(record.row, 'customer_id: required (at most 256 characters)', false);
+      continue;
+    }
+    const raw: Record<string, unknown> = { action: cell('action').trim(), category: cell('category').trim(), timestamp: cell('timestamp').trim(), valid_until: cell('valid_until').trim() };
+    const { input, problems } = consentEventInput(raw, { siteId: o.siteId, subject: { type: 'user', id: customer }, source: 'import', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
+    if (input === undefined) {
+      problem(record.row, problems.join('; '), false);
+      continue;
+    }
+    if (!input.valid) {
+      report.invalid++;
+      problem(record.row, `${problems.join('; ')} (stored as invalid: revokes ${input.item})`, true);
+    }
+    batch.push({ row: record.row, input });
+    if (batch.length >= chunkRows) await flush();
+  }
+  await flush();
+  if (columns === undefined) throw new ValidationError('the file is empty: expected the header action,category,valid_until,timestamp,customer_id');
+  return report;
+}

@@ -1,0 +1,85 @@
+import express from 'express';
+import { pino } from 'pino';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { errorHandler } from '../http/errors.ts';
+import { createRateLimiter, rateLimitByKey, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
+
+/** Runs requests at the given times (ms) through one bucket; true = allowed, else the Retry-After seconds. */
+function run(limit: RateLimit, times: number[]): (true | number)[] {
+  let bucket: Bucket | undefined;
+  return times.map((t) => {
+    const r = takeToken(bucket, t, limit);
+    bucket = r.bucket;
+    return r.allowed ? true : retryAfterSeconds(r.retryAfterMs);
+  });
+}
+
+describe('token bucket', () => {
+  it.each<[string, RateLimit, number[], (true | number)[]]>([
+    ['a new bucket is full: burst at once, then refused', { perSecond: 1, burst: 3 }, [0, 0, 0, 0], [true, true, true, 1]],
+    ['refills at perSecond', { perSecond: 1, burst: 3 }, [0, 0, 0, 999, 1000, 1000], [true, true, true, 1, true, 1]],
+    ['never holds more than burst', { perSecond: 10, burst: 2 }, [0, 0, 60_000, 60_000, 60_000], [true, true, true, true, 1]],
+    ['burst 1 is a plain rate', { perSecond: 2, burst: 1 }, [0, 100, 500, 600, 1000], [true, 1, true, 1, true]],
+    ['slow rates: Retry-After is the whole seconds to the next token, rounded up', { perSecond: 0.1, burst: 1 }, [0, 0, 1000, 9999, 10_000], [true, 10, 9, 1, true]],
+    ['Retry-After rounds 2.5 s up to 3', { perSecond: 0.4, burst: 1 }, [0, 0], [true, 3]],
+    ['a fast rate still answers at least 1 s', { perSecond: 1000, burst: 1 }, [0, 0, 1], [true, 1, true]],
+    ['fractional refills accumulate', { perSecond: 3, burst: 1 }, [0, 333, 334, 667, 668], [true, 1, true, 1, true]],
+    ['a clock going backwards refills nothing', { perSecond: 1, burst: 1 }, [5000, 1000, 5999, 6000], [true, 1, 1, true]],
+  ])('%s', (_name, limit, times, expected) => {
+    expect(run(limit, times)).toEqual(expected);
+  });
+
+  it('is pure: the input bucket is not changed', () => {
+    const bucket = { tokens: 1, at: 0 };
+    takeToken(bucket, 10, { perSecond: 1, burst: 1 });
+    expect(bucket).toEqual({ tokens: 1, at: 0 });
+  });
+
+  it('retryAfterSeconds rounds up, minimum 1', () => {
+    expect([0, 1, 999, 1000, 1001, 2500].map(retryAfterSeconds)).toEqual([1, 1, 1, 1, 2, 3]);
+  });
+});
+
+describe('rate limiter', () => {
+  it('keeps one bucket per key', () => {
+    let t = 0;
+    const limiter = createRateLimiter({ perSecond: 1, burst: 2, now: () => t });
+    expect([limiter.take('a'), limiter.take('a'), limiter.take('a')]).toEqual([undefined, undefined, { retryAfterSeconds: 1 }]);
+    expect(limiter.take('b')).toBeUndefined();
+    t = 1000;
+    expect(limiter.take('a')).toBeUndefined();
+    expect(limiter.take('a')).toEqual({ retryAfterSeconds: 1 });
+  });
+
+  it('rejects a nonsensical limit', () => {
+    expect(() => createRateLimiter({ perSecond: 0, burst: 1 })).toThrow(RangeError);
+    expect(() => createRateLimiter({ perSecond: 1, burst: 0 })).toThrow(RangeError);
+  });
+
+  it('middleware: 429 with Retry-After and a JSON body per key; requests without a key id pass', async () => {
+    let t = 0;
+    const limiter = createRateLimiter({ perSecond: 0.5, burst: 1, now: () => t });
+    const app = express();
+    app.use((req, res, next) => {
+      const id = req.headers['x-key-id'];
+      if (typeof id === 'string') res.locals.apiKeyId = id;
+      next();
+    });
+    app.use(rateLimitByKey(limiter));
+    app.get('/', (_req, res) => {
+      res.json({ ok: true });
+    });
+    app.use(errorHandler(pino({ level: 'silent' })));
+
+    expect((await request(app).get('/').set('x-key-id', 'k1')).status).toBe(200);
+    const limited = await request(app).get('/').set('x-key-id', 'k1');
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBe('2');
+    expect(limited.body).toEqual({ error: { code: 'TW_ERR_RATE_LIMITED', message: expect.any(String), details: { retryAfterSeconds: 2 } } });
+    expect((await request(app).get('/').set('x-key-id', 'k2')).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await request(app).get('/')).status).toBe(200);
+    t = 2000;
+    expect((await request(app).get('/').set('x-key-id', 'k1')).status).toBe(200);
+  });
+});
