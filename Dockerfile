@@ -10,6 +10,8 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-slim
 ENV NODE_ENV=production
+# The default config keeps the consent store here (its store.url reads TAGWARDEN_STORE_URL).
+ENV TAGWARDEN_STORE_URL=sqlite:/data/tagwarden.db
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
