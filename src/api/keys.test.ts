@@ -7,7 +7,7 @@ import { createApiKey, findApiKey, hashApiKey, hasScope, LAST_USED_INTERVAL_MS, 
 
 // Spy on the constant-time comparison keys.ts imports.
 vi.mock('node:crypto', async (importOriginal) => {
-  const orig = await importOriginal<typeof import('node:crypto')>();
+  const orig = await importOriginal<typeof crypto>();
   return { ...orig, timingSafeEqual: vi.fn(orig.timingSafeEqual) };
 });
 

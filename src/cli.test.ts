@@ -1,0 +1,200 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import express from 'express';
+import { pino } from 'pino';
+import request from 'supertest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { forEachEngine } from '../test/engines.ts';
+import { createKeyCache, requireScope } from './api/auth.ts';
+import { findApiKey, hashApiKey, listApiKeys } from './api/keys.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli } from './cli.ts';
+import { errorHandler } from './http/errors.ts';
+import type { Db } from './store/db.ts';
+import { openDb } from './store/open.ts';
+
+const KEY = /tw_[A-Za-z0-9_-]{43}/g;
+
+async function cli(argv: string[], env: Record<string, string> = {}) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env });
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tw-cli-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+forEachEngine('cli keys', (engine) => {
+  let db: Db;
+  let url: string;
+  beforeEach(async () => {
+    if (engine.name === 'sqlite') {
+      // The CLI opens its own connection: a file both can see, not :memory:.
+      url = `sqlite:${join(dir, 'tw.db')}`;
+      db = await openDb(url);
+    } else {
+      db = await engine.open();
+      url = engine.url();
+    }
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+
+  it('create prints the key once, with its id and scopes; the key then authenticates', async () => {
+    const r = await cli(['keys', 'create', '--scopes', 'consent:write,consent:read', '--label', 'crm', '--store', url]);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stderr).toBe('');
+    const keys = r.stdout.match(KEY);
+    expect(keys).toHaveLength(1);
+    const key = keys![0];
+    const id = /key_[0-9a-f]{12}/.exec(r.stdout)?.[0];
+    expect(r.stdout).toContain('consent:write,consent:read');
+    expect(r.stdout).toMatch(/shown only this once/);
+
+    const found = await findApiKey(db, key);
+    expect(found).toMatchObject({ id, label: 'crm', scopes: ['consent:write', 'consent:read'] });
+    const app = express();
+    app.post('/w', requireScope('consent:write', { keys: createKeyCache(db) }), (_req, res) => {
+      res.json({ id: res.locals.apiKeyId as unknown });
+    });
+    app.use(errorHandler(pino({ level: 'silent' })));
+    expect((await request(app).post('/w').set('Authorization', `Bearer ${key}`)).body).toEqual({ id });
+    expect((await request(app).post('/w')).status).toBe(401);
+  });
+
+  it('create --json for scripts', async () => {
+    const r = await cli(['keys', 'create', '--scopes=admin', '--store', url, '--json']);
+    expect(r.code).toBe(EXIT_OK);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ id: expect.stringMatching(/^key_/), key: expect.stringMatching(/^tw_/), label: '', scopes: ['admin'] });
+    expect((await findApiKey(db, out.key))?.id).toBe(out.id);
+  });
+
+  it('list shows ids, labels, scopes and dates, never the key or its hash', async () => {
+    const empty = await cli(['keys', 'list', '--store', url]);
+    expect(empty).toMatchObject({ code: EXIT_OK, stdout: expect.stringMatching(/no API keys/) });
+    const a = JSON.parse((await cli(['keys', 'create', '--scopes', 'audit:read', '--label', 'auditor', '--store', url, '--json'])).stdout);
+    const b = JSON.parse((await cli(['keys', 'create', '--scopes', 'consent:read', '--label', 'bi', '--store', url, '--json'])).stdout);
+    const r = await cli(['keys', 'list', '--store', url]);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stdout).toMatch(/^ID\s+LABEL\s+SCOPES\s+CREATED\s+LAST USED\s+REVOKED$/m);
+    expect(r.stdout).toMatch(new RegExp(`^${a.id}\\s+auditor\\s+audit:read\\s`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^${b.id}\\s+bi\\s+consent:read\\s`, 'm'));
+    const json = await cli(['keys', 'list', '--store', url, '--json']);
+    for (const text of [r.stdout, json.stdout]) {
+      expect(text).not.toMatch(KEY);
+      expect(text).not.toContain(hashApiKey(a.key));
+    }
+    expect(JSON.parse(json.stdout).map((k: { id: string }) => k.id)).toEqual([a.id, b.id]);
+  });
+
+  it('revoke: the key stops authenticating; again is harmless; an unknown id fails', async () => {
+    const { id, key } = JSON.parse((await cli(['keys', 'create', '--scopes', 'consent:read', '--store', url, '--json'])).stdout);
+    const r = await cli(['keys', 'revoke', id, '--store', url]);
+    expect(r).toMatchObject({ code: EXIT_OK, stdout: expect.stringContaining(`Revoked ${id}`) });
+    expect(await findApiKey(db, key)).toBeUndefined();
+    expect((await listApiKeys(db))[0]!.revokedAt).toEqual(expect.any(Number));
+    expect(await cli(['keys', 'revoke', id, '--store', url])).toMatchObject({ code: EXIT_OK, stdout: expect.stringContaining('already revoked') });
+    expect(await cli(['keys', 'revoke', 'key_000000000000', '--store', url])).toMatchObject({ code: EXIT_FAILED, stderr: expect.stringContaining('no API key key_000000000000') });
+  });
+
+  it('an unknown scope exits 2 with a clear message and stores nothing', async () => {
+    const r = await cli(['keys', 'create', '--scopes', 'consent:read,consent:delete', '--store', url]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/unknown scope "consent:delete"/);
+    expect(await listApiKeys(db)).toEqual([]);
+  });
+});
+
+describe('cli usage', () => {
+  it.each<[string[], RegExp]>([
+    [[], /Usage:/],
+    [['keys'], /keys needs a command/],
+    [['keys', 'rotate'], /unknown command "keys rotate"/],
+    [['users', 'list'], /unknown command "users"/],
+    [['keys', 'create'], /needs --scopes/],
+    [['keys', 'create', '--scopes', ''], /at least one scope/],
+    [['keys', 'create', '--scopes'], /--scopes needs a value/],
+    [['keys', 'create', '--scopes', 'admin', '--force'], /unknown option --force/],
+    [['keys', 'revoke'], /needs the key id/],
+    [['keys', 'list', 'extra'], /unexpected argument "extra"/],
+  ])('%j exits 2', async (argv, message) => {
+    const r = await cli([...argv, '--store', `sqlite:${join(dir, 'never.db')}`].slice(0, argv.length === 0 ? 0 : undefined));
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(join(dir, 'never.db'))).toBe(false);
+  });
+
+  it('--help prints the usage on stdout and exits 0', async () => {
+    const r = await cli(['--help']);
+    expect(r).toMatchObject({ code: EXIT_OK, stderr: '' });
+    expect(r.stdout).toMatch(/keys create --scopes/);
+  });
+});
+
+describe('cli store URL', () => {
+  const yaml = (storeUrl?: string) => `site:\n  id: shop\n${storeUrl === undefined ? '' : `store:\n  url: ${JSON.stringify(storeUrl)}\n`}`;
+
+  it('reads store.url from --config (with ${VAR} expanded)', async () => {
+    const config = join(dir, 'tw.yaml');
+    writeFileSync(config, yaml('${TW_DB}'));
+    const r = await cli(['keys', 'create', '--scopes', 'admin', '--config', config, '--json'], { TW_DB: `sqlite:${join(dir, 'from-config.db')}` });
+    expect(r.code).toBe(EXIT_OK);
+    const db = await openDb(`sqlite:${join(dir, 'from-config.db')}`);
+    try {
+      expect((await listApiKeys(db)).map((k) => k.id)).toEqual([JSON.parse(r.stdout).id]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('--store wins over the config; TAGWARDEN_CONFIG names the config', async () => {
+    const config = join(dir, 'tw.yaml');
+    writeFileSync(config, yaml(`sqlite:${join(dir, 'config.db')}`));
+    expect((await cli(['keys', 'list', '--store', `sqlite:${join(dir, 'flag.db')}`], { TAGWARDEN_CONFIG: config })).code).toBe(EXIT_OK);
+    expect(existsSync(join(dir, 'flag.db'))).toBe(true);
+    expect(existsSync(join(dir, 'config.db'))).toBe(false);
+    expect((await cli(['keys', 'list'], { TAGWARDEN_CONFIG: config })).code).toBe(EXIT_OK);
+    expect(existsSync(join(dir, 'config.db'))).toBe(true);
+  });
+
+  it('without --store or a config file: sqlite:./data/tagwarden.db', async () => {
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      expect((await cli(['keys', 'list'])).code).toBe(EXIT_OK);
+      expect(existsSync(join(dir, 'data', 'tagwarden.db'))).toBe(true);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('a named config that cannot be read fails with exit 1', async () => {
+    const r = await cli(['keys', 'list', '--config', join(dir, 'missing.yaml')]);
+    expect(r.code).toBe(EXIT_FAILED);
+    expect(r.stderr).toMatch(/cannot read configuration/);
+  });
+});
+
+describe('cli as a process', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [join(import.meta.dirname, 'cli.ts'), ...args], { encoding: 'utf8' });
+
+  it('node src/cli.ts runs runCli and exits with its code', () => {
+    const bad = run(['keys', 'create', '--scopes', 'root']);
+    expect(bad.status).toBe(EXIT_USAGE);
+    expect(bad.stderr).toMatch(/unknown scope "root"/);
+    const ok = run(['keys', 'create', '--scopes', 'consent:read', '--store', `sqlite:${join(dir, 'proc.db')}`]);
+    expect(ok.status).toBe(EXIT_OK);
+    expect(ok.stdout.match(KEY)).toHaveLength(1);
+  });
+});

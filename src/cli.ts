@@ -1,0 +1,209 @@
+// Tagwarden's operator CLI: `node src/cli.ts keys create|list|revoke`. A separate entry from
+// main.ts (which serves); `runCli` does the work so tests call it without spawning a process.
+import { existsSync } from 'node:fs';
+import { DEFAULT_KEY_CACHE_TTL_MS } from './api/auth.ts';
+import { createApiKey, listApiKeys, parseScopes, revokeApiKey, SCOPES, type ApiKeyInfo } from './api/keys.ts';
+import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
+import { ValidationError } from './errors.ts';
+import type { Db } from './store/db.ts';
+import { openDb } from './store/open.ts';
+
+export const DEFAULT_STORE_URL = 'sqlite:./data/tagwarden.db';
+const DEFAULT_CONFIG_PATH = 'config/tagwarden.yaml';
+
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  /** For `${VAR}` in the config and TAGWARDEN_CONFIG; the process environment when omitted. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Exit codes: 0 done, 1 failed (store, config, unknown key id), 2 usage (unknown command, flag or scope). */
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export const USAGE = `Usage: node src/cli.ts keys <command> [options]
+
+Commands:
+  keys create --scopes <s1,s2> [--label <text>]   create an API key; it is printed once, only its SHA-256 is stored
+  keys list                                      list keys (id, label, scopes, dates; never the key)
+  keys revoke <id>                               revoke a key (running servers drop it within ${DEFAULT_KEY_CACHE_TTL_MS / 1000} s)
+
+Options:
+  --store <url>     the store (sqlite:<path> or postgres://…); default: store.url of the config, else ${DEFAULT_STORE_URL}
+  --config <path>   the configuration file (default: TAGWARDEN_CONFIG, else ${DEFAULT_CONFIG_PATH})
+  --json            machine-readable output
+  --help            this text
+
+Scopes: ${SCOPES.join(', ')} (admin implies every scope).
+`;
+
+class UsageError extends Error {}
+
+const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config']);
+const BOOL_FLAGS = new Set(['json', 'help']);
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string>;
+  json: boolean;
+  help: boolean;
+}
+
+function parseArgs(argv: readonly string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string>();
+  let json = false;
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    if (BOOL_FLAGS.has(name) && eq < 0) {
+      if (name === 'json') json = true;
+      else help = true;
+    } else if (VALUE_FLAGS.has(name)) {
+      const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
+      if (flags.has(name)) throw new UsageError(`--${name} given twice`);
+      flags.set(name, value);
+    } else {
+      throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return { positional, flags, json, help };
+}
+
+/** `--store`, else `store.url` of the config file (when it has one), else the default SQLite file. */
+function storeUrl(argv: readonly string[], p: Parsed, env: Readonly<Record<string, string | undefined>>): string {
+  const store = p.flags.get('store');
+  if (store !== undefined) return store;
+  const explicit = p.flags.has('config') || (env.TAGWARDEN_CONFIG ?? '') !== '';
+  const path = configPathFrom(argv, env);
+  // No config anywhere is fine for the CLI: the default store. A named config must load.
+  if (!explicit && !existsSync(path)) return DEFAULT_STORE_URL;
+  const config = loadConfigFile(path, { env });
+  const url = (config as { store?: { url?: unknown } }).store?.url;
+  return typeof url === 'string' && url !== '' ? url : DEFAULT_STORE_URL;
+}
+
+function iso(ms: number | null): string {
+  return ms === null ? '-' : new Date(ms).toISOString();
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')).join('\n') + '\n';
+}
+
+function listText(keys: ApiKeyInfo[]): string {
+  if (keys.length === 0) return 'no API keys (create one with: node src/cli.ts keys create --scopes …)\n';
+  return table([
+    ['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED'],
+    ...keys.map((k) => [k.id, k.label === '' ? '-' : k.label, k.scopes.join(','), iso(k.createdAt), iso(k.lastUsedAt), iso(k.revokedAt)]),
+  ]);
+}
+
+/** Runs one CLI invocation; resolves with the exit code. Never throws. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const env = io.env ?? processEnv();
+  const out = (s: string) => io.stdout.write(s);
+  const err = (s: string) => io.stderr.write(s);
+  let db: Db | undefined;
+  try {
+    const p = parseArgs(argv);
+    if (p.help || p.positional[0] === 'help') {
+      out(USAGE);
+      return EXIT_OK;
+    }
+    if (argv.length === 0) {
+      err(USAGE);
+      return EXIT_USAGE;
+    }
+    const [group, command, ...rest] = p.positional;
+    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys)`);
+
+    // Everything is validated before the store is opened.
+    let run: (db: Db) => Promise<number>;
+    if (command === 'create') {
+      if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+      const raw = p.flags.get('scopes');
+      if (raw === undefined) throw new UsageError(`keys create needs --scopes (any of ${SCOPES.join(', ')})`);
+      const scopes = parseScopes(raw.split(',').map((s) => s.trim()).filter((s) => s !== ''));
+      const label = p.flags.get('label') ?? '';
+      run = async (db) => {
+        const created = await createApiKey(db, { label, scopes });
+        if (p.json) {
+          out(JSON.stringify({ id: created.id, key: created.key, label, scopes: created.scopes }) + '\n');
+        } else {
+          out(`Created API key ${created.id}${label === '' ? '' : ` "${label}"`} with scopes ${created.scopes.join(',')}.\n`);
+          out('Copy the key now: it is shown only this once (Tagwarden stores only its SHA-256).\n\n');
+          out(`  ${created.key}\n\n`);
+          out('Send it as X-API-Key: <key> or Authorization: Bearer <key>.\n');
+        }
+        return EXIT_OK;
+      };
+    } else if (command === 'list') {
+      if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+      if (p.flags.has('scopes') || p.flags.has('label')) throw new UsageError('keys list takes no --scopes or --label');
+      run = async (db) => {
+        const keys = await listApiKeys(db);
+        out(p.json ? JSON.stringify(keys) + '\n' : listText(keys));
+        return EXIT_OK;
+      };
+    } else if (command === 'revoke') {
+      const [id, extra] = rest;
+      if (id === undefined) throw new UsageError('keys revoke needs the key id (see keys list)');
+      if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+      if (p.flags.has('scopes') || p.flags.has('label')) throw new UsageError('keys revoke takes no --scopes or --label');
+      run = async (db) => {
+        if (await revokeApiKey(db, id)) {
+          out(`Revoked ${id}. Running servers reject it within ${DEFAULT_KEY_CACHE_TTL_MS / 1000} s (their key cache).\n`);
+          return EXIT_OK;
+        }
+        const known = (await listApiKeys(db)).find((k) => k.id === id);
+        if (known === undefined) {
+          err(`tagwarden: no API key ${id}\n`);
+          return EXIT_FAILED;
+        }
+        out(`${id} was already revoked (${iso(known.revokedAt)}).\n`);
+        return EXIT_OK;
+      };
+    } else {
+      throw new UsageError(command === undefined ? 'keys needs a command: create, list or revoke' : `unknown command "keys ${command}" (expected: create, list, revoke)`);
+    }
+
+    db = await openDb(storeUrl(argv, p, env));
+    return await run(db);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ValidationError) {
+      err(`tagwarden: ${e.message}\n\n${USAGE}`);
+      return EXIT_USAGE;
+    }
+    err(`tagwarden: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT_FAILED;
+  } finally {
+    await db?.close().catch((e: unknown) => err(`tagwarden: closing the store: ${e instanceof Error ? e.message : String(e)}\n`));
+  }
+}
+
+if (import.meta.main) {
+  runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(e);
+      process.exitCode = EXIT_FAILED;
+    },
+  );
+}
