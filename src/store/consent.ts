@@ -296,10 +296,20 @@ class Writer {
     }
   }
 
+  /**
+   * Profile of each subject this transaction has seen: an import names the same customer once per
+   * category, and asking the database each time was most of an import's cost. A merge clears it.
+   */
+  private readonly profiles = new Map<string, string>();
+
   private async ensureSubject(siteId: string, key: string): Promise<string> {
+    const id = `${siteId}\u0000${key}`;
+    const known = this.profiles.get(id);
+    if (known !== undefined) return known;
     await this.capture(siteId, key);
     await this.tx.run('INSERT INTO subjects (site_id, subject_key, profile_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO NOTHING', [siteId, key, randomUUID(), this.now]);
     const row = await this.tx.get<{ profile_id: string }>('SELECT profile_id FROM subjects WHERE site_id = ? AND subject_key = ?', [siteId, key]);
+    this.profiles.set(id, row!.profile_id);
     return row!.profile_id;
   }
 
@@ -319,6 +329,7 @@ class Writer {
     // The surviving id is the smaller: merges are deterministic whatever the order of links.
     const [keep, gone] = pa < pb ? [pa, pb] : [pb, pa];
     await this.tx.run('UPDATE subjects SET profile_id = ? WHERE site_id = ? AND profile_id = ?', [keep, siteId, gone]);
+    this.profiles.clear();
     return 'linked';
   }
 

@@ -65,7 +65,7 @@ function describeOutcome(o: InputOutcome): Record<string, unknown> {
 export function consentWriteRouter(o: WriteRouteOptions): Router {
   const router = Router();
   const now = o.now ?? Date.now;
-  const chunkRows = o.importChunkRows ?? 1000;
+  const chunkRows = o.importChunkRows ?? 5000;
 
   // Push consent for a visitor and/or a user (Tagwarden's shape, SecurePrivacy's, Seeka's identity payload).
   router.post('/api/v1/consent', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
