@@ -19,6 +19,7 @@ import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard } from './api/guard.ts';
 import type { Db } from './store/db.ts';
+import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources } from './identity/visitor.ts';
@@ -46,6 +47,8 @@ export interface AppDeps {
    * consent store: no /api/v1 routes, and resolution goes from the hit straight to the upstream.
    */
   db?: Db;
+  /** Webhook worker options (tests shorten its poll), or false not to start it. */
+  webhooks?: Partial<WebhookWorkerOptions> | false;
 }
 
 export interface TagwardenApp {
@@ -146,6 +149,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           guard: apiGuard(deps.db, config),
           upstream,
           onVisitorChanged: (visitorId) => recheck(visitorId),
+          ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
         });
   const pipeline = createPipeline({
     site: config.site,

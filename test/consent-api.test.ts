@@ -1,8 +1,12 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { createApiKey } from '../src/api/keys.ts';
 import type { Db } from '../src/store/db.ts';
 import { forEachEngine } from './engines.ts';
-import { startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { closeServer, startTagwarden, startVendor, testConfig } from './helpers.ts';
 
 /**
  * The consent API over HTTP, the same contract on SQLite and on PostgreSQL: keys and scopes,
@@ -150,5 +154,49 @@ forEachEngine('consent API', (engine) => {
     const ids = vendor.hits.flatMap((h) => (h.body as { batch: { messageId: string }[] }).batch.map((e) => e.messageId));
     expect(ids).toContain('stored-1');
     expect(ids).not.toContain('stored-2');
+  });
+});
+
+forEachEngine('consent-change webhooks through the API', (engine) => {
+  it('a push is delivered, signed, to a subscribed receiver; subscriptions need the admin scope', async () => {
+    const db = await engine.open();
+    const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(200).end();
+      });
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const tw = await startTagwarden(
+      testConfig({ site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }),
+      undefined,
+      { db, webhooks: { pollMs: 50 } },
+    );
+    try {
+      const admin = (await createApiKey(db, { label: 'admin', scopes: ['admin'] })).key;
+      const writer = (await createApiKey(db, { label: 'w', scopes: ['consent:write'] })).key;
+      const post = (path: string, key: string, body: unknown) =>
+        fetch(`${tw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body) });
+      expect((await post('/api/v1/webhooks', writer, { url: receiverUrl })).status).toBe(403);
+      const created = await post('/api/v1/webhooks', admin, { url: receiverUrl, filters: { items: ['analytics'] } });
+      expect(created.status).toBe(201);
+      const { secret } = (await created.json()) as { secret: string };
+      expect((await post('/api/v1/consent', writer, { visitorId: 'hooked', categories: { analytics: true } })).status).toBe(200);
+      const deadline = Date.now() + 5000;
+      while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(received).toHaveLength(1);
+      const hit = received[0]!;
+      expect(verifyWebhook(secret, hit.headers, hit.body)).toMatchObject({ ok: true });
+      expect(JSON.parse(hit.body)).toMatchObject({ type: 'consent.changed', siteId: 'shop', subject: { type: 'visitor', id: 'hooked' }, version: expect.any(Number), items: [expect.objectContaining({ item: 'analytics', status: 'granted' })] });
+    } finally {
+      await tw.close();
+      await closeServer(receiver);
+      await db.close();
+    }
   });
 });

@@ -6,7 +6,9 @@ import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
 import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
-import type { ChangeHook } from '../../store/types.ts';
+import { enqueueForChange } from '../../store/webhooks.ts';
+import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
+import { webhookRouter } from './webhook-routes.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
@@ -21,8 +23,8 @@ export interface ConsentApiOptions {
   guard: (scope: Scope) => RequestHandler;
   /** The upstream verify source, asked for visitors the store knows nothing about. */
   upstream: ConsentSource | undefined;
-  /** Called inside each writing transaction (webhook deliveries are enqueued there). */
-  onChange?: ChangeHook;
+  /** Options of the webhook worker (tests shorten its poll); it is not started when `false`. */
+  webhooks?: Partial<WebhookWorkerOptions> | false;
   /** A visitor's consent changed (here or on another instance): re-decide what waits for it. */
   onVisitorChanged: (visitorId: string) => void;
 }
@@ -58,8 +60,10 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     }
   };
 
+  const urlGuard = { allowPrivate: config.api.webhooks.allowPrivate, allowHosts: config.api.webhooks.allowHosts };
+  // Deliveries are written in the same transaction as the change: at least once, never lost.
   const store = createConsentStore(o.db, {
-    ...(o.onChange === undefined ? {} : { onChange: o.onChange }),
+    onChange: enqueueForChange,
     afterCommit: (changes) => {
       for (const c of changes) {
         if (c.siteId === siteId) changed(`${c.subject.type}:${c.subject.id}`);
@@ -88,6 +92,19 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents }));
   router.use(consentReadRouter({ siteId, categories, store, guard: o.guard }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
+  router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes }));
+
+  const worker =
+    o.webhooks === false
+      ? undefined
+      : createWebhookWorker({
+          db: o.db,
+          guard: urlGuard,
+          onError: (err) => o.log.warn({ err }, 'webhook worker'),
+          onAttempt: (d, outcome) => o.log.info({ delivery: d.id, subscription: d.subscriptionId, outcome }, 'webhook delivery'),
+          ...(o.webhooks ?? {}),
+        });
+  worker?.start();
 
   return {
     router,
@@ -96,6 +113,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     source,
     async close() {
       closing = true;
+      await worker?.stop();
       await feedReady;
       await feed?.close();
     },

@@ -1,0 +1,44 @@
+import { Router, type RequestHandler } from 'express';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../../errors.ts';
+import { jsonBody } from '../../http/body.ts';
+import type { Db } from '../../store/db.ts';
+import { createSubscription, deleteSubscription, listSubscriptions } from '../../store/webhooks.ts';
+import type { UrlGuardOptions } from '../url-guard.ts';
+
+const subscriptionSchema = z
+  .object({
+    url: z.string().min(1).max(2048),
+    filters: z
+      .object({
+        items: z.array(z.string().min(1).max(140)).min(1).max(200).optional(),
+        sources: z.array(z.string().min(1).max(256)).min(1).max(200).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Webhook subscriptions (admin scope): each consent change is POSTed, signed, to every matching URL. */
+export function webhookRouter(o: { siteId: string; db: Db; guard: (scope: 'admin') => RequestHandler; urlGuard: UrlGuardOptions; maxBodyBytes: number }): Router {
+  const router = Router();
+  router.post('/api/v1/webhooks', o.guard('admin'), jsonBody(o.maxBodyBytes), async (req, res) => {
+    const parsed = subscriptionSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+      throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
+    }
+    const sub = { siteId: o.siteId, url: parsed.data.url, ...(parsed.data.filters === undefined ? {} : { filters: parsed.data.filters }) };
+    const { id, secret } = await createSubscription(o.db, sub, { guard: o.urlGuard });
+    // The secret is shown once: the receiver verifies signatures with it.
+    res.status(201).json({ id, secret, url: parsed.data.url, filters: parsed.data.filters ?? {} });
+  });
+  router.get('/api/v1/webhooks', o.guard('admin'), async (_req, res) => {
+    res.json({ subscriptions: await listSubscriptions(o.db, o.siteId) });
+  });
+  router.delete('/api/v1/webhooks/:id', o.guard('admin'), async (req, res) => {
+    if (!(await deleteSubscription(o.db, o.siteId, String(req.params.id)))) throw new NotFoundError('no such webhook subscription');
+    res.status(204).end();
+  });
+  return router;
+}

@@ -1,0 +1,172 @@
+import { once } from 'node:events';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Db } from '../store/db.ts';
+import { openDb } from '../store/open.ts';
+import { createSubscription, enqueueForChange, listDeliveries } from '../store/webhooks.ts';
+import { createWebhookWorker, webhookBackoffMs, type WebhookWorker, type WebhookWorkerOptions } from './webhook-worker.ts';
+
+describe('webhookBackoffMs', () => {
+  const b = { baseMs: 1000, maxMs: 30_000 };
+  it('is a full-jitter pick under a doubling, capped ceiling', () => {
+    expect([1, 2, 3, 4, 5, 6, 20].map((a) => webhookBackoffMs(a, b, () => 0.999999))).toEqual([999, 1999, 3999, 7999, 15999, 29999, 29999]);
+    expect(webhookBackoffMs(3, b, () => 0)).toBe(0);
+    expect(webhookBackoffMs(2, b, () => 0.5)).toBe(1000);
+  });
+  it('tolerates a misbehaving random source', () => {
+    expect(webhookBackoffMs(1, b, () => NaN)).toBe(0);
+    expect(webhookBackoffMs(1, b, () => -3)).toBe(0);
+    expect(webhookBackoffMs(1, b, () => 7)).toBe(1000);
+  });
+});
+
+describe('createWebhookWorker', () => {
+  let db: Db;
+  let clock: number;
+  const cleanup: (() => Promise<void>)[] = [];
+  beforeEach(async () => {
+    db = await openDb('sqlite::memory:');
+    clock = 1_000_000;
+  });
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+    await db.close();
+  });
+
+  async function receiver(respond: (res: ServerResponse) => void): Promise<{ url: string; hits: number[] }> {
+    const hits: number[] = [];
+    const server: Server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hits.push(Date.now());
+        respond(res);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanup.push(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/h`, hits };
+  }
+
+  function worker(over: Partial<WebhookWorkerOptions> = {}): WebhookWorker {
+    const w = createWebhookWorker({ db, guard: { allowPrivate: true }, now: () => clock, random: () => 0.999, timeoutMs: 2_000, ...over });
+    cleanup.push(() => w.stop());
+    return w;
+  }
+
+  let site = 0;
+  /** A subscription on a site of its own, and one change enqueued for it. */
+  async function setup(url: string): Promise<{ id: string; secret: string }> {
+    const siteId = `s${++site}`;
+    const sub = await createSubscription(db, { siteId, url }, { guard: { allowPrivate: true } });
+    await db.transaction((tx) => enqueueForChange(tx, { siteId, subject: { type: 'user', id: 'u' }, version: 1, items: [], recordChanged: true, at: clock }));
+    return sub;
+  }
+
+  it('never throws out of runOnce: a failing database goes to onError', async () => {
+    const errors: unknown[] = [];
+    const broken = { engine: 'sqlite', transaction: () => Promise.reject(new Error('db down')) } as unknown as Db;
+    const w = createWebhookWorker({ db: broken, onError: (e) => errors.push(e) });
+    cleanup.push(() => w.stop());
+    await expect(w.runOnce()).resolves.toEqual({ claimed: 0, delivered: 0, retried: 0, failed: 0, gone: 0 });
+    expect(errors).toHaveLength(1);
+    // A throwing onError is contained too.
+    const w2 = createWebhookWorker({ db: broken, onError: () => { throw new Error('bad handler'); } });
+    cleanup.push(() => w2.stop());
+    await expect(w2.runOnce()).resolves.toMatchObject({ claimed: 0 });
+  });
+
+  it('start() polls and delivers; stop() ends the loop', async () => {
+    const r = await receiver((res) => res.writeHead(200).end());
+    await setup(r.url);
+    const w = worker({ now: Date.now, pollMs: 20 });
+    clock = Date.now();
+    w.start();
+    w.start();
+    await vi.waitFor(() => expect(r.hits).toHaveLength(1), { timeout: 5_000 });
+    await w.stop();
+    await db.transaction((tx) => enqueueForChange(tx, { siteId: `s${site}`, subject: { type: 'user', id: 'u' }, version: 2, items: [], recordChanged: true, at: Date.now() }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(r.hits).toHaveLength(1);
+  });
+
+  it('a stored URL the guard now refuses fails at once, without a request', async () => {
+    const r = await receiver((res) => res.writeHead(200).end());
+    const sub = await setup(r.url);
+    expect((await worker({ guard: {} }).runOnce()).failed).toBe(1);
+    expect(r.hits).toHaveLength(0);
+    expect((await listDeliveries(db, sub.id))[0]).toMatchObject({ status: 'failed', lastError: 'url refused: address 127.0.0.1 is loopback' });
+  });
+
+  it('a Retry-After beyond maxRetryAfterMs ends the delivery', async () => {
+    const r = await receiver((res) => res.writeHead(503, { 'retry-after': '86400' }).end());
+    const sub = await setup(r.url);
+    expect((await worker({ maxRetryAfterMs: 3_600_000 }).runOnce()).failed).toBe(1);
+    expect((await listDeliveries(db, sub.id))[0]!.lastError).toMatch(/Retry-After beyond/);
+  });
+
+  it('Retry-After is ignored on statuses other than 429 and 503', async () => {
+    const r = await receiver((res) => res.writeHead(500, { 'retry-after': '600' }).end());
+    const sub = await setup(r.url);
+    await worker({ random: () => 0 }).runOnce();
+    expect((await listDeliveries(db, sub.id))[0]).toMatchObject({ status: 'pending', nextAttemptAt: clock });
+  });
+
+  it('timeouts and refused connections are retried; secrets echoed back are masked', async () => {
+    const slow = await receiver(() => undefined);
+    const s1 = await setup(slow.url);
+    expect((await worker({ timeoutMs: 200 }).runOnce()).retried).toBe(1);
+    expect((await listDeliveries(db, s1.id))[0]!.lastError).toBe('timeout');
+
+    const closedPort = await receiver(() => undefined);
+    await cleanup.pop()!();
+    const s2 = await setup(closedPort.url);
+    await worker().runOnce();
+    expect((await listDeliveries(db, s2.id))[0]!.lastError).toBe('network_ECONNREFUSED');
+
+    let secret = '';
+    const echo = await receiver((res) => res.writeHead(400).end(`bad secret ${secret}`));
+    const s3 = await setup(echo.url);
+    secret = s3.secret;
+    await worker().runOnce();
+    const [d] = await listDeliveries(db, s3.id);
+    expect(d!.lastError).toBe('status_400: bad secret [secret]');
+  });
+
+  it('refuses a lock shorter than the timeout, and maxAttempts < 1', () => {
+    expect(() => createWebhookWorker({ db, timeoutMs: 10_000, lockMs: 5_000 })).toThrow(/lockMs/);
+    expect(() => createWebhookWorker({ db, maxAttempts: 0 })).toThrow(/maxAttempts/);
+  });
+
+  it('a delivery that cannot be signed (corrupt secret) is counted as an attempt and ends', async () => {
+    const r = await receiver((res) => res.writeHead(200).end());
+    const sub = await setup(r.url);
+    await db.run("UPDATE webhook_subscriptions SET secret = 'whsec_!!' WHERE id = ?", [sub.id]);
+    const errors: unknown[] = [];
+    const w = worker({ maxAttempts: 2, onError: (e) => errors.push(e) });
+    expect((await w.runOnce()).retried).toBe(1);
+    clock += 3_600_000;
+    expect((await w.runOnce()).failed).toBe(1);
+    expect(r.hits).toHaveLength(0);
+    expect(errors).toHaveLength(2);
+    expect((await listDeliveries(db, sub.id))[0]).toMatchObject({ status: 'failed', lastError: 'internal_error (after 2 attempts)' });
+  });
+
+  it('errors in onAttempt do not escape', async () => {
+    const r = await receiver((res) => res.writeHead(200).end());
+    await setup(r.url);
+    const errors: unknown[] = [];
+    const w = worker({
+      onAttempt: () => {
+        throw new Error('observer');
+      },
+      onError: (e) => errors.push(e),
+    });
+    await expect(w.runOnce()).resolves.toMatchObject({ claimed: 1 });
+    expect(errors).toHaveLength(1);
+  });
+});
