@@ -128,6 +128,17 @@ forEachEngine('consent API', (engine) => {
     expect((await call('POST', '/api/v1/consent/import', writer, 'a,b\n1,2\n', 'text/csv')).status).toBe(400);
   });
 
+  it("a TCF-only push (Seeka's identity payload) is recorded and audited", async () => {
+    const r = await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: 'CQtcfstring' } } });
+    expect(r.status).toBe(200);
+    expect((await call('GET', '/api/v1/subjects/user/seeka-user', reader)).body).toMatchObject({ tcfString: 'CQtcfstring' });
+    const audit = await call('GET', '/api/v1/audit?subject=user:seeka-user', auditor);
+    expect(audit.body.entries).toEqual([expect.objectContaining({ action: 'record', item: null, applied: true, message: expect.stringContaining('CQtcfstring') })]);
+    // The same push again is not a second input.
+    await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: 'CQtcfstring' } }, timestamp: audit.body.entries[0].consentAt });
+    expect((await call('GET', '/api/v1/audit?subject=user:seeka-user', auditor)).body.entries).toHaveLength(1);
+  });
+
   it('the audit trail: filtered, paginated, exported, and its chain verifies', async () => {
     expect((await call('GET', '/api/v1/audit', reader)).status).toBe(403);
     const page = await call('GET', '/api/v1/audit?subject=user:u3&limit=1', auditor);

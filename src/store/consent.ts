@@ -394,13 +394,43 @@ class Writer {
     return { auditSeq: appended.seq, ...base, applied, duplicate: false };
   }
 
-  /** A record patch: last-write-wins by consentAt (equal: the later call wins); absent fields are kept. */
+  /**
+   * A record patch: last-write-wins by consentAt (equal: the later call wins); absent fields are
+   * kept. Audited like every consent input (action `record`, the fields it sets as JSON in
+   * `message`), whether or not it wins.
+   */
   async patch(p: RecordPatch): Promise<void> {
     const key = subjectKey(p.subject);
     await this.ensureSubject(p.siteId, key);
     const rec = await this.tx.get<RecordRow>('SELECT consent_at, tcf_string, gcm, consent_type, geo_country FROM consent_records WHERE site_id = ? AND subject_key = ?', [p.siteId, key]);
     const storedAt = num(rec?.consent_at);
-    if (storedAt !== null && p.consentAt < storedAt) return;
+    const applied = storedAt === null || p.consentAt >= storedAt;
+    const fields = JSON.stringify({ tcfString: p.tcfString, gcm: p.gcm, consentType: p.consentType, geoCountry: p.geoCountry });
+    const fieldsHash = createHash('sha256').update(fields).digest('hex');
+    const row: AuditColumns = {
+      site_id: p.siteId,
+      subject_key: key,
+      action: 'record',
+      item: null,
+      consent_at: p.consentAt,
+      valid_until: null,
+      message: storableText(fields),
+      source: storableText(p.source),
+      identification: null,
+      identification_type: null,
+      imported_at: this.now,
+      api_key_id: p.apiKeyId === undefined ? null : storableText(p.apiKeyId),
+      payload_hash: p.payloadHash ?? fieldsHash,
+      valid: 1,
+      invalid_reason: null,
+      applied: applied ? 1 : 0,
+      dedup_key: createHash('sha256').update(JSON.stringify(['record', p.siteId, key, p.consentAt, fieldsHash])).digest('hex'),
+    };
+    const appended = await appendAudit(this.tx, this.head, row);
+    // The same patch again changes nothing (and is not audited twice).
+    if (appended === undefined) return;
+    this.head = appended.hash;
+    if (!applied) return;
     const pick = (v: string | null | undefined, old: string | null | undefined): string | null => (v === undefined ? (old ?? null) : v === null ? null : storableText(v));
     await this.tx.run(
       `INSERT INTO consent_records (site_id, subject_key, version, tcf_string, gcm, consent_type, source, geo_country, consent_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?)

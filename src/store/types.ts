@@ -57,6 +57,9 @@ export interface RecordPatch {
   consentType?: string | null;
   geoCountry?: string | null;
   source: string;
+  /** SHA-256 of the raw payload (audit); defaults to one of the patch itself. */
+  payloadHash?: string;
+  apiKeyId?: string;
 }
 
 export interface ItemState {

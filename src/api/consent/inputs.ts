@@ -178,7 +178,8 @@ export function pushInputs(
   const tcf = body.tcfString ?? body.consent?.privacy?.tcfConsentString;
   let patch: RecordPatch | undefined;
   if (tcf !== undefined || body.gcm !== undefined || body.consentType !== undefined || body.geoCountry !== undefined) {
-    patch = { siteId: ctx.siteId, subject: ctx.subject, consentAt, source: base.source };
+    patch = { siteId: ctx.siteId, subject: ctx.subject, consentAt, source: base.source, payloadHash: hash };
+    if (ctx.apiKeyId !== undefined) patch.apiKeyId = ctx.apiKeyId;
     if (tcf !== undefined) patch.tcfString = tcf;
     if (body.gcm !== undefined) patch.gcm = body.gcm;
     if (body.consentType !== undefined) patch.consentType = body.consentType;
