@@ -13,6 +13,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli } from './cli.ts';
 import { errorHandler } from './http/errors.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
+import { createConsentStore } from './store/consent.ts';
 
 const KEY = /tw_[A-Za-z0-9_-]{43}/g;
 
@@ -196,5 +197,21 @@ describe('cli as a process', () => {
     const ok = run(['keys', 'create', '--scopes', 'consent:read', '--store', `sqlite:${join(dir, 'proc.db')}`]);
     expect(ok.status).toBe(EXIT_OK);
     expect(ok.stdout.match(KEY)).toHaveLength(1);
+  });
+});
+
+describe('cli audit verify', () => {
+  it('reports an intact chain (exit 0) and a tampered one (exit 1)', async () => {
+    const url = `sqlite:${join(dir, 'audit.db')}`;
+    const db = await openDb(url);
+    const store = createConsentStore(db);
+    await store.apply([1, 2, 3].map((i) => ({ siteId: 's', subject: { type: 'user' as const, id: `u${i}` }, action: 'accept' as const, item: 'newsletter', consentAt: 1_700_000_000_000 + i, validUntil: null, source: 'import', valid: true, payloadHash: 'p'.repeat(64) })));
+    expect(await cli(['audit', 'verify', '--store', url])).toMatchObject({ code: EXIT_OK, stdout: 'audit chain intact: 3 rows\n' });
+    await db.run("UPDATE audit_log SET action = 'reject' WHERE subject_key = 'user:u2'");
+    const broken = await cli(['audit', 'verify', '--store', url, '--json']);
+    expect(broken.code).toBe(EXIT_FAILED);
+    expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, reason: 'hash_mismatch' });
+    expect((await cli(['audit', 'check', '--store', url])).code).toBe(EXIT_USAGE);
+    await db.close();
   });
 });

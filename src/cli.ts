@@ -7,6 +7,7 @@ import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
 import { ValidationError } from './errors.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
+import { verifyAuditChain } from './store/audit.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:./data/tagwarden.db';
 const DEFAULT_CONFIG_PATH = 'config/tagwarden.yaml';
@@ -24,11 +25,13 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 export const USAGE = `Usage: node src/cli.ts keys <command> [options]
+       node src/cli.ts audit verify [options]
 
 Commands:
   keys create --scopes <s1,s2> [--label <text>]   create an API key; it is printed once, only its SHA-256 is stored
   keys list                                      list keys (id, label, scopes, dates; never the key)
   keys revoke <id>                               revoke a key (running servers drop it within ${DEFAULT_KEY_CACHE_TTL_MS / 1000} s)
+  audit verify                                   check the audit log's hash chain (exit 1 when it is broken)
 
 Options:
   --store <url>     the store (sqlite:<path> or postgres://…); default: store.url of the config, else ${DEFAULT_STORE_URL}
@@ -130,7 +133,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return EXIT_USAGE;
     }
     const [group, command, ...rest] = p.positional;
-    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys)`);
+    if (group === 'audit') {
+      if (command !== 'verify' || rest.length > 0) throw new UsageError('audit takes one command: verify');
+      db = await openDb(storeUrl(argv, p, env));
+      const verdict = await verifyAuditChain(db);
+      if (p.json) out(`${JSON.stringify(verdict)}\n`);
+      else if (verdict.ok) out(`audit chain intact: ${verdict.rows} rows\n`);
+      else out(`audit chain BROKEN at seq ${verdict.brokenAt} (${verdict.reason}) after ${verdict.rows} rows\n`);
+      return verdict.ok ? EXIT_OK : EXIT_FAILED;
+    }
+    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit)`);
 
     // Everything is validated before the store is opened.
     let run: (db: Db) => Promise<number>;
