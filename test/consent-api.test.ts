@@ -139,6 +139,25 @@ forEachEngine('consent API', (engine) => {
     expect((await call('GET', '/api/v1/audit?subject=user:seeka-user', auditor)).body.entries).toHaveLength(1);
   });
 
+  it('every route answers 400 with the failing field', async () => {
+    const cases: [string, string, string][] = [
+      ['/api/v1/audit?limit=5000', auditor, 'limit'],
+      ['/api/v1/audit?subjct=user:u3', auditor, ''],
+      ['/api/v1/audit?from=yesterday', auditor, 'from'],
+      ['/api/v1/public/sites/shop/consent/verify', reader, 'visitor_id'],
+      ['/api/v1/subjects/user/u1/check', reader, 'category'],
+    ];
+    for (const [path, key, field] of cases) {
+      const r = await call('GET', path, key);
+      expect(r.status, path).toBe(400);
+      expect(r.body.error.code).toBe('TW_ERR_VALIDATION');
+      if (field !== '') expect(r.body.error.details.issues.map((i: { path: string }) => i.path), path).toContain(field);
+    }
+    const push = await call('POST', '/api/v1/consent', writer, { visitorId: 'v9', categories: { analytics: 'yes' } });
+    expect(push.status).toBe(400);
+    expect(push.body.error.details.issues[0].path).toBe('categories.analytics');
+  });
+
   it('the audit trail: filtered, paginated, exported, and its chain verifies', async () => {
     expect((await call('GET', '/api/v1/audit', reader)).status).toBe(403);
     const page = await call('GET', '/api/v1/audit?subject=user:u3&limit=1', auditor);

@@ -1,4 +1,5 @@
 import { Router, type Request, type RequestHandler } from 'express';
+import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 import type { Queryable } from '../../store/db.ts';
 import { iterateAudit, MAX_AUDIT_PAGE, queryAudit, verifyAuditChain, type AuditFilters, type AuditRow } from '../../store/audit.ts';
@@ -10,44 +11,56 @@ export interface AuditRouteOptions {
   guard: (scope: 'audit:read') => RequestHandler;
 }
 
-/** Audit filters from the query string: subject (visitor:<id> | user:<id>), category, source, from, to, valid. */
-function filtersOf(req: Request, siteId: string): AuditFilters {
-  const q = req.query;
-  const issues: { path: string; message: string }[] = [];
-  const f: AuditFilters = { siteId };
-  const str = (name: string, max = 300): string | undefined => {
-    const v = q[name];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || v === '' || v.length > max) {
-      issues.push({ path: name, message: `a string of 1-${max} characters` });
-      return undefined;
-    }
-    return v;
-  };
-  const subject = str('subject');
-  if (subject !== undefined) {
-    if (!/^(visitor|user):./.test(subject)) issues.push({ path: 'subject', message: 'visitor:<id> or user:<id>' });
-    else f.subjectKey = subject;
-  }
-  const category = str('category', 140);
-  if (category !== undefined) f.item = category;
-  const reference = str('reference', 520);
-  if (reference !== undefined) f.item = `ref:${reference}`;
-  const source = str('source');
-  if (source !== undefined) f.source = source;
-  for (const name of ['from', 'to'] as const) {
-    const v = str(name, 64);
-    if (v === undefined) continue;
+const queryText = (max: number) => z.string().min(1).max(max).optional();
+const queryTime = z
+  .string()
+  .max(64)
+  .transform((v, ctx) => {
     const t = parseTime(v);
-    if (t === undefined) issues.push({ path: name, message: 'unix seconds, milliseconds or ISO 8601' });
-    else f[name] = t;
+    if (t === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'unix seconds, milliseconds or ISO 8601' });
+      return z.NEVER;
+    }
+    return t;
+  })
+  .optional();
+
+/** The audit filters of the query string. Unknown parameters are refused: a typo must not widen an export. */
+const auditQuerySchema = z
+  .object({
+    subject: z.string().max(300).regex(/^(visitor|user):./, 'visitor:<id> or user:<id>').optional(),
+    category: queryText(140),
+    reference: queryText(520),
+    source: queryText(300),
+    from: queryTime,
+    to: queryTime,
+    valid: z.enum(['true', 'false']).optional(),
+    limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).optional(),
+    cursor: queryText(512),
+    format: z.enum(['ndjson', 'csv']).optional(),
+  })
+  .strict();
+
+type AuditQuery = z.output<typeof auditQuerySchema>;
+
+function parseQuery(req: Request): AuditQuery {
+  const parsed = auditQuerySchema.safeParse(req.query);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+    throw new ValidationError(issues.map((i) => `${i.path || 'query'}: ${i.message}`).join('; '), { details: { issues } });
   }
-  const valid = str('valid', 5);
-  if (valid !== undefined) {
-    if (valid !== 'true' && valid !== 'false') issues.push({ path: 'valid', message: 'true or false' });
-    else f.valid = valid === 'true';
-  }
-  if (issues.length > 0) throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
+  return parsed.data;
+}
+
+function filtersOf(q: AuditQuery, siteId: string): AuditFilters {
+  const f: AuditFilters = { siteId };
+  if (q.subject !== undefined) f.subjectKey = q.subject;
+  if (q.category !== undefined) f.item = q.category;
+  if (q.reference !== undefined) f.item = `ref:${q.reference}`;
+  if (q.source !== undefined) f.source = q.source;
+  if (q.from !== undefined) f.from = q.from;
+  if (q.to !== undefined) f.to = q.to;
+  if (q.valid !== undefined) f.valid = q.valid === 'true';
   return f;
 }
 
@@ -74,20 +87,16 @@ export function auditRouter(o: AuditRouteOptions): Router {
   const router = Router();
 
   router.get('/api/v1/audit', o.guard('audit:read'), async (req, res) => {
-    const filters = filtersOf(req, o.siteId);
-    const limitRaw = req.query.limit;
-    const limit = limitRaw === undefined ? 100 : Number(limitRaw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) throw new ValidationError(`limit: 1-${MAX_AUDIT_PAGE}`, { details: { issues: [{ path: 'limit', message: `1-${MAX_AUDIT_PAGE}` }] } });
-    const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : undefined;
-    const page = await queryAudit(o.db, filters, cursor, limit);
+    const q = parseQuery(req);
+    const page = await queryAudit(o.db, filtersOf(q, o.siteId), q.cursor, q.limit ?? 100);
     res.json({ entries: page.rows.map(view), ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }) });
   });
 
   // Streamed export: NDJSON (default) or CSV, a page at a time, never the whole log in memory.
   router.get('/api/v1/audit/export', o.guard('audit:read'), async (req, res) => {
-    const filters = filtersOf(req, o.siteId);
-    const format = req.query.format ?? 'ndjson';
-    if (format !== 'ndjson' && format !== 'csv') throw new ValidationError('format: ndjson or csv', { details: { issues: [{ path: 'format', message: 'ndjson or csv' }] } });
+    const q = parseQuery(req);
+    const filters = filtersOf(q, o.siteId);
+    const format = q.format ?? 'ndjson';
     res.status(200).type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
     if (format === 'csv') res.write(`${CSV_FIELDS.join(',')}\n`);
     for await (const row of iterateAudit(o.db, filters)) {

@@ -48,46 +48,76 @@ export interface EventContext {
   now: number;
 }
 
+/** A time as Bloomreach sends it (unix seconds), milliseconds, or ISO 8601, read into milliseconds. */
+const time = (name: string) =>
+  z.union([z.number(), z.string()], { error: `${name}: unix seconds, milliseconds or ISO 8601` }).transform((v, ctx) => {
+    const t = parseTime(v);
+    if (t === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${name}: unix seconds, milliseconds or ISO 8601` });
+      return z.NEVER;
+    }
+    return t;
+  });
+
+const optionalText = (name: string, max: number) => z.string({ error: `${name}: a string of at most ${max} characters` }).min(1, `${name}: a string of at most ${max} characters`).max(max, `${name}: a string of at most ${max} characters`).nullish();
+
 /**
- * One Bloomreach-shaped consent event for a known subject. Every problem is collected; an event
- * with a category gets an input either way (valid, or invalid and revoking); one without a usable
- * category cannot revoke anything specific and is reported only.
+ * The attributes of a Bloomreach consent event (seed bloomreach-tracking-consent.txt): `action`,
+ * `category` and `timestamp` required, `valid_until` required when accepting.
+ */
+export const consentEventSchema = z
+  .object({
+    action: z.enum(['accept', 'reject'], { error: (i) => (i.input === undefined ? 'action: required' : 'action: must be accept or reject') }),
+    category: z.string({ error: (i) => (i.input === undefined ? 'category: required' : 'category: 1-128 letters, digits, _ . : -') }).regex(ITEM, 'category: 1-128 letters, digits, _ . : -'),
+    timestamp: z.unknown().refine((v) => v !== undefined, 'timestamp: required').pipe(time('timestamp')),
+    valid_until: z.unknown().transform((v, ctx): number | 'unlimited' | undefined => {
+      if (v === undefined || v === null || v === '') return undefined;
+      if (v === 'unlimited') return 'unlimited';
+      const t = parseTime(v);
+      if (t === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'valid_until: unlimited or a timestamp' });
+        return z.NEVER;
+      }
+      return t;
+    })
+      .optional(),
+    message: optionalText('message', 4096),
+    source: optionalText('source', 256),
+    identification: optionalText('identification', 256),
+    identification_type: optionalText('identification_type', 256),
+  })
+  .loose()
+  .superRefine((e, ctx) => {
+    if (e.action === 'accept' && e.valid_until === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['valid_until'], message: 'valid_until: required when action is accept (unlimited or a timestamp)' });
+    }
+  });
+
+/**
+ * One Bloomreach-shaped consent event for a known subject, validated by `consentEventSchema`. An
+ * event with a usable category gets an input either way (valid, or invalid and revoking: applied
+ * as a reject); one without a usable category cannot revoke anything specific and is reported only.
  */
 export function consentEventInput(raw: Record<string, unknown>, ctx: EventContext): { input?: ConsentInput; problems: string[] } {
-  const problems: string[] = [];
-  const action = raw.action;
-  if (action !== 'accept' && action !== 'reject') problems.push(action === undefined ? 'action: required' : 'action: must be accept or reject');
-  const category = raw.category;
-  const item = typeof category === 'string' && ITEM.test(category) ? category : undefined;
-  if (item === undefined) problems.push(category === undefined ? 'category: required' : 'category: 1-128 letters, digits, _ . : -');
-  const consentAt = parseTime(raw.timestamp);
-  if (consentAt === undefined) problems.push(raw.timestamp === undefined ? 'timestamp: required' : 'timestamp: unix seconds, milliseconds or ISO 8601');
-  let validUntil: number | null = null;
-  if (raw.valid_until === undefined || raw.valid_until === null || raw.valid_until === '') {
-    if (action === 'accept') problems.push('valid_until: required when action is accept (unlimited or a timestamp)');
-  } else if (raw.valid_until !== 'unlimited') {
-    const t = parseTime(raw.valid_until);
-    if (t === undefined) problems.push('valid_until: unlimited or a timestamp');
-    else validUntil = t;
-  }
-  for (const key of ['message', 'source', 'identification', 'identification_type'] as const) {
-    const v = raw[key];
-    if (v !== undefined && v !== null && text(v, key === 'message' ? 4096 : 256) === undefined) problems.push(`${key}: a string of at most ${key === 'message' ? 4096 : 256} characters`);
-  }
+  const parsed = consentEventSchema.safeParse(raw);
+  const problems = parsed.success ? [] : [...new Set(parsed.error.issues.map((i) => i.message))];
+  const item = typeof raw.category === 'string' && ITEM.test(raw.category) ? raw.category : undefined;
   if (item === undefined) return { problems };
+  const consentAt = parsed.success ? parsed.data.timestamp : parseTime(raw.timestamp);
+  const validUntil = parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
   const input: ConsentInput = {
     siteId: ctx.siteId,
     subject: ctx.subject,
-    action: problems.length === 0 ? (action as 'accept' | 'reject') : 'reject',
+    action: parsed.success ? parsed.data.action : 'reject',
     item,
     // An invalid event without a usable time is dated now: it must still revoke.
     consentAt: consentAt ?? ctx.now,
     validUntil,
     source: text(raw.source, 256) ?? ctx.source,
-    valid: problems.length === 0,
+    valid: parsed.success,
     payloadHash: payloadHash(raw),
   };
-  if (problems.length > 0) input.invalidReason = problems.join('; ');
+  if (!parsed.success) input.invalidReason = problems.join('; ');
   // Dated "now" above, the default dedup key would change on every resend: key it on the payload
   // instead, so re-importing the same file stays a no-op.
   if (consentAt === undefined) input.dedupKey = `${ctx.subject.type}:${ctx.subject.id}|${input.payloadHash}`;

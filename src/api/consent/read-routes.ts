@@ -1,4 +1,5 @@
 import { Router, type RequestHandler } from 'express';
+import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../../errors.ts';
 import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
 import { MAX_ID } from './inputs.ts';
@@ -20,6 +21,19 @@ export interface ReadRouteOptions {
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
 export const NO_CONSENT_FOUND = Object.freeze({ hasConsent: false, categories: null, consentedAt: null, geoCountry: null });
 
+const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
+const checkQuery = z
+  .object({ category: z.string().min(1).max(140).optional(), reference: z.string().min(1).max(520).optional() })
+  .strict()
+  .refine((q) => (q.category === undefined) !== (q.reference === undefined), { message: 'give exactly one of category or reference', path: ['category'] });
+
+function query<T>(schema: z.ZodType<T>, input: unknown): T {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+  throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
+}
+
 function subjectParam(type: unknown, id: unknown): SubjectRef {
   if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) throw new ValidationError('id: 1-256 characters', { details: { issues: [{ path: 'id', message: 'invalid' }] } });
@@ -40,10 +54,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   // CookieBoss-compatible verify, so Tagwarden can be another tag server's upstream.
   router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {
     if (req.params.siteId !== o.siteId) throw new NotFoundError(`unknown site ${String(req.params.siteId).slice(0, 64)}`);
-    const visitor = req.query.visitor_id;
-    if (typeof visitor !== 'string' || visitor.length === 0) {
-      throw new ValidationError('visitor_id: required', { details: { issues: [{ path: 'visitor_id', message: 'required' }] } });
-    }
+    const visitor = query(verifyQuery, req.query).visitor_id;
     // An id we could never have stored is "not found", as the upstream documents for invalid ids.
     const consent = visitor.length > MAX_ID ? undefined : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, now());
     if (consent === undefined || Object.keys(consent.items).length === 0) {
@@ -71,11 +82,8 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   // One category (?category=) or object reference (?reference=) for a subject.
   router.get('/api/v1/subjects/:type/:id/check', o.guard('consent:read'), async (req, res) => {
     const subject = subjectParam(req.params.type, req.params.id);
-    const { category, reference } = req.query;
-    let item: string;
-    if (typeof category === 'string' && category !== '' && reference === undefined) item = category;
-    else if (typeof reference === 'string' && reference !== '' && category === undefined) item = `ref:${reference}`;
-    else throw new ValidationError('give exactly one of category or reference', { details: { issues: [{ path: 'category', message: 'one of category or reference' }] } });
+    const { category, reference } = query(checkQuery, req.query);
+    const item = category ?? `ref:${reference ?? ''}`;
     const consent = await o.store.read(o.siteId, subject, now());
     const state = consent === undefined ? 'unknown' : effective(consent, item);
     const detail = consent?.items[item];
