@@ -22,7 +22,8 @@ import type { Db } from './store/db.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
-import { compileSources } from './identity/visitor.ts';
+import { compileSources, validId } from './identity/visitor.ts';
+import { createHitLinker } from './api/consent/hit-links.ts';
 import type { Event } from './ingest/event.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
@@ -164,6 +165,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   recheck = (visitorId) => pipeline.recheck(visitorId);
+  const linkHit = consentApi === undefined ? undefined : createHitLinker({ siteId: config.site.id, link: (s, a, b) => consentApi.store.link(s, a, b), log });
 
   const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals), (err, h) => {
     log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
@@ -203,7 +205,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         // acknowledge it after the pipeline has been drained.
         if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
         // Signals are read now, while the request is at hand; deciding happens after the answer.
-        deferred.push({ event, signals: readSignals(hit, event, identity) });
+        const signals = readSignals(hit, event, identity);
+        if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
+          linkHit(signals.visitor.id, event.userId);
+        }
+        deferred.push({ event, signals });
       },
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),

@@ -174,6 +174,25 @@ forEachEngine('consent API', (engine) => {
     expect((await call('GET', '/api/v1/audit/verify', auditor)).body).toMatchObject({ ok: true });
   });
 
+  it('a hit carrying a visitor id and a user id links them: consent pushed for the user then decides the visitor', async () => {
+    const send = (messageId: string, extra: Record<string, unknown>) =>
+      fetch(`${tw.url}/v1/track`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messageId, event: 'x', ...extra }) });
+    await send('link-1', { anonymousId: 'linked-visitor', userId: 'linked-user' });
+    await tw.app.flush(5000);
+    // The link is written after the answer; wait for it (the visitor's record then lists the user).
+    for (let i = 0; i < 100; i++) {
+      const r = await call('GET', '/api/v1/subjects/visitor/linked-visitor', reader);
+      if (r.status === 200 && JSON.stringify(r.body.linked).includes('linked-user')) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await call('POST', '/api/v1/consent', writer, { userId: 'linked-user', categories: { analytics: true } });
+    expect((await call('GET', '/api/v1/subjects/visitor/linked-visitor/check?category=analytics', reader)).body).toMatchObject({ consented: true });
+    await send('link-2', { anonymousId: 'linked-visitor' });
+    await tw.app.flush(5000);
+    const ids = vendor.hits.flatMap((h) => (h.body as { batch: { messageId: string }[] }).batch.map((e) => e.messageId));
+    expect(ids).toContain('link-2');
+  });
+
   it('stored consent decides a hit that carries none', async () => {
     await call('POST', '/api/v1/consent', writer, { visitorId: 'hit-visitor', categories: { analytics: true } });
     const r = await fetch(`${tw.url}/v1/track`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messageId: 'stored-1', event: 'x', anonymousId: 'hit-visitor' }) });
