@@ -46,7 +46,7 @@ describe('CSV import memory', () => {
         sent += chunk.length;
       },
     });
-    const res = await fetch(`${tw.url}/api/v1/consent/import`, { method: 'POST', headers: { 'content-type': 'text/csv', 'x-api-key': key }, body, duplex: 'half' } as RequestInit);
+    const res = await fetch(`${tw.url}/api/v1/consent/import`, { method: 'POST', headers: { 'content-type': 'text/csv', 'x-api-key': key }, body, duplex: 'half' });
     const report = (await res.json()) as { rows: number; stored: number; errors: unknown[]; errorsTruncated: boolean };
     clearInterval(sampler);
     expect(res.status).toBe(200);
