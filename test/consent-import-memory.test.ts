@@ -54,4 +54,21 @@ describe('CSV import streaming', () => {
     const res = await upload;
     expect(await res.json()).toMatchObject({ rows: 6100, stored: 6100, errors: [] });
   }, 30_000);
+
+  it('a file over api.maxCsvBytes gets 413, and a JSON body over api.maxBodyBytes too', async () => {
+    const small = await openDb('sqlite::memory:');
+    const tw2 = await startTagwarden(testConfig({ site: { id: 'shop', categories: { analytics: {} } }, api: { maxCsvBytes: 2048, maxBodyBytes: 1024 } }), undefined, { db: small, webhooks: false });
+    try {
+      const k = (await createApiKey(small, { label: 'w', scopes: ['consent:write'] })).key;
+      const file = `action,category,valid_until,timestamp,customer_id\n${'accept,analytics,unlimited,1700000000,c\n'.repeat(100)}`;
+      const r = await fetch(`${tw2.url}/api/v1/consent/import`, { method: 'POST', headers: { 'content-type': 'text/csv', 'x-api-key': k }, body: file });
+      expect(r.status).toBe(413);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('TW_ERR_PAYLOAD_TOO_LARGE');
+      const big = await fetch(`${tw2.url}/api/v1/consent`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': k }, body: JSON.stringify({ visitorId: 'v', message: 'x'.repeat(2000), categories: { analytics: true } }) });
+      expect(big.status).toBe(413);
+    } finally {
+      await tw2.close();
+      await small.close();
+    }
+  });
 });
