@@ -7,6 +7,7 @@ import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
+import { truncateIp } from './destinations/mapping.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
 import { scrubPii } from './observability/pii.ts';
@@ -18,6 +19,8 @@ export interface RuntimeDestination {
   bound: BoundDestination;
   /** Log the rendered request instead of sending it. */
   dryRun: boolean;
+  /** Render with the IP truncated (IPv4 /24, IPv6 /48); absent: false. */
+  truncateIp?: boolean;
 }
 
 export interface Evaluation {
@@ -97,7 +100,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   function render(d: RuntimeDestination, event: Event, decision: Decision): Evaluation {
     if (decision.outcome !== 'forward' && decision.outcome !== 'redact') return { destinationId: d.policy.id, decision };
-    return { destinationId: d.policy.id, decision, rendered: d.bound.render(event, decision.redactions) };
+    return { destinationId: d.policy.id, decision, rendered: d.bound.render(d.truncateIp === true ? withTruncatedIp(event) : event, decision.redactions) };
   }
 
   function evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] } {
@@ -241,6 +244,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   return { evaluate, process, release, recheck, settled };
+}
+
+/** The event with `context.ip` truncated (an address that cannot be parsed is removed, never sent whole). */
+function withTruncatedIp(event: Event): Event {
+  const ip = event.context.ip;
+  if (ip === undefined) return event;
+  const context = { ...event.context };
+  const cut = truncateIp(ip);
+  if (cut === undefined) delete context.ip;
+  else context.ip = cut;
+  return { ...event, context };
 }
 
 /** The drop reason of an event its template could not render: the skip's own reason, or `render_error`. */

@@ -124,6 +124,10 @@ export const destinationSchema = z
       .optional()
       .describe('Replaces the vendor URL (origin and path; the rendered query string is kept). For tests and staging.'),
     timeoutMs: z.int().min(100).max(120_000).default(10_000).describe('Timeout of one vendor request.'),
+    truncateIp: z
+      .boolean()
+      .default(false)
+      .describe('Send this destination the visitor\'s IP truncated (IPv4 to /24, IPv6 to /48) instead of the full address.'),
     maxInFlight: z
       .int()
       .min(1)

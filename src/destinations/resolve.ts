@@ -15,6 +15,8 @@ export interface ResolvedDestination {
   policy: PolicyDestination;
   bound: BoundDestination;
   dryRun: boolean;
+  /** Send the visitor's IP truncated (IPv4 /24, IPv6 /48). */
+  truncateIp: boolean;
 }
 
 export interface Resolution {
@@ -88,6 +90,7 @@ export function resolveDestinations(config: Config, templates: TemplateCatalog):
       config: d,
       bound,
       dryRun: d.dryRun,
+      truncateIp: d.truncateIp,
       policy: {
         id: d.id,
         categories: d.consent?.categories ?? defaults?.categories ?? [],
