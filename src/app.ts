@@ -22,7 +22,8 @@ import type { Db } from './store/db.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
-import { compileSources, validId } from './identity/visitor.ts';
+import { compileSources, validId, type HitSources } from './identity/visitor.ts';
+import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import type { Event } from './ingest/event.ts';
 
@@ -173,6 +174,19 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   let accepting = true;
+
+  /** Every client's accepted hits go through here: nothing downstream knows the protocol. */
+  function acceptHit(event: Event, hit: HitSources): void {
+    // A hit whose body was still arriving when shutdown began: refuse it rather than
+    // acknowledge it after the pipeline has been drained.
+    if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
+    // Signals are read now, while the request is at hand; deciding happens after the answer.
+    const signals = readSignals(hit, event, identity);
+    if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
+      linkHit(signals.visitor.id, event.userId);
+    }
+    deferred.push({ event, signals });
+  }
   let shuttingDown: Promise<void> | undefined;
   const app = express();
   app.disable('x-powered-by');
@@ -200,20 +214,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchBytes: config.server.maxBatchBytes,
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
-      accept: (event, hit) => {
-        // A hit whose body was still arriving when shutdown began: refuse it rather than
-        // acknowledge it after the pipeline has been drained.
-        if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
-        // Signals are read now, while the request is at hand; deciding happens after the answer.
-        const signals = readSignals(hit, event, identity);
-        if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
-          linkHit(signals.visitor.id, event.userId);
-        }
-        deferred.push({ event, signals });
-      },
+      accept: acceptHit,
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
+  // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
+  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.

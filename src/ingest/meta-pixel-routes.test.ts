@@ -1,0 +1,110 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import express from 'express';
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import type { HitSources } from '../identity/visitor.ts';
+import { createMetrics } from '../observability/metrics.ts';
+import type { Event } from './event.ts';
+import { metaPixelRouter, PIXEL_GIF } from './meta-pixel-routes.ts';
+import { LIMITS } from './meta-pixel.ts';
+
+const now = new Date('2026-03-01T12:00:00.000Z');
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0';
+const GIF_HEX = '47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b';
+
+interface PixelFixture {
+  request: { method: 'GET' | 'POST'; query: string; body?: string };
+  event: Record<string, unknown>;
+}
+const dir = new URL('../../test/fixtures/meta-pixel/', import.meta.url);
+const fixtures: [string, PixelFixture][] = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => [f, JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as PixelFixture]);
+
+function setup(maxBytes = 4096) {
+  const metrics = createMetrics({ defaultMetrics: false });
+  const accepted: { event: Event; hit: HitSources }[] = [];
+  const app = express();
+  app.set('trust proxy', true);
+  app.use(metaPixelRouter({ maxBytes, metrics, accept: (event, hit) => accepted.push({ event, hit }), now: () => now }));
+  const rejected = async (): Promise<number> => {
+    const m = await metrics.eventsRejected.get();
+    return m.values.filter((v) => v.labels.client === 'meta-pixel').reduce((a, v) => a + v.value, 0);
+  };
+  return { app, accepted, metrics, rejected };
+}
+
+const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => void): void => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+};
+
+describe('metaPixelRouter', () => {
+  it('answers GET with the 43-byte transparent GIF and no-store headers', async () => {
+    const { app, accepted } = setup();
+    const res = await request(app).get('/tr?id=1&ev=PageView').buffer(true).parse(binary);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('image/gif');
+    expect(res.headers['content-length']).toBe('43');
+    expect(res.headers['cache-control']).toMatch(/no-store/);
+    expect(PIXEL_GIF.length).toBe(43);
+    expect((res.body as Buffer).toString('hex')).toBe(GIF_HEX);
+    expect(accepted).toHaveLength(1);
+  });
+
+  it('answers POST with 204, form-encoded or text/plain, and on /tr/', async () => {
+    const { app, accepted } = setup();
+    const a = await request(app).post('/tr').type('form').send('id=1&ev=Lead');
+    const b = await request(app).post('/tr/').set('content-type', 'text/plain;charset=UTF-8').send('id=1&ev=Lead&eid=e1');
+    expect([a.status, b.status]).toEqual([204, 204]);
+    expect(accepted.map((x) => x.event.event)).toEqual(['Lead', 'Lead']);
+    expect(accepted[1]?.event.messageId).toBe('e1');
+  });
+
+  it.each(fixtures)('replays %s to its golden event and hands on the hit sources', async (_name, fx) => {
+    const { app, accepted, metrics } = setup();
+    const path = fx.request.query === '' ? '/tr' : `/tr?${fx.request.query}`;
+    const req = fx.request.method === 'GET' ? request(app).get(path) : request(app).post(path).type('form').send(fx.request.body ?? '');
+    const res = await req.set('x-forwarded-for', '203.0.113.9').set('user-agent', UA);
+    expect(res.status).toBe(fx.request.method === 'GET' ? 200 : 204);
+    expect(accepted).toHaveLength(1);
+    const { event, hit } = accepted[0]!;
+    const { messageId, ...rest } = event;
+    const { messageId: expectedId, ...expected } = fx.event;
+    if (expectedId !== undefined) expect(messageId).toBe(expectedId);
+    expect(rest).toStrictEqual(expected);
+    expect(hit.query.get('id')).toBe('1234567890123456');
+    expect(hit.body).toMatchObject({ id: '1234567890123456', ev: fx.request.method === 'GET' ? expect.any(String) as unknown : 'Purchase' });
+    if (event.anonymousId !== undefined) expect((hit.body as { anonymousId?: string }).anonymousId).toBe(event.anonymousId);
+    const received = await metrics.eventsReceived.get();
+    expect(received.values).toEqual([expect.objectContaining({ labels: { client: 'meta-pixel', type: event.type }, value: 1 })]);
+  });
+
+  it('still answers invalid hits (no id, no ev, oversized query, unread body types) and counts them', async () => {
+    const { app, accepted, rejected } = setup();
+    expect((await request(app).get('/tr?ev=PageView')).status).toBe(200);
+    expect((await request(app).get('/tr')).status).toBe(200);
+    expect((await request(app).get(`/tr?id=1&ev=X&dl=${'a'.repeat(LIMITS.query)}`)).status).toBe(200);
+    expect((await request(app).post('/tr').type('form').send('id=1')).status).toBe(204);
+    expect((await request(app).post('/tr').set('content-type', 'application/json').send('{"id":"1","ev":"X"}')).status).toBe(204);
+    expect((await request(app).post('/tr').type('form').set('content-encoding', 'gzip').send('id=1&ev=X')).status).toBe(204);
+    expect(accepted).toHaveLength(0);
+    expect(await rejected()).toBe(6);
+  });
+
+  it('answers 413 JSON to a body over maxBytes, declared or streamed', async () => {
+    const { app, accepted, rejected } = setup(64);
+    const big = `id=1&ev=X&cd[x]=${'a'.repeat(100)}`;
+    const res = await request(app).post('/tr').type('form').send(big);
+    expect(res.status).toBe(413);
+    expect(res.body).toEqual({ error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: 'the body is larger than 64 bytes', details: { limit: 64 } } });
+    const chunked = request(app).post('/tr').type('form');
+    chunked.write(big.slice(0, 50));
+    chunked.write(big.slice(50));
+    expect((await chunked).status).toBe(413);
+    expect(accepted).toHaveLength(0);
+    expect(await rejected()).toBe(2);
+  });
+});

@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { validId } from '../identity/visitor.ts';
+import type { Event, EventContext } from './event.ts';
+
+/**
+ * The Meta pixel's browser hits: what fbevents.js (or a `<noscript><img>` tag) sends to `/tr` when a
+ * site points the pixel at its tagging domain, turned into the canonical {@link Event}.
+ *
+ * Parameter facts (sources):
+ * - `id` (pixel id), `ev` (standard or custom event name), `cd[k]` (custom data, e.g. `cd[value]`,
+ *   `cd[currency]`, `cd[content_ids]`), `noscript`: the image-tag form of the pixel,
+ *   https://developers.facebook.com/documentation/meta-pixel/advanced ("Install the Pixel using an
+ *   IMG Tag") and https://developers.facebook.com/documentation/meta-pixel/support/pixel-migration.
+ * - `eid`: the browser event id; with the event name it is the dedup key Meta matches against the
+ *   Conversions API `event_id` of the server event,
+ *   https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/server-event
+ *   (event_id) and .../conversions-api/deduplicate-pixel-and-server-events.
+ * - `ud[k]`: advanced-matching user data (`em`, `ph`, `fn`, `ln`, `external_id`, ...), which
+ *   fbevents.js normalises and SHA-256 hashes in the browser before sending,
+ *   https://developers.facebook.com/docs/meta-pixel/advanced/advanced-matching.
+ * - `fbp` / `fbc`: the `_fbp` browser id and `_fbc` click id cookies
+ *   (`fb.<subdomainIndex>.<creationTime>.<random|fbclid>`),
+ *   https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc.
+ * - `dl` (document location), `rl` (referrer location), `ts` (event time, ms since the epoch),
+ *   `v` (fbevents.js version), `it` (pixel init time), `coo`, `r` (release segment): fbevents.js
+ *   hit fields as observed in its requests; `it`/`coo`/`r` carry nothing the canonical event needs and
+ *   are ignored.
+ */
+
+/** Bounds on an untrusted hit. Over a bound, the hit is invalid (never truncated into a different event). */
+export const LIMITS = {
+  /** Raw query string length (characters) of a GET hit. */
+  query: 8_192,
+  params: 200,
+  key: 128,
+  value: 8_192,
+  /** Event names: Meta caps custom event names at 50 characters; a little slack. */
+  eventName: 128,
+  eventId: 256,
+  userAgent: 512,
+} as const;
+
+/** Pixel ids are numeric (15–16 digits today). */
+const PIXEL_ID = /^[0-9]{1,32}$/;
+/** A SHA-256 digest in hex: what fbevents.js sends for every `ud[...]` field. */
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
+/** Plain decimal numbers only: `1e3`, `0x10`, ` 5` or `Infinity` stay strings. */
+const DECIMAL = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
+/** `cd[...]` fields Meta defines as numbers (https://developers.facebook.com/docs/meta-pixel/reference, object properties). */
+const NUMERIC_CD = new Set(['value', 'num_items', 'predicted_ltv']);
+/** `cd[...]` fields fbevents.js sends as JSON text (arrays of ids / of `{id, quantity}`). */
+const JSON_CD = new Set(['contents', 'content_ids']);
+const BRACKETED = /^(cd|ud)\[([^\]]+)\]$/;
+const ONE_DAY_MS = 86_400_000;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export interface PixelHitFacts {
+  ip?: string;
+  userAgent?: string;
+  now: Date;
+}
+
+export type PixelParseResult = { ok: true; event: Event } | { ok: false; reason: string };
+
+/**
+ * Parses one `/tr` hit. Pure apart from the random messageId when the hit carries no `eid`; never
+ * throws. A repeated parameter is read at its first occurrence.
+ */
+export function parsePixelHit(params: URLSearchParams, facts: PixelHitFacts): PixelParseResult {
+  const first = new Map<string, string>();
+  let count = 0;
+  for (const [key, value] of params) {
+    if (++count > LIMITS.params) return { ok: false, reason: `more than ${LIMITS.params} parameters` };
+    if (key.length > LIMITS.key) return { ok: false, reason: `a parameter name is longer than ${LIMITS.key} characters` };
+    if (value.length > LIMITS.value) return { ok: false, reason: `${key}: longer than ${LIMITS.value} characters` };
+    if (!first.has(key)) first.set(key, value);
+  }
+
+  const pixelId = first.get('id');
+  if (pixelId === undefined || pixelId === '') return { ok: false, reason: 'id: required' };
+  if (!PIXEL_ID.test(pixelId)) return { ok: false, reason: 'id: not a pixel id' };
+  const ev = first.get('ev')?.trim();
+  if (ev === undefined || ev === '') return { ok: false, reason: 'ev: required' };
+  if (ev.length > LIMITS.eventName || CONTROL.test(ev)) return { ok: false, reason: 'ev: not an event name' };
+
+  const properties: Record<string, unknown> = {};
+  const userData: Record<string, string> = {};
+  for (const [key, value] of first) {
+    const m = BRACKETED.exec(key);
+    if (m === null) continue;
+    const name = m[2]!;
+    if (name === '__proto__') continue;
+    if (m[1] === 'cd') properties[name] = customValue(name, value);
+    // Already hashed in the browser: never re-hashed here. A value that is not a SHA-256 digest
+    // (a site bypassing fbevents.js, or a bug) could be plain PII: dropped, external_id included.
+    else if (SHA256_HEX.test(value)) userData[name] = value.toLowerCase();
+  }
+
+  const meta: Record<string, unknown> = { pixelId };
+  const fbp = bounded(first.get('fbp'));
+  const fbc = bounded(first.get('fbc'));
+  if (fbp !== undefined) meta.fbp = fbp;
+  if (fbc !== undefined) meta.fbc = fbc;
+
+  const context: EventContext = { meta };
+  if (facts.ip !== undefined) context.ip = facts.ip;
+  if (facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, LIMITS.userAgent);
+  const page = pageOf(first.get('dl'), first.get('rl'));
+  if (page !== undefined) context.page = page;
+  if (Object.keys(userData).length > 0) context.traits = { metaUserData: userData };
+  const version = bounded(first.get('v'));
+  if (version !== undefined) context.library = { name: 'fbevents.js', version };
+
+  const eid = first.get('eid')?.trim();
+  const event: Event = {
+    messageId: eid !== undefined && eid !== '' && eid.length <= LIMITS.eventId && !CONTROL.test(eid) ? eid : randomUUID(),
+    type: ev === 'PageView' ? 'page' : 'track',
+    timestamp: eventTime(first.get('ts'), facts.now),
+    receivedAt: facts.now.toISOString(),
+    context,
+    properties,
+    traits: {},
+    integrations: {},
+  };
+  if (event.type === 'track') event.event = ev;
+  const anonymousId = validId(fbp);
+  if (anonymousId !== undefined) event.anonymousId = anonymousId;
+  return { ok: true, event };
+}
+
+/** Numbers for Meta's numeric fields when the text is a plain decimal; JSON for the list fields when it parses; text otherwise. */
+function customValue(name: string, value: string): unknown {
+  if (NUMERIC_CD.has(name) && DECIMAL.test(value)) {
+    const n = Number(value);
+    if (Number.isFinite(n)) return n;
+  }
+  if (JSON_CD.has(name)) {
+    try {
+      const parsed = JSON.parse(value) as unknown;
+      if (parsed !== null && typeof parsed === 'object') return parsed;
+    } catch {
+      // not JSON: kept as sent
+    }
+  }
+  return value;
+}
+
+function bounded(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  return t === '' || t.length > 512 || CONTROL.test(t) ? undefined : t;
+}
+
+function pageOf(dl: string | undefined, rl: string | undefined): EventContext['page'] {
+  const page: NonNullable<EventContext['page']> = {};
+  if (dl !== undefined && dl !== '') {
+    page.url = dl;
+    const u = URL.parse(dl);
+    if (u !== null && (u.protocol === 'http:' || u.protocol === 'https:')) {
+      page.path = u.pathname;
+      if (u.search !== '') page.search = u.search;
+    }
+  }
+  if (rl !== undefined && rl !== '') page.referrer = rl;
+  return Object.keys(page).length > 0 ? page : undefined;
+}
+
+/** `ts` (ms) when it is an integer within a day of reception; the reception time otherwise (a wrong device clock). */
+function eventTime(ts: string | undefined, now: Date): string {
+  if (ts !== undefined && /^[0-9]{1,15}$/.test(ts)) {
+    const ms = Number(ts);
+    if (Math.abs(ms - now.getTime()) <= ONE_DAY_MS) return new Date(ms).toISOString();
+  }
+  return now.toISOString();
+}
