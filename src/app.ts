@@ -24,6 +24,7 @@ import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources, validId, type HitSources } from './identity/visitor.ts';
 import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
+import { ga4Router } from './ingest/ga4-routes.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import type { Event } from './ingest/event.ts';
 
@@ -218,6 +219,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
+  // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
+  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
   app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {

@@ -1,0 +1,203 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Event, EventContext, EventType } from './event.ts';
+import { LIMITS } from './segment-fast.ts';
+import { FORBIDDEN_KEYS } from '../destinations/dotted.ts';
+
+/**
+ * The GA4 client: turns the hits gtag.js sends to `/g/collect` (when a site sets
+ * `server_container_url` / `transport_url`) into canonical Events.
+ *
+ * The wire format is not officially documented; it is the browser flavour of Measurement Protocol v2
+ * as described by practitioners who read the requests:
+ * - https://googleanalytics4.co/implementation/how-google-analytics-4-collects-data-for-web/
+ *   (core parameters `v`, `tid`, `cid`, `sid`, `sct`, `seg`, `_p`, `dl`, `dr`, `dt`, `ul`, `sr`, `en`;
+ *   event parameters `ep.<name>` (string) / `epn.<name>` (number); user properties `up.` / `upn.`)
+ * - https://osipenkov.ru/ga4-measurement-protocol-cheatsheet/ (the same table, plus `_s` hit counter,
+ *   `_et` engagement time, `uid`, `gcs` / `gcd` consent mode, `dma`, `npa`)
+ * - https://blog.thyngster.com/category/ga4 (building hits by hand: `seg`, `sct`, `_s`, batching)
+ * gtag.js batches: one POST whose URL carries the parameters shared by the batch and whose body holds
+ * one hit per line, each line a query string; a line's parameters win over the URL's.
+ */
+
+export interface Ga4Facts {
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+  /** Reception time, also the event's timestamp. */
+  now: Date;
+}
+
+export interface Ga4Limits {
+  /** Hits per request; lines beyond it are counted as rejected. */
+  maxHits: number;
+  /** Parameters per hit (URL and line together). */
+  maxParams: number;
+  /** Length of a parameter name. */
+  maxKeyLength: number;
+  /** Length of a parameter value. */
+  maxValueLength: number;
+}
+
+export const DEFAULT_GA4_LIMITS: Ga4Limits = { maxHits: 25, maxParams: 200, maxKeyLength: 128, maxValueLength: LIMITS.pageText };
+
+export interface Ga4Hit {
+  event: Event;
+  /** The hit's own parameters (URL merged with its line): what consent signals are read from. */
+  params: URLSearchParams;
+}
+
+export interface Ga4ParseResult {
+  hits: Ga4Hit[];
+  /** Lines refused: malformed, over the bounds, missing `v=2` / `tid` / `en`, or beyond maxHits. */
+  rejected: number;
+}
+
+/**
+ * GA-specific parameters kept as sent under `context.ga4`, for destinations that forward to GA4 and
+ * need them back: protocol version, container, page load id, hit counter, session id / count /
+ * engagement, engagement time, first visit / session start flags, consent mode and ad-personalisation signals.
+ */
+const GA4_PASSTHROUGH = ['v', 'gtm', '_p', '_s', 'sid', 'sct', 'seg', '_et', '_fv', '_ss', '_nsi', '_ee', 'dma', 'dma_cps', 'npa', 'gcs', 'gcd', 'tfd'] as const;
+
+const EMPTY = new URLSearchParams();
+
+/**
+ * Parses the hits of one `/g/collect` request. `query` is the URL's query string (parameters shared
+ * by every hit), `body` the POST body if any (one hit per non-empty line); without a body, or with a
+ * blank one, the URL alone is the hit. Never throws: what cannot be read is counted in `rejected`.
+ */
+export function parseGa4Hits(query: URLSearchParams, body: string | undefined, facts: Ga4Facts, limits: Partial<Ga4Limits> = {}): Ga4ParseResult {
+  const lim = { ...DEFAULT_GA4_LIMITS, ...limits };
+  const lines = body === undefined ? [] : body.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const sources = lines.length === 0 ? [undefined] : lines;
+  const hits: Ga4Hit[] = [];
+  let rejected = Math.max(0, sources.length - lim.maxHits);
+  const several = sources.length > 1;
+  for (let i = 0; i < Math.min(sources.length, lim.maxHits); i++) {
+    const params = merge(query, sources[i], lim);
+    const event = params === undefined ? undefined : toEvent(params, facts, several ? i : undefined);
+    if (params === undefined || event === undefined) rejected++;
+    else hits.push({ event, params });
+  }
+  return { hits, rejected };
+}
+
+/** URL parameters, then the line's replacing them (as gtag does); undefined when over the bounds. */
+function merge(shared: URLSearchParams, line: string | undefined, lim: Ga4Limits): URLSearchParams | undefined {
+  let own: URLSearchParams;
+  try {
+    own = line === undefined ? EMPTY : new URLSearchParams(line.trim());
+  } catch {
+    return undefined;
+  }
+  const out = new URLSearchParams();
+  const seen = new Set<string>();
+  for (const [k, v] of own) {
+    if (!seen.has(k)) out.append(k, v);
+    seen.add(k);
+  }
+  for (const [k, v] of shared) if (!seen.has(k)) out.append(k, v);
+  if (out.size > lim.maxParams) return undefined;
+  for (const [k, v] of out) if (k.length > lim.maxKeyLength || v.length > lim.maxValueLength) return undefined;
+  return out;
+}
+
+function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined): Event | undefined {
+  const v = p.get('v');
+  const tid = text(p.get('tid'), LIMITS.id);
+  const en = text(p.get('en'), LIMITS.name);
+  if (v !== '2' || tid === undefined || en === undefined) return undefined;
+  const cid = text(p.get('cid'), LIMITS.id);
+  const uid = text(p.get('uid'), LIMITS.id);
+
+  const properties: Record<string, unknown> = {};
+  const traits: Record<string, unknown> = {};
+  for (const [k, value] of p) {
+    const dot = k.indexOf('.');
+    if (dot <= 0) continue;
+    const name = k.slice(dot + 1);
+    if (name === '' || FORBIDDEN_KEYS.has(name)) continue;
+    const prefix = k.slice(0, dot);
+    const target = prefix === 'ep' || prefix === 'epn' ? properties : prefix === 'up' || prefix === 'upn' ? traits : undefined;
+    if (target === undefined) continue;
+    if (prefix === 'ep' || prefix === 'up') target[name] = value;
+    else {
+      const n = Number(value);
+      // A number parameter that is not a number is dropped, not kept as text of the wrong type.
+      if (value.trim() !== '' && Number.isFinite(n)) target[name] = n;
+    }
+  }
+
+  const context: EventContext = {};
+  if (facts.ip !== undefined) context.ip = facts.ip;
+  if (facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, LIMITS.userAgent);
+  const locale = text(p.get('ul'), LIMITS.locale);
+  if (locale !== undefined) context.locale = locale;
+  const page = pageOf(p);
+  if (page !== undefined) context.page = page;
+  const screen = /^(\d{1,6})x(\d{1,6})$/.exec(p.get('sr') ?? '');
+  if (screen) context.screen = { width: Number(screen[1]), height: Number(screen[2]) };
+  const ga4: Record<string, string> = { measurementId: tid };
+  for (const key of GA4_PASSTHROUGH) {
+    const value = p.get(key);
+    if (value !== null) ga4[key] = value;
+  }
+  context.ga4 = ga4;
+
+  const type: EventType = en === 'page_view' ? 'page' : 'track';
+  const now = facts.now.toISOString();
+  const event: Event = {
+    messageId: messageId(tid, cid, p.get('_p'), p.get('_s'), en, line),
+    type,
+    timestamp: now,
+    receivedAt: now,
+    context,
+    properties: type === 'page' ? { ...pageProperties(page), ...properties } : properties,
+    traits,
+    integrations: {},
+  };
+  if (type === 'track') event.event = en;
+  else if (page?.title !== undefined) event.name = page.title;
+  if (cid !== undefined) event.anonymousId = cid;
+  if (uid !== undefined) event.userId = uid;
+  return event;
+}
+
+type Page = NonNullable<EventContext['page']>;
+
+function pageOf(p: URLSearchParams): Page | undefined {
+  const page: Page = {};
+  const dl = text(p.get('dl'), LIMITS.pageText);
+  if (dl !== undefined) {
+    page.url = dl;
+    const url = URL.canParse(dl) ? new URL(dl) : undefined;
+    if (url !== undefined) {
+      page.path = url.pathname;
+      if (url.search !== '') page.search = url.search;
+    }
+  }
+  const dr = text(p.get('dr'), LIMITS.pageText);
+  if (dr !== undefined) page.referrer = dr;
+  const dt = text(p.get('dt'), LIMITS.pageTitle);
+  if (dt !== undefined) page.title = dt;
+  return Object.keys(page).length === 0 ? undefined : page;
+}
+
+/** Segment's page event carries its page in properties too (https://segment.com/docs/connections/spec/page/#properties). */
+function pageProperties(page: Page | undefined): Record<string, unknown> {
+  return page === undefined ? {} : { ...page };
+}
+
+/**
+ * gtag.js resends a batch it could not deliver unchanged, so the same (measurement id, client id,
+ * page load id, hit counter, event name, line) is the same hit: its id is derived from them, and the
+ * duplicate is dropped downstream. The line number tells apart two identical events of one batch.
+ */
+function messageId(tid: string, cid: string | undefined, pageLoad: string | null, seq: string | null, en: string, line: number | undefined): string {
+  if (cid === undefined || pageLoad === null || pageLoad === '' || seq === null || seq === '') return randomUUID();
+  const h = createHash('sha256').update([tid, cid, pageLoad, seq, en, String(line ?? 0)].join('\u0000')).digest('hex');
+  return `ga4-${h.slice(0, 32)}`;
+}
+
+function text(v: string | null, max: number): string | undefined {
+  return v === null || v === '' || v.length > max ? undefined : v;
+}
