@@ -8,8 +8,45 @@
  */
 
 export interface EventFactory {
-  /** The JSON body of hit number `seq`. */
+  /** The route the hits go to. */
+  path: string;
+  contentType: string;
+  /** The body of hit number `seq`. */
   body(seq: number): string;
+}
+
+export type BenchClient = 'segment' | 'ga4' | 'pixel';
+export const BENCH_CLIENTS: readonly BenchClient[] = ['segment', 'ga4', 'pixel'];
+
+/**
+ * The same purchase as gtag.js posts it to /g/collect (one hit per line, `text/plain`), consent in
+ * `gcs=G111`: the visitor (cid) cycles over `visitors` values.
+ */
+export function ga4Factory(runId: string, visitors: number, eventName = 'purchase'): EventFactory {
+  const n = Math.max(1, Math.floor(visitors));
+  const dl = encodeURIComponent('https://shop.example.com/checkout/thank-you');
+  return {
+    path: '/g/collect',
+    contentType: 'text/plain;charset=UTF-8',
+    body(seq) {
+      const v = seq % n;
+      return `v=2&tid=G-BENCH&cid=${v + 1000}.${runId.length}1700000000&_p=${seq}&_s=1&sid=1700000000&en=${encodeURIComponent(eventName)}&epn.value=59.9&ep.currency=EUR&ep.transaction_id=order-${seq}&dl=${dl}&dt=Thanks&ul=en-us&gcs=G111`;
+    },
+  };
+}
+
+/** The same purchase as fbevents.js sends it to /tr (form-encoded POST), consent in `gcs=G111`. */
+export function pixelFactory(runId: string, visitors: number, eventName = 'Purchase'): EventFactory {
+  const n = Math.max(1, Math.floor(visitors));
+  const dl = encodeURIComponent('https://shop.example.com/checkout/thank-you');
+  return {
+    path: '/tr',
+    contentType: 'application/x-www-form-urlencoded',
+    body(seq) {
+      const v = seq % n;
+      return `id=1234567890&ev=${encodeURIComponent(eventName)}&eid=bench-${runId}-${seq}&dl=${dl}&fbp=fb.1.1700000000000.${v + 1000}&cd[value]=59.9&cd[currency]=EUR&gcs=G111`;
+    },
+  };
 }
 
 export interface EventFactoryOptions {
@@ -26,6 +63,8 @@ export function eventFactory(runId: string, visitors: number, eventName = 'purch
   const n = Math.max(1, Math.floor(visitors));
   const consent = options.consent === false ? '' : ',"consent":{"categoryPreferences":{"advertising":true,"analytics":true}}';
   return {
+    path: '/v1/track',
+    contentType: 'application/json',
     body(seq) {
       const v = seq % n;
       return (

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startChild, type ChildHandle } from './children.ts';
-import { eventFactory, type EventFactory } from './event.ts';
+import { eventFactory, ga4Factory, pixelFactory, type BenchClient, type EventFactory } from './event.ts';
 import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import type { SinkPathStats } from './servers/sink.ts';
@@ -48,6 +48,8 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
 };
 
 export interface IngestOptions {
+  /** Which client's hits to send: Segment track events (default), GA4 /g/collect or Meta pixel /tr. */
+  client?: BenchClient;
   durationSec: number;
   warmupSec: number;
   connections: number;
@@ -181,12 +183,12 @@ async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>
       non2xx += 1;
     }
   };
-  const headers = { 'content-type': 'application/json', 'user-agent': 'tagwarden-bench' };
+  const headers = { 'content-type': run.factory.contentType, 'user-agent': 'tagwarden-bench' };
   let result: { duration: number; errors: number; timeouts: number };
   if (run.rate !== undefined) {
     result = await pacedLoad({
       url: `http://127.0.0.1:${run.port}`,
-      path: '/v1/track',
+      path: run.factory.path,
       rate: run.rate,
       seconds: run.seconds,
       connections: run.connections,
@@ -196,7 +198,7 @@ async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>
     });
   } else {
     const instance = autocannon({
-      url: `http://127.0.0.1:${run.port}/v1/track`,
+      url: `http://127.0.0.1:${run.port}${run.factory.path}`,
       method: 'POST',
       connections: run.connections,
       duration: run.seconds,
@@ -294,7 +296,8 @@ async function runTarget(
 
 export async function runIngestBench(o: IngestOptions, log: (line: string) => void = (l) => console.error(l)): Promise<IngestReport> {
   const runId = Math.random().toString(36).slice(2, 8);
-  const factory = eventFactory(runId, o.visitors, o.eventName);
+  const client = o.client ?? 'segment';
+  const factory = client === 'ga4' ? ga4Factory(runId, o.visitors) : client === 'pixel' ? pixelFactory(runId, o.visitors) : eventFactory(runId, o.visitors, o.eventName);
   const next = { seq: 0 };
   const before = machineTicks();
   await sleep(1_000);
@@ -417,11 +420,17 @@ function sinkLines(o: IngestOptions, tw: TagwardenExtras, ok: number): string[] 
   return out;
 }
 
+const HIT_LABEL: Record<BenchClient, (bytes: number) => string> = {
+  segment: (b) => `POST /v1/track, ${b}-byte Segment track event`,
+  ga4: (b) => `POST /g/collect, ${b}-byte GA4 hit (gtag.js, text/plain, gcs=G111)`,
+  pixel: (b) => `POST /tr, ${b}-byte Meta pixel hit (form-encoded, gcs=G111)`,
+};
+
 export function formatReport(report: IngestReport): string[] {
   const o = report.options;
   const out: string[] = [];
   out.push(
-    `POST /v1/track, ${report.bodyBytes}-byte Segment track event, ${o.connections} connections, ` +
+    `${HIT_LABEL[o.client ?? 'segment'](report.bodyBytes)}, ${o.connections} connections, ` +
       `${o.warmupSec}s warm-up then ${o.durationSec}s measured per target${o.rounds > 1 ? `, ${o.rounds} rounds` : ''}, ${o.visitors} distinct visitors, ` +
       (o.rate === undefined ? 'as fast as possible (saturation)' : `fixed offered load ${o.rate} req/s`),
   );

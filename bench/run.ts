@@ -11,6 +11,7 @@
  *   --log <level>       Tagwarden's log level (default warn)
  *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
  *   --event <name>      track event name (default purchase)
+ *   --client <name>     segment (POST /v1/track, default), ga4 (POST /g/collect) or pixel (POST /tr)
  *   --profile <dir>     run Tagwarden with --cpu-prof writing into <dir>, and print the hot spots
  *
  * Exits 0 whether or not the targets hold (a benchmark measures, it does not gate); exits 1 when
@@ -22,6 +23,7 @@ import { availableParallelism, cpus, platform, release, totalmem } from 'node:os
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installExitHooks } from './children.ts';
+import { BENCH_CLIENTS, type BenchClient } from './event.ts';
 import { formatReport, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
 
 function positive(name: string, value: string, integer: boolean): number {
@@ -43,10 +45,12 @@ async function main(): Promise<void> {
       log: { type: 'string', default: 'warn' },
       destinations: { type: 'string', default: 'meta,ga4,webhook' },
       event: { type: 'string', default: 'purchase' },
+      client: { type: 'string', default: 'segment' },
       profile: { type: 'string' },
     },
     strict: true,
   });
+  if (!(BENCH_CLIENTS as readonly string[]).includes(values.client)) throw new Error(`unknown client ${values.client} (known: ${BENCH_CLIENTS.join(', ')})`);
   const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
   for (const t of targets) if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${t} (known: ${TARGET_NAMES.join(', ')})`);
   const durationSec = positive('duration', values.duration, false);
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
       `${platform()} ${release()}, Node ${process.version}`,
   );
   const report = await runIngestBench({
+    client: values.client as BenchClient,
     durationSec,
     warmupSec,
     connections: positive('connections', values.connections, true),

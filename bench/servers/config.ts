@@ -46,8 +46,9 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
       id: 'bench',
       dataControlMode: 'opt-in',
       categories: {
-        advertising: { description: 'Ads measurement' },
-        analytics: { description: 'Audience measurement' },
+        // gcm: GA4 and pixel hits (bench --client ga4|pixel) carry their consent as gcs=G111.
+        advertising: { description: 'Ads measurement', gcm: ['ad_storage'] },
+        analytics: { description: 'Audience measurement', gcm: ['analytics_storage'] },
       },
     },
     ...(options.verifyOrigin === undefined

@@ -5,7 +5,7 @@ import { exitOnSigterm, reportReady, tieToParent } from './common.ts';
 tieToParent();
 
 const server = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/v1/track') {
+  if (req.method !== 'POST' || (req.url !== '/v1/track' && req.url !== '/g/collect' && req.url !== '/tr')) {
     res.statusCode = 404;
     res.end();
     req.resume();
