@@ -26,6 +26,7 @@ import { compileSources, validId, type HitSources } from './identity/visitor.ts'
 import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
 import { ga4Router } from './ingest/ga4-routes.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
+import { withClickIds } from './identity/click-ids.ts';
 import type { Event } from './ingest/event.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
@@ -186,7 +187,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
       linkHit(signals.visitor.id, event.userId);
     }
-    deferred.push({ event, signals });
+    deferred.push({ event: withClickIds(event, now()), signals });
   }
   let shuttingDown: Promise<void> | undefined;
   const app = express();
