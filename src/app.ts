@@ -25,6 +25,8 @@ import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources, validId, type HitSources } from './identity/visitor.ts';
 import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
 import { ga4Router } from './ingest/ga4-routes.ts';
+import { hostGuard } from './proxy/host-guard.ts';
+import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import type { Event } from './ingest/event.ts';
@@ -206,6 +208,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // Never an open proxy: absolute-URL and traversal request targets get 400, unknown Host headers 421.
+  app.use(hostGuard(config.server.allowedHosts));
   app.use('/v1', cors(config.server.allowedOrigins), (_req, _res, next) => {
     // During shutdown a hit is refused, not acknowledged: the sender keeps it and retries elsewhere.
     next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
@@ -234,6 +238,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations, identity }));
   }
+  if (config.scripts.enabled) app.use(scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }));
   app.use(notFound);
   app.use(errorHandler(log));
 

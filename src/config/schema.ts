@@ -156,6 +156,11 @@ export const configSchema = z
         maxEventBytes: z.int().min(1024).max(1_048_576).default(32_768).describe('Largest body of a single-event route (/v1/track, ...; 413 beyond it).'),
         maxBatchBytes: z.int().min(1024).max(4_194_304).default(512_000).describe('Largest body of /v1/batch (413 beyond it).'),
         maxBatchEvents: z.int().min(1).max(1000).default(100).describe('Most events accepted in one /v1/batch request.'),
+        allowedHosts: z
+          .array(z.string().min(1).max(253))
+          .max(100)
+          .default([])
+          .describe('Host names this server answers for (e.g. [tags.example.com]); other Host headers get 421. Empty: any host. /healthz, /readyz and /metrics answer any host (probes use pod addresses).'),
         allowedOrigins: z
           .array(z.string().min(1).max(256))
           .max(100)
@@ -187,6 +192,22 @@ export const configSchema = z
       })
       .strict()
       .describe('The site whose hits this instance serves.'),
+    scripts: z
+      .object({
+        enabled: z.boolean().default(false).describe('Serve gtag.js (/gtag/js), gtm.js (/gtm.js), fbevents.js (/<locale>/fbevents.js) and the pixel config (/signals/config/<id>) first-party, proxied from the vendors.'),
+        origins: z
+          .object({
+            google: z.url({ protocol: /^https?$/ }).default('https://www.googletagmanager.com').describe('Where gtag.js and gtm.js come from (tests point it at a local server).'),
+            meta: z.url({ protocol: /^https?$/ }).default('https://connect.facebook.net').describe('Where fbevents.js and the pixel config come from.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Vendor origins: the only hosts the script proxy ever connects to.'),
+        timeoutMs: z.int().min(100).max(60_000).default(10_000).describe('Timeout of one upstream script request (502 beyond it).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('First-party vendor scripts: an allowlist of paths on fixed origins, never an open proxy.'),
     identity: z
       .object({
         visitorId: z
