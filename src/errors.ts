@@ -83,6 +83,19 @@ export class RateLimitedError extends TagwardenError {
   override readonly retryable = true;
 }
 
+/** A vendor's script origin failed, timed out or redirected (the script proxy). Retried: the upstream may recover. */
+export class UpstreamError extends TagwardenError {
+  override readonly code = 'TW_ERR_UPSTREAM';
+  override readonly status = 502;
+  override readonly retryable = true;
+}
+
+/** The Host header names a host this server is not configured for (`server.allowedHosts`). Not retried. */
+export class MisdirectedRequestError extends TagwardenError {
+  override readonly code = 'TW_ERR_MISDIRECTED';
+  override readonly status = 421;
+}
+
 /** The server is shutting down or not ready. Retried: another instance, or this one later, can serve. */
 export class UnavailableError extends TagwardenError {
   override readonly code = 'TW_ERR_UNAVAILABLE';
@@ -133,6 +146,8 @@ export const ERROR_CLASSES = [
   UnauthorizedError,
   ForbiddenError,
   RateLimitedError,
+  UpstreamError,
+  MisdirectedRequestError,
   UnavailableError,
   TemplateError,
   RenderError,

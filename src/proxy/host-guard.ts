@@ -13,7 +13,7 @@
  * Only the path is judged: query strings are validated key by key by the routes that read them.
  */
 import type { RequestHandler } from 'express';
-import { toErrorBody, ValidationError, type ErrorBody } from '../errors.ts';
+import { MisdirectedRequestError, toErrorBody, ValidationError, type ErrorBody } from '../errors.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 
@@ -67,7 +67,7 @@ export function normalizeHost(host: string): string {
 
 /** 421 has no class in src/errors.ts yet; same `{error: {code, message}}` shape. */
 export function misdirectedBody(message: string): ErrorBody {
-  return { error: { code: 'TW_ERR_MISDIRECTED', message } };
+  return toErrorBody(new MisdirectedRequestError(message));
 }
 
 const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {

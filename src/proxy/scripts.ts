@@ -20,7 +20,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-import { ConfigError, NotFoundError, toErrorBody, ValidationError, type ErrorBody } from '../errors.ts';
+import { ConfigError, NotFoundError, toErrorBody, UpstreamError, ValidationError, type ErrorBody } from '../errors.ts';
 import { classifyRequestTarget } from './host-guard.ts';
 
 export interface ScriptProxyOptions {
@@ -109,7 +109,7 @@ function sendJson(res: ServerResponse, status: number, body: ErrorBody): void {
 }
 
 export function upstreamErrorBody(message: string): ErrorBody {
-  return { error: { code: 'TW_ERR_UPSTREAM', message } };
+  return toErrorBody(new UpstreamError(message));
 }
 
 export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
