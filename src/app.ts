@@ -29,6 +29,7 @@ import { hostGuard } from './proxy/host-guard.ts';
 import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
+import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
@@ -178,6 +179,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   let accepting = true;
+  const cookie = config.identity.cookie;
 
   /** Every client's accepted hits go through here: nothing downstream knows the protocol. */
   function acceptHit(event: Event, hit: HitSources): void {
@@ -186,6 +188,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
     // Signals are read now, while the request is at hand; deciding happens after the answer.
     const signals = readSignals(hit, event, identity);
+    if (cookie.enabled) maybeSetVisitorCookie(cookie, hit, signals.visitor, resolver.fromRequest(event, signals, now()), config.identity.maxIdLength);
     if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
       linkHit(signals.visitor.id, event.userId);
     }

@@ -217,6 +217,17 @@ export const configSchema = z
           .default([{ body: 'anonymousId' }])
           .describe('Where to read the visitor id (the key for stored and upstream consent), first valid one wins. E.g. the CMP cookie first: [{cookie: cb_vid}, {body: anonymousId}].'),
         maxIdLength: z.int().min(8).max(256).default(128).describe('Longest visitor id accepted; a longer or oddly shaped one is ignored.'),
+        cookie: z
+          .object({
+            enabled: z.boolean().default(false).describe('Set a first-party visitor id cookie on hit answers, only when the hit\'s own consent grants `category`.'),
+            name: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/).default('_tw_vid').describe('Cookie name. Read it back with identity.visitorId: [{cookie: <name>}, …].'),
+            domain: z.string().regex(/^\.?[A-Za-z0-9.-]{1,253}$/).optional().describe('Cookie Domain (e.g. example.com to share it with the site); absent: the tagging host only.'),
+            maxAgeDays: z.int().min(1).max(400).default(390).describe('Lifetime in days (browsers cap cookie lifetimes at 400 days).'),
+            category: categoryId.default('functional').describe('The site category whose grant allows storing the cookie.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Tagwarden\'s own first-party visitor id cookie (Secure, HttpOnly, SameSite=Lax).'),
       })
       .strict()
       .prefault({})
@@ -394,6 +405,9 @@ export const configSchema = z
       if (!(c in cfg.site.categories)) {
         ctx.addIssue({ code: 'custom', path: ['upstream', 'verify', 'categories', name], message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
       }
+    }
+    if (cfg.identity.cookie.enabled && !(cfg.identity.cookie.category in cfg.site.categories)) {
+      ctx.addIssue({ code: 'custom', path: ['identity', 'cookie', 'category'], message: `unknown category "${cfg.identity.cookie.category}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
     }
     if (cfg.debug.explain && cfg.debug.adminKey === undefined) {
       ctx.addIssue({ code: 'custom', path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });

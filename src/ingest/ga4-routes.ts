@@ -37,7 +37,7 @@ export function ga4Router(opts: Ga4RouteOptions): Router {
     if (rejected > 0) opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' }, rejected);
     for (const { event, params } of hits) {
       received(['ga4', event.type]);
-      opts.accept(event, { headers: req.headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId } });
+      opts.accept(event, { headers: req.headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId }, response: res });
     }
     res.status(204).end();
   };

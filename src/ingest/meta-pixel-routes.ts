@@ -40,7 +40,7 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const rejected = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
 
-  const handle = (req: Request, params: URLSearchParams | undefined): void => {
+  const handle = (req: Request, res: Response, params: URLSearchParams | undefined): void => {
     if (params === undefined) {
       rejected([CLIENT, 'TW_ERR_VALIDATION']);
       return;
@@ -53,11 +53,11 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
     received([CLIENT, r.event.type]);
     const body: Record<string, unknown> = Object.fromEntries(params);
     if (r.event.anonymousId !== undefined) body.anonymousId = r.event.anonymousId;
-    opts.accept(r.event, { headers: req.headers, query: params, body });
+    opts.accept(r.event, { headers: req.headers, query: params, body, response: res });
   };
 
   router.get('/tr', (req, res) => {
-    handle(req, queryOf(req));
+    handle(req, res, queryOf(req));
     res.writeHead(200, GIF_HEADERS);
     res.end(PIXEL_GIF);
   });
@@ -69,7 +69,7 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
     if (!FORM_TYPES.has(ctype) || (encoding !== undefined && encoding !== 'identity')) {
       // Not a form we read (multipart, gzip, ...): counted, drained unread, answered as usual.
       req.resume();
-      handle(req, undefined);
+      handle(req, res, undefined);
       noContent(res);
       return;
     }
@@ -82,7 +82,7 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
         return;
       }
       try {
-        handle(req, err === 'failed' || query === undefined ? undefined : merge(text, query));
+        handle(req, res, err === 'failed' || query === undefined ? undefined : merge(text, query));
       } catch (e) {
         next(e);
         return;

@@ -43,7 +43,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
         throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
       }
       received(['segment', type]);
-      opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown });
+      opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown, response: res });
       sendSuccess(res);
     });
   }
@@ -75,7 +75,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
     const query = queryOf(req);
     for (const { event, item } of accepted) {
       received(['segment', event.type]);
-      opts.accept(event, { headers: req.headers, query, body: item });
+      opts.accept(event, { headers: req.headers, query, body: item, response: res });
     }
     if (rejected.length === 0) sendSuccess(res);
     else res.status(200).json({ success: true, accepted: accepted.length, rejected });
