@@ -112,17 +112,8 @@ function checkInput(input: ConsentInput, i: number): void {
 }
 
 /** What `read` returns, minus the subject it was asked for: the same for every subject of a profile. */
-interface ProfileView {
+interface ProfileView extends Omit<SubjectConsent, 'siteId' | 'subject'> {
   profileId: string;
-  linked: SubjectRef[];
-  version: number;
-  items: Record<string, ItemState>;
-  tcfString: string | null;
-  gcm: Record<string, 'granted' | 'denied'> | null;
-  consentType: string | null;
-  geoCountry: string | null;
-  consentAt: number | null;
-  updatedAt: number;
 }
 
 interface ProfileRow {

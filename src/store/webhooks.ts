@@ -19,7 +19,7 @@ import { ValidationError } from '../errors.ts';
 import { assertWebhookUrl, type UrlGuardOptions } from '../api/url-guard.ts';
 import { generateWebhookSecret } from '../api/webhook-sign.ts';
 import type { Db, Param, Queryable } from './db.ts';
-import type { ChangeHook, ConsentChange, ItemState, SubjectRef } from './types.ts';
+import type { ChangeHook, ConsentChange } from './types.ts';
 
 export interface WebhookFilters {
   /** Only changes of these items (category ids or `ref:<reference>`). Absent: every item. */
@@ -47,20 +47,11 @@ export interface Subscription {
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'gone' | 'cancelled';
 
 /** The JSON body of a `consent.changed` webhook. */
-export interface WebhookPayload {
+/** The body of a delivery: the change (see ConsentChange) with the event's id and type. */
+export interface WebhookPayload extends ConsentChange {
   /** The delivery id: the event's id, sent as `webhook-id` on every attempt. */
   id: string;
   type: 'consent.changed';
-  siteId: string;
-  subject: SubjectRef;
-  /** The subject's consent version after the change (increases with every change). */
-  version: number;
-  /** Items whose state changed, with their new state. */
-  items: ItemState[];
-  /** True when the record part (TCF string, gcm, consent type) changed. */
-  recordChanged: boolean;
-  /** When the change was written, ms since the epoch. */
-  at: number;
 }
 
 export interface ClaimedDelivery {
