@@ -68,7 +68,8 @@ export function jsonBody(limit: number): RequestHandler {
   };
 }
 
-function tooLarge(req: Request, res: Response, next: NextFunction, limit: number): void {
+/** Refuses an oversized body with 413 (the client routes reading their own bodies use it too). */
+export function tooLarge(req: Request, res: Response, next: NextFunction, limit: number): void {
   // Answer and close: draining an oversized body would let the client make us read it all anyway.
   res.setHeader('connection', 'close');
   req.resume();

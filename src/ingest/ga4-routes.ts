@@ -1,5 +1,5 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { PayloadTooLargeError } from '../errors.ts';
+import { tooLarge } from '../http/body.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
@@ -98,12 +98,6 @@ function textBody(limit: number): RequestHandler {
   };
 }
 
-function tooLarge(req: Request, res: Response, next: NextFunction, limit: number): void {
-  // Answer and close: draining an oversized body would let the client make us read it all anyway.
-  res.setHeader('connection', 'close');
-  req.resume();
-  next(new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } }));
-}
 
 function queryOf(req: Request): URLSearchParams {
   const at = req.originalUrl.indexOf('?');
