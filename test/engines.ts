@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { describe } from 'vitest';
+import { afterAll, describe } from 'vitest';
 import type { Db } from '../src/store/db.ts';
 import { openDb } from '../src/store/open.ts';
 
@@ -28,15 +28,37 @@ export function forEachEngine(title: string, suite: (engine: EngineUnderTest) =>
     return;
   }
   describe(`${title} [postgres]`, () => {
-    suite({ name: 'postgres', open: async () => openDb(await freshSchemaUrl()), url: () => lastUrl });
+    const created: string[] = [];
+    // Each file's schemas go when its suite is done (after its own afterAll hooks closed their pools).
+    afterAll(async () => {
+      if (created.length === 0) return;
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        for (const schema of created.splice(0)) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end();
+      }
+    });
+    suite({
+      name: 'postgres',
+      open: async () => {
+        const url = await freshSchemaUrl();
+        created.push(lastSchema);
+        return openDb(url);
+      },
+      url: () => lastUrl,
+    });
   });
 }
 
 let lastUrl = '';
+let lastSchema = '';
 
 /** A new schema on the test database, and a URL whose connections use it. */
 async function freshSchemaUrl(): Promise<string> {
   const schema = `tw_test_${randomBytes(6).toString('hex')}`;
+  lastSchema = schema;
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
   try {
