@@ -34,10 +34,12 @@ function query<T>(schema: z.ZodType<T>, input: unknown): T {
   throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
 }
 
+const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: z.string().min(1).max(MAX_ID) }).loose();
+
 function subjectParam(type: unknown, id: unknown): SubjectRef {
   if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID) throw new ValidationError('id: 1-256 characters', { details: { issues: [{ path: 'id', message: 'invalid' }] } });
-  return { type, id };
+  const { type: t, id: subjectId } = query(subjectParams, { type, id });
+  return { type: t, id: subjectId };
 }
 
 /** An item's effective state for a reader: granted only when granted and not expired. */
