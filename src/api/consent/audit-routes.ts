@@ -1,6 +1,6 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { ValidationError } from '../../errors.ts';
+import { parseOr400 } from './validate.ts';
 import type { Queryable } from '../../store/db.ts';
 import { iterateAudit, MAX_AUDIT_PAGE, queryAudit, verifyAuditChain, type AuditFilters, type AuditRow } from '../../store/audit.ts';
 import { parseTime } from './inputs.ts';
@@ -44,12 +44,7 @@ const auditQuerySchema = z
 type AuditQuery = z.output<typeof auditQuerySchema>;
 
 function parseQuery(req: Request): AuditQuery {
-  const parsed = auditQuerySchema.safeParse(req.query);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-    throw new ValidationError(issues.map((i) => `${i.path || 'query'}: ${i.message}`).join('; '), { details: { issues } });
-  }
-  return parsed.data;
+  return parseOr400(auditQuerySchema, req.query, 'query');
 }
 
 function filtersOf(q: AuditQuery, siteId: string): AuditFilters {

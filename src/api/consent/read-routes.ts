@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../../errors.ts';
+import { NotFoundError } from '../../errors.ts';
+import { parseOr400 } from './validate.ts';
 import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
 import { MAX_ID } from './inputs.ts';
 
@@ -27,18 +28,11 @@ const checkQuery = z
   .strict()
   .refine((q) => (q.category === undefined) !== (q.reference === undefined), { message: 'give exactly one of category or reference', path: ['category'] });
 
-function query<T>(schema: z.ZodType<T>, input: unknown): T {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-  throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
-}
-
 const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: z.string().min(1).max(MAX_ID) }).loose();
 
 function subjectParam(type: unknown, id: unknown): SubjectRef {
   if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');
-  const { type: t, id: subjectId } = query(subjectParams, { type, id });
+  const { type: t, id: subjectId } = parseOr400(subjectParams, { type, id });
   return { type: t, id: subjectId };
 }
 
@@ -56,7 +50,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   // CookieBoss-compatible verify, so Tagwarden can be another tag server's upstream.
   router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {
     if (req.params.siteId !== o.siteId) throw new NotFoundError(`unknown site ${String(req.params.siteId).slice(0, 64)}`);
-    const visitor = query(verifyQuery, req.query).visitor_id;
+    const visitor = parseOr400(verifyQuery, req.query).visitor_id;
     // An id we could never have stored is "not found", as the upstream documents for invalid ids.
     const consent = visitor.length > MAX_ID ? undefined : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, now());
     if (consent === undefined || Object.keys(consent.items).length === 0) {
@@ -84,7 +78,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   // One category (?category=) or object reference (?reference=) for a subject.
   router.get('/api/v1/subjects/:type/:id/check', o.guard('consent:read'), async (req, res) => {
     const subject = subjectParam(req.params.type, req.params.id);
-    const { category, reference } = query(checkQuery, req.query);
+    const { category, reference } = parseOr400(checkQuery, req.query);
     const item = category ?? `ref:${reference ?? ''}`;
     const consent = await o.store.read(o.siteId, subject, now());
     const state = consent === undefined ? 'unknown' : effective(consent, item);

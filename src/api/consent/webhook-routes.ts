@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../../errors.ts';
+import { NotFoundError } from '../../errors.ts';
+import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { Db } from '../../store/db.ts';
 import { createSubscription, deleteSubscription, listSubscriptions } from '../../store/webhooks.ts';
@@ -23,15 +24,11 @@ const subscriptionSchema = z
 export function webhookRouter(o: { siteId: string; db: Db; guard: (scope: 'admin') => RequestHandler; urlGuard: UrlGuardOptions; maxBodyBytes: number }): Router {
   const router = Router();
   router.post('/api/v1/webhooks', o.guard('admin'), jsonBody(o.maxBodyBytes), async (req, res) => {
-    const parsed = subscriptionSchema.safeParse(req.body);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-      throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
-    }
-    const sub = { siteId: o.siteId, url: parsed.data.url, ...(parsed.data.filters === undefined ? {} : { filters: parsed.data.filters }) };
+    const data = parseOr400(subscriptionSchema, req.body);
+    const sub = { siteId: o.siteId, url: data.url, ...(data.filters === undefined ? {} : { filters: data.filters }) };
     const { id, secret } = await createSubscription(o.db, sub, { guard: o.urlGuard });
     // The secret is shown once: the receiver verifies signatures with it.
-    res.status(201).json({ id, secret, url: parsed.data.url, filters: parsed.data.filters ?? {} });
+    res.status(201).json({ id, secret, url: data.url, filters: data.filters ?? {} });
   });
   router.get('/api/v1/webhooks', o.guard('admin'), async (_req, res) => {
     res.json({ subscriptions: await listSubscriptions(o.db, o.siteId) });

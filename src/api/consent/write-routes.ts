@@ -1,5 +1,6 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../../errors.ts';
+import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { clientIdFor } from '../../store/client-id.ts';
@@ -69,12 +70,7 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
 
   // Push consent for a visitor and/or a user (Tagwarden's shape, SecurePrivacy's, Seeka's identity payload).
   router.post('/api/v1/consent', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
-    const parsed = pushSchema.safeParse(req.body);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-      throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
-    }
-    const body = parsed.data;
+    const body = parseOr400(pushSchema, req.body);
     const subjects: SubjectRef[] = [];
     if (body.visitorId !== undefined) subjects.push({ type: 'visitor', id: body.visitorId });
     if (body.userId !== undefined) subjects.push({ type: 'user', id: body.userId });
