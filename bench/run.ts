@@ -23,14 +23,10 @@ import { availableParallelism, cpus, platform, release, totalmem } from 'node:os
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installExitHooks } from './children.ts';
+import { positive } from './args.ts';
 import { BENCH_CLIENTS, type BenchClient } from './event.ts';
 import { formatReport, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
 
-function positive(name: string, value: string, integer: boolean): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

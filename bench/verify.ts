@@ -28,6 +28,7 @@
  * the bench itself could not run. Every child process is stopped on exit, and a watchdog ends a
  * run that takes far longer than planned.
  */
+import { positive } from './args.ts';
 import { availableParallelism, cpus, platform, release, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -341,13 +342,6 @@ function formatVerifyReport(o: VerifyBenchOptions, results: readonly RunResult[]
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-function positive(name: string, value: string, integer: boolean, allowZero = false): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || (n === 0 && !allowZero) || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got ${value}`);
-  }
-  return n;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
