@@ -13,7 +13,7 @@
  * Only the path is judged: query strings are validated key by key by the routes that read them.
  */
 import type { RequestHandler } from 'express';
-import { MisdirectedRequestError, toErrorBody, ValidationError, type ErrorBody } from '../errors.ts';
+import { MisdirectedRequestError, toErrorBody, ValidationError } from '../errors.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 
@@ -65,10 +65,6 @@ export function normalizeHost(host: string): string {
   return h.endsWith('.') ? h.slice(0, -1) : h;
 }
 
-/** 421 has no class in src/errors.ts yet; same `{error: {code, message}}` shape. */
-export function misdirectedBody(message: string): ErrorBody {
-  return toErrorBody(new MisdirectedRequestError(message));
-}
 
 const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
   absolute: 'request-target must be a path (this server is not a proxy)',
@@ -88,7 +84,7 @@ export function hostGuard(allowedHosts: readonly string[]): RequestHandler {
     if (allowed.size > 0) {
       const host = req.headers.host;
       if (host === undefined || !allowed.has(normalizeHost(host))) {
-        res.status(421).set('cache-control', 'no-store').json(misdirectedBody('this server does not serve that host'));
+        res.status(421).set('cache-control', 'no-store').json(toErrorBody(new MisdirectedRequestError('this server does not serve that host')));
         return;
       }
     }

@@ -108,10 +108,6 @@ function sendJson(res: ServerResponse, status: number, body: ErrorBody): void {
   res.end(text);
 }
 
-export function upstreamErrorBody(message: string): ErrorBody {
-  return toErrorBody(new UpstreamError(message));
-}
-
 export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
   const origins = o.origins ?? DEFAULT_ORIGINS;
   const google = parseOrigin('google', origins.google);
@@ -150,7 +146,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
             } else if (res.headersSent) {
               res.destroy(); // mid-body: the browser must see a broken script, not a truncated one
             } else {
-              sendJson(res, 502, upstreamErrorBody(`${vendor} could not be reached`));
+              sendJson(res, 502, toErrorBody(new UpstreamError(`${vendor} could not be reached`)));
             }
           });
           proxyServer.on('econnreset', (_err: Error, _req: Request, res: Response) => {
@@ -166,7 +162,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
       proxyRes.resume(); // discard the body; the socket is not reused (no agent)
       o.log?.warn({ vendor, status, path: targets.get(req) }, 'script proxy upstream answered an unexpected status');
       if (status === 404) sendJson(res, 404, toErrorBody(new NotFoundError(`${vendor} has no such script`)));
-      else sendJson(res, 502, upstreamErrorBody(`${vendor} answered ${status}`));
+      else sendJson(res, 502, toErrorBody(new UpstreamError(`${vendor} answered ${status}`)));
       return;
     }
     const headers: Record<string, string | string[]> = {};
