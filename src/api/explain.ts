@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { queryString } from '../http/query.ts';
 import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
@@ -29,8 +30,7 @@ export function explainRouter(opts: {
     if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
     // The explain request's own headers and query carry the signals (Sec-GPC, cookies, gdpr_consent,
     // gcs/gcd), so an operator can replay what a browser sent.
-    const at = req.originalUrl.indexOf('?');
-    const query = new URLSearchParams(at === -1 ? '' : req.originalUrl.slice(at + 1));
+    const query = new URLSearchParams(queryString(req));
     const signals = readSignals({ headers: req.headers, query, body }, parsed.event, opts.identity);
     const { consent, evaluations } = opts.pipeline.evaluate(parsed.event, signals);
     const destinations = evaluations.map((ev, i) => {

@@ -1,4 +1,5 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { queryString } from '../http/query.ts';
 import { tooLarge } from '../http/body.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
@@ -33,7 +34,7 @@ export function ga4Router(opts: Ga4RouteOptions): Router {
       return;
     }
     const body = typeof req.body === 'string' ? req.body : undefined;
-    const { hits, rejected } = parseGa4Hits(queryOf(req), body, { ip: req.ip, userAgent: req.headers['user-agent'], now: now() }, limits);
+    const { hits, rejected } = parseGa4Hits(new URLSearchParams(queryString(req)), body, { ip: req.ip, userAgent: req.headers['user-agent'], now: now() }, limits);
     if (rejected > 0) opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' }, rejected);
     for (const { event, params } of hits) {
       received(['ga4', event.type]);
@@ -99,7 +100,4 @@ function textBody(limit: number): RequestHandler {
 }
 
 
-function queryOf(req: Request): URLSearchParams {
-  const at = req.originalUrl.indexOf('?');
-  return new URLSearchParams(at === -1 ? '' : req.originalUrl.slice(at + 1));
-}
+

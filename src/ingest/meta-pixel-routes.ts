@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
@@ -100,9 +101,7 @@ function noContent(res: Response): void {
 
 /** The hit's own query parameters; undefined when the query string is over the bound. */
 function queryOf(req: Request): URLSearchParams | undefined {
-  const at = req.originalUrl.indexOf('?');
-  if (at === -1) return new URLSearchParams();
-  const raw = req.originalUrl.slice(at + 1);
+  const raw = queryString(req);
   return raw.length > LIMITS.query ? undefined : new URLSearchParams(raw);
 }
 

@@ -1,4 +1,5 @@
 import { Router, type Request, type Response } from 'express';
+import { queryString } from '../http/query.ts';
 import { ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
@@ -89,8 +90,8 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
 const NO_QUERY = new URLSearchParams();
 
 function queryOf(req: Request): URLSearchParams {
-  const at = req.originalUrl.indexOf('?');
-  return at === -1 ? NO_QUERY : new URLSearchParams(req.originalUrl.slice(at + 1));
+  const q = queryString(req);
+  return q === '' ? NO_QUERY : new URLSearchParams(q);
 }
 
 function plainObject(v: unknown): Record<string, unknown> | undefined {
