@@ -31,7 +31,8 @@ export async function startVendor(respond: (hit: VendorHit) => { status: number;
         path: url.pathname,
         query: Object.fromEntries(url.searchParams),
         headers: req.headers,
-        body: text === '' ? undefined : (JSON.parse(text) as unknown),
+        // JSON bodies parsed; others (GA4 collect lines) kept as text.
+        body: text === '' ? undefined : String(req.headers['content-type']).startsWith('application/json') ? (JSON.parse(text) as unknown) : text,
       };
       hits.push(hit);
       const r = respond(hit);

@@ -259,6 +259,55 @@ describe('unbatched and GET templates', () => {
   });
 });
 
+describe('urlencoded-lines requests (gtag collect format)', () => {
+  const linesTemplate = template({
+    request: {
+      method: 'POST',
+      format: 'urlencoded-lines',
+      url: 'https://collect.example.com/g/collect',
+      query: { tok: { '@setting': 'token' } },
+      headers: { 'user-agent': { '@path': '$.http.ua' } },
+    },
+    batch: { maxEvents: 5, maxBytes: 10_000, lingerMs: 10 },
+    mappings: [
+      {
+        envelope: { cid: { '@path': '$.anonymousId' }, flag: true, off: false, http: { ua: { '@path': '$.context.userAgent' } }, list: [1, 2] },
+        event: { en: { '@path': '$.event' }, ep: { note: { '@path': '$.properties.note' } }, epn: { n: 2.5 }, deep: { a: { b: { c: { d: { e: 'too deep' } } } } } },
+      },
+    ],
+    redact: {
+      unknown: { remove: ['envelope.cid'], transform: { 'envelope.ip': 'truncateIp', 'envelope.bad': 'truncateIp', 'envelope.none': 'upper' }, set: { 'envelope.gcs': 'G100' } },
+    },
+  });
+
+  test('envelope scalars in the query, one line per item, nested objects flattened with dots', () => {
+    const bound = bindDestination({ id: 'g', template: linesTemplate, settings });
+    expect(bound.needsItems).toBe(true);
+    const a = bound.render(event({ event: 'page_view', context: { userAgent: 'UA/1' }, properties: { note: 'a&b\nen=forged' } }), []);
+    const b = bound.render(event({ event: 'scroll', context: { userAgent: 'UA/1' } }), []);
+    if (!a.ok || !b.ok) throw new Error('render failed');
+    expect(a.groupKey).toBe(b.groupKey);
+    const req = bound.buildRequest(a.envelope, [a.item, b.item]);
+    expect(req.url).toBe('https://collect.example.com/g/collect?cid=anon-1&flag=1&off=0&tok=tok-123');
+    expect(req.headers).toEqual({ 'user-agent': 'UA/1', 'content-type': 'text/plain;charset=UTF-8' });
+    // A line break in a value is encoded: an event cannot forge a second hit. Nesting deeper than
+    // four levels is left out.
+    expect(bodyText(req)).toBe('en=page_view&ep.note=a%26b%0Aen%3Dforged&epn.n=2.5\nen=scroll&epn.n=2.5');
+  });
+
+  test('redaction transforms change present values and remove what they cannot convert', () => {
+    const bound = bindDestination({ id: 'g', template: template({ ...linesTemplate.definition, mappings: [{ envelope: { cid: { '@path': '$.anonymousId' }, ip: { '@path': '$.context.ip' }, bad: 'not-an-ip' }, event: { en: 'x' } }] }), settings });
+    const r = bound.render(event({ context: { ip: '198.51.100.23' } }), ['unknown']);
+    if (!r.ok) throw new Error('render failed');
+    expect(r.envelope).toEqual({ ip: '198.51.100.0', gcs: 'G100' });
+  });
+
+  test('the format needs POST and no batch.into', () => {
+    expect(() => template({ request: { method: 'GET', format: 'urlencoded-lines', url: 'https://x.example/' }, batch: undefined })).toThrow(/urlencoded-lines needs method POST/);
+    expect(() => template({ request: { method: 'POST', format: 'urlencoded-lines', url: 'https://x.example/' } })).toThrow(/one item per line/);
+  });
+});
+
 describe('endpoint override', () => {
   test('replaces origin and path, keeps the rendered query string and the query parameters', () => {
     const bound = bindDestination({ id: 'd1', template: template(), settings, endpoint: 'http://127.0.0.1:9999/stub/path' });

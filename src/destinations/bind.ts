@@ -7,7 +7,7 @@ import { ConfigError, InternalError, RenderError } from '../errors.ts';
 import type { Event } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, withDotted, withoutDotted } from './dotted.ts';
 import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
-import { isPresent } from './mapping.ts';
+import { applyTransform, isPresent } from './mapping.ts';
 import type { BoundDestination, ItemsJson, RenderedEvent, VendorRequest } from './types.ts';
 
 const CLOSE_ITEMS = Buffer.from(']}');
@@ -126,6 +126,28 @@ function scalarText(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Append an object's scalar fields as query parameters (booleans as 1/0, as query-string protocols
+ * such as GA4's spell flags). With `nested`, object fields are flattened with dots
+ * (`{ep: {value: 1}}` → `ep.value=1`); without it they are left out, so an envelope can carry data
+ * for the headers (a user agent, say) that is not a parameter. Arrays are left out either way:
+ * there is no one spelling for them.
+ */
+function appendParams(params: URLSearchParams, fields: Record<string, unknown>, nested: boolean, prefix = '', depth = 0): void {
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value === 'boolean') params.append(prefix + key, value ? '1' : '0');
+    else if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) params.append(prefix + key, String(value));
+    else if (nested && depth < 4 && isPlainRecord(value)) appendParams(params, value, nested, `${prefix}${key}.`, depth + 1);
+  }
+}
+
+/** One item as a URL-encoded line (`en=page_view&ep.x=1`); a non-object item is an empty line. */
+function lineOf(item: unknown): string {
+  const params = new URLSearchParams();
+  if (isPlainRecord(item)) appendParams(params, item, true);
+  return params.toString();
+}
+
 /** Bind a template to one destination instance. Throws ConfigError when settings or endpoint are invalid. */
 export function bindDestination(options: BindOptions): BoundDestination {
   const { id, template } = options;
@@ -147,8 +169,10 @@ export function bindDestination(options: BindOptions): BoundDestination {
     .filter((v) => v !== '');
   const redactionNames = Object.freeze([...template.redactions.keys()]);
   const { request, rules, into, limits } = template;
+  const lines = request.format === 'urlencoded-lines';
   // Conservative: any path or `$` placeholder in the request mappings means they may read the body.
-  const needsItems = into === undefined || /"@(?:path|arrayPath)"|\{\{\s*\$/.test(JSON.stringify(template.definition.request));
+  // Line bodies are encoded from the items themselves.
+  const needsItems = into === undefined || lines || /"@(?:path|arrayPath)"|\{\{\s*\$/.test(JSON.stringify(template.definition.request));
 
   function fail(messageId: string, message: string, details?: unknown): RenderedEvent {
     return { ok: false, kind: 'error', error: new RenderError(`${id} (${template.id}): ${message}`, { details }), messageId };
@@ -177,6 +201,14 @@ export function bindDestination(options: BindOptions): BoundDestination {
         for (const ref of redaction.remove) {
           if (ref.target === 'envelope') envelope = withoutDotted(envelope, ref.segments);
           else item = withoutDotted(item, ref.segments);
+        }
+        for (const ref of redaction.transform) {
+          const current = readRef(envelope, item, ref);
+          if (current === undefined) continue;
+          const changed = applyTransform(ref.fn, current);
+          // A value the transform cannot convert is removed, never sent as it was.
+          if (ref.target === 'envelope') envelope = changed === undefined ? withoutDotted(envelope, ref.segments) : withDotted(envelope, ref.segments, changed);
+          else item = changed === undefined ? withoutDotted(item, ref.segments) : withDotted(item, ref.segments, changed);
         }
         for (const ref of redaction.set) {
           if (ref.target === 'envelope') envelope = withDotted(envelope, ref.segments, ref.value);
@@ -216,7 +248,10 @@ export function bindDestination(options: BindOptions): BoundDestination {
     const splice = into !== undefined && itemJson !== undefined && itemJson.count === items.length && !Object.hasOwn(envelope, into);
     if (!splice && !needsItems && itemJson !== undefined && itemJson.count === items.length) items = items.map((_, i) => JSON.parse(itemJson.item(i)) as unknown);
     let body: Record<string, unknown>;
-    if (into !== undefined) {
+    if (lines) {
+      // The request mappings see the envelope: the batch shares it, its scalars are the query.
+      body = envelope;
+    } else if (into !== undefined) {
       body = { ...envelope, [into]: splice && !needsItems ? [] : items };
     } else {
       const item = items[0];
@@ -235,6 +270,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
       target.search = url.search;
       url = target;
     }
+    if (lines) appendParams(url.searchParams, envelope, false);
     for (const [name, mapping] of request.query) {
       const value = mapping.evaluate(body, settings);
       for (const element of Array.isArray(value) ? value : [value]) {
@@ -251,6 +287,10 @@ export function bindDestination(options: BindOptions): BoundDestination {
       headers[name] = text;
     }
     if (request.method === 'GET') return { method: request.method, url: url.href, headers };
+    if (lines) {
+      headers['content-type'] ??= 'text/plain;charset=UTF-8';
+      return { method: request.method, url: url.href, headers, body: items.map(lineOf).join('\n') };
+    }
     headers['content-type'] ??= 'application/json';
     return { method: request.method, url: url.href, headers, body: splice ? splicedBody(envelope, itemJson) : JSON.stringify(body) };
   }

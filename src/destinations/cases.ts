@@ -14,7 +14,7 @@ import { EVENT_TYPES, type Event, type EventType } from '../ingest/event.ts';
 import { bindDestination } from './bind.ts';
 import type { CompiledTemplate } from './load.ts';
 import { joinPath } from './mapping.ts';
-import { bodyText } from './types.ts';
+import { bodyText, type VendorRequest } from './types.ts';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -44,7 +44,7 @@ export const ExpectedRequestSchema = z
     method: z.enum(['GET', 'POST', 'PUT']).describe('HTTP method'),
     url: z.string().describe('Full URL, query string included'),
     headers: z.record(z.string(), z.string()).optional().describe('Exact headers; omitted = not compared'),
-    body: z.json().optional().describe('The body, parsed as JSON; omitted for GET'),
+    body: z.json().optional().describe('The body: parsed when JSON, else its text (urlencoded-lines); omitted for GET'),
   })
   .strict();
 
@@ -133,13 +133,19 @@ export function runCase(template: CompiledTemplate, c: TemplateCase): CaseOutcom
         method: request.method,
         url: request.url,
         headers: request.headers,
-        ...(request.body === undefined ? {} : { body: JSON.parse(bodyText(request) ?? '') as unknown }),
+        ...(request.body === undefined ? {} : { body: caseBody(request) }),
       },
     };
   } catch (err) {
     const code = err instanceof TagwardenError ? err.code : 'TW_ERR_INTERNAL';
     return { error: code, message: (err as Error).message };
   }
+}
+
+/** A JSON body parsed, so cases compare structure; any other body (text lines) as its text. */
+function caseBody(request: VendorRequest): unknown {
+  const text = bodyText(request) ?? '';
+  return (request.headers['content-type'] ?? '').startsWith('application/json') ? (JSON.parse(text) as unknown) : text;
 }
 
 /** The outcome reduced to what the case states (headers are compared only when the case gives them). */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { isPlainRecord, parseDottedPath } from './dotted.ts';
-import { compileMapping, joinPath, type CompiledMapping, type MappingIssue } from './mapping.ts';
+import { compileMapping, joinPath, type CompiledMapping, type MappingIssue, type TransformFn } from './mapping.ts';
 import { TemplateSchema, type ConsentDefaults, type TemplateDefinition } from './template-schema.ts';
 import type { BatchLimits } from './types.ts';
 
@@ -44,11 +44,14 @@ export interface CompiledRule {
 export interface CompiledRedaction {
   name: string;
   remove: FieldRef[];
+  transform: Array<FieldRef & { fn: TransformFn }>;
   set: Array<FieldRef & { value: unknown }>;
 }
 
 export interface CompiledRequest {
   method: 'GET' | 'POST' | 'PUT';
+  /** `json` bodies, or `urlencoded-lines` (envelope in the query string, one item per body line). */
+  format: 'json' | 'urlencoded-lines';
   url: CompiledMapping;
   query: Array<[string, CompiledMapping]>;
   headers: Array<[string, CompiledMapping]>;
@@ -142,6 +145,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
 
   const request: CompiledRequest = {
     method: def.request.method,
+    format: def.request.format,
     url: compilePart(def.request.url, settings, 'request.url', issues),
     query: Object.entries(def.request.query ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.query', k), issues)]),
     headers: Object.entries(def.request.headers ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.headers', k), issues)]),
@@ -168,6 +172,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
     redactions.set(name, {
       name,
       remove: (rule.remove ?? []).map(fieldRef),
+      transform: Object.entries(rule.transform ?? {}).map(([path, fn]) => ({ ...fieldRef(path), fn })),
       set: Object.entries(rule.set ?? {}).map(([path, value]) => ({ ...fieldRef(path), value: deepFreeze(value) })),
     });
   }

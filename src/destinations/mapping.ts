@@ -15,12 +15,14 @@ import { FORBIDDEN_KEYS, isPlainRecord } from './dotted.ts';
 export const MAX_PATH_DEPTH = 32;
 /** Most elements `@arrayPath` and `@hash` process; the rest are ignored. */
 export const MAX_ARRAY_ITEMS = 1000;
+/** Most fields `@scalars` keeps (GA4 takes 25 parameters per event; this bounds a hostile object). */
+export const MAX_SCALAR_FIELDS = 100;
 /** Most fallbacks in one `@path` list. */
 export const MAX_PATH_FALLBACKS = 16;
 /** Deepest nesting of a mapping, so a hostile template cannot exhaust the stack at render. */
 export const MAX_MAPPING_DEPTH = 64;
 
-export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@literal'] as const;
+export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@scalars', '@literal'] as const;
 export type Directive = (typeof DIRECTIVES)[number];
 
 export const HASH_KINDS = [
@@ -203,6 +205,8 @@ function compileDirective(key: string, arg: unknown, ctx: Ctx, at: string): Eval
       return compileHash(arg, ctx, argAt);
     case '@transform':
       return compileTransform(arg, ctx, argAt);
+    case '@scalars':
+      return compileScalars(arg, ctx, argAt);
     case '@literal':
       return constant(structuredClone(arg));
     default:
@@ -601,6 +605,46 @@ function compileTransform(arg: unknown, ctx: Ctx, at: string): Evaluator {
   }
   const value = compileNode(arg.value, child(ctx), joinPath(at, 'value'));
   return (scope) => applyTransform(fn as TransformFn, value(scope));
+}
+
+// --- @scalars ---------------------------------------------------------------------------------
+
+/**
+ * The scalar fields of an object, of one kind: `string` keeps strings and booleans (as "true" /
+ * "false"), `number` keeps finite numbers. It is what a query-string protocol needs from a free-form
+ * object, e.g. GA4's `ep.<name>` (text) and `epn.<name>` (number) event parameters from `properties`.
+ */
+function compileScalars(arg: unknown, ctx: Ctx, at: string): Evaluator {
+  if (!checkKeys(arg, ctx, at, ['value', 'type'], ['omit', 'max'])) return ABSENT;
+  const { type, omit, max } = arg;
+  if (type !== 'string' && type !== 'number') return issue(ctx, joinPath(at, 'type'), 'expected "string" or "number"');
+  if (omit !== undefined && (!Array.isArray(omit) || !omit.every((k) => typeof k === 'string'))) {
+    return issue(ctx, joinPath(at, 'omit'), 'expected an array of field names');
+  }
+  if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_SCALAR_FIELDS)) {
+    return issue(ctx, joinPath(at, 'max'), `expected an integer from 1 to ${MAX_SCALAR_FIELDS}`);
+  }
+  const skip = new Set<string>(omit ?? []);
+  const limit = max ?? MAX_SCALAR_FIELDS;
+  const value = compileNode(arg.value, child(ctx), joinPath(at, 'value'));
+  return (scope) => {
+    const source = value(scope);
+    if (!isPlainRecord(source)) return undefined;
+    const out: Record<string, unknown> = {};
+    let n = 0;
+    for (const key of Object.keys(source)) {
+      if (n >= limit) break;
+      if (skip.has(key) || FORBIDDEN_KEYS.has(key)) continue;
+      const v = source[key];
+      let kept: unknown;
+      if (type === 'number') kept = typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+      else kept = typeof v === 'string' ? (v === '' ? undefined : v) : typeof v === 'boolean' ? String(v) : undefined;
+      if (kept === undefined) continue;
+      out[key] = kept;
+      n++;
+    }
+    return n > 0 ? out : undefined;
+  };
 }
 
 function scalarText(value: unknown): string | undefined {

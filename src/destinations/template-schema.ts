@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from './dotted.ts';
+import { TRANSFORMS, type TransformFn } from './mapping.ts';
 
 const dottedPath = z
   .string()
@@ -83,6 +84,12 @@ export const RequestSchema = z
         }
       })
       .describe('Request headers (lowercase names); absent values are left out'),
+    format: z
+      .enum(['json', 'urlencoded-lines'])
+      .default('json')
+      .describe(
+        '`json`: the body is JSON. `urlencoded-lines` (POST only): the envelope\'s scalar fields become URL query parameters and each item is one URL-encoded line of a text/plain body, nested objects flattened with dots (the batch format of gtag.js\'s /g/collect)',
+      ),
     idempotencyKey: dottedPath
       .optional()
       .describe('Field of the rendered item that identifies the event to the vendor (e.g. "event_id"); enables POST retries'),
@@ -137,13 +144,17 @@ export const MappingRuleSchema = z
 export const RedactionRuleSchema = z
   .object({
     remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
+    transform: z
+      .record(dottedPath, z.enum(TRANSFORMS as unknown as [TransformFn, ...TransformFn[]]))
+      .optional()
+      .describe('Dotted path → @transform function applied to a present value (e.g. truncateIp); a value it cannot convert is removed'),
     set: z
       .record(dottedPath, z.json())
       .optional()
       .describe('Dotted path → JSON value to set, creating parent objects ("envelope." prefix for the envelope)'),
   })
   .strict()
-  .describe('A named reshaping applied after rendering, when the policy asks for it: removals first, then sets');
+  .describe('A named reshaping applied after rendering, when the policy asks for it: removals, then transforms, then sets');
 
 export const TemplateSchema = z
   .object({
@@ -172,7 +183,14 @@ export const TemplateSchema = z
   })
   .strict()
   .superRefine((template, ctx) => {
-    if (template.batch !== undefined && template.batch.into === undefined && template.batch.maxEvents !== 1) {
+    const lines = template.request.format === 'urlencoded-lines';
+    if (lines && template.request.method !== 'POST') {
+      ctx.addIssue({ code: 'custom', path: ['request', 'format'], message: 'urlencoded-lines needs method POST (the lines are the body)' });
+    }
+    if (lines && template.batch?.into !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'into'], message: 'urlencoded-lines bodies are one item per line, not a field' });
+    }
+    if (!lines && template.batch !== undefined && template.batch.into === undefined && template.batch.maxEvents !== 1) {
       ctx.addIssue({ code: 'custom', path: ['batch', 'maxEvents'], message: 'batching several events needs batch.into (the body field of the array)' });
     }
     if (template.request.method === 'GET' && template.batch?.into !== undefined) {

@@ -53,6 +53,11 @@ describe('parseGa4Hits', () => {
     expect(Object.keys(r.hits[0]?.event.properties ?? {})).toEqual(['a', 'b']);
   });
 
+  it('reads the ecommerce currency gtag.js sends as cu, unless an event parameter already gave one', () => {
+    expect(parse(`${BASE}&en=purchase&cu=EUR&epn.value=9`).hits[0]?.event.properties).toEqual({ value: 9, currency: 'EUR' });
+    expect(parse(`${BASE}&en=purchase&cu=EUR&ep.currency=USD`).hits[0]?.event.properties).toEqual({ currency: 'USD' });
+  });
+
   it('refuses a hit without v=2, tid or en', () => {
     for (const q of ['tid=G-1&en=x&v=1', 'v=2&en=x', 'v=2&tid=G-1', 'v=2&tid=G-1&en=']) {
       expect(parse(q)).toEqual({ hits: [], rejected: 1 });

@@ -13,7 +13,7 @@ import { FORBIDDEN_KEYS } from '../destinations/dotted.ts';
  *   (core parameters `v`, `tid`, `cid`, `sid`, `sct`, `seg`, `_p`, `dl`, `dr`, `dt`, `ul`, `sr`, `en`;
  *   event parameters `ep.<name>` (string) / `epn.<name>` (number); user properties `up.` / `upn.`)
  * - https://osipenkov.ru/ga4-measurement-protocol-cheatsheet/ (the same table, plus `_s` hit counter,
- *   `_et` engagement time, `uid`, `gcs` / `gcd` consent mode, `dma`, `npa`)
+ *   `_et` engagement time, `uid`, `gcs` / `gcd` consent mode, `dma`, `npa`, `cu` currency)
  * - https://blog.thyngster.com/category/ga4 (building hits by hand: `seg`, `sct`, `_s`, batching)
  * gtag.js batches: one POST whose URL carries the parameters shared by the batch and whose body holds
  * one hit per line, each line a query string; a line's parameters win over the URL's.
@@ -126,6 +126,10 @@ function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined):
       if (value.trim() !== '' && Number.isFinite(n)) target[name] = n;
     }
   }
+
+  // gtag.js sends an ecommerce event's currency as `cu`, not as an event parameter.
+  const cu = text(p.get('cu'), 16);
+  if (cu !== undefined && properties.currency === undefined) properties.currency = cu;
 
   const context: EventContext = {};
   if (facts.ip !== undefined) context.ip = facts.ip;
