@@ -31,6 +31,7 @@ import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
+import { withSegmentFastPath, type RequestListener } from './ingest/segment-fast-path.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
 interface Hit {
@@ -59,7 +60,12 @@ export interface AppDeps {
 }
 
 export interface TagwardenApp {
-  /** The request listener; `createHttpServer` in src/http/server.ts wraps it with the limits. */
+  /**
+   * The request listener to serve: the Express app behind the Segment fast path
+   * (src/ingest/segment-fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
+   */
+  handler: RequestListener;
+  /** The Express app alone (tests of routes the fast path never takes). */
   express: Express;
   pipeline: Pipeline;
   delivery: Delivery;
@@ -245,8 +251,23 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   app.use(notFound);
   app.use(errorHandler(log));
 
+  const handler = withSegmentFastPath(
+    {
+      maxEventBytes: config.server.maxEventBytes,
+      allowedHosts: config.server.allowedHosts,
+      allowedOrigins: config.server.allowedOrigins,
+      trustProxyHops: config.server.trustProxyHops,
+      metrics,
+      accepting: () => accepting,
+      accept: acceptHit,
+      ...(deps.now === undefined ? {} : { now: deps.now }),
+    },
+    app,
+  );
+
   return {
     express: app,
+    handler,
     pipeline,
     delivery,
     metrics,

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   // The consent store is opened (created and migrated on first start) before any hit is taken.
   const db = await openDb(config.store.url);
   const app = createApp(config, { logger: log, templates: templates!, db });
-  const server = createHttpServer(config.server, app.express);
+  const server = createHttpServer(config.server, app.handler);
   server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
   const addr = server.address();

@@ -31,7 +31,7 @@ const config = parseConfig(
 const db = await openDb(storeUrl);
 const { key } = await createApiKey(db, { label: 'bench', scopes: ['admin'] });
 const app = createApp(config, { logger: createLogger(config.log.level, pino.destination({ dest: 2, sync: false })), templates, db });
-const server = createHttpServer(config.server, app.express);
+const server = createHttpServer(config.server, app.handler);
 server.listen(0, '127.0.0.1', () => {
   reportReady(server);
   process.stdout.write(`${JSON.stringify({ apiKey: key })}\n`);

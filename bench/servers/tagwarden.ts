@@ -37,7 +37,7 @@ const config = parseConfig(benchConfig(sink, level, destinationIds, verifyOrigin
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
 const app = createApp(config, { logger, templates });
-const server = createHttpServer(config.server, app.express);
+const server = createHttpServer(config.server, app.handler);
 server.listen(config.server.port, config.server.host, () => reportReady(server));
 
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */

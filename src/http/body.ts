@@ -1,77 +1,120 @@
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts';
+import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError, type TagwardenError } from '../errors.ts';
+
+/** What reading a JSON body came to: the parsed value, or the error to answer with. */
+export type BodyOutcome = { body: unknown } | { error: TagwardenError };
+
+const PRELOADED = Symbol('tagwarden.preloadedBody');
 
 /**
- * Reads a JSON body with a hard byte limit. Accepts `application/json`, `text/plain` (what
- * `navigator.sendBeacon` sends for a string; https://w3c.github.io/beacon/#sec-processing-model)
- * and no content type. The limit is enforced on the declared length before reading and on the
- * bytes actually received, so a lying or chunked client cannot push more.
+ * Hands a body already read (by the Segment fast path, src/ingest/segment-fast-path.ts) to the
+ * Express routes: `jsonBody` then uses it instead of reading the stream again, so the request
+ * takes the ordinary route with the ordinary answers.
  */
+export function preloadBody(req: IncomingMessage, outcome: BodyOutcome): void {
+  (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED] = outcome;
+}
+
+/**
+ * Why the request's headers rule its body out, before reading a byte: an unsupported content type
+ * or encoding, or a declared length over the limit. Accepts `application/json`, `text/plain` (what
+ * `navigator.sendBeacon` sends for a string; https://w3c.github.io/beacon/#sec-processing-model)
+ * and no content type.
+ */
+export function bodyHeadersProblem(req: IncomingMessage, limit: number): TagwardenError | undefined {
+  const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  if (ctype !== '' && ctype !== 'application/json' && ctype !== 'text/plain') {
+    return new UnsupportedMediaTypeError(`content type ${ctype} is not accepted; send application/json or text/plain`);
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding !== 'identity') return new UnsupportedMediaTypeError(`content encoding ${encoding} is not accepted`);
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) return tooLargeError(limit);
+  return undefined;
+}
+
+function tooLargeError(limit: number): PayloadTooLargeError {
+  return new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } });
+}
+
+/**
+ * Reads and parses a JSON body, stopping at `limit` bytes received (a lying or chunked client
+ * cannot push more than the limit). Calls `done` once.
+ */
+export function readJsonBody(req: IncomingMessage, limit: number, done: (outcome: BodyOutcome) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const finish = (outcome: BodyOutcome): void => {
+    if (finished) return;
+    finished = true;
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    done(outcome);
+  };
+  const onData = (chunk: Buffer): void => {
+    size += chunk.length;
+    if (size > limit) {
+      finish({ error: tooLargeError(limit) });
+      return;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = (): void => {
+    const text = Buffer.concat(chunks, size).toString('utf8');
+    if (text.trim() === '') {
+      finish({ error: new MalformedBodyError('the body is empty; send a JSON object') });
+      return;
+    }
+    try {
+      finish({ body: JSON.parse(text) as unknown });
+    } catch (e) {
+      finish({ error: new MalformedBodyError(`the body is not valid JSON: ${(e as Error).message}`) });
+    }
+  };
+  const onError = (e: Error): void => finish({ error: new MalformedBodyError(`the body could not be read: ${e.message}`) });
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+}
+
+/** Reads a JSON body with a hard byte limit into `req.body` (see bodyHeadersProblem and readJsonBody). */
 export function jsonBody(limit: number): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
-    if (ctype !== '' && ctype !== 'application/json' && ctype !== 'text/plain') {
-      next(new UnsupportedMediaTypeError(`content type ${ctype} is not accepted; send application/json or text/plain`));
-      return;
-    }
-    const encoding = req.headers['content-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      next(new UnsupportedMediaTypeError(`content encoding ${encoding} is not accepted`));
-      return;
-    }
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    if (declared > limit) {
-      tooLarge(req, res, next, limit);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      if (err) {
-        next(err);
-        return;
+    const settle = (outcome: BodyOutcome): void => {
+      if ('body' in outcome) {
+        req.body = outcome.body;
+        next();
+      } else if (outcome.error instanceof PayloadTooLargeError) {
+        refuseTooLarge(req, res, next, outcome.error);
+      } else {
+        next(outcome.error);
       }
-      const text = Buffer.concat(chunks, size).toString('utf8');
-      if (text.trim() === '') {
-        next(new MalformedBodyError('the body is empty; send a JSON object'));
-        return;
-      }
-      try {
-        req.body = JSON.parse(text) as unknown;
-      } catch (e) {
-        next(new MalformedBodyError(`the body is not valid JSON: ${(e as Error).message}`));
-        return;
-      }
-      next();
     };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        req.off('data', onData);
-        tooLarge(req, res, next, limit);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => finish();
-    const onError = (e: Error): void => finish(new MalformedBodyError(`the body could not be read: ${e.message}`));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
+    const preloaded = (req as Request & { [PRELOADED]?: BodyOutcome })[PRELOADED];
+    if (preloaded !== undefined) {
+      settle(preloaded);
+      return;
+    }
+    const problem = bodyHeadersProblem(req, limit);
+    if (problem !== undefined) {
+      settle({ error: problem });
+      return;
+    }
+    readJsonBody(req, limit, settle);
   };
 }
 
 /** Refuses an oversized body with 413 (the client routes reading their own bodies use it too). */
 export function tooLarge(req: Request, res: Response, next: NextFunction, limit: number): void {
+  refuseTooLarge(req, res, next, tooLargeError(limit));
+}
+
+function refuseTooLarge(req: Request, res: Response, next: NextFunction, error: PayloadTooLargeError): void {
   // Answer and close: draining an oversized body would let the client make us read it all anyway.
   res.setHeader('connection', 'close');
   req.resume();
-  next(new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } }));
+  next(error);
 }

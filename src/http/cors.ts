@@ -1,4 +1,22 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
+
+/**
+ * The CORS answer headers for a request: the request's Origin is echoed when `*` or the origin
+ * itself is allowed. Shared by the middleware and the Segment fast path, so both answer alike.
+ */
+export function corsHeaders(allowedOrigins: readonly string[]): (req: IncomingMessage, res: ServerResponse) => void {
+  const any = allowedOrigins.includes('*');
+  const allowed = new Set(allowedOrigins);
+  return (req, res) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && (any || allowed.has(origin))) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('access-control-allow-credentials', 'true');
+      res.setHeader('vary', 'Origin');
+    }
+  };
+}
 
 /**
  * CORS for the collection routes: browsers post hits from the site's own origin to the tagging
@@ -7,15 +25,9 @@ import type { RequestHandler } from 'express';
  * https://fetch.spec.whatwg.org/#http-cors-protocol
  */
 export function cors(allowedOrigins: readonly string[]): RequestHandler {
-  const any = allowedOrigins.includes('*');
-  const allowed = new Set(allowedOrigins);
+  const headers = corsHeaders(allowedOrigins);
   return (req, res, next) => {
-    const origin = req.headers.origin;
-    if (origin !== undefined && (any || allowed.has(origin))) {
-      res.setHeader('access-control-allow-origin', origin);
-      res.setHeader('access-control-allow-credentials', 'true');
-      res.setHeader('vary', 'Origin');
-    }
+    headers(req, res);
     if (req.method === 'OPTIONS') {
       res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
       res.setHeader('access-control-allow-headers', req.headers['access-control-request-headers'] ?? 'content-type');

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { Router, type Request, type Response } from 'express';
 import { queryString } from '../http/query.ts';
 import { ValidationError } from '../errors.ts';
@@ -21,7 +22,7 @@ export interface SegmentRouteOptions {
 }
 
 /** Segment's routes and the short forms analytics.js uses (https://github.com/segmentio/analytics-next). */
-const SINGLE: Record<string, EventType> = {
+export const SINGLE_ROUTES: Readonly<Record<string, EventType>> = {
   track: 'track', t: 'track',
   page: 'page', p: 'page',
   identify: 'identify', i: 'identify',
@@ -36,7 +37,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const facts = (req: Request): RequestFacts => ({ ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
 
-  for (const [path, type] of Object.entries(SINGLE)) {
+  for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
     router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res) => {
       const result = parseSegmentEvent(req.body, type, facts(req));
       if (!result.ok) {
@@ -105,7 +106,7 @@ function describe(issues: readonly FieldIssue[]): string {
 const SUCCESS = Buffer.from('{"success":true}');
 
 /** The answer to an accepted hit, prebuilt: it is sent thousands of times a second. */
-function sendSuccess(res: Response): void {
+export function sendSuccess(res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': SUCCESS.length });
   res.end(SUCCESS);
 }

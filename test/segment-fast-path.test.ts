@@ -1,0 +1,136 @@
+import { once } from 'node:events';
+import { createServer, request as httpRequest, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, type TagwardenApp } from '../src/app.ts';
+import { loadTemplates } from '../src/destinations/load.ts';
+import type { Event } from '../src/ingest/event.ts';
+import { withSegmentFastPath } from '../src/ingest/segment-fast-path.ts';
+import { createHttpServer } from '../src/http/server.ts';
+import { createMetrics } from '../src/observability/metrics.ts';
+import { closeServer, testConfig } from './helpers.ts';
+
+/**
+ * The Segment fast path answers the ordinary single-event hit without Express and hands anything
+ * else to it. Shown here: which requests it takes, and that for every request — taken or not — the
+ * answer is the one the Express routes alone give.
+ */
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: string;
+}
+
+/** A raw request (fetch would refuse some of these: odd Host headers, huge declared lengths). */
+function send(port: number, method: string, path: string, headers: Record<string, string>, body = ''): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { connection: 'close', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const pick = ['content-type', 'access-control-allow-origin', 'access-control-allow-credentials', 'vary', 'set-cookie', 'connection'];
+        resolve({ status: res.statusCode ?? 0, headers: Object.fromEntries(pick.map((h) => [h, res.headers[h] as string | undefined])), body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function listen(listener: RequestListener, limits: Parameters<typeof createHttpServer>[0]): Promise<{ server: Server; port: number }> {
+  const server = createHttpServer(limits, listener);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+const event = { anonymousId: 'a-1', event: 'Signed Up', messageId: 'fixed-id', timestamp: '2026-11-23T10:00:00.000Z', context: { consent: { categoryPreferences: { analytics: true } } } };
+const json = { 'content-type': 'application/json', host: 'tags.example.com', origin: 'https://www.example.com' };
+
+/** Requests and whether the fast path answers them itself. */
+const requests: Array<{ name: string; method: string; path: string; headers: Record<string, string>; body?: string; fast: boolean }> = [
+  { name: 'a valid track', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify(event), fast: true },
+  { name: 'a valid page on a short route, as text/plain (sendBeacon)', method: 'POST', path: '/v1/p', headers: { ...json, 'content-type': 'text/plain;charset=UTF-8' }, body: JSON.stringify({ ...event, event: undefined, name: 'Home' }), fast: true },
+  { name: 'an invalid event', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify({ ...event, event: 42 }), fast: false },
+  { name: 'malformed JSON', method: 'POST', path: '/v1/track', headers: json, body: '{"event":', fast: false },
+  { name: 'an empty body', method: 'POST', path: '/v1/identify', headers: json, body: '', fast: false },
+  { name: 'a body over the limit (no length declared)', method: 'POST', path: '/v1/track', headers: { ...json, 'transfer-encoding': 'chunked' }, body: JSON.stringify({ ...event, properties: { pad: 'x'.repeat(3000) } }), fast: false },
+  { name: 'a declared length over the limit', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify({ ...event, properties: { pad: 'x'.repeat(3000) } }), fast: false },
+  { name: 'an unsupported content type', method: 'POST', path: '/v1/track', headers: { ...json, 'content-type': 'application/xml' }, body: '<x/>', fast: false },
+  { name: 'a compressed body', method: 'POST', path: '/v1/track', headers: { ...json, 'content-encoding': 'gzip' }, body: 'zz', fast: false },
+  { name: 'a Host not served', method: 'POST', path: '/v1/track', headers: { ...json, host: 'evil.example' }, body: JSON.stringify(event), fast: false },
+  { name: 'a query string', method: 'POST', path: '/v1/track?x=1', headers: json, body: JSON.stringify(event), fast: false },
+  { name: 'a CORS preflight', method: 'OPTIONS', path: '/v1/track', headers: { ...json, 'access-control-request-method': 'POST' }, fast: false },
+  { name: 'a batch', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [event] }), fast: false },
+  { name: 'an unknown route', method: 'POST', path: '/v1/nope', headers: json, body: '{}', fast: false },
+];
+
+describe('the Segment fast path', () => {
+  const templates = loadTemplates();
+  const config = testConfig({
+    server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048 },
+    site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } },
+    destinations: [],
+  });
+  let app: TagwardenApp;
+  let viaHandler: { server: Server; port: number };
+  let viaExpress: { server: Server; port: number };
+
+  beforeAll(async () => {
+    app = createApp(config, { logger: pino({ level: 'silent' }), templates });
+    viaHandler = await listen(app.handler, config.server);
+    viaExpress = await listen(app.express, config.server);
+  });
+  afterAll(async () => {
+    await app.shutdown(1000);
+    await closeServer(viaHandler.server);
+    await closeServer(viaExpress.server);
+  });
+
+  it.each(requests.map((r) => [r.name, r] as const))('%s: the same answer as the Express routes alone', async (_name, r) => {
+    const fast = await send(viaHandler.port, r.method, r.path, r.headers, r.body);
+    const plain = await send(viaExpress.port, r.method, r.path, r.headers, r.body);
+    expect(fast).toEqual(plain);
+  });
+
+  it('takes exactly the ordinary hits, and hands the rest to Express with the body it read', async () => {
+    const accepted: Event[] = [];
+    let fallbacks = 0;
+    const express = app.express;
+    const listener = withSegmentFastPath(
+      { maxEventBytes: 2048, allowedHosts: ['tags.example.com'], allowedOrigins: ['*'], trustProxyHops: 1, metrics: createMetrics(), accepting: () => true, accept: (e) => accepted.push(e) },
+      (req, res) => {
+        fallbacks++;
+        express(req, res);
+      },
+    );
+    const { server, port } = await listen(listener, config.server);
+    try {
+      for (const r of requests) {
+        const before = fallbacks;
+        await send(port, r.method, r.path, { ...r.headers, 'x-forwarded-for': '198.51.100.7' }, r.body);
+        expect(fallbacks - before, r.name).toBe(r.fast ? 0 : 1);
+      }
+    } finally {
+      await closeServer(server);
+    }
+    expect(accepted.map((e) => [e.type, e.context.ip])).toEqual([
+      ['track', '198.51.100.7'],
+      ['page', '198.51.100.7'],
+    ]);
+  });
+
+  it('during shutdown hits are refused with 503 by the Express route, never acknowledged', async () => {
+    const own = createApp(config, { logger: pino({ level: 'silent' }), templates });
+    const srv = createServer(own.handler);
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    await own.shutdown(100);
+    const r = await send((srv.address() as AddressInfo).port, 'POST', '/v1/track', json, JSON.stringify(event));
+    await closeServer(srv);
+    expect(r.status).toBe(503);
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'TW_ERR_UNAVAILABLE' } });
+  });
+});
