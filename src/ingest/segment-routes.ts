@@ -103,10 +103,14 @@ function describe(issues: readonly FieldIssue[]): string {
   return issues.map((i) => (i.path === '' ? i.message : `${i.path}: ${i.message}`)).join('; ');
 }
 
-const SUCCESS = Buffer.from('{"success":true}');
+const SUCCESS = '{"success":true}';
 
-/** The answer to an accepted hit, prebuilt: it is sent thousands of times a second. */
+/**
+ * The answer to an accepted hit: it is sent thousands of times a second. A string body, not a
+ * Buffer: Node then writes the head and the body in one `write` instead of a corked `writev`
+ * (OutgoingMessage#_send), which measurably costs less per answer on loopback.
+ */
 export function sendSuccess(res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': SUCCESS.length });
-  res.end(SUCCESS);
+  res.end(SUCCESS, 'latin1');
 }
