@@ -31,7 +31,9 @@ import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
-import { withSegmentFastPath, type RequestListener } from './ingest/segment-fast-path.ts';
+import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
+import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
+import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
 interface Hit {
@@ -62,7 +64,7 @@ export interface AppDeps {
 export interface TagwardenApp {
   /**
    * The request listener to serve: the Express app behind the Segment fast path
-   * (src/ingest/segment-fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
+   * (src/ingest/fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
    */
   handler: RequestListener;
   /** The Express app alone (tests of routes the fast path never takes). */
@@ -251,17 +253,19 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   app.use(notFound);
   app.use(errorHandler(log));
 
-  const handler = withSegmentFastPath(
-    {
-      maxEventBytes: config.server.maxEventBytes,
-      allowedHosts: config.server.allowedHosts,
-      allowedOrigins: config.server.allowedOrigins,
-      trustProxyHops: config.server.trustProxyHops,
-      metrics,
-      accepting: () => accepting,
-      accept: acceptHit,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    },
+  const hitOptions = {
+    trustProxyHops: config.server.trustProxyHops,
+    metrics,
+    accepting: () => accepting,
+    accept: acceptHit,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+  };
+  const handler = withFastPaths(
+    { allowedHosts: config.server.allowedHosts, accepting: () => accepting },
+    new Map([
+      ...segmentFastRoutes({ ...hitOptions, maxEventBytes: config.server.maxEventBytes, allowedOrigins: config.server.allowedOrigins }),
+      ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
+    ]),
     app,
   );
 

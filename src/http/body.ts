@@ -8,9 +8,9 @@ export type BodyOutcome = { body: unknown } | { error: TagwardenError };
 const PRELOADED = Symbol('tagwarden.preloadedBody');
 
 /**
- * Hands a body already read (by the Segment fast path, src/ingest/segment-fast-path.ts) to the
- * Express routes: `jsonBody` then uses it instead of reading the stream again, so the request
- * takes the ordinary route with the ordinary answers.
+ * Hands a body already read (by a fast path, src/ingest/fast-path.ts) to the Express routes: their
+ * body readers then use it instead of reading the stream again, so the request takes the ordinary
+ * route with the ordinary answers. A text body is preloaded as `{ body: string }`.
  */
 export function preloadBody(req: IncomingMessage, outcome: BodyOutcome): void {
   (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED] = outcome;
@@ -38,15 +38,20 @@ function tooLargeError(limit: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } });
 }
 
+/** The body preloaded on this request by a fast path, if any (see preloadBody). */
+export function preloadedBody(req: IncomingMessage): BodyOutcome | undefined {
+  return (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED];
+}
+
 /**
- * Reads and parses a JSON body, stopping at `limit` bytes received (a lying or chunked client
- * cannot push more than the limit). Calls `done` once.
+ * Reads a body as UTF-8 text, stopping at `limit` bytes received (a lying or chunked client cannot
+ * push more than the limit). Calls `done` once.
  */
-export function readJsonBody(req: IncomingMessage, limit: number, done: (outcome: BodyOutcome) => void): void {
+export function readTextBody(req: IncomingMessage, limit: number, done: (outcome: { text: string } | { error: TagwardenError }) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  const finish = (outcome: BodyOutcome): void => {
+  const finish = (outcome: { text: string } | { error: TagwardenError }): void => {
     if (finished) return;
     finished = true;
     req.off('data', onData);
@@ -62,22 +67,30 @@ export function readJsonBody(req: IncomingMessage, limit: number, done: (outcome
     }
     chunks.push(chunk);
   };
-  const onEnd = (): void => {
-    const text = Buffer.concat(chunks, size).toString('utf8');
-    if (text.trim() === '') {
-      finish({ error: new MalformedBodyError('the body is empty; send a JSON object') });
-      return;
-    }
-    try {
-      finish({ body: JSON.parse(text) as unknown });
-    } catch (e) {
-      finish({ error: new MalformedBodyError(`the body is not valid JSON: ${(e as Error).message}`) });
-    }
-  };
+  const onEnd = (): void => finish({ text: Buffer.concat(chunks, size).toString('utf8') });
   const onError = (e: Error): void => finish({ error: new MalformedBodyError(`the body could not be read: ${e.message}`) });
   req.on('data', onData);
   req.on('end', onEnd);
   req.on('error', onError);
+}
+
+/** Reads and parses a JSON body (see readTextBody). */
+export function readJsonBody(req: IncomingMessage, limit: number, done: (outcome: BodyOutcome) => void): void {
+  readTextBody(req, limit, (read) => {
+    if ('error' in read) {
+      done(read);
+      return;
+    }
+    if (read.text.trim() === '') {
+      done({ error: new MalformedBodyError('the body is empty; send a JSON object') });
+      return;
+    }
+    try {
+      done({ body: JSON.parse(read.text) as unknown });
+    } catch (e) {
+      done({ error: new MalformedBodyError(`the body is not valid JSON: ${(e as Error).message}`) });
+    }
+  });
 }
 
 /** Reads a JSON body with a hard byte limit into `req.body` (see bodyHeadersProblem and readJsonBody). */
@@ -93,7 +106,7 @@ export function jsonBody(limit: number): RequestHandler {
         next(outcome.error);
       }
     };
-    const preloaded = (req as Request & { [PRELOADED]?: BodyOutcome })[PRELOADED];
+    const preloaded = preloadedBody(req);
     if (preloaded !== undefined) {
       settle(preloaded);
       return;
@@ -112,7 +125,7 @@ export function tooLarge(req: Request, res: Response, next: NextFunction, limit:
   refuseTooLarge(req, res, next, tooLargeError(limit));
 }
 
-function refuseTooLarge(req: Request, res: Response, next: NextFunction, error: PayloadTooLargeError): void {
+export function refuseTooLarge(req: Request, res: Response, next: NextFunction, error: PayloadTooLargeError): void {
   // Answer and close: draining an oversized body would let the client make us read it all anyway.
   res.setHeader('connection', 'close');
   req.resume();

@@ -1,6 +1,8 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { queryString } from '../http/query.ts';
-import { tooLarge } from '../http/body.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { preloadedBody, readTextBody, refuseTooLarge, tooLarge } from '../http/body.ts';
+import { PayloadTooLargeError, type TagwardenError } from '../errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
@@ -23,28 +25,37 @@ export interface Ga4RouteOptions {
  */
 export function ga4Router(opts: Ga4RouteOptions): Router {
   const router = Router();
+  const answer = ga4Answer(opts);
+  const handle = (req: Request, res: Response): void => {
+    answer(queryString(req), req.body as string | null | undefined, req, req.ip, res);
+  };
+  router.get('/g/collect', handle);
+  router.post('/g/collect', textBody(opts.maxBytes), handle);
+  return router;
+}
+
+/**
+ * What `/g/collect` does once the body is read (`null`: a body that cannot be read): parse the
+ * hits, hand each on, answer 204. Shared by the Express route and the fast path (ga4-fast-path.ts).
+ */
+export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string | null | undefined, req: IncomingMessage, ip: string | undefined, res: ServerResponse) => void {
   const now = opts.now ?? ((): Date => new Date());
   const limits = { ...DEFAULT_GA4_LIMITS, maxHits: opts.maxHits ?? DEFAULT_GA4_LIMITS.maxHits };
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
-
-  const handle = (req: Request, res: Response): void => {
-    if (req.body === null) {
+  return (query, body, req, ip, res) => {
+    if (body === null) {
       opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' });
-      res.status(204).end();
+      res.writeHead(204).end();
       return;
     }
-    const body = typeof req.body === 'string' ? req.body : undefined;
-    const { hits, rejected } = parseGa4Hits(new URLSearchParams(queryString(req)), body, { ip: req.ip, userAgent: req.headers['user-agent'], now: now() }, limits);
+    const { hits, rejected } = parseGa4Hits(new URLSearchParams(query), body, { ip, userAgent: req.headers['user-agent'], now: now() }, limits);
     if (rejected > 0) opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' }, rejected);
     for (const { event, params } of hits) {
       received(['ga4', event.type]);
       opts.accept(event, { headers: req.headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId }, response: res });
     }
-    res.status(204).end();
+    res.writeHead(204).end();
   };
-  router.get('/g/collect', handle);
-  router.post('/g/collect', textBody(opts.maxBytes), handle);
-  return router;
 }
 
 /**
@@ -56,48 +67,28 @@ export function ga4Router(opts: Ga4RouteOptions): Router {
 function textBody(limit: number): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     req.body = undefined;
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    if (declared > limit) {
+    const settle = (outcome: { text: string } | { error: TagwardenError }): void => {
+      if ('error' in outcome) {
+        // A body cut off by the client is not an error: gtag would not act on one.
+        if (outcome.error instanceof PayloadTooLargeError) refuseTooLarge(req, res, next, outcome.error);
+        else next();
+        return;
+      }
+      const encoding = req.headers['content-encoding'];
+      const readable = encoding === undefined || encoding === 'identity';
+      // null: a body was sent that cannot be read (its hits are lost and counted as one rejection).
+      req.body = readable ? outcome.text : outcome.text !== '' ? null : undefined;
+      next();
+    };
+    const preloaded = preloadedBody(req);
+    if (preloaded !== undefined) {
+      settle('error' in preloaded ? preloaded : { text: typeof preloaded.body === 'string' ? preloaded.body : '' });
+      return;
+    }
+    if (Number(req.headers['content-length'] ?? NaN) > limit) {
       tooLarge(req, res, next, limit);
       return;
     }
-    const encoding = req.headers['content-encoding'];
-    const readable = encoding === undefined || encoding === 'identity';
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const cleanup = (): void => {
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        tooLarge(req, res, next, limit);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      if (done) return;
-      cleanup();
-      // null: a body was sent that cannot be read (its hits are lost and counted as one rejection).
-      req.body = readable ? Buffer.concat(chunks, size).toString('utf8') : size > 0 ? null : undefined;
-      next();
-    };
-    const onError = (): void => {
-      if (done) return;
-      cleanup();
-      next();
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
+    readTextBody(req, limit, settle);
   };
 }
-
-
-

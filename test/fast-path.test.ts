@@ -6,14 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type TagwardenApp } from '../src/app.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
 import type { Event } from '../src/ingest/event.ts';
-import { withSegmentFastPath } from '../src/ingest/segment-fast-path.ts';
+import { withFastPaths } from '../src/ingest/fast-path.ts';
+import { ga4FastRoute } from '../src/ingest/ga4-fast-path.ts';
+import { segmentFastRoutes } from '../src/ingest/segment-fast-path.ts';
 import { createHttpServer } from '../src/http/server.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { closeServer, testConfig } from './helpers.ts';
 
 /**
- * The Segment fast path answers the ordinary single-event hit without Express and hands anything
- * else to it. Shown here: which requests it takes, and that for every request — taken or not — the
+ * The fast path answers the ordinary Segment and GA4 hit without Express and hands anything else
+ * to it. Shown here: which requests it takes, and that for every request — taken or not — the
  * answer is the one the Express routes alone give.
  */
 
@@ -48,6 +50,7 @@ async function listen(listener: RequestListener, limits: Parameters<typeof creat
 
 const event = { anonymousId: 'a-1', event: 'Signed Up', messageId: 'fixed-id', timestamp: '2026-11-23T10:00:00.000Z', context: { consent: { categoryPreferences: { analytics: true } } } };
 const json = { 'content-type': 'application/json', host: 'tags.example.com', origin: 'https://www.example.com' };
+const ga4 = 'v=2&tid=G-TEST1&cid=111.222&_p=9&_s=1';
 
 /** Requests and whether the fast path answers them itself. */
 const requests: Array<{ name: string; method: string; path: string; headers: Record<string, string>; body?: string; fast: boolean }> = [
@@ -65,12 +68,20 @@ const requests: Array<{ name: string; method: string; path: string; headers: Rec
   { name: 'a CORS preflight', method: 'OPTIONS', path: '/v1/track', headers: { ...json, 'access-control-request-method': 'POST' }, fast: false },
   { name: 'a batch', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [event] }), fast: false },
   { name: 'an unknown route', method: 'POST', path: '/v1/nope', headers: json, body: '{}', fast: false },
+  { name: 'a GA4 GET hit', method: 'GET', path: `/g/collect?${ga4}&en=page_view`, headers: { host: 'tags.example.com' }, fast: true },
+  { name: 'a GA4 POST with three hits (one invalid)', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com', 'content-type': 'text/plain' }, body: 'en=a\nen=\nen=purchase&epn.value=3', fast: true },
+  { name: 'a GA4 POST without hits', method: 'POST', path: '/g/collect', headers: { host: 'tags.example.com' }, body: '', fast: true },
+  { name: 'a GA4 body over the limit', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com', 'transfer-encoding': 'chunked' }, body: `en=x&ep.pad=${'x'.repeat(5000)}`, fast: false },
+  { name: 'a GA4 declared length over the limit', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com' }, body: `en=x&ep.pad=${'x'.repeat(5000)}`, fast: false },
+  { name: 'a compressed GA4 body', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com', 'content-encoding': 'gzip' }, body: 'zz', fast: false },
+  { name: 'a GA4 HEAD', method: 'HEAD', path: `/g/collect?${ga4}&en=x`, headers: { host: 'tags.example.com' }, fast: false },
+  { name: 'a GA4 hit for a Host not served', method: 'GET', path: `/g/collect?${ga4}&en=x`, headers: { host: 'other.example' }, fast: false },
 ];
 
-describe('the Segment fast path', () => {
+describe('the fast path for Segment and GA4 hits', () => {
   const templates = loadTemplates();
   const config = testConfig({
-    server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048 },
+    server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048, maxBatchBytes: 4096 },
     site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } },
     destinations: [],
   });
@@ -99,8 +110,10 @@ describe('the Segment fast path', () => {
     const accepted: Event[] = [];
     let fallbacks = 0;
     const express = app.express;
-    const listener = withSegmentFastPath(
-      { maxEventBytes: 2048, allowedHosts: ['tags.example.com'], allowedOrigins: ['*'], trustProxyHops: 1, metrics: createMetrics(), accepting: () => true, accept: (e) => accepted.push(e) },
+    const hit = { trustProxyHops: 1, metrics: createMetrics(), accepting: () => true, accept: (e: Event) => accepted.push(e) };
+    const listener = withFastPaths(
+      { allowedHosts: ['tags.example.com'], accepting: () => true },
+      new Map([...segmentFastRoutes({ ...hit, maxEventBytes: 2048, allowedOrigins: ['*'] }), ...ga4FastRoute({ ...hit, maxBytes: 4096 })]),
       (req, res) => {
         fallbacks++;
         express(req, res);
@@ -116,9 +129,12 @@ describe('the Segment fast path', () => {
     } finally {
       await closeServer(server);
     }
-    expect(accepted.map((e) => [e.type, e.context.ip])).toEqual([
-      ['track', '198.51.100.7'],
-      ['page', '198.51.100.7'],
+    expect(accepted.map((e) => [e.type, e.event ?? e.name, e.context.ip])).toEqual([
+      ['track', 'Signed Up', '198.51.100.7'],
+      ['page', 'Home', '198.51.100.7'],
+      ['page', undefined, '198.51.100.7'],
+      ['track', 'a', '198.51.100.7'],
+      ['track', 'purchase', '198.51.100.7'],
     ]);
   });
 
@@ -128,9 +144,13 @@ describe('the Segment fast path', () => {
     srv.listen(0, '127.0.0.1');
     await once(srv, 'listening');
     await own.shutdown(100);
-    const r = await send((srv.address() as AddressInfo).port, 'POST', '/v1/track', json, JSON.stringify(event));
+    const port = (srv.address() as AddressInfo).port;
+    const r = await send(port, 'POST', '/v1/track', json, JSON.stringify(event));
+    const g = await send(port, 'GET', `/g/collect?${ga4}&en=x`, { host: 'tags.example.com' });
     await closeServer(srv);
-    expect(r.status).toBe(503);
-    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'TW_ERR_UNAVAILABLE' } });
+    for (const answer of [r, g]) {
+      expect(answer.status).toBe(503);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'TW_ERR_UNAVAILABLE' } });
+    }
   });
 });

@@ -1,0 +1,43 @@
+/**
+ * `/g/collect` on the fast path (src/ingest/fast-path.ts): a GET, or a POST with a readable body
+ * within the limit, is answered here exactly as ga4-routes.ts answers it (ga4Answer); an encoded or
+ * oversized body is passed to the Express route.
+ */
+import { clientIp } from '../http/client-ip.ts';
+import { preloadBody, readTextBody } from '../http/body.ts';
+import type { FastHandler } from './fast-path.ts';
+import { ga4Answer, type Ga4RouteOptions } from './ga4-routes.ts';
+import type { HitFastPathOptions } from './segment-fast-path.ts';
+
+export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'maxBytes' | 'maxHits'>): Map<string, FastHandler> {
+  const answer = ga4Answer(opts);
+  const handler: FastHandler = (req, res, query, pass) => {
+    const respond = (body: string | undefined): void => {
+      try {
+        answer(query, body, req, clientIp(req, opts.trustProxyHops), res);
+      } catch {
+        // A hit refused (shutdown began): the Express route gives the answer, with the body read.
+        if (body !== undefined) preloadBody(req, { body });
+        pass();
+      }
+    };
+    if (req.method === 'GET') {
+      respond(undefined);
+      return;
+    }
+    const encoding = req.headers['content-encoding'];
+    if (req.method !== 'POST' || (encoding !== undefined && encoding !== 'identity') || Number(req.headers['content-length'] ?? NaN) > opts.maxBytes) {
+      pass();
+      return;
+    }
+    readTextBody(req, opts.maxBytes, (outcome) => {
+      if ('error' in outcome || !opts.accepting()) {
+        preloadBody(req, 'error' in outcome ? outcome : { body: outcome.text });
+        pass();
+        return;
+      }
+      respond(outcome.text);
+    });
+  };
+  return new Map([['/g/collect', handler]]);
+}
