@@ -34,6 +34,7 @@ import type { Event } from './ingest/event.ts';
 import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
 import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
 import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
+import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
 interface Hit {
@@ -265,6 +266,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     new Map([
       ...segmentFastRoutes({ ...hitOptions, maxEventBytes: config.server.maxEventBytes, allowedOrigins: config.server.allowedOrigins }),
       ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
+      ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),
     app,
   );

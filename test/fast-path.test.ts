@@ -8,13 +8,14 @@ import { loadTemplates } from '../src/destinations/load.ts';
 import type { Event } from '../src/ingest/event.ts';
 import { withFastPaths } from '../src/ingest/fast-path.ts';
 import { ga4FastRoute } from '../src/ingest/ga4-fast-path.ts';
+import { metaPixelFastRoutes } from '../src/ingest/meta-pixel-fast-path.ts';
 import { segmentFastRoutes } from '../src/ingest/segment-fast-path.ts';
 import { createHttpServer } from '../src/http/server.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { closeServer, testConfig } from './helpers.ts';
 
 /**
- * The fast path answers the ordinary Segment and GA4 hit without Express and hands anything else
+ * The fast path answers the ordinary Segment, GA4 and Meta pixel hit without Express and hands anything else
  * to it. Shown here: which requests it takes, and that for every request — taken or not — the
  * answer is the one the Express routes alone give.
  */
@@ -51,6 +52,7 @@ async function listen(listener: RequestListener, limits: Parameters<typeof creat
 const event = { anonymousId: 'a-1', event: 'Signed Up', messageId: 'fixed-id', timestamp: '2026-11-23T10:00:00.000Z', context: { consent: { categoryPreferences: { analytics: true } } } };
 const json = { 'content-type': 'application/json', host: 'tags.example.com', origin: 'https://www.example.com' };
 const ga4 = 'v=2&tid=G-TEST1&cid=111.222&_p=9&_s=1';
+const pixel = 'id=1234567890&ev=PageView&eid=ev-1&dl=https%3A%2F%2Fshop.example%2F&fbp=fb.1.1700000000000.42';
 
 /** Requests and whether the fast path answers them itself. */
 const requests: Array<{ name: string; method: string; path: string; headers: Record<string, string>; body?: string; fast: boolean }> = [
@@ -76,9 +78,16 @@ const requests: Array<{ name: string; method: string; path: string; headers: Rec
   { name: 'a compressed GA4 body', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com', 'content-encoding': 'gzip' }, body: 'zz', fast: false },
   { name: 'a GA4 HEAD', method: 'HEAD', path: `/g/collect?${ga4}&en=x`, headers: { host: 'tags.example.com' }, fast: false },
   { name: 'a GA4 hit for a Host not served', method: 'GET', path: `/g/collect?${ga4}&en=x`, headers: { host: 'other.example' }, fast: false },
+  { name: 'a pixel image request', method: 'GET', path: `/tr?${pixel}`, headers: { host: 'tags.example.com' }, fast: true },
+  { name: 'a pixel image request on /tr/', method: 'GET', path: `/tr/?${pixel}`, headers: { host: 'tags.example.com' }, fast: true },
+  { name: 'an invalid pixel hit (no event)', method: 'GET', path: '/tr?id=1234567890', headers: { host: 'tags.example.com' }, fast: true },
+  { name: 'a pixel POST form', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'application/x-www-form-urlencoded' }, body: pixel.replace('PageView', 'Purchase'), fast: true },
+  { name: 'a pixel POST multipart (not read)', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--', fast: false },
+  { name: 'a pixel POST over the limit', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: `${pixel}&cd[pad]=${'x'.repeat(3000)}`, fast: false },
+  { name: 'a pixel POST declaring too much', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'text/plain' }, body: `${pixel}&cd[pad]=${'x'.repeat(3000)}`, fast: false },
 ];
 
-describe('the fast path for Segment and GA4 hits', () => {
+describe('the fast path for Segment, GA4 and pixel hits', () => {
   const templates = loadTemplates();
   const config = testConfig({
     server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048, maxBatchBytes: 4096 },
@@ -113,7 +122,11 @@ describe('the fast path for Segment and GA4 hits', () => {
     const hit = { trustProxyHops: 1, metrics: createMetrics(), accepting: () => true, accept: (e: Event) => accepted.push(e) };
     const listener = withFastPaths(
       { allowedHosts: ['tags.example.com'], accepting: () => true },
-      new Map([...segmentFastRoutes({ ...hit, maxEventBytes: 2048, allowedOrigins: ['*'] }), ...ga4FastRoute({ ...hit, maxBytes: 4096 })]),
+      new Map([
+        ...segmentFastRoutes({ ...hit, maxEventBytes: 2048, allowedOrigins: ['*'] }),
+        ...ga4FastRoute({ ...hit, maxBytes: 4096 }),
+        ...metaPixelFastRoutes({ ...hit, maxBytes: 2048 }),
+      ]),
       (req, res) => {
         fallbacks++;
         express(req, res);
@@ -135,6 +148,9 @@ describe('the fast path for Segment and GA4 hits', () => {
       ['page', undefined, '198.51.100.7'],
       ['track', 'a', '198.51.100.7'],
       ['track', 'purchase', '198.51.100.7'],
+      ['page', undefined, '198.51.100.7'],
+      ['page', undefined, '198.51.100.7'],
+      ['track', 'Purchase', '198.51.100.7'],
     ]);
   });
 
@@ -147,8 +163,9 @@ describe('the fast path for Segment and GA4 hits', () => {
     const port = (srv.address() as AddressInfo).port;
     const r = await send(port, 'POST', '/v1/track', json, JSON.stringify(event));
     const g = await send(port, 'GET', `/g/collect?${ga4}&en=x`, { host: 'tags.example.com' });
+    const p = await send(port, 'GET', `/tr?${pixel}`, { host: 'tags.example.com' });
     await closeServer(srv);
-    for (const answer of [r, g]) {
+    for (const answer of [r, g, p]) {
       expect(answer.status).toBe(503);
       expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'TW_ERR_UNAVAILABLE' } });
     }

@@ -1,6 +1,8 @@
-import { Router, type Request, type Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Router } from 'express';
+import { preloadedBody, readTextBody } from '../http/body.ts';
 import { queryString } from '../http/query.ts';
-import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
+import { PayloadTooLargeError, toErrorBody, type TagwardenError } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
@@ -37,16 +39,74 @@ const CLIENT = 'meta-pixel';
  */
 export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
   const router = Router();
+  const { handle, answerGet, answerPost } = pixelAnswers(opts);
+
+  router.get('/tr', (req, res) => {
+    answerGet(req, req.ip, res, queryString(req));
+  });
+
+  router.post('/tr', (req, res, next) => {
+    const query = queryString(req);
+    if (!readableForm(req)) {
+      // Not a form we read (multipart, gzip, ...): counted, drained unread, answered as usual.
+      req.resume();
+      handle(req, req.ip, res, undefined);
+      noContent(res);
+      return;
+    }
+    const settle = (outcome: { text: string } | { error: TagwardenError }): void => {
+      try {
+        answerPost(req, req.ip, res, query, outcome);
+      } catch (e) {
+        next(e);
+      }
+    };
+    const preloaded = preloadedBody(req);
+    if (preloaded !== undefined) {
+      settle('error' in preloaded ? preloaded : { text: typeof preloaded.body === 'string' ? preloaded.body : '' });
+      return;
+    }
+    readPixelBody(req, opts.maxBytes, settle);
+  });
+  return router;
+}
+
+/** A POST body /tr reads: a form (or beacon text) that is not encoded. */
+export function readableForm(req: IncomingMessage): boolean {
+  const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  const encoding = req.headers['content-encoding'];
+  return FORM_TYPES.has(ctype) && (encoding === undefined || encoding === 'identity');
+}
+
+/** Reads the body up to the limit, the declared length checked first (see src/http/body.ts). */
+export function readPixelBody(req: IncomingMessage, limit: number, done: (outcome: { text: string } | { error: TagwardenError }) => void): void {
+  if (Number(req.headers['content-length'] ?? NaN) > limit) {
+    done({ error: new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } }) });
+    return;
+  }
+  readTextBody(req, limit, done);
+}
+
+/**
+ * What /tr does with a hit once read, shared by the Express routes and the fast path
+ * (meta-pixel-fast-path.ts): `handle` decides and hands on one hit (throws when refused),
+ * `answerGet` answers an image request, `answerPost` a POST body (or the error reading it).
+ */
+export function pixelAnswers(opts: MetaPixelRouteOptions): {
+  handle: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined) => void;
+  answerGet: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string) => void;
+  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: { text: string } | { error: TagwardenError }) => void;
+} {
   const now = opts.now ?? ((): Date => new Date());
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const rejected = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
 
-  const handle = (req: Request, res: Response, params: URLSearchParams | undefined): void => {
+  const handle = (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined): void => {
     if (params === undefined) {
       rejected([CLIENT, 'TW_ERR_VALIDATION']);
       return;
     }
-    const r = parsePixelHit(params, { ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
+    const r = parsePixelHit(params, { ip, userAgent: req.headers['user-agent'], now: now() });
     if (!r.ok) {
       rejected([CLIENT, 'TW_ERR_VALIDATION']);
       return;
@@ -57,51 +117,37 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
     opts.accept(r.event, { headers: req.headers, query: params, body, response: res });
   };
 
-  router.get('/tr', (req, res) => {
-    handle(req, res, queryOf(req));
-    res.writeHead(200, GIF_HEADERS);
-    res.end(PIXEL_GIF);
-  });
-
-  router.post('/tr', (req, res, next) => {
-    const query = queryOf(req);
-    const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
-    const encoding = req.headers['content-encoding'];
-    if (!FORM_TYPES.has(ctype) || (encoding !== undefined && encoding !== 'identity')) {
-      // Not a form we read (multipart, gzip, ...): counted, drained unread, answered as usual.
-      req.resume();
-      handle(req, res, undefined);
-      noContent(res);
-      return;
-    }
-    readBody(req, opts.maxBytes, (err, text) => {
-      if (err === 'too-large') {
+  return {
+    handle,
+    answerGet(req, ip, res, query) {
+      handle(req, ip, res, paramsOf(query));
+      res.writeHead(200, GIF_HEADERS);
+      res.end(PIXEL_GIF);
+    },
+    answerPost(req, ip, res, query, outcome) {
+      if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
         rejected([CLIENT, 'TW_ERR_PAYLOAD_TOO_LARGE']);
-        const e = new PayloadTooLargeError(`the body is larger than ${opts.maxBytes} bytes`, { details: { limit: opts.maxBytes } });
+        req.resume();
         res.setHeader('connection', 'close');
-        res.status(e.status).json(toErrorBody(e));
+        const text = JSON.stringify(toErrorBody(outcome.error));
+        res.writeHead(outcome.error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
         return;
       }
-      try {
-        handle(req, res, err === 'failed' || query === undefined ? undefined : merge(text, query));
-      } catch (e) {
-        next(e);
-        return;
-      }
+      const params = paramsOf(query);
+      handle(req, ip, res, 'error' in outcome || params === undefined ? undefined : merge(outcome.text, params));
       noContent(res);
-    });
-  });
-  return router;
+    },
+  };
 }
 
-function noContent(res: Response): void {
+function noContent(res: ServerResponse): void {
   res.writeHead(204, { 'cache-control': 'no-store' });
   res.end();
 }
 
 /** The hit's own query parameters; undefined when the query string is over the bound. */
-function queryOf(req: Request): URLSearchParams | undefined {
-  const raw = queryString(req);
+function paramsOf(raw: string): URLSearchParams | undefined {
   return raw.length > LIMITS.query ? undefined : new URLSearchParams(raw);
 }
 
@@ -110,41 +156,4 @@ function merge(text: string, query: URLSearchParams): URLSearchParams {
   const out = new URLSearchParams(text);
   for (const [k, v] of query) out.append(k, v);
   return out;
-}
-
-/**
- * Reads the body up to `limit` bytes, checking the declared length first and the received bytes
- * as they come (a lying or chunked client cannot push more); see src/http/body.ts.
- */
-function readBody(req: Request, limit: number, done: (err: 'too-large' | 'failed' | undefined, text: string) => void): void {
-  const tooLarge = (): void => {
-    req.resume();
-    done('too-large', '');
-  };
-  if (Number(req.headers['content-length'] ?? NaN) > limit) {
-    tooLarge();
-    return;
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let finished = false;
-  const finish = (err: 'too-large' | 'failed' | undefined): void => {
-    if (finished) return;
-    finished = true;
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('error', onError);
-    if (err === 'too-large') tooLarge();
-    else done(err, err === undefined ? Buffer.concat(chunks, size).toString('utf8') : '');
-  };
-  const onData = (chunk: Buffer): void => {
-    size += chunk.length;
-    if (size > limit) finish('too-large');
-    else chunks.push(chunk);
-  };
-  const onEnd = (): void => finish(undefined);
-  const onError = (): void => finish('failed');
-  req.on('data', onData);
-  req.on('end', onEnd);
-  req.on('error', onError);
 }
