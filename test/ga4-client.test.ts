@@ -50,4 +50,17 @@ describe('end to end: GA4 hits (/g/collect) with Consent Mode', () => {
     expect(meta[0]!.body).toMatchObject({ data: [expect.objectContaining({ event_name: 'purchase', event_source_url: 'https://shop.example/thanks' })] });
     expect(JSON.stringify(vendor.hits)).not.toContain('111.222');
   });
+
+  it("a purchase's items (pr1, pr2) reach GA4 as items and Meta as contents", async () => {
+    vendor.hits.length = 0;
+    const items = `&cu=EUR&pr1=${encodeURIComponent('idSKU-1~nmShoe~pr99~qt1')}&pr2=${encodeURIComponent('idSKU-2~nmSocks~pr19.5~qt2')}`;
+    expect((await fetch(`${tw.url}/g/collect?${hit('G111', '555.666')}${items}`, { method: 'POST' })).status).toBe(204);
+    await tw.app.flush(5000);
+    const ga4 = vendor.hits.find((h) => h.path === '/ga4/mp/collect');
+    const meta = vendor.hits.find((h) => h.path === '/meta/events');
+    expect(ga4?.body).toMatchObject({
+      events: [{ params: { items: [{ item_id: 'SKU-1', item_name: 'Shoe', price: 99, quantity: 1 }, { item_id: 'SKU-2', item_name: 'Socks', price: 19.5, quantity: 2 }] } }],
+    });
+    expect(meta?.body).toMatchObject({ data: [{ custom_data: { contents: [{ id: 'SKU-1', quantity: 1 }, { id: 'SKU-2', quantity: 2 }] } }] });
+  });
 });

@@ -17,12 +17,14 @@ export const MAX_PATH_DEPTH = 32;
 export const MAX_ARRAY_ITEMS = 1000;
 /** Most fields `@scalars` keeps (GA4 takes 25 parameters per event; this bounds a hostile object). */
 export const MAX_SCALAR_FIELDS = 100;
+/** Most objects one `@merge` combines. */
+export const MAX_MERGE_OBJECTS = 16;
 /** Most fallbacks in one `@path` list. */
 export const MAX_PATH_FALLBACKS = 16;
 /** Deepest nesting of a mapping, so a hostile template cannot exhaust the stack at render. */
 export const MAX_MAPPING_DEPTH = 64;
 
-export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@scalars', '@literal'] as const;
+export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@scalars', '@merge', '@literal'] as const;
 export type Directive = (typeof DIRECTIVES)[number];
 
 export const HASH_KINDS = [
@@ -207,6 +209,8 @@ function compileDirective(key: string, arg: unknown, ctx: Ctx, at: string): Eval
       return compileTransform(arg, ctx, argAt);
     case '@scalars':
       return compileScalars(arg, ctx, argAt);
+    case '@merge':
+      return compileMerge(arg, ctx, argAt);
     case '@literal':
       return constant(structuredClone(arg));
     default:
@@ -605,6 +609,32 @@ function compileTransform(arg: unknown, ctx: Ctx, at: string): Evaluator {
   }
   const value = compileNode(arg.value, child(ctx), joinPath(at, 'value'));
   return (scope) => applyTransform(fn as TransformFn, value(scope));
+}
+
+// --- @merge ------------------------------------------------------------------------------------
+
+/**
+ * One object from several, later fields winning: for output whose field names are data, such as
+ * the item parameters of a GA4 hit (`pr1`, `pr2`, …) next to fixed fields.
+ */
+function compileMerge(arg: unknown, ctx: Ctx, at: string): Evaluator {
+  if (!Array.isArray(arg) || arg.length < 1 || arg.length > MAX_MERGE_OBJECTS) {
+    return issue(ctx, at, `expected an array of 1 to ${MAX_MERGE_OBJECTS} mappings`);
+  }
+  const parts = arg.map((element, i) => compileNode(element, child(ctx), joinPath(at, i)));
+  return (scope) => {
+    let out: Record<string, unknown> | undefined;
+    for (const part of parts) {
+      const value = part(scope);
+      if (!isPlainRecord(value)) continue;
+      out ??= {};
+      for (const key of Object.keys(value)) {
+        // Keys here come from data: `__proto__` would set the prototype, not a field.
+        if (!FORBIDDEN_KEYS.has(key) && value[key] !== undefined) out[key] = value[key];
+      }
+    }
+    return out;
+  };
 }
 
 // --- @scalars ---------------------------------------------------------------------------------

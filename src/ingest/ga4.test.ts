@@ -58,6 +58,32 @@ describe('parseGa4Hits', () => {
     expect(parse(`${BASE}&en=purchase&cu=EUR&ep.currency=USD`).hits[0]?.event.properties).toEqual({ currency: 'USD' });
   });
 
+  it('reads items pr1…pr200 in order; unknown fields, empty items and bad numbers are left out', () => {
+    const e = parse(`${BASE}&en=add_to_cart&pr2=idB~qtx~zz9~k1a~v1b~k2__proto__~v2p&pr1=idA~prNaN~ds1.5~lnHome&pr0=idZero&pr201=idFar&pr3=`).hits[0]?.event;
+    expect(e?.properties.products).toEqual([
+      { product_id: 'A', discount: 1.5, item_list_name: 'Home' },
+      { product_id: 'B', a: 'b' },
+    ]);
+    expect((e?.context.ga4 as { items: Record<string, string> }).items).toEqual({ pr1: 'idA~prNaN~ds1.5~lnHome', pr2: 'idB~qtx~zz9~k1a~v1b~k2__proto__~v2p' });
+    // Products the hit gave as an event parameter are not replaced.
+    expect(parse(`${BASE}&en=x&ep.products=mine&pr1=idA`).hits[0]?.event.properties.products).toBe('mine');
+  });
+
+  it('items: at most 200, and every value a string or a finite number, whatever the text', () => {
+    const many = Array.from({ length: 199 }, (_, i) => `pr${i + 1}=id${i}`).join('&');
+    expect(parse(`${BASE}&en=x&${many}`).hits[0]?.event.properties.products).toHaveLength(199);
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string(), fc.constantFrom('idX', 'pr1e400', 'qt-0', 'k0', 'v0', '~', 'k9a', 'v9b')), { maxLength: 20 }), (fields) => {
+        const products = parseGa4Hits(new URLSearchParams([...new URLSearchParams(`${BASE}&en=x`), ['pr1', fields.join('~')]]), undefined, facts).hits[0]?.event.properties.products as Array<Record<string, unknown>> | undefined;
+        for (const product of products ?? []) {
+          for (const v of Object.values(product)) expect(typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))).toBe(true);
+          expect(Object.getPrototypeOf(product)).toBe(Object.prototype);
+        }
+      }),
+      { seed: 20261123, numRuns: 300 },
+    );
+  });
+
   it('refuses a hit without v=2, tid or en', () => {
     for (const q of ['tid=G-1&en=x&v=1', 'v=2&en=x', 'v=2&tid=G-1', 'v=2&tid=G-1&en=']) {
       expect(parse(q)).toEqual({ hits: [], rejected: 1 });
@@ -80,7 +106,7 @@ describe('parseGa4Hits', () => {
     expect(parse(BASE, lines)).toMatchObject({ rejected: 5 });
     expect(parse(BASE, lines).hits).toHaveLength(25);
     expect(parse(BASE, lines, { maxHits: 2 }).hits).toHaveLength(2);
-    const many = Array.from({ length: 250 }, (_, i) => `ep.p${i}=1`).join('&');
+    const many = Array.from({ length: 450 }, (_, i) => `ep.p${i}=1`).join('&');
     expect(parse(`${BASE}&en=x&${many}`)).toEqual({ hits: [], rejected: 1 });
     expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual({ hits: [], rejected: 1 });
     expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual({ hits: [], rejected: 1 });

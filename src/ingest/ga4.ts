@@ -29,7 +29,7 @@ export interface Ga4Facts {
 export interface Ga4Limits {
   /** Hits per request; lines beyond it are counted as rejected. */
   maxHits: number;
-  /** Parameters per hit (URL and line together). */
+  /** Parameters per hit (URL and line together); room for GA4's 200 items (`pr1`…) and the rest. */
   maxParams: number;
   /** Length of a parameter name. */
   maxKeyLength: number;
@@ -37,7 +37,7 @@ export interface Ga4Limits {
   maxValueLength: number;
 }
 
-export const DEFAULT_GA4_LIMITS: Ga4Limits = { maxHits: 25, maxParams: 200, maxKeyLength: 128, maxValueLength: LIMITS.pageText };
+export const DEFAULT_GA4_LIMITS: Ga4Limits = { maxHits: 25, maxParams: 400, maxKeyLength: 128, maxValueLength: LIMITS.pageText };
 
 export interface Ga4Hit {
   event: Event;
@@ -130,6 +130,8 @@ function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined):
   // gtag.js sends an ecommerce event's currency as `cu`, not as an event parameter.
   const cu = text(p.get('cu'), 16);
   if (cu !== undefined && properties.currency === undefined) properties.currency = cu;
+  const items = itemParams(p);
+  if (items.length > 0 && properties.products === undefined) properties.products = items.map(([, raw]) => productOf(raw));
 
   const context: EventContext = {};
   if (facts.ip !== undefined) context.ip = facts.ip;
@@ -140,11 +142,13 @@ function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined):
   if (page !== undefined) context.page = page;
   const screen = /^(\d{1,6})x(\d{1,6})$/.exec(p.get('sr') ?? '');
   if (screen) context.screen = { width: Number(screen[1]), height: Number(screen[2]) };
-  const ga4: Record<string, string> = { measurementId: tid };
+  const ga4: Record<string, unknown> = { measurementId: tid };
   for (const key of GA4_PASSTHROUGH) {
     const value = p.get(key);
     if (value !== null) ga4[key] = value;
   }
+  // The item parameters as sent (`pr1` → its text), for a template forwarding the hit to GA4.
+  if (items.length > 0) ga4.items = Object.fromEntries(items.map(([n, raw]) => [`pr${n}`, raw]));
   context.ga4 = ga4;
 
   const type: EventType = en === 'page_view' ? 'page' : 'track';
@@ -164,6 +168,82 @@ function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined):
   if (cid !== undefined) event.anonymousId = cid;
   if (uid !== undefined) event.userId = uid;
   return event;
+}
+
+/** Most items of one event (GA4 keeps 200: https://support.google.com/analytics/answer/9267744). */
+export const MAX_ITEMS = 200;
+/** Most `~`-separated fields read from one item. */
+const MAX_ITEM_FIELDS = 64;
+
+/** The hit's item parameters `pr1`…`pr200`, as [number, text], in item order. */
+function itemParams(p: URLSearchParams): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  for (const [k, v] of p) {
+    const m = /^pr([1-9]\d{0,2})$/.exec(k);
+    if (m === null) continue;
+    const n = Number(m[1]);
+    if (n <= MAX_ITEMS && v !== '' && !out.some(([seen]) => seen === n)) out.push([n, v]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * gtag.js's item fields by their two-letter keys, onto Segment's product fields
+ * (https://segment.com/docs/connections/spec/ecommerce/v2/) or, where Segment has none, the GA4
+ * item parameter's name. Keys as read from gtag.js hits by practitioners
+ * (https://promincproductions.com/blog/ga4-item-parameter-reference-chart/): an item is
+ * `id12345~nmName~brBrand~pr9.99~qt1`, custom parameters as `k0name~v0value` pairs.
+ */
+const ITEM_FIELDS: Readonly<Record<string, { name: string; number?: true }>> = {
+  id: { name: 'product_id' },
+  nm: { name: 'name' },
+  br: { name: 'brand' },
+  ca: { name: 'category' },
+  c2: { name: 'item_category2' },
+  c3: { name: 'item_category3' },
+  c4: { name: 'item_category4' },
+  c5: { name: 'item_category5' },
+  va: { name: 'variant' },
+  pr: { name: 'price', number: true },
+  qt: { name: 'quantity', number: true },
+  cp: { name: 'coupon' },
+  ds: { name: 'discount', number: true },
+  lp: { name: 'position', number: true },
+  af: { name: 'affiliation' },
+  li: { name: 'item_list_id' },
+  ln: { name: 'item_list_name' },
+  lo: { name: 'location_id' },
+};
+
+/** One item's text as a product object; unknown keys are ignored, numbers that are not numbers dropped. */
+function productOf(raw: string): Record<string, unknown> {
+  const product: Record<string, unknown> = {};
+  const custom = new Map<string, { key?: string; value?: string }>();
+  for (const field of raw.split('~', MAX_ITEM_FIELDS)) {
+    if (field.length < 2) continue;
+    const key = field.slice(0, 2);
+    const value = field.slice(2);
+    const known = ITEM_FIELDS[key];
+    if (known !== undefined) {
+      if (known.number === true) {
+        const n = Number(value);
+        if (value.trim() !== '' && Number.isFinite(n)) product[known.name] = n;
+      } else if (value !== '') {
+        product[known.name] = value;
+      }
+    } else if (/^[kv]\d$/.test(key)) {
+      // Custom item parameters: k<i> names the parameter, v<i> its value (single-digit index:
+      // `k10x` could not be told from `k1` + `0x`).
+      const slot = custom.get(key[1]!) ?? {};
+      if (key[0] === 'k') slot.key = value;
+      else slot.value = value;
+      custom.set(key[1]!, slot);
+    }
+  }
+  for (const { key, value } of custom.values()) {
+    if (key !== undefined && value !== undefined && key !== '' && !FORBIDDEN_KEYS.has(key) && !Object.hasOwn(product, key)) product[key] = value;
+  }
+  return product;
 }
 
 type Page = NonNullable<EventContext['page']>;
