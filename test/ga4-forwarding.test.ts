@@ -43,7 +43,7 @@ describe('end to end: GA4 hits forwarded to /g/collect', () => {
   });
 
   const shared = (cid: string, gcs?: string) =>
-    `v=2&tid=G-TEST123&cid=${cid}&uid=user-${cid}&_p=1700000000&ul=en-us${gcs === undefined ? '' : `&gcs=${gcs}`}`;
+    `v=2&tid=G-TEST123&cid=${cid}&uid=user-${cid}&_p=1700000000&ul=en-us&_dbg=1&uap=Linux&uamb=0${gcs === undefined ? '' : `&gcs=${gcs}`}`;
   const lines = [
     `en=page_view&_s=1&dl=${encodeURIComponent('https://shop.example/')}&dt=Home&sid=17&sct=2&up.plan=pro`,
     `en=purchase&_s=2&dl=${encodeURIComponent('https://shop.example/thanks')}&cu=eur&epn.value=42.5&ep.transaction_id=T-1`,
@@ -66,7 +66,7 @@ describe('end to end: GA4 hits forwarded to /g/collect', () => {
 
     const granted = full.find((h) => h.query.cid === '111.111')!;
     expect(granted.method).toBe('POST');
-    expect(granted.query).toEqual({ v: '2', tid: 'G-TEST123', cid: '111.111', uid: 'user-111.111', ul: 'en-us', _p: '1700000000', gcs: 'G111', _uip: '198.51.100.23' });
+    expect(granted.query).toEqual({ v: '2', tid: 'G-TEST123', cid: '111.111', uid: 'user-111.111', ul: 'en-us', _p: '1700000000', gcs: 'G111', _uip: '198.51.100.23', _dbg: '1', uamb: '0', uap: 'Linux' });
     expect(granted.headers['user-agent']).toBe(UA);
     expect(granted.headers['content-type']).toBe('text/plain;charset=UTF-8');
     expect(granted.body).toBe(
@@ -78,7 +78,7 @@ describe('end to end: GA4 hits forwarded to /g/collect', () => {
     expect(truncated[0]!.query).toMatchObject({ cid: '111.111', _uip: '198.51.100.0' });
 
     const redacted = full.find((h) => h.query.cid === undefined)!;
-    expect(redacted.query).toEqual({ v: '2', tid: 'G-TEST123', ul: 'en-us', _p: '1700000000', gcs: 'G100', npa: '1', _uip: '198.51.100.0' });
+    expect(redacted.query).toEqual({ v: '2', tid: 'G-TEST123', ul: 'en-us', _p: '1700000000', gcs: 'G100', npa: '1', _uip: '198.51.100.0', _dbg: '1', uamb: '0', uap: 'Linux' });
     expect(redacted.body).toBe(
       [
         'en=page_view&_s=1&dl=https%3A%2F%2Fshop.example%2F&dt=Home&sid=17&sct=2',

@@ -54,9 +54,16 @@ export interface Ga4ParseResult {
 /**
  * GA-specific parameters kept as sent under `context.ga4`, for destinations that forward to GA4 and
  * need them back: protocol version, container, page load id, hit counter, session id / count /
- * engagement, engagement time, first visit / session start flags, consent mode and ad-personalisation signals.
+ * engagement, engagement time, first visit / session start flags, consent mode and
+ * ad-personalisation signals, debug mode (`_dbg`, what DebugView shows), and the user-agent client
+ * hints gtag.js reads from `navigator.userAgentData` (`uaa` architecture, `uab` bitness, `uafvl`
+ * full version list, `uamb` mobile, `uam` model, `uap` platform, `uapv` platform version, `uaw`
+ * WoW64), which GA4 uses for device and browser reports now that browsers reduce the User-Agent.
  */
-const GA4_PASSTHROUGH = ['v', 'gtm', '_p', '_s', 'sid', 'sct', 'seg', '_et', '_fv', '_ss', '_nsi', '_ee', 'dma', 'dma_cps', 'npa', 'gcs', 'gcd', 'tfd'] as const;
+const GA4_PASSTHROUGH = [
+  'v', 'gtm', '_p', '_s', 'sid', 'sct', 'seg', '_et', '_fv', '_ss', '_nsi', '_ee', 'dma', 'dma_cps', 'npa', 'gcs', 'gcd', 'tfd', '_dbg',
+  'uaa', 'uab', 'uafvl', 'uamb', 'uam', 'uap', 'uapv', 'uaw',
+] as const;
 
 const EMPTY = new URLSearchParams();
 
