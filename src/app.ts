@@ -264,7 +264,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const handler = withFastPaths(
     { allowedHosts: config.server.allowedHosts, accepting: () => accepting },
     new Map([
-      ...segmentFastRoutes({ ...hitOptions, maxEventBytes: config.server.maxEventBytes, allowedOrigins: config.server.allowedOrigins }),
+      ...segmentFastRoutes({
+        ...hitOptions,
+        maxEventBytes: config.server.maxEventBytes,
+        maxBatchBytes: config.server.maxBatchBytes,
+        maxBatchEvents: config.server.maxBatchEvents,
+        allowedOrigins: config.server.allowedOrigins,
+      }),
       ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
       ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),

@@ -68,7 +68,12 @@ const requests: Array<{ name: string; method: string; path: string; headers: Rec
   { name: 'a Host not served', method: 'POST', path: '/v1/track', headers: { ...json, host: 'evil.example' }, body: JSON.stringify(event), fast: false },
   { name: 'a query string', method: 'POST', path: '/v1/track?x=1', headers: json, body: JSON.stringify(event), fast: false },
   { name: 'a CORS preflight', method: 'OPTIONS', path: '/v1/track', headers: { ...json, 'access-control-request-method': 'POST' }, fast: false },
-  { name: 'a batch', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [event] }), fast: false },
+  { name: 'a batch', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [{ ...event, type: 'track' }, { ...event, type: 'page', name: 'Home', event: undefined }], context: { locale: 'de-DE' } }), fast: true },
+  { name: 'an empty batch', method: 'POST', path: '/v1/b', headers: json, body: JSON.stringify({ batch: [] }), fast: true },
+  { name: 'a batch with an invalid event (partial report)', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [{ ...event, type: 'track' }, { type: 'track' }] }), fast: false },
+  { name: 'a batch of invalid events only', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: [{ type: 'track' }] }), fast: false },
+  { name: 'a batch over the event count', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ batch: Array.from({ length: 4 }, () => ({ ...event, type: 'track' })) }), fast: false },
+  { name: 'not a batch', method: 'POST', path: '/v1/batch', headers: json, body: JSON.stringify({ events: [] }), fast: false },
   { name: 'an unknown route', method: 'POST', path: '/v1/nope', headers: json, body: '{}', fast: false },
   { name: 'a GA4 GET hit', method: 'GET', path: `/g/collect?${ga4}&en=page_view`, headers: { host: 'tags.example.com' }, fast: true },
   { name: 'a GA4 POST with three hits (one invalid)', method: 'POST', path: `/g/collect?${ga4}`, headers: { host: 'tags.example.com', 'content-type': 'text/plain' }, body: 'en=a\nen=\nen=purchase&epn.value=3', fast: true },
@@ -90,7 +95,7 @@ const requests: Array<{ name: string; method: string; path: string; headers: Rec
 describe('the fast path for Segment, GA4 and pixel hits', () => {
   const templates = loadTemplates();
   const config = testConfig({
-    server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048, maxBatchBytes: 4096 },
+    server: { allowedHosts: ['tags.example.com'], allowedOrigins: ['https://www.example.com'], maxEventBytes: 2048, maxBatchBytes: 4096, maxBatchEvents: 3 },
     site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } },
     destinations: [],
   });
@@ -123,7 +128,7 @@ describe('the fast path for Segment, GA4 and pixel hits', () => {
     const listener = withFastPaths(
       { allowedHosts: ['tags.example.com'], accepting: () => true },
       new Map([
-        ...segmentFastRoutes({ ...hit, maxEventBytes: 2048, allowedOrigins: ['*'] }),
+        ...segmentFastRoutes({ ...hit, maxEventBytes: 2048, maxBatchBytes: 4096, maxBatchEvents: 3, allowedOrigins: ['*'] }),
         ...ga4FastRoute({ ...hit, maxBytes: 4096 }),
         ...metaPixelFastRoutes({ ...hit, maxBytes: 2048 }),
       ]),
@@ -143,6 +148,8 @@ describe('the fast path for Segment, GA4 and pixel hits', () => {
       await closeServer(server);
     }
     expect(accepted.map((e) => [e.type, e.event ?? e.name, e.context.ip])).toEqual([
+      ['track', 'Signed Up', '198.51.100.7'],
+      ['page', 'Home', '198.51.100.7'],
       ['track', 'Signed Up', '198.51.100.7'],
       ['page', 'Home', '198.51.100.7'],
       ['page', undefined, '198.51.100.7'],

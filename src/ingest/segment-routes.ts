@@ -51,25 +51,9 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   }
 
   const batch = (req: Request, res: Response): void => {
-    const body = req.body as unknown;
-    if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
-      throw new ValidationError('batch: required, an array of events', { details: { issues: [{ path: 'batch', message: 'required' }] } });
-    }
-    const { batch: items, context, integrations } = body as { batch: unknown[]; context?: unknown; integrations?: unknown };
-    if (items.length > opts.maxBatchEvents) {
-      throw new ValidationError(`batch: at most ${opts.maxBatchEvents} events per request`, {
-        details: { issues: [{ path: 'batch', message: `more than ${opts.maxBatchEvents} events` }] },
-      });
-    }
-    const defaults = { context: plainObject(context), integrations: plainObject(integrations) };
-    const f = facts(req);
-    const accepted: { event: Event; item: unknown }[] = [];
-    const rejected: { index: number; issues: FieldIssue[] }[] = [];
-    items.forEach((item, index) => {
-      const r = parseSegmentEvent(item, undefined, f, defaults);
-      if (r.ok) accepted.push({ event: r.event, item });
-      else rejected.push({ index, issues: r.issues });
-    });
+    const parsed = parseBatch(req.body as unknown, facts(req), opts.maxBatchEvents);
+    if ('error' in parsed) throw parsed.error;
+    const { accepted, rejected } = parsed;
     if (rejected.length > 0) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' }, rejected.length);
     if (accepted.length === 0 && rejected.length > 0) {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
@@ -85,6 +69,39 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
   router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
   return router;
+}
+
+export interface ParsedBatch {
+  accepted: { event: Event; item: unknown }[];
+  rejected: { index: number; issues: FieldIssue[] }[];
+}
+
+/**
+ * A `/v1/batch` body's events, each validated on its own with the batch's `context` and
+ * `integrations` as defaults; an error when the body is not a batch or holds too many events.
+ * Shared by the Express route and the fast path (segment-fast-path.ts).
+ */
+export function parseBatch(body: unknown, facts: RequestFacts, maxBatchEvents: number): ParsedBatch | { error: ValidationError } {
+  if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
+    return { error: new ValidationError('batch: required, an array of events', { details: { issues: [{ path: 'batch', message: 'required' }] } }) };
+  }
+  const { batch: items, context, integrations } = body as { batch: unknown[]; context?: unknown; integrations?: unknown };
+  if (items.length > maxBatchEvents) {
+    return {
+      error: new ValidationError(`batch: at most ${maxBatchEvents} events per request`, {
+        details: { issues: [{ path: 'batch', message: `more than ${maxBatchEvents} events` }] },
+      }),
+    };
+  }
+  const defaults = { context: plainObject(context), integrations: plainObject(integrations) };
+  const accepted: ParsedBatch['accepted'] = [];
+  const rejected: ParsedBatch['rejected'] = [];
+  items.forEach((item, index) => {
+    const r = parseSegmentEvent(item, undefined, facts, defaults);
+    if (r.ok) accepted.push({ event: r.event, item });
+    else rejected.push({ index, issues: r.issues });
+  });
+  return { accepted, rejected };
 }
 
 /** Shared by every hit without a query string; readers only call get(). */
