@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.ts';
 import { bodyText } from '../destinations/types.ts';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions, type DeliveryResult } from './delivery.ts';
 import { createDeliveryAgent } from './sender.ts';
-import { batchIds, fakeDestination, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
+import { batchIds, fakeDestination, refusedUrl, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
 
 let agent: Agent;
 const servers: TestServer[] = [];
@@ -179,6 +179,15 @@ describe('delivery: retries', () => {
     expect(s.received).toHaveLength(1);
     expect(of('failed')).toEqual([expect.objectContaining({ messageIds: ['p0'], status: 503, reason: 'not_idempotent', attempt: 1 })]);
     expect(outbox.entries.map((e) => e.reason)).toEqual(['gave_up:not_idempotent']);
+  });
+
+  it('retries a POST without an idempotency key when it never left (connection refused)', async () => {
+    const dest = fakeDestination({ url: await refusedUrl(), limits: { maxEvents: 1 }, idempotent: false });
+    const { delivery, of } = setup();
+    delivery.enqueue(dest, renderedItem('r0'));
+    await waitFor(() => of('failed').length === 1);
+    expect(of('retry_scheduled')).toHaveLength(2);
+    expect(of('failed')[0]).toMatchObject({ reason: 'max_attempts', attempt: 3 });
   });
 
   it('gives up at once on a permanent rejection, keeping a masked excerpt and no URL', async () => {

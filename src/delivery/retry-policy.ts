@@ -60,6 +60,14 @@ export function isRetryableStatus(status: number): boolean {
   return status >= 500 && status <= 599 && status !== 501 && status !== 505;
 }
 
+/**
+ * Network errors raised before a request is written: DNS failures (getaddrinfo ENOTFOUND,
+ * EAI_AGAIN) and connect(2) failures (ECONNREFUSED, ENETUNREACH, EHOSTUNREACH). A reset or a
+ * timeout may come after the vendor read the request, so they are not here.
+ * https://nodejs.org/api/errors.html#common-system-errors
+ */
+export const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
 export function decideRetry(input: RetryInput): RetryDecision {
   const { outcome, policy } = input;
   let reason: string;
@@ -82,8 +90,10 @@ export function decideRetry(input: RetryInput): RetryDecision {
   }
 
   // A non-idempotent request may have been processed even though we saw no answer; repeating it
-  // without a key the vendor deduplicates on would double-count.
-  if (!isIdempotentMethod(input.method) && !input.idempotent) return { action: 'give_up', reason: 'not_idempotent' };
+  // without a key the vendor deduplicates on would double-count. Unless it never left: a failed
+  // name lookup or connect means no byte of it reached the vendor.
+  const neverSent = outcome.kind === 'network' && outcome.code !== undefined && NEVER_SENT_CODES.has(outcome.code);
+  if (!isIdempotentMethod(input.method) && !input.idempotent && !neverSent) return { action: 'give_up', reason: 'not_idempotent' };
   if (input.attempt >= policy.maxAttempts) return { action: 'give_up', reason: 'max_attempts' };
 
   const deadline = input.firstAttemptAt + policy.maxTotalMs;
