@@ -250,7 +250,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations, identity }));
   }
-  if (config.scripts.enabled) app.use(scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }));
+  const scripts = config.scripts.enabled ? scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }) : undefined;
+  if (scripts !== undefined) app.use(scripts);
   app.use(notFound);
   app.use(errorHandler(log));
 
@@ -308,6 +309,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     // is dropped (consent_unresolved), never sent.
     await pipeline.settled(Math.floor(graceMs / 2));
     pending.drain().forEach(dropUnresolved);
+    scripts?.close();
     try {
       await consentApi?.close();
       await upstream?.close();

@@ -32,10 +32,12 @@ async function fakeUpstream() {
     res.writeHead(r.status, r.headers);
     res.end(r.body ?? '');
   });
+  const connections = { count: 0 };
+  server.on('connection', () => connections.count++);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
-  return { server, hits, state, port, url: `http://127.0.0.1:${port}` };
+  return { server, hits, state, port, connections, url: `http://127.0.0.1:${port}` };
 }
 type Upstream = Awaited<ReturnType<typeof fakeUpstream>>;
 
@@ -117,6 +119,19 @@ describe('script proxy: served scripts', () => {
     expect(hit.headers['x-forwarded-for']).toBeUndefined();
     expect(hit.headers['user-agent']).toBe('test-agent');
     expect(meta.hits).toHaveLength(0);
+  });
+
+  it('reuses its upstream connection: script loads one after another open one socket to the vendor', async () => {
+    google.state.reply = () => ({ status: 200, headers: { 'content-type': 'application/javascript' }, body: GTAG });
+    const before = google.connections.count;
+    for (let i = 0; i < 5; i++) {
+      const res = await rawGet(`${base}/gtag/js?id=G-ABCD1234`, { connection: 'close' });
+      expect(res.status).toBe(200);
+    }
+    expect(google.hits).toHaveLength(5);
+    // The browser's `connection: close` is not passed on (HTTP/1.1 without it is persistent).
+    expect(google.hits.map((h) => h.headers.connection)).toEqual(Array(5).fill(undefined));
+    expect(google.connections.count - before).toBeLessThanOrEqual(1);
   });
 
   it('passes a gzip body through byte for byte, and sets a default cache-control', async () => {

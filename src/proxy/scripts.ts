@@ -17,6 +17,8 @@
  * `content-encoding`. Upstream errors and timeouts are answered 502 `TW_ERR_UPSTREAM` JSON.
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
@@ -108,15 +110,31 @@ function sendJson(res: ServerResponse, status: number, body: ErrorBody): void {
   res.end(text);
 }
 
-export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
+/** The script proxy's routes, and `close()` for shutdown (drops its idle upstream connections). */
+export type ScriptProxy = Router & { close(): void };
+
+export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
   const origins = o.origins ?? DEFAULT_ORIGINS;
   const google = parseOrigin('google', origins.google);
   const meta = parseOrigin('meta', origins.meta);
   const timeoutMs = o.timeoutMs ?? 10_000;
 
+  // One keep-alive pool per vendor: without it every script load paid a new TCP and TLS handshake
+  // to the vendor before its first byte. An idle socket is closed after 4 s, before servers
+  // commonly drop idle connections (5 s and up), so a reused socket is rarely one being closed.
+  // Idle sockets are unref'd by the agent: they never keep the process alive.
+  const agents: Array<HttpAgent | HttpsAgent> = [];
+  const agentFor = (target: string): HttpAgent | HttpsAgent => {
+    const options = { keepAlive: true, maxSockets: 64, maxFreeSockets: 8, timeout: 4_000 };
+    const agent = target.startsWith('https:') ? new HttpsAgent(options) : new HttpAgent(options);
+    agents.push(agent);
+    return agent;
+  };
+
   const proxyFor = (target: string, vendor: string): RequestHandler =>
     createProxyMiddleware<Request, Response>({
       target,
+      agent: agentFor(target),
       changeOrigin: true,
       followRedirects: false,
       xfwd: false,
@@ -134,8 +152,9 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
       plugins: [
         (proxyServer) => {
           proxyServer.on('proxyReq', (proxyReq: ClientRequest) => {
+            // `connection` too: the pool, not the browser, decides whether the upstream socket stays open.
             for (const name of proxyReq.getHeaderNames()) {
-              if (name !== 'host' && name !== 'connection' && !REQUEST_HEADERS.has(name)) proxyReq.removeHeader(name);
+              if (name !== 'host' && !REQUEST_HEADERS.has(name)) proxyReq.removeHeader(name);
             }
           });
           proxyServer.on('proxyRes', (proxyRes: IncomingMessage, req: Request, res: Response) => onProxyRes(proxyRes, req, res, vendor));
@@ -159,7 +178,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
   function onProxyRes(proxyRes: IncomingMessage, req: Request, res: Response, vendor: string): void {
     const status = proxyRes.statusCode ?? 502;
     if (status !== 200 && status !== 304) {
-      proxyRes.resume(); // discard the body; the socket is not reused (no agent)
+      proxyRes.resume(); // discard the body, so the socket can go back to the pool
       o.log?.warn({ vendor, status, path: targets.get(req) }, 'script proxy upstream answered an unexpected status');
       if (status === 404) sendJson(res, 404, toErrorBody(new NotFoundError(`${vendor} has no such script`)));
       else sendJson(res, 502, toErrorBody(new UpstreamError(`${vendor} answered ${status}`)));
@@ -227,5 +246,9 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): Router {
   );
   // Everything else under the script prefixes: 404 here, never an upstream request.
   router.all(['/gtag', '/gtag/*rest', '/gtm.js', '/signals', '/signals/*rest', '/:locale/fbevents.js'], notFound);
-  return router;
+  return Object.assign(router, {
+    close(): void {
+      for (const agent of agents) agent.destroy();
+    },
+  });
 }
