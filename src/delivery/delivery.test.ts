@@ -181,6 +181,23 @@ describe('delivery: retries', () => {
     expect(outbox.entries.map((e) => e.reason)).toEqual(['gave_up:not_idempotent']);
   });
 
+  it("retries an error answer the template calls temporary (Meta's rate limits come as 400), and gives up on others", async () => {
+    const s = await server((req, res, index) => {
+      const limited = index === 0 || req.body.includes('"bad"');
+      res.writeHead(limited ? 400 : 200, { 'content-type': 'application/json' });
+      res.end(limited ? JSON.stringify({ error: { code: req.body.includes('"bad"') ? 100 : 4, message: 'x' } }) : '{}');
+    });
+    const transientResponse = (status: number, body: string): boolean => status === 400 && body.includes('"code":4');
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 }, transientResponse });
+    const { delivery, of } = setup();
+    delivery.enqueue(dest, renderedItem('t0'));
+    await waitFor(() => of('delivered').length === 1);
+    expect(of('retry_scheduled')[0]).toMatchObject({ status: 400, reason: 'status_400_transient' });
+    delivery.enqueue(dest, renderedItem('bad'));
+    await waitFor(() => of('failed').length === 1);
+    expect(of('failed')[0]).toMatchObject({ messageIds: ['bad'], reason: 'status_400', attempt: 1 });
+  });
+
   it('retries a POST without an idempotency key when it never left (connection refused)', async () => {
     const dest = fakeDestination({ url: await refusedUrl(), limits: { maxEvents: 1 }, idempotent: false });
     const { delivery, of } = setup();

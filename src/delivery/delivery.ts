@@ -243,6 +243,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         signal: abort.signal,
         maxResponseBytes,
         secretValues: job.destination.secretValues,
+        isTransient: (status, body) => job.destination.transientResponse(status, body),
         now: () => clock.now(),
       }).then((sent) => {
         job.state.inFlight.delete(job);

@@ -57,6 +57,17 @@ describe('decideRetry: idempotency', () => {
     if (d.action === 'give_up') expect(d.reason).toBe('not_idempotent');
   });
 
+  it.each<[number, boolean | undefined, boolean, string, string]>([
+    [400, true, true, 'retry', 'status_400_transient'],
+    [403, true, true, 'retry', 'status_403_transient'],
+    [503, true, true, 'retry', 'status_503'],
+    [400, undefined, true, 'give_up', 'status_400'],
+    [400, true, false, 'give_up', 'not_idempotent'],
+  ])('a %i the template calls transient=%s (idempotent %s) → %s %s', (code, transient, idempotent, action, reason) => {
+    const outcome: AttemptOutcome = transient === undefined ? status(code) : { kind: 'response', status: code, transient };
+    expect(decideRetry(input(outcome, { idempotent }))).toMatchObject({ action, reason });
+  });
+
   it('a permanent status wins over not_idempotent (the more precise reason)', () => {
     expect(decideRetry(input(status(400), { idempotent: false }))).toEqual({ action: 'give_up', reason: 'status_400' });
   });

@@ -6,7 +6,8 @@
 
 /** What one attempt produced, as the sender reports it. */
 export type AttemptOutcome =
-  | { kind: 'response'; status: number; retryAfter?: string }
+  /** `transient`: the destination's template says this error answer is temporary (retryOn). */
+  | { kind: 'response'; status: number; retryAfter?: string; transient?: boolean }
   | { kind: 'network'; code?: string }
   | { kind: 'timeout' };
 
@@ -77,8 +78,8 @@ export function decideRetry(input: RetryInput): RetryDecision {
       if (outcome.status >= 200 && outcome.status <= 299) return { action: 'success' };
       // 3xx included: vendor endpoints do not redirect, and we never follow redirects with a
       // body that may carry secrets.
-      if (!isRetryableStatus(outcome.status)) return { action: 'give_up', reason: `status_${outcome.status}` };
-      reason = `status_${outcome.status}`;
+      if (!isRetryableStatus(outcome.status) && outcome.transient !== true) return { action: 'give_up', reason: `status_${outcome.status}` };
+      reason = isRetryableStatus(outcome.status) ? `status_${outcome.status}` : `status_${outcome.status}_transient`;
       retryAfterHeader = outcome.retryAfter;
       break;
     case 'network':

@@ -39,6 +39,8 @@ export interface SendOptions {
   maxResponseBytes?: number;
   /** Length (in characters) of the diagnostic excerpt of the body. Default 256. */
   excerptChars?: number;
+  /** Whether an error answer is temporary although its status says otherwise (BoundDestination.transientResponse). */
+  isTransient?: (status: number, body: string) => boolean;
   /** Values masked out of the excerpt (a vendor may echo a token back in an error message). */
   secretValues?: readonly string[];
   now?: () => number;
@@ -91,6 +93,7 @@ export async function sendVendorRequest(
   // The status is the vendor's verdict; a body that fails to arrive afterwards does not change it.
   const { buffer, truncated } = await readCapped(response.body, maxBytes);
   const result: SendResult = { outcome, durationMs: now() - started, responseBytes: buffer.length, truncated };
+  if (response.statusCode >= 400 && options.isTransient?.(response.statusCode, buffer.toString('utf8')) === true) outcome.transient = true;
   if (buffer.length > 0) {
     result.excerpt = maskSecrets(buffer.toString('utf8'), options.secretValues ?? []).slice(
       0,

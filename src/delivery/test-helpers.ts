@@ -15,6 +15,8 @@ export interface FakeDestinationOptions {
   limits?: Partial<BatchLimits>;
   idempotent?: boolean;
   secretValues?: string[];
+  /** The template's retryOn verdict on an error answer; default: never temporary. */
+  transientResponse?: (status: number, body: string) => boolean;
 }
 
 export function fakeDestination(options: FakeDestinationOptions): BoundDestination {
@@ -25,6 +27,7 @@ export function fakeDestination(options: FakeDestinationOptions): BoundDestinati
     limits: { maxEvents: 10, maxBytes: 100_000, lingerMs: 50, ...options.limits },
     idempotent,
     secretValues: options.secretValues ?? [],
+    transientResponse: options.transientResponse ?? (() => false),
     redactions: [],
     needsItems: true,
     render(event: Event) {

@@ -312,6 +312,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     limits,
     idempotent: request.idempotencyKey !== undefined,
     secretValues,
+    transientResponse: template.transient,
     redactions: redactionNames,
     render,
     buildRequest,

@@ -103,6 +103,35 @@ describe('compileTemplate', () => {
   });
 });
 
+describe('retryOn', () => {
+  test('a JSON error body matching every path of a rule with its status is temporary; anything else is not', () => {
+    const t = parseTemplate(minimalTemplate({ retryOn: [{ status: [400], json: { 'error.code': [4, 17], 'error.type': ['OAuthException'] } }, { status: [500], json: { 'error.is_transient': [true] } }] }));
+    const body = (o: unknown) => JSON.stringify(o);
+    expect(t.transient(400, body({ error: { code: 17, type: 'OAuthException' } }))).toBe(true);
+    expect(t.transient(400, body({ error: { code: 17, type: 'Other' } }))).toBe(false);
+    expect(t.transient(400, body({ error: { code: 100, type: 'OAuthException' } }))).toBe(false);
+    expect(t.transient(403, body({ error: { code: 4, type: 'OAuthException' } }))).toBe(false);
+    expect(t.transient(500, body({ error: { is_transient: true } }))).toBe(true);
+    expect(t.transient(500, body({ error: { is_transient: 'true' } }))).toBe(false);
+    expect(t.transient(400, 'rate limited')).toBe(false);
+    expect(t.transient(400, '{"error":')).toBe(false);
+    expect(parseTemplate(minimalTemplate()).transient(400, body({ error: { code: 4 } }))).toBe(false);
+  });
+
+  test("the shipped Meta template retries Meta's throttling and temporary errors, not a bad request", () => {
+    const meta = loadTemplates(DEFAULT_TEMPLATES_DIR).get('meta-capi')!;
+    expect(meta.transient(400, JSON.stringify({ error: { message: '(#4) Application request limit reached', type: 'OAuthException', code: 4, fbtrace_id: 'A' } }))).toBe(true);
+    expect(meta.transient(400, JSON.stringify({ error: { code: 100, is_transient: true } }))).toBe(true);
+    expect(meta.transient(400, JSON.stringify({ error: { message: 'Invalid parameter', type: 'OAuthException', code: 100, error_subcode: 2804050 } }))).toBe(false);
+    expect(meta.transient(401, JSON.stringify({ error: { code: 190 } }))).toBe(false);
+  });
+
+  test('rules are checked at load', () => {
+    expect(compileTemplate(minimalTemplate({ retryOn: [{ status: [200], json: { 'error.code': [1] } }] })).issues.map((i) => i.path)).toEqual(['retryOn[0].status[0]']);
+    expect(compileTemplate(minimalTemplate({ retryOn: [{ status: [400], json: {} }] })).issues.map((i) => i.path)).toEqual(['retryOn[0].json']);
+  });
+});
+
 describe('loading from a directory', () => {
   test('the shipped templates load', () => {
     const templates = loadTemplates(DEFAULT_TEMPLATES_DIR);

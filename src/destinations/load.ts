@@ -8,9 +8,9 @@ import { join, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
-import { isPlainRecord, parseDottedPath } from './dotted.ts';
+import { getDotted, isPlainRecord, parseDottedPath } from './dotted.ts';
 import { compileMapping, joinPath, type CompiledMapping, type MappingIssue, type TransformFn } from './mapping.ts';
-import { TemplateSchema, type ConsentDefaults, type TemplateDefinition } from './template-schema.ts';
+import { TemplateSchema, type ConsentDefaults, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
 import type { BatchLimits } from './types.ts';
 
 /** `<repo>/templates`. */
@@ -74,6 +74,8 @@ export interface CompiledTemplate {
   into: string | undefined;
   rules: CompiledRule[];
   redactions: ReadonlyMap<string, CompiledRedaction>;
+  /** Whether an error answer is temporary by the template's `retryOn` rules (always false without them). */
+  transient: (status: number, body: string) => boolean;
 }
 
 export interface CompileResult {
@@ -194,7 +196,34 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       into: def.batch?.into,
       rules,
       redactions,
+      transient: compileRetryRules(def.retryOn ?? []),
     },
+  };
+}
+
+/**
+ * The `retryOn` rules as one predicate. The body is parsed only for a status some rule names, and
+ * only when it looks like JSON; a body that does not parse matches nothing.
+ */
+function compileRetryRules(rules: readonly RetryRuleDefinition[]): (status: number, body: string) => boolean {
+  if (rules.length === 0) return () => false;
+  const compiled = rules.map((r) => ({
+    status: new Set(r.status),
+    fields: Object.entries(r.json).map(([path, values]) => ({ segments: fieldRef(path).segments, values })),
+  }));
+  return (status, body) => {
+    const candidates = compiled.filter((r) => r.status.has(status));
+    if (candidates.length === 0 || !body.trimStart().startsWith('{')) return false;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return false;
+    }
+    return candidates.some((r) => r.fields.every((f) => {
+      const v = getDotted(parsed, f.segments);
+      return f.values.some((want) => want === v);
+    }));
   };
 }
 

@@ -141,6 +141,17 @@ export const MappingRuleSchema = z
   .strict()
   .describe('One mapping; the first whose match fits an event renders it');
 
+export const RetryRuleSchema = z
+  .object({
+    status: z.array(z.number().int().min(400).max(599)).min(1).max(20).describe('Response statuses the rule applies to'),
+    json: z
+      .record(dottedPath, z.array(z.union([z.string(), z.number(), z.boolean()])).min(1).max(50))
+      .refine((r) => Object.keys(r).length > 0, 'at least one field')
+      .describe('Dotted path into the JSON response body → the values that make it temporary; every path must hold one of its values'),
+  })
+  .strict()
+  .describe('A vendor error answer to retry: one of the statuses, and a JSON body matching every path');
+
 export const RedactionRuleSchema = z
   .object({
     remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
@@ -176,6 +187,11 @@ export const TemplateSchema = z
     request: RequestSchema,
     batch: BatchSchema.optional().describe('Batching limits; omitted = one event per request'),
     mappings: z.array(MappingRuleSchema).min(1).describe('Mappings tried in order; no match → skip `no_mapping:<type>`'),
+    retryOn: z
+      .array(RetryRuleSchema)
+      .max(16)
+      .optional()
+      .describe('Error answers that are temporary although their status says otherwise (e.g. Meta rate limits as 400): retried like a 429'),
     redact: z
       .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
       .optional()
@@ -203,4 +219,5 @@ export type TemplateDefinition = z.output<typeof TemplateSchema>;
 export type SettingDefinition = z.output<typeof SettingSchema>;
 export type MappingRuleDefinition = z.output<typeof MappingRuleSchema>;
 export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
+export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

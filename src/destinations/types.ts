@@ -51,6 +51,11 @@ export interface BoundDestination {
   idempotent: boolean;
   /** Values of the settings the template marks secret, for masking in explain output and logs. */
   secretValues: string[];
+  /**
+   * Whether a vendor's error answer is temporary by the template's `retryOn` rules (Meta answers
+   * some rate limits with 400): delivery then retries it like a 429.
+   */
+  transientResponse(status: number, body: string): boolean;
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**
