@@ -32,6 +32,7 @@ import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
 import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
+import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
 import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
 import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
 import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
@@ -107,8 +108,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     },
     defaults: { maxQueuedEvents: config.delivery.maxQueuedEvents },
     destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs, maxInFlight: d.config.maxInFlight }])),
-    onResult: (r) => onDeliveryResult(r, metrics, log),
+    onResult: (r) => {
+      onDeliveryResult(r, metrics, log);
+      if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
+    },
+    // Set once the consent store exists (below): before a retry, a revocation since the hit wins.
+    recheck: (destinationId, messageIds) => (revocation === undefined ? new Set(messageIds) : revocation.recheck(destinationId, messageIds)),
   });
+  let revocation: RevocationCheck | undefined;
 
   // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
   const dropUnresolved = (h: HeldEvent): void => {
@@ -167,13 +174,27 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           onVisitorChanged: (visitorId) => recheck(visitorId),
           ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
         });
+  if (consentApi !== undefined) {
+    const categoriesById = new Map(resolution.destinations.map((d) => [d.policy.id, d.policy.categories]));
+    revocation = createRevocationCheck({
+      store: consentApi.storeSource,
+      categoriesOf: (id) => categoriesById.get(id),
+      ttlMs: config.delivery.maxTotalMs + 60_000,
+    });
+  }
   const pipeline = createPipeline({
     site: config.site,
     resolver,
     upstream: consentApi?.source ?? upstream,
     now,
     destinations: resolution.destinations,
-    delivery,
+    delivery: {
+      enqueue(dest, rendered, origin) {
+        const queued = delivery.enqueue(dest, rendered);
+        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin.visitorId, origin.receivedAtMs);
+        return queued;
+      },
+    },
     pending,
     metrics,
     log,

@@ -32,8 +32,16 @@ export interface Evaluation {
 
 /** The delivery side as the pipeline sees it (the seam a durable outbox plugs into). */
 export interface DeliverySink {
-  /** False when refused (queue full); the event is then counted as dropped, never silently lost. */
-  enqueue(dest: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>): boolean;
+  /**
+   * False when refused (queue full); the event is then counted as dropped, never silently lost.
+   * `origin` says whose event it is and when it arrived, for the consent recheck before a retry.
+   */
+  enqueue(dest: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>, origin?: EventOrigin): boolean;
+}
+
+export interface EventOrigin {
+  visitorId: string | undefined;
+  receivedAtMs: number;
 }
 
 export interface HeldEvent {
@@ -159,7 +167,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       count(id, decision.outcome, reason);
       return;
     }
-    if (delivery.enqueue(d.bound, rendered)) count(id, decision.outcome, reason);
+    const receivedAtMs = Date.parse(event.receivedAt);
+    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, receivedAtMs: Number.isNaN(receivedAtMs) ? deps.now().getTime() : receivedAtMs })) count(id, decision.outcome, reason);
     else count(id, 'drop', 'queue_full');
   }
 

@@ -1,0 +1,77 @@
+import { describe, expect, test } from 'vitest';
+import type { CategorySignal } from './merge.ts';
+import { createRevocationCheck, revokedSince } from './revocation.ts';
+
+const HIT = Date.UTC(2026, 10, 23, 12);
+
+describe('revokedSince', () => {
+  const signal = (categories: CategorySignal['categories'], at: number, atByCategory?: Record<string, number>): CategorySignal => ({
+    source: 'store',
+    at,
+    categories,
+    ...(atByCategory === undefined ? {} : { atByCategory }),
+  });
+  test.each<[string, CategorySignal, readonly string[], boolean]>([
+    ['a denial after the hit', signal({ advertising: 'denied' }, HIT + 1), ['advertising'], true],
+    ['a denial before the hit (the hit carried newer consent)', signal({ advertising: 'denied' }, HIT - 1), ['advertising'], false],
+    ['a denial at the same millisecond', signal({ advertising: 'denied' }, HIT), ['advertising'], false],
+    ['a grant after the hit', signal({ advertising: 'granted' }, HIT + 1), ['advertising'], false],
+    ['a denial of another category', signal({ analytics: 'denied' }, HIT + 1), ['advertising'], false],
+    ['one of two required categories denied since', signal({ analytics: 'granted', advertising: 'denied' }, HIT + 1), ['analytics', 'advertising'], true],
+    ['the per-category time wins over the signal time', signal({ advertising: 'denied' }, HIT + 5, { advertising: HIT - 5 }), ['advertising'], false],
+    ['an undated denial', signal({ advertising: 'denied' }, Number.NaN), ['advertising'], false],
+  ])('%s', (_name, s, categories, expected) => {
+    expect(revokedSince(s, categories, HIT)).toBe(expected);
+  });
+});
+
+describe('createRevocationCheck', () => {
+  function setup(answers: Record<string, { signal: CategorySignal } | { failure: string }>) {
+    const asked: string[] = [];
+    const check = createRevocationCheck({
+      store: {
+        lookup: (visitorId) => {
+          asked.push(visitorId);
+          return Promise.resolve(answers[visitorId] ?? { failure: 'store_nothing' });
+        },
+      },
+      categoriesOf: (id) => ({ meta: ['advertising'], meta2: ['advertising'], crm: [] })[id],
+      ttlMs: 60_000,
+    });
+    return { check, asked };
+  }
+  const revoked = { signal: { source: 'store', at: HIT + 1000, categories: { advertising: 'denied' as const } } };
+
+  test('drops the events whose visitor revoked since, keeps the rest, asks once per visitor', async () => {
+    const { check, asked } = setup({ v1: revoked });
+    check.remember('meta', 'a', 'v1', HIT);
+    check.remember('meta', 'b', 'v1', HIT + 2000); // arrived after the revocation: its own consent is newer
+    check.remember('meta', 'c', 'v2', HIT);
+    check.remember('meta', 'd', undefined, HIT);
+    expect([...(await check.recheck('meta', ['a', 'b', 'c', 'd', 'unknown']))].sort()).toEqual(['b', 'c', 'd', 'unknown']);
+    expect(asked.sort()).toEqual(['v1', 'v2']);
+  });
+
+  test('an event settled by a destination is forgotten for it, not for the others', async () => {
+    const { check } = setup({ v1: revoked });
+    check.remember('meta', 'a', 'v1', HIT);
+    check.remember('meta2', 'a', 'v1', HIT);
+    check.settled('meta', ['a']);
+    expect([...(await check.recheck('meta', ['a']))]).toEqual(['a']);
+    expect([...(await check.recheck('meta2', ['a']))]).toEqual([]);
+  });
+
+  test('a destination without required categories, or unknown, is not checked', async () => {
+    const { check, asked } = setup({ v1: revoked });
+    check.remember('crm', 'a', 'v1', HIT);
+    expect([...(await check.recheck('crm', ['a']))]).toEqual(['a']);
+    expect([...(await check.recheck('other', ['a']))]).toEqual(['a']);
+    expect(asked).toEqual([]);
+  });
+
+  test('a store that cannot be read rejects: the delivery parks rather than send unchecked', async () => {
+    const { check } = setup({ v1: { failure: 'store_error' } });
+    check.remember('meta', 'a', 'v1', HIT);
+    await expect(check.recheck('meta', ['a'])).rejects.toThrow(/store_error/);
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * "Every retry re-checks consent first (a revocation in the meantime wins)" (DESIGN.md, Delivery).
+ * A delivery that failed and waits for its retry may meanwhile have lost the consent it was sent
+ * with: the visitor revoked through the consent API, an import, a webhook-driven push. Before the
+ * retry, the consent store is asked again, and an event whose required category the store now
+ * denies with a decision newer than the hit is dropped (`consent_revoked_before_retry`).
+ *
+ * Only the store can revoke after the fact: a hit's own signals (its consent object, Consent Mode,
+ * TCF string, GPC) do not change once received, and the upstream verify API is not asked again here
+ * (its rate budget belongs to live hits). What each queued event needs for the check (its visitor
+ * and when it arrived) is kept per destination until that destination settles it, in an LRU bounded
+ * by count and by the retry window; an event it no longer holds, or one without a visitor, has
+ * nothing the store could revoke.
+ */
+import { LRUCache } from 'lru-cache';
+import type { CategorySignal } from './merge.ts';
+import type { ConsentSource } from './upstream/source.ts';
+
+export interface RevocationCheckOptions {
+  /** The consent store (not the upstream chain): `lookup` reads it through its cache. */
+  store: Pick<ConsentSource, 'lookup'>;
+  /** The site categories a destination requires (`undefined`: unknown destination, nothing to check). */
+  categoriesOf: (destinationId: string) => readonly string[] | undefined;
+  /** How long an event may wait for its retries (the delivery's `maxTotalMs`), plus margin. */
+  ttlMs: number;
+  /** Most events remembered; default 500,000 (about 100 bytes each). */
+  maxEntries?: number;
+}
+
+export interface RevocationCheck {
+  /** Records what the check needs about an event handed to a destination's delivery. */
+  remember(destinationId: string, messageId: string, visitorId: string | undefined, receivedAtMs: number): void;
+  /** The destination is done with these events (delivered, given up, dropped): forget them. */
+  settled(destinationId: string, messageIds: readonly string[]): void;
+  /**
+   * The delivery's recheck hook: the ids still allowed to go out to `destinationId`. Rejects when
+   * the store cannot be read, so the delivery parks the events rather than send them unchecked.
+   */
+  recheck(destinationId: string, messageIds: string[]): Promise<Set<string>>;
+}
+
+/**
+ * True when the store signal denies one of `categories` with a decision taken after the hit
+ * arrived (`receivedAtMs`): that denial is newer than anything the hit carried. Pure.
+ */
+export function revokedSince(signal: CategorySignal, categories: readonly string[], receivedAtMs: number): boolean {
+  for (const c of categories) {
+    if (signal.categories[c] !== 'denied') continue;
+    const at = signal.atByCategory?.[c] ?? signal.at;
+    if (at > receivedAtMs) return true;
+  }
+  return false;
+}
+
+export function createRevocationCheck(o: RevocationCheckOptions): RevocationCheck {
+  // Keyed by destination and event: an event goes to several destinations, each settling it on its own.
+  const origins = new LRUCache<string, { visitorId: string; receivedAtMs: number }>({ max: o.maxEntries ?? 500_000, ttl: o.ttlMs });
+  const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
+
+  return {
+    remember(destinationId, messageId, visitorId, receivedAtMs) {
+      if (visitorId !== undefined) origins.set(key(destinationId, messageId), { visitorId, receivedAtMs });
+    },
+
+    settled(destinationId, messageIds) {
+      for (const messageId of messageIds) origins.delete(key(destinationId, messageId));
+    },
+
+    async recheck(destinationId, messageIds) {
+      const allowed = new Set(messageIds);
+      const categories = o.categoriesOf(destinationId);
+      if (categories === undefined || categories.length === 0) return allowed;
+      const byVisitor = new Map<string, Array<{ messageId: string; receivedAtMs: number }>>();
+      for (const messageId of messageIds) {
+        const origin = origins.get(key(destinationId, messageId));
+        if (origin === undefined) continue;
+        const list = byVisitor.get(origin.visitorId) ?? [];
+        list.push({ messageId, receivedAtMs: origin.receivedAtMs });
+        byVisitor.set(origin.visitorId, list);
+      }
+      for (const [visitorId, events] of byVisitor) {
+        const answer = await o.store.lookup(visitorId);
+        if ('failure' in answer) {
+          if (answer.failure === 'store_nothing') continue;
+          throw new Error(`consent store unavailable for the recheck (${answer.failure})`);
+        }
+        for (const e of events) if (revokedSince(answer.signal, categories, e.receivedAtMs)) allowed.delete(e.messageId);
+      }
+      return allowed;
+    },
+  };
+}
