@@ -57,6 +57,28 @@ describe('the store as a consent source', () => {
     expect(s.source.cached('v')).toBeUndefined();
   });
 
+  it('caches a grant no longer than it is valid: it reads denied once expired, not when the entry would go', async () => {
+    let reads = 0;
+    const validUntil = Date.now() + 150;
+    const source = createStoreSource({
+      siteId: 's',
+      categories: ['analytics'],
+      read: () => {
+        reads++;
+        return Promise.resolve(consent({ analytics: { item: 'analytics', status: 'granted', consentAt: 10, validUntil, source: 'push', expired: false } }));
+      },
+    });
+    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'granted' } } });
+    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'granted' } } });
+    expect(reads).toBe(1);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(source.cached('v')).toBeUndefined();
+    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'denied' } } });
+    // Expired, it will not change by itself: cached like any answer.
+    await source.lookup('v');
+    expect(reads).toBe(2);
+  });
+
   it('a write during a read keeps the older answer out of the cache', async () => {
     const s = setup(granted);
     const pending = s.source.lookup('v');

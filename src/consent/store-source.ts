@@ -39,6 +39,18 @@ export function storeSignal(consent: SubjectConsent | undefined, categories: rea
   return { source: 'store', at: latest, atByCategory: at, categories: out };
 }
 
+/** Milliseconds (> 0) until the first still-valid granted site category expires; undefined when none will. */
+export function grantValidFor(consent: SubjectConsent | undefined, categories: readonly string[], now: number): number | undefined {
+  let soonest: number | undefined;
+  for (const c of categories) {
+    const item = consent?.items[c];
+    if (item === undefined || item.status !== 'granted' || item.expired || item.validUntil === null || item.validUntil <= now) continue;
+    const left = item.validUntil - now;
+    if (soonest === undefined || left < soonest) soonest = left;
+  }
+  return soonest;
+}
+
 export interface StoreSource extends ConsentSource {
   /** Forget a subject's entry (a local write, or a change announced by another instance). */
   forget(subjectKey: string): void;
@@ -77,9 +89,15 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
       if (hit !== undefined) return { signal: hit };
       const started = generation.get(key) ?? 0;
       try {
-        const consent = await o.read(o.siteId, { type: 'visitor', id: visitorId }, now());
-        const signal = storeSignal(consent, o.categories, now());
-        if ((generation.get(key) ?? 0) === started) cache.set(key, signal ?? NOTHING);
+        const at = now();
+        const consent = await o.read(o.siteId, { type: 'visitor', id: visitorId }, at);
+        const signal = storeSignal(consent, o.categories, at);
+        // A grant is cached no longer than it is valid: an expiring consent must stop counting
+        // when it expires, not when the cache entry happens to go.
+        const validFor = grantValidFor(consent, o.categories, at);
+        if ((generation.get(key) ?? 0) === started) {
+          cache.set(key, signal ?? NOTHING, validFor === undefined ? undefined : { ttl: Math.min(validFor, o.ttlMs ?? 60_000) });
+        }
         return signal === undefined ? { failure: 'store_nothing' } : { signal };
       } catch {
         return { failure: 'store_error' };
