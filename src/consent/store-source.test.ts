@@ -57,26 +57,33 @@ describe('the store as a consent source', () => {
     expect(s.source.cached('v')).toBeUndefined();
   });
 
-  it('caches a grant no longer than it is valid: it reads denied once expired, not when the entry would go', async () => {
+  it('a cached grant reads denied from the moment it expires, without another read', async () => {
     let reads = 0;
-    const validUntil = Date.now() + 150;
+    let clock = NOW;
     const source = createStoreSource({
       siteId: 's',
-      categories: ['analytics'],
+      categories: ['analytics', 'advertising'],
+      now: () => clock,
       read: () => {
         reads++;
-        return Promise.resolve(consent({ analytics: { item: 'analytics', status: 'granted', consentAt: 10, validUntil, source: 'push', expired: false } }));
+        return Promise.resolve(
+          consent({
+            analytics: { item: 'analytics', status: 'granted', consentAt: 10, validUntil: NOW + 1000, source: 'push', expired: false },
+            advertising: { item: 'advertising', status: 'granted', consentAt: 10, validUntil: NOW + 5000, source: 'push', expired: false },
+          }),
+        );
       },
     });
-    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'granted' } } });
-    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'granted' } } });
+    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'granted', advertising: 'granted' } } });
+    clock = NOW + 999;
+    expect(source.cached('v')?.categories).toEqual({ analytics: 'granted', advertising: 'granted' });
+    clock = NOW + 1000;
+    expect(source.cached('v')?.categories).toEqual({ analytics: 'denied', advertising: 'granted' });
+    clock = NOW + 5000;
+    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'denied', advertising: 'denied' } } });
     expect(reads).toBe(1);
-    await new Promise((r) => setTimeout(r, 250));
-    expect(source.cached('v')).toBeUndefined();
-    expect(await source.lookup('v')).toMatchObject({ signal: { categories: { analytics: 'denied' } } });
-    // Expired, it will not change by itself: cached like any answer.
-    await source.lookup('v');
-    expect(reads).toBe(2);
+    expect((await source.readVisitor('v'))?.items.analytics?.validUntil).toBe(NOW + 1000);
+    expect(reads).toBe(1);
   });
 
   it('a write during a read keeps the older answer out of the cache', async () => {

@@ -39,14 +39,13 @@ export function storeSignal(consent: SubjectConsent | undefined, categories: rea
   return { source: 'store', at: latest, atByCategory: at, categories: out };
 }
 
-/** Milliseconds (> 0) until the first still-valid granted site category expires; undefined when none will. */
-export function grantValidFor(consent: SubjectConsent | undefined, categories: readonly string[], now: number): number | undefined {
-  let soonest: number | undefined;
+/** When the first still-valid granted site category expires (ms since the epoch); Infinity when none will. */
+export function grantsValidUntil(consent: SubjectConsent | undefined, categories: readonly string[], now: number): number {
+  let soonest = Number.POSITIVE_INFINITY;
   for (const c of categories) {
     const item = consent?.items[c];
     if (item === undefined || item.status !== 'granted' || item.expired || item.validUntil === null || item.validUntil <= now) continue;
-    const left = item.validUntil - now;
-    if (soonest === undefined || left < soonest) soonest = left;
+    if (item.validUntil < soonest) soonest = item.validUntil;
   }
   return soonest;
 }
@@ -56,13 +55,27 @@ export interface StoreSource extends ConsentSource {
   forget(subjectKey: string): void;
   /** True when the cache holds "nothing stored" for the visitor (the upstream may then be asked). */
   knowsNothing(visitorId: string): boolean;
+  /**
+   * The visitor's stored record through the same cache (the verify route answers from it).
+   * Rejects when the store cannot be read.
+   */
+  readVisitor(visitorId: string): Promise<SubjectConsent | undefined>;
 }
 
-const NOTHING = Symbol('nothing stored');
+/**
+ * One visitor's cached answer: the record, and the signal derived from it until `validUntil`, the
+ * moment its first grant expires; the signal is derived again then, so an expiring consent stops
+ * counting when it expires, not when the entry happens to go.
+ */
+interface Entry {
+  consent: SubjectConsent | undefined;
+  signal: CategorySignal | undefined;
+  validUntil: number;
+}
 
 export function createStoreSource(o: StoreSourceOptions): StoreSource {
   const now = o.now ?? Date.now;
-  const cache = new LRUCache<string, CategorySignal | typeof NOTHING>({ max: o.maxEntries ?? 100_000, ttl: o.ttlMs ?? 60_000 });
+  const cache = new LRUCache<string, Entry>({ max: o.maxEntries ?? 100_000, ttl: o.ttlMs ?? 60_000 });
   // A read started before a write must not cache its older answer (the rule the upstream follows
   // too): each forget bumps the key's generation, and a read caches only if it did not change.
   // The map is bounded; a key it lost reads as generation 0, which can only make a read not cache.
@@ -74,34 +87,51 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
     generation.set(subjectKey, (generation.get(subjectKey) ?? 0) + 1);
   }
 
+  function entryOf(consent: SubjectConsent | undefined, at: number): Entry {
+    return { consent, signal: storeSignal(consent, o.categories, at), validUntil: grantsValidUntil(consent, o.categories, at) };
+  }
+
+  /** The entry's signal as of now (derived again once a grant in it has expired). */
+  function signalOf(entry: Entry): CategorySignal | undefined {
+    const at = now();
+    if (at >= entry.validUntil) {
+      entry.signal = storeSignal(entry.consent, o.categories, at);
+      entry.validUntil = grantsValidUntil(entry.consent, o.categories, at);
+    }
+    return entry.signal;
+  }
+
+  /** The cached entry, or a read of the store (cached unless a change arrived meanwhile). Rejects on a store error. */
+  async function entry(visitorId: string): Promise<Entry> {
+    const key = `visitor:${visitorId}`;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    const started = generation.get(key) ?? 0;
+    const at = now();
+    const fresh = entryOf(await o.read(o.siteId, { type: 'visitor', id: visitorId }, at), at);
+    if ((generation.get(key) ?? 0) === started) cache.set(key, fresh);
+    return fresh;
+  }
+
   return {
     cached(visitorId) {
       const hit = cache.get(`visitor:${visitorId}`);
-      return hit === undefined || hit === NOTHING ? undefined : hit;
+      return hit === undefined ? undefined : signalOf(hit);
     },
     knowsNothing(visitorId) {
-      return cache.get(`visitor:${visitorId}`) === NOTHING;
+      const hit = cache.get(`visitor:${visitorId}`);
+      return hit !== undefined && signalOf(hit) === undefined;
     },
     async lookup(visitorId) {
-      const key = `visitor:${visitorId}`;
-      const hit = cache.get(key);
-      if (hit === NOTHING) return { failure: 'store_nothing' };
-      if (hit !== undefined) return { signal: hit };
-      const started = generation.get(key) ?? 0;
       try {
-        const at = now();
-        const consent = await o.read(o.siteId, { type: 'visitor', id: visitorId }, at);
-        const signal = storeSignal(consent, o.categories, at);
-        // A grant is cached no longer than it is valid: an expiring consent must stop counting
-        // when it expires, not when the cache entry happens to go.
-        const validFor = grantValidFor(consent, o.categories, at);
-        if ((generation.get(key) ?? 0) === started) {
-          cache.set(key, signal ?? NOTHING, validFor === undefined ? undefined : { ttl: Math.min(validFor, o.ttlMs ?? 60_000) });
-        }
+        const signal = signalOf(await entry(visitorId));
         return signal === undefined ? { failure: 'store_nothing' } : { signal };
       } catch {
         return { failure: 'store_error' };
       }
+    },
+    async readVisitor(visitorId) {
+      return (await entry(visitorId)).consent;
     },
     forget,
     invalidate: (visitorId) => forget(`visitor:${visitorId}`),

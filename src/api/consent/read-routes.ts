@@ -16,6 +16,12 @@ export interface ReadRouteOptions {
   categories: readonly string[];
   store: ConsentReader;
   guard: (scope: 'consent:read') => RequestHandler;
+  /**
+   * A visitor's record for the verify route, through the hit path's cache (StoreSource.readVisitor);
+   * without it the store is read. A cached record's `expired` flags may be stale: validity is
+   * judged against now.
+   */
+  readVisitor?: (visitorId: string) => Promise<SubjectConsent | undefined>;
   now?: () => number;
 }
 
@@ -37,10 +43,11 @@ function subjectParam(type: unknown, id: unknown): SubjectRef {
 }
 
 /** An item's effective state for a reader: granted only when granted and not expired. */
-function effective(consent: SubjectConsent, item: string): 'granted' | 'denied' | 'unknown' {
+function effective(consent: SubjectConsent, item: string, now: number): 'granted' | 'denied' | 'unknown' {
   const s = consent.items[item];
   if (s === undefined) return 'unknown';
-  return s.status === 'granted' && !s.expired ? 'granted' : 'denied';
+  const expired = s.expired || (s.validUntil !== null && s.validUntil <= now);
+  return s.status === 'granted' && !expired ? 'granted' : 'denied';
 }
 
 export function consentReadRouter(o: ReadRouteOptions): Router {
@@ -52,13 +59,15 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
     if (req.params.siteId !== o.siteId) throw new NotFoundError(`unknown site ${String(req.params.siteId).slice(0, 64)}`);
     const visitor = parseOr400(verifyQuery, req.query).visitor_id;
     // An id we could never have stored is "not found", as the upstream documents for invalid ids.
-    const consent = visitor.length > MAX_ID ? undefined : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, now());
+    const at = now();
+    const consent =
+      visitor.length > MAX_ID ? undefined : o.readVisitor !== undefined ? await o.readVisitor(visitor) : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, at);
     if (consent === undefined || Object.keys(consent.items).length === 0) {
       res.json(NO_CONSENT_FOUND);
       return;
     }
     const categories: Record<string, boolean> = {};
-    for (const c of o.categories) categories[c] = effective(consent, c) === 'granted';
+    for (const c of o.categories) categories[c] = effective(consent, c, at) === 'granted';
     res.json({
       hasConsent: true,
       categories,
@@ -81,7 +90,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
     const { category, reference } = parseOr400(checkQuery, req.query);
     const item = category ?? `ref:${reference ?? ''}`;
     const consent = await o.store.read(o.siteId, subject, now());
-    const state = consent === undefined ? 'unknown' : effective(consent, item);
+    const state = consent === undefined ? 'unknown' : effective(consent, item, now());
     const detail = consent?.items[item];
     res.json({ subject, item, consented: state === 'granted', state, ...(detail === undefined ? {} : { since: new Date(detail.consentAt).toISOString(), validUntil: detail.validUntil === null ? 'unlimited' : new Date(detail.validUntil).toISOString(), expired: detail.expired, source: detail.source }) });
   });
