@@ -31,6 +31,7 @@ import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
+import type { ConsentState } from './consent/state.ts';
 import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
 import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
 import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
@@ -41,6 +42,8 @@ import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 interface Hit {
   event: Event;
   signals: RequestSignals;
+  /** The hit's own consent, when resolved at the answer (for the visitor cookie). */
+  requestConsent: ConsentState | undefined;
 }
 
 export interface AppDeps {
@@ -203,7 +206,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   recheck = (visitorId) => pipeline.recheck(visitorId);
   const linkHit = consentApi === undefined ? undefined : createHitLinker({ siteId: config.site.id, link: (s, a, b) => consentApi.store.link(s, a, b), log });
 
-  const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals), (err, h) => {
+  const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals, h.requestConsent), (err, h) => {
     log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
     metrics.eventsRejected.inc({ client: 'pipeline', code: 'TW_ERR_INTERNAL' });
   });
@@ -218,11 +221,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
     // Signals are read now, while the request is at hand; deciding happens after the answer.
     const signals = readSignals(hit, event, identity);
-    if (cookie.enabled) maybeSetVisitorCookie(cookie, hit, signals.visitor, resolver.fromRequest(event, signals, now()), config.identity.maxIdLength);
+    const requestConsent = cookie.enabled ? resolver.fromRequest(event, signals, now()) : undefined;
+    if (requestConsent !== undefined) maybeSetVisitorCookie(cookie, hit, signals.visitor, requestConsent, config.identity.maxIdLength);
     if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
       linkHit(signals.visitor.id, event.userId);
     }
-    deferred.push({ event: withClickIds(event, now()), signals });
+    deferred.push({ event: withClickIds(event, now()), signals, requestConsent });
   }
   let shuttingDown: Promise<void> | undefined;
   const app = express();

@@ -75,7 +75,7 @@ export interface Pipeline {
    * destination the hit leaves undecided (its categories unknown) waits in the pending queue
    * while the upstream is asked, and is decided when the answer comes.
    */
-  process(event: Event, signals: RequestSignals): void;
+  process(event: Event, signals: RequestSignals, requestConsent?: ConsentState): void;
   /** Re-decides what waits for this visitor with `signal`. */
   release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void;
   /** The visitor's consent changed (a push, an import): asks again for the events waiting for it. */
@@ -172,11 +172,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     else count(id, 'drop', 'queue_full');
   }
 
-  function process(event: Event, signals: RequestSignals): void {
+  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState): void {
     const visitor = signals.visitor?.id;
     const cached = cachedSignal(signals);
     if (cached !== undefined) lookups(['cache_hit']);
-    const consent = resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
+    // The hit's own consent may already be resolved (the visitor cookie needed it at the answer);
+    // it is the same computation, so it is reused unless a cached answer joins it.
+    const consent = cached === undefined && requestConsent !== undefined ? requestConsent : resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
     const waiting: string[] = [];
     for (const d of destinations) {
       const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
