@@ -7,7 +7,10 @@
  *    stored visitors, with autocannon, against a bare Express app answering the same JSON.
  * It measures; it does not gate (exit 0 unless it could not run).
  *
- *   node bench/consent-api.ts [--rows 100000] [--duration 8] [--connections 50]
+ *   node bench/consent-api.ts [--rows 100000] [--duration 8] [--connections 50] [--store <url>]
+ *
+ * `--store` puts the store elsewhere than a fresh SQLite file, e.g. a PostgreSQL schema made empty
+ * beforehand: `postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3Dtw_bench`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +26,8 @@ function flag(name: string, fallback: number): number {
 const rows = flag('rows', 100_000);
 const duration = flag('duration', 8);
 const connections = flag('connections', 50);
+const storeIndex = process.argv.indexOf('--store');
+const storeUrl = storeIndex === -1 ? undefined : process.argv[storeIndex + 1];
 const TARGET_IMPORT_S = 10;
 
 function csvFile(n: number): string {
@@ -72,7 +77,7 @@ try {
   for await (const r of readCsv([Buffer.from(file)])) if ('fields' in r) parsed++;
   const parseS = (performance.now() - t0) / 1000;
 
-  const tw = await startChild('tagwarden', 'bench/servers/consent.ts', ['--store', `sqlite:${join(dir, 'bench.db')}`]);
+  const tw = await startChild('tagwarden', 'bench/servers/consent.ts', ['--store', storeUrl ?? `sqlite:${join(dir, 'bench.db')}`]);
   children.push(tw);
   const key = await waitForKey(tw);
   const started = performance.now();
@@ -95,7 +100,7 @@ try {
   await base.stop();
 
   const out = [
-    `CSV import: ${rows.toLocaleString('en')} rows (${(file.length / 1e6).toFixed(1)} MB, ${rows / 10} customers × 10 categories) into a fresh SQLite store`,
+    `CSV import: ${rows.toLocaleString('en')} rows (${(file.length / 1e6).toFixed(1)} MB, ${rows / 10} customers × 10 categories) into ${storeUrl === undefined ? 'a fresh SQLite store' : 'the --store database'}`,
     `  tagwarden  ${importS.toFixed(2)} s  (${Math.round(rows / importS).toLocaleString('en')} rows/s), HTTP ${res.status}; report: rows=${String(report.rows)} stored=${String(report.stored)} applied=${String(report.applied)} duplicates=${String(report.duplicates)} invalid=${String(report.invalid)}`,
     `  baseline   ${parseS.toFixed(2)} s  parsing the same file with the streaming reader alone (${parsed.toLocaleString('en')} records)`,
     `  target <= ${TARGET_IMPORT_S} s: ${importS <= TARGET_IMPORT_S ? 'HOLDS' : 'MISSED'}; import / parse only: ${(importS / parseS).toFixed(1)}x`,
