@@ -124,6 +124,37 @@ forEachEngine('consent store', (engine) => {
     );
   });
 
+  it('a large batch (its stored items read up front) ends where one input per call does (property)', async () => {
+    const s = store();
+    let run = 0;
+    const arbInput = fc.record({
+      subject: fc.constantFrom(V1, U1, V2),
+      action: fc.constantFrom('accept' as const, 'reject' as const),
+      item: fc.constantFrom('analytics', 'ads', 'email', 'sms'),
+      consentAt: fc.integer({ min: 1, max: 5 }),
+      validUntil: fc.constantFrom(null, 3, 10),
+      valid: fc.boolean(),
+      source: fc.constantFrom('push', 'import'),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(arbInput, { minLength: 20, maxLength: 45 }), fc.array(arbInput, { maxLength: 6 }), async (batch, earlier) => {
+        run++;
+        const siteA = `pa${run}`;
+        const siteB = `pb${run}`;
+        // Some items stored before the batch, so the prefetch finds rows as well as absences.
+        for (const site of [siteA, siteB]) for (const i of earlier) await s.apply([input({ ...i, siteId: site, consentAt: i.consentAt - 1 })]);
+        for (const i of batch) await s.apply([input({ ...i, siteId: siteA })]);
+        await s.apply(batch.map((i) => input({ ...i, siteId: siteB })));
+        for (const subject of [V1, U1, V2]) {
+          const a = state(await s.read(siteA, subject, 5));
+          const b = state(await s.read(siteB, subject, 5));
+          expect(b === undefined ? undefined : { ...(b as object), siteId: siteA }).toEqual(a);
+        }
+      }),
+      { seed: 20261123, numRuns: engine.name === 'postgres' ? 15 : 40 },
+    );
+  });
+
   it('beats is a strict total order on distinct decisions', () => {
     fc.assert(
       fc.property(

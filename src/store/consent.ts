@@ -248,6 +248,23 @@ interface RecordRow {
 }
 
 /** One apply or link: the transaction's state (chain head, views before the first write). */
+/** A consent_items row as the last-write-wins comparison reads it. */
+type StoredItem = {
+  status: string;
+  consent_at: number;
+  valid_until: number | null;
+  source: string;
+};
+
+/** Subjects per prefetch query (well under SQLite's and PostgreSQL's bound-parameter limits). */
+const PREFETCH_SUBJECTS = 500;
+/** Inputs from which a batch prefetches its stored items (a single push just asks). */
+const PREFETCH_FROM = 20;
+
+function itemKey3(siteId: string, subjectKey: string, item: string): string {
+  return `${siteId}\u0000${subjectKey}\u0000${item}`;
+}
+
 class Writer {
   private head = '';
   /** subject key (per site) → its view before this transaction touched it. */
@@ -263,6 +280,38 @@ class Writer {
     this.engine = engine;
     this.now = now;
     this.onChange = onChange;
+  }
+
+  /**
+   * Stored items of the subjects a large batch names, read up front in a few queries instead of
+   * one per input (on PostgreSQL each query is a round trip). `null`: known to be absent. Kept in
+   * step with the items this transaction writes.
+   */
+  private readonly items = new Map<string, StoredItem | null>();
+
+  async prefetchItems(inputs: readonly ConsentInput[]): Promise<void> {
+    const bySite = new Map<string, Set<string>>();
+    for (const input of inputs) {
+      const keys = bySite.get(input.siteId) ?? new Set<string>();
+      keys.add(subjectKey(input.subject));
+      bySite.set(input.siteId, keys);
+    }
+    for (const [siteId, keys] of bySite) {
+      const all = [...keys];
+      for (let i = 0; i < all.length; i += PREFETCH_SUBJECTS) {
+        const part = all.slice(i, i + PREFETCH_SUBJECTS);
+        const rows = await this.tx.all<StoredItem & { subject_key: string; item: string }>(
+          `SELECT subject_key, item, status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`,
+          [siteId, ...part],
+        );
+        const asked = new Set(part);
+        for (const input of inputs) {
+          const key = subjectKey(input.subject);
+          if (input.siteId === siteId && asked.has(key)) this.items.set(itemKey3(siteId, key, input.item), null);
+        }
+        for (const r of rows) this.items.set(itemKey3(siteId, r.subject_key, r.item), { status: r.status, consent_at: r.consent_at, valid_until: r.valid_until, source: r.source });
+      }
+    }
   }
 
   async start(withChain: boolean): Promise<void> {
@@ -338,10 +387,11 @@ class Writer {
     const status: Status = input.valid && input.action === 'accept' ? 'granted' : 'denied';
     // An expiry only means something for a grant; a denial stays denied.
     const decision: Decision = { status, consentAt: input.consentAt, validUntil: status === 'granted' ? input.validUntil : null, source: storableText(input.source) };
-    const stored = await this.tx.get<{ status: string; consent_at: number; valid_until: number | null; source: string }>(
-      'SELECT status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?',
-      [input.siteId, key, input.item],
-    );
+    const known = this.items.get(itemKey3(input.siteId, key, input.item));
+    const stored =
+      known !== undefined
+        ? (known ?? undefined)
+        : await this.tx.get<StoredItem>('SELECT status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?', [input.siteId, key, input.item]);
     const applied =
       stored === undefined ||
       beats(decision, { status: stored.status === 'granted' ? 'granted' : 'denied', consentAt: Number(stored.consent_at), validUntil: num(stored.valid_until), source: stored.source });
@@ -381,6 +431,7 @@ class Writer {
            valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
         [input.siteId, key, row.item, status, decision.consentAt, decision.validUntil, decision.source, appended.seq],
       );
+      if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.consentAt, valid_until: decision.validUntil, source: decision.source });
     }
     return { auditSeq: appended.seq, ...base, applied, duplicate: false };
   }
@@ -509,6 +560,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
       const { outcomes, changes } = await db.transaction(async (tx) => {
         const w = new Writer(tx, db.engine, now, opts.onChange);
         await w.start(true);
+        if (inputs.length >= PREFETCH_FROM) await w.prefetchItems(inputs);
         const outcomes: InputOutcome[] = [];
         for (const input of inputs) outcomes.push(await w.input(input));
         for (const p of patches) await w.patch(p);

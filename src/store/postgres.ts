@@ -1,9 +1,31 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { toPgPlaceholders, type Db, type Param, type Queryable, type Row } from './db.ts';
 
 // int8 (bigint, our millisecond timestamps and sequence numbers) as JS numbers: every value we
 // store is far below 2^53. https://node-postgres.com/features/types
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/** Converted statements by source text; the store's statements are a small fixed set. */
+const converted = new Map<string, { name: string | undefined; text: string }>();
+const MAX_CONVERTED = 1_000;
+
+/**
+ * A query config for `sql`. A single statement with parameters gets a name, so each connection
+ * prepares it once and then only binds and executes it (the parse and plan were a large part of
+ * each round trip of an import). Multi-statement scripts (migrations) and statements without
+ * parameters stay unnamed. https://node-postgres.com/features/queries#prepared-statements
+ */
+export function statement(sql: string, params: readonly Param[]): pg.QueryConfig {
+  let c = converted.get(sql);
+  if (c === undefined) {
+    const text = toPgPlaceholders(sql);
+    const name = params.length > 0 && !sql.includes(';') ? `tw_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` : undefined;
+    c = { name, text };
+    if (converted.size < MAX_CONVERTED) converted.set(sql, c);
+  }
+  return c.name === undefined ? { text: c.text, values: params as unknown[] } : { name: c.name, text: c.text, values: params as unknown[] };
+}
 
 /**
  * PostgreSQL through a pg Pool (https://node-postgres.com/apis/pool), for several Tagwarden
@@ -15,15 +37,16 @@ export function openPostgres(url: string, options: { max?: number } = {}): Db & 
   pool.on('error', () => undefined);
 
   function on(client: pg.Pool | pg.PoolClient): Queryable {
+    const exec = (sql: string, params: readonly Param[]): Promise<pg.QueryResult> => client.query(statement(sql, params));
     return {
       async all<T extends Row = Row>(sql: string, params: readonly Param[] = []) {
-        return (await client.query(toPgPlaceholders(sql), params as unknown[])).rows as T[];
+        return (await exec(sql, params)).rows as T[];
       },
       async get<T extends Row = Row>(sql: string, params: readonly Param[] = []) {
-        return (await client.query(toPgPlaceholders(sql), params as unknown[])).rows[0] as T | undefined;
+        return (await exec(sql, params)).rows[0] as T | undefined;
       },
       async run(sql: string, params: readonly Param[] = []) {
-        return (await client.query(toPgPlaceholders(sql), params as unknown[])).rowCount ?? 0;
+        return (await exec(sql, params)).rowCount ?? 0;
       },
     };
   }
