@@ -315,7 +315,7 @@ export const configSchema = z
         maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
         rateLimit: z
           .object({
-            perSecond: z.number().positive().max(100_000).default(50).describe('Sustained requests per second per API key.'),
+            perSecond: z.number().positive().max(100_000).default(50).describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this).'),
             burst: z.int().min(1).max(100_000).default(100).describe('Requests a key may send at once before the sustained rate applies.'),
           })
           .strict()
