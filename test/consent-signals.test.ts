@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
-import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { post, withTagwarden } from './helpers.ts';
 
 /**
  * Consent signals beyond the Segment object, end to end over HTTP: Sec-GPC, Google Consent Mode in
@@ -8,47 +8,34 @@ import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
  * a TCF requirement. Asserts which vendor requests reached the fake vendors.
  */
 describe('end to end: GPC, Consent Mode and TCF', () => {
-  let vendor: Awaited<ReturnType<typeof startVendor>>;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
   // A string from today (TCF stores the day only), consenting to purposes 1, 3, 4 and 8, vendor 7.
   const today = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate()));
   const tcString = encodeWithLibrary({ lastUpdated: today, purposeConsents: [1, 3, 4, 8], vendorConsents: [7] });
   const noVendor = encodeWithLibrary({ lastUpdated: today, purposeConsents: [1, 3, 4, 8], vendorConsents: [8] });
-
-  beforeAll(async () => {
-    vendor = await startVendor();
-    tw = await startTagwarden(
-      testConfig({
-        site: {
-          id: 'shop',
-          dataControlMode: 'opt-in',
-          categories: {
-            advertising: { saleOrShare: true, gcm: ['ad_storage', 'ad_user_data'], tcf: { purposes: [1, 3, 4] } },
-            analytics: { gcm: ['analytics_storage'], tcf: { purposes: [1, 8] } },
-          },
-        },
-        identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
-        destinations: [
-          { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'] } },
-          { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
-          { id: 'partner', template: 'webhook', settings: { url: `${vendor.url}/partner` }, consent: { categories: ['analytics'], tcf: { vendorId: 7, purposes: [1, 8] } } },
-        ],
-        debug: { explain: true, adminKey: 'explain-admin-key-0123456789' },
-      }),
-    );
-  });
-
-  afterAll(async () => {
-    await tw.close();
-    await vendor.close();
-  });
+  const ctx = withTagwarden((url) => ({
+    site: {
+      id: 'shop',
+      dataControlMode: 'opt-in',
+      categories: {
+        advertising: { saleOrShare: true, gcm: ['ad_storage', 'ad_user_data'], tcf: { purposes: [1, 3, 4] } },
+        analytics: { gcm: ['analytics_storage'], tcf: { purposes: [1, 8] } },
+      },
+    },
+    identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
+    destinations: [
+      { id: 'ads', template: 'webhook', settings: { url: `${url}/ads` }, consent: { categories: ['advertising'] } },
+      { id: 'stats', template: 'webhook', settings: { url: `${url}/stats` }, consent: { categories: ['analytics'] } },
+      { id: 'partner', template: 'webhook', settings: { url: `${url}/partner` }, consent: { categories: ['analytics'], tcf: { vendorId: 7, purposes: [1, 8] } } },
+    ],
+    debug: { explain: true, adminKey: 'explain-admin-key-0123456789' },
+  }));
 
   async function send(id: string, opts: { query?: string; headers?: Record<string, string>; context?: Record<string, unknown> } = {}): Promise<string[]> {
     const body = { messageId: id, event: 'Order Completed', anonymousId: `anon-${id}`, timestamp: new Date().toISOString(), context: opts.context ?? {} };
-    const r = await post(`${tw.url}/v1/track${opts.query === undefined ? '' : `?${opts.query}`}`, body, opts.headers);
+    const r = await post(`${ctx.tw.url}/v1/track${opts.query === undefined ? '' : `?${opts.query}`}`, body, opts.headers);
     expect(r.status).toBe(200);
-    await tw.app.flush(5000);
-    return vendor.hits.filter((h) => (h.body as { batch: { messageId: string }[] }).batch.some((e) => e.messageId === id)).map((h) => h.path).sort();
+    await ctx.tw.app.flush(5000);
+    return ctx.vendor.hits.filter((h) => (h.body as { batch: { messageId: string }[] }).batch.some((e) => e.messageId === id)).map((h) => h.path).sort();
   }
 
   const granted = { consent: { categoryPreferences: { advertising: true, analytics: true } } };
@@ -86,7 +73,7 @@ describe('end to end: GPC, Consent Mode and TCF', () => {
 
   it('explain shows the merged state, the signal behind each category and the TCF summary', async () => {
     const r = await post(
-      `${tw.url}/debug/explain?gdpr=1&gdpr_consent=${tcString}`,
+      `${ctx.tw.url}/debug/explain?gdpr=1&gdpr_consent=${tcString}`,
       { type: 'track', event: 'Order Completed', anonymousId: 'anon-x', context: { consent: { categoryPreferences: { analytics: false } } } },
       { authorization: 'Bearer explain-admin-key-0123456789', 'sec-gpc': '1', cookie: 'cb_vid=cmp-1' },
     );

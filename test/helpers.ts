@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { createApp, type AppDeps, type TagwardenApp } from '../src/app.ts';
 import { parseConfig, type Config } from '../src/config/load.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
@@ -88,4 +89,24 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+/**
+ * A fake vendor and a Tagwarden whose config is built around the vendor's URL, started before the
+ * suite's tests and stopped after them. Read `ctx.vendor` and `ctx.tw` inside the tests.
+ */
+export function withTagwarden(config: (vendorUrl: string) => Record<string, unknown>): {
+  vendor: Awaited<ReturnType<typeof startVendor>>;
+  tw: Awaited<ReturnType<typeof startTagwarden>>;
+} {
+  const ctx = {} as { vendor: Awaited<ReturnType<typeof startVendor>>; tw: Awaited<ReturnType<typeof startTagwarden>> };
+  beforeAll(async () => {
+    ctx.vendor = await startVendor();
+    ctx.tw = await startTagwarden(testConfig(config(ctx.vendor.url)));
+  });
+  afterAll(async () => {
+    await ctx.tw.close();
+    await ctx.vendor.close();
+  });
+  return ctx;
 }
