@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { responseTally } from './tally.ts';
 import { startChild, type ChildHandle } from './children.ts';
 import { eventFactory, ga4Factory, pixelFactory, type BenchClient, type EventFactory } from './event.ts';
 import { pacedLoad } from './paced.ts';
@@ -165,24 +166,13 @@ interface LoadRun {
 }
 
 async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
-  const latencies: number[] = [];
-  const statusCodes: Record<string, number> = {};
-  let ok = 0;
-  let non2xx = 0;
+  const tally = responseTally();
   const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processCpuSeconds(pid)]));
   const ownBefore = process.cpuUsage();
   const machineBefore = machineTicks();
   const started = performance.now();
 
-  const onResponse = (status: number, ms: number): void => {
-    statusCodes[status] = (statusCodes[status] ?? 0) + 1;
-    if (status >= 200 && status < 300) {
-      ok += 1;
-      latencies.push(ms);
-    } else {
-      non2xx += 1;
-    }
-  };
+  const onResponse = (status: number, ms: number): void => tally.add(status, ms);
   const headers = { 'content-type': run.factory.contentType, 'user-agent': 'tagwarden-bench' };
   let result: { duration: number; errors: number; timeouts: number };
   if (run.rate !== undefined) {
@@ -220,7 +210,8 @@ async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>
     return before === undefined || after === undefined ? undefined : (after - before) / wallSec;
   };
   const targetCpu = cores('target');
-  const sorted = Float64Array.from(latencies).sort();
+  const { ok, non2xx, statusCodes } = tally;
+  const sorted = Float64Array.from(tally.latencies).sort();
   return {
     durationSec: result.duration,
     hitsPerSec: ok / result.duration,

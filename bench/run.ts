@@ -19,11 +19,11 @@
  * run that takes far longer than planned.
  */
 import { mkdirSync } from 'node:fs';
-import { availableParallelism, cpus, platform, release, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installExitHooks } from './children.ts';
 import { positive } from './args.ts';
+import { machineLine, watchdog } from './tally.ts';
 import { BENCH_CLIENTS, type BenchClient } from './event.ts';
 import { formatReport, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
 
@@ -61,18 +61,8 @@ async function main(): Promise<void> {
   }
 
   installExitHooks();
-  // Watchdog: a target that hangs must not keep the bench running.
-  const budgetMs = rounds * targets.length * (warmupSec + durationSec + 45) * 1000 + 30_000;
-  setTimeout(() => {
-    console.error(`bench: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-    process.exit(1);
-  }, budgetMs).unref();
-
-  const cpu = cpus()[0]?.model ?? 'unknown';
-  console.log(
-    `machine: ${availableParallelism()} CPUs (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
-      `${platform()} ${release()}, Node ${process.version}`,
-  );
+  watchdog('bench', rounds * targets.length * (warmupSec + durationSec + 45) * 1000 + 30_000);
+  console.log(machineLine());
   const report = await runIngestBench({
     client: values.client as BenchClient,
     durationSec,

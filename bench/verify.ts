@@ -29,11 +29,11 @@
  * run that takes far longer than planned.
  */
 import { positive } from './args.ts';
-import { availableParallelism, cpus, platform, release, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon, { type Options } from 'autocannon';
+import { machineLine, responseTally, watchdog } from './tally.ts';
 import { installExitHooks, startChild, type ChildHandle } from './children.ts';
 import { eventFactory, type EventFactory } from './event.ts';
 import { BENCH_VERIFY_CATEGORIES, BENCH_VERIFY_REQUESTS_PER_MINUTE } from './servers/config.ts';
@@ -91,10 +91,7 @@ function percentile(sorted: Float64Array, p: number): number {
 /** Exactly `hits` POSTs of /v1/track, as fast as the connections allow. */
 async function send(port: number, o: VerifyBenchOptions, factory: EventFactory) {
   let seq = 0;
-  let ok = 0;
-  let non2xx = 0;
-  const statusCodes: Record<string, number> = {};
-  const latencies: number[] = [];
+  const tally = responseTally();
   // `amount` (autocannon 9: send this many requests, then stop) is not in bench/autocannon.d.ts.
   const options: Options & { amount: number } = {
     url: `http://127.0.0.1:${port}/v1/track`,
@@ -106,17 +103,10 @@ async function send(port: number, o: VerifyBenchOptions, factory: EventFactory) 
     requests: [{ setupRequest: (req) => ({ ...req, body: factory.body(seq++) }) }],
   };
   const instance = autocannon(options);
-  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-    statusCodes[status] = (statusCodes[status] ?? 0) + 1;
-    if (status >= 200 && status < 300) {
-      ok += 1;
-      latencies.push(ms);
-    } else {
-      non2xx += 1;
-    }
-  });
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => tally.add(status, ms));
   const result = await instance;
-  const sorted = Float64Array.from(latencies).sort();
+  const { ok, non2xx, statusCodes } = tally;
+  const sorted = Float64Array.from(tally.latencies).sort();
   return {
     seconds: result.duration,
     hitsPerSec: ok / result.duration,
@@ -363,18 +353,9 @@ async function main(): Promise<void> {
   };
 
   installExitHooks();
-  // Watchdog: 2 runs, each allowed 500 hits/s at worst plus start, settle and shutdown time.
-  const budgetMs = 2 * (o.hits / 500 + 90) * 1000 + 30_000;
-  setTimeout(() => {
-    console.error(`bench:verify: still running after ${Math.round(budgetMs / 1000)} s; giving up`);
-    process.exit(1);
-  }, budgetMs).unref();
-
-  const cpu = cpus()[0]?.model ?? 'unknown';
-  console.log(
-    `machine: ${availableParallelism()} CPUs (${cpu}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
-      `${platform()} ${release()}, Node ${process.version}`,
-  );
+  // 2 runs, each allowed 500 hits/s at worst plus start, settle and shutdown time.
+  watchdog('bench:verify', 2 * (o.hits / 500 + 90) * 1000 + 30_000);
+  console.log(machineLine());
   const results = await runVerifyBench(o);
   console.log(formatVerifyReport(o, results).join('\n'));
 }
