@@ -12,9 +12,11 @@ describe('statement: prepared once per connection where that is safe', () => {
     expect(statement('SELECT status FROM consent_items WHERE site_id = ?', ['s']).name).not.toBe(a.name);
   });
 
-  it('leaves scripts of several statements and statements without parameters unnamed', () => {
+  it('leaves scripts of several statements, statements without parameters and bulk statements unnamed', () => {
     expect(statement('CREATE TABLE a (x int); CREATE TABLE b (y int)', []).name).toBeUndefined();
     expect(statement('SELECT 1', []).name).toBeUndefined();
     expect(statement('DELETE FROM a WHERE x = ?; DELETE FROM b WHERE y = ?', [1, 2]).name).toBeUndefined();
+    const many = Array.from({ length: 65 }, (_, i) => i);
+    expect(statement(`SELECT x FROM a WHERE x IN (${many.map(() => '?').join(', ')})`, many).name).toBeUndefined();
   });
 });

@@ -9,18 +9,24 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 /** Converted statements by source text; the store's statements are a small fixed set. */
 const converted = new Map<string, { name: string | undefined; text: string }>();
 const MAX_CONVERTED = 1_000;
+/**
+ * Statements with more parameters are bulk statements whose text varies with the row count (a
+ * batch's multi-row upsert, an IN list): each runs once per chunk, so preparing every variant on
+ * every connection would cost more server memory than it saves.
+ */
+const MAX_PREPARED_PARAMS = 64;
 
 /**
  * A query config for `sql`. A single statement with parameters gets a name, so each connection
  * prepares it once and then only binds and executes it (the parse and plan were a large part of
- * each round trip of an import). Multi-statement scripts (migrations) and statements without
- * parameters stay unnamed. https://node-postgres.com/features/queries#prepared-statements
+ * each round trip of an import). Multi-statement scripts (migrations), statements without
+ * parameters and bulk statements stay unnamed. https://node-postgres.com/features/queries#prepared-statements
  */
 export function statement(sql: string, params: readonly Param[]): pg.QueryConfig {
   let c = converted.get(sql);
   if (c === undefined) {
     const text = toPgPlaceholders(sql);
-    const name = params.length > 0 && !sql.includes(';') ? `tw_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` : undefined;
+    const name = params.length > 0 && params.length <= MAX_PREPARED_PARAMS && !sql.includes(';') ? `tw_${createHash('sha256').update(text).digest('hex').slice(0, 24)}` : undefined;
     c = { name, text };
     if (converted.size < MAX_CONVERTED) converted.set(sql, c);
   }
