@@ -10,7 +10,7 @@ import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import type { FastHandler } from './fast-path.ts';
-import { parseSegmentEvent } from './segment.ts';
+import { parseSegmentEvent, type RequestFacts } from './segment.ts';
 import { parseBatch, SINGLE_ROUTES, sendSuccess } from './segment-routes.ts';
 
 export interface HitFastPathOptions {
@@ -29,65 +29,55 @@ export function segmentFastRoutes(opts: HitFastPathOptions & { maxEventBytes: nu
   const cors = corsHeaders(opts.allowedOrigins);
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const now = opts.now ?? ((): Date => new Date());
-  const routes = new Map<string, FastHandler>();
-  for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
-    routes.set(`/v1/${path}`, (req, res, query, pass) => {
-      if (req.method !== 'POST' || query !== '' || bodyHeadersProblem(req, opts.maxEventBytes) !== undefined) {
+
+  /**
+   * One route: `parse` turns the body into the events to accept (with the body each came in), or
+   * undefined when the Express route must answer (an invalid event, a partial batch report).
+   */
+  const route =
+    (limit: number, parse: (body: unknown, facts: RequestFacts) => Array<{ event: Event; body: unknown }> | undefined): FastHandler =>
+    (req, res, query, pass) => {
+      if (req.method !== 'POST' || query !== '' || bodyHeadersProblem(req, limit) !== undefined) {
         pass();
         return;
       }
-      readJsonBody(req, opts.maxEventBytes, (outcome) => {
-        const result = 'body' in outcome && opts.accepting()
-          ? parseSegmentEvent(outcome.body, type, { ip: clientIp(req, opts.trustProxyHops), userAgent: req.headers['user-agent'], now: now() })
-          : undefined;
-        if (!('body' in outcome) || result === undefined || !result.ok) {
+      readJsonBody(req, limit, (outcome) => {
+        const accepted = 'body' in outcome && opts.accepting() ? parse(outcome.body, { ip: clientIp(req, opts.trustProxyHops), userAgent: req.headers['user-agent'], now: now() }) : undefined;
+        if (accepted === undefined) {
           preloadBody(req, outcome);
           pass();
           return;
         }
         cors(req, res);
         try {
-          opts.accept(result.event, { headers: req.headers, query: NO_QUERY, body: outcome.body, response: res });
+          for (const { event, body } of accepted) {
+            opts.accept(event, { headers: req.headers, query: NO_QUERY, body, response: res });
+            received(['segment', event.type]);
+          }
         } catch {
           // Refused after all (shutdown began in between): the Express route gives the answer.
           preloadBody(req, outcome);
           pass();
           return;
         }
-        received(['segment', type]);
         sendSuccess(res);
       });
-    });
+    };
+
+  const routes = new Map<string, FastHandler>();
+  for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
+    routes.set(
+      `/v1/${path}`,
+      route(opts.maxEventBytes, (body, facts) => {
+        const result = parseSegmentEvent(body, type, facts);
+        return result.ok ? [{ event: result.event, body }] : undefined;
+      }),
+    );
   }
-  const batch: FastHandler = (req, res, query, pass) => {
-    if (req.method !== 'POST' || query !== '' || bodyHeadersProblem(req, opts.maxBatchBytes) !== undefined) {
-      pass();
-      return;
-    }
-    readJsonBody(req, opts.maxBatchBytes, (outcome) => {
-      const parsed = 'body' in outcome && opts.accepting()
-        ? parseBatch(outcome.body, { ip: clientIp(req, opts.trustProxyHops), userAgent: req.headers['user-agent'], now: now() }, opts.maxBatchEvents)
-        : undefined;
-      // Anything but a batch of valid events (refusals, partial reports) is the Express route's to answer.
-      if (!('body' in outcome) || parsed === undefined || 'error' in parsed || parsed.rejected.length > 0) {
-        preloadBody(req, outcome);
-        pass();
-        return;
-      }
-      cors(req, res);
-      try {
-        for (const { event, item } of parsed.accepted) {
-          opts.accept(event, { headers: req.headers, query: NO_QUERY, body: item, response: res });
-          received(['segment', event.type]);
-        }
-      } catch {
-        preloadBody(req, outcome);
-        pass();
-        return;
-      }
-      sendSuccess(res);
-    });
-  };
+  const batch = route(opts.maxBatchBytes, (body, facts) => {
+    const parsed = parseBatch(body, facts, opts.maxBatchEvents);
+    return 'error' in parsed || parsed.rejected.length > 0 ? undefined : parsed.accepted.map(({ event, item }) => ({ event, body: item }));
+  });
   routes.set('/v1/batch', batch);
   routes.set('/v1/b', batch);
   return routes;
