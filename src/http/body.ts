@@ -4,6 +4,8 @@ import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError, ty
 
 /** What reading a JSON body came to: the parsed value, or the error to answer with. */
 export type BodyOutcome = { body: unknown } | { error: TagwardenError };
+/** What reading a text body came to. */
+export type TextOutcome = { text: string } | { error: TagwardenError };
 
 const PRELOADED = Symbol('tagwarden.preloadedBody');
 
@@ -43,15 +45,27 @@ export function preloadedBody(req: IncomingMessage): BodyOutcome | undefined {
   return (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED];
 }
 
+/** preloadBody for a text body (the form and line-per-hit clients). */
+export function preloadText(req: IncomingMessage, outcome: TextOutcome): void {
+  preloadBody(req, 'error' in outcome ? outcome : { body: outcome.text });
+}
+
+/** The text body preloaded on this request, if any (see preloadText). */
+export function preloadedText(req: IncomingMessage): TextOutcome | undefined {
+  const preloaded = preloadedBody(req);
+  if (preloaded === undefined || 'error' in preloaded) return preloaded;
+  return { text: typeof preloaded.body === 'string' ? preloaded.body : '' };
+}
+
 /**
  * Reads a body as UTF-8 text, stopping at `limit` bytes received (a lying or chunked client cannot
  * push more than the limit). Calls `done` once.
  */
-export function readTextBody(req: IncomingMessage, limit: number, done: (outcome: { text: string } | { error: TagwardenError }) => void): void {
+function readTextBody(req: IncomingMessage, limit: number, done: (outcome: TextOutcome) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  const finish = (outcome: { text: string } | { error: TagwardenError }): void => {
+  const finish = (outcome: TextOutcome): void => {
     if (finished) return;
     finished = true;
     req.off('data', onData);
@@ -72,6 +86,15 @@ export function readTextBody(req: IncomingMessage, limit: number, done: (outcome
   req.on('data', onData);
   req.on('end', onEnd);
   req.on('error', onError);
+}
+
+/** readTextBody after checking the declared length, so an oversized body is refused unread. */
+export function readLimitedText(req: IncomingMessage, limit: number, done: (outcome: TextOutcome) => void): void {
+  if (Number(req.headers['content-length'] ?? NaN) > limit) {
+    done({ error: tooLargeError(limit) });
+    return;
+  }
+  readTextBody(req, limit, done);
 }
 
 /** Reads and parses a JSON body (see readTextBody). */
@@ -121,10 +144,6 @@ export function jsonBody(limit: number): RequestHandler {
 }
 
 /** Refuses an oversized body with 413 (the client routes reading their own bodies use it too). */
-export function tooLarge(req: Request, res: Response, next: NextFunction, limit: number): void {
-  refuseTooLarge(req, res, next, tooLargeError(limit));
-}
-
 export function refuseTooLarge(req: Request, res: Response, next: NextFunction, error: PayloadTooLargeError): void {
   // Answer and close: draining an oversized body would let the client make us read it all anyway.
   res.setHeader('connection', 'close');

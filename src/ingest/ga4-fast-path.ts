@@ -1,10 +1,10 @@
 /**
  * `/g/collect` on the fast path (src/ingest/fast-path.ts): a GET, or a POST with a readable body
- * within the limit, is answered here exactly as ga4-routes.ts answers it (ga4Answer); an encoded or
- * oversized body is passed to the Express route.
+ * within the limit, is answered here exactly as ga4-routes.ts answers it (ga4Answer); an encoded body,
+ * and an oversized one (refused unread when its declared length says so), go to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { preloadBody, readTextBody } from '../http/body.ts';
+import { preloadText, readLimitedText } from '../http/body.ts';
 import type { FastHandler } from './fast-path.ts';
 import { ga4Answer, type Ga4RouteOptions } from './ga4-routes.ts';
 import type { HitFastPathOptions } from './segment-fast-path.ts';
@@ -17,7 +17,7 @@ export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'm
         answer(query, body, req, clientIp(req, opts.trustProxyHops), res);
       } catch {
         // A hit refused (shutdown began): the Express route gives the answer, with the body read.
-        if (body !== undefined) preloadBody(req, { body });
+        if (body !== undefined) preloadText(req, { text: body });
         pass();
       }
     };
@@ -26,13 +26,13 @@ export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'm
       return;
     }
     const encoding = req.headers['content-encoding'];
-    if (req.method !== 'POST' || (encoding !== undefined && encoding !== 'identity') || Number(req.headers['content-length'] ?? NaN) > opts.maxBytes) {
+    if (req.method !== 'POST' || (encoding !== undefined && encoding !== 'identity')) {
       pass();
       return;
     }
-    readTextBody(req, opts.maxBytes, (outcome) => {
+    readLimitedText(req, opts.maxBytes, (outcome) => {
       if ('error' in outcome || !opts.accepting()) {
-        preloadBody(req, 'error' in outcome ? outcome : { body: outcome.text });
+        preloadText(req, outcome);
         pass();
         return;
       }

@@ -1,8 +1,8 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { queryString } from '../http/query.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { preloadedBody, readTextBody, refuseTooLarge, tooLarge } from '../http/body.ts';
-import { PayloadTooLargeError, type TagwardenError } from '../errors.ts';
+import { preloadedText, readLimitedText, refuseTooLarge, type TextOutcome } from '../http/body.ts';
+import { PayloadTooLargeError } from '../errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
@@ -67,7 +67,7 @@ export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string |
 function textBody(limit: number): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     req.body = undefined;
-    const settle = (outcome: { text: string } | { error: TagwardenError }): void => {
+    const settle = (outcome: TextOutcome): void => {
       if ('error' in outcome) {
         // A body cut off by the client is not an error: gtag would not act on one.
         if (outcome.error instanceof PayloadTooLargeError) refuseTooLarge(req, res, next, outcome.error);
@@ -80,15 +80,8 @@ function textBody(limit: number): RequestHandler {
       req.body = readable ? outcome.text : outcome.text !== '' ? null : undefined;
       next();
     };
-    const preloaded = preloadedBody(req);
-    if (preloaded !== undefined) {
-      settle('error' in preloaded ? preloaded : { text: typeof preloaded.body === 'string' ? preloaded.body : '' });
-      return;
-    }
-    if (Number(req.headers['content-length'] ?? NaN) > limit) {
-      tooLarge(req, res, next, limit);
-      return;
-    }
-    readTextBody(req, limit, settle);
+    const preloaded = preloadedText(req);
+    if (preloaded !== undefined) settle(preloaded);
+    else readLimitedText(req, limit, settle);
   };
 }

@@ -4,9 +4,9 @@
  * (pixelAnswers); anything else, and an oversized body, is passed to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { preloadBody } from '../http/body.ts';
+import { preloadText, readLimitedText } from '../http/body.ts';
 import type { FastHandler } from './fast-path.ts';
-import { pixelAnswers, readableForm, readPixelBody, type MetaPixelRouteOptions } from './meta-pixel-routes.ts';
+import { pixelAnswers, readableForm, type MetaPixelRouteOptions } from './meta-pixel-routes.ts';
 import type { HitFastPathOptions } from './segment-fast-path.ts';
 
 export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRouteOptions, 'maxBytes'>): Map<string, FastHandler> {
@@ -24,16 +24,16 @@ export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRou
       pass();
       return;
     }
-    readPixelBody(req, opts.maxBytes, (outcome) => {
+    readLimitedText(req, opts.maxBytes, (outcome) => {
       if ('error' in outcome || !opts.accepting()) {
-        preloadBody(req, 'error' in outcome ? outcome : { body: outcome.text });
+        preloadText(req, outcome);
         pass();
         return;
       }
       try {
         answerPost(req, clientIp(req, opts.trustProxyHops), res, query, outcome);
       } catch {
-        preloadBody(req, { body: outcome.text });
+        preloadText(req, outcome);
         pass();
       }
     });

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
-import { preloadedBody, readTextBody } from '../http/body.ts';
+import { preloadedText, readLimitedText, type TextOutcome } from '../http/body.ts';
 import { queryString } from '../http/query.ts';
-import { PayloadTooLargeError, toErrorBody, type TagwardenError } from '../errors.ts';
+import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
@@ -54,19 +54,16 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
       noContent(res);
       return;
     }
-    const settle = (outcome: { text: string } | { error: TagwardenError }): void => {
+    const settle = (outcome: TextOutcome): void => {
       try {
         answerPost(req, req.ip, res, query, outcome);
       } catch (e) {
         next(e);
       }
     };
-    const preloaded = preloadedBody(req);
-    if (preloaded !== undefined) {
-      settle('error' in preloaded ? preloaded : { text: typeof preloaded.body === 'string' ? preloaded.body : '' });
-      return;
-    }
-    readPixelBody(req, opts.maxBytes, settle);
+    const preloaded = preloadedText(req);
+    if (preloaded !== undefined) settle(preloaded);
+    else readLimitedText(req, opts.maxBytes, settle);
   });
   return router;
 }
@@ -78,15 +75,6 @@ export function readableForm(req: IncomingMessage): boolean {
   return FORM_TYPES.has(ctype) && (encoding === undefined || encoding === 'identity');
 }
 
-/** Reads the body up to the limit, the declared length checked first (see src/http/body.ts). */
-export function readPixelBody(req: IncomingMessage, limit: number, done: (outcome: { text: string } | { error: TagwardenError }) => void): void {
-  if (Number(req.headers['content-length'] ?? NaN) > limit) {
-    done({ error: new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } }) });
-    return;
-  }
-  readTextBody(req, limit, done);
-}
-
 /**
  * What /tr does with a hit once read, shared by the Express routes and the fast path
  * (meta-pixel-fast-path.ts): `handle` decides and hands on one hit (throws when refused),
@@ -95,7 +83,7 @@ export function readPixelBody(req: IncomingMessage, limit: number, done: (outcom
 export function pixelAnswers(opts: MetaPixelRouteOptions): {
   handle: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined) => void;
   answerGet: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string) => void;
-  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: { text: string } | { error: TagwardenError }) => void;
+  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: TextOutcome) => void;
 } {
   const now = opts.now ?? ((): Date => new Date());
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
