@@ -74,14 +74,16 @@ export function decideRetry(input: RetryInput): RetryDecision {
   let reason: string;
   let retryAfterHeader: string | undefined;
   switch (outcome.kind) {
-    case 'response':
+    case 'response': {
       if (outcome.status >= 200 && outcome.status <= 299) return { action: 'success' };
       // 3xx included: vendor endpoints do not redirect, and we never follow redirects with a
       // body that may carry secrets.
-      if (!isRetryableStatus(outcome.status) && outcome.transient !== true) return { action: 'give_up', reason: `status_${outcome.status}` };
-      reason = isRetryableStatus(outcome.status) ? `status_${outcome.status}` : `status_${outcome.status}_transient`;
+      const retryable = isRetryableStatus(outcome.status);
+      if (!retryable && outcome.transient !== true) return { action: 'give_up', reason: `status_${outcome.status}` };
+      reason = retryable ? `status_${outcome.status}` : `status_${outcome.status}_transient`;
       retryAfterHeader = outcome.retryAfter;
       break;
+    }
     case 'network':
       reason = outcome.code === undefined || outcome.code === '' ? 'network' : `network_${outcome.code}`;
       break;

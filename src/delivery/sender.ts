@@ -93,9 +93,10 @@ export async function sendVendorRequest(
   // The status is the vendor's verdict; a body that fails to arrive afterwards does not change it.
   const { buffer, truncated } = await readCapped(response.body, maxBytes);
   const result: SendResult = { outcome, durationMs: now() - started, responseBytes: buffer.length, truncated };
-  if (response.statusCode >= 400 && options.isTransient?.(response.statusCode, buffer.toString('utf8')) === true) outcome.transient = true;
+  const text = buffer.toString('utf8');
+  if (response.statusCode >= 400 && options.isTransient?.(response.statusCode, text) === true) outcome.transient = true;
   if (buffer.length > 0) {
-    result.excerpt = maskSecrets(buffer.toString('utf8'), options.secretValues ?? []).slice(
+    result.excerpt = maskSecrets(text, options.secretValues ?? []).slice(
       0,
       options.excerptChars ?? DEFAULT_EXCERPT_CHARS,
     );

@@ -11,9 +11,9 @@ import type { IncomingMessage } from 'node:http';
 export function clientIp(req: IncomingMessage, trustHops: number): string | undefined {
   const peer = req.socket.remoteAddress;
   if (trustHops === 0) return peer;
-  const raw = req.headers['x-forwarded-for'];
-  if (raw === undefined) return peer;
-  const header = Array.isArray(raw) ? raw.join(',') : raw;
+  const forwarded = req.headers['x-forwarded-for'];
+  if (forwarded === undefined) return peer;
+  const header = Array.isArray(forwarded) ? forwarded.join(',') : forwarded;
   // The header lists the hops oldest first; empty entries are skipped and only spaces trimmed,
   // as Express's parser (the `forwarded` package) does.
   const entries: string[] = [];

@@ -247,7 +247,6 @@ interface RecordRow {
   geo_country: string | null;
 }
 
-/** One apply or link: the transaction's state (chain head, views before the first write). */
 /** A consent_items row as the last-write-wins comparison reads it. */
 type StoredItem = {
   status: string;
@@ -265,6 +264,7 @@ function itemKey3(siteId: string, subjectKey: string, item: string): string {
   return `${siteId}\u0000${subjectKey}\u0000${item}`;
 }
 
+/** One apply or link: the transaction's state (chain head, views before the first write). */
 class Writer {
   private head = '';
   /** subject key (per site) → its view before this transaction touched it. */

@@ -10,9 +10,9 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 const converted = new Map<string, { name: string | undefined; text: string }>();
 const MAX_CONVERTED = 1_000;
 /**
- * Statements with more parameters are bulk statements whose text varies with the row count (a
- * batch's multi-row upsert, an IN list): each runs once per chunk, so preparing every variant on
- * every connection would cost more server memory than it saves.
+ * Statements with more parameters are bulk statements whose text varies with the row count (the
+ * consent store's prefetch IN list): each runs once per chunk, so preparing every variant on every
+ * connection would cost more server memory than it saves.
  */
 const MAX_PREPARED_PARAMS = 64;
 

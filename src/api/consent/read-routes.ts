@@ -89,8 +89,9 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
     const subject = subjectParam(req.params.type, req.params.id);
     const { category, reference } = parseOr400(checkQuery, req.query);
     const item = category ?? `ref:${reference ?? ''}`;
-    const consent = await o.store.read(o.siteId, subject, now());
-    const state = consent === undefined ? 'unknown' : effective(consent, item, now());
+    const at = now();
+    const consent = await o.store.read(o.siteId, subject, at);
+    const state = consent === undefined ? 'unknown' : effective(consent, item, at);
     const detail = consent?.items[item];
     res.json({ subject, item, consented: state === 'granted', state, ...(detail === undefined ? {} : { since: new Date(detail.consentAt).toISOString(), validUntil: detail.validUntil === null ? 'unlimited' : new Date(detail.validUntil).toISOString(), expired: detail.expired, source: detail.source }) });
   });
