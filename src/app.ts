@@ -194,7 +194,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     delivery: {
       enqueue(dest, rendered, origin) {
         const queued = delivery.enqueue(dest, rendered);
-        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin.visitorId, origin.receivedAtMs);
+        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin.visitorId, origin.receivedAt);
         return queued;
       },
     },

@@ -41,7 +41,8 @@ export interface DeliverySink {
 
 export interface EventOrigin {
   visitorId: string | undefined;
-  receivedAtMs: number;
+  /** The event's `receivedAt` (ISO 8601), read only by a sink that needs it. */
+  receivedAt: string;
 }
 
 export interface HeldEvent {
@@ -167,8 +168,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       count(id, decision.outcome, reason);
       return;
     }
-    const receivedAtMs = Date.parse(event.receivedAt);
-    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, receivedAtMs: Number.isNaN(receivedAtMs) ? deps.now().getTime() : receivedAtMs })) count(id, decision.outcome, reason);
+    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
     else count(id, 'drop', 'queue_full');
   }
 

@@ -3,6 +3,7 @@ import type { CategorySignal } from './merge.ts';
 import { createRevocationCheck, revokedSince } from './revocation.ts';
 
 const HIT = Date.UTC(2026, 10, 23, 12);
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 describe('revokedSince', () => {
   const signal = (categories: CategorySignal['categories'], at: number, atByCategory?: Record<string, number>): CategorySignal => ({
@@ -44,18 +45,18 @@ describe('createRevocationCheck', () => {
 
   test('drops the events whose visitor revoked since, keeps the rest, asks once per visitor', async () => {
     const { check, asked } = setup({ v1: revoked });
-    check.remember('meta', 'a', 'v1', HIT);
-    check.remember('meta', 'b', 'v1', HIT + 2000); // arrived after the revocation: its own consent is newer
-    check.remember('meta', 'c', 'v2', HIT);
-    check.remember('meta', 'd', undefined, HIT);
+    check.remember('meta', 'a', 'v1', iso(HIT));
+    check.remember('meta', 'b', 'v1', iso(HIT + 2000)); // arrived after the revocation: its own consent is newer
+    check.remember('meta', 'c', 'v2', iso(HIT));
+    check.remember('meta', 'd', undefined, iso(HIT));
     expect([...(await check.recheck('meta', ['a', 'b', 'c', 'd', 'unknown']))].sort()).toEqual(['b', 'c', 'd', 'unknown']);
     expect(asked.sort()).toEqual(['v1', 'v2']);
   });
 
   test('an event settled by a destination is forgotten for it, not for the others', async () => {
     const { check } = setup({ v1: revoked });
-    check.remember('meta', 'a', 'v1', HIT);
-    check.remember('meta2', 'a', 'v1', HIT);
+    check.remember('meta', 'a', 'v1', iso(HIT));
+    check.remember('meta2', 'a', 'v1', iso(HIT));
     check.settled('meta', ['a']);
     expect([...(await check.recheck('meta', ['a']))]).toEqual(['a']);
     expect([...(await check.recheck('meta2', ['a']))]).toEqual([]);
@@ -63,7 +64,7 @@ describe('createRevocationCheck', () => {
 
   test('a destination without required categories, or unknown, is not checked', async () => {
     const { check, asked } = setup({ v1: revoked });
-    check.remember('crm', 'a', 'v1', HIT);
+    check.remember('crm', 'a', 'v1', iso(HIT));
     expect([...(await check.recheck('crm', ['a']))]).toEqual(['a']);
     expect([...(await check.recheck('other', ['a']))]).toEqual(['a']);
     expect(asked).toEqual([]);
@@ -71,7 +72,7 @@ describe('createRevocationCheck', () => {
 
   test('a store that cannot be read rejects: the delivery parks rather than send unchecked', async () => {
     const { check } = setup({ v1: { failure: 'store_error' } });
-    check.remember('meta', 'a', 'v1', HIT);
+    check.remember('meta', 'a', 'v1', iso(HIT));
     await expect(check.recheck('meta', ['a'])).rejects.toThrow(/store_error/);
   });
 });

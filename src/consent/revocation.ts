@@ -28,8 +28,8 @@ export interface RevocationCheckOptions {
 }
 
 export interface RevocationCheck {
-  /** Records what the check needs about an event handed to a destination's delivery. */
-  remember(destinationId: string, messageId: string, visitorId: string | undefined, receivedAtMs: number): void;
+  /** Records what the check needs about an event handed to a destination's delivery (`receivedAt`: ISO 8601). */
+  remember(destinationId: string, messageId: string, visitorId: string | undefined, receivedAt: string): void;
   /** The destination is done with these events (delivered, given up, dropped): forget them. */
   settled(destinationId: string, messageIds: readonly string[]): void;
   /**
@@ -58,8 +58,11 @@ export function createRevocationCheck(o: RevocationCheckOptions): RevocationChec
   const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
 
   return {
-    remember(destinationId, messageId, visitorId, receivedAtMs) {
-      if (visitorId !== undefined) origins.set(key(destinationId, messageId), { visitorId, receivedAtMs });
+    remember(destinationId, messageId, visitorId, receivedAt) {
+      if (visitorId === undefined) return;
+      // Parsed here, not on the pipeline's path: only a configured store needs the time.
+      const at = Date.parse(receivedAt);
+      origins.set(key(destinationId, messageId), { visitorId, receivedAtMs: Number.isNaN(at) ? Date.now() : at });
     },
 
     settled(destinationId, messageIds) {
