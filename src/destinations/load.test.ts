@@ -118,6 +118,12 @@ describe('retryOn', () => {
     expect(parseTemplate(minimalTemplate()).transient(400, body({ error: { code: 4 } }))).toBe(false);
   });
 
+  test('a response path is read as written, even one starting with "envelope"', () => {
+    const t = parseTemplate(minimalTemplate({ retryOn: [{ status: [400], json: { 'envelope.code': [4] } }] }));
+    expect(t.transient(400, JSON.stringify({ envelope: { code: 4 } }))).toBe(true);
+    expect(t.transient(400, JSON.stringify({ code: 4 }))).toBe(false);
+  });
+
   test("the shipped Meta template retries Meta's throttling and temporary errors, not a bad request", () => {
     const meta = loadTemplates(DEFAULT_TEMPLATES_DIR).get('meta-capi')!;
     expect(meta.transient(400, JSON.stringify({ error: { message: '(#4) Application request limit reached', type: 'OAuthException', code: 4, fbtrace_id: 'A' } }))).toBe(true);

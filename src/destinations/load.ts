@@ -89,10 +89,14 @@ function zodPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function fieldRef(source: string): FieldRef {
+/** A dotted path's segments (the schema has already validated every dotted path). */
+function dottedSegments(source: string): string[] {
   const parsed = parseDottedPath(source);
-  // The schema has already validated every dotted path.
-  const segments = 'segments' in parsed ? parsed.segments : [];
+  return 'segments' in parsed ? parsed.segments : [];
+}
+
+function fieldRef(source: string): FieldRef {
+  const segments = dottedSegments(source);
   if (segments[0] === 'envelope' && segments.length > 1) return { target: 'envelope', segments: segments.slice(1), source };
   return { target: 'item', segments, source };
 }
@@ -209,7 +213,8 @@ function compileRetryRules(rules: readonly RetryRuleDefinition[]): (status: numb
   if (rules.length === 0) return () => false;
   const compiled = rules.map((r) => ({
     status: new Set(r.status),
-    fields: Object.entries(r.json).map(([path, values]) => ({ segments: fieldRef(path).segments, values })),
+    // Paths into the response body: no `envelope.` prefix to interpret, unlike a rendered field's.
+    fields: Object.entries(r.json).map(([path, values]) => ({ segments: dottedSegments(path), values })),
   }));
   return (status, body) => {
     const candidates = compiled.filter((r) => r.status.has(status));
