@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { loadJsonFixtures } from '../../test/fixtures/load.ts';
 import express from 'express';
 import pino from 'pino';
 import request from 'supertest';
@@ -11,7 +11,6 @@ import type { Event } from './event.ts';
 import { ga4Router } from './ga4-routes.ts';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
-const DIR = new URL('../../test/fixtures/ga4/', import.meta.url);
 const BASE = 'v=2&tid=G-TEST1&cid=111.222&_p=999&_s=1';
 
 function setup(opts: { maxBytes?: number; maxHits?: number } = {}) {
@@ -42,12 +41,8 @@ function stripRequestFacts(e: Omit<Event, 'messageId'> | Event): unknown {
 }
 
 describe('ga4Router /g/collect', () => {
-  const fixtures = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
-  it.each(fixtures)('answers 204 and accepts the golden events of %s', async (file) => {
-    const fx = JSON.parse(readFileSync(new URL(file, DIR), 'utf8')) as {
-      request: { method: 'GET' | 'POST'; query: string; contentType?: string; body?: string };
-      events: Event[];
-    };
+  const fixtures = loadJsonFixtures<{ request: { method: 'GET' | 'POST'; query: string; contentType?: string; body?: string }; events: Event[] }>('ga4');
+  it.each(fixtures)('answers 204 and accepts the golden events of %s', async (_file, fx) => {
     const { app, accepted } = setup();
     const url = `/g/collect?${fx.request.query}`;
     let req = fx.request.method === 'GET' ? request(app).get(url) : request(app).post(url);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { loadJsonFixtures } from '../../test/fixtures/load.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Event } from './event.ts';
@@ -6,8 +6,6 @@ import { parseGa4Hits } from './ga4.ts';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
 const facts = { ip: '203.0.113.9', userAgent: 'Mozilla/5.0 (fixture)', now };
-const DIR = new URL('../../test/fixtures/ga4/', import.meta.url);
-
 interface Ga4Fixture {
   description: string;
   request: { method: 'GET' | 'POST'; query: string; contentType?: string; body?: string };
@@ -15,12 +13,6 @@ interface Ga4Fixture {
   events: Omit<Event, 'messageId'>[];
 }
 
-function loadGa4Fixtures(): [string, Ga4Fixture][] {
-  return readdirSync(DIR)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => [f, JSON.parse(readFileSync(new URL(f, DIR), 'utf8')) as Ga4Fixture]);
-}
 
 function withoutId(e: Event): Omit<Event, 'messageId'> {
   const { messageId: _id, ...rest } = e;
@@ -34,7 +26,7 @@ function parse(query: string, body?: string, limits?: Parameters<typeof parseGa4
 const BASE = 'v=2&tid=G-TEST1&cid=111.222&_p=999&_s=1';
 
 describe('parseGa4Hits: golden fixtures', () => {
-  const fixtures = loadGa4Fixtures();
+  const fixtures = loadJsonFixtures<Ga4Fixture>('ga4');
   it('has the fixtures', () => expect(fixtures.length).toBeGreaterThanOrEqual(4));
   it.each(fixtures)('%s', (_name, fx) => {
     const r = parseGa4Hits(new URLSearchParams(fx.request.query), fx.request.body, facts);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { loadJsonFixtures } from '../../test/fixtures/load.ts';
 import express from 'express';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
@@ -16,11 +16,7 @@ interface PixelFixture {
   request: { method: 'GET' | 'POST'; query: string; body?: string };
   event: Record<string, unknown>;
 }
-const dir = new URL('../../test/fixtures/meta-pixel/', import.meta.url);
-const fixtures: [string, PixelFixture][] = readdirSync(dir)
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((f) => [f, JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as PixelFixture]);
+const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
 
 function setup(maxBytes = 4096) {
   const metrics = createMetrics({ defaultMetrics: false });

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { loadJsonFixtures } from '../../test/fixtures/load.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
@@ -13,11 +13,7 @@ interface PixelFixture {
   event: Record<string, unknown>;
 }
 
-const dir = new URL('../../test/fixtures/meta-pixel/', import.meta.url);
-const fixtures: [string, PixelFixture][] = readdirSync(dir)
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((f) => [f, JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as PixelFixture]);
+const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
 
 const parse = (query: string, f = facts) => parsePixelHit(new URLSearchParams(query), f);
 
