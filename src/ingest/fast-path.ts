@@ -11,6 +11,7 @@
  * and middleware. test/fast-path.test.ts checks both paths answer alike.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { preloadText, readLimitedText } from '../http/body.ts';
 import { normalizeHost } from '../proxy/host-guard.ts';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -49,4 +50,25 @@ export function withFastPaths(opts: FastPathOptions, routes: ReadonlyMap<string,
     }
     handler(req, res, q === -1 ? '' : url.slice(q + 1), () => fallback(req, res));
   };
+}
+
+/**
+ * For the text-body clients (GA4 lines, pixel forms): reads the body within `limit` and answers
+ * with it. A read error (too large, cut off), a shutdown that began meanwhile, or a refusal thrown
+ * by `answer` hands the request to Express instead, with the body as read.
+ */
+export function answerWithText(req: IncomingMessage, limit: number, accepting: () => boolean, pass: () => void, answer: (text: string) => void): void {
+  readLimitedText(req, limit, (outcome) => {
+    if ('error' in outcome || !accepting()) {
+      preloadText(req, outcome);
+      pass();
+      return;
+    }
+    try {
+      answer(outcome.text);
+    } catch {
+      preloadText(req, outcome);
+      pass();
+    }
+  });
 }

@@ -4,25 +4,20 @@
  * and an oversized one (refused unread when its declared length says so), go to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { preloadText, readLimitedText } from '../http/body.ts';
-import type { FastHandler } from './fast-path.ts';
+import { answerWithText, type FastHandler } from './fast-path.ts';
 import { ga4Answer, type Ga4RouteOptions } from './ga4-routes.ts';
 import type { HitFastPathOptions } from './segment-fast-path.ts';
 
 export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'maxBytes' | 'maxHits'>): Map<string, FastHandler> {
   const answer = ga4Answer(opts);
   const handler: FastHandler = (req, res, query, pass) => {
-    const respond = (body: string | undefined): void => {
-      try {
-        answer(query, body, req, clientIp(req, opts.trustProxyHops), res);
-      } catch {
-        // A hit refused (shutdown began): the Express route gives the answer, with the body read.
-        if (body !== undefined) preloadText(req, { text: body });
-        pass();
-      }
-    };
+    const respond = (body: string | undefined): void => answer(query, body, req, clientIp(req, opts.trustProxyHops), res);
     if (req.method === 'GET') {
-      respond(undefined);
+      try {
+        respond(undefined);
+      } catch {
+        pass(); // refused (shutdown began): the Express route gives the answer
+      }
       return;
     }
     const encoding = req.headers['content-encoding'];
@@ -30,14 +25,7 @@ export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'm
       pass();
       return;
     }
-    readLimitedText(req, opts.maxBytes, (outcome) => {
-      if ('error' in outcome || !opts.accepting()) {
-        preloadText(req, outcome);
-        pass();
-        return;
-      }
-      respond(outcome.text);
-    });
+    answerWithText(req, opts.maxBytes, opts.accepting, pass, respond);
   };
   return new Map([['/g/collect', handler]]);
 }

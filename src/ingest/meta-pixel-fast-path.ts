@@ -4,8 +4,7 @@
  * (pixelAnswers); anything else, and an oversized body, is passed to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { preloadText, readLimitedText } from '../http/body.ts';
-import type { FastHandler } from './fast-path.ts';
+import { answerWithText, type FastHandler } from './fast-path.ts';
 import { pixelAnswers, readableForm, type MetaPixelRouteOptions } from './meta-pixel-routes.ts';
 import type { HitFastPathOptions } from './segment-fast-path.ts';
 
@@ -24,19 +23,7 @@ export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRou
       pass();
       return;
     }
-    readLimitedText(req, opts.maxBytes, (outcome) => {
-      if ('error' in outcome || !opts.accepting()) {
-        preloadText(req, outcome);
-        pass();
-        return;
-      }
-      try {
-        answerPost(req, clientIp(req, opts.trustProxyHops), res, query, outcome);
-      } catch {
-        preloadText(req, outcome);
-        pass();
-      }
-    });
+    answerWithText(req, opts.maxBytes, opts.accepting, pass, (text) => answerPost(req, clientIp(req, opts.trustProxyHops), res, query, { text }));
   };
   return new Map([
     ['/tr', handler],
