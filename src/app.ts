@@ -68,7 +68,7 @@ export interface AppDeps {
 
 export interface TagwardenApp {
   /**
-   * The request listener to serve: the Express app behind the Segment fast path
+   * The request listener to serve: the Express app behind the fast path for client hits
    * (src/ingest/fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
    */
   handler: RequestListener;

@@ -4,9 +4,8 @@
  * and an oversized one (refused unread when its declared length says so), go to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { answerWithText, type FastHandler } from './fast-path.ts';
+import { answerWithText, type FastHandler, type HitFastPathOptions } from './fast-path.ts';
 import { ga4Answer, type Ga4RouteOptions } from './ga4-routes.ts';
-import type { HitFastPathOptions } from './segment-fast-path.ts';
 
 export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'maxBytes' | 'maxHits'>): Map<string, FastHandler> {
   const answer = ga4Answer(opts);

@@ -4,9 +4,8 @@
  * (pixelAnswers); anything else, and an oversized body, is passed to the Express route.
  */
 import { clientIp } from '../http/client-ip.ts';
-import { answerWithText, type FastHandler } from './fast-path.ts';
+import { answerWithText, type FastHandler, type HitFastPathOptions } from './fast-path.ts';
 import { pixelAnswers, readableForm, type MetaPixelRouteOptions } from './meta-pixel-routes.ts';
-import type { HitFastPathOptions } from './segment-fast-path.ts';
 
 export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRouteOptions, 'maxBytes'>): Map<string, FastHandler> {
   const { answerGet, answerPost } = pixelAnswers(opts);

@@ -6,22 +6,11 @@
 import { clientIp } from '../http/client-ip.ts';
 import { bodyHeadersProblem, preloadBody, readJsonBody } from '../http/body.ts';
 import { corsHeaders } from '../http/cors.ts';
-import type { HitSources } from '../identity/visitor.ts';
-import { incrementer, type Metrics } from '../observability/metrics.ts';
+import { incrementer } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
-import type { FastHandler } from './fast-path.ts';
+import type { FastHandler, HitFastPathOptions } from './fast-path.ts';
 import { parseSegmentEvent, type RequestFacts } from './segment.ts';
 import { parseBatch, SINGLE_ROUTES, sendSuccess } from './segment-routes.ts';
-
-export interface HitFastPathOptions {
-  trustProxyHops: number;
-  metrics: Metrics;
-  /** False once shutdown began. */
-  accepting: () => boolean;
-  /** As for the Express routes: hands an accepted event on; throws to refuse it. */
-  accept: (event: Event, hit: HitSources) => void;
-  now?: () => Date;
-}
 
 const NO_QUERY = new URLSearchParams();
 
