@@ -182,14 +182,14 @@ export const MAX_ITEMS = 200;
 /** Most `~`-separated fields read from one item. */
 const MAX_ITEM_FIELDS = 64;
 
-/** The hit's item parameters `pr1`…`pr200`, as [number, text], in item order. */
+/** The hit's item parameters `pr1`…`pr200`, as [number, text], in item order (merge() left one of each name). */
 function itemParams(p: URLSearchParams): Array<[number, string]> {
   const out: Array<[number, string]> = [];
   for (const [k, v] of p) {
     const m = /^pr([1-9]\d{0,2})$/.exec(k);
     if (m === null) continue;
     const n = Number(m[1]);
-    if (n <= MAX_ITEMS && v !== '' && !out.some(([seen]) => seen === n)) out.push([n, v]);
+    if (n <= MAX_ITEMS && v !== '') out.push([n, v]);
   }
   return out.sort((a, b) => a[0] - b[0]);
 }
