@@ -158,8 +158,9 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
             }
           });
           proxyServer.on('proxyRes', (proxyRes: IncomingMessage, req: Request, res: Response) => onProxyRes(proxyRes, req, res, vendor));
-          proxyServer.on('error', (err: Error, req: Request, res: Response | Socket) => {
-            o.log?.warn({ err, vendor, path: targets.get(req) }, 'script proxy upstream failed');
+          proxyServer.on('error', (err: Error, req?: Request, res?: Response | Socket) => {
+            o.log?.warn({ err, vendor, path: req === undefined ? undefined : targets.get(req) }, 'script proxy upstream failed');
+            if (res === undefined) return;
             if (!('writeHead' in res)) {
               res.destroy();
             } else if (res.headersSent) {
