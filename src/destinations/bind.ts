@@ -188,6 +188,9 @@ export function bindDestination(options: BindOptions): BoundDestination {
       }
       const rule = findRule(rules, record);
       if (rule === undefined) return { ok: false, kind: 'skip', reason: `no_mapping:${String(record.type)}`, messageId };
+      if (rule.skip !== undefined && isPresent(rule.skip.when.evaluate(event, settings))) {
+        return { ok: false, kind: 'skip', reason: rule.skip.reason, messageId };
+      }
       const at = `mappings[${rule.index}]`;
       const renderedEnvelope = rule.envelope === undefined ? {} : rule.envelope.evaluate(event, settings);
       if (!isPlainRecord(renderedEnvelope)) return fail(messageId, `${at}.envelope did not render to an object`);

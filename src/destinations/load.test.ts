@@ -97,7 +97,7 @@ describe('compileTemplate', () => {
     const message = (caught as TemplateError).message.split('\n');
     expect(message).toEqual([
       expect.stringMatching(/^templates\/mini\/template.json: name: /),
-      'templates/mini/template.json: mappings[0].event.x: unknown directive @foo (known: @path, @setting, @template, @if, @arrayPath, @hash, @transform, @scalars, @merge, @literal)',
+      'templates/mini/template.json: mappings[0].event.x: unknown directive @foo (known: @path, @setting, @template, @if, @arrayPath, @hash, @transform, @scalars, @merge, @lookup, @literal)',
     ]);
     expect((caught as TemplateError).code).toBe('TW_ERR_TEMPLATE');
   });

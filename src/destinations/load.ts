@@ -39,6 +39,8 @@ export interface CompiledRule {
   event: CompiledMapping;
   required: FieldRef[];
   patterns: Array<FieldRef & { regex: RegExp }>;
+  /** Matched events for which `when` renders present are skipped with `reason`. */
+  skip: { when: CompiledMapping; reason: string } | undefined;
 }
 
 export interface CompiledRedaction {
@@ -130,6 +132,7 @@ function compileLoosely(raw: Record<string, unknown>, issues: TemplateIssue[]): 
       const at = joinPath('mappings', i);
       if (Object.hasOwn(rule, 'envelope')) compilePart(rule.envelope, settings, joinPath(at, 'envelope'), issues);
       if (Object.hasOwn(rule, 'event')) compilePart(rule.event, settings, joinPath(at, 'event'), issues);
+      if (isPlainRecord(rule.skip) && Object.hasOwn(rule.skip, 'when')) compilePart(rule.skip.when, settings, joinPath(joinPath(at, 'skip'), 'when'), issues);
     });
   }
 }
@@ -170,6 +173,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       event: compilePart(rule.event, settings, joinPath(at, 'event'), issues),
       required: (rule.required ?? []).map(fieldRef),
       patterns: Object.entries(rule.patterns ?? {}).map(([path, source]) => ({ ...fieldRef(path), regex: new RegExp(source, 'u') })),
+      skip: rule.skip === undefined ? undefined : { when: compilePart(rule.skip.when, settings, joinPath(joinPath(at, 'skip'), 'when'), issues), reason: rule.skip.reason },
     };
   });
 

@@ -7,6 +7,8 @@ import {
   HASH_KINDS,
   hashValue,
   MAX_ARRAY_ITEMS,
+  MAX_LOOKUP_ENTRIES,
+  MAX_LOOKUP_KEY_LENGTH,
   MAX_MERGE_OBJECTS,
   MAX_SCALAR_FIELDS,
   normalizeForHash,
@@ -306,36 +308,136 @@ describe('@hash', () => {
 
   test.each<[HashKind, string, string | undefined]>([
     ['email', '  Someone@Example.COM ', 'someone@example.com'],
-    ['phone', '+44 (0)20 7946-0018', '4402079460018'],
+    ['phone', '+44 (0)20 7946-0018', '442079460018'],
     ['phone', '0044 20 7946 0018', '442079460018'],
+    ['phone', '+1 (650) 555-1212', '16505551212'],
+    ['phone', '16505551212', '16505551212'],
+    ['phone', '0 16505551212', '16505551212'],
     ['phone', 'n/a', undefined],
+    ['phone', '000', undefined],
     ['name', "  O'Brien-Smith ", 'obriensmith'],
-    ['name', 'Anne  Marie', 'anne marie'],
+    ['name', 'Anne  Marie', 'annemarie'],
+    ['name', 'Vale\u0301ry', 'valéry'],
+    ['name', 'ÅSA', 'åsa'],
+    ['name', '...', undefined],
     ['city', 'San Francisco', 'sanfrancisco'],
     ['city', 'St. Louis', 'stlouis'],
+    ['city', 'Zu\u0308rich', 'zürich'],
     ['state', 'CA', 'ca'],
+    ['state', 'California', 'ca'],
+    ['state', ' new york ', 'ny'],
+    ['state', 'N.Y.', 'ny'],
+    ['state', 'District of Columbia', 'dc'],
+    ['state', 'Washington D.C.', 'dc'],
+    ['state', 'Puerto Rico', 'pr'],
+    ['state', 'Hawaiʻi', 'hi'],
     ['state', 'New South Wales', 'newsouthwales'],
+    ['state', 'Île-de-France', 'îledefrance'],
+    ['state', '--', undefined],
     ['zip', '94025-1234', '94025'],
     ['zip', '94025', '94025'],
     ['zip', 'SW1A 1AA', 'sw1a1aa'],
+    ['zip', ' - ', undefined],
     ['country', 'US', 'us'],
     ['country', ' u.s. ', 'us'],
-    ['country', 'USA', undefined],
+    ['country', 'USA', 'us'],
+    ['country', 'United States', 'us'],
+    ['country', 'united states of america', 'us'],
+    ['country', 'UK', 'gb'],
+    ['country', 'Great Britain', 'gb'],
+    ['country', 'Deutschland', 'de'],
+    ['country', 'DEU', 'de'],
+    ['country', 'The Netherlands', 'nl'],
+    ['country', 'Holland', 'nl'],
+    ['country', 'Côte d’Ivoire', 'ci'],
+    ['country', "Cote d'Ivoire", 'ci'],
+    ['country', 'Ivory Coast', 'ci'],
+    ['country', 'St. Kitts & Nevis', 'kn'],
+    ['country', 'Saint Kitts and Nevis', 'kn'],
+    ['country', 'Türkiye', 'tr'],
+    ['country', 'South Korea', 'kr'],
+    ['country', 'XX', undefined],
+    ['country', 'Atlantis', undefined],
     ['gender', 'Female', 'f'],
     ['gender', 'm', 'm'],
     ['gender', 'other', undefined],
+    ['gender', ' ', undefined],
     ['dateOfBirth', '1990-01-31', '19900131'],
     ['dateOfBirth', '1990/01/31', '19900131'],
+    ['dateOfBirth', '1990.01.31', '19900131'],
     ['dateOfBirth', '19900131', '19900131'],
     ['dateOfBirth', '1990-01-31T00:00:00Z', '19900131'],
-    ['dateOfBirth', '31/01/1990', undefined],
+    ['dateOfBirth', '01/31/1990', '19900131'],
+    ['dateOfBirth', '2/16/1997', '19970216'],
+    ['dateOfBirth', '03/04/1990', '19900304'],
+    ['dateOfBirth', '31/01/1990', '19900131'],
+    ['dateOfBirth', '31.01.1990', '19900131'],
+    ['dateOfBirth', '04.03.1990', '19900304'],
+    ['dateOfBirth', '01.31.1990', '19900131'],
+    ['dateOfBirth', '31-01-1990', '19900131'],
+    ['dateOfBirth', '2000-02-29', '20000229'],
+    ['dateOfBirth', '1900-02-29', undefined],
+    ['dateOfBirth', '1999-02-29', undefined],
+    ['dateOfBirth', '1990-04-31', undefined],
     ['dateOfBirth', '1990-13-01', undefined],
+    ['dateOfBirth', '13/13/1990', undefined],
+    ['dateOfBirth', '1899-12-31', undefined],
+    ['dateOfBirth', '1990131', undefined],
+    ['dateOfBirth', '31/01/90', undefined],
+    ['dateOfBirth', 'yesterday', undefined],
     ['externalId', '  User-42 ', 'User-42'],
     ['plain', ' As Is ', 'As Is'],
     ['email', '   ', undefined],
+    ['externalId', '\t', undefined],
+    ['plain', '', undefined],
   ])('%s normalises %j to %j', (kind, input, normalized) => {
     expect(normalizeForHash(kind, input)).toBe(normalized);
     expect(hashValue(kind, input)).toBe(normalized === undefined ? undefined : sha(normalized));
+  });
+
+  // The customer's country turns a national number into E.164 (calling code, trunk prefix dropped).
+  test.each<[string, string | undefined, string | undefined]>([
+    ['(650)555-1212', 'US', '16505551212'],
+    ['650.555.1212', 'United States', '16505551212'],
+    ['1-650-555-1212', 'us', '16505551212'],
+    ['020 7946 0958', 'GB', '442079460958'],
+    ['020 7946 0958', 'United Kingdom', '442079460958'],
+    ['+44 (0)20 7946 0958', 'GB', '442079460958'],
+    ['+44 (0)20 7946 0958', undefined, '442079460958'],
+    ['442079460958', 'GB', '442079460958'],
+    ['0044 20 7946 0958', 'DE', '442079460958'],
+    ['0170 1234567', 'DE', '491701234567'],
+    ['0170 1234567', 'Deutschland', '491701234567'],
+    ['16505551212', 'GB', '16505551212'],
+    ['06 12 34 56 78', 'FR', '33612345678'],
+    ['(650)555-1212', undefined, '6505551212'],
+    ['(650)555-1212', 'Atlantis', '6505551212'],
+    ['0170 1234567', undefined, '1701234567'],
+    ['12', 'US', '12'],
+    ['', 'US', undefined],
+  ])('phone %j with country %j normalises to %j', (input, country, normalized) => {
+    const options = country === undefined ? {} : { country };
+    expect(normalizeForHash('phone', input, options)).toBe(normalized);
+    expect(hashValue('phone', input, options)).toBe(normalized === undefined ? undefined : sha(normalized));
+  });
+
+  test('no kind ever hashes an empty or blank value', () => {
+    for (const kind of HASH_KINDS) {
+      for (const blank of ['', ' ', '\t\n', '\u00a0']) expect(hashValue(kind, blank)).toBeUndefined();
+    }
+  });
+
+  test('the digest of an empty string is never passed through', () => {
+    const empty = sha('');
+    for (const kind of HASH_KINDS) {
+      expect(hashValue(kind, empty)).toBeUndefined();
+      expect(hashValue(kind, empty.toUpperCase())).toBeUndefined();
+      expect(hashValue(kind, [empty, 'a@b.c'])).toEqual(kind === 'email' ? [sha('a@b.c')] : hashValue(kind, ['a@b.c']));
+    }
+  });
+
+  test('a phone longer than 64 characters is absent, not parsed', () => {
+    expect(normalizeForHash('phone', '1'.repeat(65))).toBeUndefined();
   });
 
   test('a value that already is a SHA-256 digest passes through, lowercased', () => {
@@ -357,6 +459,19 @@ describe('@hash', () => {
     expect(issues({ '@hash': { kind: 'ssn', value: 1 } })[0]?.message).toMatch(/expected one of email/);
   });
 
+  test('"country" reads a national phone number; it is for phones only', () => {
+    const mapping = { '@hash': { kind: 'phone', value: { '@path': '$.p' }, country: { '@path': ['$.c', '$.d'] } } };
+    expect(run(mapping, { p: '020 7946 0958', c: 'GB' })).toBe(sha('442079460958'));
+    expect(run(mapping, { p: ['020 7946 0958', '07911 123456'], d: 'United Kingdom' })).toEqual([sha('442079460958'), sha('447911123456')]);
+    expect(run(mapping, { p: '+1 650 555 1212', c: 'GB' })).toBe(sha('16505551212'));
+    // No country, or one that is not a string: the digits as they are.
+    expect(run(mapping, { p: '020 7946 0958' })).toBe(sha('2079460958'));
+    expect(run(mapping, { p: '020 7946 0958', c: 44 })).toBe(sha('2079460958'));
+    expect(issues({ '@hash': { kind: 'email', value: 'a@b.c', country: 'US' } })).toEqual([
+      { path: 'm.@hash.country', message: '"country" applies to kind "phone" only' },
+    ]);
+  });
+
   test('property: never re-hashes a 64-hex digest', () => {
     fc.assert(
       fc.property(fc.constantFrom(...HASH_KINDS), fc.stringMatching(/^[0-9a-fA-F]{64}$/), fc.constantFrom('', ' ', '\t'), (kind, digest, pad) => {
@@ -376,6 +491,88 @@ describe('@hash', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('@lookup', () => {
+  const names = { 'Order Completed': 'Purchase', purchase: 'Purchase', 'Product Added': 'AddToCart' };
+
+  test('a hit yields the table value; a miss the default, or absent without one', () => {
+    const mapping = { '@lookup': { value: { '@path': '$.event' }, table: names, default: { '@path': '$.event' } } };
+    expect(run(mapping, { event: 'Order Completed' })).toBe('Purchase');
+    expect(run(mapping, { event: 'purchase' })).toBe('Purchase');
+    expect(run(mapping, { event: 'Newsletter Joined' })).toBe('Newsletter Joined');
+    expect(run(mapping, {})).toBeUndefined();
+    expect(run({ '@lookup': { value: { '@path': '$.event' }, table: names } }, { event: 'other' })).toBeUndefined();
+  });
+
+  test('keys match exactly unless ignoreCase; only strings are looked up', () => {
+    const exact = { '@lookup': { value: { '@path': '$.v' }, table: names } };
+    const folded = { '@lookup': { value: { '@path': '$.v' }, table: names, ignoreCase: true } };
+    expect(run(exact, { v: 'order completed' })).toBeUndefined();
+    expect(run(folded, { v: 'order completed' })).toBe('Purchase');
+    expect(run(folded, { v: 'PURCHASE' })).toBe('Purchase');
+    expect(run({ '@lookup': { value: { '@path': '$.v' }, table: { 1: 'one', true: 'yes' } } }, { v: 1 })).toBeUndefined();
+    expect(run({ '@lookup': { value: { '@path': '$.v' }, table: { 1: 'one' } } }, { v: '1' })).toBe('one');
+  });
+
+  test('table values are literals of any JSON type, never evaluated', () => {
+    const mapping = { '@lookup': { value: 'a', table: { a: { '@path': '$.x' } } } };
+    expect(run(mapping, { x: 1 })).toEqual({ '@path': '$.x' });
+    expect(run({ '@lookup': { value: 'b', table: { b: [1, true] } } }, {})).toEqual([1, true]);
+  });
+
+  test('inherited property names are never table entries', () => {
+    const mapping = { '@lookup': { value: { '@path': '$.v' }, table: { a: 1 }, default: 'miss' } };
+    for (const v of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'prototype']) {
+      expect(run(mapping, { v })).toBe('miss');
+    }
+    // A table may name them itself: they are then ordinary keys.
+    const own = JSON.parse('{"__proto__": "p", "constructor": "c"}') as Record<string, unknown>;
+    expect(run({ '@lookup': { value: { '@path': '$.v' }, table: own } }, { v: '__proto__' })).toBe('p');
+    expect(run({ '@lookup': { value: { '@path': '$.v' }, table: own } }, { v: 'constructor' })).toBe('c');
+  });
+
+  test('a bad table is a load error, with its path', () => {
+    expect(issues({ '@lookup': { value: 'a', table: [] } })).toEqual([{ path: 'm.@lookup.table', message: 'expected an object of key → literal value' }]);
+    expect(issues({ '@lookup': { value: 'a', table: {} } })[0]?.message).toMatch(/expected 1 to 1000 entries/);
+    const big = Object.fromEntries(Array.from({ length: MAX_LOOKUP_ENTRIES + 1 }, (_, i) => [`k${i}`, i]));
+    expect(issues({ '@lookup': { value: 'a', table: big } })[0]?.message).toMatch(/expected 1 to 1000 entries/);
+    expect(issues({ '@lookup': { value: 'a', table: { A: 1, a: 2 }, ignoreCase: true } })).toEqual([
+      { path: 'm.@lookup.table.a', message: 'duplicate key (keys are compared ignoring case)' },
+    ]);
+    expect(issues({ '@lookup': { value: 'a', table: { a: null, b: '' } } }).map((i) => i.path)).toEqual(['m.@lookup.table.a', 'm.@lookup.table.b']);
+    expect(issues({ '@lookup': { value: 'a', table: { ['x'.repeat(MAX_LOOKUP_KEY_LENGTH + 1)]: 1 } } })[0]?.message).toMatch(/at most 200 characters/);
+    expect(issues({ '@lookup': { value: 'a', table: { a: 1 }, ignoreCase: 'yes' } })[0]?.path).toBe('m.@lookup.ignoreCase');
+    expect(issues({ '@lookup': { table: { a: 1 } } })[0]?.message).toBe('missing "value"');
+    expect(issues({ '@lookup': { value: 'a', table: { a: 1 }, else: 2 } })[0]?.message).toBe('unknown key "else"');
+    expect(issues({ '@lookup': { value: { '@nope': 1 }, table: { a: 1 } } })[0]?.path).toBe('m.@lookup.value');
+  });
+
+  test('property: the result is the own table entry for the value, else the default', () => {
+    const key = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'toString', 'prototype', 'valueOf'));
+    const literal = fc.oneof(fc.string({ minLength: 1 }), fc.integer(), fc.boolean());
+    fc.assert(
+      fc.property(fc.dictionary(key, literal, { minKeys: 1, maxKeys: 20 }), fc.oneof(key, fc.jsonValue()), fc.boolean(), (table, value, ignoreCase) => {
+        const keys = Object.keys(table);
+        fc.pre(!ignoreCase || new Set(keys.map((k) => k.toLowerCase())).size === keys.length);
+        const compiled = compileMapping({ '@lookup': { value: { '@literal': value }, table, ignoreCase, default: '<miss>' } });
+        expect(compiled.issues).toEqual([]);
+        const hit = typeof value === 'string' ? keys.find((k) => (ignoreCase ? k.toLowerCase() === value.toLowerCase() : k === value)) : undefined;
+        expect(compiled.evaluate({})).toEqual(hit === undefined ? '<miss>' : table[hit]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('property: never throws, whatever the value; a long value is a miss without folding', () => {
+    const compiled = compileMapping({ '@lookup': { value: { '@path': '$.v' }, table: { a: 1 }, ignoreCase: true, default: 0 } });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        expect([0, 1]).toContain(compiled.evaluate({ v }));
+      }),
+    );
+    expect(compiled.evaluate({ v: 'A'.repeat(10_000) })).toBe(0);
   });
 });
 

@@ -9,6 +9,7 @@
  */
 import { hash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
+import { birthDate, countryCode, phoneDigits, usStateCode } from './customer-info.ts';
 import { FORBIDDEN_KEYS, isPlainRecord } from './dotted.ts';
 
 /** Most segments in a `$` path. */
@@ -23,8 +24,12 @@ export const MAX_MERGE_OBJECTS = 16;
 export const MAX_PATH_FALLBACKS = 16;
 /** Deepest nesting of a mapping, so a hostile template cannot exhaust the stack at render. */
 export const MAX_MAPPING_DEPTH = 64;
+/** Most entries in one `@lookup` table. */
+export const MAX_LOOKUP_ENTRIES = 1000;
+/** Longest text `@lookup` looks up; a longer value is no key of any table, so it is not even folded. */
+export const MAX_LOOKUP_KEY_LENGTH = 200;
 
-export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@scalars', '@merge', '@literal'] as const;
+export const DIRECTIVES = ['@path', '@setting', '@template', '@if', '@arrayPath', '@hash', '@transform', '@scalars', '@merge', '@lookup', '@literal'] as const;
 export type Directive = (typeof DIRECTIVES)[number];
 
 export const HASH_KINDS = [
@@ -211,6 +216,8 @@ function compileDirective(key: string, arg: unknown, ctx: Ctx, at: string): Eval
       return compileScalars(arg, ctx, argAt);
     case '@merge':
       return compileMerge(arg, ctx, argAt);
+    case '@lookup':
+      return compileLookup(arg, ctx, argAt);
     case '@literal':
       return constant(structuredClone(arg));
     default:
@@ -505,40 +512,60 @@ function compileArrayPath(arg: unknown, ctx: Ctx, at: string): Evaluator {
 // --- @hash ------------------------------------------------------------------------------------
 
 function compileHash(arg: unknown, ctx: Ctx, at: string): Evaluator {
-  if (!checkKeys(arg, ctx, at, ['kind', 'value'], [])) return ABSENT;
+  if (!checkKeys(arg, ctx, at, ['kind', 'value'], ['country'])) return ABSENT;
   const kind = arg.kind;
   if (typeof kind !== 'string' || !(HASH_KINDS as readonly string[]).includes(kind)) {
     return issue(ctx, joinPath(at, 'kind'), `expected one of ${HASH_KINDS.join(', ')}`);
   }
   const value = compileNode(arg.value, child(ctx), joinPath(at, 'value'));
-  return (scope) => hashValue(kind as HashKind, value(scope));
+  if (!Object.hasOwn(arg, 'country')) return (scope) => hashValue(kind as HashKind, value(scope));
+  // Only a phone number reads differently by country (its calling code and trunk prefix).
+  if (kind !== 'phone') return issue(ctx, joinPath(at, 'country'), '"country" applies to kind "phone" only');
+  const country = compileNode(arg.country, child(ctx), joinPath(at, 'country'));
+  return (scope) => {
+    const code = country(scope);
+    return hashValue('phone', value(scope), typeof code === 'string' ? { country: code } : {});
+  };
 }
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+/** SHA-256 of the empty string: a digest that identifies nobody, never sent (Meta's rule). */
+const EMPTY_SHA256 = hash('sha256', '', 'hex');
+
+export interface NormalizeOptions {
+  /** For `phone`: the customer's country (ISO code or name), to read a national number. */
+  country?: string;
+}
 
 /**
  * Normalise one customer-information value the way Meta's Conversions API expects before hashing:
  * https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
- * Returns undefined when nothing usable is left. Idempotent: normalising twice changes nothing.
+ * Returns undefined when nothing usable is left, so the hash of an empty string is never made.
+ * Idempotent: normalising twice changes nothing.
  */
-export function normalizeForHash(kind: HashKind, raw: string): string | undefined {
-  let out: string;
+export function normalizeForHash(kind: HashKind, raw: string, options: NormalizeOptions = {}): string | undefined {
+  let out: string | undefined;
   switch (kind) {
     case 'email':
       out = raw.trim().toLowerCase();
       break;
     case 'phone':
-      // Digits only, no leading zeros: the country code must lead ("+1 (650) 555-1212" → 16505551212).
-      out = raw.replace(/\D/g, '').replace(/^0+/, '');
+      out = phoneDigits(raw, options.country);
       break;
     case 'name':
-      out = raw.toLowerCase().replace(/[\p{P}\p{S}]/gu, '').replace(/\s+/g, ' ').trim();
+      // Lowercase, no punctuation; letters of any script are kept, UTF-8 in Unicode NFC so that a
+      // decomposed "Vale\u0301ry" hashes like "Valéry". Spaces go too, as Meta's own normaliser in
+      // fbevents.js and its Conversions API parameter builder remove them ("Mary Ann" → "maryann"),
+      // so the server hash matches the browser's.
+      out = raw.normalize('NFC').toLowerCase().replace(/[\p{P}\p{S}\s]/gu, '').normalize('NFC');
       break;
     case 'city':
+      out = raw.normalize('NFC').toLowerCase().replace(/[\p{P}\p{S}\s]/gu, '').normalize('NFC');
+      break;
     case 'state':
-      // Meta wants the 2-letter ANSI code for US states; mapping full names to codes needs a
-      // table we do not carry, so state names are only lowercased and stripped like cities.
-      out = raw.toLowerCase().replace(/[\p{P}\p{S}\s]/gu, '');
+      // A US state (name or code) becomes its 2-letter ANSI code; other regions are lowercased and
+      // stripped like a city ("New South Wales" → "newsouthwales"), as Meta asks.
+      out = usStateCode(raw) ?? raw.normalize('NFC').toLowerCase().replace(/[\p{P}\p{S}\s]/gu, '').normalize('NFC');
       break;
     case 'zip':
       out = raw.toLowerCase().replace(/[\s-]/g, '');
@@ -546,8 +573,7 @@ export function normalizeForHash(kind: HashKind, raw: string): string | undefine
       if (/^\d{9}$/.test(out)) out = out.slice(0, 5);
       break;
     case 'country':
-      out = raw.toLowerCase().replace(/\P{L}/gu, '');
-      if (out.length !== 2) return undefined;
+      out = countryCode(raw);
       break;
     case 'gender': {
       const first = raw.trim().toLowerCase()[0];
@@ -555,48 +581,46 @@ export function normalizeForHash(kind: HashKind, raw: string): string | undefine
       out = first;
       break;
     }
-    case 'dateOfBirth': {
-      const m = /^(?<y>\d{4})[-/.]?(?<mo>\d{2})[-/.]?(?<d>\d{2})(?:[T ].*)?$/.exec(raw.trim());
-      if (m?.groups === undefined) return undefined;
-      const { y = '', mo = '', d = '' } = m.groups;
-      if (Number(y) < 1900 || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31) return undefined;
-      out = `${y}${mo}${d}`;
+    case 'dateOfBirth':
+      out = birthDate(raw);
       break;
-    }
     case 'externalId':
     case 'plain':
       out = raw.trim();
       break;
   }
-  return out === '' ? undefined : out;
+  return out === undefined || out === '' ? undefined : out;
 }
 
-function hashOne(kind: HashKind, value: unknown): string | undefined {
+function hashOne(kind: HashKind, value: unknown, options: NormalizeOptions): string | undefined {
   let raw: string;
   if (typeof value === 'string') raw = value;
   else if (typeof value === 'number' && Number.isFinite(value)) raw = String(value);
   else return undefined;
   const trimmed = raw.trim();
   // Already a SHA-256 digest (hashed by the site or the pixel): hashing again would break matching.
-  if (SHA256_HEX.test(trimmed)) return trimmed.toLowerCase();
-  const normalized = normalizeForHash(kind, raw);
+  if (SHA256_HEX.test(trimmed)) {
+    const digest = trimmed.toLowerCase();
+    return digest === EMPTY_SHA256 ? undefined : digest;
+  }
+  const normalized = normalizeForHash(kind, raw, options);
   if (normalized === undefined) return undefined;
   // One-shot hash (Node ≥ 21.7) avoids a Hash object per value on the hot path.
   return hash('sha256', normalized, 'hex');
 }
 
 /** Normalise and SHA-256 a value (or each element of an array); absent when nothing is left. */
-export function hashValue(kind: HashKind, value: unknown): string | string[] | undefined {
+export function hashValue(kind: HashKind, value: unknown, options: NormalizeOptions = {}): string | string[] | undefined {
   if (Array.isArray(value)) {
     const out: string[] = [];
     const n = Math.min(value.length, MAX_ARRAY_ITEMS);
     for (let i = 0; i < n; i++) {
-      const hashed = hashOne(kind, value[i]);
+      const hashed = hashOne(kind, value[i], options);
       if (hashed !== undefined) out.push(hashed);
     }
     return out.length > 0 ? out : undefined;
   }
-  return hashOne(kind, value);
+  return hashOne(kind, value, options);
 }
 
 // --- @transform -------------------------------------------------------------------------------
@@ -634,6 +658,57 @@ function compileMerge(arg: unknown, ctx: Ctx, at: string): Evaluator {
       }
     }
     return out;
+  };
+}
+
+// --- @lookup -----------------------------------------------------------------------------------
+
+/**
+ * A value translated through a literal table: `{"table": {"Order Completed": "Purchase", …},
+ * "value": m, "default"?: m, "ignoreCase"?: bool}`. It is how templates map one vendor's event
+ * names onto another's (Segment e-commerce and GA4 names onto Meta standard events) as data.
+ * The table lives in a Map built at load, so keys such as `__proto__` or `toString` are only ever
+ * the table's own entries, never inherited properties.
+ */
+function compileLookup(arg: unknown, ctx: Ctx, at: string): Evaluator {
+  if (!checkKeys(arg, ctx, at, ['table', 'value'], ['default', 'ignoreCase'])) return ABSENT;
+  const { table, ignoreCase } = arg;
+  const tableAt = joinPath(at, 'table');
+  if (!isPlainRecord(table)) return issue(ctx, tableAt, 'expected an object of key → literal value');
+  const keys = Object.keys(table);
+  if (keys.length === 0 || keys.length > MAX_LOOKUP_ENTRIES) return issue(ctx, tableAt, `expected 1 to ${MAX_LOOKUP_ENTRIES} entries`);
+  if (ignoreCase !== undefined && typeof ignoreCase !== 'boolean') return issue(ctx, joinPath(at, 'ignoreCase'), 'expected a boolean');
+  const fold = ignoreCase === true;
+  const entries = new Map<string, unknown>();
+  let ok = true;
+  for (const key of keys) {
+    const entryAt = joinPath(tableAt, key);
+    const folded = fold ? key.toLowerCase() : key;
+    const value = table[key];
+    if (key.length > MAX_LOOKUP_KEY_LENGTH) {
+      ok = false;
+      issue(ctx, entryAt, `keys are at most ${MAX_LOOKUP_KEY_LENGTH} characters`);
+    } else if (entries.has(folded)) {
+      ok = false;
+      issue(ctx, entryAt, 'duplicate key (keys are compared ignoring case)');
+    } else if (value === null || value === undefined || value === '' || (typeof value === 'number' && !Number.isFinite(value))) {
+      // An entry that maps to "absent" would be indistinguishable from a miss; say so at load.
+      ok = false;
+      issue(ctx, entryAt, 'a table value must be present (not null or ""); leave the key out to fall back to "default"');
+    } else {
+      entries.set(folded, deepFreeze(structuredClone(value)));
+    }
+  }
+  const value = compileNode(arg.value, child(ctx), joinPath(at, 'value'));
+  const otherwise = Object.hasOwn(arg, 'default') ? compileNode(arg.default, child(ctx), joinPath(at, 'default')) : ABSENT;
+  if (!ok) return ABSENT;
+  return (scope) => {
+    const key = value(scope);
+    if (typeof key === 'string' && key.length <= MAX_LOOKUP_KEY_LENGTH) {
+      const hit = entries.get(fold ? key.toLowerCase() : key);
+      if (hit !== undefined) return hit;
+    }
+    return otherwise(scope);
   };
 }
 

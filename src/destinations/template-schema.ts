@@ -122,6 +122,17 @@ export const MatchSchema = z
   .strict()
   .describe('Which events a mapping applies to; every given condition must hold');
 
+export const SkipSchema = z
+  .object({
+    when: mappingValue.describe('A mapping evaluated against the event; present (not absent, null or "") → skip'),
+    reason: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,63}$/, 'a reason is lowercase letters, digits and _ (it becomes a metrics label)')
+      .describe('The skip reason reported for the event, e.g. ga4_automatic_event'),
+  })
+  .strict()
+  .describe('Events this mapping matches but deliberately does not send');
+
 export const MappingRuleSchema = z
   .object({
     match: MatchSchema.optional().describe('Which events this mapping handles; omitted = every event'),
@@ -137,6 +148,7 @@ export const MappingRuleSchema = z
       .record(dottedPath, regexSource)
       .optional()
       .describe('Dotted path → regular expression a present value must match (e.g. GA4 event names); mismatch → render error'),
+    skip: SkipSchema.optional().describe('When `when` renders present, the event is not sent: a skip with `reason` instead of a request'),
   })
   .strict()
   .describe('One mapping; the first whose match fits an event renders it');
