@@ -135,6 +135,34 @@ describe('the bound destination', () => {
     expect(bound.render(event(), ['no_email', 'nope'])).toEqual({ ok: false, kind: 'skip', reason: 'redaction_unavailable:nope', messageId: 'm-1' });
   });
 
+  test('a mapping rule\'s skip: matched events for which "when" renders present are skipped with its reason', () => {
+    const skipping = bindDestination({
+      id: 'd',
+      template: template({
+        mappings: [
+          {
+            match: { type: 'track' },
+            event: { id: { '@path': '$.messageId' }, name: { '@path': '$.event' } },
+            required: ['name'],
+            skip: { reason: 'automatic_event', when: { '@lookup': { value: { '@path': ['$.properties.send_as', '$.event'] }, table: { scroll: true } } } },
+          },
+        ],
+      }),
+      settings,
+    });
+    expect(skipping.render(event({ event: 'scroll' }), [])).toEqual({ ok: false, kind: 'skip', reason: 'automatic_event', messageId: 'm-1' });
+    // The skip is decided before required fields are checked, and before redactions apply.
+    expect(skipping.render(event({ event: 'scroll' }), ['drop_name'])).toMatchObject({ kind: 'skip', reason: 'automatic_event' });
+    // A value that renders absent sends the event; here the event's own override asks for it.
+    expect(skipping.render(event({ event: 'scroll', properties: { send_as: 'Scrolled' } }), [])).toMatchObject({ ok: true, item: { name: 'scroll' } });
+    expect(skipping.render(event({ event: 'Signed Up' }), [])).toMatchObject({ ok: true });
+  });
+
+  test('a skip reason is a metrics-safe name, checked at load', () => {
+    expect(() => template({ mappings: [{ event: {}, skip: { reason: 'Not Sent!', when: true } }] })).toThrow(/mappings\[0\]\.skip\.reason/);
+    expect(() => template({ mappings: [{ event: {}, skip: { reason: 'x', when: { '@nope': 1 } } }] })).toThrow(/mappings\[0\]\.skip\.when: unknown directive @nope/);
+  });
+
   test('redactions apply in order, removals before sets, without touching the event', () => {
     const e = event();
     const before = structuredClone(e);

@@ -65,6 +65,34 @@ export const CaseSchema = z
   })
   .strict();
 
+/**
+ * A table of cases in one file: a base (event, settings, redactions, endpoint) and rows, each with
+ * its description, fields that replace the base event's top-level fields, and its expectation. For
+ * mappings that are themselves tables, such as event names onto a vendor's standard events.
+ */
+export const CaseTableSchema = z
+  .object({
+    description: z.string().min(1).describe('What the table shows; each row\'s description is appended'),
+    event: CaseEventSchema.describe('The base event'),
+    settings: record.default({}).describe('Destination settings'),
+    redactions: z.array(z.string()).default([]).describe('Redaction rules the policy asks for'),
+    endpoint: z.string().optional().describe('Endpoint override'),
+    each: z
+      .array(
+        z
+          .object({
+            description: z.string().min(1).describe('What the row shows'),
+            event: record.default({}).describe('Top-level event fields that replace the base event\'s (e.g. {"event": "Order Completed"})'),
+            expect: CaseSchema.shape.expect,
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(200)
+      .describe('The rows: one case each'),
+  })
+  .strict();
+
 export type TemplateCase = z.output<typeof CaseSchema>;
 
 export type CaseOutcome =
@@ -79,6 +107,32 @@ export interface LoadedCase {
   issues: string[];
 }
 
+function zodIssues(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((i) => {
+    let path = prefix;
+    for (const key of i.path) path = joinPath(path, typeof key === 'number' ? key : String(key));
+    return path === '' ? i.message : `${path}: ${i.message}`;
+  });
+}
+
+/** One file's cases: a single case, or each row of a case table (named `<file>[<row>]`). */
+function casesOfFile(file: string, name: string, raw: unknown): LoadedCase[] {
+  if (typeof raw !== 'object' || raw === null || !Object.hasOwn(raw, 'each')) {
+    const parsed = CaseSchema.safeParse(raw);
+    if (!parsed.success) return [{ file, name, issues: zodIssues(parsed.error) }];
+    return [{ file, name, case: parsed.data, issues: [] }];
+  }
+  const table = CaseTableSchema.safeParse(raw);
+  if (!table.success) return [{ file, name, issues: zodIssues(table.error) }];
+  const { each, description, event, ...shared } = table.data;
+  return each.map((row, i) => {
+    const rowName = `${name}[${i}]`;
+    const merged = CaseEventSchema.safeParse({ ...event, ...row.event });
+    if (!merged.success) return { file, name: rowName, issues: zodIssues(merged.error, `each[${i}].event`) };
+    return { file, name: rowName, case: { ...shared, description: `${description}: ${row.description}`, event: merged.data, expect: row.expect }, issues: [] };
+  });
+}
+
 /** Read and validate every `cases/*.json` of one template directory (sorted by file name). */
 export function loadCases(templateDir: string): LoadedCase[] {
   const dir = join(templateDir, 'cases');
@@ -86,24 +140,15 @@ export function loadCases(templateDir: string): LoadedCase[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((name) => {
+    .flatMap((name) => {
       const file = join(dir, name);
       let raw: unknown;
       try {
         raw = JSON.parse(readFileSync(file, 'utf8'));
       } catch (err) {
-        return { file, name, issues: [`invalid JSON: ${(err as Error).message}`] };
+        return [{ file, name, issues: [`invalid JSON: ${(err as Error).message}`] }];
       }
-      const parsed = CaseSchema.safeParse(raw);
-      if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => {
-          let path = '';
-          for (const key of i.path) path = joinPath(path, typeof key === 'number' ? key : String(key));
-          return path === '' ? i.message : `${path}: ${i.message}`;
-        });
-        return { file, name, issues };
-      }
-      return { file, name, case: parsed.data, issues: [] };
+      return casesOfFile(file, name, raw);
     });
 }
 
