@@ -105,7 +105,8 @@ describe('end to end: Segment in, consent-gated deliveries out', () => {
       .flatMap((h) => (h.body as { data: Record<string, unknown>[] }).data)
       .find((e) => e.event_id === 'm-all');
     expect(all).toMatchObject({
-      event_name: 'Order Completed',
+      // Segment's "Order Completed" is Meta's standard Purchase event (templates/meta-capi, event_name).
+      event_name: 'Purchase',
       event_time: 1772359200,
       event_id: 'm-all',
       action_source: 'website',
@@ -118,7 +119,7 @@ describe('end to end: Segment in, consent-gated deliveries out', () => {
   it('sends GA4 the Measurement Protocol shape with its secrets in the query', () => {
     const hit = received('/ga4').find((h) => (h.body as any).client_id === 'anon-m-all')!;
     expect(hit.query).toEqual({ measurement_id: 'G-TEST123', api_secret: 'ga4-secret' });
-    expect(hit.body).toMatchObject({ client_id: 'anon-m-all', events: [{ name: 'order_completed' }] });
+    expect(hit.body).toMatchObject({ client_id: 'anon-m-all', events: [{ name: 'purchase' }] });
   });
 
   it('sends the webhook the canonical event', () => {

@@ -35,8 +35,20 @@ describe('end to end: GA4 hits (/g/collect) with Consent Mode', () => {
     expect(ga4).toHaveLength(1);
     expect(meta).toHaveLength(1);
     expect(ga4[0]!.body).toMatchObject({ client_id: '333.444', events: [{ name: 'purchase', params: expect.objectContaining({ value: 42.5, currency: 'EUR' }) }] });
-    expect(meta[0]!.body).toMatchObject({ data: [expect.objectContaining({ event_name: 'purchase', event_source_url: 'https://shop.example/thanks' })] });
+    expect(meta[0]!.body).toMatchObject({ data: [expect.objectContaining({ event_name: 'Purchase', event_source_url: 'https://shop.example/thanks' })] });
     expect(JSON.stringify(ctx.vendor.hits)).not.toContain('111.222');
+  });
+
+  it('regression: GA4 automatic events (user_engagement, scroll, session_start, first_visit) are not forwarded to Meta', async () => {
+    ctx.vendor.hits.length = 0;
+    const base = `v=2&tid=G-TEST123&cid=777.888&_p=1700000001&_s=2&dl=${encodeURIComponent('https://shop.example/')}&gcs=G111`;
+    const names = ['user_engagement', 'scroll', 'session_start', 'first_visit', 'add_to_cart'];
+    const body = names.map((en) => `en=${en}&_et=1200`).join('\n');
+    expect((await fetch(`${ctx.tw.url}/g/collect?${base}`, { method: 'POST', body })).status).toBe(204);
+    await ctx.tw.app.flush(5000);
+    const meta = ctx.vendor.hits.filter((h) => h.path === '/meta/events').flatMap((h) => (h.body as { data: Array<{ event_name: string }> }).data);
+    // Only the customer action reaches Meta, as its standard event.
+    expect(meta.map((e) => e.event_name)).toEqual(['AddToCart']);
   });
 
   it("a purchase's items (pr1, pr2) reach GA4 as items and Meta as contents", async () => {

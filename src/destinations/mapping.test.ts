@@ -421,6 +421,15 @@ describe('@hash', () => {
     expect(hashValue('phone', input, options)).toBe(normalized === undefined ? undefined : sha(normalized));
   });
 
+  test('regression: a trunk (0) after the country code was kept (+44 (0)20 … hashed as 4402…)', () => {
+    expect(hashValue('phone', '+44 (0)20 7946 0958')).toBe(sha('442079460958'));
+    expect(hashValue('phone', '+44 (0)20 7946 0958', { country: 'GB' })).toBe(sha('442079460958'));
+  });
+
+  test('regression: a US state name was hashed as the name, not its code (California → ca)', () => {
+    expect(hashValue('state', 'California')).toBe(sha('ca'));
+  });
+
   test('no kind ever hashes an empty or blank value', () => {
     for (const kind of HASH_KINDS) {
       for (const blank of ['', ' ', '\t\n', '\u00a0']) expect(hashValue(kind, blank)).toBeUndefined();
