@@ -64,10 +64,9 @@ export function usStateCode(raw: string): string | undefined {
  *   number of that country ("020 7946 0958", GB → 442079460958; "(650) 555-1212", US →
  *   16505551212), unless its digits already start with that country's calling code and read as a
  *   valid international number ("442079460958" stays itself).
- * - Without a country, digits that form a valid international number are taken as one.
- * - Whatever libphonenumber cannot read as a valid number falls back to Meta's literal rule: digits
- *   only, leading zeros removed (which is also what a number that already has its country code
- *   needs).
+ * - Without a country, digits that can be an international number are read as one.
+ * - Whatever libphonenumber cannot read falls back to Meta's literal rule: digits only, leading
+ *   zeros removed (which is also what a number that already has its country code needs).
  */
 export function phoneDigits(raw: string, country?: string): string | undefined {
   if (raw.length > MAX_PHONE_CHARS) return undefined;
@@ -76,24 +75,30 @@ export function phoneDigits(raw: string, country?: string): string | undefined {
   const bare = digits.replace(/^0+/, '');
   if (bare === '') return undefined;
   const region = regionOf(country);
-  const international = (): string | undefined => validE164(`+${bare}`);
   let found: string | undefined;
   if (text.startsWith('+') || digits.startsWith('00')) {
-    found = validE164(`+${digits.replace(/^00/, '')}`) ?? validE164(text) ?? international();
+    // Written internationally: the country code is there, the length check is enough.
+    found = e164(`+${digits.replace(/^00/, '')}`, 'possible') ?? e164(text, 'possible') ?? e164(`+${bare}`, 'possible');
   } else if (region !== undefined) {
-    const national = (): string | undefined => validE164(text, region);
+    // National or international? The full validity check (number ranges, not only lengths) decides.
+    const national = (): string | undefined => e164(text, 'valid', region);
+    const international = (): string | undefined => e164(`+${bare}`, 'valid');
     const code = getCountryCallingCode(region);
     found = bare.startsWith(code) && !digits.startsWith('0') ? (international() ?? national()) : (national() ?? international());
   } else {
-    found = international();
+    found = e164(`+${bare}`, 'possible');
   }
   return found ?? bare;
 }
 
-/** The E.164 digits (no `+`) of a number libphonenumber reads as valid; else undefined. */
-function validE164(text: string, region?: CountryCode): string | undefined {
+/**
+ * The E.164 digits (no `+`) of a number libphonenumber reads as possible (its length fits the
+ * country) or valid (it is in an assigned range); else undefined. Validity costs about three times
+ * a parse, so it is asked only where it decides between two readings.
+ */
+function e164(text: string, check: 'possible' | 'valid', region?: CountryCode): string | undefined {
   const parsed = parsePhoneNumberFromString(text, region);
-  if (parsed === undefined || !parsed.isValid()) return undefined;
+  if (parsed === undefined || !(check === 'valid' ? parsed.isValid() : parsed.isPossible())) return undefined;
   return parsed.number.slice(1);
 }
 
