@@ -112,4 +112,14 @@ describe('end to end: pixel data reaches the vendor', () => {
     expect(purchases.length).toBeGreaterThan(0);
     expect(purchases.at(-1)!.params.items).toEqual([{ item_id: 'SKU-1', price: 19.95, quantity: 2 }, { item_id: 'SKU-2', price: 20, quantity: 1 }]);
   });
+
+  it('a ud value that is not a digest never reaches Meta, hashed or not', async () => {
+    const params = new URLSearchParams([['id', '1234567890123456'], ['ev', 'Lead'], ['eid', 'p-plain'], ['dl', 'https://shop.example.com/contact'], ['ud[em]', 'jane.doe@example.com'], ['ud[ph]', '+33 6 12 34 56 78'], ['ud[external_id]', ud.external_id], ['gcs', 'G111']]);
+    expect((await fetch(`${ctx.tw.url}/tr/?${params.toString()}`, { headers: { 'user-agent': UA } })).status).toBe(200);
+    await ctx.tw.app.flush(5000);
+    const sent = ctx.vendor.hits.filter((h) => h.path === '/meta/events').flatMap((h) => (h.body as { data: Record<string, any>[] }).data).find((e) => e.event_id === 'p-plain');
+    expect(sent).toBeDefined();
+    expect(Object.keys(sent!.user_data as object).sort()).toEqual(['client_ip_address', 'client_user_agent', 'external_id']);
+    expect(sent!.user_data.external_id).toBe(ud.external_id);
+  });
 });
