@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import { preloadedText, readLimitedText, type TextOutcome } from '../http/body.ts';
 import { queryString } from '../http/query.ts';
@@ -69,7 +69,7 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
 }
 
 /** A POST body /tr reads: a form (or beacon text) that is not encoded. */
-export function readableForm(req: IncomingMessage): boolean {
+export function readableForm(req: { headers: IncomingHttpHeaders }): boolean {
   const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   const encoding = req.headers['content-encoding'];
   return FORM_TYPES.has(ctype) && (encoding === undefined || encoding === 'identity');
@@ -100,15 +100,13 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
       return;
     }
     received([CLIENT, r.event.type]);
-    const body: Record<string, unknown> = Object.fromEntries(params);
-    if (r.event.anonymousId !== undefined) body.anonymousId = r.event.anonymousId;
-    opts.accept(r.event, { headers: req.headers, query: params, body, response: res });
+    opts.accept(r.event, pixelHitSources(req.headers, params, r.event, res));
   };
 
   return {
     handle,
     answerGet(req, ip, res, query) {
-      handle(req, ip, res, paramsOf(query));
+      handle(req, ip, res, pixelParams(query, undefined));
       res.writeHead(200, GIF_HEADERS);
       res.end(PIXEL_GIF);
     },
@@ -122,8 +120,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         res.end(text);
         return;
       }
-      const params = paramsOf(query);
-      handle(req, ip, res, 'error' in outcome || params === undefined ? undefined : merge(outcome.text, params));
+      handle(req, ip, res, 'error' in outcome ? undefined : pixelParams(query, outcome.text));
       noContent(res);
     },
   };
@@ -134,9 +131,26 @@ function noContent(res: ServerResponse): void {
   res.end();
 }
 
-/** The hit's own query parameters; undefined when the query string is over the bound. */
-function paramsOf(raw: string): URLSearchParams | undefined {
-  return raw.length > LIMITS.query ? undefined : new URLSearchParams(raw);
+/**
+ * What a pixel hit's visitor id and consent signals are read from: its parameters as both query
+ * and body, with the `_fbp` id as `anonymousId`. Shared with /debug/explain.
+ */
+export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
+  const body: Record<string, unknown> = Object.fromEntries(params);
+  if (event.anonymousId !== undefined) body.anonymousId = event.anonymousId;
+  const hit: HitSources = { headers, query: params, body };
+  if (response !== undefined) hit.response = response;
+  return hit;
+}
+
+/**
+ * A hit's parameters from its query string and, for a POST, its form body text (urlencoded or
+ * beacon text); undefined when the query string is over the bound. Shared with /debug/explain.
+ */
+export function pixelParams(query: string, body: string | undefined): URLSearchParams | undefined {
+  if (query.length > LIMITS.query) return undefined;
+  const params = new URLSearchParams(query);
+  return body === undefined ? params : merge(body, params);
 }
 
 /** Body parameters first (they win at first-occurrence reading), then the query's. */
