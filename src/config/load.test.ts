@@ -92,6 +92,16 @@ describe('config', () => {
     }
   });
 
+  it('PORT from the environment overrides server.port (Cloud Run, Heroku); a bad PORT is reported', () => {
+    expect(parseConfig(minimal, { env: { PORT: '3000' } }).server.port).toBe(3000);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: { PORT: '0' } }).server.port).toBe(0);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: { PORT: '' } }).server.port).toBe(9000);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: {} }).server.port).toBe(9000);
+    for (const bad of ['http', '70000', '-1', '80.5', ' 80']) {
+      expect(issuesOf(minimal, { PORT: bad })).toEqual([`server.port: the PORT environment variable (${JSON.stringify(bad)}) is not a port number (0–65535)`]);
+    }
+  });
+
   it('loads YAML and JSON files, and names the file when it cannot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-config-'));
     writeFileSync(join(dir, 'a.yaml'), 'site:\n  id: shop\n');

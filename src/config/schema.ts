@@ -142,7 +142,7 @@ export const configSchema = z
     server: z
       .object({
         host: z.string().default('0.0.0.0').describe('Interface to listen on.'),
-        port: z.int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free one).'),
+        port: z.int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free one). The `PORT` environment variable, when set, wins (Cloud Run, Heroku and most platforms set it).'),
         trustProxyHops: z
           .int()
           .min(0)
