@@ -20,6 +20,12 @@ export default tseslint.config(
     },
   },
   {
+    // The bin is plain JavaScript for old Node versions, outside the TypeScript project: no type-aware rules.
+    files: ['bin/**'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly' } },
+  },
+  {
     files: ['src/config/**'],
     rules: { 'no-restricted-properties': 'off' },
   },

@@ -309,7 +309,7 @@ export const configSchema = z
       .describe('Where consent records, the audit log, API keys and webhook subscriptions live.'),
     api: z
       .object({
-        enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `node src/cli.ts keys create`).'),
+        enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `npx tagwarden keys create`).'),
         maxBodyBytes: z.int().min(1024).max(16_777_216).default(1_048_576).describe('Largest JSON body of a consent API request (413 beyond it).'),
         maxCsvBytes: z.int().min(1024).max(10_737_418_240).default(268_435_456).describe('Largest CSV import (413 beyond it); imports are streamed, never held in memory.'),
         maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
