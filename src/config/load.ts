@@ -3,6 +3,7 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { crossFieldIssues } from './cross-checks.ts';
 import { expandEnv, type EnvIssue } from './env.ts';
 import { formatIssues, type ConfigIssue } from './issues.ts';
 import { withPortFromEnv } from './port-env.ts';
@@ -46,6 +47,7 @@ export function parseConfig(raw: unknown, options: LoadOptions, source = 'config
   issues.unshift(...envIssues);
   const result = configSchema.safeParse(expanded);
   if (!result.success) issues.push(...fromZod(result.error));
+  issues.push(...crossFieldIssues(expanded));
   if (options.extraChecks) issues.push(...options.extraChecks(expanded, result.success ? result.data : undefined));
   if (issues.length > 0 || !result.success) {
     throw new ConfigError(`invalid configuration (${source}):\n${formatIssues(issues)}`, { details: issues });

@@ -382,37 +382,9 @@ export const configSchema = z
       .describe('Structured JSON logs (pino).'),
     templatesDir: z.string().optional().describe('Directory of destination templates; defaults to the templates/ folder shipped with Tagwarden.'),
   })
-  .strict()
-  .superRefine((cfg, ctx) => {
-    const seen = new Map<string, number>();
-    cfg.destinations.forEach((d, i) => {
-      const prev = seen.get(d.id);
-      if (prev !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id (also destinations[${prev}])` });
-      }
-      seen.set(d.id, i);
-      for (const [j, c] of (d.consent?.categories ?? []).entries()) {
-        if (!(c in cfg.site.categories)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['destinations', i, 'consent', 'categories', j],
-            message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})`,
-          });
-        }
-      }
-    });
-    for (const [name, c] of Object.entries(cfg.upstream.verify?.categories ?? {})) {
-      if (!(c in cfg.site.categories)) {
-        ctx.addIssue({ code: 'custom', path: ['upstream', 'verify', 'categories', name], message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
-      }
-    }
-    if (cfg.identity.cookie.enabled && !(cfg.identity.cookie.category in cfg.site.categories)) {
-      ctx.addIssue({ code: 'custom', path: ['identity', 'cookie', 'category'], message: `unknown category "${cfg.identity.cookie.category}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
-    }
-    if (cfg.debug.explain && cfg.debug.adminKey === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
-    }
-  });
+  // Rules across fields (unique ids, known categories, adminKey with explain) are in
+  // cross-checks.ts: they run on the raw config even when this schema fails, so all problems show.
+  .strict();
 
 export type RawConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
