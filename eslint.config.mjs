@@ -31,7 +31,7 @@ export default tseslint.config(
   },
   {
     // The one test file that reads the environment: TEST_DATABASE_URL picks the PostgreSQL under test.
-    files: ['test/engines.ts'],
+    files: ['test/test-database.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {
