@@ -88,6 +88,22 @@ describe('parseGa4Hits', () => {
     }
   });
 
+  it('accounts for every line once: read as a hit or refused with a reason', () => {
+    const line = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('en=ok', 'v=1&en=x', 'en=', 'tid=&en=y', `ep.${'k'.repeat(130)}=1`));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 30 }), fc.constantFrom(BASE, 'v=2&tid=G-1', ''), (lines, query) => {
+        const body = lines.join('\n');
+        const r = parse(query, body);
+        const count = Math.max(1, body.split(/\r?\n/).filter((l) => l.trim() !== '').length);
+        const indexes = [...r.hits.map((h) => h.line), ...r.issues.map((i) => i.line)].sort((a, b) => a - b);
+        expect(indexes).toEqual(Array.from({ length: count }, (_, i) => i));
+        expect(r.rejected).toBe(r.issues.length);
+        for (const i of r.issues) expect(i.reason).toMatch(/\S/);
+      }),
+      { seed: 20261201, numRuns: 300 },
+    );
+  });
+
   it('lets per-line parameters win over the URL', () => {
     const r = parse(`${BASE}&en=a&dt=Url`, 'en=b&dt=Line\nen=c');
     expect(r.hits.map((h) => [h.event.event, h.event.context.page?.title])).toEqual([['b', 'Line'], ['c', 'Url']]);
