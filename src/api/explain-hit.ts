@@ -153,7 +153,7 @@ export function pixelBodyParams(headers: IncomingHttpHeaders, query: string, bod
     const type = (headers['content-type'] ?? '').split(';', 1)[0]!.trim() || '(none)';
     throw new UnsupportedMediaTypeError(`the /tr route does not read ${type} bodies${headers['content-encoding'] === undefined ? '' : ` encoded as ${headers['content-encoding']}`}: its hit would be lost (counted as rejected)`);
   }
-  return Promise.resolve(pixelParams(query, body));
+  return Promise.resolve(pixelParams(query, new URLSearchParams(body)));
 }
 
 /** A GA4 or pixel body: text, within the route's limit. */

@@ -120,7 +120,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         res.end(text);
         return;
       }
-      handle(req, ip, res, 'error' in outcome ? undefined : pixelParams(query, outcome.text));
+      handle(req, ip, res, 'error' in outcome ? undefined : pixelParams(query, new URLSearchParams(outcome.text)));
       noContent(res);
     },
   };
@@ -144,18 +144,18 @@ export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchP
 }
 
 /**
- * A hit's parameters from its query string and, for a POST, its form body text (urlencoded or
- * beacon text); undefined when the query string is over the bound. Shared with /debug/explain.
+ * A hit's parameters: those of its POST body (when given) first, then the query string's;
+ * undefined when the query string is over the bound. Shared with /debug/explain.
  */
-export function pixelParams(query: string, body: string | undefined): URLSearchParams | undefined {
+export function pixelParams(query: string, body: URLSearchParams | undefined): URLSearchParams | undefined {
   if (query.length > LIMITS.query) return undefined;
   const params = new URLSearchParams(query);
   return body === undefined ? params : merge(body, params);
 }
 
 /** Body parameters first (they win at first-occurrence reading), then the query's. */
-function merge(text: string, query: URLSearchParams): URLSearchParams {
-  const out = new URLSearchParams(text);
+function merge(body: URLSearchParams, query: URLSearchParams): URLSearchParams {
+  const out = new URLSearchParams(body);
   for (const [k, v] of query) out.append(k, v);
   return out;
 }
