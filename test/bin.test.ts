@@ -40,6 +40,12 @@ describe(`the tagwarden bin under the system Node (${systemNode ?? 'none found'}
     expect(r.stderr).toMatch(/^tagwarden: unknown command "keys frobnicate"/);
   });
 
+  it('npx tagwarden … runs the bin (offline: npx links this package, it downloads nothing)', () => {
+    const r = spawnSync('npx', ['--offline', 'tagwarden', 'keys', 'list', '--store', store, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(Array.isArray(JSON.parse(r.stdout))).toBe(true);
+  }, 60_000);
+
   it('npm run cli -- … runs the CLI (npm puts the pinned Node first on PATH)', () => {
     const r = spawnSync('npm', ['run', '--silent', 'cli', '--', 'keys', 'list', '--store', store, '--json'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).toBe(0);
