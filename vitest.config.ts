@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
+    // Prints, once, that the PostgreSQL tests are skipped when TEST_DATABASE_URL is unset.
+    globalSetup: ['test/global-setup.ts'],
   },
 });

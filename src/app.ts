@@ -273,7 +273,19 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     app.use(consentApi.router);
   }
   if (config.debug.explain && config.debug.adminKey !== undefined) {
-    app.use(explainRouter({ adminKey: config.debug.adminKey, maxBytes: config.server.maxEventBytes, pipeline, destinations: resolution.destinations, identity }));
+    app.use(
+      explainRouter({
+        adminKey: config.debug.adminKey,
+        maxEventBytes: config.server.maxEventBytes,
+        maxBatchBytes: config.server.maxBatchBytes,
+        maxBatchEvents: config.server.maxBatchEvents,
+        maxHeaderBytes: config.server.maxHeaderBytes,
+        pipeline,
+        destinations: resolution.destinations,
+        identity,
+        ...(deps.now === undefined ? {} : { now: deps.now }),
+      }),
+    );
   }
   const scripts = config.scripts.enabled ? scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }) : undefined;
   if (scripts !== undefined) app.use(scripts);

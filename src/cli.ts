@@ -1,4 +1,5 @@
-// Tagwarden's operator CLI: `node src/cli.ts keys create|list|revoke`. A separate entry from
+// Tagwarden's operator CLI: `npx tagwarden keys create|list|revoke` (bin/tagwarden.mjs runs this
+// file under the pinned Node; `npm run cli -- …` too). A separate entry from
 // main.ts (which serves); `runCli` does the work so tests call it without spawning a process.
 import { existsSync } from 'node:fs';
 import { DEFAULT_KEY_CACHE_TTL_MS } from './api/auth.ts';
@@ -24,8 +25,9 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-export const USAGE = `Usage: node src/cli.ts keys <command> [options]
-       node src/cli.ts audit verify [options]
+export const USAGE = `Usage: npx tagwarden keys <command> [options]
+       npx tagwarden audit verify [options]
+       (or npm run cli -- <command> …)
 
 Commands:
   keys create --scopes <s1,s2> [--label <text>]   create an API key; it is printed once, only its SHA-256 is stored
@@ -109,7 +111,7 @@ function table(rows: string[][]): string {
 }
 
 function listText(keys: ApiKeyInfo[]): string {
-  if (keys.length === 0) return 'no API keys (create one with: node src/cli.ts keys create --scopes …)\n';
+  if (keys.length === 0) return 'no API keys (create one with: npx tagwarden keys create --scopes …)\n';
   return table([
     ['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED'],
     ...keys.map((k) => [k.id, k.label === '' ? '-' : k.label, k.scopes.join(','), iso(k.createdAt), iso(k.lastUsedAt), iso(k.revokedAt)]),

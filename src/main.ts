@@ -9,6 +9,9 @@ import { createHttpServer } from './http/server.ts';
 import { createLogger } from './observability/logger.ts';
 import { openDb } from './store/open.ts';
 
+/** A start-up failure that is the operator's to fix (a taken port): printed as one line, no stack. */
+class StartupError extends Error {}
+
 async function main(): Promise<void> {
   const env = processEnv();
   const path = configPathFrom(process.argv.slice(2), env);
@@ -27,7 +30,11 @@ async function main(): Promise<void> {
   const app = createApp(config, { logger: log, templates: templates!, db });
   const server = createHttpServer(config.server, app.handler);
   server.listen(config.server.port, config.server.host);
-  await once(server, 'listening');
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    throw listenError(err, config.server.port);
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.server.port;
   log.info(
@@ -65,9 +72,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** The usual reasons a port cannot be had, said in one line; anything else as it came. */
+function listenError(err: unknown, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new StartupError(`port ${port} is already in use (set PORT or server.port)`);
+  if (code === 'EACCES') return new StartupError(`cannot listen on port ${port}: permission denied (ports below 1024 need privileges; set PORT or server.port)`);
+  if (code === 'EADDRNOTAVAIL') return new StartupError('cannot listen on server.host: no such local address');
+  return err;
+}
+
 main().catch((err: unknown) => {
   // Config errors list every problem with its path; print them plainly, not as a stack.
-  if (err instanceof TagwardenError) console.error(`tagwarden: ${err.message}`);
+  if (err instanceof TagwardenError || err instanceof StartupError) console.error(`tagwarden: ${err.message}`);
   else console.error(err);
   process.exit(1);
 });

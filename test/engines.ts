@@ -3,6 +3,7 @@ import pg from 'pg';
 import { afterAll, describe } from 'vitest';
 import type { Db } from '../src/store/db.ts';
 import { openDb } from '../src/store/open.ts';
+import { POSTGRES_SKIPPED, TEST_DATABASE_URL } from './test-database.ts';
 
 /**
  * Runs a suite against each store engine: SQLite in memory always, PostgreSQL when
@@ -17,14 +18,15 @@ export interface EngineUnderTest {
   url(): string;
 }
 
-const PG_URL = process.env.TEST_DATABASE_URL;
+const PG_URL = TEST_DATABASE_URL;
 
 export function forEachEngine(title: string, suite: (engine: EngineUnderTest) => void): void {
   describe(`${title} [sqlite]`, () => {
     suite({ name: 'sqlite', open: () => openDb('sqlite::memory:'), url: () => 'sqlite::memory:' });
   });
-  if (PG_URL === undefined || PG_URL === '') {
-    describe.skip(`${title} [postgres] — skipped: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it`, () => undefined);
+  if (PG_URL === undefined) {
+    // The default reporter does not show this title; test/global-setup.ts prints the notice once.
+    describe.skip(`${title} [postgres] — ${POSTGRES_SKIPPED}`, () => undefined);
     return;
   }
   describe(`${title} [postgres]`, () => {

@@ -1,63 +1,102 @@
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
-import { ValidationError } from '../errors.ts';
+import { PayloadTooLargeError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
-import { previewRequest, renderDropReason, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
+import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
 import { bodyText } from '../destinations/types.ts';
 import { readSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
-import type { CompiledSource } from '../identity/visitor.ts';
+import type { CompiledSource, HitSources } from '../identity/visitor.ts';
+import { withClickIds } from '../identity/click-ids.ts';
+import type { Event } from '../ingest/event.ts';
+import { rawHitOf, readRawHit } from './explain-hit.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
 /**
- * `POST /debug/explain`: runs a Segment event through consent, policy and the templates and
- * answers, per destination, the decision, its reasons and the vendor request that would be sent
- * (secrets masked). Nothing is sent and nothing is counted.
+ * `POST /debug/explain`: runs a hit through consent, policy and the templates and answers, per
+ * destination, the decision, its reasons and the vendor request that would be sent (secrets
+ * masked). Nothing is sent and nothing is counted. The body is either a Segment event (its signals
+ * read from the explain request's own headers and query), or `{"hit": {method, path, query,
+ * headers, body}}`: a raw request of any client, read by that client's route code
+ * (explain-hit.ts), each of its hits explained.
  */
 export function explainRouter(opts: {
   adminKey: string;
-  maxBytes: number;
+  maxEventBytes: number;
+  maxBatchBytes: number;
+  maxBatchEvents: number;
+  maxHeaderBytes: number;
   pipeline: Pipeline;
   destinations: readonly RuntimeDestination[];
   identity: { sources: readonly CompiledSource[]; maxIdLength: number };
+  now?: () => Date;
 }): Router {
   const router = Router();
-  router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(opts.maxBytes), (req, res) => {
+  const now = opts.now ?? ((): Date => new Date());
+  // The envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text).
+  const envelopeLimit = Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
+
+  /** One accepted hit, as the pipeline would take it (click ids added as acceptHit does in app.ts). */
+  const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
+    const signals = readSignals(sources, event, opts.identity);
+    const withIds = withClickIds(event, at);
+    const { consent, evaluations } = opts.pipeline.evaluate(withIds, signals);
+    return { event: withIds, visitor: signals.visitor, consent: consentView(consent), destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)) };
+  };
+
+  router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(envelopeLimit), (req, res, next) => {
     const body = req.body as Record<string, unknown>;
+    const at = now();
+    if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {
+      const extra = Object.keys(body).find((k) => k !== 'hit');
+      if (extra !== undefined) throw new ValidationError(`${extra}: unknown key (a raw hit is {"hit": {...}} alone)`, { details: { issues: [{ path: extra, message: 'unknown key' }] } });
+      const limits = { maxEventBytes: opts.maxEventBytes, maxBatchBytes: opts.maxBatchBytes, maxBatchEvents: opts.maxBatchEvents, maxHeaderBytes: opts.maxHeaderBytes };
+      const hit = rawHitOf(body.hit, limits);
+      readRawHit(hit, { ip: req.ip, now: at }, limits)
+        .then(({ client, hits, rejected }) => {
+          if (hits.length === 0) {
+            const first = rejected[0];
+            const why = first?.reason ?? first?.issues?.map((i) => (i.path === '' ? i.message : `${i.path}: ${i.message}`)).join('; ') ?? 'nothing to read';
+            throw new ValidationError(`no valid ${client} hit: ${why}`, { details: { client, rejected } });
+          }
+          res.json({ client, hits: hits.map((h) => ({ index: h.index, ...explain(h.event, h.sources, at) })), rejected });
+        })
+        .catch(next);
+      return;
+    }
+    if (Buffer.byteLength(JSON.stringify(body)) > opts.maxEventBytes) throw new PayloadTooLargeError(`the event is larger than ${opts.maxEventBytes} bytes`);
     const routeType = body !== null && typeof body === 'object' && body.type === undefined ? 'track' : undefined;
-    const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: new Date() });
+    const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: at });
     if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
     // The explain request's own headers and query carry the signals (Sec-GPC, cookies, gdpr_consent,
     // gcs/gcd), so an operator can replay what a browser sent.
     const query = new URLSearchParams(queryString(req));
-    const signals = readSignals({ headers: req.headers, query, body }, parsed.event, opts.identity);
-    const { consent, evaluations } = opts.pipeline.evaluate(parsed.event, signals);
-    const destinations = evaluations.map((ev, i) => {
-      const dest = opts.destinations[i]!;
-      const out: Record<string, unknown> = {
-        id: ev.destinationId,
-        template: dest.bound.templateId,
-        decision: ev.decision.outcome,
-        reasons: ev.decision.reasons,
-      };
-      if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
-      if (dest.dryRun) out.dryRun = true;
-      const r = ev.rendered;
-      if (r === undefined) return out;
-      if (!r.ok) {
-        out.decision = 'drop';
-        out.reasons = [...ev.decision.reasons, renderDropReason(r)];
-        if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
-        return out;
-      }
-      const request = previewRequest(dest.bound, r);
-      out.request = { ...request, body: request.body === undefined ? undefined : safeJson(bodyText(request) ?? '') };
-      return out;
-    });
-    res.json({ event: parsed.event, visitor: signals.visitor, consent: consentView(consent), destinations });
+    res.json(explain(parsed.event, { headers: req.headers, query, body }, at));
   });
   return router;
+}
+
+function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    id: ev.destinationId,
+    template: dest.bound.templateId,
+    decision: ev.decision.outcome,
+    reasons: ev.decision.reasons,
+  };
+  if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
+  if (dest.dryRun) out.dryRun = true;
+  const r = ev.rendered;
+  if (r === undefined) return out;
+  if (!r.ok) {
+    out.decision = 'drop';
+    out.reasons = [...ev.decision.reasons, renderDropReason(r)];
+    if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
+    return out;
+  }
+  const request = previewRequest(dest.bound, r);
+  out.request = { ...request, body: request.body === undefined ? undefined : safeJson(bodyText(request) ?? '') };
+  return out;
 }
 
 function safeJson(text: string): unknown {

@@ -4,7 +4,7 @@ import type { Queryable } from '../store/db.ts';
 
 /**
  * API keys for the server-to-server API, in the `api_keys` table. A key is shown once, when it
- * is created (`node src/cli.ts keys create`); the store keeps only its SHA-256, looks a presented
+ * is created (`npx tagwarden keys create`); the store keeps only its SHA-256, looks a presented
  * key up by that digest and compares the digests again in constant time. Keys are scoped and
  * revocable; `id` (`key_` + 12 hex) is the public name logs and the audit log carry.
  */

@@ -71,6 +71,39 @@ describe('config', () => {
     ]);
   });
 
+  it('config with a schema error and an unknown category reports both', () => {
+    expect(
+      issuesOf({
+        site: { id: 'shop', dataControlMode: 'sometimes', categories: { advertising: {} } },
+        server: { port: 'eighty' },
+        upstream: { verify: { url: 'https://v.test/{visitorId}', categories: { marketing: 'ads' } } },
+        identity: { cookie: { enabled: true } },
+        debug: { explain: true },
+        destinations: [
+          { id: 'meta', template: 'meta-capi', consent: { categories: ['ads'], whenUnknwon: 'hold' } },
+          { id: 'meta', template: 'ga4' },
+        ],
+      }),
+    ).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^site\.dataControlMode: /),
+        expect.stringMatching(/^server\.port: /),
+        'destinations[0].consent.whenUnknwon: unknown key',
+        'destinations[0].consent.categories[0]: unknown category "ads" (site.categories has: advertising)',
+        'destinations[1].id: duplicate destination id (also destinations[0])',
+        'upstream.verify.categories.marketing: unknown category "ads" (site.categories has: advertising)',
+        'identity.cookie.category: unknown category "functional" (site.categories has: advertising)',
+        'debug.adminKey: required when debug.explain is true',
+      ]),
+    );
+  });
+
+  it('skips a cross-field rule whose own fields are malformed (the schema reports those)', () => {
+    expect(issuesOf({ site: { id: 'shop', categories: 'nope' }, destinations: [{ id: 'm', template: 'webhook', consent: { categories: ['ads'] } }] })).toEqual([
+      expect.stringMatching(/^site\.categories: /),
+    ]);
+  });
+
   it('expands ${VAR} and ${VAR:-default}, and reports unset variables with their path', () => {
     const c = parseConfig(
       { ...minimal, destinations: [{ id: 'w', template: 'webhook', settings: { url: '${HOOK}', token: 'x${EMPTY:-}y', lit: '$${NOPE}' } }] },
@@ -89,6 +122,16 @@ describe('config', () => {
     } catch (e) {
       expect((e as Error).message).toContain('site.id: required');
       expect((e as Error).message).toContain('destinations[0].settings.pixelId: required');
+    }
+  });
+
+  it('PORT from the environment overrides server.port (Cloud Run, Heroku); a bad PORT is reported', () => {
+    expect(parseConfig(minimal, { env: { PORT: '3000' } }).server.port).toBe(3000);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: { PORT: '0' } }).server.port).toBe(0);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: { PORT: '' } }).server.port).toBe(9000);
+    expect(parseConfig({ ...minimal, server: { port: 9000 } }, { env: {} }).server.port).toBe(9000);
+    for (const bad of ['http', '70000', '-1', '80.5', ' 80']) {
+      expect(issuesOf(minimal, { PORT: bad })).toEqual([`server.port: the PORT environment variable (${JSON.stringify(bad)}) is not a port number (0–65535)`]);
     }
   });
 

@@ -3,8 +3,10 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { crossFieldIssues } from './cross-checks.ts';
 import { expandEnv, type EnvIssue } from './env.ts';
 import { formatIssues, type ConfigIssue } from './issues.ts';
+import { withPortFromEnv } from './port-env.ts';
 import { configSchema, type ParsedConfig } from './schema.ts';
 
 /** The largest config file read; a config is a few KiB, anything near this is a mistake. */
@@ -13,7 +15,7 @@ const MAX_CONFIG_BYTES = 1_048_576;
 export type Config = Readonly<ParsedConfig>;
 
 export interface LoadOptions {
-  /** Environment for `${VAR}` references. */
+  /** Environment for `${VAR}` references, and `PORT`, which overrides `server.port`. */
   env: Readonly<Record<string, string | undefined>>;
   /**
    * Checks that need more than the schema (template exists, template settings valid). Runs on the
@@ -40,10 +42,12 @@ function fromZod(error: z.ZodError): ConfigIssue[] {
 /** Validates an already parsed config object (from YAML/JSON or a test). Throws ConfigError listing every problem. */
 export function parseConfig(raw: unknown, options: LoadOptions, source = 'config'): Config {
   const envIssues: EnvIssue[] = [];
-  const expanded = expandEnv(raw, options.env, envIssues);
+  const issues: ConfigIssue[] = [];
+  const expanded = withPortFromEnv(expandEnv(raw, options.env, envIssues), options.env, issues);
+  issues.unshift(...envIssues);
   const result = configSchema.safeParse(expanded);
-  const issues: ConfigIssue[] = [...envIssues];
   if (!result.success) issues.push(...fromZod(result.error));
+  issues.push(...crossFieldIssues(expanded));
   if (options.extraChecks) issues.push(...options.extraChecks(expanded, result.success ? result.data : undefined));
   if (issues.length > 0 || !result.success) {
     throw new ConfigError(`invalid configuration (${source}):\n${formatIssues(issues)}`, { details: issues });

@@ -142,7 +142,7 @@ export const configSchema = z
     server: z
       .object({
         host: z.string().default('0.0.0.0').describe('Interface to listen on.'),
-        port: z.int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free one).'),
+        port: z.int().min(0).max(65535).default(8080).describe('TCP port to listen on (0 picks a free one). The `PORT` environment variable, when set, wins (Cloud Run, Heroku and most platforms set it).'),
         trustProxyHops: z
           .int()
           .min(0)
@@ -309,7 +309,7 @@ export const configSchema = z
       .describe('Where consent records, the audit log, API keys and webhook subscriptions live.'),
     api: z
       .object({
-        enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `node src/cli.ts keys create`).'),
+        enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `npx tagwarden keys create`).'),
         maxBodyBytes: z.int().min(1024).max(16_777_216).default(1_048_576).describe('Largest JSON body of a consent API request (413 beyond it).'),
         maxCsvBytes: z.int().min(1024).max(10_737_418_240).default(268_435_456).describe('Largest CSV import (413 beyond it); imports are streamed, never held in memory.'),
         maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
@@ -382,37 +382,9 @@ export const configSchema = z
       .describe('Structured JSON logs (pino).'),
     templatesDir: z.string().optional().describe('Directory of destination templates; defaults to the templates/ folder shipped with Tagwarden.'),
   })
-  .strict()
-  .superRefine((cfg, ctx) => {
-    const seen = new Map<string, number>();
-    cfg.destinations.forEach((d, i) => {
-      const prev = seen.get(d.id);
-      if (prev !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['destinations', i, 'id'], message: `duplicate destination id (also destinations[${prev}])` });
-      }
-      seen.set(d.id, i);
-      for (const [j, c] of (d.consent?.categories ?? []).entries()) {
-        if (!(c in cfg.site.categories)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['destinations', i, 'consent', 'categories', j],
-            message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})`,
-          });
-        }
-      }
-    });
-    for (const [name, c] of Object.entries(cfg.upstream.verify?.categories ?? {})) {
-      if (!(c in cfg.site.categories)) {
-        ctx.addIssue({ code: 'custom', path: ['upstream', 'verify', 'categories', name], message: `unknown category "${c}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
-      }
-    }
-    if (cfg.identity.cookie.enabled && !(cfg.identity.cookie.category in cfg.site.categories)) {
-      ctx.addIssue({ code: 'custom', path: ['identity', 'cookie', 'category'], message: `unknown category "${cfg.identity.cookie.category}" (site.categories has: ${Object.keys(cfg.site.categories).join(', ') || 'none'})` });
-    }
-    if (cfg.debug.explain && cfg.debug.adminKey === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
-    }
-  });
+  // Rules across fields (unique ids, known categories, adminKey with explain) are in
+  // cross-checks.ts: they run on the raw config even when this schema fails, so all problems show.
+  .strict();
 
 export type RawConfigInput = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,6 +1,6 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { queryString } from '../http/query.ts';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { preloadedText, readLimitedText, refuseTooLarge, type TextOutcome } from '../http/body.ts';
 import { PayloadTooLargeError } from '../errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
@@ -52,10 +52,20 @@ export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string |
     if (rejected > 0) opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' }, rejected);
     for (const { event, params } of hits) {
       received(['ga4', event.type]);
-      opts.accept(event, { headers: req.headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId }, response: res });
+      opts.accept(event, ga4HitSources(req.headers, params, event, res));
     }
     res.writeHead(204).end();
   };
+}
+
+/**
+ * What a GA4 hit's visitor id and consent signals are read from: its own parameters (URL merged
+ * with its line) as both query and body, with `cid` as `anonymousId`. Shared with /debug/explain.
+ */
+export function ga4HitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
+  const hit: HitSources = { headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId } };
+  if (response !== undefined) hit.response = response;
+  return hit;
 }
 
 /**

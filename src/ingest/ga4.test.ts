@@ -76,10 +76,32 @@ describe('parseGa4Hits', () => {
     );
   });
 
-  it('refuses a hit without v=2, tid or en', () => {
-    for (const q of ['tid=G-1&en=x&v=1', 'v=2&en=x', 'v=2&tid=G-1', 'v=2&tid=G-1&en=']) {
-      expect(parse(q)).toEqual({ hits: [], rejected: 1 });
+  it('refuses a hit without v=2, tid or en, and says which', () => {
+    const cases: [string, RegExp][] = [
+      ['tid=G-1&en=x&v=1', /^v: must be 2/],
+      ['v=2&en=x', /^tid: required/],
+      ['v=2&tid=G-1', /^en: required/],
+      ['v=2&tid=G-1&en=', /^en: required/],
+    ];
+    for (const [q, reason] of cases) {
+      expect(parse(q)).toEqual({ hits: [], rejected: 1, issues: [{ line: 0, reason: expect.stringMatching(reason) }] });
     }
+  });
+
+  it('accounts for every line once: read as a hit or refused with a reason', () => {
+    const line = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('en=ok', 'v=1&en=x', 'en=', 'tid=&en=y', `ep.${'k'.repeat(130)}=1`));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 30 }), fc.constantFrom(BASE, 'v=2&tid=G-1', ''), (lines, query) => {
+        const body = lines.join('\n');
+        const r = parse(query, body);
+        const count = Math.max(1, body.split(/\r?\n/).filter((l) => l.trim() !== '').length);
+        const indexes = [...r.hits.map((h) => h.line), ...r.issues.map((i) => i.line)].sort((a, b) => a - b);
+        expect(indexes).toEqual(Array.from({ length: count }, (_, i) => i));
+        expect(r.rejected).toBe(r.issues.length);
+        for (const i of r.issues) expect(i.reason).toMatch(/\S/);
+      }),
+      { seed: 20261201, numRuns: 300 },
+    );
   });
 
   it('lets per-line parameters win over the URL', () => {
@@ -89,19 +111,22 @@ describe('parseGa4Hits', () => {
 
   it('skips invalid lines and counts them, keeping the others', () => {
     const r = parse('v=2&tid=G-1&cid=1.2', 'en=ok\nv=1&en=bad\n\nen=\nen=ok2');
-    expect(r.hits.map((h) => h.event.event)).toEqual(['ok', 'ok2']);
+    expect(r.hits.map((h) => [h.line, h.event.event])).toEqual([[0, 'ok'], [3, 'ok2']]);
     expect(r.rejected).toBe(2);
+    expect(r.issues.map((i) => i.line)).toEqual([1, 2]);
   });
 
   it('bounds hits per request, parameter count and lengths', () => {
     const lines = Array.from({ length: 30 }, (_, i) => `en=e${i}`).join('\n');
     expect(parse(BASE, lines)).toMatchObject({ rejected: 5 });
+    expect(parse(BASE, lines).issues[0]).toEqual({ line: 25, reason: 'more than 25 hits in one request' });
     expect(parse(BASE, lines).hits).toHaveLength(25);
     expect(parse(BASE, lines, { maxHits: 2 }).hits).toHaveLength(2);
     const many = Array.from({ length: 450 }, (_, i) => `ep.p${i}=1`).join('&');
-    expect(parse(`${BASE}&en=x&${many}`)).toEqual({ hits: [], rejected: 1 });
-    expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual({ hits: [], rejected: 1 });
-    expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual({ hits: [], rejected: 1 });
+    const refused = (reason: string) => ({ hits: [], rejected: 1, issues: [{ line: 0, reason }] });
+    expect(parse(`${BASE}&en=x&${many}`)).toEqual(refused('more than 400 parameters'));
+    expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual(refused(expect.stringMatching(/^ep\.long: longer than /)));
+    expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual(refused('a parameter name is longer than 128 characters'));
   });
 
   it('derives a deterministic messageId from tid, cid, _p, _s, en (and the line), else a random one', () => {

@@ -41,6 +41,8 @@ export const DEFAULT_GA4_LIMITS: Ga4Limits = { maxHits: 25, maxParams: 400, maxK
 
 export interface Ga4Hit {
   event: Event;
+  /** Index of the hit's line in the body (0 when the URL alone is the hit). */
+  line: number;
   /** The hit's own parameters (URL merged with its line): what consent signals are read from. */
   params: URLSearchParams;
 }
@@ -49,6 +51,8 @@ export interface Ga4ParseResult {
   hits: Ga4Hit[];
   /** Lines refused: malformed, over the bounds, missing `v=2` / `tid` / `en`, or beyond maxHits. */
   rejected: number;
+  /** Why each refused line was refused (line index, as in {@link Ga4Hit.line}), for /debug/explain. */
+  issues: { line: number; reason: string }[];
 }
 
 /**
@@ -77,24 +81,25 @@ export function parseGa4Hits(query: URLSearchParams, body: string | undefined, f
   const lines = body === undefined ? [] : body.split(/\r?\n/).filter((l) => l.trim() !== '');
   const sources = lines.length === 0 ? [undefined] : lines;
   const hits: Ga4Hit[] = [];
-  let rejected = Math.max(0, sources.length - lim.maxHits);
+  const issues: Ga4ParseResult['issues'] = [];
   const several = sources.length > 1;
   for (let i = 0; i < Math.min(sources.length, lim.maxHits); i++) {
     const params = merge(query, sources[i], lim);
-    const event = params === undefined ? undefined : toEvent(params, facts, several ? i : undefined);
-    if (params === undefined || event === undefined) rejected++;
-    else hits.push({ event, params });
+    const event = typeof params === 'string' ? params : toEvent(params, facts, several ? i : undefined);
+    if (typeof params === 'string' || typeof event === 'string') issues.push({ line: i, reason: typeof params === 'string' ? params : (event as string) });
+    else hits.push({ event, line: i, params });
   }
-  return { hits, rejected };
+  for (let i = lim.maxHits; i < sources.length; i++) issues.push({ line: i, reason: `more than ${lim.maxHits} hits in one request` });
+  return { hits, rejected: issues.length, issues };
 }
 
-/** URL parameters, then the line's replacing them (as gtag does); undefined when over the bounds. */
-function merge(shared: URLSearchParams, line: string | undefined, lim: Ga4Limits): URLSearchParams | undefined {
+/** URL parameters, then the line's replacing them (as gtag does); why not when over the bounds. */
+function merge(shared: URLSearchParams, line: string | undefined, lim: Ga4Limits): URLSearchParams | string {
   let own: URLSearchParams;
   try {
     own = line === undefined ? EMPTY : new URLSearchParams(line.trim());
   } catch {
-    return undefined;
+    return 'not a query string';
   }
   const out = new URLSearchParams();
   const seen = new Set<string>();
@@ -103,16 +108,21 @@ function merge(shared: URLSearchParams, line: string | undefined, lim: Ga4Limits
     seen.add(k);
   }
   for (const [k, v] of shared) if (!seen.has(k)) out.append(k, v);
-  if (out.size > lim.maxParams) return undefined;
-  for (const [k, v] of out) if (k.length > lim.maxKeyLength || v.length > lim.maxValueLength) return undefined;
+  if (out.size > lim.maxParams) return `more than ${lim.maxParams} parameters`;
+  for (const [k, v] of out) {
+    if (k.length > lim.maxKeyLength) return `a parameter name is longer than ${lim.maxKeyLength} characters`;
+    if (v.length > lim.maxValueLength) return `${k.slice(0, 32)}: longer than ${lim.maxValueLength} characters`;
+  }
   return out;
 }
 
-function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined): Event | undefined {
-  const v = p.get('v');
+/** The hit's event, or why it is not one. */
+function toEvent(p: URLSearchParams, facts: Ga4Facts, line: number | undefined): Event | string {
   const tid = text(p.get('tid'), LIMITS.id);
   const en = text(p.get('en'), LIMITS.name);
-  if (v !== '2' || tid === undefined || en === undefined) return undefined;
+  if (p.get('v') !== '2') return 'v: must be 2 (GA4)';
+  if (tid === undefined) return `tid: required (the measurement id, at most ${LIMITS.id} characters)`;
+  if (en === undefined) return `en: required (the event name, at most ${LIMITS.name} characters)`;
   const cid = text(p.get('cid'), LIMITS.id);
   const uid = text(p.get('uid'), LIMITS.id);
 

@@ -124,7 +124,7 @@ function noContent(res: ServerResponse): void {
 
 /**
  * What a pixel hit's visitor id and consent signals are read from: its parameters as both query
- * and body, with the `_fbp` id as `anonymousId`.
+ * and body, with the `_fbp` id as `anonymousId`. Shared with /debug/explain.
  */
 export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
   const body: Record<string, unknown> = Object.fromEntries(params);
@@ -135,8 +135,8 @@ export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchP
 }
 
 /**
- * A hit's parameters: those of a POST body read by readPixelBody (when given) first, then the
- * query string's; undefined when the query string is over the bound.
+ * A hit's parameters: those of its POST body (when given) first, then the query string's;
+ * undefined when the query string is over the bound. Shared with /debug/explain.
  */
 export function pixelParams(query: string, body: URLSearchParams | undefined): URLSearchParams | undefined {
   if (query.length > LIMITS.query) return undefined;

@@ -1,0 +1,59 @@
+import type { ConfigIssue } from './issues.ts';
+
+/**
+ * Rules that span several fields of the config: unique destination ids, every category named
+ * anywhere defined in `site.categories`, `debug.adminKey` when explain is on. They read the raw
+ * (env-expanded) config, not the schema's output, so they run even when the schema refused
+ * something elsewhere: every problem is reported at once. A rule whose fields are themselves
+ * malformed is skipped (the schema reports those).
+ */
+export function crossFieldIssues(raw: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isRecord(raw)) return issues;
+  const site = raw.site === undefined ? {} : raw.site;
+  const rawCategories = isRecord(site) ? (site.categories ?? {}) : undefined;
+  // Without a readable categories map there is nothing to check category names against.
+  const categories = isRecord(rawCategories) ? new Set(Object.keys(rawCategories)) : undefined;
+  const known = categories === undefined ? '' : [...categories].join(', ') || 'none';
+  const unknown = (c: unknown): c is string => categories !== undefined && typeof c === 'string' && !categories.has(c);
+  const unknownMessage = (c: string) => `unknown category "${c}" (site.categories has: ${known})`;
+
+  if (Array.isArray(raw.destinations)) {
+    const seen = new Map<string, number>();
+    raw.destinations.forEach((d: unknown, i) => {
+      if (!isRecord(d)) return;
+      if (typeof d.id === 'string') {
+        const prev = seen.get(d.id);
+        if (prev !== undefined) issues.push({ path: ['destinations', i, 'id'], message: `duplicate destination id (also destinations[${prev}])` });
+        else seen.set(d.id, i);
+      }
+      const wanted = isRecord(d.consent) ? d.consent.categories : undefined;
+      if (Array.isArray(wanted)) {
+        wanted.forEach((c: unknown, j) => {
+          if (unknown(c)) issues.push({ path: ['destinations', i, 'consent', 'categories', j], message: unknownMessage(c) });
+        });
+      }
+    });
+  }
+
+  const upstream = isRecord(raw.upstream) && isRecord(raw.upstream.verify) ? raw.upstream.verify.categories : undefined;
+  if (isRecord(upstream)) {
+    for (const [name, c] of Object.entries(upstream)) {
+      if (unknown(c)) issues.push({ path: ['upstream', 'verify', 'categories', name], message: unknownMessage(c) });
+    }
+  }
+
+  const identity = isRecord(raw.identity) ? raw.identity : {};
+  const cookie = isRecord(identity.cookie) ? identity.cookie : {};
+  // `functional` is the schema's default for identity.cookie.category.
+  const cookieCategory = cookie.category ?? 'functional';
+  if (cookie.enabled === true && unknown(cookieCategory)) issues.push({ path: ['identity', 'cookie', 'category'], message: unknownMessage(cookieCategory) });
+
+  const debug = isRecord(raw.debug) ? raw.debug : {};
+  if (debug.explain === true && debug.adminKey === undefined) issues.push({ path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
+  return issues;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
