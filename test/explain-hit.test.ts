@@ -73,7 +73,7 @@ describe('/debug/explain of raw hits', () => {
     expect(mp.status).toBe(200);
     expect(mp.body.hits[0].event).toMatchObject({ type: 'track', event: 'Purchase', messageId: 'purchase-00123' });
     expect(mp.body.hits[0].event.context.meta.userData.em).toMatch(/^[0-9a-f]{64}$/);
-    const cut = await explain({ method: 'POST', path: '/tr', headers: { 'content-type': beacon.contentType }, body: beacon.body.slice(0, 200) });
+    const cut = await explain({ method: 'POST', path: '/tr', headers: { 'content-type': beacon.contentType }, body: (beacon.body ?? '').slice(0, 200) });
     expect(cut.status).toBe(400);
 
     const get = await explain({ method: 'GET', path: '/tr/', query: 'id=1234567890&ev=PageView&dl=https%3A%2F%2Fshop.example%2F', headers: { 'sec-gpc': '1' } });
