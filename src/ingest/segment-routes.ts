@@ -134,15 +134,15 @@ export interface ParsedBatch {
 }
 
 /**
- * A `/v1/batch` body's events, each validated on its own with the batch's `context` and
- * `integrations` as defaults; an error when the body is not a batch or holds too many events.
+ * A `/v1/batch` body's events, each validated on its own with the batch's `context`,
+ * `integrations` and `sentAt` as defaults; an error when the body is not a batch or holds too many events.
  * Shared by the Express route and the fast path (segment-fast-path.ts).
  */
 export function parseBatch(body: unknown, facts: RequestFacts, maxBatchEvents: number): ParsedBatch | { error: ValidationError } {
   if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
     return { error: new ValidationError('batch: required, an array of events', { details: { issues: [{ path: 'batch', message: 'required' }] } }) };
   }
-  const { batch: items, context, integrations } = body as { batch: unknown[]; context?: unknown; integrations?: unknown };
+  const { batch: items, context, integrations, sentAt } = body as { batch: unknown[]; context?: unknown; integrations?: unknown; sentAt?: unknown };
   if (items.length > maxBatchEvents) {
     return {
       error: new ValidationError(`batch: at most ${maxBatchEvents} events per request`, {
@@ -150,7 +150,9 @@ export function parseBatch(body: unknown, facts: RequestFacts, maxBatchEvents: n
       }),
     };
   }
-  const defaults = { context: plainObject(context), integrations: plainObject(integrations) };
+  // A batch's sentAt that is not a date is ignored, as before it was used: it never refuses the events.
+  const batchSentAt = typeof sentAt === 'string' && sentAt.length <= LIMITS.date && !Number.isNaN(Date.parse(sentAt)) ? sentAt : undefined;
+  const defaults = { context: plainObject(context), integrations: plainObject(integrations), sentAt: batchSentAt };
   const accepted: ParsedBatch['accepted'] = [];
   const rejected: ParsedBatch['rejected'] = [];
   items.forEach((item, index) => {

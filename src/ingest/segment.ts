@@ -96,20 +96,32 @@ export interface RequestFacts {
   now: Date;
 }
 
+/** What a batch's top level gives each of its events, under the event's own fields. */
+export interface BatchDefaults {
+  context?: Record<string, unknown> | undefined;
+  integrations?: Record<string, unknown> | undefined;
+  /**
+   * When the batch was sent: analytics-next's batching dispatcher, analytics-node and the mobile
+   * libraries put `sentAt` on the batch only (test/fixtures/segment/README.md), so that is the one
+   * the clock correction of each event uses.
+   */
+  sentAt?: string | undefined;
+}
+
 export function isEventType(t: unknown): t is EventType {
   return typeof t === 'string' && Object.hasOwn(byType, t);
 }
 
 /**
  * Validates one Segment event. `type` comes from the route (`/v1/track`) or, for batches, from the
- * event itself. Extra fields `defaults` (a batch's top-level `context` and `integrations`) are
- * merged under the event's own.
+ * event itself. Extra fields `defaults` (a batch's top-level `context`, `integrations` and
+ * `sentAt`) are merged under the event's own.
  */
 export function parseSegmentEvent(
   input: unknown,
   routeType: EventType | undefined,
   facts: RequestFacts,
-  defaults?: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined },
+  defaults?: BatchDefaults,
 ): ParseResult {
   return parseWith(input, routeType, facts, defaults, true);
 }
@@ -119,7 +131,7 @@ export function parseWith(
   input: unknown,
   routeType: EventType | undefined,
   facts: RequestFacts,
-  defaults: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined } | undefined,
+  defaults: BatchDefaults | undefined,
   fast: boolean,
 ): ParseResult {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -159,13 +171,14 @@ function finish(type: EventType, p: Parsed, facts: RequestFacts): ParseResult {
   return { ok: true, event: toEvent(type, p, facts) };
 }
 
-/** A batch's top-level context and integrations sit under each event's own, and are validated with it. */
+/** A batch's top-level context, integrations and sentAt sit under each event's own, and are validated with it. */
 function withDefaults(
   raw: Record<string, unknown>,
-  defaults: { context?: Record<string, unknown> | undefined; integrations?: Record<string, unknown> | undefined } | undefined,
+  defaults: BatchDefaults | undefined,
 ): Record<string, unknown> {
   if (defaults === undefined) return raw;
   const out = { ...raw };
+  if (defaults.sentAt !== undefined && raw.sentAt === undefined) out.sentAt = defaults.sentAt;
   for (const key of ['context', 'integrations'] as const) {
     const base = defaults[key];
     if (base === undefined) continue;
