@@ -70,6 +70,12 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
     expect(logged('request refused').at(-1)).toMatchObject({ level: 40, client: 'segment', route: '/v1/t', status: 400, code: 'TW_ERR_MALFORMED_BODY', reason: 'TW_ERR_MALFORMED_BODY' });
   });
 
+  it('a body that is not a batch, on the batch route, is logged as a refused request', async () => {
+    const r = await post(`${tw.url}/v1/b`, { events: [{ email: EMAIL }] });
+    expect(r.status).toBe(400);
+    expect(logged('request refused').at(-1)).toMatchObject({ client: 'segment', route: '/v1/b', status: 400, code: 'TW_ERR_VALIDATION', reason: 'batch', issues: [{ path: 'batch', message: 'required' }] });
+  });
+
   it('a refused GA4 hit is logged with its reason', async () => {
     const res = await fetch(`${tw.url}/g/collect?v=2&tid=G-TEST1&cid=1.2&uid=${encodeURIComponent(EMAIL)}`);
     expect(res.status).toBe(204);

@@ -97,7 +97,10 @@ function logRequestRefusal(refusals: RateLimitedLog | undefined): ErrorRequestHa
       if (details?.rejected === undefined) {
         if (issues.length > 0) {
           const reason = refusalReason(issues);
-          refusals('warn', `segment:${reason}`, { ...refusalFields(req.path, reason, issues, req.body, undefined), status: err.status }, 'event refused');
+          // On a single route the body is the event; on the batch route, the batch itself was refused.
+          const single = req.path !== '/v1/batch' && req.path !== '/v1/b';
+          const fields = refusalFields(req.path, reason, issues, single ? req.body : undefined, undefined);
+          refusals('warn', `segment:${reason}`, { ...fields, status: err.status }, single ? 'event refused' : 'request refused');
         } else {
           refusals('warn', `segment:${err.code}`, { client: 'segment', route: req.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
         }
