@@ -24,9 +24,12 @@ const obj = z.record(z.string(), z.unknown());
  * `null` is "absent" exactly where the official libraries send it (test/fixtures/segment/README.md
  * names the source of each): anonymous analytics.js (classic and analytics-next) sets
  * `userId: user.id()`, which is null; analytics-next with `user.disable` sets `anonymousId: null`;
- * classic `track(event, callback)` sends `properties: null` and classic `page()` with no strings
- * sends `name: null, category: null`; analytics-next copies page properties (null included) into
- * `context.page`. toEvent() removes these nulls: the canonical event never carries them.
+ * classic `track(event, callback)` sends `properties: null` and classic `page(properties)` sends
+ * `name: null, category: null`; analytics-next copies page properties (null included) into
+ * `context.page`. `traits: null` is read like `properties: null` (the same free-form object; no
+ * library was found sending it, but it means nothing else). Nowhere else: a null `context`,
+ * `integrations`, `timestamp`, `groupId`, … is refused like any other wrong type. toEvent() removes
+ * these nulls: the canonical event never carries them.
  */
 const nullableId = id.nullable();
 const nullableObj = obj.nullable();
