@@ -4,9 +4,9 @@ import type { EventType } from './event.ts';
  * A fast path for the common, valid Segment event: plain checks that accept an input only when
  * the zod schema in segment.ts would accept it unchanged (string ids; null only where the schema
  * takes it as absent). Anything else, including every invalid input, goes to zod, which then
- * explains what is wrong. The property test
- * in segment-fast.test.ts holds the two to the same answers. Measured in bench/: zod's validation
- * of a typical 660-byte `track` costs about 8 µs on the reference machine, this about 1 µs.
+ * explains what is wrong. The property test in segment-fast.test.ts holds the two to the same
+ * answers. Measured in bench/: zod's validation of a typical 660-byte `track` costs about 8 µs on
+ * the reference machine, this about 1 µs.
  *
  * Keep it in step with the schema in segment.ts: a bound changed there must change here.
  */
