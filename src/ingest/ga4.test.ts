@@ -84,7 +84,7 @@ describe('parseGa4Hits', () => {
       ['v=2&tid=G-1&en=', /^en: required/],
     ];
     for (const [q, reason] of cases) {
-      expect(parse(q)).toEqual({ hits: [], rejected: 1, issues: [{ line: 0, reason: expect.stringMatching(reason) }] });
+      expect(parse(q)).toEqual({ hits: [], rejected: 1, issues: [{ line: 0, code: 'missing_v2_tid_en', reason: expect.stringMatching(reason) }] });
     }
   });
 
@@ -119,11 +119,11 @@ describe('parseGa4Hits', () => {
   it('bounds hits per request, parameter count and lengths', () => {
     const lines = Array.from({ length: 30 }, (_, i) => `en=e${i}`).join('\n');
     expect(parse(BASE, lines)).toMatchObject({ rejected: 5 });
-    expect(parse(BASE, lines).issues[0]).toEqual({ line: 25, reason: 'more than 25 hits in one request' });
+    expect(parse(BASE, lines).issues[0]).toEqual({ line: 25, code: 'too_many_hits', reason: 'more than 25 hits in one request' });
     expect(parse(BASE, lines).hits).toHaveLength(25);
     expect(parse(BASE, lines, { maxHits: 2 }).hits).toHaveLength(2);
     const many = Array.from({ length: 450 }, (_, i) => `ep.p${i}=1`).join('&');
-    const refused = (reason: string) => ({ hits: [], rejected: 1, issues: [{ line: 0, reason }] });
+    const refused = (reason: unknown) => ({ hits: [], rejected: 1, issues: [{ line: 0, code: 'over_bounds', reason }] });
     expect(parse(`${BASE}&en=x&${many}`)).toEqual(refused('more than 400 parameters'));
     expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual(refused(expect.stringMatching(/^ep\.long: longer than /)));
     expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual(refused('a parameter name is longer than 128 characters'));

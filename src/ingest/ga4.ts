@@ -47,12 +47,15 @@ export interface Ga4Hit {
   params: URLSearchParams;
 }
 
+/** Why a hit was refused: beyond maxHits, over a bound (parameters, key or value length), or without `v=2`, `tid` or `en`. */
+export type Ga4Refusal = 'too_many_hits' | 'over_bounds' | 'missing_v2_tid_en';
+
 export interface Ga4ParseResult {
   hits: Ga4Hit[];
   /** Lines refused: malformed, over the bounds, missing `v=2` / `tid` / `en`, or beyond maxHits. */
   rejected: number;
-  /** Why each refused line was refused (line index, as in {@link Ga4Hit.line}), for /debug/explain. */
-  issues: { line: number; reason: string }[];
+  /** Why each refused line was refused (line index, as in {@link Ga4Hit.line}): a code for logs and metrics, a reason for /debug/explain. */
+  issues: { line: number; code: Ga4Refusal; reason: string }[];
 }
 
 /**
@@ -85,11 +88,15 @@ export function parseGa4Hits(query: URLSearchParams, body: string | undefined, f
   const several = sources.length > 1;
   for (let i = 0; i < Math.min(sources.length, lim.maxHits); i++) {
     const params = merge(query, sources[i], lim);
-    const event = typeof params === 'string' ? params : toEvent(params, facts, several ? i : undefined);
-    if (typeof params === 'string' || typeof event === 'string') issues.push({ line: i, reason: typeof params === 'string' ? params : (event as string) });
+    if (typeof params === 'string') {
+      issues.push({ line: i, code: 'over_bounds', reason: params });
+      continue;
+    }
+    const event = toEvent(params, facts, several ? i : undefined);
+    if (typeof event === 'string') issues.push({ line: i, code: 'missing_v2_tid_en', reason: event });
     else hits.push({ event, line: i, params });
   }
-  for (let i = lim.maxHits; i < sources.length; i++) issues.push({ line: i, reason: `more than ${lim.maxHits} hits in one request` });
+  for (let i = lim.maxHits; i < sources.length; i++) issues.push({ line: i, code: 'too_many_hits', reason: `more than ${lim.maxHits} hits in one request` });
   return { hits, rejected: issues.length, issues };
 }
 
