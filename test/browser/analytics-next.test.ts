@@ -197,10 +197,16 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
   it('the analytics-consent-tools wrapper: denied before the grant, forwarded after it, denied again after the revocation', async () => {
     const v = await visit();
     await load(v.page, { writeKey: 'wk-wrapper', wrapper: { categories: { analytics: false, advertising: false } } });
+    // The wrapper sends its own event on every change; it is awaited before the next call, so
+    // the order of arrival is the order of the calls.
+    const changed = async (n: number, categories: Record<string, boolean>): Promise<void> => {
+      await v.page.evaluate((c) => (globalThis as any).harness.consent(c), categories);
+      await rec.waitFor(`consent change ${n}`, () => v.sent().filter((e) => e.event === 'Segment Consent Preference Updated').length >= n);
+    };
     await call(v.page, 'track', 'Before Grant');
-    await v.page.evaluate(() => (globalThis as any).harness.consent({ analytics: true, advertising: false }));
+    await changed(1, { analytics: true, advertising: false });
     await call(v.page, 'track', 'After Grant');
-    await v.page.evaluate(() => (globalThis as any).harness.consent({ analytics: false, advertising: false }));
+    await changed(2, { analytics: false, advertising: false });
     await call(v.page, 'track', 'After Revocation');
     await settled('three events and two consent changes', v, 5);
 
@@ -232,18 +238,22 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
       'ud[em]': em,
       ...extra,
     });
-    const beacon = (fields: Record<string, string>, encoding: 'multipart' | 'urlencoded'): Promise<boolean> =>
-      v.page.evaluate(([url, f, enc]) => (globalThis as any).harness.beacon(url, f, enc), [`${rec.url}/tr`, fields, encoding] as const);
+    // Each beacon is awaited at Tagwarden's door before the next is sent: beacons are not ordered.
+    let beacons = 0;
+    const beacon = async (fields: Record<string, string>, encoding: 'multipart' | 'urlencoded'): Promise<void> => {
+      const queued = await v.page.evaluate(([url, f, enc]) => (globalThis as any).harness.beacon(url, f, enc), [`${rec.url}/tr`, fields, encoding] as const);
+      expect(queued).toBe(true);
+      const n = ++beacons;
+      await rec.waitFor(`beacon ${n}`, () => v.exchanges().filter((e) => e.path === '/tr').length >= n);
+    };
 
     // gcs=G110: ad_storage granted, analytics_storage denied (Google Consent Mode, read from the hit).
-    expect(await beacon(hit('px-multipart-no-consent'), 'multipart')).toBe(true);
-    expect(await beacon(hit('px-multipart', { gcs: 'G110' }), 'multipart')).toBe(true);
-    expect(await beacon(hit('px-urlencoded', { gcs: 'G110' }), 'urlencoded')).toBe(true);
-    await rec.waitFor('three beacons', () => v.exchanges().filter((e) => e.path === '/tr').length >= 3);
+    await beacon(hit('px-multipart-no-consent'), 'multipart');
+    await beacon(hit('px-multipart', { gcs: 'G110' }), 'multipart');
+    await beacon(hit('px-urlencoded', { gcs: 'G110' }), 'urlencoded');
     await tw.app.flush(5000);
 
-    const beacons = v.exchanges();
-    expect(beacons.map((e) => [e.path, String(e.headers['content-type']).split(';')[0], e.status])).toEqual([
+    expect(v.exchanges().map((e) => [e.path, String(e.headers['content-type']).split(';')[0], e.status])).toEqual([
       ['/tr', 'multipart/form-data', 204],
       ['/tr', 'multipart/form-data', 204],
       ['/tr', 'application/x-www-form-urlencoded', 204],
