@@ -21,8 +21,13 @@ const nonEmpty = (max: number): fc.Arbitrary<string> => fc.oneof(fc.string({ min
 const date = fc.constantFrom('2026-03-01T11:00:00.000Z', '2026-03-01', 'Sun, 01 Mar 2026 11:00:00 GMT');
 const rec = fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
 
-/** Mostly a value the schema takes, sometimes an edge case: both paths get exercised. */
-const field = <T,>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({ arbitrary: valid, weight: 6 }, { arbitrary: edgy, weight: 1 });
+/**
+ * Mostly a value the schema takes, sometimes null (what the official libraries send for "absent":
+ * test/fixtures/segment/README.md), sometimes an edge case: every path gets exercised, and null
+ * in every field, whether or not the schema takes it there.
+ */
+const field = <T,>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> =>
+  fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: fc.constant(null), weight: 1 }, { arbitrary: edgy, weight: 1 });
 
 const page = field(
   fc.record(
@@ -70,12 +75,16 @@ function jsonish<T>(v: T): T {
 describe('Segment fast path', () => {
   it('accepts only what zod accepts, and builds the same event', () => {
     let taken = 0;
+    let takenWithNull = 0;
     fc.assert(
       fc.property(segmentLike, fc.constantFrom(...EVENT_TYPES), (input, type) => {
         const raw = jsonish(input);
         const slow = parseWith(raw, type, facts, undefined, false);
         const fast = parseWith(raw, type, facts, undefined, true);
-        if (fastValid(raw, type) && slow.ok) taken++;
+        if (fastValid(raw, type) && slow.ok) {
+          taken++;
+          if (Object.values(raw).includes(null)) takenWithNull++;
+        }
         if (raw.messageId === undefined && slow.ok && fast.ok) fast.event.messageId = slow.event.messageId;
         expect(fast).toEqual(slow);
       }),
@@ -83,6 +92,7 @@ describe('Segment fast path', () => {
     );
     // Not vacuous: a good share of the inputs take the fast path.
     expect(taken).toBeGreaterThan(100);
+    expect(takenWithNull).toBeGreaterThan(20);
   });
 
   it('takes the usual browser event (the benchmark hit) without zod', () => {
@@ -90,9 +100,12 @@ describe('Segment fast path', () => {
     expect(fastValid(body, 'track')).toBe(true);
   });
 
-  it('leaves numeric ids and nulls to zod', () => {
+  it('takes the nulls the libraries send, and leaves numeric ids and other nulls to zod', () => {
+    expect(fastValid({ userId: null, anonymousId: 'a', properties: null, traits: null, context: { page: { referrer: null } } }, 'identify')).toBe(true);
+    expect(fastValid({ anonymousId: 'a', name: null, category: null }, 'page')).toBe(true);
     expect(fastValid({ userId: 42 }, 'identify')).toBe(false);
     expect(fastValid({ userId: 'u', context: null }, 'identify')).toBe(false);
+    expect(fastValid({ userId: 'u', integrations: null }, 'identify')).toBe(false);
     expect(parseWith({ userId: 42 }, 'identify', facts, undefined, true)).toMatchObject({ ok: true, event: { userId: '42' } });
   });
 

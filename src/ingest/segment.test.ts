@@ -43,7 +43,7 @@ describe('parseSegmentEvent', () => {
     [{ event: 'x', anonymousId: 'a', timestamp: 'yesterday' }, 'track', 'timestamp: not an ISO 8601 date'],
     [{ event: 'x', anonymousId: 'a', properties: [] }, 'track', 'properties:'],
     [{ anonymousId: 'a' }, 'group', 'groupId: required'],
-    [{ anonymousId: 'a', type: 'page' }, 'track', 'type: is "page" but was sent to the track route'],
+    [{ anonymousId: 'a', type: 'page' }, 'track', 'type: is not "track" but was sent to the track route'],
     [{ anonymousId: 'a', type: 'boom' }, undefined, 'type: must be one of'],
     ['text', 'track', 'an event must be a JSON object'],
   ] as const)('rejects %j on %s with "%s"', (body, type, message) => {
@@ -52,6 +52,53 @@ describe('parseSegmentEvent', () => {
     if (r.ok) return;
     const text = r.issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
     expect(text).toContain(message);
+  });
+
+  it('anonymous analytics-next event with userId null is accepted', () => {
+    // @segment/analytics-next 1.84.3 sends `userId: user.id()`, null for a visitor not identified.
+    const r = parseSegmentEvent({ type: 'track', event: 'Clicked', userId: null, anonymousId: 'a-1' }, undefined, facts);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.event.anonymousId).toBe('a-1');
+    expect('userId' in r.event).toBe(false);
+  });
+
+  it('takes null as absent where the libraries send it, and removes it from the event', () => {
+    const r = parseSegmentEvent(
+      { userId: 'u-1', anonymousId: null, properties: null, traits: null, name: null, category: null, context: { page: { url: 'https://s/', referrer: null, title: null } } },
+      'page',
+      facts,
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.event).toMatchObject({ userId: 'u-1', properties: {}, traits: {}, context: { page: { url: 'https://s/' } } });
+    expect('anonymousId' in r.event).toBe(false);
+    expect('name' in r.event).toBe(false);
+    expect(r.event.context.page).toEqual({ url: 'https://s/' });
+  });
+
+  it('keeps a page category as properties.category, as the Segment spec says', () => {
+    const r = parseSegmentEvent({ anonymousId: 'a', name: 'Shoes', category: 'Shop', properties: { path: '/shoes' } }, 'page', facts);
+    expect(r.ok && r.event).toMatchObject({ name: 'Shoes', properties: { path: '/shoes', category: 'Shop' } });
+    const own = parseSegmentEvent({ anonymousId: 'a', category: 'Shop', properties: { category: 'Own' } }, 'page', facts);
+    expect(own.ok && own.event.properties).toEqual({ category: 'Own' });
+    const track = parseSegmentEvent({ anonymousId: 'a', event: 'x', category: 'Shop' }, 'track', facts);
+    expect(track.ok && track.event.properties).toEqual({});
+  });
+
+  it.each([
+    [{ userId: null, anonymousId: null, event: 'x' }, 'track', 'userId: userId or anonymousId is required'],
+    [{ anonymousId: 'a', groupId: null }, 'group', 'groupId:'],
+    [{ anonymousId: 'a', event: null }, 'track', 'event:'],
+    [{ anonymousId: 'a', event: 'x', context: null }, 'track', 'context:'],
+    [{ anonymousId: 'a', event: 'x', integrations: null }, 'track', 'integrations:'],
+    [{ anonymousId: 'a', event: 'x', timestamp: null }, 'track', 'timestamp:'],
+    [{ anonymousId: 'a', name: null }, 'screen', 'name:'],
+  ] as const)('still refuses null where no library sends it: %j on %s', (body, type, message) => {
+    const r = parseSegmentEvent(body, type, facts);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => `${i.path}: ${i.message}`).join('; ')).toContain(message);
   });
 
   it('rejects nesting deeper than the bound', () => {

@@ -20,6 +20,18 @@ const isoDate = z
   .refine((s) => !Number.isNaN(Date.parse(s)), 'not an ISO 8601 date');
 const obj = z.record(z.string(), z.unknown());
 
+/*
+ * `null` is "absent" exactly where the official libraries send it (test/fixtures/segment/README.md
+ * names the source of each): anonymous analytics.js (classic and analytics-next) sets
+ * `userId: user.id()`, which is null; analytics-next with `user.disable` sets `anonymousId: null`;
+ * classic `track(event, callback)` sends `properties: null` and classic `page()` with no strings
+ * sends `name: null, category: null`; analytics-next copies page properties (null included) into
+ * `context.page`. toEvent() removes these nulls: the canonical event never carries them.
+ */
+const nullableId = id.nullable();
+const nullableObj = obj.nullable();
+const pageText = (max: number) => z.string().max(max).nullable().optional();
+
 const contextSchema = z
   .object({
     ip: z.string().max(LIMITS.ip).optional(),
@@ -27,11 +39,11 @@ const contextSchema = z
     locale: z.string().max(LIMITS.locale).optional(),
     page: z
       .object({
-        url: z.string().max(LIMITS.pageText).optional(),
-        path: z.string().max(LIMITS.pageText).optional(),
-        referrer: z.string().max(LIMITS.pageText).optional(),
-        title: z.string().max(LIMITS.pageTitle).optional(),
-        search: z.string().max(LIMITS.pageText).optional(),
+        url: pageText(LIMITS.pageText),
+        path: pageText(LIMITS.pageText),
+        referrer: pageText(LIMITS.pageText),
+        title: pageText(LIMITS.pageTitle),
+        search: pageText(LIMITS.pageText),
       })
       .loose()
       .optional(),
@@ -46,12 +58,12 @@ const common = {
   timestamp: isoDate.optional(),
   originalTimestamp: isoDate.optional(),
   sentAt: isoDate.optional(),
-  anonymousId: id.optional(),
-  userId: id.optional(),
+  anonymousId: nullableId.optional(),
+  userId: nullableId.optional(),
   context: contextSchema.optional(),
   integrations: obj.optional(),
-  properties: obj.optional(),
-  traits: obj.optional(),
+  properties: nullableObj.optional(),
+  traits: nullableObj.optional(),
   // Common Segment top-level fields we accept and do not use.
   channel: z.string().max(LIMITS.channel).optional(),
   version: z.unknown().optional(),
@@ -60,7 +72,7 @@ const common = {
 
 const byType = {
   track: z.object({ ...common, event: z.string().min(1).max(LIMITS.name) }),
-  page: z.object({ ...common, name: z.string().max(LIMITS.name).optional(), category: z.string().max(LIMITS.name).optional() }),
+  page: z.object({ ...common, name: z.string().max(LIMITS.name).nullable().optional(), category: z.string().max(LIMITS.name).nullable().optional() }),
   screen: z.object({ ...common, name: z.string().max(LIMITS.name).optional() }),
   identify: z.object(common),
   group: z.object({ ...common, groupId: id }),
@@ -119,7 +131,8 @@ export function parseWith(
     return { ok: false, issues: [{ path: 'type', message: `must be one of ${Object.keys(byType).join(', ')}` }] };
   }
   if (routeType !== undefined && raw.type !== undefined && raw.type !== routeType) {
-    return { ok: false, issues: [{ path: 'type', message: `is ${JSON.stringify(raw.type)} but was sent to the ${routeType} route` }] };
+    // The sent value is not echoed: refusals are logged, and a log carries no values.
+    return { ok: false, issues: [{ path: 'type', message: `is not "${routeType}" but was sent to the ${routeType} route` }] };
   }
   const deep = depthIssue(raw);
   if (deep !== undefined) return { ok: false, issues: [deep] };
@@ -140,7 +153,7 @@ export function parseWith(
 }
 
 function finish(type: EventType, p: Parsed, facts: RequestFacts): ParseResult {
-  if (p.userId === undefined && p.anonymousId === undefined) {
+  if (p.userId == null && p.anonymousId == null) {
     return { ok: false, issues: [{ path: 'userId', message: 'userId or anonymousId is required' }] };
   }
   return { ok: true, event: toEvent(type, p, facts) };
@@ -165,7 +178,9 @@ function withDefaults(
 
 function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
   const receivedAt = facts.now.toISOString();
-  const context: EventContext = { ...p.context };
+  const { page, ...rest } = p.context ?? {};
+  const context: EventContext = rest;
+  if (page !== undefined) context.page = withoutNulls(page);
   if (context.ip === undefined && facts.ip !== undefined) context.ip = facts.ip;
   if (context.userAgent === undefined && facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, LIMITS.userAgent);
 
@@ -180,11 +195,16 @@ function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
     integrations: p.integrations ?? {},
   };
   if (p.sentAt !== undefined) event.sentAt = p.sentAt;
-  if (p.anonymousId !== undefined) event.anonymousId = p.anonymousId;
-  if (p.userId !== undefined) event.userId = p.userId;
+  if (p.anonymousId != null) event.anonymousId = p.anonymousId;
+  if (p.userId != null) event.userId = p.userId;
   // Only the fields of this type's schema: the fast path's input still has the others.
   if (type === 'track' && typeof p.event === 'string') event.event = p.event;
   if ((type === 'page' || type === 'screen') && typeof p.name === 'string') event.name = p.name;
+  // A page's category is "added to the properties object" (https://segment.com/docs/connections/spec/page/,
+  // as analytics.js does); a `properties.category` the sender set itself is kept.
+  if (type === 'page' && typeof p.category === 'string' && event.properties.category === undefined) {
+    event.properties = { ...event.properties, category: p.category };
+  }
   if (type === 'group' && typeof p.groupId === 'string') event.groupId = p.groupId;
   if (type === 'alias' && typeof p.previousId === 'string') event.previousId = p.previousId;
   return event;
@@ -203,6 +223,18 @@ function eventTime(p: Parsed, now: Date): string {
   const d = new Date(t);
   // Extreme dates (year 275760) survive Date.parse but not the arithmetic; fall back to now.
   return Number.isNaN(d.getTime()) ? now.toISOString() : d.toISOString();
+}
+
+/** The page context without its null members (analytics-next copies page properties into it, null included). */
+function withoutNulls(page: Record<string, unknown>): NonNullable<EventContext['page']> {
+  let out: Record<string, unknown> | undefined;
+  for (const key of Object.keys(page)) {
+    if (page[key] !== null) continue;
+    out ??= { ...page };
+    delete out[key];
+  }
+  // Every member left is what the schema (or the fast path) checked: a string or an extra field.
+  return out ?? page;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
