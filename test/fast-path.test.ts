@@ -53,6 +53,12 @@ const event = { anonymousId: 'a-1', event: 'Signed Up', messageId: 'fixed-id', t
 const json = { 'content-type': 'application/json', host: 'tags.example.com', origin: 'https://www.example.com' };
 const ga4 = 'v=2&tid=G-TEST1&cid=111.222&_p=9&_s=1';
 const pixel = 'id=1234567890&ev=PageView&eid=ev-1&dl=https%3A%2F%2Fshop.example%2F&fbp=fb.1.1700000000000.42';
+/** A form as a browser's FormData encoding gives it (what fbevents.js's sendBeacon(FormData) posts). */
+const boundary = '----WebKitFormBoundaryTagwarden01';
+const multipart = (fields: [string, string][]): string =>
+  fields.map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`;
+const beacon = multipart([['id', '1234567890'], ['ev', 'AddToCart'], ['eid', 'ev-2'], ['cd[value]', '3'], ['rqm', 'SB']]);
+const multipartType = { host: 'tags.example.com', 'content-type': `multipart/form-data; boundary=${boundary}` };
 
 /** Requests and whether the fast path answers them itself. */
 const requests: Array<{ name: string; method: string; path: string; headers: Record<string, string>; body?: string; fast: boolean }> = [
@@ -91,7 +97,11 @@ const requests: Array<{ name: string; method: string; path: string; headers: Rec
   { name: 'a pixel image request on /tr/', method: 'GET', path: `/tr/?${pixel}`, headers: { host: 'tags.example.com' }, fast: true },
   { name: 'an invalid pixel hit (no event)', method: 'GET', path: '/tr?id=1234567890', headers: { host: 'tags.example.com' }, fast: true },
   { name: 'a pixel POST form', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'application/x-www-form-urlencoded' }, body: pixel.replace('PageView', 'Purchase'), fast: true },
-  { name: 'a pixel POST multipart (not read)', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--', fast: false },
+  { name: 'a pixel POST multipart (sendBeacon FormData)', method: 'POST', path: '/tr/', headers: multipartType, body: beacon, fast: true },
+  { name: 'a pixel POST multipart without fields (an invalid hit)', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--', fast: true },
+  { name: 'a pixel POST multipart cut short', method: 'POST', path: '/tr', headers: multipartType, body: beacon.slice(0, -12), fast: false },
+  { name: 'a pixel POST multipart without a boundary', method: 'POST', path: '/tr', headers: { ...multipartType, 'content-type': 'multipart/form-data' }, body: beacon, fast: false },
+  { name: 'a pixel POST multipart over the limit', method: 'POST', path: '/tr', headers: { ...multipartType, 'transfer-encoding': 'chunked' }, body: multipart([['id', '1'], ['ev', 'X'], ['cd[pad]', 'x'.repeat(3000)]]), fast: false },
   { name: 'a pixel POST over the limit', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: `${pixel}&cd[pad]=${'x'.repeat(3000)}`, fast: false },
   { name: 'a pixel POST declaring too much', method: 'POST', path: '/tr', headers: { host: 'tags.example.com', 'content-type': 'text/plain' }, body: `${pixel}&cd[pad]=${'x'.repeat(3000)}`, fast: false },
 ];
@@ -163,6 +173,7 @@ describe('the fast path for Segment, GA4 and pixel hits', () => {
       ['page', undefined, '198.51.100.7'],
       ['page', undefined, '198.51.100.7'],
       ['track', 'Purchase', '198.51.100.7'],
+      ['track', 'AddToCart', '198.51.100.7'],
     ]);
   });
 

@@ -36,7 +36,8 @@ export function bodyHeadersProblem(req: IncomingMessage, limit: number): Tagward
   return undefined;
 }
 
-function tooLargeError(limit: number): PayloadTooLargeError {
+/** The 413 error of a body over `limit` bytes, declared or received. */
+export function tooLargeError(limit: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } });
 }
 

@@ -15,6 +15,7 @@ import { preloadText, readLimitedText } from '../http/body.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { normalizeHost } from '../proxy/host-guard.ts';
+import type { TagwardenError } from '../errors.ts';
 import type { Event } from './event.ts';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -66,23 +67,38 @@ export function withFastPaths(opts: FastPathOptions, routes: ReadonlyMap<string,
   };
 }
 
+/** What a body reader gives: the body read, or the error reading it. */
+export type ReadOutcome<T extends object> = T | { error: TagwardenError };
+
 /**
- * For the text-body clients (GA4 lines, pixel forms): reads the body within `limit` and answers
- * with it. A read error (too large, cut off), a shutdown that began meanwhile, or a refusal thrown
- * by `answer` hands the request to Express instead, with the body as read.
+ * For the clients that read their own bodies: `read` reads the body and `answer` answers with it.
+ * A read error (too large, cut off, malformed), a shutdown that began meanwhile, or a refusal
+ * thrown by `answer` hands the request to Express instead, with the outcome kept on the request
+ * (`keep`, a preload the Express route reads instead of the stream).
  */
-export function answerWithText(req: IncomingMessage, limit: number, accepting: () => boolean, pass: () => void, answer: (text: string) => void): void {
-  readLimitedText(req, limit, (outcome) => {
+export function answerWithBody<T extends object>(read: (done: (outcome: ReadOutcome<T>) => void) => void, keep: (outcome: ReadOutcome<T>) => void, accepting: () => boolean, pass: () => void, answer: (body: T) => void): void {
+  read((outcome) => {
     if ('error' in outcome || !accepting()) {
-      preloadText(req, outcome);
+      keep(outcome);
       pass();
       return;
     }
     try {
-      answer(outcome.text);
+      answer(outcome);
     } catch {
-      preloadText(req, outcome);
+      keep(outcome);
       pass();
     }
   });
+}
+
+/** answerWithBody for a text body within `limit` bytes (GA4 lines). */
+export function answerWithText(req: IncomingMessage, limit: number, accepting: () => boolean, pass: () => void, answer: (text: string) => void): void {
+  answerWithBody<{ text: string }>(
+    (done) => readLimitedText(req, limit, done),
+    (outcome) => preloadText(req, outcome),
+    accepting,
+    pass,
+    (body) => answer(body.text),
+  );
 }

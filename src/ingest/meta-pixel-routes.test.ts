@@ -13,7 +13,7 @@ const UA = 'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0';
 const GIF_HEX = '47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b';
 
 interface PixelFixture {
-  request: { method: 'GET' | 'POST'; query: string; body?: string };
+  request: { method: 'GET' | 'POST'; path?: string; query: string; contentType?: string; body?: string };
   event: Record<string, unknown>;
 }
 const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
@@ -60,9 +60,11 @@ describe('metaPixelRouter', () => {
   });
 
   it.each(fixtures)('replays %s to its golden event and hands on the hit sources', async (_name, fx) => {
-    const { app, accepted, metrics } = setup();
-    const path = fx.request.query === '' ? '/tr' : `/tr?${fx.request.query}`;
-    const req = fx.request.method === 'GET' ? request(app).get(path) : request(app).post(path).type('form').send(fx.request.body ?? '');
+    const { app, accepted, metrics } = setup(32_768);
+    const base = fx.request.path ?? '/tr';
+    const path = fx.request.query === '' ? base : `${base}?${fx.request.query}`;
+    const contentType = fx.request.contentType ?? 'application/x-www-form-urlencoded';
+    const req = fx.request.method === 'GET' ? request(app).get(path) : request(app).post(path).set('content-type', contentType).send(fx.request.body ?? '');
     const res = await req.set('x-forwarded-for', '203.0.113.9').set('user-agent', UA);
     expect(res.status).toBe(fx.request.method === 'GET' ? 200 : 204);
     expect(accepted).toHaveLength(1);
@@ -72,7 +74,7 @@ describe('metaPixelRouter', () => {
     if (expectedId !== undefined) expect(messageId).toBe(expectedId);
     expect(rest).toStrictEqual(expected);
     expect(hit.query.get('id')).toBe('1234567890123456');
-    expect(hit.body).toMatchObject({ id: '1234567890123456', ev: fx.request.method === 'GET' ? expect.any(String) as unknown : 'Purchase' });
+    expect(hit.body).toMatchObject({ id: '1234567890123456', ev: event.event ?? 'PageView' });
     if (event.anonymousId !== undefined) expect((hit.body as { anonymousId?: string }).anonymousId).toBe(event.anonymousId);
     const received = await metrics.eventsReceived.get();
     expect(received.values).toEqual([expect.objectContaining({ labels: { client: 'meta-pixel', type: event.type }, value: 1 })]);
@@ -99,6 +101,63 @@ describe('metaPixelRouter', () => {
     const chunked = request(app).post('/tr').type('form');
     chunked.write(big.slice(0, 50));
     chunked.write(big.slice(50));
+    expect((await chunked).status).toBe(413);
+    expect(accepted).toHaveLength(0);
+    expect(await rejected()).toBe(2);
+  });
+
+  it('pixel multipart POST is parsed, not dropped', async () => {
+    // fbevents.js's navigator.sendBeacon(FormData) (rqm=SB): before, this answered 204 and the
+    // event vanished, counted only as rejected{code="TW_ERR_VALIDATION"}.
+    const { app, accepted, rejected } = setup();
+    const form = new FormData();
+    for (const [k, v] of [['id', '1234567890'], ['ev', 'AddToCart'], ['eid', 'atc-1'], ['cd[value]', '12.5'], ['cd[currency]', 'EUR'], ['rqm', 'SB']]) form.append(k!, v!);
+    const encoded = new Response(form);
+    const res = await request(app).post('/tr/').set('content-type', encoded.headers.get('content-type')!).send(Buffer.from(await encoded.arrayBuffer()));
+    expect(res.status).toBe(204);
+    expect(accepted.map((a) => [a.event.messageId, a.event.event, a.event.properties])).toEqual([['atc-1', 'AddToCart', { value: 12.5, currency: 'EUR' }]]);
+    expect(await rejected()).toBe(0);
+  });
+
+  it('counts an unreadable multipart body (no boundary, cut, a file part) by its code and answers 204', async () => {
+    const { app, accepted, metrics } = setup();
+    const form = new FormData();
+    form.append('id', '1');
+    form.append('ev', 'Lead');
+    const encoded = new Response(form);
+    const ctype = encoded.headers.get('content-type')!;
+    const body = Buffer.from(await encoded.arrayBuffer());
+    const withFile = new FormData();
+    withFile.append('id', '1');
+    withFile.append('ev', 'Lead');
+    withFile.append('f', new Blob(['x']), 'x.bin');
+    const fileEncoded = new Response(withFile);
+    const answers = [
+      await request(app).post('/tr').set('content-type', 'multipart/form-data').send(body),
+      await request(app).post('/tr').set('content-type', ctype).send(body.subarray(0, body.length - 10)),
+      await request(app).post('/tr').set('content-type', fileEncoded.headers.get('content-type')!).send(Buffer.from(await fileEncoded.arrayBuffer())),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([204, 204, 204]);
+    expect(accepted).toHaveLength(0);
+    const counted = (await metrics.eventsRejected.get()).values.map((v) => [v.labels.code, v.value]);
+    expect(counted).toEqual([['TW_ERR_MALFORMED_BODY', 3]]);
+  });
+
+  it('answers 413 JSON to a multipart body over maxBytes, declared or streamed', async () => {
+    const { app, accepted, rejected } = setup(256);
+    const form = new FormData();
+    form.append('id', '1');
+    form.append('ev', 'X');
+    form.append('cd[pad]', 'a'.repeat(300));
+    const encoded = new Response(form);
+    const ctype = encoded.headers.get('content-type')!;
+    const body = Buffer.from(await encoded.arrayBuffer());
+    const declared = await request(app).post('/tr').set('content-type', ctype).send(body);
+    expect(declared.status).toBe(413);
+    expect(declared.body).toEqual({ error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: 'the body is larger than 256 bytes', details: { limit: 256 } } });
+    const chunked = request(app).post('/tr').set('content-type', ctype);
+    chunked.write(body.subarray(0, 200));
+    chunked.write(body.subarray(200));
     expect((await chunked).status).toBe(413);
     expect(accepted).toHaveLength(0);
     expect(await rejected()).toBe(2);

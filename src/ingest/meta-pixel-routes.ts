@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
-import { preloadedText, readLimitedText, type TextOutcome } from '../http/body.ts';
 import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
+import { preloadedPixelBody, readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
 
 export interface MetaPixelRouteOptions {
   /** Largest POST body accepted; a larger one is answered 413. */
@@ -28,18 +28,18 @@ const GIF_HEADERS = {
   expires: '0',
 } as const;
 
-/** Body types a beacon or form post of `k=v&...` arrives with. */
-const FORM_TYPES = new Set(['', 'application/x-www-form-urlencoded', 'text/plain']);
 const CLIENT = 'meta-pixel';
 
 /**
- * `GET|POST /tr` (and `/tr/`) as fbevents.js sends them. The browser ignores the answer, so an
- * invalid hit is counted (`tagwarden_events_rejected_total{client="meta-pixel"}`) and answered like
- * a valid one: a GIF for GET, 204 for POST. Only a body over `maxBytes` gets an error (413 JSON).
+ * `GET|POST /tr` (and `/tr/`) as fbevents.js sends them: a query string, or a POST body that is a
+ * urlencoded form, beacon text or multipart/form-data (meta-pixel-body.ts). The browser ignores the
+ * answer, so an invalid hit or an unreadable body is counted
+ * (`tagwarden_events_rejected_total{client="meta-pixel",code}`) and answered like a valid hit: a GIF
+ * for GET, 204 for POST. Only a body over `maxBytes` gets an error (413 JSON).
  */
 export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
   const router = Router();
-  const { handle, answerGet, answerPost } = pixelAnswers(opts);
+  const { answerGet, answerPost } = pixelAnswers(opts);
 
   router.get('/tr', (req, res) => {
     answerGet(req, req.ip, res, queryString(req));
@@ -47,43 +47,28 @@ export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
 
   router.post('/tr', (req, res, next) => {
     const query = queryString(req);
-    if (!readableForm(req)) {
-      // Not a form we read (multipart, gzip, ...): counted, drained unread, answered as usual.
-      req.resume();
-      handle(req, req.ip, res, undefined);
-      noContent(res);
-      return;
-    }
-    const settle = (outcome: TextOutcome): void => {
+    const settle = (outcome: PixelBodyOutcome): void => {
       try {
         answerPost(req, req.ip, res, query, outcome);
       } catch (e) {
         next(e);
       }
     };
-    const preloaded = preloadedText(req);
+    const preloaded = preloadedPixelBody(req);
     if (preloaded !== undefined) settle(preloaded);
-    else readLimitedText(req, opts.maxBytes, settle);
+    else readPixelBody(req, opts.maxBytes, settle);
   });
   return router;
 }
 
-/** A POST body /tr reads: a form (or beacon text) that is not encoded. */
-export function readableForm(req: IncomingMessage): boolean {
-  const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
-  const encoding = req.headers['content-encoding'];
-  return FORM_TYPES.has(ctype) && (encoding === undefined || encoding === 'identity');
-}
-
 /**
  * What /tr does with a hit once read, shared by the Express routes and the fast path
- * (meta-pixel-fast-path.ts): `handle` decides and hands on one hit (throws when refused),
- * `answerGet` answers an image request, `answerPost` a POST body (or the error reading it).
+ * (meta-pixel-fast-path.ts): `answerGet` answers an image request, `answerPost` a POST body (or
+ * the error reading it). Both throw when the hit is refused (shutdown), before answering.
  */
 export function pixelAnswers(opts: MetaPixelRouteOptions): {
-  handle: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined) => void;
   answerGet: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string) => void;
-  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: TextOutcome) => void;
+  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: PixelBodyOutcome) => void;
 } {
   const now = opts.now ?? ((): Date => new Date());
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
@@ -106,7 +91,6 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
   };
 
   return {
-    handle,
     answerGet(req, ip, res, query) {
       handle(req, ip, res, paramsOf(query));
       res.writeHead(200, GIF_HEADERS);
@@ -114,7 +98,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
     },
     answerPost(req, ip, res, query, outcome) {
       if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
-        rejected([CLIENT, 'TW_ERR_PAYLOAD_TOO_LARGE']);
+        rejected([CLIENT, outcome.error.code]);
         req.resume();
         res.setHeader('connection', 'close');
         const text = JSON.stringify(toErrorBody(outcome.error));
@@ -122,8 +106,15 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         res.end(text);
         return;
       }
+      if ('error' in outcome) {
+        // Unreadable (a type not read, a cut or malformed multipart body): counted by its code.
+        rejected([CLIENT, outcome.error.code]);
+        req.resume();
+        noContent(res);
+        return;
+      }
       const params = paramsOf(query);
-      handle(req, ip, res, 'error' in outcome || params === undefined ? undefined : merge(outcome.text, params));
+      handle(req, ip, res, params === undefined ? undefined : merge(outcome.params, params));
       noContent(res);
     },
   };
@@ -140,8 +131,8 @@ function paramsOf(raw: string): URLSearchParams | undefined {
 }
 
 /** Body parameters first (they win at first-occurrence reading), then the query's. */
-function merge(text: string, query: URLSearchParams): URLSearchParams {
-  const out = new URLSearchParams(text);
+function merge(body: URLSearchParams, query: URLSearchParams): URLSearchParams {
+  const out = new URLSearchParams(body);
   for (const [k, v] of query) out.append(k, v);
   return out;
 }

@@ -1,6 +1,8 @@
 import { loadJsonFixtures } from '../../test/fixtures/load.ts';
+import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { isMultipartForm, readMultipartFields, type MultipartOutcome } from '../http/multipart-form.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
@@ -9,8 +11,19 @@ const HASH = '973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b';
 
 interface PixelFixture {
   description: string;
-  request: { method: 'GET' | 'POST'; query: string; body?: string };
+  request: { method: 'GET' | 'POST'; path?: string; query: string; contentType?: string; body?: string };
   event: Record<string, unknown>;
+}
+
+/** A fixture's parameters: its body (a urlencoded form, or multipart read as /tr reads it) first, then its query. */
+async function paramsOf(fx: PixelFixture): Promise<URLSearchParams> {
+  const { contentType = '', body = '', query } = fx.request;
+  if (!isMultipartForm(contentType)) return new URLSearchParams(`${body}&${query}`);
+  const o = await new Promise<MultipartOutcome>((resolve) => {
+    readMultipartFields(Readable.from([Buffer.from(body)]), { 'content-type': contentType }, { maxBytes: 1e6, maxParts: 1000, maxNameBytes: 1000, maxValueBytes: 1e5 }, resolve);
+  });
+  if ('error' in o) throw o.error;
+  return new URLSearchParams([...o.fields, ...new URLSearchParams(query)]);
 }
 
 const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
@@ -18,10 +31,13 @@ const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
 const parse = (query: string, f = facts) => parsePixelHit(new URLSearchParams(query), f);
 
 describe('parsePixelHit golden fixtures', () => {
-  it('has the fixtures', () => expect(fixtures.length).toBeGreaterThanOrEqual(3));
+  it('has the fixtures, multipart ones included', () => {
+    expect(fixtures.length).toBeGreaterThanOrEqual(5);
+    expect(fixtures.filter(([, fx]) => isMultipartForm(fx.request.contentType)).length).toBeGreaterThanOrEqual(2);
+  });
 
-  it.each(fixtures)('%s', (_name, fx) => {
-    const r = parse(`${fx.request.body ?? ''}&${fx.request.query}`);
+  it.each(fixtures)('%s', async (_name, fx) => {
+    const r = parsePixelHit(await paramsOf(fx), facts);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     const { messageId, ...rest } = r.event;
@@ -73,11 +89,27 @@ describe('parsePixelHit', () => {
     });
   });
 
-  it('keeps only SHA-256 hashed user data, lower-cased, never re-hashed; no traits without any', () => {
+  it('keeps only SHA-256 hashed user data, lower-cased, never re-hashed, under context.meta and never as traits', () => {
     const r = parse(`id=1&ev=X&ud[em]=${HASH.toUpperCase()}&ud[external_id]=user-42&ud[ph]=${HASH.slice(1)}`);
-    expect(r.ok && r.event.context.traits).toStrictEqual({ metaUserData: { em: HASH } });
+    expect(r.ok && r.event.context.meta).toStrictEqual({ pixelId: '1', userData: { em: HASH } });
+    expect(r.ok && 'traits' in r.event.context).toBe(false);
+    expect(r.ok && r.event.traits).toStrictEqual({});
     const none = parse('id=1&ev=X&ud[em]=a@b.c');
-    expect(none.ok && 'traits' in none.event.context).toBe(false);
+    expect(none.ok && none.event.context.meta).toStrictEqual({ pixelId: '1' });
+  });
+
+  it('derives Segment products from contents, keeping contents as sent', () => {
+    const contents = [{ id: 'A', quantity: 2, item_price: 9.5 }, { id: 7 }, { quantity: 1 }, 'x', null];
+    const r = parse(`id=1&ev=X&cd[contents]=${encodeURIComponent(JSON.stringify(contents))}`);
+    expect(r.ok && r.event.properties).toStrictEqual({
+      contents,
+      products: [{ product_id: 'A', quantity: 2, price: 9.5 }, { product_id: '7' }],
+    });
+    const own = parse(`id=1&ev=X&cd[contents]=${encodeURIComponent('[{"id":"A"}]')}&cd[products]=mine`);
+    expect(own.ok && own.event.properties.products).toBe('mine');
+    expect(parse('id=1&ev=X&cd[contents]=[{"quantity":1}]')).toMatchObject({ event: { properties: { contents: [{ quantity: 1 }] } } });
+    const none = parse('id=1&ev=X&cd[contents]=[]');
+    expect(none.ok && 'products' in none.event.properties).toBe(false);
   });
 
   it('ignores __proto__ keys and reads repeated parameters at their first occurrence', () => {

@@ -15,9 +15,19 @@ import type { Event, EventContext } from './event.ts';
  *   Conversions API `event_id` of the server event,
  *   https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/server-event
  *   (event_id) and .../conversions-api/deduplicate-pixel-and-server-events.
- * - `ud[k]`: advanced-matching user data (`em`, `ph`, `fn`, `ln`, `external_id`, ...), which
- *   fbevents.js normalises and SHA-256 hashes in the browser before sending,
- *   https://developers.facebook.com/docs/meta-pixel/advanced/advanced-matching.
+ * - `ud[k]`: advanced-matching user data (`em`, `ph`, `fn`, `ln`, `ge`, `db`, `ct`, `st`, `zp`,
+ *   `country`, `external_id`), which fbevents.js normalises and SHA-256 hashes in the browser
+ *   before sending, https://developers.facebook.com/docs/meta-pixel/advanced/advanced-matching.
+ *   They are Meta's own matching keys, so they are kept under `context.meta.userData` (read by the
+ *   meta-capi template), not as traits other destinations would take for the visitor's.
+ * - `cd[k]`: one level of the `fbq('track', name, customData)` object, each value as text, an
+ *   array or object JSON-encoded (`cd[contents]=[{"id":"A","quantity":1}]`); the standard keys
+ *   are Meta's object properties (https://developers.facebook.com/docs/meta-pixel/reference) and
+ *   the Conversions API custom data parameters
+ *   (https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/custom-data).
+ *   `cd[contents]` also gives the canonical `properties.products` (Segment's e-commerce items,
+ *   https://segment.com/docs/connections/spec/ecommerce/v2/), so every destination that maps
+ *   products (GA4 items) gets them.
  * - `fbp` / `fbc`: the `_fbp` browser id and `_fbc` click id cookies
  *   (`fb.<subdomainIndex>.<creationTime>.<random|fbclid>`),
  *   https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc.
@@ -97,6 +107,9 @@ export function parsePixelHit(params: URLSearchParams, facts: PixelHitFacts): Pi
     else if (SHA256_HEX.test(value)) userData[name] = value.toLowerCase();
   }
 
+  const products = productsOf(properties.contents);
+  if (products !== undefined && !('products' in properties)) properties.products = products;
+
   const meta: Record<string, unknown> = { pixelId };
   const fbp = bounded(first.get('fbp'));
   const fbc = bounded(first.get('fbc'));
@@ -108,7 +121,7 @@ export function parsePixelHit(params: URLSearchParams, facts: PixelHitFacts): Pi
   if (facts.userAgent !== undefined) context.userAgent = facts.userAgent.slice(0, LIMITS.userAgent);
   const page = pageOf(first.get('dl'), first.get('rl'));
   if (page !== undefined) context.page = page;
-  if (Object.keys(userData).length > 0) context.traits = { metaUserData: userData };
+  if (Object.keys(userData).length > 0) meta.userData = userData;
   const version = bounded(first.get('v'));
   if (version !== undefined) context.library = { name: 'fbevents.js', version };
 
@@ -144,6 +157,26 @@ function customValue(name: string, value: string): unknown {
     }
   }
   return value;
+}
+
+/**
+ * Meta's `contents` (`[{id, quantity, item_price, ...}]`) as Segment products
+ * (`[{product_id, quantity, price}]`); elements without an id are left out. Undefined when nothing
+ * is left or `contents` is not an array.
+ */
+function productsOf(contents: unknown): Record<string, unknown>[] | undefined {
+  if (!Array.isArray(contents)) return undefined;
+  const products: Record<string, unknown>[] = [];
+  for (const c of contents as unknown[]) {
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) continue;
+    const { id, quantity, item_price: price } = c as Record<string, unknown>;
+    if ((typeof id !== 'string' || id === '') && typeof id !== 'number') continue;
+    const product: Record<string, unknown> = { product_id: String(id) };
+    if (typeof quantity === 'number' || typeof quantity === 'string') product.quantity = quantity;
+    if (typeof price === 'number' || typeof price === 'string') product.price = price;
+    products.push(product);
+  }
+  return products.length > 0 ? products : undefined;
 }
 
 function bounded(v: string | undefined): string | undefined {
