@@ -77,7 +77,14 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
   });
 
   /** A new visitor on the test page; what Tagwarden and the vendor get from here on is this scenario's. */
-  async function visit(): Promise<{ page: Page; sent: () => SentEvent[]; exchanges: () => Exchange[]; preflights: () => Exchange[]; delivered: (dest: string) => string[] }> {
+  async function visit(): Promise<{
+    page: Page;
+    sent: () => SentEvent[];
+    exchanges: () => Exchange[];
+    preflights: () => Exchange[];
+    received: (dest: string) => Record<string, any>[];
+    delivered: (dest: string) => string[];
+  }> {
     const context = await localContext(chromium.browser, escaped);
     contexts.push(context);
     const page = await context.newPage();
@@ -92,6 +99,7 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
       exchanges,
       preflights: () => rec.exchanges.slice(fromExchange).filter((e) => e.method === 'OPTIONS'),
       sent: () => exchanges().filter((e) => e.path.startsWith('/v1/')).flatMap((e) => segmentEvents(e)),
+      received: (dest) => eventsReceived(vendor.hits.slice(fromHit), dest),
       delivered: (dest) => idsDelivered(vendor.hits.slice(fromHit), dest),
     };
   }
@@ -141,6 +149,8 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
     expect(v.delivered('everything')).toEqual(ids(sent));
     expect(v.delivered('analytics')).toEqual([]);
     expect(v.delivered('meta')).toEqual([]);
+    // null means absent: the destination gets no userId at all.
+    expect(v.received('everything').filter((e) => 'userId' in e)).toEqual([]);
   });
 
   it('with a consent object in context.consent.categoryPreferences, the analytics destination gets what was granted', async () => {
@@ -258,15 +268,13 @@ describe.skipIf(missing !== undefined)('real clients in Chromium: analytics-next
     expect(v.delivered('everything')).toEqual(['px-multipart', 'px-multipart-no-consent', 'px-urlencoded']);
     expect(v.delivered('analytics')).toEqual([]);
     expect(v.delivered('meta')).toEqual(['px-multipart', 'px-urlencoded']);
-    const everything = webhookEvents(vendor.hits, 'everything').filter((e) => String(e.messageId).startsWith('px-'));
-    for (const e of everything) {
+    for (const e of v.received('everything')) {
       expect(e).toMatchObject({ type: 'track', event: 'Purchase', properties: { value: 42.5, currency: 'EUR' }, context: { page: { url: `${site.url}/thanks` } } });
       // Meta's hashes are Meta's: not traits of the event other destinations receive.
       expect(JSON.stringify(e.traits ?? {})).not.toContain(em);
     }
     // fbevents.js hashed the email already: it reaches Meta's user_data as sent, never re-hashed.
-    const meta = vendor.hits.filter((h) => h.path === '/meta').flatMap((h) => (h.body as { data: Record<string, any>[] }).data);
-    for (const e of meta.filter((x) => String(x.event_id).startsWith('px-'))) {
+    for (const e of v.received('meta')) {
       expect(e).toMatchObject({ event_name: 'Purchase', user_data: { em }, custom_data: { value: 42.5, currency: 'EUR' } });
     }
   });
@@ -278,14 +286,15 @@ function segmentEvents(e: Exchange): SentEvent[] {
   return e.path === '/v1/b' ? (body.batch ?? []) : [body];
 }
 
-function webhookEvents(hits: readonly VendorHit[], dest: string): Record<string, unknown>[] {
-  return hits.filter((h) => h.path === `/${dest}`).flatMap((h) => (h.body as { batch: Record<string, unknown>[] }).batch);
+/** What a destination received: the webhook's batch items, Meta's `data` items. */
+function eventsReceived(hits: readonly VendorHit[], dest: string): Record<string, any>[] {
+  const into = dest === 'meta' ? 'data' : 'batch';
+  return hits.filter((h) => h.path === `/${dest}`).flatMap((h) => (h.body as Record<string, Record<string, any>[]>)[into] ?? []);
 }
 
 /** The message ids a destination received, sorted: the webhook's `messageId`, Meta's `event_id`. */
 function idsDelivered(hits: readonly VendorHit[], dest: string): string[] {
-  if (dest === 'meta') return hits.filter((h) => h.path === '/meta').flatMap((h) => (h.body as { data: { event_id: string }[] }).data.map((e) => e.event_id)).sort();
-  return webhookEvents(hits, dest)
-    .map((e) => String(e.messageId))
+  return eventsReceived(hits, dest)
+    .map((e) => String(dest === 'meta' ? e.event_id : e.messageId))
     .sort();
 }
