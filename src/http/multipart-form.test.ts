@@ -145,6 +145,14 @@ describe('readMultipartFields', () => {
     }
   });
 
+  it('reports a stream already destroyed when the read begins (aborted before the route ran)', async () => {
+    const stream = new PassThrough();
+    stream.on('error', () => undefined);
+    stream.destroy(new Error('aborted'));
+    const o = await new Promise<MultipartOutcome>((resolve) => readMultipartFields(stream, { 'content-type': 'multipart/form-data; boundary=x' }, LIMITS, resolve));
+    expect(fieldsOf(o)).toBe('TW_ERR_MALFORMED_BODY');
+  });
+
   it('recognises the multipart content type', () => {
     expect(isMultipartForm('multipart/form-data; boundary=----WebKitFormBoundaryA1')).toBe(true);
     expect(isMultipartForm('Multipart/Form-Data')).toBe(true);

@@ -59,6 +59,12 @@ export function readMultipartFields(body: Readable, headers: IncomingHttpHeaders
   };
   const malformed = (why: string): void => finish({ error: new MalformedBodyError(`the multipart body could not be read: ${why}`) });
 
+  if (body.destroyed) {
+    // Aborted before this read began: no event of the stream is left to wait for.
+    finished = true;
+    done({ error: new MalformedBodyError('the multipart body could not be read: the connection closed before the end of the body') });
+    return;
+  }
   try {
     parser = busboy({
       headers,

@@ -1,7 +1,10 @@
 import { loadJsonFixtures } from '../../test/fixtures/load.ts';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import request from 'supertest';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { HitSources } from '../identity/visitor.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
@@ -161,5 +164,34 @@ describe('metaPixelRouter', () => {
     expect((await chunked).status).toBe(413);
     expect(accepted).toHaveLength(0);
     expect(await rejected()).toBe(2);
+  });
+
+  it('a multipart body whose connection closes before its end is counted, never left hanging', async () => {
+    const { app, accepted, metrics } = setup();
+    const server = createServer(app).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { port } = server.address() as AddressInfo;
+      const form = new FormData();
+      form.append('id', '1');
+      form.append('ev', 'Lead');
+      const encoded = new Response(form);
+      const body = Buffer.from(await encoded.arrayBuffer());
+      let arrived = false;
+      server.on('request', () => (arrived = true));
+      const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/tr', headers: { 'content-type': encoded.headers.get('content-type')!, 'content-length': body.length } });
+      req.on('error', () => undefined);
+      req.write(body.subarray(0, 40));
+      await vi.waitFor(() => expect(arrived).toBe(true));
+      req.destroy();
+      await vi.waitFor(async () => {
+        const counted = (await metrics.eventsRejected.get()).values.map((v) => [v.labels.code, v.value]);
+        expect(counted).toEqual([['TW_ERR_MALFORMED_BODY', 1]]);
+      });
+      expect(accepted).toHaveLength(0);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

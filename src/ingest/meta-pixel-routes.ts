@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
@@ -85,14 +85,12 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
       return;
     }
     received([CLIENT, r.event.type]);
-    const body: Record<string, unknown> = Object.fromEntries(params);
-    if (r.event.anonymousId !== undefined) body.anonymousId = r.event.anonymousId;
-    opts.accept(r.event, { headers: req.headers, query: params, body, response: res });
+    opts.accept(r.event, pixelHitSources(req.headers, params, r.event, res));
   };
 
   return {
     answerGet(req, ip, res, query) {
-      handle(req, ip, res, paramsOf(query));
+      handle(req, ip, res, pixelParams(query, undefined));
       res.writeHead(200, GIF_HEADERS);
       res.end(PIXEL_GIF);
     },
@@ -113,8 +111,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         noContent(res);
         return;
       }
-      const params = paramsOf(query);
-      handle(req, ip, res, params === undefined ? undefined : merge(outcome.params, params));
+      handle(req, ip, res, pixelParams(query, outcome.params));
       noContent(res);
     },
   };
@@ -125,9 +122,26 @@ function noContent(res: ServerResponse): void {
   res.end();
 }
 
-/** The hit's own query parameters; undefined when the query string is over the bound. */
-function paramsOf(raw: string): URLSearchParams | undefined {
-  return raw.length > LIMITS.query ? undefined : new URLSearchParams(raw);
+/**
+ * What a pixel hit's visitor id and consent signals are read from: its parameters as both query
+ * and body, with the `_fbp` id as `anonymousId`.
+ */
+export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
+  const body: Record<string, unknown> = Object.fromEntries(params);
+  if (event.anonymousId !== undefined) body.anonymousId = event.anonymousId;
+  const hit: HitSources = { headers, query: params, body };
+  if (response !== undefined) hit.response = response;
+  return hit;
+}
+
+/**
+ * A hit's parameters: those of a POST body read by readPixelBody (when given) first, then the
+ * query string's; undefined when the query string is over the bound.
+ */
+export function pixelParams(query: string, body: URLSearchParams | undefined): URLSearchParams | undefined {
+  if (query.length > LIMITS.query) return undefined;
+  const params = new URLSearchParams(query);
+  return body === undefined ? params : merge(body, params);
 }
 
 /** Body parameters first (they win at first-occurrence reading), then the query's. */
