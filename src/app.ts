@@ -12,6 +12,7 @@ import { cors } from './http/cors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { segmentRouter } from './ingest/segment-routes.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { createDeferredProcessing } from './ingest/deferred.ts';
 import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
 import { createConsentResolver } from './consent/resolve.ts';
@@ -137,6 +138,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
   const now = deps.now ?? ((): Date => new Date());
+  // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
+  const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
   const verify = config.upstream.verify;
   // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
   const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createDeliveryAgent({ connectionsPerOrigin: verify.maxConcurrent }));
@@ -258,11 +261,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
       accept: acceptHit,
+      refusals,
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
   // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
-  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
   app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {
@@ -297,7 +301,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         maxBatchEvents: config.server.maxBatchEvents,
         allowedOrigins: config.server.allowedOrigins,
       }),
-      ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
+      ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes, refusals }),
       ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),
     app,

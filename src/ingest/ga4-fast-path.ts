@@ -7,7 +7,7 @@ import { clientIp } from '../http/client-ip.ts';
 import { answerWithText, type FastHandler, type HitFastPathOptions } from './fast-path.ts';
 import { ga4Answer, type Ga4RouteOptions } from './ga4-routes.ts';
 
-export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'maxBytes' | 'maxHits'>): Map<string, FastHandler> {
+export function ga4FastRoute(opts: HitFastPathOptions & Pick<Ga4RouteOptions, 'maxBytes' | 'maxHits' | 'refusals'>): Map<string, FastHandler> {
   const answer = ga4Answer(opts);
   const handler: FastHandler = (req, res, query, pass) => {
     const respond = (body: string | undefined): void => answer(query, body, req, clientIp(req, opts.trustProxyHops), res);

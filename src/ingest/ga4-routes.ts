@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { preloadedText, readLimitedText, refuseTooLarge, type TextOutcome } from '../http/body.ts';
 import { PayloadTooLargeError } from '../errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
 import type { HitSources } from '../identity/visitor.ts';
@@ -17,6 +18,8 @@ export interface Ga4RouteOptions {
   /** Hands an accepted event on; must not block (delivery happens after the answer). */
   accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
+  /** Where refused hits are logged (warn, rate-limited); absent: not logged. */
+  refusals?: RateLimitedLog;
 }
 
 /**
@@ -42,14 +45,20 @@ export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string |
   const now = opts.now ?? ((): Date => new Date());
   const limits = { ...DEFAULT_GA4_LIMITS, maxHits: opts.maxHits ?? DEFAULT_GA4_LIMITS.maxHits };
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
+  // gtag.js never sees a refusal (it gets 204 whatever): the log line and the metric are where it shows.
+  const refused = (reason: string, hits: number): void => {
+    opts.refusals?.('warn', `ga4:${reason}`, { client: 'ga4', route: '/g/collect', code: 'TW_ERR_VALIDATION', reason, hits }, 'hit refused');
+  };
   return (query, body, req, ip, res) => {
     if (body === null) {
       opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' });
+      refused('unreadable_body', 1);
       res.writeHead(204).end();
       return;
     }
-    const { hits, rejected } = parseGa4Hits(new URLSearchParams(query), body, { ip, userAgent: req.headers['user-agent'], now: now() }, limits);
+    const { hits, rejected, refusals } = parseGa4Hits(new URLSearchParams(query), body, { ip, userAgent: req.headers['user-agent'], now: now() }, limits);
     if (rejected > 0) opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_VALIDATION' }, rejected);
+    if (refusals !== undefined) for (const [reason, n] of Object.entries(refusals)) refused(reason, n);
     for (const { event, params } of hits) {
       received(['ga4', event.type]);
       opts.accept(event, { headers: req.headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId }, response: res });

@@ -78,7 +78,7 @@ describe('parseGa4Hits', () => {
 
   it('refuses a hit without v=2, tid or en', () => {
     for (const q of ['tid=G-1&en=x&v=1', 'v=2&en=x', 'v=2&tid=G-1', 'v=2&tid=G-1&en=']) {
-      expect(parse(q)).toEqual({ hits: [], rejected: 1 });
+      expect(parse(q)).toEqual({ hits: [], rejected: 1, refusals: { missing_v2_tid_en: 1 } });
     }
   });
 
@@ -95,13 +95,13 @@ describe('parseGa4Hits', () => {
 
   it('bounds hits per request, parameter count and lengths', () => {
     const lines = Array.from({ length: 30 }, (_, i) => `en=e${i}`).join('\n');
-    expect(parse(BASE, lines)).toMatchObject({ rejected: 5 });
+    expect(parse(BASE, lines)).toMatchObject({ rejected: 5, refusals: { too_many_hits: 5 } });
     expect(parse(BASE, lines).hits).toHaveLength(25);
     expect(parse(BASE, lines, { maxHits: 2 }).hits).toHaveLength(2);
     const many = Array.from({ length: 450 }, (_, i) => `ep.p${i}=1`).join('&');
-    expect(parse(`${BASE}&en=x&${many}`)).toEqual({ hits: [], rejected: 1 });
-    expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual({ hits: [], rejected: 1 });
-    expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual({ hits: [], rejected: 1 });
+    expect(parse(`${BASE}&en=x&${many}`)).toEqual({ hits: [], rejected: 1, refusals: { over_bounds: 1 } });
+    expect(parse(`${BASE}&en=x&ep.long=${'a'.repeat(9000)}`)).toEqual({ hits: [], rejected: 1, refusals: { over_bounds: 1 } });
+    expect(parse(`${BASE}&en=x&ep.${'k'.repeat(200)}=1`)).toEqual({ hits: [], rejected: 1, refusals: { over_bounds: 1 } });
   });
 
   it('derives a deterministic messageId from tid, cid, _p, _s, en (and the line), else a random one', () => {

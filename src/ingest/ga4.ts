@@ -45,10 +45,15 @@ export interface Ga4Hit {
   params: URLSearchParams;
 }
 
+/** Why a hit was refused: beyond maxHits, over a bound (parameters, key or value length), or without `v=2`, `tid` or `en`. */
+export type Ga4Refusal = 'too_many_hits' | 'over_bounds' | 'missing_v2_tid_en';
+
 export interface Ga4ParseResult {
   hits: Ga4Hit[];
   /** Lines refused: malformed, over the bounds, missing `v=2` / `tid` / `en`, or beyond maxHits. */
   rejected: number;
+  /** The refused lines by reason (absent when none was refused). */
+  refusals?: Partial<Record<Ga4Refusal, number>>;
 }
 
 /**
@@ -77,15 +82,21 @@ export function parseGa4Hits(query: URLSearchParams, body: string | undefined, f
   const lines = body === undefined ? [] : body.split(/\r?\n/).filter((l) => l.trim() !== '');
   const sources = lines.length === 0 ? [undefined] : lines;
   const hits: Ga4Hit[] = [];
-  let rejected = Math.max(0, sources.length - lim.maxHits);
+  const refusals: Partial<Record<Ga4Refusal, number>> = {};
+  const refuse = (why: Ga4Refusal, n = 1): void => {
+    refusals[why] = (refusals[why] ?? 0) + n;
+  };
+  if (sources.length > lim.maxHits) refuse('too_many_hits', sources.length - lim.maxHits);
   const several = sources.length > 1;
   for (let i = 0; i < Math.min(sources.length, lim.maxHits); i++) {
     const params = merge(query, sources[i], lim);
     const event = params === undefined ? undefined : toEvent(params, facts, several ? i : undefined);
-    if (params === undefined || event === undefined) rejected++;
+    if (params === undefined) refuse('over_bounds');
+    else if (event === undefined) refuse('missing_v2_tid_en');
     else hits.push({ event, params });
   }
-  return { hits, rejected };
+  const rejected = Object.values(refusals).reduce((a, b) => a + b, 0);
+  return rejected === 0 ? { hits, rejected } : { hits, rejected, refusals };
 }
 
 /** URL parameters, then the line's replacing them (as gtag does); undefined when over the bounds. */

@@ -1,11 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import { Router, type Request, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import { queryString } from '../http/query.ts';
-import { ValidationError } from '../errors.ts';
+import { TagwardenError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { EventType, Event } from './event.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
+import { LIMITS } from './segment-fast.ts';
 import type { HitSources } from '../identity/visitor.ts';
 
 export interface SegmentRouteOptions {
@@ -19,6 +21,8 @@ export interface SegmentRouteOptions {
    */
   accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
+  /** Where refusals are logged (warn, rate-limited); absent: not logged. */
+  refusals?: RateLimitedLog;
 }
 
 /** Segment's routes and the short forms analytics.js uses (https://github.com/segmentio/analytics-next). */
@@ -36,6 +40,11 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   const now = opts.now ?? ((): Date => new Date());
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const facts = (req: Request): RequestFacts => ({ ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
+  const refused = (route: string, issues: readonly FieldIssue[], item: unknown, index?: number): void => {
+    if (opts.refusals === undefined) return;
+    const reason = refusalReason(issues);
+    opts.refusals('warn', `segment:${reason}`, refusalFields(route, reason, issues, item, index), 'event refused');
+  };
 
   for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
     router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res) => {
@@ -55,6 +64,8 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
     if ('error' in parsed) throw parsed.error;
     const { accepted, rejected } = parsed;
     if (rejected.length > 0) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' }, rejected.length);
+    const items = (req.body as { batch: unknown[] }).batch;
+    for (const r of rejected) refused(req.path, r.issues, items[r.index], r.index);
     if (accepted.length === 0 && rejected.length > 0) {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
     }
@@ -68,7 +79,53 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   };
   router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
   router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
+  router.use(logRequestRefusal(opts.refusals));
   return router;
+}
+
+/**
+ * A request answered 4xx is logged here: an invalid event on a single route (with its issues and
+ * messageId), or a body refused as a whole (not JSON, too large, of the wrong type, not a batch),
+ * by its code only, never with the body or the parser's message, which quotes it. The events of a
+ * batch refused one by one were each logged by the batch route already.
+ */
+function logRequestRefusal(refusals: RateLimitedLog | undefined): ErrorRequestHandler {
+  return (err: unknown, req, _res, next) => {
+    if (refusals !== undefined && err instanceof TagwardenError && err.status < 500) {
+      const details = err.details as { issues?: unknown; rejected?: unknown } | undefined;
+      const issues = err instanceof ValidationError && Array.isArray(details?.issues) ? (details.issues as FieldIssue[]) : [];
+      if (details?.rejected === undefined) {
+        if (issues.length > 0) {
+          const reason = refusalReason(issues);
+          refusals('warn', `segment:${reason}`, { ...refusalFields(req.path, reason, issues, req.body, undefined), status: err.status }, 'event refused');
+        } else {
+          refusals('warn', `segment:${err.code}`, { client: 'segment', route: req.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
+        }
+      }
+    }
+    next(err);
+  };
+}
+
+/** The reason of a refusal, for its log line and rate limit: the fields at fault, e.g. `event,userId`. */
+export function refusalReason(issues: readonly FieldIssue[]): string {
+  const paths = [...new Set(issues.map((i) => (i.path === '' ? '(event)' : i.path)))].sort();
+  return paths.join(',').slice(0, 200);
+}
+
+/** What a refusal's log line says: where and why, and the event's messageId; never a value it carried. */
+function refusalFields(route: string, reason: string, issues: readonly FieldIssue[], item: unknown, index: number | undefined): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    client: 'segment',
+    route,
+    code: 'TW_ERR_VALIDATION',
+    reason,
+    issues: issues.slice(0, 10).map((i) => ({ path: i.path, message: i.message.slice(0, 200) })),
+  };
+  if (index !== undefined) fields.index = index;
+  const messageId = item !== null && typeof item === 'object' ? (item as { messageId?: unknown }).messageId : undefined;
+  if (typeof messageId === 'string' && messageId.length <= LIMITS.id) fields.messageId = messageId;
+  return fields;
 }
 
 export interface ParsedBatch {
