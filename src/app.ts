@@ -268,7 +268,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
   app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
-  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
@@ -314,7 +314,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         allowedOrigins: config.server.allowedOrigins,
       }),
       ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes, refusals }),
-      ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
+      ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes, refusals }),
     ]),
     app,
   );

@@ -82,6 +82,20 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
     expect(logged('hit refused').at(-1)).toMatchObject({ level: 40, client: 'ga4', route: '/g/collect', reason: 'missing_v2_tid_en', hits: 1 });
   });
 
+  it('a refused Meta pixel hit is logged with its reason code, GET and POST alike', async () => {
+    const get = await fetch(`${tw.url}/tr?id=not-a-pixel&ev=Lead&ud[em]=${encodeURIComponent(EMAIL)}`);
+    expect(get.status).toBe(200);
+    expect(logged('hit refused').at(-1)).toMatchObject({ level: 40, client: 'meta-pixel', route: '/tr', code: 'TW_ERR_VALIDATION', reason: 'bad_pixel_id' });
+    // A multipart beacon cut short: unreadable, counted and logged by its own code.
+    const cut = await fetch(`${tw.url}/tr/`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=XyZ' },
+      body: `--XyZ\r\nContent-Disposition: form-data; name="id"\r\n\r\n123`,
+    });
+    expect(cut.status).toBe(204);
+    expect(logged('hit refused').at(-1)).toMatchObject({ client: 'meta-pixel', route: '/tr/', code: 'TW_ERR_MALFORMED_BODY', reason: 'unreadable_body' });
+  });
+
   it('a consent drop is logged at info with the destination, reason and messageId', async () => {
     const r = await post(`${tw.url}/v1/track`, { messageId: 'm-denied', event: 'Signed Up', anonymousId: 'a-2', context: { traits: { email: EMAIL }, consent: { categoryPreferences: { analytics: false } } } });
     expect(r.status).toBe(200);

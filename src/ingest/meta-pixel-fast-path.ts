@@ -9,7 +9,7 @@ import { answerWithBody, type FastHandler, type HitFastPathOptions } from './fas
 import { pixelBodyReadable, preloadPixelBody, readPixelBody } from './meta-pixel-body.ts';
 import { pixelAnswers, type MetaPixelRouteOptions } from './meta-pixel-routes.ts';
 
-export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRouteOptions, 'maxBytes'>): Map<string, FastHandler> {
+export function metaPixelFastRoutes(opts: HitFastPathOptions & Pick<MetaPixelRouteOptions, 'maxBytes' | 'refusals'>): Map<string, FastHandler> {
   const { answerGet, answerPost } = pixelAnswers(opts);
   const handler: FastHandler = (req, res, query, pass) => {
     if (req.method === 'GET') {

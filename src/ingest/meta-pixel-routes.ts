@@ -4,6 +4,7 @@ import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
 import { preloadedPixelBody, readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
@@ -14,6 +15,8 @@ export interface MetaPixelRouteOptions {
   metrics: Metrics;
   /** Hands an accepted event on (see segment-routes.ts); must not block. */
   accept: (event: Event, hit: HitSources) => void;
+  /** Where refusals are logged (warn, rate-limited; see segment-routes.ts); absent: not logged. */
+  refusals?: RateLimitedLog;
   now?: () => Date;
 }
 
@@ -72,16 +75,22 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
 } {
   const now = opts.now ?? ((): Date => new Date());
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
-  const rejected = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
+  const count = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
+  // fbevents.js never sees a refusal (it gets a GIF or 204 whatever): the metric and this line are
+  // where it shows. `reason` is a code, never the hit's text (a parameter name is input too).
+  const rejected = (code: string, reason: string, route: string): void => {
+    count([CLIENT, code]);
+    opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route, code, reason }, 'hit refused');
+  };
 
   const handle = (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined): void => {
     if (params === undefined) {
-      rejected([CLIENT, 'TW_ERR_VALIDATION']);
+      rejected('TW_ERR_VALIDATION', 'over_bounds', routeOf(req));
       return;
     }
     const r = parsePixelHit(params, { ip, userAgent: req.headers['user-agent'], now: now() });
     if (!r.ok) {
-      rejected([CLIENT, 'TW_ERR_VALIDATION']);
+      rejected('TW_ERR_VALIDATION', r.code, routeOf(req));
       return;
     }
     received([CLIENT, r.event.type]);
@@ -96,7 +105,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
     },
     answerPost(req, ip, res, query, outcome) {
       if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
-        rejected([CLIENT, outcome.error.code]);
+        rejected(outcome.error.code, 'too_large', routeOf(req));
         req.resume();
         res.setHeader('connection', 'close');
         const text = JSON.stringify(toErrorBody(outcome.error));
@@ -106,7 +115,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
       }
       if ('error' in outcome) {
         // Unreadable (a type not read, a cut or malformed multipart body): counted by its code.
-        rejected([CLIENT, outcome.error.code]);
+        rejected(outcome.error.code, 'unreadable_body', routeOf(req));
         req.resume();
         noContent(res);
         return;
@@ -115,6 +124,11 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
       noContent(res);
     },
   };
+}
+
+/** `/tr` or `/tr/`, without the query string (which is the hit). */
+function routeOf(req: IncomingMessage): string {
+  return (req.url ?? '/tr').split('?', 1)[0]!.endsWith('/') ? '/tr/' : '/tr';
 }
 
 function noContent(res: ServerResponse): void {

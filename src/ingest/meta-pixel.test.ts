@@ -50,22 +50,22 @@ describe('parsePixelHit golden fixtures', () => {
 
 describe('parsePixelHit', () => {
   it.each([
-    ['ev=PageView', 'id: required'],
-    ['id=&ev=PageView', 'id: required'],
-    ['id=abc&ev=PageView', 'id: not a pixel id'],
-    ['id=123', 'ev: required'],
-    ['id=123&ev=%20', 'ev: required'],
-    [`id=123&ev=${'x'.repeat(LIMITS.eventName + 1)}`, 'ev: not an event name'],
-    ['id=123&ev=a%0Ab', 'ev: not an event name'],
-  ])('rejects %s', (q, reason) => {
-    expect(parse(q)).toEqual({ ok: false, reason });
+    ['ev=PageView', 'bad_pixel_id', 'id: required'],
+    ['id=&ev=PageView', 'bad_pixel_id', 'id: required'],
+    ['id=abc&ev=PageView', 'bad_pixel_id', 'id: not a pixel id'],
+    ['id=123', 'bad_event_name', 'ev: required'],
+    ['id=123&ev=%20', 'bad_event_name', 'ev: required'],
+    [`id=123&ev=${'x'.repeat(LIMITS.eventName + 1)}`, 'bad_event_name', 'ev: not an event name'],
+    ['id=123&ev=a%0Ab', 'bad_event_name', 'ev: not an event name'],
+  ])('rejects %s', (q, code, reason) => {
+    expect(parse(q)).toEqual({ ok: false, code, reason });
   });
 
   it('bounds the parameter count, key and value lengths', () => {
     const many = Array.from({ length: LIMITS.params + 1 }, (_, i) => `p${i}=1`).join('&');
-    expect(parse(`id=1&ev=X&${many}`)).toMatchObject({ ok: false, reason: expect.stringMatching(/parameters/) as unknown });
-    expect(parse(`id=1&ev=X&${'k'.repeat(LIMITS.key + 1)}=1`)).toMatchObject({ ok: false });
-    expect(parse(`id=1&ev=X&dl=${'v'.repeat(LIMITS.value + 1)}`)).toMatchObject({ ok: false, reason: expect.stringMatching(/^dl:/) as unknown });
+    expect(parse(`id=1&ev=X&${many}`)).toMatchObject({ ok: false, code: 'over_bounds', reason: expect.stringMatching(/parameters/) as unknown });
+    expect(parse(`id=1&ev=X&${'k'.repeat(LIMITS.key + 1)}=1`)).toMatchObject({ ok: false, code: 'over_bounds' });
+    expect(parse(`id=1&ev=X&dl=${'v'.repeat(LIMITS.value + 1)}`)).toMatchObject({ ok: false, code: 'over_bounds', reason: expect.stringMatching(/^dl:/) as unknown });
   });
 
   it('maps PageView to page and anything else to track with the event name', () => {

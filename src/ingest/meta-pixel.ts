@@ -71,7 +71,13 @@ export interface PixelHitFacts {
   now: Date;
 }
 
-export type PixelParseResult = { ok: true; event: Event } | { ok: false; reason: string };
+/**
+ * Why a hit was refused, as a stable code (a log key and label: never the hit's own text): over a
+ * bound, or without a valid pixel `id` or event name `ev`.
+ */
+export type PixelRefusal = 'over_bounds' | 'bad_pixel_id' | 'bad_event_name';
+
+export type PixelParseResult = { ok: true; event: Event } | { ok: false; code: PixelRefusal; reason: string };
 
 /**
  * Parses one `/tr` hit. Pure apart from the random messageId when the hit carries no `eid`; never
@@ -81,18 +87,18 @@ export function parsePixelHit(params: URLSearchParams, facts: PixelHitFacts): Pi
   const first = new Map<string, string>();
   let count = 0;
   for (const [key, value] of params) {
-    if (++count > LIMITS.params) return { ok: false, reason: `more than ${LIMITS.params} parameters` };
-    if (key.length > LIMITS.key) return { ok: false, reason: `a parameter name is longer than ${LIMITS.key} characters` };
-    if (value.length > LIMITS.value) return { ok: false, reason: `${key}: longer than ${LIMITS.value} characters` };
+    if (++count > LIMITS.params) return { ok: false, code: 'over_bounds', reason: `more than ${LIMITS.params} parameters` };
+    if (key.length > LIMITS.key) return { ok: false, code: 'over_bounds', reason: `a parameter name is longer than ${LIMITS.key} characters` };
+    if (value.length > LIMITS.value) return { ok: false, code: 'over_bounds', reason: `${key}: longer than ${LIMITS.value} characters` };
     if (!first.has(key)) first.set(key, value);
   }
 
   const pixelId = first.get('id');
-  if (pixelId === undefined || pixelId === '') return { ok: false, reason: 'id: required' };
-  if (!PIXEL_ID.test(pixelId)) return { ok: false, reason: 'id: not a pixel id' };
+  if (pixelId === undefined || pixelId === '') return { ok: false, code: 'bad_pixel_id', reason: 'id: required' };
+  if (!PIXEL_ID.test(pixelId)) return { ok: false, code: 'bad_pixel_id', reason: 'id: not a pixel id' };
   const ev = first.get('ev')?.trim();
-  if (ev === undefined || ev === '') return { ok: false, reason: 'ev: required' };
-  if (ev.length > LIMITS.eventName || CONTROL.test(ev)) return { ok: false, reason: 'ev: not an event name' };
+  if (ev === undefined || ev === '') return { ok: false, code: 'bad_event_name', reason: 'ev: required' };
+  if (ev.length > LIMITS.eventName || CONTROL.test(ev)) return { ok: false, code: 'bad_event_name', reason: 'ev: not an event name' };
 
   const properties: Record<string, unknown> = {};
   const userData: Record<string, string> = {};
