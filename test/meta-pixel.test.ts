@@ -34,7 +34,7 @@ describe('end to end: Meta pixel hits', () => {
  * user_data (unchanged, never hashed again) and every cd[*] field as custom_data; GA4 and a webhook
  * get the items but never Meta's hashes as traits.
  */
-describe('end to end: pixel data reaches the vendor', () => {
+describe('regression: pixel ud[*] hashes and cd[*] fields reach Meta (they were parsed, then no template read them)', () => {
   const ctx = withTagwarden((url) => ({
     site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: { gcm: ['ad_storage'] }, analytics: { gcm: ['analytics_storage'] } } },
     destinations: [
