@@ -120,6 +120,17 @@ describe('sendVendorRequest', () => {
     expect(r.excerpt).not.toContain('EAAB');
   });
 
+  it("regression: a vendor's error body that echoes the payload put raw email, phone and IP in the log", async () => {
+    const s = await server((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'Invalid user_data: jane.doe@example.com, +1 650 555 1212 from 203.0.113.9', code: 100, fbtrace_id: 'A1b2' }, user_data: { em: 'jane.doe@example.com' } }));
+    });
+    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, excerptChars: 1000 });
+    expect(r.excerpt).not.toMatch(/jane|555|203\.0\.113/);
+    expect(r.excerpt).toContain('"code":100');
+    expect(r.excerpt).toContain('Invalid user_data');
+  });
+
   it('ignores disagreeing repeated Retry-After headers', async () => {
     const mock = new MockAgent();
     mock.disableNetConnect();

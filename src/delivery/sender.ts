@@ -7,6 +7,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { VendorRequest } from '../destinations/types.ts';
 import { maskSecrets } from '../observability/mask.ts';
+import { scrubPiiText } from '../observability/pii.ts';
 import type { AttemptOutcome } from './retry-policy.ts';
 
 export interface DeliveryAgentOptions {
@@ -53,7 +54,7 @@ export interface SendResult {
   responseBytes: number;
   /** True when the body was longer than maxResponseBytes. */
   truncated: boolean;
-  /** Start of the body, secrets masked; absent when there was no body. */
+  /** Start of the body, secrets masked and personal data scrubbed (scrubPiiText); absent when there was no body. */
   excerpt?: string;
 }
 
@@ -96,10 +97,9 @@ export async function sendVendorRequest(
   const text = buffer.toString('utf8');
   if (response.statusCode >= 400 && options.isTransient?.(response.statusCode, text) === true) outcome.transient = true;
   if (buffer.length > 0) {
-    result.excerpt = maskSecrets(text, options.secretValues ?? []).slice(
-      0,
-      options.excerptChars ?? DEFAULT_EXCERPT_CHARS,
-    );
+    // A vendor's error may echo the payload it refused (emails, phones, IPs, hashed ids): the
+    // excerpt goes to logs and dead letters, so it is scrubbed whole before it is cut.
+    result.excerpt = scrubPiiText(maskSecrets(text, options.secretValues ?? [])).slice(0, options.excerptChars ?? DEFAULT_EXCERPT_CHARS);
   }
   return result;
 }
