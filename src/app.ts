@@ -197,7 +197,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     delivery: {
       enqueue(dest, rendered, origin) {
         const queued = delivery.enqueue(dest, rendered);
-        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin.visitorId, origin.receivedAt);
+        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin, origin.receivedAt);
         return queued;
       },
     },

@@ -42,6 +42,8 @@ export interface DeliverySink {
 
 export interface EventOrigin {
   visitorId: string | undefined;
+  /** The event's `userId`: consent stored for the user binds its events too. */
+  userId: string | undefined;
   /** The event's `receivedAt` (ISO 8601), read only by a sink that needs it. */
   receivedAt: string;
 }
@@ -183,7 +185,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       count(id, decision.outcome, reason);
       return;
     }
-    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
+    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
     else count(id, 'drop', 'queue_full');
   }
 

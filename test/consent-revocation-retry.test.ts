@@ -7,8 +7,9 @@ import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
 /**
  * DESIGN.md, Delivery: "every retry re-checks consent first (a revocation in the meantime wins)".
  * Meta answers the first request 503 with Retry-After: 1; while the retry waits, one visitor
- * revokes advertising through the consent API. That visitor's event is dropped before the retry;
- * the other visitor's is retried and delivered.
+ * revokes advertising through the consent API, and so does a signed-in user whose event carried a
+ * userId and no visitor id. Those events are dropped before the retry; the other visitor's is
+ * retried and delivered.
  */
 forEachEngine('a revocation between two delivery attempts wins', (engine) => {
   let db: Db;
@@ -50,6 +51,7 @@ forEachEngine('a revocation between two delivery attempts wins', (engine) => {
     // One batch (Meta batches everyone together) holding both visitors' events.
     await post(`${tw.url}/v1/track`, { anonymousId: 'v-revokes', messageId: 'm-revoked', event: 'Purchase', context });
     await post(`${tw.url}/v1/track`, { anonymousId: 'v-keeps', messageId: 'm-kept', event: 'Purchase', context });
+    await post(`${tw.url}/v1/track`, { userId: 'u-revokes', messageId: 'm-user-revoked', event: 'Purchase', context });
     const until = Date.now() + 5_000;
     while (vendor.hits.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     expect(vendor.hits).toHaveLength(1);
@@ -61,13 +63,21 @@ forEachEngine('a revocation between two delivery attempts wins', (engine) => {
       body: JSON.stringify({ visitorId: 'v-revokes', categories: { advertising: false } }),
     });
     expect(r.status).toBe(200);
+    const u = await fetch(`${tw.url}/api/v1/consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': key },
+      body: JSON.stringify({ userId: 'u-revokes', categories: { advertising: false } }),
+    });
+    expect(u.status).toBe(200);
 
     await tw.app.flush(5_000);
     expect(vendor.hits).toHaveLength(2);
     const retried = JSON.stringify(vendor.hits[1]!.body);
     expect(retried).toContain('m-kept');
     expect(retried).not.toContain('m-revoked');
+    expect(retried).not.toContain('m-user-revoked');
     const metrics = await (await fetch(`${tw.url}/metrics`)).text();
-    expect(metrics).toMatch(/tagwarden_deliveries_total\{destination="meta",outcome="dropped"\} 1/);
+    // Counted per event: the visitor's and the user's.
+    expect(metrics).toMatch(/tagwarden_deliveries_total\{destination="meta",outcome="dropped"\} 2/);
   });
 });

@@ -4,6 +4,7 @@ import { createRevocationCheck, revokedSince } from './revocation.ts';
 
 const HIT = Date.UTC(2026, 10, 23, 12);
 const iso = (ms: number): string => new Date(ms).toISOString();
+const v = (visitorId: string) => ({ visitorId, userId: undefined });
 
 describe('revokedSince', () => {
   const signal = (categories: CategorySignal['categories'], at: number, atByCategory?: Record<string, number>): CategorySignal => ({
@@ -31,9 +32,10 @@ describe('createRevocationCheck', () => {
     const asked: string[] = [];
     const check = createRevocationCheck({
       store: {
-        lookup: (visitorId) => {
-          asked.push(visitorId);
-          return Promise.resolve(answers[visitorId] ?? { failure: 'store_nothing' });
+        lookupSubject: (subject) => {
+          const key = `${subject.type}:${subject.id}`;
+          asked.push(key);
+          return Promise.resolve(answers[key] ?? { failure: 'store_nothing' });
         },
       },
       categoriesOf: (id) => ({ meta: ['advertising'], meta2: ['advertising'], crm: [] })[id],
@@ -44,35 +46,45 @@ describe('createRevocationCheck', () => {
   const revoked = { signal: { source: 'store', at: HIT + 1000, categories: { advertising: 'denied' as const } } };
 
   test('drops the events whose visitor revoked since, keeps the rest, asks once per visitor', async () => {
-    const { check, asked } = setup({ v1: revoked });
-    check.remember('meta', 'a', 'v1', iso(HIT));
-    check.remember('meta', 'b', 'v1', iso(HIT + 2000)); // arrived after the revocation: its own consent is newer
-    check.remember('meta', 'c', 'v2', iso(HIT));
-    check.remember('meta', 'd', undefined, iso(HIT));
+    const { check, asked } = setup({ 'visitor:v1': revoked });
+    check.remember('meta', 'a', v('v1'), iso(HIT));
+    check.remember('meta', 'b', v('v1'), iso(HIT + 2000)); // arrived after the revocation: its own consent is newer
+    check.remember('meta', 'c', v('v2'), iso(HIT));
+    check.remember('meta', 'd', { visitorId: undefined, userId: undefined }, iso(HIT));
     expect([...(await check.recheck('meta', ['a', 'b', 'c', 'd', 'unknown']))].sort()).toEqual(['b', 'c', 'd', 'unknown']);
-    expect(asked.sort()).toEqual(['v1', 'v2']);
+    expect(asked.sort()).toEqual(['visitor:v1', 'visitor:v2']);
   });
 
   test('an event settled by a destination is forgotten for it, not for the others', async () => {
-    const { check } = setup({ v1: revoked });
-    check.remember('meta', 'a', 'v1', iso(HIT));
-    check.remember('meta2', 'a', 'v1', iso(HIT));
+    const { check } = setup({ 'visitor:v1': revoked });
+    check.remember('meta', 'a', v('v1'), iso(HIT));
+    check.remember('meta2', 'a', v('v1'), iso(HIT));
     check.settled('meta', ['a']);
     expect([...(await check.recheck('meta', ['a']))]).toEqual(['a']);
     expect([...(await check.recheck('meta2', ['a']))]).toEqual([]);
   });
 
   test('a destination without required categories, or unknown, is not checked', async () => {
-    const { check, asked } = setup({ v1: revoked });
-    check.remember('crm', 'a', 'v1', iso(HIT));
+    const { check, asked } = setup({ 'visitor:v1': revoked });
+    check.remember('crm', 'a', v('v1'), iso(HIT));
     expect([...(await check.recheck('crm', ['a']))]).toEqual(['a']);
     expect([...(await check.recheck('other', ['a']))]).toEqual(['a']);
     expect(asked).toEqual([]);
   });
 
+  test('regression: an event with a userId but no visitor id was never re-checked', async () => {
+    const { check, asked } = setup({ 'user:u1': revoked });
+    check.remember('meta', 'a', { visitorId: undefined, userId: 'u1' }, iso(HIT));
+    check.remember('meta', 'b', { visitorId: 'v9', userId: 'u1' }, iso(HIT)); // the user revoked, the visitor said nothing
+    check.remember('meta', 'c', { visitorId: 'v9', userId: undefined }, iso(HIT));
+    expect([...(await check.recheck('meta', ['a', 'b', 'c']))]).toEqual(['c']);
+    // One read per subject, not per event.
+    expect(asked.sort()).toEqual(['user:u1', 'visitor:v9']);
+  });
+
   test('a store that cannot be read rejects: the delivery parks rather than send unchecked', async () => {
-    const { check } = setup({ v1: { failure: 'store_error' } });
-    check.remember('meta', 'a', 'v1', iso(HIT));
+    const { check } = setup({ 'visitor:v1': { failure: 'store_error' } });
+    check.remember('meta', 'a', v('v1'), iso(HIT));
     await expect(check.recheck('meta', ['a'])).rejects.toThrow(/store_error/);
   });
 });

@@ -7,18 +7,20 @@
  *
  * Only the store can revoke after the fact: a hit's own signals (its consent object, Consent Mode,
  * TCF string, GPC) do not change once received, and the upstream verify API is not asked again here
- * (its rate budget belongs to live hits). What each queued event needs for the check (its visitor
- * and when it arrived) is kept per destination until that destination settles it, in an LRU bounded
- * by count and by the retry window; an event it no longer holds, or one without a visitor, has
- * nothing the store could revoke.
+ * (its rate budget belongs to live hits). What each queued event needs for the check (its subjects:
+ * the visitor id and the user id it carries, and when it arrived) is kept per destination until that
+ * destination settles it, in an LRU bounded by count and by the retry window. Each subject is asked:
+ * a revocation stored for the user binds its events as much as one stored for the visitor (and the
+ * store reads a subject with the subjects linked to it). An event it no longer holds, or one with
+ * neither id, has nothing the store could revoke.
  */
 import { LRUCache } from 'lru-cache';
+import { subjectKey, type SubjectRef } from '../store/types.ts';
 import type { CategorySignal } from './merge.ts';
-import type { ConsentSource } from './upstream/source.ts';
 
 export interface RevocationCheckOptions {
-  /** The consent store (not the upstream chain): `lookup` reads it through its cache. */
-  store: Pick<ConsentSource, 'lookup'>;
+  /** The consent store (not the upstream chain), read through its cache. */
+  store: { lookupSubject(subject: SubjectRef): Promise<{ signal: CategorySignal } | { failure: string }> };
   /** The site categories a destination requires (`undefined`: unknown destination, nothing to check). */
   categoriesOf: (destinationId: string) => readonly string[] | undefined;
   /** How long an event may wait for its retries (the delivery's `maxTotalMs`), plus margin. */
@@ -29,7 +31,7 @@ export interface RevocationCheckOptions {
 
 export interface RevocationCheck {
   /** Records what the check needs about an event handed to a destination's delivery (`receivedAt`: ISO 8601). */
-  remember(destinationId: string, messageId: string, visitorId: string | undefined, receivedAt: string): void;
+  remember(destinationId: string, messageId: string, ids: { visitorId: string | undefined; userId: string | undefined }, receivedAt: string): void;
   /** The destination is done with these events (delivered, given up, dropped): forget them. */
   settled(destinationId: string, messageIds: readonly string[]): void;
   /**
@@ -54,15 +56,18 @@ export function revokedSince(signal: CategorySignal, categories: readonly string
 
 export function createRevocationCheck(o: RevocationCheckOptions): RevocationCheck {
   // Keyed by destination and event: an event goes to several destinations, each settling it on its own.
-  const origins = new LRUCache<string, { visitorId: string; receivedAtMs: number }>({ max: o.maxEntries ?? 500_000, ttl: o.ttlMs });
+  const origins = new LRUCache<string, { subjects: SubjectRef[]; receivedAtMs: number }>({ max: o.maxEntries ?? 500_000, ttl: o.ttlMs });
   const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
 
   return {
-    remember(destinationId, messageId, visitorId, receivedAt) {
-      if (visitorId === undefined) return;
+    remember(destinationId, messageId, ids, receivedAt) {
+      const subjects: SubjectRef[] = [];
+      if (ids.visitorId !== undefined) subjects.push({ type: 'visitor', id: ids.visitorId });
+      if (ids.userId !== undefined) subjects.push({ type: 'user', id: ids.userId });
+      if (subjects.length === 0) return;
       // Parsed here, not on the pipeline's path: only a configured store needs the time.
       const at = Date.parse(receivedAt);
-      origins.set(key(destinationId, messageId), { visitorId, receivedAtMs: Number.isNaN(at) ? Date.now() : at });
+      origins.set(key(destinationId, messageId), { subjects, receivedAtMs: Number.isNaN(at) ? Date.now() : at });
     },
 
     settled(destinationId, messageIds) {
@@ -73,16 +78,20 @@ export function createRevocationCheck(o: RevocationCheckOptions): RevocationChec
       const allowed = new Set(messageIds);
       const categories = o.categoriesOf(destinationId);
       if (categories === undefined || categories.length === 0) return allowed;
-      const byVisitor = new Map<string, Array<{ messageId: string; receivedAtMs: number }>>();
+      // One store read per subject, however many of the batch's events it has.
+      const bySubject = new Map<string, { subject: SubjectRef; events: Array<{ messageId: string; receivedAtMs: number }> }>();
       for (const messageId of messageIds) {
         const origin = origins.get(key(destinationId, messageId));
         if (origin === undefined) continue;
-        const list = byVisitor.get(origin.visitorId) ?? [];
-        list.push({ messageId, receivedAtMs: origin.receivedAtMs });
-        byVisitor.set(origin.visitorId, list);
+        for (const subject of origin.subjects) {
+          const k = subjectKey(subject);
+          let group = bySubject.get(k);
+          if (group === undefined) bySubject.set(k, (group = { subject, events: [] }));
+          group.events.push({ messageId, receivedAtMs: origin.receivedAtMs });
+        }
       }
-      for (const [visitorId, events] of byVisitor) {
-        const answer = await o.store.lookup(visitorId);
+      for (const { subject, events } of bySubject.values()) {
+        const answer = await o.store.lookupSubject(subject);
         if ('failure' in answer) {
           if (answer.failure === 'store_nothing') continue;
           throw new Error(`consent store unavailable for the recheck (${answer.failure})`);

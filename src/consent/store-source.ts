@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { SubjectConsent, SubjectRef } from '../store/types.ts';
+import { subjectKey, type SubjectConsent, type SubjectRef } from '../store/types.ts';
 import type { CategorySignal } from './merge.ts';
 import type { ConsentSource } from './upstream/source.ts';
 
@@ -60,6 +60,8 @@ export interface StoreSource extends ConsentSource {
    * Rejects when the store cannot be read.
    */
   readVisitor(visitorId: string): Promise<SubjectConsent | undefined>;
+  /** `lookup` for any subject (a user id as well as a visitor id), through the same cache. */
+  lookupSubject(subject: SubjectRef): Promise<{ signal: CategorySignal } | { failure: 'store_nothing' | 'store_error' }>;
 }
 
 /**
@@ -102,15 +104,24 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
   }
 
   /** The cached entry, or a read of the store (cached unless a change arrived meanwhile). Rejects on a store error. */
-  async function entry(visitorId: string): Promise<Entry> {
-    const key = `visitor:${visitorId}`;
+  async function entry(subject: SubjectRef): Promise<Entry> {
+    const key = subjectKey(subject);
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const started = generation.get(key) ?? 0;
     const at = now();
-    const fresh = entryOf(await o.read(o.siteId, { type: 'visitor', id: visitorId }, at), at);
+    const fresh = entryOf(await o.read(o.siteId, subject, at), at);
     if ((generation.get(key) ?? 0) === started) cache.set(key, fresh);
     return fresh;
+  }
+
+  async function lookupSubject(subject: SubjectRef): Promise<{ signal: CategorySignal } | { failure: 'store_nothing' | 'store_error' }> {
+    try {
+      const signal = signalOf(await entry(subject));
+      return signal === undefined ? { failure: 'store_nothing' } : { signal };
+    } catch {
+      return { failure: 'store_error' };
+    }
   }
 
   return {
@@ -122,16 +133,10 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
       const hit = cache.get(`visitor:${visitorId}`);
       return hit !== undefined && signalOf(hit) === undefined;
     },
-    async lookup(visitorId) {
-      try {
-        const signal = signalOf(await entry(visitorId));
-        return signal === undefined ? { failure: 'store_nothing' } : { signal };
-      } catch {
-        return { failure: 'store_error' };
-      }
-    },
+    lookup: (visitorId) => lookupSubject({ type: 'visitor', id: visitorId }),
+    lookupSubject,
     async readVisitor(visitorId) {
-      return (await entry(visitorId)).consent;
+      return (await entry({ type: 'visitor', id: visitorId })).consent;
     },
     forget,
     invalidate: (visitorId) => forget(`visitor:${visitorId}`),
