@@ -124,6 +124,43 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 `,
   },
+  {
+    version: 2,
+    name: 'delivery journal',
+    sql: (engine) => `
+-- Acknowledged hits (src/store/journal.ts): the canonical event and what its decision needs, held
+-- by the instance that answered it (owner) until lease_until, which it renews while it runs.
+CREATE TABLE journal_hits (
+  id ${autoId(engine)},
+  site_id TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  payload TEXT NOT NULL,
+  bytes BIGINT NOT NULL,
+  owner TEXT NOT NULL,
+  lease_until BIGINT NOT NULL,
+  tracked INTEGER NOT NULL
+);
+CREATE INDEX journal_hits_lease ON journal_hits (lease_until, id);
+CREATE INDEX journal_hits_owner ON journal_hits (owner);
+
+-- Per hit and destination, what did not finish at once: waiting (next attempt not before),
+-- held (consent unknown, until not_before) or dead (given up at not_before, with the reason).
+CREATE TABLE journal_work (
+  hit_id BIGINT NOT NULL,
+  destination_id TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('waiting', 'held', 'dead')),
+  not_before BIGINT NOT NULL,
+  attempts INTEGER NOT NULL,
+  first_attempt_at BIGINT,
+  reason TEXT,
+  last_status INTEGER,
+  excerpt TEXT,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (hit_id, destination_id)
+);
+CREATE INDEX journal_work_state ON journal_work (state, not_before);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
