@@ -12,11 +12,14 @@ export class TagwardenError extends Error {
   readonly status: number = 500;
   readonly retryable: boolean = false;
   readonly details: unknown;
+  /** Seconds a client should wait before trying again, sent as `Retry-After` when the error is answered. */
+  readonly retryAfterS: number | undefined;
 
-  constructor(message: string, options?: { details?: unknown; cause?: unknown }) {
+  constructor(message: string, options?: { details?: unknown; cause?: unknown; retryAfterS?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.details = options?.details;
+    this.retryAfterS = options?.retryAfterS;
   }
 }
 
@@ -96,7 +99,10 @@ export class MisdirectedRequestError extends TagwardenError {
   override readonly status = 421;
 }
 
-/** The server is shutting down or not ready. Retried: another instance, or this one later, can serve. */
+/**
+ * The server is shutting down or not ready, or cannot make a hit durable now (the journal is full or
+ * its commit failed): nothing was acknowledged. Retried: another instance, or this one later, can serve.
+ */
 export class UnavailableError extends TagwardenError {
   override readonly code = 'TW_ERR_UNAVAILABLE';
   override readonly status = 503;

@@ -19,6 +19,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.end();
       return;
     }
+    if (e.retryAfterS !== undefined) res.setHeader('retry-after', String(e.retryAfterS));
     res.status(e.status).json(toErrorBody(e));
   };
 }
