@@ -12,11 +12,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { preloadText, readLimitedText } from '../http/body.ts';
-import type { HitSources } from '../identity/visitor.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { normalizeHost } from '../proxy/host-guard.ts';
 import type { TagwardenError } from '../errors.ts';
-import type { Event } from './event.ts';
+import type { HitSink } from './hit-sink.ts';
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -26,14 +25,12 @@ export type RequestListener = (req: IncomingMessage, res: ServerResponse) => voi
  */
 export type FastHandler = (req: IncomingMessage, res: ServerResponse, query: string, pass: () => void) => void;
 
-/** What every client's fast route needs from the app. */
-export interface HitFastPathOptions {
+/** What every client's fast route needs from the app; `accept` and `commit` as for the Express routes. */
+export interface HitFastPathOptions extends HitSink {
   trustProxyHops: number;
   metrics: Metrics;
   /** False once shutdown began. */
   accepting: () => boolean;
-  /** As for the Express routes: hands an accepted event on; throws to refuse it. */
-  accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
 }
 

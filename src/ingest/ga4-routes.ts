@@ -8,15 +8,14 @@ import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
 import type { HitSources } from '../identity/visitor.ts';
+import { sendErrorJson, whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
 
-export interface Ga4RouteOptions {
+export interface Ga4RouteOptions extends HitSink {
   /** Largest POST body read; a larger one is answered 413. */
   maxBytes: number;
   /** Hits per request (lines of a POST body); default 25. The rest are counted as rejected. */
   maxHits?: number;
   metrics: Metrics;
-  /** Hands an accepted event on; must not block (delivery happens after the answer). */
-  accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
   /** Where refused hits are logged (warn, rate-limited); absent: not logged. */
   refusals?: RateLimitedLog;
@@ -63,11 +62,14 @@ export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string |
       for (const i of issues) byCode.set(i.code, (byCode.get(i.code) ?? 0) + 1);
       for (const [code, n] of byCode) refused(code, n);
     }
+    const accepted: AcceptedHit[] = [];
     for (const { event, params } of hits) {
+      accepted.push(opts.accept(event, ga4HitSources(req.headers, params, event, res)));
       received(['ga4', event.type]);
-      opts.accept(event, ga4HitSources(req.headers, params, event, res));
     }
-    res.writeHead(204).end();
+    // 204 only once the hits are kept; a 503 otherwise (gtag.js does not retry, but the answer
+    // never claims what will not be delivered).
+    whenDurable(opts, accepted, () => res.writeHead(204).end(), (err) => sendErrorJson(res, err));
   };
 }
 

@@ -1,20 +1,19 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
-import { PayloadTooLargeError, toErrorBody } from '../errors.ts';
+import { PayloadTooLargeError, toErrorBody, type TagwardenError } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
+import { sendErrorJson, whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
 import { preloadedPixelBody, readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
 
-export interface MetaPixelRouteOptions {
+export interface MetaPixelRouteOptions extends HitSink {
   /** Largest POST body accepted; a larger one is answered 413. */
   maxBytes: number;
   metrics: Metrics;
-  /** Hands an accepted event on (see segment-routes.ts); must not block. */
-  accept: (event: Event, hit: HitSources) => void;
   /** Where refusals are logged (warn, rate-limited; see segment-routes.ts); absent: not logged. */
   refusals?: RateLimitedLog;
   now?: () => Date;
@@ -83,25 +82,35 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
     opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route, code, reason }, 'hit refused');
   };
 
-  const handle = (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined): void => {
+  /** The accepted hit, or none when it is refused (counted and logged here). */
+  const handle = (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined): AcceptedHit[] => {
     if (params === undefined) {
       rejected('TW_ERR_VALIDATION', 'over_bounds', routeOf(req));
-      return;
+      return [];
     }
     const r = parsePixelHit(params, { ip, userAgent: req.headers['user-agent'], now: now() });
     if (!r.ok) {
       rejected('TW_ERR_VALIDATION', r.code, routeOf(req));
-      return;
+      return [];
     }
+    const accepted = opts.accept(r.event, pixelHitSources(req.headers, params, r.event, res));
     received([CLIENT, r.event.type]);
-    opts.accept(r.event, pixelHitSources(req.headers, params, r.event, res));
+    return [accepted];
   };
+  // The answer waits until the hit is kept; a hit that cannot be kept gets the error (503), not a GIF.
+  const fail = (res: ServerResponse) => (err: TagwardenError): void => sendErrorJson(res, err);
 
   return {
     answerGet(req, ip, res, query) {
-      handle(req, ip, res, pixelParams(query, undefined));
-      res.writeHead(200, GIF_HEADERS);
-      res.end(PIXEL_GIF);
+      whenDurable(
+        opts,
+        handle(req, ip, res, pixelParams(query, undefined)),
+        () => {
+          res.writeHead(200, GIF_HEADERS);
+          res.end(PIXEL_GIF);
+        },
+        fail(res),
+      );
     },
     answerPost(req, ip, res, query, outcome) {
       if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
@@ -114,14 +123,16 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         return;
       }
       if ('error' in outcome) {
-        // Unreadable (a type not read, a cut or malformed multipart body): counted by its code.
+        // Unreadable (a type not read, a cut or malformed multipart body): counted by its code. The
+        // rest of the body is not counted any more, so the connection is closed after the answer,
+        // as for a 413: a client cannot stream on past the size limit into a kept-alive socket.
         rejected(outcome.error.code, 'unreadable_body', routeOf(req));
         req.resume();
+        res.setHeader('connection', 'close');
         noContent(res);
         return;
       }
-      handle(req, ip, res, pixelParams(query, outcome.params));
-      noContent(res);
+      whenDurable(opts, handle(req, ip, res, pixelParams(query, outcome.params)), () => noContent(res), fail(res));
     },
   };
 }

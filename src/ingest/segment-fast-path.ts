@@ -9,6 +9,7 @@ import { corsHeaders } from '../http/cors.ts';
 import { incrementer } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import type { FastHandler, HitFastPathOptions } from './fast-path.ts';
+import { sendErrorJson, whenDurable, type AcceptedHit } from './hit-sink.ts';
 import { parseSegmentEvent, type RequestFacts } from './segment.ts';
 import { parseBatch, SINGLE_ROUTES, sendSuccess } from './segment-routes.ts';
 
@@ -38,9 +39,10 @@ export function segmentFastRoutes(opts: HitFastPathOptions & { maxEventBytes: nu
           return;
         }
         cors(req, res);
+        const hits: AcceptedHit[] = [];
         try {
           for (const { event, body } of accepted) {
-            opts.accept(event, { headers: req.headers, query: NO_QUERY, body, response: res });
+            hits.push(opts.accept(event, { headers: req.headers, query: NO_QUERY, body, response: res }));
             received(['segment', event.type]);
           }
         } catch {
@@ -49,7 +51,7 @@ export function segmentFastRoutes(opts: HitFastPathOptions & { maxEventBytes: nu
           pass();
           return;
         }
-        sendSuccess(res);
+        whenDurable(opts, hits, () => sendSuccess(res), (err) => sendErrorJson(res, err));
       });
     };
 

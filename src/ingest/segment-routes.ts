@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import { queryString } from '../http/query.ts';
 import { TagwardenError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
@@ -8,18 +8,13 @@ import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { EventType, Event } from './event.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
 import { LIMITS } from './segment-fast.ts';
-import type { HitSources } from '../identity/visitor.ts';
+import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
 
-export interface SegmentRouteOptions {
+export interface SegmentRouteOptions extends HitSink {
   maxEventBytes: number;
   maxBatchBytes: number;
   maxBatchEvents: number;
   metrics: Metrics;
-  /**
-   * Hands an accepted event on, with the parts of the request its consent signals and visitor id
-   * are read from; must not block (delivery happens after the answer).
-   */
-  accept: (event: Event, hit: HitSources) => void;
   now?: () => Date;
   /** Where refusals are logged (warn, rate-limited); absent: not logged. */
   refusals?: RateLimitedLog;
@@ -47,19 +42,19 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   };
 
   for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
-    router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res) => {
+    router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res, next) => {
       const result = parseSegmentEvent(req.body, type, facts(req));
       if (!result.ok) {
         opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
         throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
       }
+      const accepted = opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown, response: res });
       received(['segment', type]);
-      opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown, response: res });
-      sendSuccess(res);
+      whenDurable(opts, [accepted], () => sendSuccess(res), next);
     });
   }
 
-  const batch = (req: Request, res: Response): void => {
+  const batch = (req: Request, res: Response, next: NextFunction): void => {
     const parsed = parseBatch(req.body as unknown, facts(req), opts.maxBatchEvents);
     if ('error' in parsed) throw parsed.error;
     const { accepted, rejected } = parsed;
@@ -70,12 +65,20 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
       throw new ValidationError('no valid event in the batch', { details: { rejected } });
     }
     const query = queryOf(req);
+    const hits: AcceptedHit[] = [];
     for (const { event, item } of accepted) {
+      hits.push(opts.accept(event, { headers: req.headers, query, body: item, response: res }));
       received(['segment', event.type]);
-      opts.accept(event, { headers: req.headers, query, body: item, response: res });
     }
-    if (rejected.length === 0) sendSuccess(res);
-    else res.status(200).json({ success: true, accepted: accepted.length, rejected });
+    whenDurable(
+      opts,
+      hits,
+      () => {
+        if (rejected.length === 0) sendSuccess(res);
+        else res.status(200).json({ success: true, accepted: accepted.length, rejected });
+      },
+      next,
+    );
   };
   router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
   router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
