@@ -254,6 +254,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           now: clock.now(),
           method: req.method,
           idempotent: job.destination.idempotent,
+          retrySafe: job.destination.retrySafe,
           outcome: sent.outcome,
           policy,
           random,
