@@ -329,4 +329,29 @@ describe('decideRetry: properties', () => {
       { numRuns: 2000 },
     );
   });
+
+  const outcomeArb: fc.Arbitrary<AttemptOutcome> = fc.oneof(
+    fc.record({ kind: fc.constant('response' as const), status: fc.integer({ min: 100, max: 599 }), retryAfter: retryAfterArb, transient: fc.boolean() }).map((o) => {
+      const out: AttemptOutcome = { kind: 'response', status: o.status, transient: o.transient };
+      if (o.retryAfter !== undefined) out.retryAfter = o.retryAfter;
+      return out;
+    }),
+    fc.constantFrom<AttemptOutcome>({ kind: 'timeout' }, { kind: 'network' }, { kind: 'network', code: 'ECONNRESET' }, { kind: 'network', code: 'ECONNREFUSED' }),
+  );
+
+  it('a 429 is never given up as not_idempotent, and declaring more retrySafe never turns a retry into a give-up', () => {
+    fc.assert(
+      fc.property(outcomeArb, fc.subarray([...RETRY_SAFE_FAILURES]), fc.subarray([...RETRY_SAFE_FAILURES]), (outcome, a, b) => {
+        const keyless = (safe: RetrySafeFailure[]) => decideRetry(input(outcome, { idempotent: false, retrySafe: new Set(safe) }));
+        const narrow = keyless(a);
+        const wide = keyless([...new Set([...a, ...b])]);
+        if (outcome.kind === 'response' && outcome.status === 429) expect(narrow).not.toMatchObject({ reason: 'not_idempotent' });
+        if (narrow.action === 'retry') expect(wide).toEqual(narrow);
+        // A key makes every retrySafe declaration moot.
+        const keyed = decideRetry(input(outcome, { idempotent: true }));
+        if (wide.action === 'retry') expect(keyed).toEqual(wide);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
