@@ -6,6 +6,7 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
+import type { Clock } from './delivery/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError } from './errors.ts';
 import { cors } from './http/cors.ts';
@@ -65,6 +66,8 @@ export interface AppDeps {
   db?: Db;
   /** Webhook worker options (tests shorten its poll), or false not to start it. */
   webhooks?: Partial<WebhookWorkerOptions> | false;
+  /** Time and timers of delivery (batch linger, retries, Retry-After pauses); tests drive a fake one. */
+  deliveryClock?: Clock;
 }
 
 export interface TagwardenApp {
@@ -104,6 +107,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const delivery = createDelivery({
     agent,
     outbox,
+    ...(deps.deliveryClock === undefined ? {} : { clock: deps.deliveryClock }),
     retry: {
       maxAttempts: config.delivery.maxAttempts,
       maxTotalMs: config.delivery.maxTotalMs,

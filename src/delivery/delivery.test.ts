@@ -1,10 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Agent } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { ConfigError } from '../errors.ts';
 import { bodyText } from '../destinations/types.ts';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions, type DeliveryResult } from './delivery.ts';
 import { createDeliveryAgent } from './sender.ts';
-import { batchIds, fakeDestination, refusedUrl, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
+import { batchIds, FakeClock, fakeDestination, refusedUrl, renderedItem, startServer, type TestHandler, type TestServer } from './test-helpers.ts';
 
 let agent: Agent;
 const servers: TestServer[] = [];
@@ -167,7 +167,7 @@ describe('delivery: retries', () => {
     expect(outbox.entries[0]).toMatchObject({ destinationId: 'fake', messageIds: ['n0'], reason: 'gave_up:max_attempts', attempts: 3 });
   });
 
-  it('does not retry a POST without an idempotency key', async () => {
+  it('does not retry a POST without an idempotency key after a bare 503 (it may have been processed)', async () => {
     const s = await server((_req, res) => {
       res.statusCode = 503;
       res.end();
@@ -268,6 +268,151 @@ describe('delivery: retries', () => {
     expect(s.received).toHaveLength(2);
     expect(of('failed')[0]).toMatchObject({ reason: 'recheck_failed' });
     expect(outbox.entries.map((e) => e.reason)).toEqual(['gave_up:recheck_failed']);
+  });
+});
+
+/** Lets undici's callbacks and the server's handlers run; the fake clock does not move. */
+async function settleIo(rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A dispatcher over the shared agent that records the (fake) time at which each request leaves,
+ * by origin: what the pause must hold back is the request on the wire.
+ */
+function recordingAgent(clock: FakeClock): { dispatcher: Dispatcher; startsTo: (url: string) => number[] } {
+  const starts: { origin: string; at: number }[] = [];
+  const dispatcher = agent.compose((dispatch) => (opts, handler) => {
+    starts.push({ origin: String(opts.origin), at: clock.now() });
+    return dispatch(opts, handler);
+  });
+  return { dispatcher, startsTo: (url) => starts.filter((s) => s.origin === new URL(url).origin).map((s) => s.at) };
+}
+
+describe('delivery: a Retry-After pauses the destination, not one batch', () => {
+  it('a 429 Retry-After: 5 on one batch: no request of that destination inside the 5 s, every batch delivered after, another destination unaffected', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const t0 = clock.now();
+    const limited = await server((_req, res, i) => {
+      if (i === 0) res.writeHead(429, { 'retry-after': '5' });
+      res.end();
+    });
+    const other = await server();
+    // GA4's case: a POST without an idempotency key.
+    const ga4 = fakeDestination({ id: 'ga4', url: limited.url, limits: { maxEvents: 1, lingerMs: 0 }, idempotent: false });
+    const meta = fakeDestination({ id: 'meta', url: other.url, limits: { maxEvents: 1, lingerMs: 0 } });
+    const wire = recordingAgent(clock);
+    const starts = (): number[] => wire.startsTo(limited.url);
+    const { delivery, of } = setup({ agent: wire.dispatcher, clock, random: () => 0, retry: { ...FAST_RETRY, maxTotalMs: 60_000 } });
+
+    delivery.enqueue(ga4, renderedItem('g0'));
+    await waitFor(() => of('retry_scheduled').length === 1);
+    expect(of('retry_scheduled')[0]).toMatchObject({ messageIds: ['g0'], status: 429, reason: 'status_429', retryInMs: 5_000 });
+
+    // Other batches of the paused destination come due during the pause; another destination's too.
+    for (const id of ['g1', 'g2', 'g3']) delivery.enqueue(ga4, renderedItem(id));
+    delivery.enqueue(meta, renderedItem('m0'));
+    await waitFor(() => of('delivered').length === 1);
+    expect(of('delivered')[0]).toMatchObject({ destinationId: 'meta', messageIds: ['m0'] });
+    expect(delivery.stats().ga4).toMatchObject({ ready: 3, inFlight: 0, awaitingRetry: 1 });
+
+    for (const step of [1_000, 2_000, 1_999]) {
+      clock.advance(step);
+      await settleIo();
+      expect(starts()).toEqual([t0]);
+    }
+    expect(limited.received).toHaveLength(1);
+
+    clock.advance(1); // t0 + 5 s: the window is over
+    await waitFor(() => of('delivered').length === 5);
+    expect(starts()).toHaveLength(5);
+    expect(starts().slice(1).every((t) => t >= t0 + 5_000)).toBe(true);
+    expect(of('delivered').filter((r) => r.destinationId === 'ga4').map((r) => r.messageIds[0]).sort()).toEqual(['g0', 'g1', 'g2', 'g3']);
+    expect(of('failed')).toEqual([]);
+    expect(limited.received).toHaveLength(5);
+  });
+
+  it('a batch due during the pause waits for its end; one due after keeps its own backoff', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const t0 = clock.now();
+    const seen = new Set<string>();
+    const s = await server((req, res) => {
+      const first = !seen.has(req.body);
+      seen.add(req.body);
+      if (first && req.body.includes('"a0"')) res.writeHead(429, { 'retry-after': '2' });
+      else if (first) res.statusCode = 503;
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1, lingerMs: 0 } });
+    const wire = recordingAgent(clock);
+    const starts = (): number[] => wire.startsTo(s.url);
+    // Base 10 s, attempt 1: c0's backoff is 9,990 ms (after the pause), b0's 1,000 ms (inside it),
+    // a0's 0 (its Retry-After rules).
+    const draws = [0.999, 0.1, 0];
+    const { delivery, of } = setup({ agent: wire.dispatcher, clock, random: () => draws.shift() ?? 0, retry: { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 10_000, maxDelayMs: 60_000 } });
+    // a0 last: once it has its 429 no other request may start.
+    for (const [i, id] of ['c0', 'b0', 'a0'].entries()) {
+      delivery.enqueue(dest, renderedItem(id));
+      await waitFor(() => of('retry_scheduled').length === i + 1);
+    }
+    expect(of('retry_scheduled').map((r) => [r.messageIds[0], r.retryInMs])).toEqual([['c0', 9_990], ['b0', 1_000], ['a0', 2_000]]);
+
+    clock.advance(1_000); // b0 is due, the destination is paused
+    await settleIo();
+    expect(starts()).toEqual([t0, t0, t0]);
+    expect(delivery.stats().fake).toMatchObject({ ready: 1, awaitingRetry: 2 });
+
+    clock.advance(1_000); // the pause is over: b0 and a0 go out
+    await waitFor(() => of('delivered').length === 2);
+    expect(of('delivered').map((r) => r.messageIds[0]).sort()).toEqual(['a0', 'b0']);
+
+    clock.advance(7_989);
+    await settleIo();
+    expect(starts()).toHaveLength(5);
+    clock.advance(1);
+    await waitFor(() => of('delivered').length === 3);
+    expect(starts()).toEqual([t0, t0, t0, t0 + 2_000, t0 + 2_000, t0 + 9_990]);
+  });
+
+  it('flush parks at once what a pause holds past the budget, with the end of the pause as notBefore', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const t0 = clock.now();
+    const s = await server((_req, res, i) => {
+      if (i === 0) res.writeHead(429, { 'retry-after': '30' });
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1, lingerMs: 0 }, idempotent: false });
+    const { delivery, of, outbox } = setup({ clock, random: () => 0, retry: { ...FAST_RETRY, maxTotalMs: 60_000 } });
+    delivery.enqueue(dest, renderedItem('p0'));
+    await waitFor(() => of('retry_scheduled').length === 1);
+    delivery.enqueue(dest, renderedItem('p1'));
+    await delivery.flush(1_000);
+    expect(s.received).toHaveLength(1);
+    expect(of('parked').map((r) => r.messageIds[0]).sort()).toEqual(['p0', 'p1']);
+    expect(outbox.entries.map((e) => e.notBefore)).toEqual([t0 + 30_000, t0 + 30_000]);
+  });
+
+  it('an absurd Retry-After pauses the destination for the retry window, not until restart', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const t0 = clock.now();
+    const s = await server((_req, res, i) => {
+      if (i === 0) res.writeHead(429, { 'retry-after': '9'.repeat(400) });
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1, lingerMs: 0 } });
+    const wire = recordingAgent(clock);
+    const starts = (): number[] => wire.startsTo(s.url);
+    const { delivery, of } = setup({ agent: wire.dispatcher, clock, retry: { ...FAST_RETRY, maxTotalMs: 60_000 } });
+    delivery.enqueue(dest, renderedItem('x0'));
+    await waitFor(() => of('failed').length === 1);
+    expect(of('failed')[0]).toMatchObject({ messageIds: ['x0'], reason: 'retry_after_beyond_deadline' });
+    delivery.enqueue(dest, renderedItem('x1'));
+    clock.advance(59_999);
+    await settleIo();
+    expect(starts()).toEqual([t0]);
+    clock.advance(1);
+    await waitFor(() => of('delivered').length === 1);
+    expect(starts()).toEqual([t0, t0 + 60_000]);
   });
 });
 

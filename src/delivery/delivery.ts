@@ -1,7 +1,8 @@
 /**
  * Delivery: batches rendered events per destination, sends them with a bounded number of
  * requests in flight per destination, retries by the pure retry policy on timers (never by
- * blocking), re-checks consent before every retry, and hands what it cannot finish to the outbox.
+ * blocking), re-checks consent before every retry, holds every request of a destination while a
+ * vendor's Retry-After runs (pause.ts), and hands what it cannot finish to the outbox.
  *
  * Every batch ends in exactly one final onResult outcome (delivered, failed, dropped or parked);
  * retry_scheduled is reported along the way. Results never carry a URL or an error message,
@@ -13,6 +14,7 @@ import { ConfigError, InternalError } from '../errors.ts';
 import { createBatcher, itemsJson, keepEntries, type Batch, type Batcher, type RenderedItem } from './batcher.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
+import { createPauseGate } from './pause.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
 import { sendVendorRequest, DEFAULT_MAX_RESPONSE_BYTES } from './sender.ts';
 
@@ -151,6 +153,33 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   let idleWaiter: (() => void) | undefined;
   let draining: Promise<void> | undefined;
 
+  // A Retry-After holds the whole destination: no request of any of its batches starts inside the
+  // window. When it ends, what waited goes out in order (each batch's own backoff still applies).
+  const gate = createPauseGate({
+    clock,
+    onOpen: (destinationId) => {
+      const state = states.get(destinationId);
+      if (!state) return;
+      dispatch(state);
+      changed();
+    },
+  });
+
+  /**
+   * Honours a vendor's Retry-After for the destination. Capped at the retry window: no batch can
+   * wait longer than that anyway, and an absurd value must not freeze a destination until restart.
+   */
+  function pauseFor(state: DestState, retryAfterMs: number): void {
+    gate.pause(state.destination.id, clock.now() + Math.min(retryAfterMs, policy.maxTotalMs));
+  }
+
+  /** When a job may go out at the earliest: its own retry time and its destination's pause. */
+  function notBefore(job: Job): number | undefined {
+    const paused = gate.pausedUntil(job.state.destination.id);
+    if (paused === undefined) return job.dueAt;
+    return job.dueAt === undefined ? paused : Math.max(job.dueAt, paused);
+  }
+
   function report(result: DeliveryResult): void {
     try {
       options.onResult(result);
@@ -206,6 +235,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       if (jobs.length > 0) park(jobs, 'shutdown');
       return;
     }
+    // Paused by a Retry-After: the jobs stay ready, in order, until the gate opens (onOpen).
+    if (gate.pausedUntil(state.destination.id) !== undefined) return;
     while (state.inFlight.size < state.options.maxInFlight) {
       const job = state.ready.shift();
       if (!job) break;
@@ -254,10 +285,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           now: clock.now(),
           method: req.method,
           idempotent: job.destination.idempotent,
+          retrySafe: job.destination.retrySafe,
           outcome: sent.outcome,
           policy,
           random,
         });
+        if (decision.action !== 'success' && decision.retryAfterMs !== undefined) pauseFor(job.state, decision.retryAfterMs);
         const base: DeliveryResult = {
           destinationId: job.state.destination.id,
           messageIds: ids(job),
@@ -357,7 +390,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       if (!request) continue;
       const entry: OutboxEntry = { destinationId: job.state.destination.id, messageIds: ids(job), request, reason, attempts: job.attempts, parkedAt };
       if (job.firstAttemptAt !== undefined) entry.firstAttemptAt = job.firstAttemptAt;
-      if (job.dueAt !== undefined && job.dueAt > parkedAt) entry.notBefore = job.dueAt;
+      // A restart must not shorten the vendor's Retry-After: the destination's pause holds too.
+      const due = notBefore(job);
+      if (due !== undefined && due > parkedAt) entry.notBefore = due;
       parked.push({ job, entry });
     }
     if (parked.length === 0) return;
@@ -415,9 +450,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     let busy = parksInFlight > 0;
     for (const state of states.values()) {
       if (mode === 'flushing') {
-        const late = [...state.awaitingRetry].filter((j) => (j.dueAt ?? 0) > flushDeadline);
+        const late = [...state.awaitingRetry].filter((j) => (notBefore(j) ?? 0) > flushDeadline);
+        for (const j of late) state.awaitingRetry.delete(j);
+        // Ready jobs held by a pause that outlasts the budget cannot go out either.
+        if ((gate.pausedUntil(state.destination.id) ?? 0) > flushDeadline) late.push(...state.ready.splice(0));
         if (late.length > 0) {
-          for (const j of late) state.awaitingRetry.delete(j);
           park(late, 'shutdown');
           busy = true;
         }
@@ -517,6 +554,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       closed = true;
       return serialised(async () => {
         await drain(undefined);
+        gate.clear();
         for (const state of states.values()) state.batcher.close();
       });
     },

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decideRetry, parseHttpDate, parseRetryAfter, type AttemptOutcome, type RetryInput, type RetryPolicy } from './retry-policy.ts';
+import { classifyFailure, decideRetry, parseHttpDate, parseRetryAfter, RETRY_SAFE_FAILURES, type AttemptOutcome, type RetryInput, type RetryPolicy, type RetrySafeFailure } from './retry-policy.ts';
 
 const policy: RetryPolicy = { maxAttempts: 5, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0); // Sun, 01 Jun 2025 12:00:00 GMT
 
 function input(outcome: AttemptOutcome, over: Partial<RetryInput> = {}): RetryInput {
-  return { attempt: 1, firstAttemptAt: NOW, now: NOW, method: 'POST', idempotent: true, outcome, policy, random: () => 0.5, ...over };
+  return { attempt: 1, firstAttemptAt: NOW, now: NOW, method: 'POST', idempotent: true, retrySafe: new Set(), outcome, policy, random: () => 0.5, ...over };
 }
 const status = (s: number, retryAfter?: string): AttemptOutcome =>
   retryAfter === undefined ? { kind: 'response', status: s } : { kind: 'response', status: s, retryAfter };
@@ -77,6 +77,95 @@ describe('decideRetry: idempotency', () => {
   });
 });
 
+describe('decideRetry: what the vendor refused is retried whatever the key', () => {
+  // A POST without an idempotency key and a template that declares nothing safe (GA4's case).
+  const keyless = (outcome: AttemptOutcome, over: Partial<RetryInput> = {}) => decideRetry(input(outcome, { idempotent: false, ...over }));
+
+  it.each<[string, AttemptOutcome, string, string]>([
+    ['429', status(429), 'retry', 'status_429'],
+    ['429 with Retry-After', status(429, '5'), 'retry', 'status_429'],
+    ['429 with a garbage Retry-After', status(429, 'soon'), 'retry', 'status_429'],
+    ['408', status(408), 'retry', 'status_408'],
+    ['503 with Retry-After seconds', status(503, '5'), 'retry', 'status_503'],
+    ['503 with Retry-After date', status(503, 'Sun, 01 Jun 2025 12:00:10 GMT'), 'retry', 'status_503'],
+    ['503 with Retry-After 0', status(503, '0'), 'retry', 'status_503'],
+    ['503 without Retry-After', status(503), 'give_up', 'not_idempotent'],
+    ['503 with a garbage Retry-After', status(503, 'soon'), 'give_up', 'not_idempotent'],
+    ['500 with Retry-After', status(500, '5'), 'give_up', 'not_idempotent'],
+    ['502', status(502), 'give_up', 'not_idempotent'],
+    ['504', status(504), 'give_up', 'not_idempotent'],
+    ['timeout', { kind: 'timeout' }, 'give_up', 'not_idempotent'],
+    ['connection reset', { kind: 'network', code: 'ECONNRESET' }, 'give_up', 'not_idempotent'],
+    ['connection refused', { kind: 'network', code: 'ECONNREFUSED' }, 'retry', 'network_ECONNREFUSED'],
+  ])('%s → %s %s', (_name, outcome, action, reason) => {
+    expect(keyless(outcome)).toMatchObject({ action, reason });
+  });
+
+  it('a 429 Retry-After: 5 is waited out in full (GA4 lost 2,000 of 2,000 events behind one)', () => {
+    expect(keyless(status(429, '5'), { random: () => 0 })).toEqual({ action: 'retry', delayMs: 5_000, reason: 'status_429', retryAfterMs: 5_000 });
+  });
+
+  it('the other limits still apply to a refused request', () => {
+    expect(keyless(status(429), { attempt: 5 })).toEqual({ action: 'give_up', reason: 'max_attempts' });
+    expect(keyless(status(429, '61'))).toEqual({ action: 'give_up', reason: 'retry_after_beyond_deadline', retryAfterMs: 61_000 });
+  });
+
+  it('a give-up still reports the Retry-After it was given (the destination pauses for it)', () => {
+    expect(keyless(status(500, '3'))).toEqual({ action: 'give_up', reason: 'not_idempotent', retryAfterMs: 3_000 });
+    expect(decideRetry(input(status(503, '4'), { attempt: 5 }))).toEqual({ action: 'give_up', reason: 'max_attempts', retryAfterMs: 4_000 });
+  });
+});
+
+describe('decideRetry: retrySafe, what a keyless template says its vendor may see twice', () => {
+  const transient400: AttemptOutcome = { kind: 'response', status: 400, transient: true };
+  it.each<[RetrySafeFailure[], AttemptOutcome, string]>([
+    [['status_5xx'], status(500), 'retry'],
+    [['status_5xx'], status(502), 'retry'],
+    [['status_5xx'], status(503), 'retry'],
+    [['status_5xx'], status(504), 'retry'],
+    [['status_5xx'], { kind: 'timeout' }, 'give_up'],
+    [['status_5xx'], { kind: 'network', code: 'ECONNRESET' }, 'give_up'],
+    [['status_5xx'], transient400, 'give_up'],
+    [['timeout'], { kind: 'timeout' }, 'retry'],
+    [['timeout'], status(500), 'give_up'],
+    [['network'], { kind: 'network', code: 'ECONNRESET' }, 'retry'],
+    [['network'], { kind: 'network' }, 'retry'],
+    [['network'], { kind: 'timeout' }, 'give_up'],
+    [['status_transient'], transient400, 'retry'],
+    [['status_transient'], status(500), 'give_up'],
+    [[...RETRY_SAFE_FAILURES], { kind: 'timeout' }, 'retry'],
+    [[], status(500), 'give_up'],
+  ])('retrySafe %j, %j → %s', (safe, outcome, action) => {
+    const d = decideRetry(input(outcome, { idempotent: false, retrySafe: new Set(safe) }));
+    expect(d.action).toBe(action);
+    if (d.action === 'give_up') expect(d.reason).toBe('not_idempotent');
+  });
+
+  it('retrySafe does not make a permanent answer retryable', () => {
+    expect(decideRetry(input(status(400), { idempotent: false, retrySafe: new Set(RETRY_SAFE_FAILURES) }))).toEqual({ action: 'give_up', reason: 'status_400' });
+  });
+});
+
+describe('classifyFailure', () => {
+  it.each<[AttemptOutcome, number | undefined, string]>([
+    [status(429), undefined, 'refused'],
+    [status(408), undefined, 'refused'],
+    [status(503), 5_000, 'refused'],
+    [status(503), 0, 'refused'],
+    [status(503), undefined, 'status_5xx'],
+    [status(500), 5_000, 'status_5xx'],
+    [status(599), undefined, 'status_5xx'],
+    [{ kind: 'response', status: 500, transient: true }, undefined, 'status_5xx'],
+    [{ kind: 'response', status: 400, transient: true }, undefined, 'status_transient'],
+    [{ kind: 'network', code: 'ENOTFOUND' }, undefined, 'never_sent'],
+    [{ kind: 'network', code: 'ECONNRESET' }, undefined, 'network'],
+    [{ kind: 'network' }, undefined, 'network'],
+    [{ kind: 'timeout' }, undefined, 'timeout'],
+  ])('%j (Retry-After %s ms) → %s', (outcome, ra, cls) => {
+    expect(classifyFailure(outcome, ra)).toBe(cls);
+  });
+});
+
 describe('decideRetry: Retry-After', () => {
   it.each<[string, string | undefined, number]>([
     ['delta-seconds', '3', 3_000],
@@ -122,7 +211,7 @@ describe('decideRetry: Retry-After', () => {
     ['date beyond the window', 'Sun, 01 Jun 2025 12:05:00 GMT'],
     ['far-future date', 'Fri, 31 Dec 9999 23:59:59 GMT'],
   ])('%s gives up rather than retry early', (_name, header) => {
-    expect(decideRetry(input(status(503, header)))).toEqual({ action: 'give_up', reason: 'retry_after_beyond_deadline' });
+    expect(decideRetry(input(status(503, header)))).toMatchObject({ action: 'give_up', reason: 'retry_after_beyond_deadline' });
   });
 
   it('a Retry-After landing exactly on the deadline is allowed', () => {
@@ -223,6 +312,7 @@ describe('decideRetry: properties', () => {
             now,
             method: 'POST',
             idempotent: true,
+            retrySafe: new Set(),
             outcome: status(s, retryAfter),
             policy: pol,
             random: () => r,
@@ -236,6 +326,31 @@ describe('decideRetry: properties', () => {
           expect(attempt).toBeLessThan(pol.maxAttempts);
         },
       ),
+      { numRuns: 2000 },
+    );
+  });
+
+  const outcomeArb: fc.Arbitrary<AttemptOutcome> = fc.oneof(
+    fc.record({ kind: fc.constant('response' as const), status: fc.integer({ min: 100, max: 599 }), retryAfter: retryAfterArb, transient: fc.boolean() }).map((o) => {
+      const out: AttemptOutcome = { kind: 'response', status: o.status, transient: o.transient };
+      if (o.retryAfter !== undefined) out.retryAfter = o.retryAfter;
+      return out;
+    }),
+    fc.constantFrom<AttemptOutcome>({ kind: 'timeout' }, { kind: 'network' }, { kind: 'network', code: 'ECONNRESET' }, { kind: 'network', code: 'ECONNREFUSED' }),
+  );
+
+  it('a 429 is never given up as not_idempotent, and declaring more retrySafe never turns a retry into a give-up', () => {
+    fc.assert(
+      fc.property(outcomeArb, fc.subarray([...RETRY_SAFE_FAILURES]), fc.subarray([...RETRY_SAFE_FAILURES]), (outcome, a, b) => {
+        const keyless = (safe: RetrySafeFailure[]) => decideRetry(input(outcome, { idempotent: false, retrySafe: new Set(safe) }));
+        const narrow = keyless(a);
+        const wide = keyless([...new Set([...a, ...b])]);
+        if (outcome.kind === 'response' && outcome.status === 429) expect(narrow).not.toMatchObject({ reason: 'not_idempotent' });
+        if (narrow.action === 'retry') expect(wide).toEqual(narrow);
+        // A key makes every retrySafe declaration moot.
+        const keyed = decideRetry(input(outcome, { idempotent: true }));
+        if (wide.action === 'retry') expect(keyed).toEqual(wide);
+      }),
       { numRuns: 2000 },
     );
   });

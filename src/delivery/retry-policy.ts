@@ -30,16 +30,44 @@ export interface RetryInput {
   method: string;
   /** The template declares an idempotency key, so the vendor deduplicates a repeated request. */
   idempotent: boolean;
+  /**
+   * For a request that is neither idempotent nor keyed: the failures after which the template
+   * says a resend is still safe (`request.retrySafe`). Refusals and never-sent requests are
+   * retried without it.
+   */
+  retrySafe: ReadonlySet<RetrySafeFailure>;
   outcome: AttemptOutcome;
   policy: RetryPolicy;
   /** Uniform in [0, 1); injected for the jitter. */
   random: () => number;
 }
 
+/**
+ * `retryAfterMs`: the wait the answer's `Retry-After` asked for, when it had a valid one (on a
+ * give-up too: the vendor's window holds for the destination's other requests, see pause.ts).
+ */
 export type RetryDecision =
   | { action: 'success' }
   | { action: 'retry'; delayMs: number; reason: string; retryAfterMs?: number }
-  | { action: 'give_up'; reason: string };
+  | { action: 'give_up'; reason: string; retryAfterMs?: number };
+
+/**
+ * Failures after which the vendor may or may not have processed the request: a template without an
+ * idempotency key lists those its vendor can safely see twice (docs/templates.md, `retrySafe`).
+ * - `status_5xx`: a retryable 5xx (not 501/505), other than a 503 with a Retry-After;
+ * - `status_transient`: another error answer the template's `retryOn` rules call temporary;
+ * - `timeout`: no complete answer within the request budget;
+ * - `network`: the connection failed after the request may have left (reset, closed, unknown).
+ */
+export const RETRY_SAFE_FAILURES = ['status_5xx', 'status_transient', 'timeout', 'network'] as const;
+export type RetrySafeFailure = (typeof RETRY_SAFE_FAILURES)[number];
+
+/**
+ * How an attempt that is worth repeating failed, for the idempotency check: `refused` and
+ * `never_sent` mean the vendor did not process the request, so any request may be repeated;
+ * the rest are the ambiguous failures a template may declare safe.
+ */
+export type FailureClass = 'refused' | 'never_sent' | RetrySafeFailure;
 
 /**
  * Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2,
@@ -69,6 +97,38 @@ export function isRetryableStatus(status: number): boolean {
  */
 export const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 
+/**
+ * Classifies a failed attempt that is worth repeating (the caller has ruled out success and
+ * permanent answers).
+ * - 429 Too Many Requests: the server refuses because of the sender's rate
+ *   (RFC 6585 §4, https://www.rfc-editor.org/rfc/rfc6585#section-4);
+ * - 408 Request Timeout: the server did not receive a complete request
+ *   (RFC 9110 §15.5.9, https://www.rfc-editor.org/rfc/rfc9110#section-15.5.9);
+ * - 503 with a Retry-After: the server is unable to handle the request and says when it will be
+ *   (RFC 9110 §15.6.4, https://www.rfc-editor.org/rfc/rfc9110#section-15.6.4). A bare 503, like
+ *   any 5xx, may come from a gateway after the origin did the work, so it stays ambiguous.
+ */
+export function classifyFailure(outcome: AttemptOutcome, retryAfterMs: number | undefined): FailureClass {
+  switch (outcome.kind) {
+    case 'response':
+      if (outcome.status === 429 || outcome.status === 408) return 'refused';
+      if (outcome.status === 503 && retryAfterMs !== undefined) return 'refused';
+      return isRetryableStatus(outcome.status) ? 'status_5xx' : 'status_transient';
+    case 'network':
+      // A failed name lookup or connect means no byte of the request reached the vendor.
+      return outcome.code !== undefined && NEVER_SENT_CODES.has(outcome.code) ? 'never_sent' : 'network';
+    case 'timeout':
+      return 'timeout';
+  }
+}
+
+/** Whether a failure of this class may be repeated for this request (see classifyFailure). */
+function safeToRepeat(input: RetryInput, failure: FailureClass): boolean {
+  if (failure === 'refused' || failure === 'never_sent') return true;
+  if (isIdempotentMethod(input.method) || input.idempotent) return true;
+  return input.retrySafe.has(failure);
+}
+
 export function decideRetry(input: RetryInput): RetryDecision {
   const { outcome, policy } = input;
   let reason: string;
@@ -92,25 +152,24 @@ export function decideRetry(input: RetryInput): RetryDecision {
       break;
   }
 
+  const retryAfterMs = retryAfterHeader === undefined ? undefined : parseRetryAfter(retryAfterHeader, input.now);
+  const giveUp = (why: string): RetryDecision =>
+    retryAfterMs === undefined ? { action: 'give_up', reason: why } : { action: 'give_up', reason: why, retryAfterMs };
   // A non-idempotent request may have been processed even though we saw no answer; repeating it
-  // without a key the vendor deduplicates on would double-count. Unless it never left: a failed
-  // name lookup or connect means no byte of it reached the vendor.
-  const neverSent = outcome.kind === 'network' && outcome.code !== undefined && NEVER_SENT_CODES.has(outcome.code);
-  if (!isIdempotentMethod(input.method) && !input.idempotent && !neverSent) return { action: 'give_up', reason: 'not_idempotent' };
-  if (input.attempt >= policy.maxAttempts) return { action: 'give_up', reason: 'max_attempts' };
+  // without a key the vendor deduplicates on could double-count, unless the vendor refused it, it
+  // never left, or the template says its vendor takes a repeat after this kind of failure.
+  if (!safeToRepeat(input, classifyFailure(outcome, retryAfterMs))) return giveUp('not_idempotent');
+  if (input.attempt >= policy.maxAttempts) return giveUp('max_attempts');
 
   const deadline = input.firstAttemptAt + policy.maxTotalMs;
-  if (input.now >= deadline) return { action: 'give_up', reason: 'max_total_time' };
+  if (input.now >= deadline) return giveUp('max_total_time');
 
-  const retryAfterMs = retryAfterHeader === undefined ? undefined : parseRetryAfter(retryAfterHeader, input.now);
   // The server told us when it will be ready; retrying earlier only earns another refusal, so
   // rather than shorten its wait we give up and let the event be parked.
-  if (retryAfterMs !== undefined && input.now + retryAfterMs > deadline) {
-    return { action: 'give_up', reason: 'retry_after_beyond_deadline' };
-  }
+  if (retryAfterMs !== undefined && input.now + retryAfterMs > deadline) return giveUp('retry_after_beyond_deadline');
 
   const delayMs = Math.max(retryAfterMs ?? 0, backoffMs(input.attempt, policy, input.random));
-  if (input.now + delayMs > deadline) return { action: 'give_up', reason: 'max_total_time' };
+  if (input.now + delayMs > deadline) return giveUp('max_total_time');
   return retryAfterMs === undefined
     ? { action: 'retry', delayMs, reason }
     : { action: 'retry', delayMs, reason, retryAfterMs };

@@ -57,6 +57,7 @@ describe('sendVendorRequest', () => {
       now: Date.now(),
       method: 'POST',
       idempotent: true,
+      retrySafe: new Set(),
       outcome: first.outcome,
       policy: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 10, maxDelayMs: 100 },
       random: () => 0.5,

@@ -7,6 +7,10 @@ import type { AddressInfo } from 'node:net';
 import type { BatchLimits, BoundDestination, VendorRequest } from '../destinations/types.ts';
 import type { Event } from '../ingest/event.ts';
 import type { RenderedItem } from './batcher.ts';
+import type { RetrySafeFailure } from './retry-policy.ts';
+
+/** The hand-driven clock the upstream verify tests use: time moves only on `advance`. */
+export { FakeClock } from '../consent/upstream/test-helpers.ts';
 
 export interface FakeDestinationOptions {
   id?: string;
@@ -14,6 +18,8 @@ export interface FakeDestinationOptions {
   method?: VendorRequest['method'];
   limits?: Partial<BatchLimits>;
   idempotent?: boolean;
+  /** The template's `request.retrySafe`; default none. */
+  retrySafe?: RetrySafeFailure[];
   secretValues?: string[];
   /** The template's retryOn verdict on an error answer; default: never temporary. */
   transientResponse?: (status: number, body: string) => boolean;
@@ -26,6 +32,7 @@ export function fakeDestination(options: FakeDestinationOptions): BoundDestinati
     templateId: 'fake',
     limits: { maxEvents: 10, maxBytes: 100_000, lingerMs: 50, ...options.limits },
     idempotent,
+    retrySafe: new Set(options.retrySafe ?? []),
     secretValues: options.secretValues ?? [],
     transientResponse: options.transientResponse ?? (() => false),
     redactions: [],

@@ -314,6 +314,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     needsItems,
     limits,
     idempotent: request.idempotencyKey !== undefined,
+    retrySafe: request.retrySafe,
     secretValues,
     transientResponse: template.transient,
     redactions: redactionNames,

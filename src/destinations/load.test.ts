@@ -55,6 +55,10 @@ describe('compileTemplate', () => {
     ['bad required path', { mappings: [{ event: {}, required: ['a..b'] }] }, 'mappings[0].required[0]', /invalid path segment/],
     ['bad pattern regex', { mappings: [{ event: {}, patterns: { name: '[' } }] }, 'mappings[0].patterns.name', /invalid regular expression/],
     ['upper-case header name', { request: { method: 'POST', url: 'https://x', headers: { 'Content-Type': 'x' } } }, 'request.headers.Content-Type', /lowercase/],
+    ['unknown retrySafe failure', { request: { method: 'POST', url: 'https://x', retrySafe: ['status_4xx'] } }, 'request.retrySafe[0]', /invalid option/i],
+    ['retrySafe failure twice', { request: { method: 'POST', url: 'https://x', retrySafe: ['timeout', 'timeout'] } }, 'request.retrySafe', /at most once/],
+    ['retrySafe with an idempotency key', { request: { method: 'POST', url: 'https://x', idempotencyKey: 'id', retrySafe: ['timeout'] } }, 'request.retrySafe', /without idempotencyKey/],
+    ['retrySafe on a GET', { request: { method: 'GET', url: 'https://x', retrySafe: [] } }, 'request.retrySafe', /POST/],
   ])('%s', (_label, overrides, path, message) => {
     const result = compileTemplate(minimalTemplate(overrides));
     expect(result.template).toBeUndefined();
@@ -100,6 +104,21 @@ describe('compileTemplate', () => {
       'templates/mini/template.json: mappings[0].event.x: unknown directive @foo (known: @path, @setting, @template, @if, @arrayPath, @hash, @transform, @scalars, @merge, @lookup, @literal)',
     ]);
     expect((caught as TemplateError).code).toBe('TW_ERR_TEMPLATE');
+  });
+});
+
+describe('request.retrySafe', () => {
+  test('compiles to the set the retry policy reads; omitted is empty', () => {
+    expect([...parseTemplate(minimalTemplate({ request: { method: 'POST', url: 'https://x', retrySafe: ['status_5xx', 'timeout'] } })).request.retrySafe]).toEqual(['status_5xx', 'timeout']);
+    expect(parseTemplate(minimalTemplate()).request.retrySafe.size).toBe(0);
+  });
+
+  test('the GA4 templates declare nothing beyond refusals safe to resend (no deduplication key; docs/delivery.md)', () => {
+    const shipped = loadTemplates(DEFAULT_TEMPLATES_DIR);
+    for (const id of ['ga4', 'ga4-collect']) {
+      expect(shipped.get(id)?.definition.request.retrySafe).toEqual([]);
+      expect(shipped.get(id)?.request.idempotencyKey).toBeUndefined();
+    }
   });
 });
 

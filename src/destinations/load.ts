@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, parseDottedPath } from './dotted.ts';
@@ -59,6 +60,8 @@ export interface CompiledRequest {
   headers: Array<[string, CompiledMapping]>;
   /** Segments of the item field holding the idempotency key, when declared. */
   idempotencyKey: string[] | undefined;
+  /** The ambiguous failures the template declares safe to resend (`request.retrySafe`). */
+  retrySafe: ReadonlySet<RetrySafeFailure>;
 }
 
 /** A validated template with every mapping compiled; what `bindDestination` takes. */
@@ -159,6 +162,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
     query: Object.entries(def.request.query ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.query', k), issues)]),
     headers: Object.entries(def.request.headers ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.headers', k), issues)]),
     idempotencyKey: def.request.idempotencyKey === undefined ? undefined : fieldRef(def.request.idempotencyKey).segments,
+    retrySafe: new Set(def.request.retrySafe ?? []),
   };
 
   const rules: CompiledRule[] = def.mappings.map((rule, index) => {

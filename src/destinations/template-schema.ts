@@ -4,6 +4,7 @@
  * them (mapping.ts) in load.ts, which knows the declared settings.
  */
 import { z } from 'zod';
+import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from '../delivery/retry-policy.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from './dotted.ts';
 import { TRANSFORMS, type TransformFn } from './mapping.ts';
@@ -93,8 +94,21 @@ export const RequestSchema = z
     idempotencyKey: dottedPath
       .optional()
       .describe('Field of the rendered item that identifies the event to the vendor (e.g. "event_id"); enables POST retries'),
+    retrySafe: z
+      .array(z.enum(RETRY_SAFE_FAILURES as unknown as [RetrySafeFailure, ...RetrySafeFailure[]]))
+      .max(RETRY_SAFE_FAILURES.length)
+      .refine((list) => new Set(list).size === list.length, 'each failure at most once')
+      .optional()
+      .describe(
+        'For a POST without idempotencyKey: the failures after which the vendor may have processed the request but a resend is still safe (status_5xx, status_transient, timeout, network). Refusals (429, 408, 503 with Retry-After) and requests that never left are retried without it; [] or omitted = nothing else',
+      ),
   })
   .strict()
+  .superRefine((request, ctx) => {
+    if (request.retrySafe !== undefined && (request.idempotencyKey !== undefined || request.method !== 'POST')) {
+      ctx.addIssue({ code: 'custom', path: ['retrySafe'], message: 'retrySafe is for a POST without idempotencyKey: a key or an idempotent method already makes every retry safe' });
+    }
+  })
   .describe('The vendor request; url/query/headers are evaluated with $ = the request body object');
 
 export const BatchSchema = z

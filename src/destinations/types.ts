@@ -1,3 +1,4 @@
+import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
 import type { Event } from '../ingest/event.ts';
 
 /** A fully rendered HTTP request to a vendor. */
@@ -49,6 +50,11 @@ export interface BoundDestination {
   limits: BatchLimits;
   /** True when the template declares an idempotency key, so a POST may be retried. */
   idempotent: boolean;
+  /**
+   * Without a key: the failures after which the template says a resend is still safe
+   * (`request.retrySafe`). Refusals (429, 408, 503 with Retry-After) are retried regardless.
+   */
+  retrySafe: ReadonlySet<RetrySafeFailure>;
   /** Values of the settings the template marks secret, for masking in explain output and logs. */
   secretValues: string[];
   /**
