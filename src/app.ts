@@ -39,6 +39,17 @@ import { createRevocationCheck, type RevocationCheck } from './consent/revocatio
 import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
 import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
 import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
+import { createJournalWriter, type JournalWriter } from './delivery/journal-writer.ts';
+import { createJournalTracker, type JournalTracker } from './delivery/journal-tracker.ts';
+import { claimLapsed, renewLeases, type ClaimedHit } from './store/journal.ts';
+import { MAX_TIMER_MS } from './delivery/clock.ts';
+import type { AcceptedHit } from './ingest/hit-sink.ts';
+import type { TagwardenError } from './errors.ts';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+
+/** Reasons of the `failed` results `Delivery.enqueue` reports when it returns false (docs/delivery.md). */
+const ENQUEUE_REFUSALS = new Set(['closed', 'queue_full', 'item_too_large', 'item_unserializable', 'internal_error']);
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
 interface Hit {
@@ -83,6 +94,12 @@ export interface TagwardenApp {
   metrics: Metrics;
   destinations: Resolution;
   pending: PendingQueue<HeldEvent>;
+  /**
+   * Takes over the journal's unfinished hits (this instance's before a restart or crash; on
+   * PostgreSQL, those of instances whose lease lapsed) and processes them again, consent included.
+   * Call once before listening; resolves with the number of hits resumed.
+   */
+  recover(): Promise<number>;
   /** Decides and queues every accepted hit not yet processed, then sends what is pending within `deadlineMs`. */
   flush(deadlineMs: number): Promise<void>;
   /**
@@ -119,22 +136,67 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     onResult: (r) => {
       onDeliveryResult(r, metrics, log);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
+      // Parked at shutdown is not finished: the hit stays in the journal and resumes after the restart.
+      // An enqueue refusal is settled by the pipeline (enqueue returned false), not here: another
+      // hit with the same messageId may be queued.
+      const refusedAtEnqueue = r.attempt === 0 && r.outcome === 'failed' && ENQUEUE_REFUSALS.has(r.reason ?? '');
+      if (journal !== undefined && !refusedAtEnqueue) {
+        const info = { at: Date.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
+        if (r.outcome === 'delivered' || r.outcome === 'dropped') journal.tracker.delivered(r.destinationId, r.messageIds);
+        // Given up: a dead letter, kept with its event (listed, replayed or purged later).
+        else if (r.outcome === 'failed') journal.tracker.gaveUp(r.destinationId, r.messageIds, info);
+        // A retry's time survives a restart: the resumed event waits for it (a Retry-After is never shortened).
+        else if (r.outcome === 'retry_scheduled') journal.tracker.retrying(r.destinationId, r.messageIds, info.at + (r.retryInMs ?? 0), info);
+      }
     },
     // Set once the consent store exists (below): before a retry, a revocation since the hit wins.
     recheck: (destinationId, messageIds) => (revocation === undefined ? new Set(messageIds) : revocation.recheck(destinationId, messageIds)),
   });
   let revocation: RevocationCheck | undefined;
 
+  // The delivery journal: every accepted hit is committed before its 2xx and leaves the store once
+  // every destination is done with it (src/store/journal.ts, docs/delivery.md).
+  const journalConfig = config.delivery.journal;
+  const destinationIds = resolution.destinations.map((d) => d.policy.id);
+  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const journal: { writer: JournalWriter; tracker: JournalTracker; db: Db } | undefined =
+    deps.db !== undefined && journalConfig.enabled
+      ? (() => {
+          const writer = createJournalWriter({
+            db: deps.db,
+            owner,
+            leaseMs: journalConfig.leaseMs,
+            maxHits: journalConfig.maxEvents,
+            maxBytes: journalConfig.maxBytes,
+            windowMs: journalConfig.windowMs,
+            retryAfterS: journalConfig.retryAfterS,
+            now: () => Date.now(),
+            onError: (what, err) => log.error({ err, what }, 'journal write failed'),
+          });
+          const tracker = createJournalTracker({
+            finish: (ids) => writer.finish(ids),
+            putWork: (rows) => writer.putWork(rows),
+            settleWork: (destinationId, ids) => writer.settleWork(destinationId, ids),
+          });
+          return { writer, tracker, db: deps.db };
+        })()
+      : undefined;
+
   // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
   const dropUnresolved = (h: HeldEvent): void => {
     for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
+  };
+  // Expired while held: final, so the journal lets the hit go (at shutdown it stays, to be resumed).
+  const expireUnresolved = (h: HeldEvent): void => {
+    dropUnresolved(h);
+    for (const id of h.destinationIds) journal?.tracker.settle(h.event, id);
   };
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxBytes: config.hold.maxBytes,
     maxAgeMs: config.hold.maxAgeMs,
     now: () => Date.now(),
-    onExpire: dropUnresolved,
+    onExpire: expireUnresolved,
   });
   const sweeper = setInterval(() => pending.sweep(), Math.min(1000, config.hold.maxAgeMs));
   sweeper.unref();
@@ -201,13 +263,17 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     delivery: {
       enqueue(dest, rendered, origin) {
         const queued = delivery.enqueue(dest, rendered);
-        if (queued && origin !== undefined) revocation?.remember(dest.id, rendered.messageId, origin, origin.receivedAt);
+        if (queued && origin !== undefined) {
+          revocation?.remember(dest.id, rendered.messageId, origin, origin.receivedAt);
+          journal?.tracker.enqueued(dest.id, origin.event);
+        }
         return queued;
       },
     },
     pending,
     metrics,
     log,
+    settle: (event, destinationId) => journal?.tracker.settle(event, destinationId),
   });
 
   recheck = (visitorId) => pipeline.recheck(visitorId);
@@ -222,7 +288,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const cookie = config.identity.cookie;
 
   /** Every client's accepted hits go through here: nothing downstream knows the protocol. */
-  function acceptHit(event: Event, hit: HitSources): void {
+  function acceptHit(event: Event, hit: HitSources): Hit {
     // A hit whose body was still arriving when shutdown began: refuse it rather than
     // acknowledge it after the pipeline has been drained.
     if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
@@ -233,7 +299,114 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
       linkHit(signals.visitor.id, event.userId);
     }
-    deferred.push({ event: withClickIds(event, now()), signals, requestConsent });
+    return { event: withClickIds(event, now()), signals, requestConsent };
+  }
+
+  /**
+   * A request's accepted hits, made durable before its answer: committed to the journal (one group
+   * commit with the other requests of this event-loop turn), then decided. Without a journal they
+   * are decided at once and the answer does not wait.
+   */
+  function commitHits(accepted: readonly AcceptedHit[], ok: () => void, fail: (err: TagwardenError) => void): void {
+    const hits = accepted as readonly Hit[];
+    if (journal === undefined) {
+      for (const h of hits) deferred.push(h);
+      ok();
+      return;
+    }
+    journal.writer.submit(
+      hits.map((h) => ({ siteId: config.site.id, receivedAt: Date.parse(h.event.receivedAt), payload: JSON.stringify({ event: h.event, signals: h.signals }) })),
+      (ids) => {
+        hits.forEach((h, i) => {
+          journal.tracker.begin(h.event, ids[i]!, destinationIds);
+          deferred.push(h);
+        });
+        ok();
+      },
+      (err) => {
+        metrics.eventsRejected.inc({ client: 'journal', code: err.code }, hits.length);
+        fail(err);
+      },
+    );
+  }
+
+  /**
+   * One unfinished hit read back from the journal, decided again from its stored event and signals
+   * (consent re-checked): for every destination when it was not tracked, else for the destinations
+   * its work rows say are left, each not before its row's time (a Retry-After outlives a restart).
+   */
+  function resume(claimed: ClaimedHit): void {
+    const { hit, work } = claimed;
+    let stored: { event: Event; signals: RequestSignals };
+    try {
+      stored = JSON.parse(hit.payload) as { event: Event; signals: RequestSignals };
+      if (typeof stored.event?.messageId !== 'string') throw new Error('no event');
+    } catch (err) {
+      // Unreadable (never written by this version): let it go rather than claim it forever.
+      log.error({ err, hitId: hit.id }, 'journal hit unreadable; dropped');
+      journal?.writer.finish([hit.id]);
+      return;
+    }
+    const known = new Set(destinationIds);
+    const left = hit.tracked ? work.filter((w) => w.state !== 'dead' && known.has(w.destinationId)) : [];
+    if (!hit.tracked) {
+      journal?.tracker.begin(stored.event, hit.id, destinationIds);
+      deferred.push({ event: stored.event, signals: stored.signals, requestConsent: undefined });
+      return;
+    }
+    journal?.tracker.begin(stored.event, hit.id, left.map((w) => w.destinationId), true);
+    const byTime = new Map<number, Set<string>>();
+    for (const w of left) {
+      const at = w.state === 'waiting' ? w.notBefore : 0;
+      const set = byTime.get(at) ?? new Set<string>();
+      set.add(w.destinationId);
+      byTime.set(at, set);
+    }
+    for (const [at, only] of byTime) {
+      const run = (): void => pipeline.process(stored.event, stored.signals, undefined, only);
+      const wait = at - Date.now();
+      if (wait <= 0) run();
+      else setTimeout(run, Math.min(wait, MAX_TIMER_MS)).unref();
+    }
+  }
+
+  async function recoverLapsed(all: boolean): Promise<number> {
+    if (journal === undefined) return 0;
+    let resumed = 0;
+    for (;;) {
+      const at = Date.now();
+      // On SQLite one process owns the file: at start everything unfinished is this instance's.
+      const claimed = await claimLapsed(journal.db, { owner, now: at, leaseUntil: at + journalConfig.leaseMs, limit: 500, evenLive: all });
+      for (const c of claimed) {
+        journal.writer.adopt(c.hit.id, c.hit.payload.length, false);
+        resume(c);
+      }
+      resumed += claimed.length;
+      if (claimed.length < 500) break;
+    }
+    return resumed;
+  }
+  // While it runs, this instance renews the lease of the hits it holds; on PostgreSQL it also takes
+  // over, every lease period, the hits of instances that stopped renewing (a crash, a SIGKILL).
+  const leaseTimers: NodeJS.Timeout[] = [];
+  function startLeases(): void {
+    if (journal === undefined) return;
+    const renew = setInterval(() => {
+      renewLeases(journal.db, owner, Date.now() + journalConfig.leaseMs).catch((err: unknown) => log.error({ err }, 'journal lease renewal failed'));
+    }, Math.floor(journalConfig.leaseMs / 3));
+    renew.unref();
+    leaseTimers.push(renew);
+    if (journal.db.engine === 'postgres') {
+      const takeover = setInterval(() => {
+        recoverLapsed(false)
+          .then((n) => {
+            if (n > 0) log.info({ hits: n }, 'journal: took over hits of a stopped instance');
+          })
+          .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
+      }, journalConfig.leaseMs);
+      takeover.unref();
+      leaseTimers.push(takeover);
+    }
   }
   let shuttingDown: Promise<void> | undefined;
   const app = express();
@@ -265,14 +438,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       maxBatchEvents: config.server.maxBatchEvents,
       metrics,
       accept: acceptHit,
+      commit: commitHits,
       refusals,
       ...(deps.now === undefined ? {} : { now: deps.now }),
     }),
   );
   // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
-  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
-  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
@@ -305,6 +479,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     accepting: () => accepting,
     accept: acceptHit,
+    commit: commitHits,
     ...(deps.now === undefined ? {} : { now: deps.now }),
   };
   const handler = withFastPaths(
@@ -331,6 +506,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
+    async recover() {
+      const resumed = await recoverLapsed(journal?.db.engine === 'sqlite');
+      startLeases();
+      if (resumed > 0) log.info({ hits: resumed }, 'journal: resuming unfinished hits');
+      return resumed;
+    },
     async flush(deadlineMs) {
       const started = Date.now();
       deferred.drain();
@@ -362,6 +543,9 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));
     } finally {
       if (ownAgent !== undefined) await ownAgent.close();
+      for (const t of leaseTimers) clearInterval(t);
+      // Finished hits leave the journal; the rest stays for the next start.
+      await journal?.writer.close();
     }
   }
 }

@@ -28,6 +28,8 @@ async function main(): Promise<void> {
   // The consent store is opened (created and migrated on first start) before any hit is taken.
   const db = await openDb(config.store.url);
   const app = createApp(config, { logger: log, templates: templates!, db });
+  // Hits acknowledged before a restart or a crash and not finished resume before new ones arrive.
+  await app.recover();
   const server = createHttpServer(config.server, app.handler);
   server.listen(config.server.port, config.server.host);
   try {

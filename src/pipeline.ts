@@ -41,6 +41,8 @@ export interface DeliverySink {
 }
 
 export interface EventOrigin {
+  /** The event itself (the journal tracks it by identity). */
+  event: Event;
   visitorId: string | undefined;
   /** The event's `userId`: consent stored for the user binds its events too. */
   userId: string | undefined;
@@ -66,6 +68,11 @@ export interface PipelineDeps {
   pending: PendingQueue<HeldEvent>;
   metrics: Metrics;
   log: Logger;
+  /**
+   * A destination is done with the event without the delivery (a policy or render drop, a dry run,
+   * a held event given up): the journal finishes a hit once every destination is done with it.
+   */
+  settle?: (event: Event, destinationId: string) => void;
 }
 
 export interface Pipeline {
@@ -79,7 +86,7 @@ export interface Pipeline {
    * destination the hit leaves undecided (its categories unknown) waits in the pending queue
    * while the upstream is asked, and is decided when the answer comes.
    */
-  process(event: Event, signals: RequestSignals, requestConsent?: ConsentState): void;
+  process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>): void;
   /** Re-decides what waits for this visitor with `signal`. */
   release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void;
   /** The visitor's consent changed (a push, an import): asks again for the events waiting for it. */
@@ -136,6 +143,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function count(destination: string, outcome: string, reason: string): void {
     decisions([destination, outcome, reason]);
   }
+  const settle = deps.settle ?? ((): void => undefined);
 
   /** An event's approximate size in the pending queue's byte bound. */
   function sizeOf(event: Event): number {
@@ -153,6 +161,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       for (const id of held.destinationIds) {
         count(id, 'drop', 'consent_unresolved');
         logDrop(id, 'consent_unresolved', held.event.messageId);
+        settle(held.event, id);
       }
     }
   }
@@ -164,6 +173,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (decision.outcome === 'drop') {
       count(id, 'drop', reason);
       logDrop(id, reason, event.messageId);
+      settle(event, id);
       return;
     }
     if (decision.outcome === 'hold') {
@@ -178,18 +188,23 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (rendered !== undefined && !rendered.ok && rendered.kind === 'error') {
         log.warn({ destination: id, messageId: event.messageId, err: rendered.error.message }, 'render failed');
       }
+      settle(event, id);
       return;
     }
     if (d.dryRun) {
       log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
       count(id, decision.outcome, reason);
+      settle(event, id);
       return;
     }
-    if (delivery.enqueue(d.bound, rendered, { visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
-    else count(id, 'drop', 'queue_full');
+    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
+    else {
+      count(id, 'drop', 'queue_full');
+      settle(event, id);
+    }
   }
 
-  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState): void {
+  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>): void {
     const visitor = signals.visitor?.id;
     const cached = cachedSignal(signals);
     if (cached !== undefined) lookups(['cache_hit']);
@@ -198,6 +213,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const consent = cached === undefined && requestConsent !== undefined ? requestConsent : resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
     const waiting: string[] = [];
     for (const d of destinations) {
+      // A hit resumed from the journal goes only to the destinations not done with it.
+      if (only !== undefined && !only.has(d.policy.id)) continue;
       const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
@@ -244,13 +261,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         for (const id of held.destinationIds) {
           count(id, 'drop', 'consent_unresolved');
           logDrop(id, 'consent_unresolved', held.event.messageId);
+          settle(held.event, id);
         }
         continue;
       }
       const consent = resolver.fromRequest(held.event, held.signals, deps.now(), [outcome.signal]);
       for (const id of held.destinationIds) {
         const d = byId.get(id);
-        if (d === undefined) continue;
+        if (d === undefined) {
+          settle(held.event, id); // the destination is gone (a reload): nothing will send it
+          continue;
+        }
         handle(d, held.event, held.signals, decide(held.event.integrations, consent, d.policy, site.dataControlMode));
       }
     }

@@ -342,6 +342,23 @@ export const configSchema = z
         maxDelayMs: z.int().min(1).max(3_600_000).default(60_000).describe('Largest backoff between two attempts (Retry-After may ask for more and is honoured).'),
         connectionsPerOrigin: z.int().min(1).max(256).default(16).describe('Keep-alive connections per vendor origin.'),
         maxQueuedEvents: z.int().min(1).max(1_000_000).default(10_000).describe('Most events waiting per destination; beyond it new events are refused and counted.'),
+        journal: z
+          .object({
+            enabled: z.boolean().default(true).describe('Commit every accepted hit to the store before its 2xx, and resume unfinished ones after a restart or crash (docs/delivery.md, "The journal").'),
+            maxEvents: z.int().min(1).max(10_000_000).default(200_000).describe('Most acknowledged events not yet finished by every destination; beyond it hits are refused with 503 and Retry-After.'),
+            maxBytes: z
+              .int()
+              .min(65_536)
+              .max(17_179_869_184)
+              .default(512 * 1024 * 1024)
+              .describe('Most bytes of those events (their stored JSON); beyond it hits are refused with 503 and Retry-After.'),
+            windowMs: z.int().min(0).max(2).default(0).describe('Extra wait (ms) for more hits to share a commit; 0: the hits of one event-loop turn share it.'),
+            leaseMs: z.int().min(1000).max(600_000).default(30_000).describe('How long an instance holds the hits it answered without renewing; another instance on the same PostgreSQL takes over the hits of one that stopped renewing.'),
+            retryAfterS: z.int().min(1).max(3600).default(5).describe('Retry-After (seconds) of a 503 answered when a hit cannot be made durable.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('The delivery journal (needs the store).'),
       })
       .strict()
       .prefault({})

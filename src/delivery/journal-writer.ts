@@ -12,7 +12,7 @@
  * requests the same way.
  */
 import { UnavailableError, type TagwardenError } from '../errors.ts';
-import { appendHits, finishHits, type NewHit } from '../store/journal.ts';
+import { appendHits, finishHits, putWork, settleWork, type NewHit, type WorkRow } from '../store/journal.ts';
 import type { Db } from '../store/db.ts';
 
 export interface JournalWriterOptions {
@@ -30,7 +30,7 @@ export interface JournalWriterOptions {
   /** What the store already holds unfinished (journalSize at start). */
   initial?: { hits: number; bytes: number };
   /** A failed commit or finish, for the log (no payload: it holds the event). */
-  onError?: (what: 'append' | 'finish', err: unknown) => void;
+  onError?: (what: 'append' | 'finish' | 'work', err: unknown) => void;
 }
 
 export interface JournalWriter {
@@ -47,6 +47,10 @@ export interface JournalWriter {
   adopt(id: number, payloadLength: number, counted: boolean): void;
   /** Every destination finished these hits: they leave the journal (batched, in the background). */
   finish(ids: readonly number[]): void;
+  /** Writes work rows (tracked hits: dead letters, retries' times), in order with the other writes. */
+  putWork(rows: readonly WorkRow[]): void;
+  /** A tracked hit's destination is done: its row goes (in order with the other writes). */
+  settleWork(destinationId: string, hitIds: readonly number[]): void;
   /** What the journal holds unfinished, as counted here. */
   readonly size: { hits: number; bytes: number };
   /** Commits what is gathered and waits for pending writes; later submits are refused. */
@@ -126,6 +130,19 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
     });
   }
 
+  /** A write after those already queued (a finish must not overtake the dead row it keeps). */
+  function then(write: () => Promise<void>): void {
+    if (finishing.length > 0) flushFinished();
+    chain = chain.then(async () => {
+      try {
+        await write();
+      } catch (err) {
+        // A lost work row costs precision, not events: the hit stays and is resumed whole.
+        o.onError?.('work', err);
+      }
+    });
+  }
+
   return {
     submit(newHits, done, fail) {
       if (closed) {
@@ -164,6 +181,12 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
         finishScheduled = true;
         setImmediate(flushFinished);
       }
+    },
+    putWork(rows) {
+      if (rows.length > 0) then(() => putWork(o.db, rows));
+    },
+    settleWork(destinationId, hitIds) {
+      if (hitIds.length > 0) then(() => settleWork(o.db, destinationId, hitIds));
     },
     get size() {
       return { hits, bytes };

@@ -123,6 +123,17 @@ forEachEngine('delivery journal', (engine) => {
     expect((await claimLapsed(db, { owner: 'd', now: 20_000, leaseUntil: 40_000, limit: 10 })).map((c) => c.hit.id)).toEqual([]);
   });
 
+  it("never claims the claimer's own hits; evenLive takes other owners' live ones (a restart on SQLite)", async () => {
+    const mine = await appendHits(db, [hit(1), hit(2)], 'me', 10_000);
+    const old = await appendHits(db, [hit(3)], 'me-before-restart', 99_000);
+    // Lapsed or not, mine stay mine: claiming them again would resume them twice.
+    expect(await claimLapsed(db, { owner: 'me', now: 50_000, leaseUntil: 60_000, limit: 10 })).toEqual([]);
+    expect((await claimLapsed(db, { owner: 'me', now: 50_000, leaseUntil: 60_000, limit: 10, evenLive: true })).map((c) => c.hit.id)).toEqual(old);
+    // Claimed once: a second pass (the recovery loop's next page) finds nothing more.
+    expect(await claimLapsed(db, { owner: 'me', now: 50_000, leaseUntil: 60_000, limit: 10, evenLive: true })).toEqual([]);
+    expect(mine).toHaveLength(2);
+  });
+
   it('settles one destination of a tracked hit and keeps the others', async () => {
     const [a] = await appendHits(db, [hit(1)], 'a', 10_000);
     await putWork(db, [work(a!, 'ga4'), work(a!, 'meta')]);

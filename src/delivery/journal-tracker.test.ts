@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import type { Event } from '../ingest/event.ts';
+import type { WorkRow } from '../store/journal.ts';
+import { createJournalTracker } from './journal-tracker.ts';
+
+const event = (messageId: string): Event => ({ messageId, type: 'track', event: 'X', timestamp: '', receivedAt: '', context: {}, properties: {}, traits: {}, integrations: {} });
+const info = { at: 1_000, attempts: 3, reason: 'status_400', lastStatus: 400, excerpt: '{"error":"bad"}' };
+
+function setup() {
+  const log: string[] = [];
+  const rows: WorkRow[] = [];
+  const t = createJournalTracker({
+    finish: (ids) => log.push(`finish ${ids.join(',')}`),
+    putWork: (r) => {
+      rows.push(...r);
+      log.push(`work ${r.map((w) => `${w.hitId}/${w.destinationId}/${w.state}@${w.notBefore}`).join(' ')}`);
+    },
+    settleWork: (d, ids) => log.push(`settle ${d} ${ids.join(',')}`),
+  });
+  return { t, log, rows };
+}
+
+describe('journal tracker', () => {
+  it('finishes a hit once every destination settled it, by policy or by a delivery result', () => {
+    const { t, log } = setup();
+    const e = event('m1');
+    t.begin(e, 7, ['crm', 'meta', 'ga4']);
+    t.settle(e, 'crm'); // dropped by policy
+    t.enqueued('meta', e);
+    t.enqueued('ga4', e);
+    t.delivered('meta', ['m1']);
+    expect(log).toEqual([]);
+    t.delivered('ga4', ['m1', 'unknown']);
+    expect(log).toEqual(['finish 7']);
+    expect(t.open).toBe(0);
+    // Late or repeated results change nothing.
+    t.delivered('ga4', ['m1']);
+    t.settle(e, 'crm');
+    expect(log).toEqual(['finish 7']);
+  });
+
+  it('two hits with the same messageId are settled one result each, in order', () => {
+    const { t, log } = setup();
+    const a = event('dup');
+    const b = event('dup');
+    t.begin(a, 1, ['hook']);
+    t.begin(b, 2, ['hook']);
+    t.enqueued('hook', a);
+    t.enqueued('hook', b);
+    t.delivered('hook', ['dup']);
+    expect(log).toEqual(['finish 1']);
+    t.delivered('hook', ['dup']);
+    expect(log).toEqual(['finish 1', 'finish 2']);
+  });
+
+  it('a give-up writes a dead row, and waiting rows for the destinations still busy with the hit', () => {
+    const { t, log, rows } = setup();
+    const e = event('m');
+    t.begin(e, 5, ['meta', 'ga4', 'crm']);
+    t.settle(e, 'crm');
+    t.enqueued('meta', e);
+    t.enqueued('ga4', e);
+    t.gaveUp('meta', ['m'], info);
+    expect(log).toEqual(['work 5/meta/dead@1000 5/ga4/waiting@1000']);
+    expect(rows[0]).toMatchObject({ reason: 'status_400', lastStatus: 400, attempts: 3, excerpt: '{"error":"bad"}' });
+    // Tracked now: GA4's delivery removes its row, then the hit is finished (its dead row keeps it).
+    t.delivered('ga4', ['m']);
+    expect(log.slice(1)).toEqual(['settle ga4 5', 'finish 5']);
+  });
+
+  it('a scheduled retry keeps its time in a waiting row; a later delivery settles it', () => {
+    const { t, log } = setup();
+    const e = event('r');
+    t.begin(e, 9, ['ga4']);
+    t.enqueued('ga4', e);
+    t.retrying('ga4', ['r'], 6_000, { ...info, reason: 'status_429', lastStatus: 429 });
+    t.retrying('ga4', ['r'], 9_000, { ...info, reason: 'status_429', lastStatus: 429 });
+    expect(log).toEqual(['work 9/ga4/waiting@6000', 'work 9/ga4/waiting@9000']);
+    t.delivered('ga4', ['r']);
+    expect(log.slice(2)).toEqual(['settle ga4 9', 'finish 9']);
+  });
+
+  it('a give-up of the last destination writes the dead row before the finish', () => {
+    const { t, log } = setup();
+    const e = event('x');
+    t.begin(e, 3, ['meta']);
+    t.enqueued('meta', e);
+    t.gaveUp('meta', ['x'], info);
+    expect(log).toEqual(['work 3/meta/dead@1000', 'finish 3']);
+    expect(t.open).toBe(0);
+  });
+
+  it('ignores events that were never journaled, and finishes a hit with no destination at once', () => {
+    const { t, log } = setup();
+    const e = event('m');
+    t.settle(e, 'meta');
+    t.enqueued('meta', e);
+    t.delivered('meta', ['m']);
+    t.gaveUp('meta', ['m'], info);
+    t.begin(event('n'), 9, []);
+    expect(log).toEqual(['finish 9']);
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * Which journaled hits are finished, and what to write when one is not finishing at once.
+ *
+ * A hit leaves the journal once every destination has settled it: delivered, dropped by policy or
+ * by the vendor's final answer. The pipeline says when a destination settles an event itself (a
+ * policy drop, a dry run); the delivery says it through its results, by message id, which is why
+ * the tracker remembers, per destination, which hit an enqueued message id belongs to.
+ *
+ * A destination that gives up on an event (a dead letter), or schedules a retry, makes the hit
+ * *tracked* (src/store/journal.ts): a work row is written for that destination (dead, or waiting
+ * until the retry's time, so a restart never brings a Retry-After forward), and, the first time,
+ * a waiting row for each other destination not done with it yet, so that after a crash exactly
+ * those are resumed. A tracked hit's later deliveries remove their rows.
+ *
+ * Plain bookkeeping, no I/O: the callbacks are the journal writer's. Bounded by what the journal holds.
+ */
+import type { Event } from '../ingest/event.ts';
+import type { WorkRow } from '../store/journal.ts';
+
+export interface TrackerSink {
+  /** Every destination settled these hits. */
+  finish(hitIds: number[]): void;
+  /** Work rows to write (the hits become tracked). */
+  putWork(rows: WorkRow[]): void;
+  /** A tracked hit's destination is done: its waiting row goes. */
+  settleWork(destinationId: string, hitIds: number[]): void;
+}
+
+/** What a delivery result says about the attempt, for the work row. */
+export interface AttemptInfo {
+  at: number;
+  attempts: number;
+  reason: string | null;
+  lastStatus: number | null;
+  excerpt: string | null;
+}
+
+export interface JournalTracker {
+  /** A committed (or resumed) hit: each of `destinationIds` must settle it before it is finished. */
+  begin(event: Event, hitId: number, destinationIds: readonly string[], tracked?: boolean): void;
+  /** `destinationId` settled the event (no-op for an event not journaled). */
+  settle(event: Event, destinationId: string): void;
+  /** The event was handed to `destinationId`'s delivery: its results will settle it. */
+  enqueued(destinationId: string, event: Event): void;
+  /** Final delivery results (delivered, or dropped by a consent re-check) for these message ids. */
+  delivered(destinationId: string, messageIds: readonly string[]): void;
+  /** `destinationId` gave up on these message ids: dead letters. */
+  gaveUp(destinationId: string, messageIds: readonly string[], info: AttemptInfo): void;
+  /** `destinationId` will try these message ids again, not before `notBefore`. */
+  retrying(destinationId: string, messageIds: readonly string[], notBefore: number, info: AttemptInfo): void;
+  /** Hits begun and not finished. */
+  readonly open: number;
+}
+
+interface OpenHit {
+  id: number;
+  /** Destinations not done with it. */
+  left: Set<string>;
+  tracked: boolean;
+}
+
+export function createJournalTracker(sink: TrackerSink): JournalTracker {
+  const hits = new WeakMap<Event, OpenHit>();
+  let open = 0;
+  /** `${destination}\0${messageId}` → hits in enqueue order (a sender may repeat a messageId). */
+  const queued = new Map<string, OpenHit[]>();
+  const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
+
+  function done(hit: OpenHit, destinationId: string): void {
+    if (!hit.left.delete(destinationId)) return;
+    if (hit.tracked) sink.settleWork(destinationId, [hit.id]);
+    if (hit.left.size > 0) return;
+    open--;
+    sink.finish([hit.id]);
+  }
+
+  /** The hits of these message ids, each taken off the destination's queue. */
+  function take(destinationId: string, messageIds: readonly string[]): OpenHit[] {
+    const out: OpenHit[] = [];
+    for (const messageId of messageIds) {
+      const k = key(destinationId, messageId);
+      const list = queued.get(k);
+      if (list === undefined) continue;
+      out.push(list.shift()!);
+      if (list.length === 0) queued.delete(k);
+    }
+    return out;
+  }
+
+  function row(hitId: number, destinationId: string, state: WorkRow['state'], notBefore: number, info: AttemptInfo): WorkRow {
+    return { hitId, destinationId, state, notBefore, attempts: info.attempts, firstAttemptAt: null, reason: info.reason, lastStatus: info.lastStatus, excerpt: info.excerpt, updatedAt: info.at };
+  }
+
+  /** Rows for `destinationId`'s state and, when the hit starts being tracked, for the others left. */
+  function track(hit: OpenHit, destinationId: string, own: WorkRow, at: number): WorkRow[] {
+    const rows = [own];
+    if (!hit.tracked) {
+      hit.tracked = true;
+      const none: AttemptInfo = { at, attempts: 0, reason: null, lastStatus: null, excerpt: null };
+      for (const other of hit.left) if (other !== destinationId) rows.push(row(hit.id, other, 'waiting', at, none));
+    }
+    return rows;
+  }
+
+  return {
+    begin(event, hitId, destinationIds, tracked = false) {
+      const hit: OpenHit = { id: hitId, left: new Set(destinationIds), tracked };
+      if (hit.left.size === 0) {
+        sink.finish([hitId]);
+        return;
+      }
+      hits.set(event, hit);
+      open++;
+    },
+    settle(event, destinationId) {
+      const hit = hits.get(event);
+      if (hit !== undefined) done(hit, destinationId);
+    },
+    enqueued(destinationId, event) {
+      const hit = hits.get(event);
+      if (hit === undefined) return;
+      const k = key(destinationId, event.messageId);
+      const list = queued.get(k);
+      if (list === undefined) queued.set(k, [hit]);
+      else list.push(hit);
+    },
+    delivered(destinationId, messageIds) {
+      for (const hit of take(destinationId, messageIds)) done(hit, destinationId);
+    },
+    gaveUp(destinationId, messageIds, info) {
+      const rows: WorkRow[] = [];
+      const finished: number[] = [];
+      for (const hit of take(destinationId, messageIds)) {
+        if (!hit.left.has(destinationId)) continue;
+        rows.push(...track(hit, destinationId, row(hit.id, destinationId, 'dead', info.at, info), info.at));
+        hit.left.delete(destinationId);
+        if (hit.left.size === 0) {
+          open--;
+          finished.push(hit.id);
+        }
+      }
+      // The rows first: a hit finished with a dead row keeps it (and its event) as a dead letter.
+      if (rows.length > 0) sink.putWork(rows);
+      if (finished.length > 0) sink.finish(finished);
+    },
+    retrying(destinationId, messageIds, notBefore, info) {
+      const rows: WorkRow[] = [];
+      for (const messageId of messageIds) {
+        // Still queued (the retry keeps it in the delivery): look without taking.
+        const hit = queued.get(key(destinationId, messageId))?.[0];
+        if (hit === undefined || !hit.left.has(destinationId)) continue;
+        rows.push(...track(hit, destinationId, row(hit.id, destinationId, 'waiting', notBefore, info), info.at));
+      }
+      if (rows.length > 0) sink.putWork(rows);
+    },
+    get open() {
+      return open;
+    },
+  };
+}
