@@ -137,6 +137,33 @@ describe('createHeldRetry', () => {
     expect(s.asked.map((x) => x.id)).toEqual(['p', 'a', 'b', 'a']);
   });
 
+  it('a visitor whose own failure says "later" is skipped until then; never re-asked at the same instant', () => {
+    const s = setup({ readyAt: T, probe: true, room: 100 });
+    s.waitFor('a');
+    expect(s.asked.map((x) => x.id)).toEqual(['a']);
+    // Its failure is replayed by the client (no call) while the upstream itself looks ready.
+    s.retry.outcome('a', 'refused', 'upstream_http_error');
+    s.retry.wait('a', T + 3000);
+    s.held.add('b');
+    s.retry.wait('b');
+    expect(s.asked.map((x) => x.id)).toEqual(['a', 'b']);
+    s.retry.outcome('b', 'refused', 'upstream_http_error');
+    s.retry.wait('b');
+    // Both wait for their own time: b for the poll (1 s), a for its 3 s.
+    expect(s.asked).toHaveLength(2);
+    s.clock.advance(999);
+    expect(s.asked).toHaveLength(2);
+    s.clock.advance(1);
+    expect(s.asked.map((x) => x.id)).toEqual(['a', 'b', 'b']);
+    s.retry.outcome('b', 'answer', 'answer');
+    s.held.delete('b');
+    s.clock.advance(1999);
+    expect(s.asked).toHaveLength(3);
+    s.clock.advance(1);
+    expect(s.asked.map((x) => x.id)).toEqual(['a', 'b', 'b', 'a']);
+    expect(s.retry.snapshot().visitors).toEqual([{ visitorId: 'a', since: T, asks: 2, notBefore: T + 3000 }]);
+  });
+
   it('a fresh hit\'s answer (not ours) also opens the flow', () => {
     const s = setup({ readyAt: T + 1000, probe: true, room: 100 });
     s.waitFor('a', 'b');

@@ -86,6 +86,11 @@ export interface WaitingVisitor {
   since: number;
   /** Re-asks made for it so far. */
   asks: number;
+  /**
+   * Not asked again before this time: its own last failure said so (the verify client replays a
+   * visitor's failed call for a while without calling, src/consent/upstream/verify-client.ts).
+   */
+  notBefore?: number;
 }
 
 export interface HeldRetryState {
@@ -112,8 +117,8 @@ export interface HeldRetryOptions {
 }
 
 export interface HeldRetry {
-  /** A lookup failure kept this visitor's events waiting. */
-  wait(visitorId: string): void;
+  /** A lookup failure kept this visitor's events waiting; `retryAt` is the failure's, when it has one. */
+  wait(visitorId: string, retryAt?: number): void;
   /**
    * Every lookup's outcome, ours or a fresh hit's (`result` is its metric label): an answer lets
    * the others follow, a refusal goes back to one probe. Call it before deciding the events.
@@ -165,30 +170,41 @@ export function createHeldRetry(o: HeldRetryOptions): HeldRetry {
     for (const id of visitors.keys()) if (!asking.has(id) && !o.holds(id)) visitors.delete(id);
   }
 
-  function pick(count: number): string[] {
-    const out: string[] = [];
+  /** Up to `count` visitors to ask now, oldest first; `later` is the soonest a skipped one may be asked. */
+  function pick(count: number, now: number): { ids: string[]; later: number | undefined } {
+    const ids: string[] = [];
+    let later: number | undefined;
     for (const [id, v] of visitors) {
-      if (out.length >= count) break;
+      if (ids.length >= count) break;
       if (asking.has(id)) continue;
       if (!o.holds(id)) {
         visitors.delete(id);
         continue;
       }
+      if (v.notBefore !== undefined && v.notBefore > now) {
+        if (later === undefined || v.notBefore < later) later = v.notBefore;
+        continue;
+      }
       v.asks++;
-      out.push(id);
+      ids.push(id);
     }
-    return out;
+    return { ids, later };
   }
 
   function step(): void {
     if (closed) return;
     // Bounded: each round either asks, or deletes stale visitors it met while picking.
     for (let round = 0; round < 3; round++) {
-      const s = nextStep({ now: o.clock.now(), mode, waiting: visitors.size - asking.size, asking: asking.size, readiness: o.readiness(), pollMs, maxAsking });
+      const now = o.clock.now();
+      const s = nextStep({ now, mode, waiting: visitors.size - asking.size, asking: asking.size, readiness: o.readiness(), pollMs, maxAsking });
       if (s.do === 'idle') return disarm();
       if (s.do === 'wake') return arm(s.at);
-      const ids = pick(s.count);
-      if (ids.length === 0) continue;
+      const { ids, later } = pick(s.count, now);
+      if (ids.length === 0) {
+        // Everyone left must wait for their own time: wake then (the upstream may be ready sooner).
+        if (later !== undefined) return arm(later);
+        continue;
+      }
       disarm();
       const phase = s.probe ? 'probe' : 'flow';
       for (const id of ids) asking.set(id, phase);
@@ -198,12 +214,15 @@ export function createHeldRetry(o: HeldRetryOptions): HeldRetry {
   }
 
   return {
-    wait(visitorId) {
+    wait(visitorId, retryAt) {
       if (closed) return;
-      if (!visitors.has(visitorId)) {
-        visitors.set(visitorId, { visitorId, since: o.clock.now(), asks: 0 });
+      const now = o.clock.now();
+      let v = visitors.get(visitorId);
+      if (v === undefined) {
+        visitors.set(visitorId, (v = { visitorId, since: now, asks: 0 }));
         prune();
       }
+      if (retryAt !== undefined && retryAt > now && (v.notBefore === undefined || retryAt > v.notBefore)) v.notBefore = retryAt;
       step();
     },
     outcome(visitorId, kind, result) {
@@ -211,6 +230,10 @@ export function createHeldRetry(o: HeldRetryOptions): HeldRetry {
       if (phase !== undefined) {
         asking.delete(visitorId);
         o.onReask?.(phase, result);
+        // Our re-ask failed while the upstream looked ready: never ask the same visitor twice at
+        // one instant (a failure that carries a later time pushes this further in `wait`).
+        const v = visitors.get(visitorId);
+        if (v !== undefined && (kind === 'refused' || kind === 'no_room')) v.notBefore = Math.max(v.notBefore ?? 0, o.clock.now() + pollMs);
       }
       if (kind === 'answer' || kind === 'final') visitors.delete(visitorId);
       if (kind === 'answer') mode = 'flow';

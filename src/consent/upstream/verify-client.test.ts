@@ -396,6 +396,19 @@ describe('failure memo', () => {
     expect(c.stats().calls).toBe(3);
   });
 
+  it('a replayed 5xx says when the visitor may get further (the memo\'s end); a replayed 4xx still says nothing', async () => {
+    const c = client({ failureTtlMs: 1_000, backoff: { baseMs: 100, maxMs: 100 }, random: () => 0.5 });
+    upstream().reply({ status: 500 });
+    const t0 = clock.now();
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error', retryAt: t0 + 50 });
+    clock.advance(50);
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error', retryAt: t0 + 1_000 });
+    upstream().reply({ status: 404 });
+    await c.lookup('b');
+    expect(await c.lookup('b')).toEqual({ failed: 'http_error' });
+    expect(c.stats().calls).toBe(2);
+  });
+
   it('invalidate clears the memo', async () => {
     const c = client({ failureTtlMs: 60_000 });
     upstream().reply({ status: 404 });

@@ -337,7 +337,10 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
       failures.delete(visitorId);
       return undefined;
     }
-    return entry.failure;
+    // Replayed, a failure that set a wait says when THIS visitor may get further: not before the
+    // memo ends (its own retryAt may have passed already). One that set none (4xx) still sets none.
+    const { failure } = entry;
+    return failure.retryAt === undefined || failure.retryAt >= entry.expiresAt ? failure : fail(failure.failed, entry.expiresAt);
   }
 
   /** The gates, in order; all synchronous, and nothing is taken unless every one admits. */
