@@ -23,7 +23,7 @@ describe('held events wait out the upstream', () => {
   /** What the fake sent, in the order it sent it (calls and the 429 windows they opened). */
   type Log = { kind: 'call'; at: number; visitorId: string } | { kind: 'window'; from: number; until: number };
 
-  async function setup(answer: (visitorId: string, now: number) => VerifyAction, hold: Record<string, unknown> = {}) {
+  async function setup(answer: (visitorId: string, now: number) => VerifyAction, hold: Record<string, unknown> = {}, verify: Record<string, unknown> = {}) {
     const clock = new FakeClock(Date.now());
     const log: Log[] = [];
     const upstream: FakeVerifyServer = await startFakeVerifyServer(
@@ -53,6 +53,7 @@ describe('held events wait out the upstream', () => {
             requestsPerMinute: 1000,
             categories: { marketing: 'advertising', analytics: 'analytics' },
             timeoutMs: 2000,
+            ...verify,
           },
         },
         destinations: [
@@ -190,10 +191,52 @@ describe('held events wait out the upstream', () => {
     expect(s.delivered('/ads')).toEqual([]);
     expect(s.tw.app.pending.size).toBe(10);
     failing = false;
-    // The default backoff (base 200 ms, full jitter) and the 503's 2 s both end within 3 s.
+    // The default backoff (base 500 ms, full jitter, doubling per failure) and the 503's 2 s both end within 3 s.
     await s.advance(3_000, 250);
     expect(s.delivered('/ads')).toHaveLength(10);
     expect(s.callsInsideWindows()).toEqual([]);
+  });
+
+  it('a timeout, then a grant: the held events wait out the backoff and are delivered', async () => {
+    let failing = true;
+    // The request timer runs on the injected clock; undici's own timeouts (the same 300 ms, real) end a hung request.
+    const s = await setup(() => (failing ? { hang: true } : { status: 200, body: GRANT }), {}, { timeoutMs: 300 });
+    await s.send('t0', 'visitor-t');
+    await s.tw.app.flush(5000);
+    expect(await s.metric('tagwarden_consent_lookups_total', 'result="upstream_timeout"')).toBe(1);
+    expect(s.tw.app.pending.size).toBe(1);
+    failing = false;
+    await s.advance(2_000, 250);
+    expect(s.delivered('/ads')).toEqual(['t0']);
+  });
+
+  it('an open circuit: the held events wait until it half-opens; one probe closes it, then the rest are asked', async () => {
+    let failing = true;
+    const s = await setup(() => (failing ? { status: 500 } : { status: 200, body: GRANT }), {}, {
+      breaker: { minRequests: 2, errorRatio: 1, openMs: 10_000 },
+      backoff: { baseMs: 10, maxMs: 100 },
+    });
+    for (let i = 0; i < 4; i++) {
+      await s.send(`c${i}`, `visitor-${i}`);
+      await s.tw.app.flush(5000);
+      // Past the short backoff (10 ms base), so the next lookup may call: the second 500 opens the circuit.
+      await s.advance(50, 50);
+    }
+    // Two 500s opened the circuit; every lookup since failed fast without a call.
+    expect(s.calls()).toHaveLength(2);
+    expect(await s.metric('tagwarden_consent_lookups_total', 'result="upstream_circuit_open"')).toBeGreaterThanOrEqual(2);
+    const halfOpen = s.calls()[1]!.at + 10_000;
+    failing = false;
+    await s.advance(halfOpen - s.clock.now() - 1, 1_000);
+    expect(s.calls()).toHaveLength(2);
+    expect(s.delivered('/ads')).toEqual([]);
+    await s.advance(1);
+    expect(s.calls().slice(2).map((c) => c.at)).toEqual([halfOpen, halfOpen, halfOpen, halfOpen]);
+    // The probe is the oldest visitor; the others follow only after its answer.
+    expect(s.calls()[2]!.visitorId).toBe('visitor-0');
+    expect(s.delivered('/ads')).toEqual(['c0', 'c1', 'c2', 'c3']);
+    expect(await s.metric('tagwarden_held_reasks_total', 'phase="probe",result="answer"')).toBe(1);
+    expect(await s.metric('tagwarden_held_reasks_total', 'phase="flow",result="answer"')).toBe(3);
   });
 
   it('a 4xx is not waited out: the held events are dropped as consent_unresolved, as before', async () => {
