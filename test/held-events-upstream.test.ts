@@ -138,6 +138,7 @@ describe('held events wait out the upstream', () => {
     expect(s.forwardedAt.every((at) => at >= t0 + 8_000)).toBe(true);
     // `stats` waits for nobody (whenUnknown: drop): it was dropped as unresolved at the first failure, as before.
     expect(s.delivered('/stats')).toEqual([]);
+    expect(await s.metric('tagwarden_decisions_total', 'destination="stats",outcome="drop",reason="consent_unresolved"')).toBe(180);
     expect(s.tw.app.pending.size).toBe(0);
     expect(await s.metric('tagwarden_decisions_total', 'destination="ads",outcome="drop",reason="consent_denied:advertising"')).toBe(90);
     expect(await s.metric('tagwarden_decisions_total', 'destination="ads",outcome="drop",reason="consent_unresolved"')).toBe(0);
