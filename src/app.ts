@@ -60,9 +60,9 @@ export interface AppDeps {
   /**
    * Time and timers of consent resolution: the upstream verify client (its Retry-After, backoff
    * and budget), the pending queue's ages and sweep, and held events waiting out the upstream.
-   * Default: the system clock. Also the default of `now`. Delivery keeps its own clock.
+   * Default: the system clock. Also the default of `now`. Delivery does not read it.
    */
-  clock?: Clock;
+  consentClock?: Clock;
   /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
   upstreamAgent?: Dispatcher;
   /**
@@ -132,7 +132,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const dropUnresolved = (h: HeldEvent): void => {
     for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
   };
-  const clock = deps.clock ?? systemClock;
+  const clock = deps.consentClock ?? systemClock;
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxBytes: config.hold.maxBytes,

@@ -62,7 +62,7 @@ describe('held events wait out the upstream', () => {
         ],
       }),
       undefined,
-      { clock },
+      { consentClock: clock },
     );
     cleanup.push(() => upstream.close(), vendor.close, tw.close);
     const delivered = (path: string): string[] =>
