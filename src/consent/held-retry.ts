@@ -139,6 +139,7 @@ export function createHeldRetry(o: HeldRetryOptions): HeldRetry {
   const asking = new Map<string, 'probe' | 'flow'>();
   let mode: RetryMode = 'probe';
   let timer: TimerHandle | undefined;
+  let timerAt = 0;
   let closed = false;
 
   function disarm(): void {
@@ -147,7 +148,10 @@ export function createHeldRetry(o: HeldRetryOptions): HeldRetry {
   }
 
   function arm(at: number): void {
+    // Every failed lookup in a window steps again; the wake-up time is usually the same.
+    if (timer !== undefined && timerAt === at) return;
     disarm();
+    timerAt = at;
     const handle = o.clock.setTimeout(
       () => {
         timer = undefined;

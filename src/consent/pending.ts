@@ -60,20 +60,22 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
     retain(key, fn) {
       const list = byKey.get(key);
       if (list === undefined) return 0;
+      // In place: called on every failed lookup of a waiting visitor, so no copy when nothing changes.
       // Removed items leave their entries in `order`; sweep skips those (as it does after `take`).
-      const kept: typeof list = [];
+      let kept = 0;
       for (const e of list) {
         const item = fn(e.item);
         if (item === undefined) {
           size--;
           bytes -= e.bytes;
-        } else {
-          kept.push({ ...e, item });
+          continue;
         }
+        e.item = item;
+        list[kept++] = e;
       }
-      if (kept.length === 0) byKey.delete(key);
-      else byKey.set(key, kept);
-      return kept.length;
+      list.length = kept;
+      if (kept === 0) byKey.delete(key);
+      return kept;
     },
     take(key) {
       const list = byKey.get(key);
