@@ -129,6 +129,8 @@ describe('held events wait out the upstream', () => {
     const calls = s.calls();
     expect(calls.slice(2).every((c) => c.at === t0 + 8_000)).toBe(true);
     expect(calls).toHaveLength(2 + 12);
+    // The probe is the oldest waiting visitor, alone; the others are asked after its answer (phase flow below).
+    expect(calls[2]!.visitorId).toBe('grant-0');
     expect(new Set(calls.slice(2).map((c) => c.visitorId))).toEqual(new Set(visitors));
     expect(s.callsInsideWindows()).toEqual([]);
 
