@@ -6,7 +6,7 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
-import type { Clock } from './delivery/clock.ts';
+import { systemClock, type Clock, type TimerHandle } from './delivery/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError } from './errors.ts';
 import { cors } from './http/cors.ts';
@@ -68,6 +68,12 @@ export interface AppDeps {
   outbox?: Outbox;
   metrics?: Metrics;
   now?: () => Date;
+  /**
+   * Time and timers of consent resolution: the upstream verify client (its Retry-After, backoff
+   * and budget), the pending queue's ages and sweep, and held events waiting out the upstream.
+   * Default: the system clock. Also the default of `now`. Delivery does not read it.
+   */
+  consentClock?: Clock;
   /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
   upstreamAgent?: Dispatcher;
   /**
@@ -191,19 +197,31 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     dropUnresolved(h);
     for (const id of h.destinationIds) journal?.tracker.settle(h.event, id);
   };
+  const clock = deps.consentClock ?? systemClock;
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxBytes: config.hold.maxBytes,
     maxAgeMs: config.hold.maxAgeMs,
-    now: () => Date.now(),
+    now: () => clock.now(),
     onExpire: expireUnresolved,
   });
-  const sweeper = setInterval(() => pending.sweep(), Math.min(1000, config.hold.maxAgeMs));
-  sweeper.unref();
+  // The sweep runs on the same clock as the ages it checks (a chain of timeouts, not an interval,
+  // so an injected clock drives it too).
+  const sweepEveryMs = Math.max(1, Math.min(1000, config.hold.maxAgeMs));
+  let sweeper: TimerHandle | undefined;
+  const armSweep = (): void => {
+    const handle = clock.setTimeout(() => {
+      pending.sweep();
+      if (sweeper !== undefined) armSweep();
+    }, sweepEveryMs);
+    if (typeof handle === 'object' && 'unref' in handle && typeof handle.unref === 'function') (handle as { unref(): void }).unref();
+    sweeper = handle;
+  };
+  armSweep();
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
-  const now = deps.now ?? ((): Date => new Date());
+  const now = deps.now ?? ((): Date => new Date(clock.now()));
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
   const verify = config.upstream.verify;
@@ -229,6 +247,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             backoff: verify.backoff,
             breaker: verify.breaker,
             dispatcher: upstreamAgent,
+            clock,
           }),
         );
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
@@ -274,6 +293,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     log,
     settle: (event, destinationId) => journal?.tracker.settle(event, destinationId),
+    clock,
   });
 
   recheck = (visitorId) => pipeline.recheck(visitorId);
@@ -529,10 +549,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   async function stop(graceMs: number): Promise<void> {
     const started = Date.now();
     accepting = false;
-    clearInterval(sweeper);
+    if (sweeper !== undefined) clock.clearTimeout(sweeper);
+    sweeper = undefined;
     deferred.drain();
-    // Lookups in flight get up to half the grace to decide their events; what still waits then
-    // is dropped (consent_unresolved), never sent.
+    // Held events waiting out the upstream are not asked again. Lookups in flight get up to half
+    // the grace to decide their events; what still waits then is dropped (consent_unresolved),
+    // never sent.
+    pipeline.close();
     await pipeline.settled(Math.floor(graceMs / 2));
     pending.drain().forEach(dropUnresolved);
     scripts?.close();

@@ -94,7 +94,10 @@ forEachEngine('cli keys', (engine) => {
       expect(text).not.toMatch(KEY);
       expect(text).not.toContain(hashApiKey(a.key));
     }
-    expect(JSON.parse(json.stdout).map((k: { id: string }) => k.id)).toEqual([a.id, b.id]);
+    // Listed by creation time, then id (two keys made in the same millisecond come in id order).
+    const listed = JSON.parse(json.stdout) as Array<{ id: string; createdAt: number }>;
+    expect(listed.map((k) => k.id).sort()).toEqual([a.id as string, b.id as string].sort());
+    expect(listed).toEqual([...listed].sort((x, y) => x.createdAt - y.createdAt || x.id.localeCompare(y.id)));
   });
 
   it('revoke: the key stops authenticating; again is harmless; an unknown id fails', async () => {

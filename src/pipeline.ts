@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import type { PendingQueue } from './consent/pending.ts';
 import type { CategorySignal } from './consent/merge.ts';
 import type { ConsentResolver } from './consent/resolve.ts';
-import type { ConsentSource } from './consent/upstream/source.ts';
+import type { ConsentSource, LookupOutcome } from './consent/upstream/source.ts';
+import { classifyOutcome, createHeldRetry, type HeldRetry } from './consent/held-retry.ts';
+import { systemClock, type Clock } from './delivery/clock.ts';
 import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
@@ -73,6 +75,11 @@ export interface PipelineDeps {
    * a held event given up): the journal finishes a hit once every destination is done with it.
    */
   settle?: (event: Event, destinationId: string) => void;
+  /**
+   * Timers of held events waiting out the upstream (src/consent/held-retry.ts); default the system
+   * clock. Give it the verify client's clock: the waits are read from that client.
+   */
+  clock?: Clock;
 }
 
 export interface Pipeline {
@@ -87,12 +94,18 @@ export interface Pipeline {
    * while the upstream is asked, and is decided when the answer comes.
    */
   process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>): void;
-  /** Re-decides what waits for this visitor with `signal`. */
-  release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void;
+  /**
+   * Re-decides what waits for this visitor with `signal`. A failure the upstream can recover from
+   * (a 429, a 5xx, a timeout, an open circuit, no budget) keeps the events of `whenUnknown: hold`
+   * destinations waiting, to be asked again when the upstream allows; any other failure drops them.
+   */
+  release(visitorId: string, outcome: { signal: CategorySignal } | LookupOutcome): void;
   /** The visitor's consent changed (a push, an import): asks again for the events waiting for it. */
   recheck(visitorId: string): void;
   /** Resolves when no upstream lookup started by `process` is in flight (or at the deadline). */
   settled(deadlineMs: number): Promise<void>;
+  /** Stops asking again for held events (shutdown); what still waits stays in the pending queue. */
+  close(): void;
 }
 
 /** Policy drops logged per destination and reason within each interval (the rest are counted on the next line). */
@@ -154,15 +167,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
+  function unresolved(held: HeldEvent, destinationIds: readonly string[]): void {
+    for (const id of destinationIds) {
+      count(id, 'drop', 'consent_unresolved');
+      logDrop(id, 'consent_unresolved', held.event.messageId);
+      settle(held.event, id);
+    }
+  }
+
   function hold(key: string, held: HeldEvent, reason: string): void {
     if (pending.add(key, held, sizeOf(held.event))) {
       for (const id of held.destinationIds) count(id, 'hold', reason);
     } else {
-      for (const id of held.destinationIds) {
-        count(id, 'drop', 'consent_unresolved');
-        logDrop(id, 'consent_unresolved', held.event.messageId);
-        settle(held.event, id);
-      }
+      unresolved(held, held.destinationIds);
     }
   }
 
@@ -232,6 +249,23 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** Visitors whose consent changed while a lookup was in flight: its answer may predate the change. */
   const stale = new Set<string>();
 
+  // Held events wait out the upstream when it can say when it may be asked again (the verify
+  // client's readiness); a source that cannot (the consent store alone) decides at once.
+  const readiness = upstream?.readiness?.bind(upstream);
+  const reasks = incrementer(metrics.heldReasks, ['phase', 'result']);
+  const waits = incrementer(metrics.heldWaits, ['reason']);
+  const retry: HeldRetry | undefined =
+    upstream === undefined || readiness === undefined
+      ? undefined
+      : createHeldRetry({
+          clock: deps.clock ?? systemClock,
+          readiness,
+          ask: (visitorId) => ask(upstream, visitorId),
+          holds: (visitorId) => pending.has(visitorId),
+          heldCount: () => pending.size,
+          onReask: (phase, result) => reasks([phase, result]),
+        });
+
   /** Asks the upstream for a visitor unless a lookup is in flight; its outcome releases the visitor's events. */
   function ask(source: ConsentSource, visitorId: string): void {
     if (asking.has(visitorId)) return;
@@ -240,29 +274,58 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       .lookup(visitorId)
       .finally(() => asking.delete(visitorId))
       .then((outcome) => {
-        lookups(['signal' in outcome ? (outcome.signal.source.endsWith(':none') ? 'no_consent' : 'answer') : outcome.failure]);
+        const result = 'signal' in outcome ? (outcome.signal.source.endsWith(':none') ? 'no_consent' : 'answer') : outcome.failure;
+        lookups([result]);
         // A consent change raced the lookup: its answer may be older than the change, ask again.
         if (stale.delete(visitorId) || ('failure' in outcome && outcome.failure === 'upstream_superseded')) ask(source, visitorId);
-        else release(visitorId, outcome);
+        else {
+          retry?.outcome(visitorId, classifyOutcome(outcome), result);
+          release(visitorId, outcome);
+        }
       })
       .catch((err: unknown) => {
         log.error({ err }, 'consent lookup failed unexpectedly');
+        retry?.outcome(visitorId, 'final', 'internal_error');
         release(visitorId, { failure: 'internal_error' });
       })
       .finally(() => inFlight.delete(p));
     inFlight.add(p);
   }
 
-  function release(visitorId: string, outcome: { signal: CategorySignal } | { failure: string }): void {
+  /**
+   * The upstream refused or failed, or our budget had no room: the events of destinations whose
+   * `whenUnknown` is `hold` keep waiting (their age still counts from when they were first held);
+   * the other destinations are dropped as unresolved, as before (their policy does not wait).
+   */
+  function keepWaiting(visitorId: string, failure: string, retryAt: number | undefined): void {
+    const drop: [HeldEvent, string[]][] = [];
+    const left = pending.retain(visitorId, (held) => {
+      const wait = held.destinationIds.filter((id) => byId.get(id)?.policy.whenUnknown === 'hold');
+      if (wait.length < held.destinationIds.length) drop.push([held, held.destinationIds.filter((id) => !wait.includes(id))]);
+      if (wait.length === 0) return undefined;
+      return wait.length === held.destinationIds.length ? held : { ...held, destinationIds: wait };
+    });
+    for (const [held, ids] of drop) unresolved(held, ids);
+    if (left > 0) {
+      waits([failure]);
+      retry?.wait(visitorId, retryAt);
+    }
+  }
+
+  function release(visitorId: string, outcome: { signal: CategorySignal } | LookupOutcome): void {
+    if ('failure' in outcome && retry !== undefined) {
+      const kind = classifyOutcome(outcome);
+      if (kind === 'refused' || kind === 'no_room') {
+        keepWaiting(visitorId, outcome.failure, outcome.retryAt);
+        return;
+      }
+    }
     for (const held of pending.take(visitorId)) {
       if ('failure' in outcome) {
-        // An error, a 429, an open circuit, a timeout: never consent. The events are dropped.
+        // Never consent: a failure waiting cannot mend (a 4xx, a malformed body), or a source
+        // that cannot say when to ask again. The events are dropped.
         log.debug({ messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
-        for (const id of held.destinationIds) {
-          count(id, 'drop', 'consent_unresolved');
-          logDrop(id, 'consent_unresolved', held.event.messageId);
-          settle(held.event, id);
-        }
+        unresolved(held, held.destinationIds);
         continue;
       }
       const consent = resolver.fromRequest(held.event, held.signals, deps.now(), [outcome.signal]);
@@ -295,7 +358,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     else if (pending.has(visitorId)) ask(upstream, visitorId);
   }
 
-  return { evaluate, process, release, recheck, settled };
+  function close(): void {
+    retry?.close();
+  }
+
+  return { evaluate, process, release, recheck, settled, close };
 }
 
 /** The event with `context.ip` truncated (an address that cannot be parsed is removed, never sent whole). */

@@ -10,6 +10,7 @@ import { resolveDestinations } from '../src/destinations/resolve.ts';
 import type { Event } from '../src/ingest/event.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { createPipeline, type DeliverySink, type HeldEvent } from '../src/pipeline.ts';
+import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
 import { testConfig } from './helpers.ts';
 
@@ -73,6 +74,19 @@ const hit = fc.record({
 });
 type Hit = typeof hit extends fc.Arbitrary<infer T> ? T : never;
 
+/**
+ * Hits that leave the categories to the upstream (no Consent Mode, no TCF string, nothing cached),
+ * so the wait decides; the upstream grants more often than in `hit`, so the property is not vacuous.
+ */
+const quietHit: fc.Arbitrary<Hit> = fc.record({
+  segment: fc.record({ advertising: fc.constantFrom<State>('missing', 'granted', 'denied'), analytics: fc.constantFrom<State>('missing', 'granted', 'denied') }),
+  gcs: fc.constant('missing'),
+  tcf: fc.constant<TcfKind>('missing'),
+  gpc: fc.boolean(),
+  upstream: fc.constantFrom<UpstreamKind>('grantsAll', 'grantsAll', 'grantsAll', 'grantsAnalytics', 'deniesAll', 'noConsent', 'rate_limited', 'http_error', 'timeout', 'circuit_open'),
+  cachedUpstream: fc.constant(false),
+});
+
 function upstreamCategories(kind: UpstreamKind): Partial<Record<Category, 'granted' | 'denied'>> | undefined {
   switch (kind) {
     case 'grantsAll':
@@ -121,21 +135,35 @@ function event(h: Hit, i: number): Event {
   };
 }
 
-async function run(h: Hit): Promise<Set<string>> {
+/**
+ * One hit through the pipeline. `waitsFirst`: the upstream's first answer is a 429 (the held
+ * events wait it out on a hand-driven clock), then it answers as `h.upstream` says.
+ */
+let forwardedAfterWait = 0;
+
+async function run(h: Hit, waitsFirst = false): Promise<Set<string>> {
   const forwarded = new Set<string>();
+  const answer = upstreamCategories(h.upstream);
+  const signal = answer === undefined ? undefined : { source: Object.keys(answer).length === 0 ? 'upstream:none' : 'upstream', at: NOW.getTime() - DAY, categories: answer };
+  const clock = new FakeClock(NOW.getTime());
+  const windowEnd = NOW.getTime() + 4_000;
   const delivery: DeliverySink = {
     enqueue(dest) {
       forwarded.add(dest.id);
+      if (waitsFirst && clock.now() >= windowEnd) forwardedAfterWait++;
       return true;
     },
   };
-  const answer = upstreamCategories(h.upstream);
-  const signal = answer === undefined ? undefined : { source: Object.keys(answer).length === 0 ? 'upstream:none' : 'upstream', at: NOW.getTime() - DAY, categories: answer };
+  let calls = 0;
   const upstream: ConsentSource = {
     cached: () => (h.cachedUpstream ? signal : undefined),
-    lookup: () => Promise.resolve(signal === undefined ? { failure: `upstream_${h.upstream}` } : { signal }),
+    lookup: () => {
+      if (waitsFirst && calls++ === 0) return Promise.resolve({ failure: 'upstream_rate_limited', retryAt: windowEnd });
+      return Promise.resolve(signal === undefined ? { failure: `upstream_${h.upstream}` } : { signal });
+    },
     invalidate: () => undefined,
     close: () => Promise.resolve(),
+    ...(waitsFirst ? { readiness: () => ({ readyAt: Math.max(clock.now(), windowEnd), probe: true, room: 100 }) } : {}),
   };
   const pending = createPendingQueue<HeldEvent>({ maxItems: 100, maxAgeMs: 60_000, now: () => NOW.getTime(), onExpire: () => undefined });
   const pipeline = createPipeline({
@@ -148,12 +176,21 @@ async function run(h: Hit): Promise<Set<string>> {
     pending,
     metrics: createMetrics({ defaultMetrics: false }),
     log: pino({ level: 'silent' }),
+    clock,
   });
   const signals: RequestSignals = { gpc: h.gpc, visitor: { id: 'visitor-1', source: 'body:anonymousId' } };
   if (h.gcs !== 'missing') signals.gcs = h.gcs;
   if (h.tcf !== 'missing') signals.tcf = { value: TCF[h.tcf], source: 'query:gdpr_consent' };
   pipeline.process(event(h, 0), signals);
   await pipeline.settled(1000);
+  if (waitsFirst) {
+    // Nothing leaves during the window but what the hit itself settled.
+    clock.advance(3_999);
+    await pipeline.settled(1000);
+    clock.advance(1);
+    await pipeline.settled(1000);
+    pipeline.close();
+  }
   return forwarded;
 }
 
@@ -172,6 +209,21 @@ describe('consent resolution: nothing is forwarded without an affirmative, valid
     );
     // Not vacuous: plenty of hits do reach a destination.
     expect(someForwarded).toBeGreaterThan(300);
+  });
+
+  it('holds when the held events first wait out a 429 and the upstream then answers (or fails)', async () => {
+    forwardedAfterWait = 0;
+    await fc.assert(
+      fc.asyncProperty(quietHit, async (h) => {
+        const forwarded = await run(h, true);
+        for (const id of forwarded) {
+          for (const c of REQUIRED[id] ?? []) expect(affirmed(h, c), `${id} forwarded without an affirmative signal for ${c}`).toBe(true);
+        }
+      }),
+      { seed: 20261202, numRuns: 500 },
+    );
+    // Not vacuous: the waiting destination (ads, whenUnknown: hold) does receive events after the wait.
+    expect(forwardedAfterWait).toBeGreaterThan(10);
   });
 
   it('an upstream failure with nothing in the hit forwards nothing', async () => {

@@ -269,7 +269,7 @@ export const configSchema = z
             maxCacheEntries: z.int().min(1).max(10_000_000).default(100_000).describe('Most visitors whose answers are kept (LRU).'),
             timeoutMs: z.int().min(100).max(60_000).default(2_000).describe('Timeout of one verify request, counted from when it gets a connection; a timeout is never read as consent.'),
             maxConcurrent: z.int().min(1).max(1024).default(32).describe('Most verify requests at once (and connections to the upstream); more lookups wait for a slot.'),
-            maxWaiting: z.int().min(0).max(1_000_000).default(10_000).describe('Most lookups waiting for a slot; beyond it a lookup fails at once (`upstream_overloaded`) and its events are dropped.'),
+            maxWaiting: z.int().min(0).max(1_000_000).default(10_000).describe('Most lookups waiting for a slot; beyond it a lookup fails at once (`upstream_overloaded`): its events are dropped, or wait for a later lookup for `whenUnknown: hold` destinations.'),
             backoff: z
               .object({
                 baseMs: z.int().min(10).max(60_000).default(500).describe('Backoff base after a 5xx, timeout or network error (full jitter, doubling).'),

@@ -67,4 +67,35 @@ describe('pending queue', () => {
     expect(q.drain().sort()).toEqual(['a', 'b']);
     expect(q.size).toBe(0);
   });
+  it('retain rewrites a key\'s items in place: ages still count from the first hold, removed ones free room', () => {
+    let now = 0;
+    const expired: string[] = [];
+    const q = createPendingQueue<string>({ maxItems: 3, maxBytes: 100, maxAgeMs: 1000, now: () => now, onExpire: (i) => expired.push(i) });
+    q.add('v1', 'a', 10);
+    now = 400;
+    q.add('v1', 'b', 20);
+    q.add('v2', 'c', 30);
+    now = 900;
+    expect(q.retain('v1', (i) => (i === 'a' ? 'a2' : undefined))).toBe(1);
+    expect(q.size).toBe(2);
+    expect(q.bytes).toBe(40);
+    expect(q.retain('nobody', (i) => i)).toBe(0);
+    // 'a2' was held at 0: it expires at 1000 although it was rewritten at 900; 'b' is gone.
+    now = 1000;
+    expect(q.sweep()).toBe(1);
+    expect(expired).toEqual(['a2']);
+    now = 1400;
+    expect(q.sweep()).toBe(1);
+    expect(expired).toEqual(['a2', 'c']);
+    expect(q.size).toBe(0);
+    expect(q.bytes).toBe(0);
+  });
+
+  it('retain removing everything forgets the key', () => {
+    const { q } = make(3);
+    q.add('v1', 'a');
+    expect(q.retain('v1', () => undefined)).toBe(0);
+    expect(q.has('v1')).toBe(false);
+    expect(q.take('v1')).toEqual([]);
+  });
 });

@@ -9,6 +9,11 @@ export interface PendingQueue<T> {
   add(key: string, item: T, bytes?: number): boolean;
   /** Removes and returns every item held for a key (in arrival order). */
   take(key: string): T[];
+  /**
+   * Rewrites a key's items in place (each keeps its arrival time, so its age still counts from
+   * when it was first held); an item mapped to undefined is removed. Returns how many remain.
+   */
+  retain(key: string, fn: (item: T) => T | undefined): number;
   /** True when items are held for the key. */
   has(key: string): boolean;
   /** Expires items older than the age limit; returns how many expired. */
@@ -51,6 +56,26 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
     },
     has(key) {
       return byKey.has(key);
+    },
+    retain(key, fn) {
+      const list = byKey.get(key);
+      if (list === undefined) return 0;
+      // In place: called on every failed lookup of a waiting visitor, so no copy when nothing changes.
+      // Removed items leave their entries in `order`; sweep skips those (as it does after `take`).
+      let kept = 0;
+      for (const e of list) {
+        const item = fn(e.item);
+        if (item === undefined) {
+          size--;
+          bytes -= e.bytes;
+          continue;
+        }
+        e.item = item;
+        list[kept++] = e;
+      }
+      list.length = kept;
+      if (kept === 0) byKey.delete(key);
+      return kept;
     },
     take(key) {
       const list = byKey.get(key);

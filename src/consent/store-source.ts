@@ -152,7 +152,10 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
 const NONE: CategorySignal = Object.freeze({ source: 'store:none', at: Number.NaN, categories: Object.freeze({}) });
 
 export function chainSources(store: StoreSource, upstream: ConsentSource | undefined): ConsentSource {
+  const readiness = upstream?.readiness?.bind(upstream);
   return {
+    // The store answers at once; only the upstream has windows to wait out.
+    ...(readiness === undefined ? {} : { readiness }),
     cached(visitorId) {
       const own = store.cached(visitorId);
       if (own !== undefined) return own;

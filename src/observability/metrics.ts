@@ -8,6 +8,8 @@ export interface Metrics {
   decisions: Counter<'destination' | 'outcome' | 'reason'>;
   deliveries: Counter<'destination' | 'outcome'>;
   consentLookups: Counter<'result'>;
+  heldWaits: Counter<'reason'>;
+  heldReasks: Counter<'phase' | 'result'>;
   deliveryDuration: Histogram<'destination'>;
 }
 
@@ -71,6 +73,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_consent_lookups_total',
       help: 'Consent asked of the upstream verify API: cache_hit, answer, no_consent, or the failure (upstream_rate_limited, upstream_timeout, ...).',
       labelNames: ['result'],
+      registers: [registry],
+    }),
+    heldWaits: new Counter({
+      name: 'tagwarden_held_waits_total',
+      help: 'Lookup failures that kept a visitor\'s held events waiting for the upstream (once per failure and visitor), by failure.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    heldReasks: new Counter({
+      name: 'tagwarden_held_reasks_total',
+      help: 'Lookups made again for visitors whose held events waited: probe (one, when the upstream may be asked again) or flow (the rest, after a probe answered), by result.',
+      labelNames: ['phase', 'result'],
       registers: [registry],
     }),
     deliveryDuration: new Histogram({

@@ -1,5 +1,5 @@
 import type { CategorySignal } from '../merge.ts';
-import { isVerifyFailure, type VerifyClient } from './verify-client.ts';
+import { isVerifyFailure, type UpstreamReadiness, type VerifyClient } from './verify-client.ts';
 import type { VerifyAnswer } from './verify-response.ts';
 
 /**
@@ -10,12 +10,22 @@ import type { VerifyAnswer } from './verify-response.ts';
 export interface ConsentSource {
   /** A cached answer as a signal; `undefined` is a miss (never consent). */
   cached(visitorId: string): CategorySignal | undefined;
-  /** Resolves to the answer as a signal, or the failure's reason. Never rejects. */
-  lookup(visitorId: string): Promise<{ signal: CategorySignal } | { failure: string }>;
+  /**
+   * Resolves to the answer as a signal, or the failure's reason (with the time a new lookup may get
+   * further, when the source knows it). Never rejects.
+   */
+  lookup(visitorId: string): Promise<LookupOutcome>;
+  /**
+   * When a lookup may next reach the upstream (src/consent/upstream/verify-client.ts `readiness`).
+   * Absent: the source cannot say, and held events do not wait for it.
+   */
+  readiness?(): UpstreamReadiness;
   /** A local consent change for this visitor: forget what the upstream said. */
   invalidate(visitorId: string): void;
   close(): Promise<void>;
 }
+
+export type LookupOutcome = { signal: CategorySignal } | { failure: string; retryAt?: number };
 
 /**
  * The upstream's answer as a signal dated by its `consentedAt`. "No consent found" is a signal that
@@ -35,8 +45,10 @@ export function verifySource(client: VerifyClient): ConsentSource {
     },
     async lookup(visitorId) {
       const result = await client.lookup(visitorId);
-      return isVerifyFailure(result) ? { failure: `upstream_${result.failed}` } : { signal: answerSignal(result) };
+      if (!isVerifyFailure(result)) return { signal: answerSignal(result) };
+      return result.retryAt === undefined ? { failure: `upstream_${result.failed}` } : { failure: `upstream_${result.failed}`, retryAt: result.retryAt };
     },
+    readiness: () => client.readiness(),
     invalidate: (visitorId) => client.invalidate(visitorId),
     close: () => client.close(),
   };

@@ -281,7 +281,7 @@ describe('Retry-After gate', () => {
   it('503 with Retry-After: http_error, then rate_limited until it expires', async () => {
     const c = client({ random: () => 0 });
     upstream().reply({ status: 503, headers: { 'retry-after': '5' } });
-    expect(await c.lookup('a')).toEqual({ failed: 'http_error' });
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error', retryAt: clock.now() + 5_000 });
     expect(c.stats().notBefore).toBe(clock.now() + 5_000);
     clock.advance(4_999);
     expect(failed(await c.lookup('b'))).toBe('rate_limited');
@@ -326,8 +326,10 @@ describe('backoff', () => {
     await flush();
     expect(c.stats().inFlight).toBe(1);
     clock.advance(2_000);
-    expect(await p).toEqual({ failed: 'timeout' });
+    const r = await p;
+    expect(r).toMatchObject({ failed: 'timeout' });
     expect(c.stats().notBefore).toBeDefined();
+    expect((r as { retryAt?: number }).retryAt).toBe(c.stats().notBefore);
     expect(c.cached('slow')).toBeUndefined();
     expect(clock.pendingTimers).toBe(0);
   });
@@ -339,7 +341,7 @@ describe('backoff', () => {
   ])('%s reads as %s and backs off', async (_name, expected, err) => {
     const c = client();
     upstream().error(err);
-    expect(await c.lookup('a')).toEqual({ failed: expected });
+    expect(await c.lookup('a')).toEqual({ failed: expected, retryAt: clock.now() + 50 });
     expect(c.stats().notBefore).toBe(clock.now() + 50);
   });
 
@@ -394,6 +396,19 @@ describe('failure memo', () => {
     expect(c.stats().calls).toBe(3);
   });
 
+  it('a replayed 5xx says when the visitor may get further (the memo\'s end); a replayed 4xx still says nothing', async () => {
+    const c = client({ failureTtlMs: 1_000, backoff: { baseMs: 100, maxMs: 100 }, random: () => 0.5 });
+    upstream().reply({ status: 500 });
+    const t0 = clock.now();
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error', retryAt: t0 + 50 });
+    clock.advance(50);
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error', retryAt: t0 + 1_000 });
+    upstream().reply({ status: 404 });
+    await c.lookup('b');
+    expect(await c.lookup('b')).toEqual({ failed: 'http_error' });
+    expect(c.stats().calls).toBe(2);
+  });
+
   it('invalidate clears the memo', async () => {
     const c = client({ failureTtlMs: 60_000 });
     upstream().reply({ status: 404 });
@@ -433,6 +448,75 @@ describe('circuit breaker', () => {
     expect(failed(await c.lookup('b'))).toBe('http_error');
     expect(c.stats().breaker).toBe('open');
     expect(failed(await c.lookup('c'))).toBe('circuit_open');
+  });
+});
+
+describe('readiness: when the upstream may be asked again', () => {
+  it('open: now, no probe, the budget\'s room', async () => {
+    const c = client({ requestsPerMinute: 3 });
+    expect(c.readiness()).toEqual({ readyAt: clock.now(), probe: false, room: 3 });
+    upstream().reply();
+    await c.lookup('a');
+    expect(c.readiness()).toEqual({ readyAt: clock.now(), probe: false, room: 2 });
+  });
+
+  it('inside a Retry-After window: its end and a probe; while the probe is out: unknown; after its answer: open', async () => {
+    const c = client();
+    upstream().reply({ status: 429, headers: { 'retry-after': '4' } });
+    const t0 = clock.now();
+    await c.lookup('a');
+    expect(c.readiness()).toMatchObject({ readyAt: t0 + 4_000, probe: true });
+    clock.advance(4_000);
+    expect(c.readiness()).toMatchObject({ readyAt: t0 + 4_000, probe: true });
+    upstream().reply({ delayMs: 5 });
+    const probe = c.lookup('b');
+    await flush(1);
+    expect(c.readiness()).toEqual({ readyAt: undefined, probe: false, room: 0 });
+    expect(failed(await probe)).toBe('answer');
+    expect(c.readiness()).toMatchObject({ readyAt: clock.now(), probe: false });
+  });
+
+  it('after a 5xx: the backoff\'s end, the same time the failure carries', async () => {
+    const c = client({ backoff: { baseMs: 1_000, maxMs: 10_000 }, random: () => 0.5 });
+    upstream().reply({ status: 502 });
+    const r = await c.lookup('a');
+    expect(r).toEqual({ failed: 'http_error', retryAt: clock.now() + 500 });
+    expect(c.readiness()).toMatchObject({ readyAt: clock.now() + 500, probe: true });
+  });
+
+  it('a 4xx carries no retry time and leaves the upstream ready', async () => {
+    const c = client();
+    upstream().reply({ status: 401 });
+    expect(await c.lookup('a')).toEqual({ failed: 'http_error' });
+    expect(c.readiness()).toMatchObject({ readyAt: clock.now(), probe: false });
+  });
+
+  it('an open circuit: when it half-opens, then a probe', async () => {
+    const c = client({ breaker: { windowMs: 60_000, minRequests: 1, errorRatio: 1, openMs: 30_000 } });
+    upstream().reply({ status: 404 });
+    await c.lookup('a');
+    expect(c.readiness()).toMatchObject({ readyAt: clock.now() + 30_000, probe: true });
+    clock.advance(30_000);
+    expect(c.readiness()).toMatchObject({ readyAt: clock.now(), probe: true });
+  });
+
+  it('an exhausted budget: when its oldest grant leaves the window; room 0 until then', async () => {
+    const c = client({ requestsPerMinute: 2 });
+    upstream().reply({}, 2);
+    const t0 = clock.now();
+    await c.lookup('a');
+    await c.lookup('b');
+    expect(c.readiness()).toEqual({ readyAt: t0 + 60_000, probe: false, room: 0 });
+    clock.advance(60_000);
+    expect(c.readiness()).toEqual({ readyAt: t0 + 60_000, probe: false, room: 2 });
+  });
+
+  it('reading it takes nothing from the budget and calls nobody', async () => {
+    const c = client({ requestsPerMinute: 1 });
+    for (let i = 0; i < 5; i++) c.readiness();
+    upstream().reply();
+    expect(failed(await c.lookup('a'))).toBe('answer');
+    expect(upstream().seen).toHaveLength(1);
   });
 });
 

@@ -71,8 +71,29 @@ export type VerifyFailureReason =
 
 export interface VerifyFailure {
   readonly failed: VerifyFailureReason;
-  /** For fast-fail reasons, the earliest time a new lookup may get further, when known. */
+  /**
+   * The earliest time a new lookup may get further, when known: for fast-fail reasons, and for a
+   * call that set a wait (a 5xx, a timeout, a network error: the backoff or the 503's
+   * Retry-After). Absent after a 4xx or a malformed body: the upstream answered and asked for no wait.
+   */
   readonly retryAt?: number;
+}
+
+/**
+ * When the upstream may next be called, as the client's own gates see it (Retry-After or
+ * backoff, circuit breaker, request budget), for callers that keep work waiting for it (held
+ * events, src/consent/held-retry.ts) instead of deriving the window again.
+ */
+export interface UpstreamReadiness {
+  /**
+   * Earliest time a call may go out (`now` or earlier: now). Undefined while a probe is out (after
+   * a Retry-After or backoff, or in a half-open circuit): nobody knows until it answers.
+   */
+  readonly readyAt: number | undefined;
+  /** The next call that goes out is that single probe. */
+  readonly probe: boolean;
+  /** Calls the request budget would grant now (read it again at `readyAt` when that is later). */
+  readonly room: number;
 }
 
 export type VerifyResult = VerifyAnswer | VerifyFailure;
@@ -158,6 +179,8 @@ export interface VerifyClient {
   /** Revocation wins: drop the cached answer, supersede a fetch in flight. */
   invalidate(visitorId: string): void;
   stats(): VerifyClientStats;
+  /** When a lookup may next reach the upstream (no call is made, nothing is taken). */
+  readiness(): UpstreamReadiness;
   /** Aborts requests in flight (their lookups get `closed`) and refuses new ones. */
   close(): Promise<void>;
 }
@@ -314,7 +337,10 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
       failures.delete(visitorId);
       return undefined;
     }
-    return entry.failure;
+    // Replayed, a failure that set a wait says when THIS visitor may get further: not before the
+    // memo ends (its own retryAt may have passed already). One that set none (4xx) still sets none.
+    const { failure } = entry;
+    return failure.retryAt === undefined || failure.retryAt >= entry.expiresAt ? failure : fail(failure.failed, entry.expiresAt);
   }
 
   /** The gates, in order; all synchronous, and nothing is taken unless every one admits. */
@@ -425,7 +451,7 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
             x.status === 503 && wait !== undefined
               ? { until: Math.max(until, now + wait), reason: 'rate_limited' }
               : { until, reason: 'backing_off' };
-          result = fail('http_error');
+          result = fail('http_error', defer.until);
         } else {
           // 3xx (never followed: the API does not redirect), 4xx (bad key, unknown site), other 2xx.
           health = 'failure';
@@ -437,12 +463,12 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
       case 'timeout':
         health = 'failure';
         defer = { until: backOff(), reason: 'backing_off' };
-        result = fail('timeout');
+        result = fail('timeout', defer.until);
         break;
       case 'network':
         health = 'failure';
         defer = { until: backOff(), reason: 'backing_off' };
-        result = fail('network');
+        result = fail('network', defer.until);
         break;
       case 'closed':
         breaker.record(permits.breaker, 'neutral', now);
@@ -578,6 +604,18 @@ export function createVerifyClient(o: VerifyClientOptions): VerifyClient {
       const notBefore = gate.notBefore;
       if (notBefore !== undefined) s.notBefore = notBefore;
       return s;
+    },
+
+    readiness() {
+      const now = clock.now();
+      const g = gate.check(now);
+      const b = breaker.check(now);
+      // A gate or circuit whose probe is out has no time to give: its answer decides.
+      if ((!g.ok && g.retryAt === undefined) || (!b.ok && b.retryAt === undefined)) return { readyAt: undefined, probe: false, room: 0 };
+      const readyAt = Math.max(now, g.ok ? now : g.retryAt!, b.ok ? now : b.retryAt!, budget.nextAvailableAt(now));
+      const probe = !g.ok || g.probe || !b.ok || b.probe;
+      // Read at `now` only: the budget clamps its clock forward, so asking about a later time would move it.
+      return { readyAt, probe, room: budget.limit - budget.used(now) };
     },
 
     async close() {
