@@ -203,7 +203,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const why = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
       count(id, 'drop', why);
       if (rendered !== undefined && !rendered.ok && rendered.kind === 'error') {
-        log.warn({ destination: id, messageId: event.messageId, err: rendered.error.message }, 'render failed');
+        // Rate-limited like the drops: a site sending the same incomplete hit must not flood the log.
+        dropLog('warn', `${id}\u0000render_error`, { destination: id, messageId: event.messageId, err: rendered.error.message }, 'render failed');
       }
       settle(event, id);
       return;

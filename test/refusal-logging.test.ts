@@ -82,6 +82,22 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
     expect(logged('hit refused').at(-1)).toMatchObject({ level: 40, client: 'ga4', route: '/g/collect', reason: 'missing_v2_tid_en', hits: 1 });
   });
 
+  it('bodies refused as a whole are counted as well as logged: a Segment body that is not JSON, a GA4 body over the limit', async () => {
+    const counter = async (labels: string): Promise<number> => {
+      const m = new RegExp(`tagwarden_events_rejected_total\\{${labels}\\} (\\d+)`).exec(await (await fetch(`${tw.url}/metrics`)).text());
+      return m === null ? 0 : Number(m[1]);
+    };
+    const malformed = 'client="segment",code="TW_ERR_MALFORMED_BODY"';
+    const tooLarge = 'client="ga4",code="TW_ERR_PAYLOAD_TOO_LARGE"';
+    const before = [await counter(malformed), await counter(tooLarge)];
+    const bad = await fetch(`${tw.url}/v1/t`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    expect(bad.status).toBe(400);
+    const big = await fetch(`${tw.url}/g/collect?v=2&tid=G-TEST1`, { method: 'POST', body: 'en=x&'.repeat(200_000) });
+    expect(big.status).toBe(413);
+    expect(logged('hit refused').at(-1)).toMatchObject({ client: 'ga4', reason: 'too_large', code: 'TW_ERR_PAYLOAD_TOO_LARGE' });
+    expect([await counter(malformed), await counter(tooLarge)]).toEqual([before[0]! + 1, before[1]! + 1]);
+  });
+
   it('a refused Meta pixel hit is logged with its reason code, GET and POST alike', async () => {
     const get = await fetch(`${tw.url}/tr?id=not-a-pixel&ev=Lead&ud[em]=${encodeURIComponent(EMAIL)}`);
     expect(get.status).toBe(200);

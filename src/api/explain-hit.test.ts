@@ -67,4 +67,12 @@ describe('raw hits: property', () => {
       { seed: 20261201, numRuns: 400 },
     );
   });
+
+  it('regression: a Segment body nested too deeply to serialise again was a 500', async () => {
+    let deep: unknown = {};
+    for (let i = 0; i < 200_000; i++) deep = { d: deep };
+    const out = await attempt({ method: 'POST', path: '/v1/t', body: deep });
+    expect(out).toBeInstanceOf(TagwardenError);
+    expect(out).toMatchObject({ status: 400, message: expect.stringMatching(/nested too deeply/) as unknown });
+  });
 });

@@ -183,7 +183,7 @@ function readSegment(hit: RawHit, facts: { ip: string | undefined; userAgent: st
     }
   } else if (body === undefined) {
     throw new MalformedBodyError('the body is empty; send a JSON object');
-  } else if (Buffer.byteLength(JSON.stringify(body)) > limit) {
+  } else if (jsonBytes(body) > limit) {
     throw new PayloadTooLargeError(`the body is larger than ${limit} bytes`);
   }
   const query = new URLSearchParams(hit.query);
@@ -200,4 +200,17 @@ function readSegment(hit: RawHit, facts: { ip: string | undefined; userAgent: st
   const r = parseSegmentEvent(body, SINGLE_ROUTES[hit.path.slice(4)], facts);
   if (!r.ok) return { client: 'segment', hits: [], rejected: [{ index: 0, issues: r.issues }] };
   return { client: 'segment', hits: [{ index: 0, event: r.event, sources: { headers: hit.headers, query, body } }], rejected: [] };
+}
+
+/**
+ * The UTF-8 size of a value already parsed from the explain request's JSON. A value nested so
+ * deeply that it cannot be serialised again (JSON.parse takes depths JSON.stringify's recursion
+ * does not) is a 400, not a 500.
+ */
+export function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? '');
+  } catch {
+    throw new ValidationError('the body is nested too deeply', { details: { issues: [{ path: 'body', message: 'nested too deeply' }] } });
+  }
 }

@@ -10,7 +10,7 @@ import type { ConsentState } from '../consent/state.ts';
 import type { CompiledSource, HitSources } from '../identity/visitor.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import type { Event } from '../ingest/event.ts';
-import { rawHitOf, readRawHit } from './explain-hit.ts';
+import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
 import { requireAdminKey } from './admin-auth.ts';
 
 /**
@@ -65,7 +65,7 @@ export function explainRouter(opts: {
         .catch(next);
       return;
     }
-    if (Buffer.byteLength(JSON.stringify(body)) > opts.maxEventBytes) throw new PayloadTooLargeError(`the event is larger than ${opts.maxEventBytes} bytes`);
+    if (jsonBytes(body) > opts.maxEventBytes) throw new PayloadTooLargeError(`the event is larger than ${opts.maxEventBytes} bytes`);
     const routeType = body !== null && typeof body === 'object' && body.type === undefined ? 'track' : undefined;
     const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: at });
     if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });

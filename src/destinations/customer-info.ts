@@ -84,7 +84,9 @@ export function phoneDigits(raw: string, country?: string): string | undefined {
     const national = (): string | undefined => e164(text, 'valid', region);
     const international = (): string | undefined => e164(`+${bare}`, 'valid');
     const code = getCountryCallingCode(region);
-    found = bare.startsWith(code) && !digits.startsWith('0') ? (international() ?? national()) : (national() ?? international());
+    // Neither valid (a range newer than libphonenumber's metadata, a reserved one): a national
+    // reading of the right length still gets the country code, rather than the bare digits.
+    found = (bare.startsWith(code) && !digits.startsWith('0') ? (international() ?? national()) : (national() ?? international())) ?? e164(text, 'possible', region);
   } else {
     found = e164(`+${bare}`, 'possible');
   }

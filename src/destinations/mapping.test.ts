@@ -426,6 +426,11 @@ describe('@hash', () => {
     expect(hashValue('phone', '+44 (0)20 7946 0958', { country: 'GB' })).toBe(sha('442079460958'));
   });
 
+  test('regression: a national number libphonenumber finds possible but not valid lost its country code', () => {
+    // 07700 900xxx is Ofcom's range reserved for drama: not a valid number, but of a valid length.
+    expect(hashValue('phone', '07700 900123', { country: 'GB' })).toBe(sha('447700900123'));
+  });
+
   test('regression: a US state name was hashed as the name, not its code (California → ca)', () => {
     expect(hashValue('state', 'California')).toBe(sha('ca'));
   });

@@ -8,6 +8,7 @@
  * cannot be read or converted is *absent* (`undefined`), and absent fields are left out of objects.
  */
 import { hash } from 'node:crypto';
+import { isSha256Hex, sha256Digest } from '../ingest/digest.ts';
 import { isIPv4, isIPv6 } from 'node:net';
 import { birthDate, countryCode, phoneDigits, usStateCode } from './customer-info.ts';
 import { FORBIDDEN_KEYS, isPlainRecord } from './dotted.ts';
@@ -528,9 +529,6 @@ function compileHash(arg: unknown, ctx: Ctx, at: string): Evaluator {
   };
 }
 
-const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
-/** SHA-256 of the empty string: a digest that identifies nobody, never sent (Meta's rule). */
-const EMPTY_SHA256 = hash('sha256', '', 'hex');
 
 export interface NormalizeOptions {
   /** For `phone`: the customer's country (ISO code or name), to read a national number. */
@@ -598,11 +596,9 @@ function hashOne(kind: HashKind, value: unknown, options: NormalizeOptions): str
   else if (typeof value === 'number' && Number.isFinite(value)) raw = String(value);
   else return undefined;
   const trimmed = raw.trim();
-  // Already a SHA-256 digest (hashed by the site or the pixel): hashing again would break matching.
-  if (SHA256_HEX.test(trimmed)) {
-    const digest = trimmed.toLowerCase();
-    return digest === EMPTY_SHA256 ? undefined : digest;
-  }
+  // Already a SHA-256 digest (hashed by the site or the pixel): hashing again would break matching;
+  // the digest of the empty string is no value at all.
+  if (isSha256Hex(trimmed)) return sha256Digest(trimmed);
   const normalized = normalizeForHash(kind, raw, options);
   if (normalized === undefined) return undefined;
   // One-shot hash (Node ≥ 21.7) avoids a Hash object per value on the hot path.

@@ -126,6 +126,12 @@ describe('readMultipartFields', () => {
     expect(fieldsOf(await read(control.body, control.contentType))).toBe('TW_ERR_MALFORMED_BODY');
   });
 
+  it('regression: a part in a charset busboy cannot decode was read as the text "undefined"', async () => {
+    const body = '--b\r\nContent-Disposition: form-data; name="id"\r\n\r\n123\r\n--b\r\nContent-Disposition: form-data; name="ev"\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\nLead\r\n--b--\r\n';
+    const out = await read(body, 'multipart/form-data; boundary=b');
+    expect(out).toMatchObject({ error: { code: 'TW_ERR_MALFORMED_BODY', message: expect.stringMatching(/charset/) as unknown } });
+  });
+
   it('reports a connection closed before the end of the body, and a stream error, once', async () => {
     const { body, contentType } = await encode([['id', '1']]);
     for (const cut of [(s: PassThrough) => s.destroy(), (s: PassThrough) => s.destroy(new Error('socket hang up'))]) {

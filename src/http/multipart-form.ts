@@ -86,7 +86,10 @@ export function readMultipartFields(body: Readable, headers: IncomingHttpHeaders
     // A part without a name parameter (busboy reports none) reads as the empty name, as `=v`
     // does in a urlencoded body.
     const key = typeof name === 'string' ? name : '';
-    if (info.valueTruncated) malformed(`a field value is longer than ${limits.maxValueBytes} bytes`);
+    // busboy hands `undefined` for a part in a charset it cannot decode (e.g. koi8-r): refused,
+    // never read as the text "undefined".
+    if (typeof value !== 'string') malformed('a field in a charset that cannot be decoded');
+    else if (info.valueTruncated) malformed(`a field value is longer than ${limits.maxValueBytes} bytes`);
     else if (Buffer.byteLength(key) > limits.maxNameBytes) malformed(`a field name is longer than ${limits.maxNameBytes} bytes`);
     else fields.push([key, value]);
   });

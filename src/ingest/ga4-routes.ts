@@ -32,7 +32,12 @@ export function ga4Router(opts: Ga4RouteOptions): Router {
     answer(queryString(req), req.body as string | null | undefined, req, req.ip, res);
   };
   router.get('/g/collect', handle);
-  router.post('/g/collect', textBody(opts.maxBytes), handle);
+  // A body over the limit is the one refusal gtag.js can see (413); counted and logged like the others.
+  const tooLarge = (): void => {
+    opts.metrics.eventsRejected.inc({ client: 'ga4', code: 'TW_ERR_PAYLOAD_TOO_LARGE' });
+    opts.refusals?.('warn', 'ga4:too_large', { client: 'ga4', route: '/g/collect', code: 'TW_ERR_PAYLOAD_TOO_LARGE', reason: 'too_large' }, 'hit refused');
+  };
+  router.post('/g/collect', textBody(opts.maxBytes, tooLarge), handle);
   return router;
 }
 
@@ -89,14 +94,16 @@ export function ga4HitSources(headers: IncomingHttpHeaders, params: URLSearchPar
  * before reading and on the bytes received. An encoded (gzip...) body cannot be read: `req.body` is
  * then null and its hits are lost, not an error, since gtag would not act on one.
  */
-function textBody(limit: number): RequestHandler {
+function textBody(limit: number, tooLarge: () => void): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     req.body = undefined;
     const settle = (outcome: TextOutcome): void => {
       if ('error' in outcome) {
         // A body cut off by the client is not an error: gtag would not act on one.
-        if (outcome.error instanceof PayloadTooLargeError) refuseTooLarge(req, res, next, outcome.error);
-        else next();
+        if (outcome.error instanceof PayloadTooLargeError) {
+          tooLarge();
+          refuseTooLarge(req, res, next, outcome.error);
+        } else next();
         return;
       }
       const encoding = req.headers['content-encoding'];

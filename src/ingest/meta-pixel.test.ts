@@ -61,6 +61,23 @@ describe('parsePixelHit', () => {
     expect(parse(q)).toEqual({ ok: false, code, reason });
   });
 
+  it('keeps only Meta\'s advanced-matching keys, and never the digest of an empty field', () => {
+    const d = 'a'.repeat(64);
+    const empty = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+    const r = parse(`id=1&ev=Lead&ud[em]=${d}&ud[ph]=${empty}&ud[secret_note]=${d}&ud[country]=${d.toUpperCase()}`);
+    expect(r.ok && r.event.context.meta).toMatchObject({ userData: { em: d, country: d } });
+    expect(r.ok && Object.keys((r.event.context.meta as { userData: object }).userData).sort()).toEqual(['country', 'em']);
+  });
+
+  it('keeps cd[contents] nested deeper than a list of objects as the text sent', () => {
+    const deep = JSON.stringify([{ id: 'A', x: [[['too deep']]] }]);
+    const r = parse(`id=1&ev=Purchase&cd[contents]=${encodeURIComponent(deep)}`);
+    expect(r.ok && r.event.properties.contents).toBe(deep);
+    const flat = JSON.stringify([{ id: 'A', quantity: 1 }]);
+    const ok = parse(`id=1&ev=Purchase&cd[contents]=${encodeURIComponent(flat)}`);
+    expect(ok.ok && ok.event.properties.contents).toEqual([{ id: 'A', quantity: 1 }]);
+  });
+
   it('bounds the parameter count, key and value lengths', () => {
     const many = Array.from({ length: LIMITS.params + 1 }, (_, i) => `p${i}=1`).join('&');
     expect(parse(`id=1&ev=X&${many}`)).toMatchObject({ ok: false, code: 'over_bounds', reason: expect.stringMatching(/parameters/) as unknown });

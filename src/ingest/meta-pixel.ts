@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { validId } from '../identity/visitor.ts';
+import { sha256Digest } from './digest.ts';
 import type { Event, EventContext } from './event.ts';
 
 /**
@@ -52,8 +53,14 @@ export const LIMITS = {
 
 /** Pixel ids are numeric (15–16 digits today). */
 const PIXEL_ID = /^[0-9]{1,32}$/;
-/** A SHA-256 digest in hex: what fbevents.js sends for every `ud[...]` field. */
-const SHA256_HEX = /^[0-9a-f]{64}$/i;
+/**
+ * The advanced-matching keys fbevents.js sends (`ud[...]`,
+ * https://developers.facebook.com/docs/meta-pixel/advanced/advanced-matching): others are not kept,
+ * so nothing unexpected rides along under Meta's user data.
+ */
+const USER_DATA_KEYS = new Set(['em', 'ph', 'fn', 'ln', 'ge', 'db', 'ct', 'st', 'zp', 'country', 'external_id']);
+/** `cd[contents]` is a list of flat objects: nesting deeper than this is refused (kept as text). */
+const MAX_CD_DEPTH = 3;
 /** Plain decimal numbers only: `1e3`, `0x10`, ` 5` or `Infinity` stay strings. */
 const DECIMAL = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$/;
 /** `cd[...]` fields Meta defines as numbers (https://developers.facebook.com/docs/meta-pixel/reference, object properties). */
@@ -109,8 +116,12 @@ export function parsePixelHit(params: URLSearchParams, facts: PixelHitFacts): Pi
     if (name === '__proto__') continue;
     if (m[1] === 'cd') properties[name] = customValue(name, value);
     // Already hashed in the browser: never re-hashed here. A value that is not a SHA-256 digest
-    // (a site bypassing fbevents.js, or a bug) could be plain PII: dropped, external_id included.
-    else if (SHA256_HEX.test(value)) userData[name] = value.toLowerCase();
+    // (a site bypassing fbevents.js, or a bug) could be plain PII: dropped, external_id included;
+    // so is the digest of an empty field, which matches nobody.
+    else if (USER_DATA_KEYS.has(name)) {
+      const digest = sha256Digest(value);
+      if (digest !== undefined) userData[name] = digest;
+    }
   }
 
   const products = productsOf(properties.contents);
@@ -157,12 +168,20 @@ function customValue(name: string, value: string): unknown {
   if (JSON_CD.has(name)) {
     try {
       const parsed = JSON.parse(value) as unknown;
-      if (parsed !== null && typeof parsed === 'object') return parsed;
+      if (parsed !== null && typeof parsed === 'object' && depthAtMost(parsed, MAX_CD_DEPTH)) return parsed;
     } catch {
       // not JSON: kept as sent
     }
   }
   return value;
+}
+
+/** True when `v` nests no deeper than `max` levels (objects and arrays); stops at the bound. */
+function depthAtMost(v: unknown, max: number): boolean {
+  if (v === null || typeof v !== 'object') return true;
+  if (max <= 0) return false;
+  for (const child of Object.values(v)) if (!depthAtMost(child, max - 1)) return false;
+  return true;
 }
 
 /**

@@ -82,7 +82,7 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
   };
   router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
   router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
-  router.use(logRequestRefusal(opts.refusals));
+  router.use(logRequestRefusal(opts.refusals, opts.metrics));
   return router;
 }
 
@@ -92,16 +92,18 @@ export function segmentRouter(opts: SegmentRouteOptions): Router {
  * by its code only, never with the body or the parser's message, which quotes it. The events of a
  * batch refused one by one were each logged by the batch route already.
  */
-function logRequestRefusal(refusals: RateLimitedLog | undefined): ErrorRequestHandler {
+function logRequestRefusal(refusals: RateLimitedLog | undefined, metrics: Metrics): ErrorRequestHandler {
   return (err: unknown, req, _res, next) => {
-    if (refusals !== undefined && err instanceof TagwardenError && err.status < 500) {
+    if (err instanceof TagwardenError && err.status < 500) {
       const details = err.details as { issues?: unknown; rejected?: unknown } | undefined;
       const issues = err instanceof ValidationError && Array.isArray(details?.issues) ? (details.issues as FieldIssue[]) : [];
-      if (details?.rejected === undefined) {
+      // On a single route the body is the event; on the batch route, the batch itself was refused.
+      const single = req.path !== '/v1/batch' && req.path !== '/v1/b';
+      // A body refused as a whole is counted here (an invalid event, or a batch's, by its route).
+      if (details?.rejected === undefined && (issues.length === 0 || !single)) metrics.eventsRejected.inc({ client: 'segment', code: err.code });
+      if (refusals !== undefined && details?.rejected === undefined) {
         if (issues.length > 0) {
           const reason = refusalReason(issues);
-          // On a single route the body is the event; on the batch route, the batch itself was refused.
-          const single = req.path !== '/v1/batch' && req.path !== '/v1/b';
           const fields = refusalFields(req.path, reason, issues, single ? req.body : undefined, undefined);
           refusals('warn', `segment:${reason}`, { ...fields, status: err.status }, single ? 'event refused' : 'request refused');
         } else {

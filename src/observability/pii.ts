@@ -9,7 +9,7 @@ const PII_KEYS = new Set(
     'ip', 'userAgent', 'anonymousId', 'userId', 'previousId', 'traits', 'email', 'phone', 'name', 'firstName', 'lastName',
     'address', 'birthday', 'user_data', 'client_id', 'user_id', 'client_ip_address', 'client_user_agent', 'em', 'ph',
     'fn', 'ln', 'db', 'ge', 'ct', 'st', 'zp', 'external_id', 'fbp', 'fbc', 'cookie', 'url', 'referrer', 'search',
-    'page_location', 'page_referrer', 'event_source_url',
+    'page_location', 'page_referrer', 'event_source_url', 'userData',
   ].map((k) => k.toLowerCase()),
 );
 
