@@ -406,8 +406,9 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     }
     return resumed;
   }
-  // While it runs, this instance renews the lease of the hits it holds; on PostgreSQL it also takes
-  // over, every lease period, the hits of instances that stopped renewing (a crash, a SIGKILL).
+  // While it runs, this instance renews the lease of the hits it holds, and takes over, every lease
+  // period, hits nobody holds: on PostgreSQL those of instances that stopped renewing (a crash, a
+  // SIGKILL); on both engines dead letters replayed by the CLI or the API.
   const leaseTimers: NodeJS.Timeout[] = [];
   function startLeases(): void {
     if (journal === undefined) return;
@@ -416,17 +417,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     }, Math.floor(journalConfig.leaseMs / 3));
     renew.unref();
     leaseTimers.push(renew);
-    if (journal.db.engine === 'postgres') {
-      const takeover = setInterval(() => {
-        recoverLapsed(false)
-          .then((n) => {
-            if (n > 0) log.info({ hits: n }, 'journal: took over hits of a stopped instance');
-          })
-          .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
-      }, journalConfig.leaseMs);
-      takeover.unref();
-      leaseTimers.push(takeover);
-    }
+    const takeover = setInterval(() => {
+      recoverLapsed(false)
+        .then((n) => {
+          if (n > 0) log.info({ hits: n }, 'journal: took over hits nobody held');
+        })
+        .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
+    }, journalConfig.leaseMs);
+    takeover.unref();
+    leaseTimers.push(takeover);
   }
   let shuttingDown: Promise<void> | undefined;
   const app = express();

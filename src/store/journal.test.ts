@@ -97,7 +97,8 @@ forEachEngine('delivery journal', (engine) => {
     // Only dead rows: nothing to send, so no claim takes it even once its lease lapses.
     expect(await claimLapsed(db, { owner: 'b', now: 200_000, leaseUntil: 300_000, limit: 10 })).toEqual([]);
     expect(await replayDead(db, { siteId: SITE, destinationId: 'meta' }, 50_000)).toBe(1);
-    const claimed = await claimLapsed(db, { owner: 'b', now: 50_000, leaseUntil: 60_000, limit: 10 });
+    // Released: even the instance that wrote the dead row ('a') takes it on its next claim.
+    const claimed = await claimLapsed(db, { owner: 'a', now: 50_000, leaseUntil: 60_000, limit: 10 });
     expect(claimed).toHaveLength(1);
     expect(claimed[0]!.work).toEqual([expect.objectContaining({ destinationId: 'meta', state: 'waiting', notBefore: 50_000, attempts: 0, reason: 'replayed', firstAttemptAt: null })]);
     expect(await listDead(db, { siteId: SITE })).toEqual([]);

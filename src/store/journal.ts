@@ -263,7 +263,7 @@ export async function listDead(db: Queryable, f: DeadFilter): Promise<DeadLetter
 
 /**
  * Sends dead letters again: they become `waiting`, due at `now`, with their attempts reset, and
- * their hits' leases lapse so the next claim (this instance's or another's) takes them. The replay
+ * their hits are released (no owner, lease lapsed) so the next claim of any instance takes them. The replay
  * goes through the normal path, consent re-check included. Returns the rows replayed.
  */
 export async function replayDead(db: Db, f: DeadFilter, now: number): Promise<number> {
@@ -281,7 +281,9 @@ export async function replayDead(db: Db, f: DeadFilter, now: number): Promise<nu
       );
     }
     const hitIds = [...new Set(rows.map((r) => Number(r.hit_id)))];
-    for (const part of chunks(hitIds)) await tx.run(`UPDATE journal_hits SET lease_until = ?, tracked = 1 WHERE id IN (${placeholders(part.length)})`, [now, ...part]);
+    // Owned by nobody, lease lapsed: the next claim of any instance (the one that wrote the dead row
+    // included) takes it.
+    for (const part of chunks(hitIds)) await tx.run(`UPDATE journal_hits SET owner = '', lease_until = ?, tracked = 1 WHERE id IN (${placeholders(part.length)})`, [now, ...part]);
     return rows.length;
   });
 }
