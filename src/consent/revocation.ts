@@ -1,9 +1,9 @@
 /**
- * "Every retry re-checks consent first (a revocation in the meantime wins)" (DESIGN.md, Delivery).
- * A delivery that failed and waits for its retry may meanwhile have lost the consent it was sent
- * with: the visitor revoked through the consent API, an import, a webhook-driven push. Before the
- * retry, the consent store is asked again, and an event whose required category the store now
- * denies with a decision newer than the hit is dropped (`consent_revoked_before_retry`).
+ * "Consent is re-checked before every send" (DESIGN.md, Delivery). An event waiting in its batch,
+ * for a request slot, or for its retry may meanwhile have lost the consent it came with: the
+ * visitor revoked through the consent API, an import, a webhook-driven push. Before each attempt,
+ * the consent store is asked again, and an event whose required category the store now denies with
+ * a decision newer than the hit is dropped (`consent_revoked_before_send`, or `_before_retry`).
  *
  * Only the store can revoke after the fact: a hit's own signals (its consent object, Consent Mode,
  * TCF string, GPC) do not change once received, and the upstream verify API is not asked again here

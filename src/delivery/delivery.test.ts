@@ -235,16 +235,34 @@ describe('delivery: retries', () => {
     const { delivery, of } = setup({
       recheck: (destinationId, messageIds) => {
         calls.push([destinationId, messageIds]);
-        return Promise.resolve(new Set(messageIds.filter((id) => id !== 'v1')));
+        // Allowed at the first send; v1 revoked by the time of the retry.
+        return Promise.resolve(new Set(messageIds.filter((id) => calls.length === 1 || id !== 'v1')));
       },
     });
     for (const id of ids('v', 3)) delivery.enqueue(dest, renderedItem(id));
     await waitFor(() => of('delivered').length === 1);
-    expect(calls).toEqual([['fake', ['v0', 'v1', 'v2']]]);
+    expect(calls).toEqual([
+      ['fake', ['v0', 'v1', 'v2']],
+      ['fake', ['v0', 'v1', 'v2']],
+    ]);
     expect(of('dropped')).toEqual([{ destinationId: 'fake', messageIds: ['v1'], outcome: 'dropped', attempt: 1, reason: 'consent_revoked_before_retry', durationMs: 0 }]);
     expect(batchIds(s.received[1]!.body)).toEqual(['v0', 'v2']);
     expect(of('delivered')[0]!.messageIds).toEqual(['v0', 'v2']);
     expect(delivery.stats().fake!.queued).toBe(0);
+  });
+
+  it('regression: a first attempt was sent without re-checking consent (a revocation while the batch lingered)', async () => {
+    const s = await server((_req, res) => {
+      res.statusCode = 200;
+      res.end();
+    });
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 3 } });
+    const { delivery, of } = setup({ recheck: (_d, messageIds) => new Set(messageIds.filter((id) => id !== 'v1')) });
+    for (const id of ids('v', 3)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('delivered').length === 1);
+    expect(of('dropped')).toEqual([{ destinationId: 'fake', messageIds: ['v1'], outcome: 'dropped', attempt: 0, reason: 'consent_revoked_before_send', durationMs: 0 }]);
+    expect(s.received).toHaveLength(1);
+    expect(batchIds(s.received[0]!.body)).toEqual(['v0', 'v2']);
   });
 
   it('sends nothing when every event was revoked, and dead-letters when the recheck fails', async () => {
@@ -253,11 +271,16 @@ describe('delivery: retries', () => {
       res.end();
     });
     const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1 } });
-    let call = 0;
+    const seen = new Set<string>();
     const { delivery, of, outbox } = setup({
-      recheck: () => {
-        call += 1;
-        if (call === 1) return new Set<string>();
+      recheck: (_destinationId, messageIds) => {
+        const id = messageIds[0]!;
+        // Allowed at the first send; before the retry one is revoked and the other cannot be checked.
+        if (!seen.has(id)) {
+          seen.add(id);
+          return new Set(messageIds);
+        }
+        if (id === 'all-revoked') return new Set<string>();
         throw new Error('consent store down');
       },
     });

@@ -210,10 +210,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       maxQueuedEvents: destOptions.maxQueuedEvents,
       retainItems: destination.needsItems,
       clock,
-      onBatch: (batch) => {
-        state.ready.push({ state, destination: state.destination, batch, attempts: 0 });
-        dispatch(state);
-      },
+      // Consent is re-checked before every send, the first one included: a revocation committed
+      // while the event lingered in its batch or waited for a request slot wins.
+      onBatch: (batch) => recheckThenQueue({ state, destination: state.destination, batch, attempts: 0 }),
     });
     const state: DestState = {
       destination,
@@ -354,7 +353,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             job.state.rechecking.delete(job);
             const dropped = job.batch.entries.filter((e) => !allowed.has(e.messageId));
             if (dropped.length > 0) {
-              report({ destinationId, messageIds: dropped.map((e) => e.messageId), outcome: 'dropped', attempt: job.attempts, reason: 'consent_revoked_before_retry', durationMs: 0 });
+              const reason = job.attempts === 0 ? 'consent_revoked_before_send' : 'consent_revoked_before_retry';
+              report({ destinationId, messageIds: dropped.map((e) => e.messageId), outcome: 'dropped', attempt: job.attempts, reason, durationMs: 0 });
               settle(job, dropped.length);
               job.batch = keepEntries(job.batch, (e) => allowed.has(e.messageId));
             }
