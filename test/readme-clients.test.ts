@@ -23,6 +23,7 @@ describe('README: pointing clients at Tagwarden', () => {
   it('points gtag.js and the pixel at the routes Tagwarden serves', () => {
     expect(readme).toContain(`gtag('config', 'G-XXXXXXX', { server_container_url: 'https://tags.example.com' });`);
     expect(readme).toContain('<script async src="https://tags.example.com/gtag/js?id=G-XXXXXXX"></script>');
-    expect(readme).toContain('src="https://tags.example.com/tr?id=1234567890&ev=PageView&noscript=1"');
+    // With its page URL (dl): meta-capi needs event_source_url, so a hit without it is dropped.
+    expect(readme).toContain('src="https://tags.example.com/tr?id=1234567890&ev=PageView&noscript=1&dl=https%3A%2F%2Fshop.example.com%2F"');
   });
 });
