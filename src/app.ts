@@ -50,6 +50,8 @@ import { randomBytes } from 'node:crypto';
 
 /** Reasons of the `failed` results `Delivery.enqueue` reports when it returns false (docs/delivery.md). */
 const ENQUEUE_REFUSALS = new Set(['closed', 'queue_full', 'item_too_large', 'item_unserializable', 'internal_error']);
+/** How long a journaled event refused by a full destination queue waits before it is tried again. */
+const REQUEUE_MS = 1000;
 
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
 interface Hit {
@@ -293,6 +295,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     log,
     settle: (event, destinationId) => journal?.tracker.settle(event, destinationId),
+    ...(journal === undefined
+      ? {}
+      : {
+          requeue: (event: Event, signals: RequestSignals, destinationId: string) => {
+            // Decided again (consent included) once the queue has had a second to drain.
+            setTimeout(() => pipeline.process(event, signals, undefined, new Set([destinationId])), REQUEUE_MS).unref();
+          },
+        }),
     clock,
   });
 
@@ -333,6 +343,16 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       for (const h of hits) deferred.push(h);
       ok();
       return;
+    }
+    // Backpressure: a destination whose queue is full cannot take more now; the hit is refused
+    // (503 + Retry-After) rather than acknowledged and left to wait without bound.
+    const stats = delivery.stats();
+    for (const id of destinationIds) {
+      if ((stats[id]?.queued ?? 0) + hits.length > config.delivery.maxQueuedEvents) {
+        metrics.eventsRejected.inc({ client: 'journal', code: 'TW_ERR_UNAVAILABLE' }, hits.length);
+        fail(new UnavailableError('a destination is catching up; retry later', { retryAfterS: journalConfig.retryAfterS }));
+        return;
+      }
     }
     journal.writer.submit(
       hits.map((h) => ({ siteId: config.site.id, receivedAt: Date.parse(h.event.receivedAt), payload: JSON.stringify({ event: h.event, signals: h.signals }) })),

@@ -76,6 +76,11 @@ export interface PipelineDeps {
    */
   settle?: (event: Event, destinationId: string) => void;
   /**
+   * The destination's queue was full: with a journal the event is kept and handed back later
+   * (the caller decides when) rather than dropped after its acknowledgement. Absent: dropped.
+   */
+  requeue?: (event: Event, signals: RequestSignals, destinationId: string) => void;
+  /**
    * Timers of held events waiting out the upstream (src/consent/held-retry.ts); default the system
    * clock. Give it the verify client's clock: the waits are read from that client.
    */
@@ -216,7 +221,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return;
     }
     if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) count(id, decision.outcome, reason);
-    else {
+    else if (deps.requeue !== undefined) {
+      // Acknowledged and journaled: waits for room instead of being dropped.
+      count(id, 'hold', 'queue_full');
+      deps.requeue(event, signals, id);
+    } else {
       count(id, 'drop', 'queue_full');
       settle(event, id);
     }
