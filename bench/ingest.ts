@@ -20,13 +20,17 @@ import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import type { SinkPathStats } from './servers/sink.ts';
 
-export type TargetName = 'tagwarden' | 'express' | 'raw';
-export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'express', 'raw'];
+export type TargetName = 'tagwarden' | 'nojournal' | 'express' | 'raw';
+export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'nojournal', 'express', 'raw'];
+/** The targets that are Tagwarden (with a sink and counters), with or without its journal. */
+const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'nojournal';
 
 /** Tagwarden must keep at least this share of the Express baseline's hits/s... */
 export const MIN_THROUGHPUT_RATIO = 0.7;
 /** ...and its p99 latency must stay within this multiple of the baseline's. */
 export const MAX_P99_RATIO = 2;
+/** The journal may cost at most this share of Tagwarden's hits/s (issue 11's goal). */
+export const MAX_JOURNAL_COST = 0.15;
 
 const TARGETS: Record<TargetName, { label: string; script: string; does: string }> = {
   tagwarden: {
@@ -34,7 +38,13 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
     script: 'servers/tagwarden.ts',
     does:
       'full pipeline: validates the Segment event, reads consent, decides per destination (meta-capi, ga4, webhook), ' +
-      'renders each template (SHA-256 of the email for Meta), batches and delivers to the sink; answers 200 {"success":true}',
+      'renders each template (SHA-256 of the email for Meta), batches and delivers to the sink; answers 200 {"success":true} ' +
+      'once the hit is committed to the delivery journal (SQLite file, group commit)',
+  },
+  nojournal: {
+    label: 'tagwarden (journal off)',
+    script: 'servers/tagwarden.ts',
+    does: 'the same pipeline with delivery.journal off (no store): hits answered before anything is durable, as before the journal',
   },
   express: {
     label: 'express (baseline)',
@@ -102,6 +112,7 @@ export interface Measurement {
 }
 
 export interface TagwardenExtras {
+  target: TargetName;
   round: number;
   sink: Record<string, SinkPathStats>;
   /** Counters Tagwarden printed on shutdown (warm-up included). */
@@ -257,9 +268,9 @@ async function runTarget(
   let server: ChildHandle | undefined;
   try {
     let args: string[] = [];
-    if (name === 'tagwarden') {
+    if (isTagwarden(name)) {
       sink = await startChild('sink', here('./servers/sink.ts'), []);
-      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(',')];
+      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(','), '--journal', name === 'tagwarden' ? 'on' : 'off'];
     }
     const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
     server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
@@ -268,17 +279,17 @@ async function runTarget(
     const common = { factory, next, port: server.port, connections: o.connections, rate: o.rate };
     await load({ ...common, seconds: o.warmupSec, watch: {} });
     // Let the warm-up's batches (lingering up to 500 ms) reach the sink before counting from zero.
-    await sleep(name === 'tagwarden' ? 1_500 : 500);
+    await sleep(isTagwarden(name) ? 1_500 : 500);
     if (sink !== undefined) await resetSink(sink);
     log(`${tag}: measuring ${o.durationSec}s with ${o.connections} connections`);
     const measured = await load({ ...common, seconds: o.durationSec, watch: { target: server.pid, sink: sink?.pid } });
     const m: Measurement = { target: name, round, ...measured };
-    if (name !== 'tagwarden' || sink === undefined) return { m };
+    if (!isTagwarden(name) || sink === undefined) return { m };
 
     // SIGTERM makes Tagwarden flush its batches (like a deploy would), then print its counters.
     const exit = await server.stop();
     const summary = server.messages.find((x): x is { summary: Record<string, Record<string, number>> } => typeof x === 'object' && x !== null && 'summary' in x);
-    return { m, extras: { round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr } };
+    return { m, extras: { target: name, round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr } };
   } finally {
     await server?.stop();
     await sink?.stop();
@@ -505,13 +516,30 @@ export function formatReport(report: IngestReport): string[] {
     }
     out.push(v.throughputHolds && v.p99Holds ? 'TARGETS HOLD' : 'TARGET MISSED (the bench still exits 0: it measures, it does not gate)');
   }
+  const off = summaries.find((x) => x.target === 'nojournal');
+  const on = summaries.find((x) => x.target === 'tagwarden');
+  if (on !== undefined && off !== undefined) {
+    out.push('');
+    out.push(`journal on / journal off req/s : ${(on.hitsPerSec / off.hitsPerSec).toFixed(2)}  (goal >= ${(1 - MAX_JOURNAL_COST).toFixed(2)}: the journal costs at most ${MAX_JOURNAL_COST * 100}% of hits/s)`);
+    if (on.cpuUsPerHit !== undefined && off.cpuUsPerHit !== undefined) out.push(`journal on / journal off CPU per hit: ${(on.cpuUsPerHit / off.cpuUsPerHit).toFixed(2)}x`);
+    const ex = summaries.find((x) => x.target === 'express');
+    if (on.cpuUsPerHit !== undefined && ex?.cpuUsPerHit !== undefined) out.push(`journal on CPU per hit / express CPU per hit: ${(on.cpuUsPerHit / ex.cpuUsPerHit).toFixed(2)}x  (goal <= 2)`);
+  }
+  for (const tw of report.tagwarden) {
+    const c = tw.counters;
+    const commits = c?.journal_commits?.total;
+    const rows = c?.journal_hits?.total;
+    if (commits !== undefined && commits > 0 && rows !== undefined) {
+      out.push(`${TARGETS[tw.target].label}${o.rounds > 1 ? `, round ${tw.round}` : ''}: journal: ${commits} transactions, ${(rows / commits).toFixed(1)} hits per transaction (warm-up included)`);
+    }
+  }
 
   for (const tw of report.tagwarden) {
-    const m = report.measurements.find((x) => x.target === 'tagwarden' && x.round === tw.round);
+    const m = report.measurements.find((x) => x.target === tw.target && x.round === tw.round);
     if (m === undefined) continue;
     out.push('');
     out.push(
-      `${o.rounds > 1 ? `round ${tw.round}: ` : ''}sink (fake vendors), from the start of the measured run until Tagwarden had flushed on shutdown (${tw.exit}):`,
+      `${TARGETS[tw.target].label}${o.rounds > 1 ? `, round ${tw.round}` : ''}: sink (fake vendors), from the start of the measured run until Tagwarden had flushed on shutdown (${tw.exit}):`,
     );
     out.push(...sinkLines(o, tw, m.ok));
     const drops = Object.entries(tw.counters?.decisions ?? {}).filter(([k]) => k.split('/')[1] === 'drop');

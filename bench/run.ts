@@ -7,7 +7,8 @@
  *   --rounds <n>        run the sequence of targets n times; ratios use the medians (default 1)
  *   --visitors <n>      distinct visitors the hits cycle over (default 100)
  *   --rate <n>          fixed offered load in req/s for every target (default: as fast as possible)
- *   --targets <list>    comma-separated: tagwarden,express,raw (default all, in that order)
+ *   --targets <list>    comma-separated: tagwarden,nojournal,express,raw (default all, in that order;
+ *                       nojournal is Tagwarden with delivery.journal off)
  *   --log <level>       Tagwarden's log level (default warn)
  *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
  *   --event <name>      track event name (default purchase)

@@ -180,6 +180,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             retryAfterS: journalConfig.retryAfterS,
             now: () => Date.now(),
             onError: (what, err) => log.error({ err, what }, 'journal write failed'),
+            onCommit: (n) => {
+              metrics.journalCommits.inc();
+              metrics.journalHits.inc(n);
+            },
           });
           const tracker = createJournalTracker({
             finish: (ids) => writer.finish(ids),

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   });
   const log = createLogger(config.log.level);
   // The consent store is opened (created and migrated on first start) before any hit is taken.
-  const db = await openDb(config.store.url);
+  const db = await openDb(config.store.url, { durability: config.store.durability });
   const app = createApp(config, { logger: log, templates: templates!, db });
   // Hits acknowledged before a restart or a crash and not finished resume before new ones arrive.
   await app.recover();

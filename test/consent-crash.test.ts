@@ -11,7 +11,8 @@ import { openDb } from '../src/store/open.ts';
 /**
  * Crash safety: consent pushes acknowledged (200) by a Tagwarden process that is then killed with
  * SIGKILL mid-stream are all in the store after restart, and the audit chain still verifies.
- * (SQLite in WAL mode with synchronous=FULL: a commit is on disk before the answer.)
+ * (SQLite in WAL mode, synchronous=NORMAL by default: a commit is in the WAL, in the OS's hands,
+ * before the answer, which a process crash cannot take back.)
  */
 describe('crash: SIGKILL while consent is being pushed', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tw-crash-'));

@@ -6,7 +6,7 @@
  * only, to see what the pipeline and delivery cost).
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
- *                                   [--verify http://127.0.0.1:PORT]
+ *                                   [--verify http://127.0.0.1:PORT] [--journal on|off]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
  * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
@@ -14,7 +14,11 @@
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { openDb } from '../../src/store/open.ts';
 import { createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { loadTemplates } from '../../src/destinations/load.ts';
@@ -30,19 +34,25 @@ const sink = arg('sink');
 const level = arg('log', 'warn');
 const only = arg('destinations', 'meta,ga4,webhook');
 const verifyOrigin = process.argv.includes('--verify') ? arg('verify') : undefined;
+// `--journal on` (the default, as `npm start` runs): the store is a SQLite file in a fresh temp
+// directory, and every hit is committed to the delivery journal before its answer.
+const journal = arg('journal', 'on') === 'on';
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
 const config = parseConfig(benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }), { env: {}, extraChecks: (raw) => checkDestinations(raw, templates) }, 'bench config');
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
-const app = createApp(config, { logger, templates });
+const dir = journal ? mkdtempSync(join(tmpdir(), 'tw-bench-')) : undefined;
+const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
+const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
+await app.recover();
 const server = createHttpServer(config.server, app.handler);
 server.listen(config.server.port, config.server.host, () => reportReady(server));
 
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
 async function summary(): Promise<Record<string, Record<string, number>>> {
-  const wanted = ['tagwarden_events_received_total', 'tagwarden_events_rejected_total', 'tagwarden_decisions_total', 'tagwarden_deliveries_total'];
+  const wanted = ['tagwarden_events_received_total', 'tagwarden_events_rejected_total', 'tagwarden_decisions_total', 'tagwarden_deliveries_total', 'tagwarden_journal_commits_total', 'tagwarden_journal_hits_total'];
   if (verifyOrigin !== undefined) wanted.push('tagwarden_consent_lookups_total');
   const out: Record<string, Record<string, number>> = {};
   for (const metric of await app.metrics.registry.getMetricsAsJSON()) {
@@ -66,6 +76,11 @@ process.on('SIGTERM', () => {
   app
     .shutdown(config.server.shutdownGraceMs)
     .then(summary)
+    .then(async (s) => {
+      await db?.close();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      return s;
+    })
     .then((s) => {
       server.closeAllConnections();
       process.stdout.write(`${JSON.stringify({ summary: s })}\n`, () => process.exit(0));

@@ -303,6 +303,10 @@ export const configSchema = z
           .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'sqlite:<path> or postgres://…')
           .default('sqlite:./data/tagwarden.db')
           .describe('The consent store: `sqlite:<path>` (embedded, one file, created on first start) or `postgres://user:pass@host/db` (several instances). Use ${DATABASE_URL} for credentials.'),
+        durability: z
+          .enum(['process', 'power'])
+          .default('process')
+          .describe('SQLite only. `process`: WAL with synchronous=NORMAL, a commit survives a crash or SIGKILL of the process (not a power loss or an OS crash). `power`: synchronous=FULL, a commit is fsynced and survives a power loss too, at one disk flush per commit.'),
       })
       .strict()
       .prefault({})

@@ -29,6 +29,8 @@ export interface JournalWriterOptions {
   now: () => number;
   /** What the store already holds unfinished (journalSize at start). */
   initial?: { hits: number; bytes: number };
+  /** A group committed: how many hits it made durable (metrics). */
+  onCommit?: (hits: number) => void;
   /** A failed commit or finish, for the log (no payload: it holds the event). */
   onError?: (what: 'append' | 'finish' | 'work', err: unknown) => void;
 }
@@ -107,6 +109,7 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
       }
       return;
     }
+    o.onCommit?.(rows.length);
     let at = 0;
     for (const p of group) {
       const own = ids.slice(at, at + p.hits.length);

@@ -11,6 +11,9 @@ export interface Metrics {
   heldWaits: Counter<'reason'>;
   heldReasks: Counter<'phase' | 'result'>;
   deliveryDuration: Histogram<'destination'>;
+  /** Group commits of the delivery journal, and the hits they made durable. */
+  journalCommits: Counter;
+  journalHits: Counter;
 }
 
 /**
@@ -49,6 +52,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_events_received_total',
       help: 'Events accepted from clients, by client protocol and event type.',
       labelNames: ['client', 'type'],
+      registers: [registry],
+    }),
+    journalCommits: new Counter({
+      name: 'tagwarden_journal_commits_total',
+      help: 'Transactions that made acknowledged hits durable in the delivery journal (group commits).',
+      registers: [registry],
+    }),
+    journalHits: new Counter({
+      name: 'tagwarden_journal_hits_total',
+      help: 'Hits made durable in the delivery journal (hits / commits = rows per transaction).',
       registers: [registry],
     }),
     eventsRejected: new Counter({

@@ -5,16 +5,19 @@ import type { Db, Param, Queryable, Row } from './db.ts';
 
 /**
  * The embedded engine: one SQLite file through node:sqlite (https://nodejs.org/api/sqlite.html),
- * in WAL mode so readers do not wait for the writer (https://sqlite.org/wal.html), with
- * `synchronous=FULL` so a transaction acknowledged is on disk even if the process is killed or the
- * machine loses power right after. node:sqlite is synchronous; the async surface matches the
- * PostgreSQL driver, and transactions are queued so only one runs at a time.
+ * in WAL mode so readers do not wait for the writer (https://sqlite.org/wal.html). Durability
+ * (https://sqlite.org/pragma.html#pragma_synchronous): `process` (the default) runs
+ * `synchronous=NORMAL`, where a committed transaction is in the WAL file, in the OS's hands, before
+ * the commit returns, so it survives the process being killed (SIGKILL, a crash) but not the machine
+ * losing power before the OS writes it out; `power` runs `synchronous=FULL`, one fsync per commit,
+ * which survives that too. node:sqlite is synchronous (an fsync blocks the event loop); the async
+ * surface matches the PostgreSQL driver, and transactions are queued so only one runs at a time.
  */
-export function openSqlite(path: string): Db {
+export function openSqlite(path: string, durability: 'process' | 'power' = 'process'): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec('PRAGMA synchronous = FULL');
+  db.exec(`PRAGMA synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
   db.exec('PRAGMA foreign_keys = ON');
   // A second process on the same file (the CLI while the server runs) waits instead of failing.
   db.exec('PRAGMA busy_timeout = 5000');
