@@ -54,7 +54,7 @@ forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engi
           store: { url: storeUrl },
           log: { level: 'info' },
           // A short lease: on PostgreSQL the restarted instance takes over the killed one's hits once it lapses.
-          delivery: { baseDelayMs: 50, maxDelayMs: 200, maxAttempts: 50, journal: { leaseMs: 2000 } },
+          delivery: { baseDelayMs: 50, maxDelayMs: 200, maxAttempts: 10_000, journal: { leaseMs: 2000 } },
           destinations: [{ id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` } }],
         }),
       );

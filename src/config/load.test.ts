@@ -24,7 +24,9 @@ describe('config', () => {
     const c = parseConfig(minimal, { env: {} });
     expect(c.server.port).toBe(8080);
     expect(c.site.dataControlMode).toBe('opt-in');
-    expect(c.delivery.maxAttempts).toBe(8);
+    expect(c.delivery.maxAttempts).toBe(300);
+    expect(c.delivery.maxTotalMs).toBe(4 * 3_600_000);
+    expect(c.delivery.journal.enabled).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.server)).toBe(true);
   });

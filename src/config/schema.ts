@@ -340,8 +340,8 @@ export const configSchema = z
     destinations: z.array(destinationSchema).max(64).default([]).describe('Where events go, each an instance of a template.'),
     delivery: z
       .object({
-        maxAttempts: z.int().min(1).max(50).default(8).describe('Most attempts per vendor request, the first included.'),
-        maxTotalMs: z.int().min(1000).max(86_400_000).default(600_000).describe('Give up retrying after this long since the first attempt.'),
+        maxAttempts: z.int().min(1).max(10_000).default(300).describe('Most attempts per vendor request, the first included (300: enough to keep trying for maxTotalMs at the maxDelayMs cap).'),
+        maxTotalMs: z.int().min(1000).max(86_400_000).default(14_400_000).describe('Give up retrying after this long since the first attempt (4 h, as Segment does); then the event is a dead letter in the journal.'),
         baseDelayMs: z.int().min(1).max(60_000).default(500).describe('Backoff base: attempt n waits up to base * 2^(n-1) (full jitter).'),
         maxDelayMs: z.int().min(1).max(3_600_000).default(60_000).describe('Largest backoff between two attempts (Retry-After may ask for more and is honoured).'),
         connectionsPerOrigin: z.int().min(1).max(256).default(16).describe('Keep-alive connections per vendor origin.'),
