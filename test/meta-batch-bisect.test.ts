@@ -86,7 +86,11 @@ forEachEngine('a Meta batch with one bad event is bisected', (engine) => {
     expect(failed[0]).toMatchObject({ destination: 'meta', outcome: 'failed', reason: 'status_400', status: 400, events: 1 });
     expect(String(failed[0]!.response)).toContain('The ct parameter is not hashed');
 
-    const dead = await listDead(db, { siteId: 'shop', destinationId: 'meta' });
+    // The dead row is written by the journal writer after the result (a group commit): wait for it.
+    let dead = await listDead(db, { siteId: 'shop', destinationId: 'meta' });
+    for (const until = Date.now() + 5_000; dead.length === 0 && Date.now() < until; dead = await listDead(db, { siteId: 'shop', destinationId: 'meta' })) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ state: 'dead', reason: 'status_400', lastStatus: 400 });
     expect(dead[0]!.excerpt).toContain('"error_user_msg":"The ct parameter is not hashed');
