@@ -2,7 +2,9 @@
  * Delivery: batches rendered events per destination, sends them with a bounded number of
  * requests in flight per destination, retries by the pure retry policy on timers (never by
  * blocking), re-checks consent before every retry, holds every request of a destination while a
- * vendor's Retry-After runs (pause.ts), and hands what it cannot finish to the outbox.
+ * vendor's Retry-After runs (pause.ts), splits a batch the vendor rejected whole for one invalid
+ * event until only the invalid events give up (bisect.ts), and hands what it cannot finish to the
+ * outbox.
  *
  * Every batch ends in exactly one final onResult outcome (delivered, failed, dropped or parked);
  * retry_scheduled is reported along the way. Results never carry a URL or an error message,
