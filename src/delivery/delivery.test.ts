@@ -439,6 +439,108 @@ describe('delivery: a Retry-After pauses the destination, not one batch', () => 
   });
 });
 
+describe('delivery: a batch the vendor rejects whole is bisected', () => {
+  // Meta's answer to a batch with an invalid event (Graph API error format; a captured example is
+  // quoted in templates/meta-capi/README.md): the whole request is refused, nothing is processed.
+  const META_INVALID = JSON.stringify({
+    error: { message: 'Invalid parameter', type: 'OAuthException', code: 100, error_subcode: 2804016, is_transient: false, error_user_title: 'User Parameter Not Hashed', error_user_msg: 'The ct parameter is not hashed.', fbtrace_id: 'AbCdEf123' },
+  });
+  const rejectsBatch = (status: number, body: string): boolean => status === 400 && (JSON.parse(body) as { error?: { code?: unknown } }).error?.code === 100;
+
+  /** A vendor that refuses, Meta's way, any batch holding one of `bad`, and accepts the rest. */
+  async function metaLike(bad: ReadonlySet<string>, body = META_INVALID): Promise<TestServer> {
+    return server((req, res) => {
+      if (batchIds(req.body).some((id) => bad.has(id))) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(body);
+      } else {
+        res.end('{"events_received":1}');
+      }
+    });
+  }
+
+  it('a Meta batch with one bad event is bisected: the 15 others delivered once each, the bad one failed with the vendor message, 2·log2(16) extra requests', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const s = await metaLike(new Set(['e5']));
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 16, lingerMs: 10_000 }, rejectsBatch });
+    const { delivery, of, outbox } = setup({ clock });
+    for (const id of ids('e', 16)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('failed').length === 1 && of('delivered').length === 4);
+    await delivery.flush(1_000);
+
+    expect(s.received).toHaveLength(1 + 2 * Math.log2(16));
+    const delivered = of('delivered').flatMap((r) => r.messageIds);
+    expect(delivered.sort()).toEqual(ids('e', 16).filter((id) => id !== 'e5').sort());
+    expect(of('failed')).toEqual([
+      { destinationId: 'fake', messageIds: ['e5'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', durationMs: expect.any(Number) as number, responseExcerpt: expect.stringContaining('"error_user_msg":"The ct parameter is not hashed."') as string },
+    ]);
+    expect(outbox.entries.map((e) => [e.messageIds, e.reason])).toEqual([[['e5'], 'gave_up:status_400']]);
+    // The halves: [0,8) and [8,16), then [0,4) and [4,8), [4,6) and [6,8), [4] and [5].
+    expect(s.received.map((r) => batchIds(r.body).length)).toEqual([16, 8, 8, 4, 4, 2, 2, 1, 1]);
+    expect(delivery.stats().fake).toMatchObject({ queued: 0, ready: 0, inFlight: 0 });
+  });
+
+  it('two bad events in different halves: both isolated, the rest delivered', async () => {
+    const s = await metaLike(new Set(['f1', 'f6']));
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 8, lingerMs: 10_000 }, rejectsBatch });
+    const { delivery, of } = setup({ clock: new FakeClock() });
+    for (const id of ids('f', 8)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('failed').length === 2);
+    await delivery.flush(1_000);
+    expect(of('failed').map((r) => r.messageIds[0]).sort()).toEqual(['f1', 'f6']);
+    expect(of('delivered').flatMap((r) => r.messageIds).sort()).toEqual(['f0', 'f2', 'f3', 'f4', 'f5', 'f7']);
+    expect(s.received.length - 1).toBeLessThanOrEqual(2 * 2 * Math.log2(8));
+  });
+
+  it('the halves are consent re-checked before they go out', async () => {
+    const s = await metaLike(new Set(['r2']));
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 4, lingerMs: 10_000 }, rejectsBatch });
+    const asked: string[][] = [];
+    const { delivery, of } = setup({
+      clock: new FakeClock(),
+      recheck: (_dest, messageIds) => {
+        asked.push(messageIds);
+        return new Set(messageIds.filter((id) => id !== 'r0'));
+      },
+    });
+    for (const id of ids('r', 4)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('failed').length === 1);
+    await delivery.flush(1_000);
+    expect(asked).toContainEqual(['r0', 'r1']);
+    expect(of('dropped')).toMatchObject([{ messageIds: ['r0'], reason: 'consent_revoked_before_retry' }]);
+    expect(s.received.slice(1).flatMap((r) => batchIds(r.body))).not.toContain('r0');
+    expect(of('delivered').flatMap((r) => r.messageIds).sort()).toEqual(['r1', 'r3']);
+    expect(of('failed').map((r) => r.messageIds)).toEqual([['r2']]);
+  });
+
+  it('an error answer outside the template\'s rules (an expired token) gives the batch up whole, unsplit', async () => {
+    const expired = JSON.stringify({ error: { message: 'Error validating access token', type: 'OAuthException', code: 190, fbtrace_id: 'X' } });
+    const s = await metaLike(new Set(['t0']), expired);
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 4, lingerMs: 10_000 }, rejectsBatch: (status, body) => status === 400 && body.includes('"code":100') });
+    const { delivery, of } = setup({ clock: new FakeClock() });
+    for (const id of ids('t', 4)) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('failed').length === 1);
+    expect(of('failed')[0]).toMatchObject({ messageIds: ['t0', 't1', 't2', 't3'], reason: 'status_400' });
+    expect(s.received).toHaveLength(1);
+  });
+
+  it('a vendor that rejects every request the same way costs the batch its budget, then the parts still rejected give up whole', async () => {
+    const all = new Set(ids('w', 1000));
+    const s = await metaLike(all);
+    const dest = fakeDestination({ url: s.url, limits: { maxEvents: 1000, maxBytes: 1_000_000, lingerMs: 10_000 }, rejectsBatch });
+    const { delivery, of } = setup({ clock: new FakeClock(), defaults: { maxInFlight: 8 } });
+    for (const id of all) delivery.enqueue(dest, renderedItem(id));
+    await waitFor(() => of('failed').reduce((n, r) => n + r.messageIds.length, 0) === 1000, 10_000);
+    await delivery.flush(1_000);
+    // MAX_ISOLATED_PER_BATCH (8) invalid events' worth: 8 · 2 · ⌈log2 1000⌉ = 160 extra requests.
+    expect(s.received).toHaveLength(1 + 160);
+    const failed = of('failed').flatMap((r) => r.messageIds);
+    expect(new Set(failed).size).toBe(1000);
+    expect(failed).toHaveLength(1000);
+    expect(of('delivered')).toEqual([]);
+  });
+});
+
 describe('delivery: flush, shutdown and the outbox', () => {
   it('parks at once a retry that cannot happen before the deadline, keeping its notBefore', async () => {
     const s = await server((_req, res) => {

@@ -2,7 +2,9 @@
  * Delivery: batches rendered events per destination, sends them with a bounded number of
  * requests in flight per destination, retries by the pure retry policy on timers (never by
  * blocking), re-checks consent before every retry, holds every request of a destination while a
- * vendor's Retry-After runs (pause.ts), and hands what it cannot finish to the outbox.
+ * vendor's Retry-After runs (pause.ts), splits a batch the vendor rejected whole for one invalid
+ * event until only the invalid events give up (bisect.ts), and hands what it cannot finish to the
+ * outbox.
  *
  * Every batch ends in exactly one final onResult outcome (delivered, failed, dropped or parked);
  * retry_scheduled is reported along the way. Results never carry a URL or an error message,
@@ -11,7 +13,8 @@
 import type { Dispatcher } from 'undici';
 import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
 import { ConfigError, InternalError } from '../errors.ts';
-import { createBatcher, itemsJson, keepEntries, type Batch, type Batcher, type RenderedItem } from './batcher.ts';
+import { createBatcher, itemsJson, keepEntries, type Batch, type BatchEntry, type Batcher, type RenderedItem } from './batcher.ts';
+import { bisectionBudget, onWholeBatchRejection, spend, type BisectionBudget } from './bisect.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
@@ -115,6 +118,11 @@ interface Job {
   abort?: AbortController;
   timer?: TimerHandle;
   dueAt?: number;
+  /**
+   * Set once the vendor rejected the batch whole (the template's bisectOn): the extra requests the
+   * original batch may still cost, shared by every part split from it (bisect.ts).
+   */
+  bisection?: BisectionBudget;
 }
 
 interface DestState {
@@ -274,6 +282,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         maxResponseBytes,
         secretValues: job.destination.secretValues,
         isTransient: (status, body) => job.destination.transientResponse(status, body),
+        rejectsBatch: (status, body) => job.destination.rejectsBatch(status, body),
         now: () => clock.now(),
       }).then((sent) => {
         job.state.inFlight.delete(job);
@@ -310,6 +319,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           // vendor; at-least-once wins, and the idempotency key lets the vendor collapse a repeat.
           if (decision.action === 'retry') job.dueAt = clock.now() + decision.delayMs;
           park([job], 'shutdown', { status: base.status, durationMs: base.durationMs });
+        } else if (decision.action === 'give_up' && sent.rejectsBatch === true && sent.outcome.kind === 'response' && sent.outcome.transient !== true && bisect(job, base)) {
+          // Split in halves that go out again; nothing is final for these events yet.
         } else if (decision.action === 'give_up') {
           report({ ...base, outcome: 'failed', reason: decision.reason });
           park([job], `gave_up:${decision.reason}`);
@@ -322,6 +333,33 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       }),
       job,
     );
+  }
+
+  /**
+   * The vendor rejected this batch (or part of one) whole for an invalid event it holds: split it
+   * in two halves, each consent re-checked and sent like a first attempt, so that only the invalid
+   * events give up (bisect.ts). False when this part gives up instead: it is one event (the
+   * invalid one), or the original batch's budget of extra requests is spent.
+   */
+  function bisect(job: Job, last: { status?: number | undefined; durationMs: number }): boolean {
+    job.bisection ??= bisectionBudget(job.batch.entries.length);
+    const verdict = onWholeBatchRejection(job.batch.entries.length, job.bisection);
+    if (verdict.action === 'give_up') return false;
+    if (mode === 'parking') {
+      // Shutting down: the batch is resumed after the restart, and split then.
+      park([job], 'shutdown', last);
+      return true;
+    }
+    spend(job.bisection);
+    const first = new Set(job.batch.entries.slice(0, verdict.at));
+    const halves: ((e: BatchEntry) => boolean)[] = [(e) => first.has(e), (e) => !first.has(e)];
+    for (const keep of halves) {
+      // A part's attempts count from its own first request; the retry window stays the batch's.
+      const part: Job = { state: job.state, destination: job.destination, batch: keepEntries(job.batch, keep), attempts: 0, bisection: job.bisection };
+      if (job.firstAttemptAt !== undefined) part.firstAttemptAt = job.firstAttemptAt;
+      recheckThenQueue(part);
+    }
+    return true;
   }
 
   function scheduleRetry(job: Job, delayMs: number): void {

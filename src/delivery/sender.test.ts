@@ -40,6 +40,28 @@ describe('sendVendorRequest', () => {
     expect(s.received[0]!.headers['content-type']).toBe('application/json');
   });
 
+  it('flags an error answer the template calls a whole-batch rejection (and only an error answer)', async () => {
+    const answers = [
+      [400, '{"error":{"message":"Invalid parameter","code":100}}'],
+      [400, '{"error":{"code":190}}'],
+      [200, '{"error":{"code":100}}'],
+    ] as const;
+    const s = await server((_req, res, i) => {
+      res.statusCode = answers[i]![0];
+      res.end(answers[i]![1]);
+    });
+    const seen: [number, string][] = [];
+    const rejectsBatch = (status: number, body: string): boolean => {
+      seen.push([status, body]);
+      return body.includes('"code":100');
+    };
+    const flags = [];
+    for (let i = 0; i < answers.length; i++) flags.push((await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, rejectsBatch })).rejectsBatch);
+    expect(flags).toEqual([true, undefined, undefined]);
+    // The predicate reads the whole body, not the scrubbed excerpt; a 2xx is never asked about.
+    expect(seen).toEqual([[400, answers[0][1]], [400, answers[1][1]]]);
+  });
+
   it('503 with Retry-After, then success: the wait the policy picks honours Retry-After', async () => {
     const s = await server((_req, res, i) => {
       if (i === 0) {

@@ -42,6 +42,8 @@ export interface SendOptions {
   excerptChars?: number;
   /** Whether an error answer is temporary although its status says otherwise (BoundDestination.transientResponse). */
   isTransient?: (status: number, body: string) => boolean;
+  /** Whether an error answer rejects the whole batch for one invalid event (BoundDestination.rejectsBatch). */
+  rejectsBatch?: (status: number, body: string) => boolean;
   /** Values masked out of the excerpt (a vendor may echo a token back in an error message). */
   secretValues?: readonly string[];
   now?: () => number;
@@ -56,6 +58,8 @@ export interface SendResult {
   truncated: boolean;
   /** Start of the body, secrets masked and personal data scrubbed (scrubPiiText); absent when there was no body. */
   excerpt?: string;
+  /** True when the answer rejects the whole batch for one invalid event (options.rejectsBatch said so). */
+  rejectsBatch?: true;
 }
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
@@ -96,6 +100,7 @@ export async function sendVendorRequest(
   const result: SendResult = { outcome, durationMs: now() - started, responseBytes: buffer.length, truncated };
   const text = buffer.toString('utf8');
   if (response.statusCode >= 400 && options.isTransient?.(response.statusCode, text) === true) outcome.transient = true;
+  if (response.statusCode >= 400 && options.rejectsBatch?.(response.statusCode, text) === true) result.rejectsBatch = true;
   if (buffer.length > 0) {
     // A vendor's error may echo the payload it refused (emails, phones, IPs, hashed ids): the
     // excerpt goes to logs and dead letters, so it is scrubbed whole before it is cut.

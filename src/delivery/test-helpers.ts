@@ -23,6 +23,8 @@ export interface FakeDestinationOptions {
   secretValues?: string[];
   /** The template's retryOn verdict on an error answer; default: never temporary. */
   transientResponse?: (status: number, body: string) => boolean;
+  /** The template's bisectOn verdict on an error answer; default: never a whole-batch rejection. */
+  rejectsBatch?: (status: number, body: string) => boolean;
 }
 
 export function fakeDestination(options: FakeDestinationOptions): BoundDestination {
@@ -35,6 +37,7 @@ export function fakeDestination(options: FakeDestinationOptions): BoundDestinati
     retrySafe: new Set(options.retrySafe ?? []),
     secretValues: options.secretValues ?? [],
     transientResponse: options.transientResponse ?? (() => false),
+    rejectsBatch: options.rejectsBatch ?? (() => false),
     redactions: [],
     needsItems: true,
     render(event: Event) {

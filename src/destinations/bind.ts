@@ -317,6 +317,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     retrySafe: request.retrySafe,
     secretValues,
     transientResponse: template.transient,
+    rejectsBatch: template.rejectsBatch,
     redactions: redactionNames,
     render,
     buildRequest,

@@ -157,6 +157,39 @@ describe('retryOn', () => {
   });
 });
 
+describe('bisectOn', () => {
+  const body = (v: unknown) => JSON.stringify(v);
+  const batched = { batch: { maxEvents: 100, maxBytes: 100_000, lingerMs: 0, into: 'data' } };
+
+  test('compiles to a predicate on status and JSON body, false without rules', () => {
+    const t = parseTemplate(minimalTemplate({ ...batched, bisectOn: [{ status: [400, 422], json: { 'error.code': [100] } }] }));
+    expect(t.rejectsBatch(400, body({ error: { code: 100 } }))).toBe(true);
+    expect(t.rejectsBatch(422, body({ error: { code: 100 } }))).toBe(true);
+    expect(t.rejectsBatch(400, body({ error: { code: 190 } }))).toBe(false);
+    expect(t.rejectsBatch(403, body({ error: { code: 100 } }))).toBe(false);
+    expect(t.rejectsBatch(400, 'Invalid parameter')).toBe(false);
+    expect(parseTemplate(minimalTemplate(batched)).rejectsBatch(400, body({ error: { code: 100 } }))).toBe(false);
+  });
+
+  test("the shipped Meta template bisects Meta's invalid-parameter answer, not throttling or a bad token", () => {
+    const meta = loadTemplates(DEFAULT_TEMPLATES_DIR).get('meta-capi')!;
+    const invalid = { error: { message: 'Invalid parameter', type: 'OAuthException', code: 100, error_subcode: 2804016, is_transient: false, error_user_title: 'User Parameter Not Hashed', error_user_msg: 'The ct parameter is not hashed.', fbtrace_id: 'A' } };
+    expect(meta.rejectsBatch(400, body(invalid))).toBe(true);
+    expect(meta.transient(400, body(invalid))).toBe(false);
+    expect(meta.rejectsBatch(400, body({ error: { code: 4, type: 'OAuthException' } }))).toBe(false);
+    expect(meta.rejectsBatch(400, body({ error: { code: 190, type: 'OAuthException' } }))).toBe(false);
+  });
+
+  test('rules are checked at load: 4xx only, not the refusals 408 and 429, and only for batching templates', () => {
+    const issues = (over: Record<string, unknown>) => compileTemplate(minimalTemplate(over)).issues.map((i) => i.path);
+    expect(issues({ ...batched, bisectOn: [{ status: [500], json: { 'error.code': [100] } }] })).toEqual(['bisectOn[0].status[0]']);
+    expect(issues({ ...batched, bisectOn: [{ status: [429], json: { 'error.code': [100] } }] })).toEqual(['bisectOn[0].status[0]']);
+    expect(issues({ ...batched, bisectOn: [{ status: [400], json: {} }] })).toEqual(['bisectOn[0].json']);
+    expect(issues({ ...batched, bisectOn: [] })).toEqual(['bisectOn']);
+    expect(issues({ bisectOn: [{ status: [400], json: { 'error.code': [100] } }] })).toEqual(['bisectOn']);
+  });
+});
+
 describe('loading from a directory', () => {
   test('the shipped templates load', () => {
     const templates = loadTemplates(DEFAULT_TEMPLATES_DIR);

@@ -11,7 +11,7 @@ import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, parseDottedPath } from './dotted.ts';
 import { compileMapping, joinPath, type CompiledMapping, type MappingIssue, type TransformFn } from './mapping.ts';
-import { TemplateSchema, type ConsentDefaults, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
+import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
 import type { BatchLimits } from './types.ts';
 
 /** `<repo>/templates`. */
@@ -81,6 +81,8 @@ export interface CompiledTemplate {
   redactions: ReadonlyMap<string, CompiledRedaction>;
   /** Whether an error answer is temporary by the template's `retryOn` rules (always false without them). */
   transient: (status: number, body: string) => boolean;
+  /** Whether an error answer rejects the whole batch for one invalid event, by `bisectOn` (always false without it). */
+  rejectsBatch: (status: number, body: string) => boolean;
 }
 
 export interface CompileResult {
@@ -208,16 +210,17 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       into: def.batch?.into,
       rules,
       redactions,
-      transient: compileRetryRules(def.retryOn ?? []),
+      transient: compileResponseRules(def.retryOn ?? []),
+      rejectsBatch: compileResponseRules(def.bisectOn ?? []),
     },
   };
 }
 
 /**
- * The `retryOn` rules as one predicate. The body is parsed only for a status some rule names, and
- * only when it looks like JSON; a body that does not parse matches nothing.
+ * `retryOn` or `bisectOn` rules as one predicate. The body is parsed only for a status some rule
+ * names, and only when it looks like JSON; a body that does not parse matches nothing.
  */
-function compileRetryRules(rules: readonly RetryRuleDefinition[]): (status: number, body: string) => boolean {
+function compileResponseRules(rules: readonly (RetryRuleDefinition | BisectRuleDefinition)[]): (status: number, body: string) => boolean {
   if (rules.length === 0) return () => false;
   const compiled = rules.map((r) => ({
     status: new Set(r.status),

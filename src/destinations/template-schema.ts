@@ -178,6 +178,18 @@ export const RetryRuleSchema = z
   .strict()
   .describe('A vendor error answer to retry: one of the statuses, and a JSON body matching every path');
 
+export const BisectRuleSchema = z
+  .object({
+    status: z
+      .array(z.number().int().min(400).max(499).refine((s) => s !== 408 && s !== 429, '408 and 429 are refusals, retried as they are'))
+      .min(1)
+      .max(20)
+      .describe('Client-error statuses (4xx, not 408 or 429) the rule applies to'),
+    json: RetryRuleSchema.shape.json.describe('Dotted path into the JSON response body → the values that mean "one event of the batch is invalid"; every path must hold one of its values'),
+  })
+  .strict()
+  .describe('A vendor answer that rejects a whole batch for one invalid event: one of the statuses, and a JSON body matching every path');
+
 export const RedactionRuleSchema = z
   .object({
     remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
@@ -218,6 +230,12 @@ export const TemplateSchema = z
       .max(16)
       .optional()
       .describe('Error answers that are temporary although their status says otherwise (e.g. Meta rate limits as 400): retried like a 429'),
+    bisectOn: z
+      .array(BisectRuleSchema)
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Error answers with which the vendor rejects a whole batch for one invalid event (Meta: 400, error.code 100): such a batch is split in halves and resent until the invalid events are alone, and only they give up'),
     redact: z
       .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
       .optional()
@@ -235,6 +253,9 @@ export const TemplateSchema = z
     if (!lines && template.batch !== undefined && template.batch.into === undefined && template.batch.maxEvents !== 1) {
       ctx.addIssue({ code: 'custom', path: ['batch', 'maxEvents'], message: 'batching several events needs batch.into (the body field of the array)' });
     }
+    if (template.bisectOn !== undefined && (template.batch === undefined || template.batch.maxEvents === 1)) {
+      ctx.addIssue({ code: 'custom', path: ['bisectOn'], message: 'bisectOn needs batches of several events (batch.maxEvents > 1): a single event cannot be split' });
+    }
     if (template.request.method === 'GET' && template.batch?.into !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['batch', 'into'], message: 'GET requests have no body to batch into' });
     }
@@ -246,4 +267,5 @@ export type SettingDefinition = z.output<typeof SettingSchema>;
 export type MappingRuleDefinition = z.output<typeof MappingRuleSchema>;
 export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
 export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
+export type BisectRuleDefinition = z.output<typeof BisectRuleSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

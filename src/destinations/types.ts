@@ -62,6 +62,12 @@ export interface BoundDestination {
    * some rate limits with 400): delivery then retries it like a 429.
    */
   transientResponse(status: number, body: string): boolean;
+  /**
+   * Whether a vendor's error answer rejects the whole batch for one invalid event, by the
+   * template's `bisectOn` rules (Meta rejects a batch with one invalid event): delivery then splits
+   * the batch to isolate the invalid events (src/delivery/bisect.ts).
+   */
+  rejectsBatch(status: number, body: string): boolean;
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**
