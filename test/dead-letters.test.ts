@@ -195,6 +195,7 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
     expect((await bad('DELETE', '/api/v1/deliveries/dead', {})).message).toMatch(/"all": true/);
     expect((await bad('DELETE', '/api/v1/deliveries/dead', { all: true, reason: 'status_400' })).message).toMatch(/all: true takes no other filter/);
     expect((await bad('POST', '/api/v1/deliveries/dead/replay', { hitId: 'one' })).message).toMatch(/hitId/);
+    expect((await bad('POST', '/api/v1/deliveries/dead/replay', { all: true, limit: true })).message).toMatch(/limit/);
     // All, said: nothing is left to act on, and that is not an error.
     expect(await (await api('POST', '/api/v1/deliveries/dead/replay', { all: true })).json()).toEqual({ replayed: 0 });
     expect(await (await api('DELETE', '/api/v1/deliveries/dead', { all: true })).json()).toEqual({ purged: 0 });

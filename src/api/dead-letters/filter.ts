@@ -33,7 +33,11 @@ const fields = (maxLimit: number) => ({
   reason: z.string().min(1).max(200).optional(),
   since: time,
   before: time,
-  limit: z.coerce.number().int().min(1).max(maxLimit).optional(),
+  // A number in a body, digits in a query string or a flag; never a coerced `true` or "1e3".
+  limit: z
+    .union([z.int(), z.string().regex(/^\d{1,16}$/, 'a whole number').transform(Number)])
+    .pipe(z.int().min(1).max(maxLimit))
+    .optional(),
 });
 
 /** The list's filters (query string, or the CLI's flags). */
