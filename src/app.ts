@@ -269,6 +269,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           guard: apiGuard(deps.db, config),
           upstream,
           onVisitorChanged: (visitorId) => recheck(visitorId),
+          // A replay through the API is sent now, not at the next takeover (one lease period later).
+          onDeadLettersReplayed: () => takeOver(),
           ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
         });
   if (consentApi !== undefined) {
@@ -434,6 +436,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // period, hits nobody holds: on PostgreSQL those of instances that stopped renewing (a crash, a
   // SIGKILL); on both engines dead letters replayed by the CLI or the API.
   const leaseTimers: NodeJS.Timeout[] = [];
+  function takeOver(): void {
+    recoverLapsed(false)
+      .then((n) => {
+        if (n > 0) log.info({ hits: n }, 'journal: took over hits nobody held');
+      })
+      .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
+  }
   function startLeases(): void {
     if (journal === undefined) return;
     const renew = setInterval(() => {
@@ -441,13 +450,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     }, Math.floor(journalConfig.leaseMs / 3));
     renew.unref();
     leaseTimers.push(renew);
-    const takeover = setInterval(() => {
-      recoverLapsed(false)
-        .then((n) => {
-          if (n > 0) log.info({ hits: n }, 'journal: took over hits nobody held');
-        })
-        .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
-    }, journalConfig.leaseMs);
+    const takeover = setInterval(takeOver, journalConfig.leaseMs);
     takeover.unref();
     leaseTimers.push(takeover);
   }

@@ -14,6 +14,7 @@ import { errorHandler } from './http/errors.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
 import { createConsentStore } from './store/consent.ts';
+import { appendHits, claimLapsed, listDead, putWork, type WorkRow } from './store/journal.ts';
 
 const KEY = /tw_[A-Za-z0-9_-]{43}/g;
 
@@ -216,5 +217,167 @@ describe('cli audit verify', () => {
     expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, reason: 'hash_mismatch' });
     expect((await cli(['audit', 'check', '--store', url])).code).toBe(EXIT_USAGE);
     await db.close();
+  });
+});
+
+// A dead letter as the delivery leaves it: the whole event (with personal data) kept in the hit.
+const PII_EVENT = {
+  type: 'track',
+  event: 'Order Completed',
+  messageId: 'm-dead-1',
+  anonymousId: 'v-1',
+  traits: { email: 'jane@example.com' },
+  context: { ip: '203.0.113.9', userAgent: 'Mozilla/5.0 (secret UA)' },
+  properties: { revenue: 42 },
+};
+async function seedDead(db: Db): Promise<number[]> {
+  const ids = await appendHits(
+    db,
+    [1, 2, 3].map((n) => ({ siteId: 'shop', receivedAt: Date.parse('2026-01-01T00:00:00Z') + n, payload: JSON.stringify({ event: { ...PII_EVENT, messageId: `m-dead-${n}` }, signals: { ip: '203.0.113.9' } }) })),
+    'gone-instance',
+    1,
+  );
+  const dead = (hitId: number, destinationId: string, over: Partial<WorkRow>): WorkRow => ({
+    hitId,
+    destinationId,
+    state: 'dead',
+    notBefore: Date.parse('2026-01-02T00:00:00Z'),
+    attempts: 1,
+    firstAttemptAt: 1,
+    reason: 'status_400',
+    lastStatus: 400,
+    excerpt: '{"error":{"message":"Invalid parameter",\n"code":100}}',
+    updatedAt: 1,
+    ...over,
+  });
+  await putWork(db, [
+    dead(ids[0]!, 'meta', {}),
+    dead(ids[1]!, 'meta', { notBefore: Date.parse('2026-01-03T00:00:00Z'), reason: 'max_total_time', lastStatus: 503 }),
+    dead(ids[2]!, 'hook', { notBefore: Date.parse('2026-01-04T00:00:00Z') }),
+  ]);
+  return ids;
+}
+
+forEachEngine('cli dlq', (engine) => {
+  let db: Db;
+  let url: string;
+  let ids: number[];
+  beforeEach(async () => {
+    if (engine.name === 'sqlite') {
+      url = `sqlite:${join(dir, 'tw.db')}`;
+      db = await openDb(url);
+    } else {
+      db = await engine.open();
+      url = engine.url();
+    }
+    ids = await seedDead(db);
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+  const noPii = (text: string) => {
+    for (const secret of ['jane@example.com', '203.0.113.9', 'secret UA', 'revenue', 'traits', 'context']) expect(text).not.toContain(secret);
+  };
+
+  it('list shows the dead letters in a table and as JSON, never the event data', async () => {
+    const r = await cli(['dlq', 'list', '--store', url, '--site', 'shop']);
+    expect(r).toMatchObject({ code: EXIT_OK, stderr: '' });
+    expect(r.stdout).toMatch(/^HIT\s+DESTINATION\s+REASON\s+ATTEMPTS\s+STATUS\s+DIED\s+MESSAGE ID\s+EVENT\s+VENDOR ANSWER$/m);
+    expect(r.stdout).toMatch(new RegExp(`^${ids[0]}\\s+meta\\s+status_400\\s+1\\s+400\\s+2026-01-02T00:00:00.000Z\\s+m-dead-1\\s+Order Completed\\s+\\{"error":\\{"message":"Invalid parameter", "code":100\\}\\}$`, 'm'));
+    expect(r.stdout.trim().split('\n')).toHaveLength(4);
+    noPii(r.stdout);
+    const json = await cli(['dlq', 'list', '--store', url, '--site', 'shop', '--json']);
+    const rows = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
+    expect(rows[0]).toEqual({
+      hitId: ids[0],
+      destinationId: 'meta',
+      reason: 'status_400',
+      attempts: 1,
+      lastStatus: 400,
+      excerpt: '{"error":{"message":"Invalid parameter",\n"code":100}}',
+      diedAt: '2026-01-02T00:00:00.000Z',
+      receivedAt: '2026-01-01T00:00:00.001Z',
+      messageId: 'm-dead-1',
+      type: 'track',
+      event: 'Order Completed',
+    });
+    noPii(json.stdout);
+  });
+
+  it('filters by destination, reason, time and limit; another site sees none', async () => {
+    const pick = async (...args: string[]) => (JSON.parse((await cli(['dlq', 'list', '--store', url, '--site', 'shop', '--json', ...args])).stdout) as Array<{ messageId: string }>).map((d) => d.messageId);
+    expect(await pick('--destination', 'meta')).toEqual(['m-dead-1', 'm-dead-2']);
+    expect(await pick('--reason', 'status_400')).toEqual(['m-dead-1', 'm-dead-3']);
+    expect(await pick('--since', '2026-01-03T00:00:00Z', '--before', '2026-01-04T00:00:00Z')).toEqual(['m-dead-2']);
+    expect(await pick('--limit', '1')).toEqual(['m-dead-1']);
+    expect((await cli(['dlq', 'list', '--store', url, '--site', 'other'])).stdout).toBe('no dead letters\n');
+  });
+
+  it('replay makes the matching letters waiting again and releases their hits; it prints how many', async () => {
+    const r = await cli(['dlq', 'replay', '--store', url, '--site', 'shop', '--destination', 'meta']);
+    expect(r).toMatchObject({ code: EXIT_OK, stdout: expect.stringMatching(/^Replayed 2 dead letters\. .*consent re-checked/) });
+    expect((await listDead(db, { siteId: 'shop' })).map((d) => d.destinationId)).toEqual(['hook']);
+    // Released: any instance's next takeover sends them.
+    const claimed = await claimLapsed(db, { owner: 'running', now: Date.now(), leaseUntil: Date.now() + 1000, limit: 10 });
+    expect(claimed.map((c) => c.hit.id)).toEqual([ids[0], ids[1]]);
+    expect(claimed.flatMap((c) => c.work.map((w) => w.state))).toEqual(['waiting', 'waiting']);
+    expect(JSON.parse((await cli(['dlq', 'replay', '--store', url, '--site', 'shop', '--json'])).stdout)).toEqual({ replayed: 1 });
+  });
+
+  it('purge refuses without --yes (exit 2, nothing deleted) and deletes with it', async () => {
+    const refused = await cli(['dlq', 'purge', '--store', url, '--site', 'shop', '--reason', 'status_400']);
+    expect(refused.code).toBe(EXIT_USAGE);
+    expect(refused.stderr).toMatch(/add --yes/);
+    expect(await listDead(db, { siteId: 'shop' })).toHaveLength(3);
+    const r = await cli(['dlq', 'purge', '--store', url, '--site', 'shop', '--reason', 'status_400', '--yes']);
+    expect(r).toMatchObject({ code: EXIT_OK, stdout: 'Purged 2 dead letters.\n' });
+    expect((await listDead(db, { siteId: 'shop' })).map((d) => d.reason)).toEqual(['max_total_time']);
+    expect(JSON.parse((await cli(['dlq', 'purge', '--store', url, '--site', 'shop', '--yes', '--json'])).stdout)).toEqual({ purged: 1 });
+  });
+});
+
+describe('cli dlq usage', () => {
+  const never = () => `sqlite:${join(dir, 'never.db')}`;
+  it.each<[string[], RegExp]>([
+    [['dlq'], /dlq needs a command/],
+    [['dlq', 'resend'], /unknown command "dlq resend"/],
+    [['dlq', 'list', 'extra'], /unexpected argument "extra"/],
+    [['dlq', 'list', '--since', 'yesterday'], /--since: ISO 8601/],
+    [['dlq', 'list', '--limit', '5000'], /--limit: /],
+    [['dlq', 'list', '--limit', 'ten'], /--limit: /],
+    [['dlq', 'list', '--destination', 'no/such'], /--destination: a destination id/],
+    [['dlq', 'replay', '--since', '2026-02-01', '--before', '2026-01-01'], /--since must be earlier than --before/],
+    [['dlq', 'purge'], /add --yes/],
+    [['keys', 'list', '--yes'], /--yes is an option of dlq purge/],
+    [['keys', 'list', '--reason', 'x'], /--reason is an option of dlq commands/],
+  ])('%j exits 2', async (argv, message) => {
+    const r = await cli([...argv, '--store', never(), ...(argv[0] === 'dlq' ? ['--site', 'shop'] : [])]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(join(dir, 'never.db'))).toBe(false);
+  });
+
+  it('the site comes from the config file; without one, --site is needed', async () => {
+    const config = join(dir, 'tw.yaml');
+    writeFileSync(config, `site:\n  id: shop\nstore:\n  url: ${JSON.stringify(`sqlite:${join(dir, 'cfg.db')}`)}\n`);
+    const db = await openDb(`sqlite:${join(dir, 'cfg.db')}`);
+    try {
+      await seedDead(db);
+      const r = await cli(['dlq', 'list', '--config', config, '--json']);
+      expect(r.code).toBe(EXIT_OK);
+      expect(JSON.parse(r.stdout)).toHaveLength(3);
+    } finally {
+      await db.close();
+    }
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const r = await cli(['dlq', 'list', '--store', never()]);
+      expect(r.code).toBe(EXIT_USAGE);
+      expect(r.stderr).toMatch(/dlq needs the site/);
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });

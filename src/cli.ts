@@ -1,10 +1,15 @@
-// Tagwarden's operator CLI: `npx tagwarden keys create|list|revoke` (bin/tagwarden.mjs runs this
+// Tagwarden's operator CLI: `npx tagwarden keys create|list|revoke`, `audit verify`,
+// `dlq list|replay|purge` (bin/tagwarden.mjs runs this
 // file under the pinned Node; `npm run cli -- …` too). A separate entry from
 // main.ts (which serves); `runCli` does the work so tests call it without spawning a process.
 import { existsSync } from 'node:fs';
 import { DEFAULT_KEY_CACHE_TTL_MS } from './api/auth.ts';
 import { createApiKey, listApiKeys, parseScopes, revokeApiKey, SCOPES, type ApiKeyInfo } from './api/keys.ts';
-import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
+import { configPathFrom, loadConfigFile, processEnv, type Config } from './config/load.ts';
+import { deadBatchSchema, deadListSchema, toDeadFilter } from './api/dead-letters/filter.ts';
+import { replayMatching } from './api/dead-letters/replay.ts';
+import { deadLetterView, type DeadLetterView } from './api/dead-letters/view.ts';
+import { listDead, purgeDead, type DeadFilter } from './store/journal.ts';
 import { ValidationError } from './errors.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
@@ -27,6 +32,7 @@ export const EXIT_USAGE = 2;
 
 export const USAGE = `Usage: npx tagwarden keys <command> [options]
        npx tagwarden audit verify [options]
+       npx tagwarden dlq <command> [filters] [options]
        (or npm run cli -- <command> …)
 
 Commands:
@@ -34,10 +40,22 @@ Commands:
   keys list                                      list keys (id, label, scopes, dates; never the key)
   keys revoke <id>                               revoke a key (running servers drop it within ${DEFAULT_KEY_CACHE_TTL_MS / 1000} s)
   audit verify                                   check the audit log's hash chain (exit 1 when it is broken)
+  dlq list                                       list dead letters (deliveries given up), oldest first; never the event's data
+  dlq replay                                     send matching dead letters again (consent re-checked); prints how many
+  dlq purge --yes                                delete matching dead letters for good
+
+Dead-letter filters (all optional; none: every dead letter of the site):
+  --destination <id>   one destination
+  --reason <reason>    one reason (e.g. status_400, max_total_time)
+  --since <time>       died at or after (ISO 8601, unix seconds or milliseconds)
+  --before <time>      died before
+  --limit <n>          at most n rows (list: default 100, at most 1000)
 
 Options:
   --store <url>     the store (sqlite:<path> or postgres://…); default: store.url of the config, else ${DEFAULT_STORE_URL}
   --config <path>   the configuration file (default: TAGWARDEN_CONFIG, else ${DEFAULT_CONFIG_PATH})
+  --site <id>       the site of dlq commands (default: site.id of the config)
+  --yes             confirm dlq purge
   --json            machine-readable output
   --help            this text
 
@@ -46,14 +64,16 @@ Scopes: ${SCOPES.join(', ')} (admin implies every scope).
 
 class UsageError extends Error {}
 
-const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config']);
-const BOOL_FLAGS = new Set(['json', 'help']);
+const DLQ_FLAGS = ['destination', 'reason', 'since', 'before', 'limit'] as const;
+const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config', 'site', ...DLQ_FLAGS]);
+const BOOL_FLAGS = new Set(['json', 'help', 'yes']);
 
 interface Parsed {
   positional: string[];
   flags: Map<string, string>;
   json: boolean;
   help: boolean;
+  yes: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Parsed {
@@ -61,6 +81,7 @@ function parseArgs(argv: readonly string[]): Parsed {
   const flags = new Map<string, string>();
   let json = false;
   let help = false;
+  let yes = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h') {
@@ -75,6 +96,7 @@ function parseArgs(argv: readonly string[]): Parsed {
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     if (BOOL_FLAGS.has(name) && eq < 0) {
       if (name === 'json') json = true;
+      else if (name === 'yes') yes = true;
       else help = true;
     } else if (VALUE_FLAGS.has(name)) {
       const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
@@ -85,19 +107,23 @@ function parseArgs(argv: readonly string[]): Parsed {
       throw new UsageError(`unknown option ${arg}`);
     }
   }
-  return { positional, flags, json, help };
+  return { positional, flags, json, help, yes };
 }
 
-/** `--store`, else `store.url` of the config file (when it has one), else the default SQLite file. */
-function storeUrl(argv: readonly string[], p: Parsed, env: Readonly<Record<string, string | undefined>>): string {
-  const store = p.flags.get('store');
-  if (store !== undefined) return store;
+/** The config file, when one is named or the default one exists; undefined otherwise. */
+function configOf(argv: readonly string[], p: Parsed, env: Readonly<Record<string, string | undefined>>): Config | undefined {
   const explicit = p.flags.has('config') || (env.TAGWARDEN_CONFIG ?? '') !== '';
   const path = configPathFrom(argv, env);
   // No config anywhere is fine for the CLI: the default store. A named config must load.
-  if (!explicit && !existsSync(path)) return DEFAULT_STORE_URL;
-  const config = loadConfigFile(path, { env });
-  const url = (config as { store?: { url?: unknown } }).store?.url;
+  if (!explicit && !existsSync(path)) return undefined;
+  return loadConfigFile(path, { env });
+}
+
+/** `--store`, else `store.url` of the config file (when it has one), else the default SQLite file. */
+function storeUrl(argv: readonly string[], p: Parsed, env: Readonly<Record<string, string | undefined>>, config = p.flags.has('store') ? undefined : configOf(argv, p, env)): string {
+  const store = p.flags.get('store');
+  if (store !== undefined) return store;
+  const url = (config as { store?: { url?: unknown } } | undefined)?.store?.url;
   return typeof url === 'string' && url !== '' ? url : DEFAULT_STORE_URL;
 }
 
@@ -116,6 +142,77 @@ function listText(keys: ApiKeyInfo[]): string {
     ['ID', 'LABEL', 'SCOPES', 'CREATED', 'LAST USED', 'REVOKED'],
     ...keys.map((k) => [k.id, k.label === '' ? '-' : k.label, k.scopes.join(','), iso(k.createdAt), iso(k.lastUsedAt), iso(k.revokedAt)]),
   ]);
+}
+
+/** The dlq filters of the flags, validated by the API's schema (one rule for both); errors name the flag. */
+function dlqFilter(p: Parsed, siteId: string, list: boolean): DeadFilter {
+  const raw: Record<string, string> = {};
+  for (const flag of DLQ_FLAGS) {
+    const v = p.flags.get(flag);
+    if (v !== undefined) raw[flag === 'destination' ? 'destinationId' : flag] = v;
+  }
+  const parsed = (list ? deadListSchema : deadBatchSchema).safeParse(raw);
+  if (!parsed.success) {
+    const flagOf = (path: string): string => `--${path === 'destinationId' ? 'destination' : path}`;
+    throw new UsageError(parsed.error.issues.map((i) => `${flagOf(i.path.map(String).join('.'))}: ${i.message}`).join('; '));
+  }
+  try {
+    return toDeadFilter(siteId, parsed.data);
+  } catch (e) {
+    if (e instanceof ValidationError) throw new UsageError('--since must be earlier than --before');
+    throw e;
+  }
+}
+
+/** The vendor's answer on one table line: whitespace folded, cut at 60 characters. */
+function oneLine(text: string | null, max = 60): string {
+  if (text === null || text === '') return '-';
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+function deadText(rows: DeadLetterView[]): string {
+  if (rows.length === 0) return 'no dead letters\n';
+  return table([
+    ['HIT', 'DESTINATION', 'REASON', 'ATTEMPTS', 'STATUS', 'DIED', 'MESSAGE ID', 'EVENT', 'VENDOR ANSWER'],
+    ...rows.map((d) => [String(d.hitId), d.destinationId, d.reason ?? '-', String(d.attempts), d.lastStatus === null ? '-' : String(d.lastStatus), d.diedAt, oneLine(d.messageId, 40), oneLine(d.event ?? d.type, 40), oneLine(d.excerpt)]),
+  ]);
+}
+
+/** `dlq list|replay|purge`: validated before the store is opened. */
+function dlqCommand(command: string | undefined, rest: string[], p: Parsed, config: Config | undefined, out: (s: string) => void): (db: Db) => Promise<number> {
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (p.flags.has('scopes') || p.flags.has('label')) throw new UsageError('dlq takes no --scopes or --label');
+  const siteId = p.flags.get('site') ?? config?.site.id;
+  if (siteId === undefined) throw new UsageError('dlq needs the site: --site <id>, or a config file with site.id');
+  if (command === 'list') {
+    const filter = dlqFilter(p, siteId, true);
+    return async (db) => {
+      const rows = (await listDead(db, filter)).map(deadLetterView);
+      out(p.json ? `${JSON.stringify(rows)}\n` : deadText(rows));
+      return EXIT_OK;
+    };
+  }
+  if (command === 'replay') {
+    const filter = dlqFilter(p, siteId, false);
+    const leaseS = (config?.delivery.journal.leaseMs ?? 30_000) / 1000;
+    return async (db) => {
+      const replayed = await replayMatching(db, filter, Date.now());
+      if (p.json) out(`${JSON.stringify({ replayed })}\n`);
+      else out(`Replayed ${replayed} dead letter${replayed === 1 ? '' : 's'}. A running Tagwarden on this store sends them again within ${leaseS} s (delivery.journal.leaseMs), consent re-checked first.\n`);
+      return EXIT_OK;
+    };
+  }
+  if (command === 'purge') {
+    const filter = dlqFilter(p, siteId, false);
+    if (!p.yes) throw new UsageError('dlq purge deletes dead letters and their events for good: add --yes (check first with dlq list and the same filters)');
+    return async (db) => {
+      const purged = await purgeDead(db, filter);
+      out(p.json ? `${JSON.stringify({ purged })}\n` : `Purged ${purged} dead letter${purged === 1 ? '' : 's'}.\n`);
+      return EXIT_OK;
+    };
+  }
+  throw new UsageError(command === undefined ? 'dlq needs a command: list, replay or purge' : `unknown command "dlq ${command}" (expected: list, replay, purge)`);
 }
 
 /** Runs one CLI invocation; resolves with the exit code. Never throws. */
@@ -144,7 +241,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       else out(`audit chain BROKEN at seq ${verdict.brokenAt} (${verdict.reason}) after ${verdict.rows} rows\n`);
       return verdict.ok ? EXIT_OK : EXIT_FAILED;
     }
-    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit)`);
+    if (group === 'dlq') {
+      const config = p.flags.has('store') && p.flags.has('site') ? undefined : configOf(argv, p, env);
+      const run = dlqCommand(command, rest, p, config, out);
+      db = await openDb(storeUrl(argv, p, env, config));
+      return await run(db);
+    }
+    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit, dlq)`);
+    for (const flag of ['site', ...DLQ_FLAGS]) if (p.flags.has(flag)) throw new UsageError(`--${flag} is an option of dlq commands`);
+    if (p.yes) throw new UsageError('--yes is an option of dlq purge');
 
     // Everything is validated before the store is opened.
     let run: (db: Db) => Promise<number>;

@@ -104,6 +104,30 @@ forEachEngine('delivery journal', (engine) => {
     expect(await listDead(db, { siteId: SITE })).toEqual([]);
   });
 
+  it('replays or purges one dead letter by hit and destination, and the oldest deaths up to a limit', async () => {
+    const ids = await appendHits(db, [hit(1), hit(2), hit(3)], 'a', 10_000);
+    await putWork(db, [
+      work(ids[0]!, 'meta', { state: 'dead', notBefore: 100, reason: 'status_400' }),
+      work(ids[0]!, 'ga4', { state: 'dead', notBefore: 110, reason: 'status_400' }),
+      work(ids[1]!, 'meta', { state: 'dead', notBefore: 200, reason: 'status_400' }),
+      work(ids[2]!, 'meta', { state: 'dead', notBefore: 300, reason: 'status_400' }),
+    ]);
+    const left = async () => (await listDead(db, { siteId: SITE })).map((d) => `${d.destinationId}:${d.hitId}`);
+    // Another site's id never matches, even with the right hit.
+    expect(await replayDead(db, { siteId: 'other', hitId: ids[0]!, destinationId: 'meta' }, 50_000)).toBe(0);
+    expect(await replayDead(db, { siteId: SITE, hitId: ids[0]!, destinationId: 'meta' }, 50_000)).toBe(1);
+    expect(await left()).toEqual([`ga4:${ids[0]}`, `meta:${ids[1]}`, `meta:${ids[2]}`]);
+    // Replayed once: it is no longer dead, so a second replay of it finds nothing.
+    expect(await replayDead(db, { siteId: SITE, hitId: ids[0]!, destinationId: 'meta' }, 50_000)).toBe(0);
+    expect((await claimLapsed(db, { owner: 'b', now: 50_000, leaseUntil: 60_000, limit: 10 }))[0]!.work.map((w) => `${w.destinationId}:${w.state}`)).toEqual(['ga4:dead', 'meta:waiting']);
+    expect(await purgeDead(db, { siteId: SITE, destinationId: 'meta', limit: 1 })).toBe(1);
+    expect(await left()).toEqual([`ga4:${ids[0]}`, `meta:${ids[2]}`]);
+    expect(await purgeDead(db, { siteId: SITE, hitId: ids[2]! })).toBe(1);
+    expect(await left()).toEqual([`ga4:${ids[0]}`]);
+    // The purged hits are gone; the first stays (a dead row and a waiting one still refer to it).
+    expect((await journalSize(db, SITE)).hits).toBe(1);
+  });
+
   it("takes over lapsed hits with their work rows, never a live lease, each hit by one claimer", async () => {
     const ids = await appendHits(db, [hit(1), hit(2), hit(3)], 'dead-instance', 10_000);
     const live = await appendHits(db, [hit(4)], 'live-instance', 10_000);

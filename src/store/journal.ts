@@ -64,6 +64,8 @@ export interface ClaimedHit {
 
 export interface DeadFilter {
   siteId: string;
+  /** One hit's dead letters (with `destinationId`: one dead letter). */
+  hitId?: number;
   destinationId?: string;
   /** Only rows that died at or after this time. */
   since?: number;
@@ -231,6 +233,10 @@ export interface DeadLetter extends WorkRow {
 function deadWhere(f: DeadFilter): { sql: string; params: Param[] } {
   const parts = ["w.state = 'dead'", 'h.site_id = ?'];
   const params: Param[] = [f.siteId];
+  if (f.hitId !== undefined) {
+    parts.push('w.hit_id = ?');
+    params.push(f.hitId);
+  }
   if (f.destinationId !== undefined) {
     parts.push('w.destination_id = ?');
     params.push(f.destinationId);
@@ -288,13 +294,17 @@ export async function replayDead(db: Db, f: DeadFilter, now: number): Promise<nu
   });
 }
 
-/** Deletes dead letters matching the filter, and their hits once nothing else refers to them. */
+/**
+ * Deletes dead letters matching the filter (all of them, or the `limit` oldest deaths), and their
+ * hits once nothing else refers to them. Returns the rows deleted.
+ */
 export async function purgeDead(db: Db, f: DeadFilter): Promise<number> {
   return db.transaction(async (tx) => {
     const { sql, params } = deadWhere(f);
+    const limited = f.limit !== undefined;
     const rows = await tx.all<{ hit_id: number | bigint; destination_id: string }>(
-      `SELECT w.hit_id, w.destination_id FROM journal_work w JOIN journal_hits h ON h.id = w.hit_id WHERE ${sql}`,
-      params,
+      `SELECT w.hit_id, w.destination_id FROM journal_work w JOIN journal_hits h ON h.id = w.hit_id WHERE ${sql}${limited ? ' ORDER BY w.not_before, w.hit_id, w.destination_id LIMIT ?' : ''}`,
+      limited ? [...params, Math.max(1, Math.floor(f.limit!))] : params,
     );
     for (const r of rows) await tx.run("DELETE FROM journal_work WHERE hit_id = ? AND destination_id = ? AND state = 'dead'", [r.hit_id, r.destination_id]);
     const hitIds = [...new Set(rows.map((r) => Number(r.hit_id)))];

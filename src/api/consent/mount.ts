@@ -9,6 +9,7 @@ import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
 import { enqueueForChange } from '../../store/webhooks.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
 import { webhookRouter } from './webhook-routes.ts';
+import { deadLetterRouter } from '../dead-letters/routes.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
@@ -27,6 +28,8 @@ export interface ConsentApiOptions {
   webhooks?: Partial<WebhookWorkerOptions> | false;
   /** A visitor's consent changed (here or on another instance): re-decide what waits for it. */
   onVisitorChanged: (visitorId: string) => void;
+  /** Dead letters were replayed through the API: take their released hits over now (src/app.ts). */
+  onDeadLettersReplayed?: () => void;
 }
 
 export interface ConsentApi {
@@ -93,6 +96,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId) }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes }));
+  router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
     o.webhooks === false
