@@ -395,6 +395,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     }
     const known = new Set(destinationIds);
     const left = hit.tracked ? work.filter((w) => w.state !== 'dead' && known.has(w.destinationId)) : [];
+    // Open here already (a replayed dead letter of a hit whose other destinations are still at work
+    // in this instance): only the destinations not at work are started, or they would go twice.
+    const reopened = hit.tracked ? journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId)) : undefined;
+    if (reopened !== undefined) {
+      if (reopened.added.length > 0) pipeline.process(reopened.event, stored.signals, undefined, new Set(reopened.added));
+      return;
+    }
     if (!hit.tracked) {
       journal?.tracker.begin(stored.event, hit.id, destinationIds);
       deferred.push({ event: stored.event, signals: stored.signals, requestConsent: undefined });

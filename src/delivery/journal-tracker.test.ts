@@ -101,3 +101,21 @@ describe('journal tracker', () => {
     expect(log).toEqual(['finish 9']);
   });
 });
+
+describe('journal tracker: a replayed dead letter of a hit still open here', () => {
+  it('reopens only the destinations not at work, with the event it tracks the hit by', () => {
+    const { t, log } = setup();
+    const e = event('m');
+    t.begin(e, 4, ['meta', 'ga4']);
+    t.enqueued('meta', e);
+    t.enqueued('ga4', e);
+    t.gaveUp('meta', ['m'], info); // meta dead, ga4 still retrying here
+    const again = t.reopen(4, ['meta', 'ga4']);
+    expect(again).toEqual({ event: e, added: ['meta'] });
+    t.enqueued('meta', e);
+    t.delivered('ga4', ['m']);
+    t.delivered('meta', ['m']);
+    expect(log.at(-1)).toBe('finish 4');
+    expect(t.reopen(4, ['meta'])).toBeUndefined();
+  });
+});

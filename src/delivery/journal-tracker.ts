@@ -48,12 +48,19 @@ export interface JournalTracker {
   gaveUp(destinationId: string, messageIds: readonly string[], info: AttemptInfo): void;
   /** `destinationId` will try these message ids again, not before `notBefore`. */
   retrying(destinationId: string, messageIds: readonly string[], notBefore: number, info: AttemptInfo): void;
+  /**
+   * The hit is open here already (a dead letter of it was replayed while its other destinations
+   * are still at work in this instance): adds the destinations it is not waiting for yet and
+   * returns them with the event this instance tracks it by; undefined when the hit is not open here.
+   */
+  reopen(hitId: number, destinationIds: readonly string[]): { event: Event; added: string[] } | undefined;
   /** Hits begun and not finished. */
   readonly open: number;
 }
 
 interface OpenHit {
   id: number;
+  event: Event;
   /** Destinations not done with it. */
   left: Set<string>;
   tracked: boolean;
@@ -61,6 +68,7 @@ interface OpenHit {
 
 export function createJournalTracker(sink: TrackerSink): JournalTracker {
   const hits = new WeakMap<Event, OpenHit>();
+  const byId = new Map<number, OpenHit>();
   let open = 0;
   /** `${destination}\0${messageId}` → hits in enqueue order (a sender may repeat a messageId). */
   const queued = new Map<string, OpenHit[]>();
@@ -71,6 +79,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
     if (hit.tracked) sink.settleWork(destinationId, [hit.id]);
     if (hit.left.size > 0) return;
     open--;
+    byId.delete(hit.id);
     sink.finish([hit.id]);
   }
 
@@ -104,13 +113,22 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
 
   return {
     begin(event, hitId, destinationIds, tracked = false) {
-      const hit: OpenHit = { id: hitId, left: new Set(destinationIds), tracked };
+      const hit: OpenHit = { id: hitId, event, left: new Set(destinationIds), tracked };
       if (hit.left.size === 0) {
         sink.finish([hitId]);
         return;
       }
       hits.set(event, hit);
+      byId.set(hitId, hit);
       open++;
+    },
+    reopen(hitId, destinationIds) {
+      const hit = byId.get(hitId);
+      if (hit === undefined) return undefined;
+      const added = destinationIds.filter((d) => !hit.left.has(d));
+      for (const d of added) hit.left.add(d);
+      hit.tracked = true;
+      return { event: hit.event, added };
     },
     settle(event, destinationId) {
       const hit = hits.get(event);
@@ -136,6 +154,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
         hit.left.delete(destinationId);
         if (hit.left.size === 0) {
           open--;
+          byId.delete(hit.id);
           finished.push(hit.id);
         }
       }
