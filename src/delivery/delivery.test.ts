@@ -500,7 +500,8 @@ describe('delivery: a batch the vendor rejects whole is bisected', () => {
       clock: new FakeClock(),
       recheck: (_dest, messageIds) => {
         asked.push(messageIds);
-        return new Set(messageIds.filter((id) => id !== 'r0'));
+        // Allowed at the batch's first send; r0 revoked by the time the halves go out.
+        return new Set(messageIds.filter((id) => asked.length === 1 || id !== 'r0'));
       },
     });
     for (const id of ids('r', 4)) delivery.enqueue(dest, renderedItem(id));

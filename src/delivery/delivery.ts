@@ -391,7 +391,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             job.state.rechecking.delete(job);
             const dropped = job.batch.entries.filter((e) => !allowed.has(e.messageId));
             if (dropped.length > 0) {
-              const reason = job.attempts === 0 ? 'consent_revoked_before_send' : 'consent_revoked_before_retry';
+              // A bisected part was sent before, inside its whole batch: resending it is a retry.
+              const reason = job.attempts === 0 && job.bisection === undefined ? 'consent_revoked_before_send' : 'consent_revoked_before_retry';
               report({ destinationId, messageIds: dropped.map((e) => e.messageId), outcome: 'dropped', attempt: job.attempts, reason, durationMs: 0 });
               settle(job, dropped.length);
               job.batch = keepEntries(job.batch, (e) => allowed.has(e.messageId));
