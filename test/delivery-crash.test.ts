@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, expect, it } from 'vitest';
 import { journalSize } from '../src/store/journal.ts';
 import { openDb } from '../src/store/open.ts';
 import { forEachEngine } from './engines.ts';
-import { startVendor } from './helpers.ts';
+import { exited, spawnTagwarden, startVendor } from './helpers.ts';
 
 /**
  * Regression (issue 11): 2,000 events acknowledged with 200 while the vendor answered 503, then
@@ -18,22 +17,6 @@ import { startVendor } from './helpers.ts';
 forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engine) => {
   const dir = mkdtempSync(join(tmpdir(), 'tw-delivery-crash-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  function start(config: string): { child: ChildProcess; port: Promise<number> } {
-    const child = spawn(process.execPath, ['src/main.ts', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const port = new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stderr.on('data', (d: Buffer) => process.stderr.write(`[child stderr] ${d.toString()}`));
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /"port":(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`tagwarden exited early (${code}): ${out}`)));
-    });
-    return { child, port };
-  }
-  const exited = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
 
   it('delivers every acknowledged event after the restart, each once', async () => {
     let storeUrl: string;
@@ -59,7 +42,7 @@ forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engi
         }),
       );
 
-      const first = start(config);
+      const first = spawnTagwarden(config);
       const port = await first.port;
       const acknowledged: string[] = [];
       for (let b = 0; b < 20; b++) {
@@ -77,7 +60,7 @@ forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engi
 
       up = true;
       vendor.hits.length = 0;
-      const second = start(config);
+      const second = spawnTagwarden(config);
       await second.port;
       const delivered = (): string[] => vendor.hits.filter((h) => h.path === '/hook').flatMap((h) => (h.body as { batch: Array<{ messageId: string }> }).batch.map((e) => e.messageId));
       const deadline = Date.now() + 20_000;

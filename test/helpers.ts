@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
@@ -110,4 +111,28 @@ export function withTagwarden(config: (vendorUrl: string) => Record<string, unkn
     await ctx.vendor.close();
   });
   return ctx;
+}
+
+/**
+ * Starts the real server process (src/main.ts under the pinned Node) on a config file; `port`
+ * resolves once it listens. For tests that kill it (SIGKILL) or run several.
+ */
+export function spawnTagwarden(configPath: string): { child: ChildProcess; port: Promise<number> } {
+  const child = spawn(process.execPath, ['src/main.ts', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(`[tagwarden stderr] ${d.toString()}`));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"port":(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`tagwarden exited early (${code}): ${out.slice(-2000)}`)));
+  });
+  return { child, port };
+}
+
+/** Resolves once the process has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 }
