@@ -41,7 +41,7 @@ import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
 import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 import { createJournalWriter, type JournalWriter } from './delivery/journal-writer.ts';
 import { createJournalTracker, type JournalTracker } from './delivery/journal-tracker.ts';
-import { claimLapsed, renewLeases, type ClaimedHit } from './store/journal.ts';
+import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from './store/journal.ts';
 import { MAX_TIMER_MS } from './delivery/clock.ts';
 import type { AcceptedHit } from './ingest/hit-sink.ts';
 import type { TagwardenError } from './errors.ts';
@@ -450,6 +450,18 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       })
       .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
   }
+  // Retention: dead letters older than deadRetentionMs go, with their events (delivered events
+  // leave the journal as soon as they are finished). Checked at most once a minute.
+  let prunedAt = 0;
+  function prune(): void {
+    if (journal === undefined || Date.now() - prunedAt < 60_000) return;
+    prunedAt = Date.now();
+    purgeDead(journal.db, { siteId: config.site.id, before: prunedAt - journalConfig.deadRetentionMs, limit: 10_000 })
+      .then((n) => {
+        if (n > 0) log.info({ deadLetters: n }, 'journal: purged dead letters past their retention');
+      })
+      .catch((err: unknown) => log.error({ err }, 'journal retention purge failed'));
+  }
   function startLeases(): void {
     if (journal === undefined) return;
     const renew = setInterval(() => {
@@ -457,7 +469,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     }, Math.floor(journalConfig.leaseMs / 3));
     renew.unref();
     leaseTimers.push(renew);
-    const takeover = setInterval(takeOver, journalConfig.leaseMs);
+    const takeover = setInterval(() => {
+      takeOver();
+      prune();
+    }, journalConfig.leaseMs);
     takeover.unref();
     leaseTimers.push(takeover);
   }

@@ -359,6 +359,12 @@ export const configSchema = z
             windowMs: z.int().min(0).max(2).default(0).describe('Extra wait (ms) for more hits to share a commit; 0: the hits of one event-loop turn share it.'),
             leaseMs: z.int().min(1000).max(600_000).default(30_000).describe('How long an instance holds the hits it answered without renewing; another instance on the same PostgreSQL takes over the hits of one that stopped renewing.'),
             retryAfterS: z.int().min(1).max(3600).default(5).describe('Retry-After (seconds) of a 503 answered when a hit cannot be made durable.'),
+            deadRetentionMs: z
+              .int()
+              .min(60_000)
+              .max(31_536_000_000)
+              .default(30 * 86_400_000)
+              .describe('How long dead letters are kept (then purged, with their events); delivered events leave the journal at once.'),
           })
           .strict()
           .prefault({})
