@@ -20,10 +20,13 @@ import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import type { SinkPathStats } from './servers/sink.ts';
 
-export type TargetName = 'tagwarden' | 'nojournal' | 'express' | 'raw';
+export type TargetName = 'tagwarden' | 'storeonly' | 'nojournal' | 'express' | 'raw';
+/** The default sequence; `storeonly` runs only when asked for. */
 export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'nojournal', 'express', 'raw'];
-/** The targets that are Tagwarden (with a sink and counters), with or without its journal. */
-const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'nojournal';
+export const KNOWN_TARGETS: readonly TargetName[] = ['tagwarden', 'storeonly', 'nojournal', 'express', 'raw'];
+/** The targets that are Tagwarden (with a sink and counters), with or without its journal and store. */
+const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'storeonly' || name === 'nojournal';
+const JOURNAL_MODE: Partial<Record<TargetName, string>> = { tagwarden: 'on', storeonly: 'store', nojournal: 'off' };
 
 /** Tagwarden must keep at least this share of the Express baseline's hits/s... */
 export const MIN_THROUGHPUT_RATIO = 0.7;
@@ -40,6 +43,11 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
       'full pipeline: validates the Segment event, reads consent, decides per destination (meta-capi, ga4, webhook), ' +
       'renders each template (SHA-256 of the email for Meta), batches and delivers to the sink; answers 200 {"success":true} ' +
       'once the hit is committed to the delivery journal (SQLite file, group commit)',
+  },
+  storeonly: {
+    label: 'tagwarden (store, journal off)',
+    script: 'servers/tagwarden.ts',
+    does: 'the same pipeline with the consent store (lookups, re-checks before each send) but delivery.journal off: the journal\'s own cost is tagwarden minus this',
   },
   nojournal: {
     label: 'tagwarden (journal off)',
@@ -270,7 +278,7 @@ async function runTarget(
     let args: string[] = [];
     if (isTagwarden(name)) {
       sink = await startChild('sink', here('./servers/sink.ts'), []);
-      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(','), '--journal', name === 'tagwarden' ? 'on' : 'off'];
+      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(','), '--journal', JOURNAL_MODE[name] ?? 'off'];
     }
     const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
     server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
@@ -515,6 +523,11 @@ export function formatReport(report: IngestReport): string[] {
       out.push(`tagwarden / express CPU per hit: ${(tw.cpuUsPerHit / ex.cpuUsPerHit).toFixed(1)}x  (informational)`);
     }
     out.push(v.throughputHolds && v.p99Holds ? 'TARGETS HOLD' : 'TARGET MISSED (the bench still exits 0: it measures, it does not gate)');
+  }
+  const storeOnly = summaries.find((x) => x.target === 'storeonly');
+  const withJournal = summaries.find((x) => x.target === 'tagwarden');
+  if (storeOnly?.cpuUsPerHit !== undefined && withJournal?.cpuUsPerHit !== undefined) {
+    out.push(`journal on / store only (journal off) CPU per hit: ${(withJournal.cpuUsPerHit / storeOnly.cpuUsPerHit).toFixed(2)}x, req/s: ${(withJournal.hitsPerSec / storeOnly.hitsPerSec).toFixed(2)}`);
   }
   const off = summaries.find((x) => x.target === 'nojournal');
   const on = summaries.find((x) => x.target === 'tagwarden');

@@ -7,8 +7,8 @@
  *   --rounds <n>        run the sequence of targets n times; ratios use the medians (default 1)
  *   --visitors <n>      distinct visitors the hits cycle over (default 100)
  *   --rate <n>          fixed offered load in req/s for every target (default: as fast as possible)
- *   --targets <list>    comma-separated: tagwarden,nojournal,express,raw (default all, in that order;
- *                       nojournal is Tagwarden with delivery.journal off)
+ *   --targets <list>    comma-separated: tagwarden,nojournal,express,raw (default, in that order) and storeonly;
+ *                       nojournal: Tagwarden without a store; storeonly: with the store, journal off
  *   --log <level>       Tagwarden's log level (default warn)
  *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
  *   --event <name>      track event name (default purchase)
@@ -26,7 +26,7 @@ import { installExitHooks } from './children.ts';
 import { positive } from './args.ts';
 import { machineLine, watchdog } from './tally.ts';
 import { BENCH_CLIENTS, type BenchClient } from './event.ts';
-import { formatReport, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
+import { formatReport, KNOWN_TARGETS, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
 
 
 async function main(): Promise<void> {
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   });
   if (!(BENCH_CLIENTS as readonly string[]).includes(values.client)) throw new Error(`unknown client ${values.client} (known: ${BENCH_CLIENTS.join(', ')})`);
   const targets = values.targets.split(',').map((t) => t.trim()).filter((t) => t !== '');
-  for (const t of targets) if (!(TARGET_NAMES as readonly string[]).includes(t)) throw new Error(`unknown target ${t} (known: ${TARGET_NAMES.join(', ')})`);
+  for (const t of targets) if (!(KNOWN_TARGETS as readonly string[]).includes(t)) throw new Error(`unknown target ${t} (known: ${KNOWN_TARGETS.join(', ')})`);
   const durationSec = positive('duration', values.duration, false);
   const warmupSec = positive('warmup', values.warmup, false);
   const rounds = positive('rounds', values.rounds, true);

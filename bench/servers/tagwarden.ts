@@ -6,7 +6,7 @@
  * only, to see what the pipeline and delivery cost).
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
- *                                   [--verify http://127.0.0.1:PORT] [--journal on|off]
+ *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
  * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
@@ -35,15 +35,20 @@ const level = arg('log', 'warn');
 const only = arg('destinations', 'meta,ga4,webhook');
 const verifyOrigin = process.argv.includes('--verify') ? arg('verify') : undefined;
 // `--journal on` (the default, as `npm start` runs): the store is a SQLite file in a fresh temp
-// directory, and every hit is committed to the delivery journal before its answer.
-const journal = arg('journal', 'on') === 'on';
+// directory, and every hit is committed to the delivery journal before its answer. `store`: the
+// same store (consent lookups, re-checks before each send) with the journal off, to tell the
+// journal's cost from the store's. `off`: no store at all.
+const journalMode = arg('journal', 'on');
+if (!['on', 'off', 'store'].includes(journalMode)) throw new Error('--journal on|off|store');
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
-const config = parseConfig(benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }), { env: {}, extraChecks: (raw) => checkDestinations(raw, templates) }, 'bench config');
+const raw = benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }) as Record<string, unknown>;
+if (journalMode === 'store') raw.delivery = { ...(raw.delivery as object | undefined), journal: { enabled: false } };
+const config = parseConfig(raw, { env: {}, extraChecks: (r) => checkDestinations(r, templates) }, 'bench config');
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
-const dir = journal ? mkdtempSync(join(tmpdir(), 'tw-bench-')) : undefined;
+const dir = journalMode === 'off' ? undefined : mkdtempSync(join(tmpdir(), 'tw-bench-'));
 const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
 const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
 await app.recover();
