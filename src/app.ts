@@ -142,12 +142,16 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     defaults: { maxQueuedEvents: config.delivery.maxQueuedEvents },
     destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs, maxInFlight: d.config.maxInFlight }])),
     onResult: (r) => {
-      onDeliveryResult(r, metrics, log);
-      if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
-      // Parked at shutdown is not finished: the hit stays in the journal and resumes after the restart.
       // An enqueue refusal is settled by the pipeline (enqueue returned false), not here: another
       // hit with the same messageId may be queued.
       const refusedAtEnqueue = r.attempt === 0 && r.outcome === 'failed' && ENQUEUE_REFUSALS.has(r.reason ?? '');
+      // With the journal a full queue is not a failure: the pipeline tries the event again (decision
+      // hold/queue_full). Counting or logging each try would report failures that did not happen
+      // (and write a warn line per event per second).
+      if (journal !== undefined && refusedAtEnqueue && r.reason === 'queue_full') return;
+      onDeliveryResult(r, metrics, log);
+      if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
+      // Parked at shutdown is not finished: the hit stays in the journal and resumes after the restart.
       if (journal !== undefined && !refusedAtEnqueue) {
         const info = { at: Date.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
         if (r.outcome === 'delivered' || r.outcome === 'dropped') journal.tracker.delivered(r.destinationId, r.messageIds);
