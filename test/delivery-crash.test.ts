@@ -5,7 +5,7 @@ import { afterAll, expect, it } from 'vitest';
 import { journalSize } from '../src/store/journal.ts';
 import { openDb } from '../src/store/open.ts';
 import { forEachEngine } from './engines.ts';
-import { exited, spawnTagwarden, startVendor } from './helpers.ts';
+import { exited, killSpawned, spawnTagwarden, startVendor } from './helpers.ts';
 
 /**
  * Regression (issue 11): 2,000 events acknowledged with 200 while the vendor answered 503, then
@@ -16,7 +16,11 @@ import { exited, spawnTagwarden, startVendor } from './helpers.ts';
  */
 forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engine) => {
   const dir = mkdtempSync(join(tmpdir(), 'tw-delivery-crash-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    // A failed run must not leave servers behind.
+    await killSpawned();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('delivers every acknowledged event after the restart, each once', async () => {
     let storeUrl: string;

@@ -117,8 +117,12 @@ export function withTagwarden(config: (vendorUrl: string) => Record<string, unkn
  * Starts the real server process (src/main.ts under the pinned Node) on a config file; `port`
  * resolves once it listens. For tests that kill it (SIGKILL) or run several.
  */
+const spawned = new Set<ChildProcess>();
+
 export function spawnTagwarden(configPath: string): { child: ChildProcess; port: Promise<number> } {
   const child = spawn(process.execPath, ['src/main.ts', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(child);
+  child.once('exit', () => spawned.delete(child));
   const port = new Promise<number>((resolve, reject) => {
     let out = '';
     child.stderr.on('data', (d: Buffer) => process.stderr.write(`[tagwarden stderr] ${d.toString()}`));
@@ -135,4 +139,11 @@ export function spawnTagwarden(configPath: string): { child: ChildProcess; port:
 /** Resolves once the process has exited (at once if it already has). */
 export function exited(child: ChildProcess): Promise<void> {
   return new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+/** Kills every server process a test spawned and did not stop (a failed assertion, a timeout). */
+export async function killSpawned(): Promise<void> {
+  const left = [...spawned];
+  for (const child of left) child.kill('SIGKILL');
+  await Promise.all(left.map(exited));
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { forEachEngine } from './engines.ts';
-import { exited, spawnTagwarden, startVendor } from './helpers.ts';
+import { exited, killSpawned, spawnTagwarden, startVendor } from './helpers.ts';
 
 /**
  * Two instances on one PostgreSQL share the delivery journal (issue 11): while both run, each sends
@@ -17,7 +17,11 @@ forEachEngine('journal: two instances on one PostgreSQL', (engine) => {
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'tw-instances-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    // A failed run must not leave servers behind.
+    await killSpawned();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('exactly once while both run; at least once, and here once, after one is SIGKILLed', async () => {
     await (await engine.open()).close(); // a fresh, migrated schema
