@@ -8,7 +8,8 @@ import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
 import type { HitSources } from '../identity/visitor.ts';
-import { sendErrorJson, whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { sendErrorJson } from '../http/errors.ts';
 
 export interface Ga4RouteOptions extends HitSink {
   /** Largest POST body read; a larger one is answered 413. */

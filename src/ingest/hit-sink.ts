@@ -6,8 +6,7 @@
  * acknowledgement of a hit that was not kept). Without `commit` (no journal) a hit is answered at
  * once.
  */
-import type { ServerResponse } from 'node:http';
-import { toErrorBody, type TagwardenError } from '../errors.ts';
+import type { TagwardenError } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import type { Event } from './event.ts';
 
@@ -29,13 +28,4 @@ export interface HitSink {
 export function whenDurable(sink: HitSink, hits: readonly AcceptedHit[], ok: () => void, fail: (err: TagwardenError) => void): void {
   if (sink.commit === undefined || hits.length === 0) ok();
   else sink.commit(hits, ok, fail);
-}
-
-/** Answers an error as JSON outside Express (the fast paths, the pixel and GA4 answers), with its Retry-After. */
-export function sendErrorJson(res: ServerResponse, err: TagwardenError): void {
-  const text = JSON.stringify(toErrorBody(err));
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
-  if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
-  res.writeHead(err.status, headers);
-  res.end(text);
 }

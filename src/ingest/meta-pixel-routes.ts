@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
-import { PayloadTooLargeError, toErrorBody, type TagwardenError } from '../errors.ts';
+import { PayloadTooLargeError, type TagwardenError } from '../errors.ts';
 import type { HitSources } from '../identity/visitor.ts';
-import { sendErrorJson, whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { sendErrorJson } from '../http/errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Event } from './event.ts';
@@ -117,9 +118,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
         rejected(outcome.error.code, 'too_large', routeOf(req));
         req.resume();
         res.setHeader('connection', 'close');
-        const text = JSON.stringify(toErrorBody(outcome.error));
-        res.writeHead(outcome.error.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
+        sendErrorJson(res, outcome.error);
         return;
       }
       if ('error' in outcome) {

@@ -9,7 +9,8 @@ import { corsHeaders } from '../http/cors.ts';
 import { incrementer } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
 import type { FastHandler, HitFastPathOptions } from './fast-path.ts';
-import { sendErrorJson, whenDurable, type AcceptedHit } from './hit-sink.ts';
+import { whenDurable, type AcceptedHit } from './hit-sink.ts';
+import { sendErrorJson } from '../http/errors.ts';
 import { parseSegmentEvent, type RequestFacts } from './segment.ts';
 import { parseBatch, SINGLE_ROUTES, sendSuccess } from './segment-routes.ts';
 

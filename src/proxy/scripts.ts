@@ -16,13 +16,14 @@
  * The body is piped untouched: a gzip/br answer reaches the browser byte for byte with its
  * `content-encoding`. Upstream errors and timeouts are answered 502 `TW_ERR_UPSTREAM` JSON.
  */
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-import { ConfigError, NotFoundError, toErrorBody, UpstreamError, ValidationError, type ErrorBody } from '../errors.ts';
+import { ConfigError, NotFoundError, toErrorBody, UpstreamError, ValidationError } from '../errors.ts';
+import { sendErrorJson } from '../http/errors.ts';
 import { classifyRequestTarget } from './host-guard.ts';
 
 export interface ScriptProxyOptions {
@@ -104,11 +105,6 @@ function param(req: Request, name: string): string {
   return typeof v === 'string' ? v : '';
 }
 
-function sendJson(res: ServerResponse, status: number, body: ErrorBody): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
 
 /** The script proxy's routes, and `close()` for shutdown (drops its idle upstream connections). */
 export type ScriptProxy = Router & { close(): void };
@@ -166,7 +162,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
             } else if (res.headersSent) {
               res.destroy(); // mid-body: the browser must see a broken script, not a truncated one
             } else {
-              sendJson(res, 502, toErrorBody(new UpstreamError(`${vendor} could not be reached`)));
+              sendErrorJson(res, new UpstreamError(`${vendor} could not be reached`));
             }
           });
           proxyServer.on('econnreset', (_err: Error, _req: Request, res: Response) => {
@@ -181,8 +177,8 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
     if (status !== 200 && status !== 304) {
       proxyRes.resume(); // discard the body, so the socket can go back to the pool
       o.log?.warn({ vendor, status, path: targets.get(req) }, 'script proxy upstream answered an unexpected status');
-      if (status === 404) sendJson(res, 404, toErrorBody(new NotFoundError(`${vendor} has no such script`)));
-      else sendJson(res, 502, toErrorBody(new UpstreamError(`${vendor} answered ${status}`)));
+      if (status === 404) sendErrorJson(res, new NotFoundError(`${vendor} has no such script`));
+      else sendErrorJson(res, new UpstreamError(`${vendor} answered ${status}`));
       return;
     }
     const headers: Record<string, string | string[]> = {};
