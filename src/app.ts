@@ -6,9 +6,9 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
-import { systemClock, type Clock, type TimerHandle } from './delivery/clock.ts';
+import { MAX_TIMER_MS, systemClock, type Clock, type TimerHandle } from './delivery/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
-import { UnavailableError } from './errors.ts';
+import { UnavailableError, type TagwardenError } from './errors.ts';
 import { cors } from './http/cors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { segmentRouter } from './ingest/segment-routes.ts';
@@ -42,9 +42,7 @@ import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 import { createJournalWriter, type JournalWriter } from './delivery/journal-writer.ts';
 import { createJournalTracker, type JournalTracker } from './delivery/journal-tracker.ts';
 import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from './store/journal.ts';
-import { MAX_TIMER_MS } from './delivery/clock.ts';
 import type { AcceptedHit } from './ingest/hit-sink.ts';
-import type { TagwardenError } from './errors.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -152,14 +150,16 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       onDeliveryResult(r, metrics, log);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       // Parked at shutdown is not finished: the hit stays in the journal and resumes after the restart.
-      if (journal !== undefined && !refusedAtEnqueue) {
-        const info = { at: Date.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
-        if (r.outcome === 'delivered' || r.outcome === 'dropped') journal.tracker.delivered(r.destinationId, r.messageIds);
-        // Given up: a dead letter, kept with its event (listed, replayed or purged later).
-        else if (r.outcome === 'failed') journal.tracker.gaveUp(r.destinationId, r.messageIds, info);
-        // A retry's time survives a restart: the resumed event waits for it (a Retry-After is never shortened).
-        else if (r.outcome === 'retry_scheduled') journal.tracker.retrying(r.destinationId, r.messageIds, info.at + (r.retryInMs ?? 0), info);
+      if (journal === undefined || refusedAtEnqueue) return;
+      if (r.outcome === 'delivered' || r.outcome === 'dropped') {
+        journal.tracker.delivered(r.destinationId, r.messageIds);
+        return;
       }
+      const info = { at: Date.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
+      // Given up: a dead letter, kept with its event (listed, replayed or purged later).
+      if (r.outcome === 'failed') journal.tracker.gaveUp(r.destinationId, r.messageIds, info);
+      // A retry's time survives a restart: the resumed event waits for it (a Retry-After is never shortened).
+      else if (r.outcome === 'retry_scheduled') journal.tracker.retrying(r.destinationId, r.messageIds, info.at + (r.retryInMs ?? 0), info);
     },
     // Set once the consent store exists (below): before a retry, a revocation since the hit wins.
     recheck: (destinationId, messageIds) => (revocation === undefined ? new Set(messageIds) : revocation.recheck(destinationId, messageIds)),
@@ -397,18 +397,18 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       journal?.writer.finish([hit.id]);
       return;
     }
-    const known = new Set(destinationIds);
-    const left = hit.tracked ? work.filter((w) => w.state !== 'dead' && known.has(w.destinationId)) : [];
-    // Open here already (a replayed dead letter of a hit whose other destinations are still at work
-    // in this instance): only the destinations not at work are started, or they would go twice.
-    const reopened = hit.tracked ? journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId)) : undefined;
-    if (reopened !== undefined) {
-      if (reopened.added.length > 0) pipeline.process(reopened.event, stored.signals, undefined, new Set(reopened.added));
-      return;
-    }
     if (!hit.tracked) {
       journal?.tracker.begin(stored.event, hit.id, destinationIds);
       deferred.push({ event: stored.event, signals: stored.signals, requestConsent: undefined });
+      return;
+    }
+    const known = new Set(destinationIds);
+    const left = work.filter((w) => w.state !== 'dead' && known.has(w.destinationId));
+    // Open here already (a replayed dead letter of a hit whose other destinations are still at work
+    // in this instance): only the destinations not at work are started, or they would go twice.
+    const reopened = journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId));
+    if (reopened !== undefined) {
+      if (reopened.added.length > 0) pipeline.process(reopened.event, stored.signals, undefined, new Set(reopened.added));
       return;
     }
     journal?.tracker.begin(stored.event, hit.id, left.map((w) => w.destinationId), true);

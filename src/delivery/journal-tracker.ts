@@ -69,7 +69,6 @@ interface OpenHit {
 export function createJournalTracker(sink: TrackerSink): JournalTracker {
   const hits = new WeakMap<Event, OpenHit>();
   const byId = new Map<number, OpenHit>();
-  let open = 0;
   /** `${destination}\0${messageId}` → hits in enqueue order (a sender may repeat a messageId). */
   const queued = new Map<string, OpenHit[]>();
   const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
@@ -78,7 +77,6 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
     if (!hit.left.delete(destinationId)) return;
     if (hit.tracked) sink.settleWork(destinationId, [hit.id]);
     if (hit.left.size > 0) return;
-    open--;
     byId.delete(hit.id);
     sink.finish([hit.id]);
   }
@@ -120,7 +118,6 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       }
       hits.set(event, hit);
       byId.set(hitId, hit);
-      open++;
     },
     reopen(hitId, destinationIds) {
       const hit = byId.get(hitId);
@@ -153,7 +150,6 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
         rows.push(...track(hit, destinationId, row(hit.id, destinationId, 'dead', info.at, info), info.at));
         hit.left.delete(destinationId);
         if (hit.left.size === 0) {
-          open--;
           byId.delete(hit.id);
           finished.push(hit.id);
         }
@@ -173,7 +169,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       if (rows.length > 0) sink.putWork(rows);
     },
     get open() {
-      return open;
+      return byId.size;
     },
   };
 }
