@@ -4,9 +4,9 @@ import { MalformedBodyError, PayloadTooLargeError, ValidationError } from '../er
 import type { HitSources } from '../identity/visitor.ts';
 import type { Event } from '../ingest/event.ts';
 import { parseGa4Hits } from '../ingest/ga4.ts';
-import { ga4HitSources } from '../ingest/ga4-routes.ts';
+import { paramHitSources } from '../ingest/param-hit-sources.ts';
 import { LIMITS as PIXEL_LIMITS, parsePixelHit } from '../ingest/meta-pixel.ts';
-import { pixelHitSources, pixelParams } from '../ingest/meta-pixel-routes.ts';
+import { pixelParams } from '../ingest/meta-pixel-routes.ts';
 import { readPixelBody } from '../ingest/meta-pixel-body.ts';
 import type { FieldIssue } from '../ingest/segment.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
@@ -133,7 +133,7 @@ export async function readRawHit(hit: RawHit, facts: { ip: string | undefined; n
     const parsed = parseGa4Hits(new URLSearchParams(hit.query), body, requestFacts);
     return {
       client,
-      hits: parsed.hits.map((h) => ({ index: h.line, event: h.event, sources: ga4HitSources(hit.headers, h.params, h.event) })),
+      hits: parsed.hits.map((h) => ({ index: h.line, event: h.event, sources: paramHitSources(hit.headers, h.params, h.event) })),
       rejected: parsed.issues.map((i) => ({ index: i.line, reason: i.reason })),
     };
   }
@@ -141,7 +141,7 @@ export async function readRawHit(hit: RawHit, facts: { ip: string | undefined; n
   if (params === undefined) return { client, hits: [], rejected: [{ index: 0, reason: `the query string is longer than ${PIXEL_LIMITS.query} characters` }] };
   const r = parsePixelHit(params, requestFacts);
   if (!r.ok) return { client, hits: [], rejected: [{ index: 0, reason: r.reason }] };
-  return { client, hits: [{ index: 0, event: r.event, sources: pixelHitSources(hit.headers, params, r.event) }], rejected: [] };
+  return { client, hits: [{ index: 0, event: r.event, sources: paramHitSources(hit.headers, params, r.event) }], rejected: [] };
 }
 
 /**

@@ -1,14 +1,13 @@
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { queryString } from '../http/query.ts';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { preloadedText, readLimitedText, refuseTooLarge, type TextOutcome } from '../http/body.ts';
 import { PayloadTooLargeError } from '../errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
-import type { Event } from './event.ts';
 import { DEFAULT_GA4_LIMITS, parseGa4Hits } from './ga4.ts';
-import type { HitSources } from '../identity/visitor.ts';
 import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { paramHitSources } from './param-hit-sources.ts';
 import { sendErrorJson } from '../http/errors.ts';
 
 export interface Ga4RouteOptions extends HitSink {
@@ -70,23 +69,13 @@ export function ga4Answer(opts: Ga4RouteOptions): (query: string, body: string |
     }
     const accepted: AcceptedHit[] = [];
     for (const { event, params } of hits) {
-      accepted.push(opts.accept(event, ga4HitSources(req.headers, params, event, res)));
+      accepted.push(opts.accept(event, paramHitSources(req.headers, params, event, res)));
       received(['ga4', event.type]);
     }
     // 204 only once the hits are kept; a 503 otherwise (gtag.js does not retry, but the answer
     // never claims what will not be delivered).
     whenDurable(opts, accepted, () => res.writeHead(204).end(), (err) => sendErrorJson(res, err));
   };
-}
-
-/**
- * What a GA4 hit's visitor id and consent signals are read from: its own parameters (URL merged
- * with its line) as both query and body, with `cid` as `anonymousId`. Shared with /debug/explain.
- */
-export function ga4HitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
-  const hit: HitSources = { headers, query: params, body: { ...Object.fromEntries(params), anonymousId: event.anonymousId } };
-  if (response !== undefined) hit.response = response;
-  return hit;
 }
 
 /**

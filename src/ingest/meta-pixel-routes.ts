@@ -1,13 +1,12 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, type TagwardenError } from '../errors.ts';
-import type { HitSources } from '../identity/visitor.ts';
 import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { paramHitSources } from './param-hit-sources.ts';
 import { sendErrorJson } from '../http/errors.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
-import type { Event } from './event.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
 import { preloadedPixelBody, readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
 
@@ -94,7 +93,7 @@ export function pixelAnswers(opts: MetaPixelRouteOptions): {
       rejected('TW_ERR_VALIDATION', r.code, routeOf(req));
       return [];
     }
-    const accepted = opts.accept(r.event, pixelHitSources(req.headers, params, r.event, res));
+    const accepted = opts.accept(r.event, paramHitSources(req.headers, params, r.event, res));
     received([CLIENT, r.event.type]);
     return [accepted];
   };
@@ -144,18 +143,6 @@ function routeOf(req: IncomingMessage): string {
 function noContent(res: ServerResponse): void {
   res.writeHead(204, { 'cache-control': 'no-store' });
   res.end();
-}
-
-/**
- * What a pixel hit's visitor id and consent signals are read from: its parameters as both query
- * and body, with the `_fbp` id as `anonymousId`. Shared with /debug/explain.
- */
-export function pixelHitSources(headers: IncomingHttpHeaders, params: URLSearchParams, event: Event, response?: ServerResponse): HitSources {
-  const body: Record<string, unknown> = Object.fromEntries(params);
-  if (event.anonymousId !== undefined) body.anonymousId = event.anonymousId;
-  const hit: HitSources = { headers, query: params, body };
-  if (response !== undefined) hit.response = response;
-  return hit;
 }
 
 /**
