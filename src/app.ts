@@ -43,6 +43,7 @@ import { createJournalWriter, type JournalWriter } from './delivery/journal-writ
 import { createJournalTracker, type JournalTracker } from './delivery/journal-tracker.ts';
 import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from './store/journal.ts';
 import type { AcceptedHit } from './ingest/hit-sink.ts';
+import { decodeJournaledHit, encodeJournaledHit } from './delivery/journal-payload.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -365,7 +366,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       }
     }
     journal.writer.submit(
-      hits.map((h) => ({ siteId: config.site.id, receivedAt: Date.parse(h.event.receivedAt), payload: JSON.stringify({ event: h.event, signals: h.signals }) })),
+      hits.map((h) => ({ siteId: config.site.id, receivedAt: Date.parse(h.event.receivedAt), payload: encodeJournaledHit(h) })),
       (ids) => {
         hits.forEach((h, i) => {
           journal.tracker.begin(h.event, ids[i]!, destinationIds);
@@ -387,13 +388,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
    */
   function resume(claimed: ClaimedHit): void {
     const { hit, work } = claimed;
-    let stored: { event: Event; signals: RequestSignals };
-    try {
-      stored = JSON.parse(hit.payload) as { event: Event; signals: RequestSignals };
-      if (typeof stored.event?.messageId !== 'string') throw new Error('no event');
-    } catch (err) {
+    const stored = decodeJournaledHit(hit.payload);
+    if (stored === undefined) {
       // Unreadable (never written by this version): let it go rather than claim it forever.
-      log.error({ err, hitId: hit.id }, 'journal hit unreadable; dropped');
+      log.error({ hitId: hit.id }, 'journal hit unreadable; dropped');
       journal?.writer.finish([hit.id]);
       return;
     }

@@ -3,6 +3,7 @@
  * context, IP, user agent: personal data), so only what identifies the event leaves the store: its
  * messageId, type and event name. Never traits, properties or context.
  */
+import { decodeJournaledHit } from '../../delivery/journal-payload.ts';
 import type { DeadLetter } from '../../store/journal.ts';
 
 export interface DeadLetterView {
@@ -20,15 +21,9 @@ export interface DeadLetterView {
   event: string | null;
 }
 
-/** What identifies the stored event (`{event, signals}` JSON, src/app.ts); nulls when unreadable. */
+/** What identifies the stored event (src/delivery/journal-payload.ts); nulls when unreadable. */
 function eventIdentity(payload: string): { messageId: string | null; type: string | null; event: string | null } {
-  let event: unknown;
-  try {
-    event = (JSON.parse(payload) as { event?: unknown }).event;
-  } catch {
-    event = undefined;
-  }
-  const e = event !== null && typeof event === 'object' ? (event as Record<string, unknown>) : {};
+  const e = (decodeJournaledHit(payload)?.event ?? {}) as Record<string, unknown>;
   const text = (v: unknown): string | null => (typeof v === 'string' ? v.slice(0, 200) : null);
   return { messageId: text(e.messageId), type: text(e.type), event: text(e.event) };
 }
