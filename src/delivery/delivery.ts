@@ -14,7 +14,8 @@ import type { Dispatcher } from 'undici';
 import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
 import { ConfigError, InternalError } from '../errors.ts';
 import { createBatcher, itemsJson, keepEntries, type Batch, type BatchEntry, type Batcher, type RenderedItem } from './batcher.ts';
-import { bisectionBudget, onWholeBatchRejection, spend, type BisectionBudget } from './bisect.ts';
+import { afterAttempt } from './after-attempt.ts';
+import { spend, type BisectionBudget } from './bisect.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
@@ -173,14 +174,6 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     },
   });
 
-  /**
-   * Honours a vendor's Retry-After for the destination. Capped at the retry window: no batch can
-   * wait longer than that anyway, and an absurd value must not freeze a destination until restart.
-   */
-  function pauseFor(state: DestState, retryAfterMs: number): void {
-    gate.pause(state.destination.id, clock.now() + Math.min(retryAfterMs, policy.maxTotalMs));
-  }
-
   /** When a job may go out at the earliest: its own retry time and its destination's pause. */
   function notBefore(job: Job): number | undefined {
     const paused = gate.pausedUntil(job.state.destination.id);
@@ -298,7 +291,16 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           policy,
           random,
         });
-        if (decision.action !== 'success' && decision.retryAfterMs !== undefined) pauseFor(job.state, decision.retryAfterMs);
+        const { next, pauseMs } = afterAttempt({
+          decision,
+          outcome: sent.outcome,
+          rejectsBatch: sent.rejectsBatch === true,
+          parking: mode === 'parking',
+          size: job.batch.entries.length,
+          bisection: job.bisection,
+          maxPauseMs: policy.maxTotalMs,
+        });
+        if (pauseMs !== undefined) gate.pause(job.state.destination.id, clock.now() + pauseMs);
         const base: DeliveryResult = {
           destinationId: job.state.destination.id,
           messageIds: ids(job),
@@ -309,24 +311,27 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         if (sent.outcome.kind === 'response') base.status = sent.outcome.status;
         if (sent.excerpt !== undefined && decision.action !== 'success') base.responseExcerpt = sent.excerpt;
 
-        const abortedByUs = sent.outcome.kind === 'network' && sent.outcome.code === 'ABORTED';
-        if (decision.action === 'success') {
-          report(base);
-          settle(job, job.batch.entries.length);
-        } else if (mode === 'parking' && (abortedByUs || decision.action === 'retry')) {
-          // Shutting down, and this batch would have been tried again (or we cut its request
-          // short): park it for after the restart. An aborted request may still have reached the
-          // vendor; at-least-once wins, and the idempotency key lets the vendor collapse a repeat.
-          if (decision.action === 'retry') job.dueAt = clock.now() + decision.delayMs;
-          park([job], 'shutdown', { status: base.status, durationMs: base.durationMs });
-        } else if (decision.action === 'give_up' && sent.rejectsBatch === true && sent.outcome.kind === 'response' && sent.outcome.transient !== true && bisect(job, base)) {
-          // Split in halves that go out again; nothing is final for these events yet.
-        } else if (decision.action === 'give_up') {
-          report({ ...base, outcome: 'failed', reason: decision.reason });
-          park([job], `gave_up:${decision.reason}`);
-        } else {
-          report({ ...base, outcome: 'retry_scheduled', reason: decision.reason, retryInMs: decision.delayMs });
-          scheduleRetry(job, decision.delayMs);
+        switch (next.action) {
+          case 'deliver':
+            report(base);
+            settle(job, job.batch.entries.length);
+            break;
+          case 'park':
+            if (next.retryInMs !== undefined) job.dueAt = clock.now() + next.retryInMs;
+            park([job], 'shutdown', { status: base.status, durationMs: base.durationMs });
+            break;
+          case 'split':
+            // Nothing is final for these events yet: the halves go out again.
+            split(job, next.at, next.budget);
+            break;
+          case 'give_up':
+            report({ ...base, outcome: 'failed', reason: next.reason });
+            park([job], `gave_up:${next.reason}`);
+            break;
+          case 'retry':
+            report({ ...base, outcome: 'retry_scheduled', reason: next.reason, retryInMs: next.delayMs });
+            scheduleRetry(job, next.delayMs);
+            break;
         }
         dispatch(job.state);
         changed();
@@ -336,30 +341,20 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   }
 
   /**
-   * The vendor rejected this batch (or part of one) whole for an invalid event it holds: split it
-   * in two halves, each consent re-checked and sent like a first attempt, so that only the invalid
-   * events give up (bisect.ts). False when this part gives up instead: it is one event (the
-   * invalid one), or the original batch's budget of extra requests is spent.
+   * The vendor rejected this batch (or part of one) whole for an invalid event it holds: its two
+   * halves are each consent re-checked and sent like a first attempt, so that only the invalid
+   * events give up (bisect.ts).
    */
-  function bisect(job: Job, last: { status?: number | undefined; durationMs: number }): boolean {
-    job.bisection ??= bisectionBudget(job.batch.entries.length);
-    const verdict = onWholeBatchRejection(job.batch.entries.length, job.bisection);
-    if (verdict.action === 'give_up') return false;
-    if (mode === 'parking') {
-      // Shutting down: the batch is resumed after the restart, and split then.
-      park([job], 'shutdown', last);
-      return true;
-    }
-    spend(job.bisection);
-    const first = new Set(job.batch.entries.slice(0, verdict.at));
+  function split(job: Job, at: number, budget: BisectionBudget): void {
+    spend(budget);
+    const first = new Set(job.batch.entries.slice(0, at));
     const halves: ((e: BatchEntry) => boolean)[] = [(e) => first.has(e), (e) => !first.has(e)];
     for (const keep of halves) {
       // A part's attempts count from its own first request; the retry window stays the batch's.
-      const part: Job = { state: job.state, destination: job.destination, batch: keepEntries(job.batch, keep), attempts: 0, bisection: job.bisection };
+      const part: Job = { state: job.state, destination: job.destination, batch: keepEntries(job.batch, keep), attempts: 0, bisection: budget };
       if (job.firstAttemptAt !== undefined) part.firstAttemptAt = job.firstAttemptAt;
       recheckThenQueue(part);
     }
-    return true;
   }
 
   function scheduleRetry(job: Job, delayMs: number): void {
