@@ -18,6 +18,8 @@ import { afterAttempt } from './after-attempt.ts';
 import { spend, type BisectionBudget } from './bisect.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
+import { createParker } from './parker.ts';
+import type { DeliveryResult } from './result.ts';
 import { createPauseGate } from './pause.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
 import { sendVendorRequest, DEFAULT_MAX_RESPONSE_BYTES } from './sender.ts';
@@ -25,25 +27,7 @@ import { sendVendorRequest, DEFAULT_MAX_RESPONSE_BYTES } from './sender.ts';
 export type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 export { createMemoryOutbox } from './outbox.ts';
 
-export type DeliveryOutcomeKind = 'delivered' | 'retry_scheduled' | 'failed' | 'dropped' | 'parked';
-
-export interface DeliveryResult {
-  destinationId: string;
-  messageIds: string[];
-  outcome: DeliveryOutcomeKind;
-  /** HTTP status of the attempt this result is about, when a response arrived. */
-  status?: number;
-  /** Attempts made so far for this batch (0 when it never left). */
-  attempt: number;
-  /** Stable reason: a retry policy reason, a refusal or drop reason, or `shutdown`. */
-  reason?: string;
-  /** Duration of the HTTP exchange this result is about; 0 when there was none. */
-  durationMs: number;
-  /** For retry_scheduled: the wait before the next attempt. */
-  retryInMs?: number;
-  /** Start of the vendor's response body, secrets masked, for diagnostics. */
-  responseExcerpt?: string;
-}
+export type { DeliveryOutcomeKind, DeliveryResult } from './result.ts';
 
 export interface DestinationDeliveryOptions {
   /** Budget for one HTTP exchange (connect, headers, body). */
@@ -157,13 +141,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   let mode: Mode = 'open';
   let closed = false;
   let flushDeadline = Infinity;
-  let parksInFlight = 0;
-  let parkErrors: unknown[] = [];
   let idleWaiter: (() => void) | undefined;
   let draining: Promise<void> | undefined;
 
   // A Retry-After holds the whole destination: no request of any of its batches starts inside the
   // window. When it ends, what waited goes out in order (each batch's own backoff still applies).
+  const parker = createParker({ outbox: options.outbox, report, onSettled: () => changed() });
   const gate = createPauseGate({
     clock,
     onOpen: (destinationId) => {
@@ -414,7 +397,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   /** Builds outbox entries for the jobs and parks them in one call. */
   function park(jobs: Job[], reason: OutboxReason, last?: { status?: number | undefined; durationMs: number }): void {
     const parkedAt = clock.now();
-    const parked: { job: Job; entry: OutboxEntry }[] = [];
+    const parked: OutboxEntry[] = [];
     for (const job of jobs) {
       if (job.timer !== undefined) {
         clock.clearTimeout(job.timer);
@@ -427,39 +410,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       // A restart must not shorten the vendor's Retry-After: the destination's pause holds too.
       const due = notBefore(job);
       if (due !== undefined && due > parkedAt) entry.notBefore = due;
-      parked.push({ job, entry });
+      parked.push(entry);
     }
-    if (parked.length === 0) return;
-    parksInFlight += 1;
-    const done = (ok: boolean): void => {
-      for (const { job, entry } of parked) {
-        if (ok && reason === 'shutdown') {
-          const result: DeliveryResult = { destinationId: entry.destinationId, messageIds: entry.messageIds, outcome: 'parked', attempt: job.attempts, reason, durationMs: last?.durationMs ?? 0 };
-          if (last?.status !== undefined) result.status = last.status;
-          report(result);
-        } else if (!ok) {
-          report({ destinationId: entry.destinationId, messageIds: entry.messageIds, outcome: 'failed', attempt: job.attempts, reason: 'outbox_park_failed', durationMs: 0 });
-        }
-        settle(job, job.batch.entries.length);
-      }
-      parksInFlight -= 1;
-      changed();
-    };
-    let parking: Promise<void>;
-    try {
-      parking = options.outbox.park(parked.map((p) => p.entry));
-    } catch (err) {
-      parking = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    parking.then(
-      () => done(true),
-      (err: unknown) => {
-        parkErrors.push(err);
-        done(false);
-      },
-    ).catch(() => {
-      // done() only reports and counts; report() swallows observer errors, so nothing reaches here.
-    });
+    // Every caller parks jobs of one destination.
+    const batcher = jobs[0]?.state.batcher;
+    if (batcher) parker.park(parked, reason, (count) => batcher.settle(count), last);
   }
 
   /**
@@ -481,7 +436,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   /** Re-evaluates a pending flush/close: parks what cannot make the deadline, resolves when idle. */
   function changed(): void {
     if (!idleWaiter) return;
-    let busy = parksInFlight > 0;
+    let busy = parker.inFlight > 0;
     for (const state of states.values()) {
       if (mode === 'flushing') {
         const late = [...state.awaitingRetry].filter((j) => (notBefore(j) ?? 0) > flushDeadline);
@@ -497,7 +452,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         busy = true;
       }
     }
-    if (busy || parksInFlight > 0) return;
+    if (busy || parker.inFlight > 0) return;
     const resolve = idleWaiter;
     idleWaiter = undefined;
     resolve();
@@ -517,7 +472,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   }
 
   async function drain(budgetMs: number | undefined): Promise<void> {
-    parkErrors = [];
+    parker.takeErrors();
     const idle = new Promise<void>((resolve) => {
       idleWaiter = resolve;
     });
@@ -538,9 +493,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     if (deadlineTimer !== undefined) clock.clearTimeout(deadlineTimer);
     flushDeadline = Infinity;
     if (!closed) mode = 'open';
-    if (parkErrors.length > 0) {
-      const errors = parkErrors;
-      parkErrors = [];
+    const errors = parker.takeErrors();
+    if (errors.length > 0) {
       throw new InternalError(`outbox refused ${errors.length} park call(s)`, { cause: errors[0], details: { count: errors.length } });
     }
   }
