@@ -11,17 +11,15 @@
  * since either can hold a secret.
  */
 import type { Dispatcher } from 'undici';
-import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
+import type { BoundDestination } from '../destinations/types.ts';
 import { ConfigError, InternalError } from '../errors.ts';
-import { createBatcher, itemsJson, keepEntries, type Batch, type BatchEntry, type Batcher, type RenderedItem } from './batcher.ts';
-import { afterAttempt } from './after-attempt.ts';
-import { spend, type BisectionBudget } from './bisect.ts';
+import { createBatcher, type Batcher, type RenderedItem } from './batcher.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
-import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
+import type { Outbox } from './outbox.ts';
 import { createParker } from './parker.ts';
 import type { DeliveryResult } from './result.ts';
-import { createPauseGate } from './pause.ts';
-import { decideRetry, type RetryPolicy } from './retry-policy.ts';
+import type { RetryPolicy } from './retry-policy.ts';
+import { createScheduler, type RecheckHook, type Scheduler, type SendFn } from './scheduler.ts';
 import { sendVendorRequest, DEFAULT_MAX_RESPONSE_BYTES } from './sender.ts';
 
 export type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
@@ -51,7 +49,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 60_000,
 };
 
-export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
+export type { RecheckHook } from './scheduler.ts';
 
 export interface DeliveryOptions {
   /** The shared undici dispatcher (createDeliveryAgent() in production, a MockAgent in tests). */
@@ -94,30 +92,9 @@ export interface Delivery {
   stats(): Record<string, DeliveryStats>;
 }
 
-interface Job {
-  state: DestState;
-  destination: BoundDestination;
-  batch: Batch;
-  attempts: number;
-  firstAttemptAt?: number;
-  abort?: AbortController;
-  timer?: TimerHandle;
-  dueAt?: number;
-  /**
-   * Set once the vendor rejected the batch whole (the template's bisectOn): the extra requests the
-   * original batch may still cost, shared by every part split from it (bisect.ts).
-   */
-  bisection?: BisectionBudget;
-}
-
 interface DestState {
-  destination: BoundDestination;
-  options: DestinationDeliveryOptions;
   batcher: Batcher;
-  ready: Job[];
-  inFlight: Set<Job>;
-  awaitingRetry: Set<Job>;
-  rechecking: Set<Job>;
+  scheduler: Scheduler;
 }
 
 type Mode = 'open' | 'flushing' | 'parking';
@@ -144,25 +121,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   let idleWaiter: (() => void) | undefined;
   let draining: Promise<void> | undefined;
 
-  // A Retry-After holds the whole destination: no request of any of its batches starts inside the
-  // window. When it ends, what waited goes out in order (each batch's own backoff still applies).
   const parker = createParker({ outbox: options.outbox, report, onSettled: () => changed() });
-  const gate = createPauseGate({
-    clock,
-    onOpen: (destinationId) => {
-      const state = states.get(destinationId);
-      if (!state) return;
-      dispatch(state);
-      changed();
-    },
-  });
-
-  /** When a job may go out at the earliest: its own retry time and its destination's pause. */
-  function notBefore(job: Job): number | undefined {
-    const paused = gate.pausedUntil(job.state.destination.id);
-    if (paused === undefined) return job.dueAt;
-    return job.dueAt === undefined ? paused : Math.max(job.dueAt, paused);
-  }
+  const send: SendFn = (req, sendOptions) => sendVendorRequest(options.agent, req, { ...sendOptions, maxResponseBytes });
 
   function report(result: DeliveryResult): void {
     try {
@@ -172,19 +132,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
   }
 
-  function settle(job: Job, count: number): void {
-    job.state.batcher.settle(count);
-  }
-
-  function ids(job: Job): string[] {
-    return job.batch.entries.map((e) => e.messageId);
-  }
-
   function stateFor(destination: BoundDestination): DestState {
     const existing = states.get(destination.id);
     if (existing) {
-      // A reloaded configuration brings a new object; new batches use the newest.
-      existing.destination = destination;
+      existing.scheduler.setDestination(destination);
       return existing;
     }
     const destOptions = perDestination.get(destination.id) ?? defaults;
@@ -194,243 +145,27 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       maxQueuedEvents: destOptions.maxQueuedEvents,
       retainItems: destination.needsItems,
       clock,
-      // Consent is re-checked before every send, the first one included: a revocation committed
-      // while the event lingered in its batch or waited for a request slot wins.
-      onBatch: (batch) => recheckThenQueue({ state, destination: state.destination, batch, attempts: 0 }),
+      onBatch: (batch) => scheduler.submit(batch),
     });
-    const state: DestState = {
+    const settle = (count: number): void => batcher.settle(count);
+    const scheduler = createScheduler({
       destination,
-      options: destOptions,
-      batcher,
-      ready: [],
-      inFlight: new Set(),
-      awaitingRetry: new Set(),
-      rechecking: new Set(),
-    };
+      maxInFlight: destOptions.maxInFlight,
+      requestTimeoutMs: destOptions.requestTimeoutMs,
+      policy,
+      clock,
+      random,
+      send,
+      recheck: options.recheck,
+      report,
+      settle,
+      park: (entries, reason, last) => parker.park(entries, reason, settle, last),
+      parking: () => mode === 'parking',
+      onChange: () => changed(),
+    });
+    const state: DestState = { batcher, scheduler };
     states.set(destination.id, state);
     return state;
-  }
-
-  /** Moves ready jobs along: to the wire normally, to the outbox once parking. */
-  function dispatch(state: DestState): void {
-    if (mode === 'parking') {
-      const jobs = state.ready.splice(0);
-      if (jobs.length > 0) park(jobs, 'shutdown');
-      return;
-    }
-    // Paused by a Retry-After: the jobs stay ready, in order, until the gate opens (onOpen).
-    if (gate.pausedUntil(state.destination.id) !== undefined) return;
-    while (state.inFlight.size < state.options.maxInFlight) {
-      const job = state.ready.shift();
-      if (!job) break;
-      startAttempt(job);
-    }
-  }
-
-  function build(job: Job): VendorRequest | undefined {
-    try {
-      return job.destination.buildRequest(
-        job.batch.envelope,
-        job.batch.entries.map((e) => e.item),
-        itemsJson(job.batch),
-      );
-    } catch {
-      // A template bug: the same batch would fail the same way on every attempt.
-      report({ destinationId: job.state.destination.id, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'build_request_failed', durationMs: 0 });
-      settle(job, job.batch.entries.length);
-      return undefined;
-    }
-  }
-
-  function startAttempt(job: Job): void {
-    // Rebuilt on every attempt from the same batch, so items and idempotency keys are unchanged.
-    const req = build(job);
-    if (!req) return;
-    job.attempts += 1;
-    job.firstAttemptAt ??= clock.now();
-    const abort = new AbortController();
-    job.abort = abort;
-    job.state.inFlight.add(job);
-    track(
-      sendVendorRequest(options.agent, req, {
-        timeoutMs: job.state.options.requestTimeoutMs,
-        signal: abort.signal,
-        maxResponseBytes,
-        secretValues: job.destination.secretValues,
-        isTransient: (status, body) => job.destination.transientResponse(status, body),
-        rejectsBatch: (status, body) => job.destination.rejectsBatch(status, body),
-        now: () => clock.now(),
-      }).then((sent) => {
-        job.state.inFlight.delete(job);
-        delete job.abort;
-        const decision = decideRetry({
-          attempt: job.attempts,
-          firstAttemptAt: job.firstAttemptAt ?? clock.now(),
-          now: clock.now(),
-          method: req.method,
-          idempotent: job.destination.idempotent,
-          retrySafe: job.destination.retrySafe,
-          outcome: sent.outcome,
-          policy,
-          random,
-        });
-        const { next, pauseMs } = afterAttempt({
-          decision,
-          outcome: sent.outcome,
-          rejectsBatch: sent.rejectsBatch === true,
-          parking: mode === 'parking',
-          size: job.batch.entries.length,
-          bisection: job.bisection,
-          maxPauseMs: policy.maxTotalMs,
-        });
-        if (pauseMs !== undefined) gate.pause(job.state.destination.id, clock.now() + pauseMs);
-        const base: DeliveryResult = {
-          destinationId: job.state.destination.id,
-          messageIds: ids(job),
-          outcome: 'delivered',
-          attempt: job.attempts,
-          durationMs: sent.durationMs,
-        };
-        if (sent.outcome.kind === 'response') base.status = sent.outcome.status;
-        if (sent.excerpt !== undefined && decision.action !== 'success') base.responseExcerpt = sent.excerpt;
-
-        switch (next.action) {
-          case 'deliver':
-            report(base);
-            settle(job, job.batch.entries.length);
-            break;
-          case 'park':
-            if (next.retryInMs !== undefined) job.dueAt = clock.now() + next.retryInMs;
-            park([job], 'shutdown', { status: base.status, durationMs: base.durationMs });
-            break;
-          case 'split':
-            // Nothing is final for these events yet: the halves go out again.
-            split(job, next.at, next.budget);
-            break;
-          case 'give_up':
-            report({ ...base, outcome: 'failed', reason: next.reason });
-            park([job], `gave_up:${next.reason}`);
-            break;
-          case 'retry':
-            report({ ...base, outcome: 'retry_scheduled', reason: next.reason, retryInMs: next.delayMs });
-            scheduleRetry(job, next.delayMs);
-            break;
-        }
-        dispatch(job.state);
-        changed();
-      }),
-      job,
-    );
-  }
-
-  /**
-   * The vendor rejected this batch (or part of one) whole for an invalid event it holds: its two
-   * halves are each consent re-checked and sent like a first attempt, so that only the invalid
-   * events give up (bisect.ts).
-   */
-  function split(job: Job, at: number, budget: BisectionBudget): void {
-    spend(budget);
-    const first = new Set(job.batch.entries.slice(0, at));
-    const halves: ((e: BatchEntry) => boolean)[] = [(e) => first.has(e), (e) => !first.has(e)];
-    for (const keep of halves) {
-      // A part's attempts count from its own first request; the retry window stays the batch's.
-      const part: Job = { state: job.state, destination: job.destination, batch: keepEntries(job.batch, keep), attempts: 0, bisection: budget };
-      if (job.firstAttemptAt !== undefined) part.firstAttemptAt = job.firstAttemptAt;
-      recheckThenQueue(part);
-    }
-  }
-
-  function scheduleRetry(job: Job, delayMs: number): void {
-    job.dueAt = clock.now() + delayMs;
-    job.state.awaitingRetry.add(job);
-    job.timer = clock.setTimeout(() => {
-      delete job.timer;
-      delete job.dueAt;
-      job.state.awaitingRetry.delete(job);
-      recheckThenQueue(job);
-    }, delayMs);
-  }
-
-  function recheckThenQueue(job: Job): void {
-    const hook = options.recheck;
-    if (!hook) {
-      job.state.ready.push(job);
-      dispatch(job.state);
-      changed();
-      return;
-    }
-    job.state.rechecking.add(job);
-    const destinationId = job.state.destination.id;
-    track(
-      Promise.resolve()
-        .then(() => hook(destinationId, ids(job)))
-        .then(
-          (allowed) => {
-            job.state.rechecking.delete(job);
-            const dropped = job.batch.entries.filter((e) => !allowed.has(e.messageId));
-            if (dropped.length > 0) {
-              // A bisected part was sent before, inside its whole batch: resending it is a retry.
-              const reason = job.attempts === 0 && job.bisection === undefined ? 'consent_revoked_before_send' : 'consent_revoked_before_retry';
-              report({ destinationId, messageIds: dropped.map((e) => e.messageId), outcome: 'dropped', attempt: job.attempts, reason, durationMs: 0 });
-              settle(job, dropped.length);
-              job.batch = keepEntries(job.batch, (e) => allowed.has(e.messageId));
-            }
-            if (job.batch.entries.length > 0) {
-              job.state.ready.push(job);
-              dispatch(job.state);
-            }
-            changed();
-          },
-          () => {
-            // Without a fresh answer we may not send (a revocation may be what we missed), and
-            // we must not lose the events either: dead-letter them.
-            job.state.rechecking.delete(job);
-            report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'recheck_failed', durationMs: 0 });
-            park([job], 'gave_up:recheck_failed');
-            changed();
-          },
-        ),
-      job,
-    );
-  }
-
-  /** Builds outbox entries for the jobs and parks them in one call. */
-  function park(jobs: Job[], reason: OutboxReason, last?: { status?: number | undefined; durationMs: number }): void {
-    const parkedAt = clock.now();
-    const parked: OutboxEntry[] = [];
-    for (const job of jobs) {
-      if (job.timer !== undefined) {
-        clock.clearTimeout(job.timer);
-        delete job.timer;
-      }
-      const request = build(job);
-      if (!request) continue;
-      const entry: OutboxEntry = { destinationId: job.state.destination.id, messageIds: ids(job), request, reason, attempts: job.attempts, parkedAt };
-      if (job.firstAttemptAt !== undefined) entry.firstAttemptAt = job.firstAttemptAt;
-      // A restart must not shorten the vendor's Retry-After: the destination's pause holds too.
-      const due = notBefore(job);
-      if (due !== undefined && due > parkedAt) entry.notBefore = due;
-      parked.push(entry);
-    }
-    // Every caller parks jobs of one destination.
-    const batcher = jobs[0]?.state.batcher;
-    if (batcher) parker.park(parked, reason, (count) => batcher.settle(count), last);
-  }
-
-  /**
-   * Last-resort guard for a promise chain that should never reject: a bug inside it is
-   * reported against the batch instead of floating away unhandled.
-   */
-  function track(promise: Promise<void>, job: Job): void {
-    promise.catch(() => {
-      job.state.inFlight.delete(job);
-      job.state.rechecking.delete(job);
-      report({ destinationId: job.state.destination.id, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'internal_error', durationMs: 0 });
-      settle(job, job.batch.entries.length);
-      changed();
-    }).catch(() => {
-      // report() and settle() cannot throw; this only satisfies the "no floating promise" rule.
-    });
   }
 
   /** Re-evaluates a pending flush/close: parks what cannot make the deadline, resolves when idle. */
@@ -438,19 +173,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     if (!idleWaiter) return;
     let busy = parker.inFlight > 0;
     for (const state of states.values()) {
-      if (mode === 'flushing') {
-        const late = [...state.awaitingRetry].filter((j) => (notBefore(j) ?? 0) > flushDeadline);
-        for (const j of late) state.awaitingRetry.delete(j);
-        // Ready jobs held by a pause that outlasts the budget cannot go out either.
-        if ((gate.pausedUntil(state.destination.id) ?? 0) > flushDeadline) late.push(...state.ready.splice(0));
-        if (late.length > 0) {
-          park(late, 'shutdown');
-          busy = true;
-        }
-      }
-      if (state.batcher.open > 0 || state.ready.length > 0 || state.inFlight.size > 0 || state.awaitingRetry.size > 0 || state.rechecking.size > 0) {
-        busy = true;
-      }
+      if (mode === 'flushing' && state.scheduler.parkLate(flushDeadline)) busy = true;
+      if (state.batcher.open > 0 || state.scheduler.busy) busy = true;
     }
     if (busy || parker.inFlight > 0) return;
     const resolve = idleWaiter;
@@ -462,11 +186,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     mode = 'parking';
     for (const state of states.values()) {
       state.batcher.flushAll(); // onBatch → dispatch → parked, since mode is parking
-      const waiting = [...state.awaitingRetry];
-      state.awaitingRetry.clear();
-      const jobs = [...state.ready.splice(0), ...waiting];
-      if (jobs.length > 0) park(jobs, 'shutdown');
-      for (const job of state.inFlight) job.abort?.abort();
+      state.scheduler.parkWaiting();
     }
     changed();
   }
@@ -485,7 +205,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       deadlineTimer = clock.setTimeout(enterParking, Math.min(Math.max(0, budgetMs), MAX_TIMER_MS));
       for (const state of states.values()) {
         state.batcher.flushAll();
-        dispatch(state);
+        state.scheduler.dispatch();
       }
       changed();
     }
@@ -542,20 +262,16 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       closed = true;
       return serialised(async () => {
         await drain(undefined);
-        gate.clear();
-        for (const state of states.values()) state.batcher.close();
+        for (const state of states.values()) {
+          state.scheduler.close();
+          state.batcher.close();
+        }
       });
     },
     stats() {
       const out: Record<string, DeliveryStats> = {};
       for (const [id, state] of states) {
-        out[id] = {
-          queued: state.batcher.queued,
-          open: state.batcher.open,
-          ready: state.ready.length,
-          inFlight: state.inFlight.size,
-          awaitingRetry: state.awaitingRetry.size,
-        };
+        out[id] = { queued: state.batcher.queued, open: state.batcher.open, ...state.scheduler.stats() };
       }
       return out;
     },

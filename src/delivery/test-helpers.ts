@@ -1,13 +1,19 @@
 /**
- * Test doubles for delivery: a minimal BoundDestination that posts `{batch: items}` as JSON,
- * and a real HTTP server on 127.0.0.1 that records what it received. No test reaches the internet.
+ * Test doubles for delivery: a minimal BoundDestination that posts `{batch: items}` as JSON, a
+ * fake sender (no HTTP: the test answers each request, at once or when it says so), a results
+ * collector to wait on, and a real HTTP server on 127.0.0.1 that records what it received. No
+ * test reaches the internet.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { BatchLimits, BoundDestination, VendorRequest } from '../destinations/types.ts';
+import { bodyText, type BatchLimits, type BoundDestination, type VendorRequest } from '../destinations/types.ts';
 import type { Event } from '../ingest/event.ts';
 import type { RenderedItem } from './batcher.ts';
-import type { RetrySafeFailure } from './retry-policy.ts';
+import type { Clock } from './clock.ts';
+import type { DeliveryResult } from './result.ts';
+import type { AttemptOutcome, RetrySafeFailure } from './retry-policy.ts';
+import type { SendFn } from './scheduler.ts';
+import type { SendOptions, SendResult } from './sender.ts';
 
 /** The hand-driven clock the upstream verify tests use: time moves only on `advance`. */
 export { FakeClock } from '../consent/upstream/test-helpers.ts';
@@ -127,4 +133,110 @@ export async function refusedUrl(): Promise<string> {
 export function batchIds(body: string): string[] {
   const parsed = JSON.parse(body) as { batch: { id?: string; messageId?: string }[] };
   return parsed.batch.map((i) => i.id ?? i.messageId ?? '');
+}
+
+/** What a fake vendor answers: a response, or a network failure (`network` is its code). */
+export type FakeAnswer = { status: number; body?: string; retryAfter?: string } | { network: string };
+
+export interface FakeCall {
+  request: VendorRequest;
+  options: SendOptions;
+  /** The ids in the request's `{batch: [...]}` body. */
+  ids: string[];
+  /** The clock's time when the request left. */
+  at: number;
+  /** Settles the request with this answer (a held call only; an auto-answered one is settled). */
+  answer(answer: FakeAnswer): void;
+}
+
+export interface FakeSender {
+  send: SendFn;
+  calls: FakeCall[];
+  /** Calls not answered yet, oldest first. */
+  readonly pending: FakeCall[];
+  /** Resolves once `n` requests have left in total. */
+  untilCalls(n: number): Promise<void>;
+}
+
+/**
+ * A sender without HTTP. `vendor` answers each request as it leaves; when it returns undefined
+ * (or there is none) the request is held until the test calls `answer`. An abort settles a held
+ * request the way sender.ts does: a network outcome with code ABORTED. Whether an error answer is
+ * temporary or a whole-batch rejection is asked of the destination's rules, as sender.ts does.
+ */
+export function fakeSender(clock: Clock, vendor?: (call: FakeCall) => FakeAnswer | undefined): FakeSender {
+  const calls: FakeCall[] = [];
+  const open = new Set<FakeCall>();
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const send: SendFn = (request, options) =>
+    new Promise<SendResult>((resolve) => {
+      const call: FakeCall = {
+        request,
+        options,
+        ids: batchIds(bodyText(request) ?? '{"batch":[]}'),
+        at: clock.now(),
+        answer(answer) {
+          if (!open.delete(call)) return;
+          resolve(fakeResult(options, answer));
+        },
+      };
+      open.add(call);
+      calls.push(call);
+      options.signal?.addEventListener('abort', () => {
+        if (open.delete(call)) resolve({ outcome: { kind: 'network', code: 'ABORTED' }, durationMs: 0, responseBytes: 0, truncated: false });
+      });
+      const auto = vendor?.(call);
+      if (auto !== undefined) call.answer(auto);
+      for (const w of waiters.filter((w) => calls.length >= w.n)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    });
+  return {
+    send,
+    calls,
+    get pending() {
+      return calls.filter((c) => open.has(c));
+    },
+    untilCalls: (n) => (calls.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
+  };
+}
+
+function fakeResult(options: SendOptions, answer: FakeAnswer): SendResult {
+  if ('network' in answer) return { outcome: { kind: 'network', code: answer.network }, durationMs: 0, responseBytes: 0, truncated: false };
+  const outcome: AttemptOutcome = { kind: 'response', status: answer.status };
+  if (answer.retryAfter !== undefined) outcome.retryAfter = answer.retryAfter;
+  const body = answer.body ?? '';
+  const result: SendResult = { outcome, durationMs: 0, responseBytes: Buffer.byteLength(body), truncated: false };
+  if (answer.status >= 400 && options.isTransient?.(answer.status, body) === true) outcome.transient = true;
+  if (answer.status >= 400 && options.rejectsBatch?.(answer.status, body) === true) result.rejectsBatch = true;
+  if (body !== '') result.excerpt = body;
+  return result;
+}
+
+export interface ResultLog {
+  results: DeliveryResult[];
+  /** Collects a result (an onResult / report). */
+  push: (result: DeliveryResult) => void;
+  of(outcome: DeliveryResult['outcome']): DeliveryResult[];
+  /** Resolves once the results so far satisfy `done`; waits on results, never on time. */
+  until(done: (log: ResultLog) => boolean): Promise<void>;
+}
+
+export function resultLog(): ResultLog {
+  const waiters: { done: (log: ResultLog) => boolean; resolve: () => void }[] = [];
+  const log: ResultLog = {
+    results: [],
+    push(result) {
+      log.results.push(result);
+      for (const w of [...waiters]) {
+        if (!w.done(log)) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    },
+    of: (outcome) => log.results.filter((r) => r.outcome === outcome),
+    until: (done) => (done(log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ done, resolve }))),
+  };
+  return log;
 }
