@@ -7,16 +7,36 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bodyText, type BatchLimits, type BoundDestination, type VendorRequest } from '../destinations/types.ts';
+import { FakeClock } from '../consent/upstream/test-helpers.ts';
 import type { Event } from '../ingest/event.ts';
 import type { RenderedItem } from './batcher.ts';
-import type { Clock } from './clock.ts';
+import type { Clock, TimerHandle } from './clock.ts';
 import type { DeliveryResult } from './result.ts';
 import type { AttemptOutcome, RetrySafeFailure } from './retry-policy.ts';
 import type { SendFn } from './scheduler.ts';
 import type { SendOptions, SendResult } from './sender.ts';
 
 /** The hand-driven clock the upstream verify tests use: time moves only on `advance`. */
-export { FakeClock } from '../consent/upstream/test-helpers.ts';
+export { FakeClock };
+
+/**
+ * A FakeClock that says when a timer is armed: a flush arms its deadline timer once its drain has
+ * started (asynchronously), and a test must not move time before that.
+ */
+export class WatchedClock extends FakeClock {
+  #waiters: (() => void)[] = [];
+
+  override setTimeout(fn: () => void, ms: number): TimerHandle {
+    const handle = super.setTimeout(fn, ms);
+    for (const wake of this.#waiters.splice(0)) wake();
+    return handle;
+  }
+
+  /** Resolves when the next timer is armed. */
+  nextTimer(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
 
 export interface FakeDestinationOptions {
   id?: string;
