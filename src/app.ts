@@ -6,7 +6,7 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
-import { systemClock, type Clock, type TimerHandle } from './delivery/clock.ts';
+import { systemClock, type Clock } from './delivery/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError, type TagwardenError } from './errors.ts';
 import { cors } from './http/cors.ts';
@@ -97,7 +97,8 @@ export interface TagwardenApp {
   flush(deadlineMs: number): Promise<void>;
   /**
    * Stops taking hits (collection routes answer 503, /readyz fails), then sends what is pending
-   * within `graceMs`; whatever is left goes to the outbox. Held events are dropped as
+   * within `graceMs`; whatever is left goes to the outbox. Held events stay held in the journal
+   * (resumed, with their deadlines, at the next start); without a journal they are dropped as
    * `consent_unresolved`.
    */
   shutdown(graceMs: number): Promise<void>;
@@ -157,11 +158,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           metrics,
           stats: () => delivery.stats(),
           decide: (h) => deferred.push(h),
-          process: (event, signals, only) => pipeline.process(event, signals, undefined, only),
+          process: (event, signals, only, holdUntil) => pipeline.process(event, signals, undefined, only, holdUntil),
         })
       : undefined;
 
-  // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
+  // A held event that expires, or is still held at a shutdown without a journal, is dropped, never forwarded.
   const dropUnresolved = (h: HeldEvent): void => {
     for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
   };
@@ -171,26 +172,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     for (const id of h.destinationIds) journal?.settle(h.event, id);
   };
   const clock = deps.consentClock ?? systemClock;
+  // Expires held events at their deadlines, on the same clock as the upstream's waits.
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxBytes: config.hold.maxBytes,
     maxAgeMs: config.hold.maxAgeMs,
-    now: () => clock.now(),
+    clock,
     onExpire: expireUnresolved,
   });
-  // The sweep runs on the same clock as the ages it checks (a chain of timeouts, not an interval,
-  // so an injected clock drives it too).
-  const sweepEveryMs = Math.max(1, Math.min(1000, config.hold.maxAgeMs));
-  let sweeper: TimerHandle | undefined;
-  const armSweep = (): void => {
-    const handle = clock.setTimeout(() => {
-      pending.sweep();
-      if (sweeper !== undefined) armSweep();
-    }, sweepEveryMs);
-    if (typeof handle === 'object' && 'unref' in handle && typeof handle.unref === 'function') (handle as { unref(): void }).unref();
-    sweeper = handle;
-  };
-  armSweep();
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
@@ -268,6 +257,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     log,
     settle: (event, destinationId) => journal?.settle(event, destinationId),
+    held: (event, destinationIds, deadline, reason) => journal?.held(event, destinationIds, deadline, reason),
     // Acknowledged and journaled: decided again (consent included) once the queue had time to drain.
     ...(journal === undefined ? {} : { requeue: (event: Event, signals: RequestSignals, destinationId: string) => journal.requeue(event, signals, destinationId) }),
     clock,
@@ -429,15 +419,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   async function stop(graceMs: number): Promise<void> {
     const started = Date.now();
     accepting = false;
-    if (sweeper !== undefined) clock.clearTimeout(sweeper);
-    sweeper = undefined;
     deferred.drain();
     // Held events waiting out the upstream are not asked again. Lookups in flight get up to half
-    // the grace to decide their events; what still waits then is dropped (consent_unresolved),
-    // never sent.
+    // the grace to decide their events; what still waits then is never sent: it stays held in the
+    // journal (resumed at the next start, its deadline unchanged), or without one is dropped
+    // (consent_unresolved).
     pipeline.close();
     await pipeline.settled(Math.floor(graceMs / 2));
-    pending.drain().forEach(dropUnresolved);
+    const stillHeld = pending.drain();
+    if (journal === undefined) stillHeld.forEach(dropUnresolved);
     scripts?.close();
     try {
       await consentApi?.close();

@@ -117,7 +117,8 @@ describe('journal runtime', () => {
       metrics: createMetrics({ defaultMetrics: false }),
       stats,
       decide: (h) => decidedHits.push(h),
-      process: (e, _signals, only) => processed.push(`${e.messageId}>${[...only].sort().join(',')}@${clock.now() - T0}`),
+      process: (e, _signals, only, holdUntil) =>
+        processed.push(`${e.messageId}>${[...only].sort().join(',')}@${clock.now() - T0}${holdUntil === undefined ? '' : ` held until ${holdUntil - T0}`}`),
       ...over,
     });
     return runtime;
@@ -168,6 +169,33 @@ describe('journal runtime', () => {
     // The dead row is not resumed: nothing is left to send for meta until a replay.
     expect(processed).toEqual(['past>meta@0', 'waiting>ga4@4000']);
     expect(plain).toBeDefined();
+  });
+
+  it('resumes a held row at once, with its deadline as the most the hold may last; a waiting row of the same hit at its time', async () => {
+    const [h] = await appendHits(inner, [stored('held')], 'before-restart', T0);
+    await putWork(inner, [row(h!, 'ga4', { state: 'held', notBefore: T0 + 20_000, reason: 'consent_resolving' }), row(h!, 'meta', { notBefore: T0 + 5_000 })]);
+    const rt = start();
+    await rt.recover();
+    expect(processed).toEqual(['held>ga4@0 held until 20000']);
+    clock.advance(5_000);
+    expect(processed).toEqual(['held>ga4@0 held until 20000', 'held>meta@5000']);
+  });
+
+  it('a held event is journaled held until its deadline; handed to the delivery it becomes waiting; delivered, its row goes', async () => {
+    const rt = start();
+    await commit(rt, ['h']);
+    const e = decidedHits[0]!.event;
+    rt.held(e, ['ga4'], T0 + 30_000, 'consent_resolving');
+    await idle();
+    const rows = async () => (await work()).map((w) => `${w.destination_id}/${w.state}@${Number(w.not_before) - T0}`);
+    expect(await rows()).toEqual(['ga4/held@30000', 'meta/waiting@0']);
+    clock.advance(100);
+    rt.enqueued('ga4', e);
+    await idle();
+    expect(await rows()).toEqual(['ga4/waiting@100', 'meta/waiting@0']);
+    rt.onResult(result({ destinationId: 'ga4', messageIds: ['h'], outcome: 'delivered', status: 200 }));
+    await idle();
+    expect(await rows()).toEqual(['meta/waiting@0']);
   });
 
   it('a retry keeps its time in the journal: the waiting row is due at the clock time plus the retry delay', async () => {

@@ -8,7 +8,9 @@
  * tests drive it with a FakeClock; the store calls are awaited on the real event loop.
  *
  * It decides nothing itself: a hit to decide goes to `decide` (the app's deferred pipeline), a
- * resumed or requeued one to `process` (the pipeline, for only the destinations left).
+ * resumed or requeued one to `process` (the pipeline, for only the destinations left). An event
+ * the pipeline holds for consent is journaled as held until the hold's deadline; resumed, it is
+ * decided again with no more than what is left of that hold (`holdUntil`).
  */
 import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
@@ -23,6 +25,7 @@ import type { DeliveryResult, DeliveryStats } from './delivery.ts';
 import { every, unrefTimer } from './every.ts';
 import { decodeJournaledHit, encodeJournaledHit, type JournaledHit } from './journal-payload.ts';
 import { createJournalTracker, type JournalTracker } from './journal-tracker.ts';
+import { createTickSink, type TickSink } from './journal-tick-sink.ts';
 import { createJournalWriter, type JournalWriter } from './journal-writer.ts';
 
 /** Reasons of the `failed` results `Delivery.enqueue` reports when it returns false (docs/delivery.md). */
@@ -58,8 +61,12 @@ export interface JournalRuntimeOptions {
   stats: () => Readonly<Record<string, DeliveryStats | undefined>>;
   /** A committed hit, to be decided for every destination (the app defers it past the answer). */
   decide: (hit: HitToDecide) => void;
-  /** Decides an event again for `only` these destinations (consent included): resumed or requeued. */
-  process: (event: Event, signals: RequestSignals, only: ReadonlySet<string>) => void;
+  /**
+   * Decides an event again for `only` these destinations (consent included): resumed or requeued.
+   * `holdUntil`: a resumed hold's deadline; the event may be held for consent until then, not
+   * after (past it, it is dropped as `consent_unresolved`).
+   */
+  process: (event: Event, signals: RequestSignals, only: ReadonlySet<string>, holdUntil?: number) => void;
 }
 
 export interface JournalRuntime {
@@ -80,6 +87,8 @@ export interface JournalRuntime {
   enqueued(destinationId: string, event: Event): void;
   /** `destinationId` is done with the event without the delivery (policy, dry run, held and given up). */
   settle(event: Event, destinationId: string): void;
+  /** The pipeline holds the event for these destinations until `deadline` (pending queue's clock), for `reason`. */
+  held(event: Event, destinationIds: readonly string[], deadline: number, reason: string): void;
   /** A full queue refused the event: decided again (consent included) once it had time to drain. */
   requeue(event: Event, signals: RequestSignals, destinationId: string): void;
   /**
@@ -112,11 +121,13 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       metrics.journalHits.inc(n);
     },
   });
-  const tracker: JournalTracker = createJournalTracker({
+  // The tracker writes per event; its writes of one tick share a transaction (journal-tick-sink.ts).
+  const sink: TickSink = createTickSink({
     finish: (ids) => writer.finish(ids),
     putWork: (rows) => writer.putWork(rows),
     settleWork: (destinationId, ids) => writer.settleWork(destinationId, ids),
   });
+  const tracker: JournalTracker = createJournalTracker(sink);
   /** Resumed hits waiting for their rows' time, and requeued events: cleared at close. */
   const timers = new Set<TimerHandle>();
   const stops: (() => void)[] = [];
@@ -138,7 +149,9 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
   /**
    * One unfinished hit read back from the journal, decided again from its stored event and signals
    * (consent re-checked): for every destination when it was not tracked, else for the destinations
-   * its work rows say are left, each not before its row's time (a Retry-After outlives a restart).
+   * its work rows say are left: a waiting one not before its row's time (a Retry-After outlives a
+   * restart), a held one at once, held no longer than its row's deadline (a restart never
+   * extends a hold).
    */
   function resume(claimed: ClaimedHit): void {
     const { hit, work } = claimed;
@@ -163,16 +176,17 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       if (reopened.added.length > 0) o.process(reopened.event, stored.signals, new Set(reopened.added));
       return;
     }
-    tracker.begin(stored.event, hit.id, left.map((w) => w.destinationId), true);
-    const byTime = new Map<number, Set<string>>();
+    const held = new Map(left.filter((w) => w.state === 'held').map((w) => [w.destinationId, w.notBefore]));
+    tracker.begin(stored.event, hit.id, left.map((w) => w.destinationId), true, held);
+    const runs = new Map<string, { at: number; holdUntil: number | undefined; only: Set<string> }>();
     for (const w of left) {
-      const at = w.state === 'waiting' ? w.notBefore : 0;
-      const set = byTime.get(at) ?? new Set<string>();
-      set.add(w.destinationId);
-      byTime.set(at, set);
+      const [key, at, holdUntil] = w.state === 'held' ? [`held ${w.notBefore}`, 0, w.notBefore] : [`at ${w.notBefore}`, w.notBefore, undefined];
+      const run = runs.get(key) ?? { at, holdUntil, only: new Set<string>() };
+      run.only.add(w.destinationId);
+      runs.set(key, run);
     }
-    for (const [at, only] of byTime) {
-      const run = (): void => o.process(stored.event, stored.signals, only);
+    for (const { at, holdUntil, only } of runs.values()) {
+      const run = (): void => o.process(stored.event, stored.signals, only, holdUntil);
       const wait = at - clock.now();
       if (wait <= 0) run();
       else later(wait, run);
@@ -280,11 +294,16 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     },
     enqueued(destinationId, event) {
       tracker.enqueued(destinationId, event);
+      tracker.decided(destinationId, event, clock.now());
     },
     settle(event, destinationId) {
       tracker.settle(event, destinationId);
     },
+    held(event, destinationIds, deadline, reason) {
+      tracker.held(event, destinationIds, deadline, { at: clock.now(), attempts: 0, reason, lastStatus: null, excerpt: null });
+    },
     requeue(event, signals, destinationId) {
+      tracker.decided(destinationId, event, clock.now());
       later(REQUEUE_MS, () => o.process(event, signals, new Set([destinationId])));
     },
     async recover() {
@@ -299,6 +318,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       for (const stop of stops.splice(0)) stop();
       for (const t of timers) clock.clearTimeout(t);
       timers.clear();
+      sink.flush();
       // Finished hits leave the journal; the rest stays for the next start.
       await writer.close();
     },
