@@ -6,7 +6,7 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
-import { MAX_TIMER_MS, systemClock, type Clock, type TimerHandle } from './delivery/clock.ts';
+import { systemClock, type Clock } from './delivery/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError, type TagwardenError } from './errors.ts';
 import { cors } from './http/cors.ts';
@@ -33,32 +33,18 @@ import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
-import type { ConsentState } from './consent/state.ts';
 import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
 import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
 import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
 import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
 import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
-import { createJournalWriter, type JournalWriter } from './delivery/journal-writer.ts';
-import { createJournalTracker, type JournalTracker } from './delivery/journal-tracker.ts';
-import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from './store/journal.ts';
+import { createJournalRuntime, type HitToDecide, type JournalRuntime } from './delivery/journal-runtime.ts';
 import type { AcceptedHit } from './ingest/hit-sink.ts';
-import { decodeJournaledHit, encodeJournaledHit } from './delivery/journal-payload.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
-/** Reasons of the `failed` results `Delivery.enqueue` reports when it returns false (docs/delivery.md). */
-const ENQUEUE_REFUSALS = new Set(['closed', 'queue_full', 'item_too_large', 'item_unserializable', 'internal_error']);
-/** How long a journaled event refused by a full destination queue waits before it is tried again. */
-const REQUEUE_MS = 1000;
-
 /** An accepted hit waiting for its decisions: the event and the signals read from its request. */
-interface Hit {
-  event: Event;
-  signals: RequestSignals;
-  /** The hit's own consent, when resolved at the answer (for the visitor cookie). */
-  requestConsent: ConsentState | undefined;
-}
+type Hit = HitToDecide;
 
 export interface AppDeps {
   logger: Logger;
@@ -111,7 +97,8 @@ export interface TagwardenApp {
   flush(deadlineMs: number): Promise<void>;
   /**
    * Stops taking hits (collection routes answer 503, /readyz fails), then sends what is pending
-   * within `graceMs`; whatever is left goes to the outbox. Held events are dropped as
+   * within `graceMs`; whatever is left goes to the outbox. Held events stay held in the journal
+   * (resumed, with their deadlines, at the next start); without a journal they are dropped as
    * `consent_unresolved`.
    */
   shutdown(graceMs: number): Promise<void>;
@@ -141,26 +128,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     defaults: { maxQueuedEvents: config.delivery.maxQueuedEvents },
     destinations: Object.fromEntries(resolution.destinations.map((d) => [d.config.id, { requestTimeoutMs: d.config.timeoutMs, maxInFlight: d.config.maxInFlight }])),
     onResult: (r) => {
-      // An enqueue refusal is settled by the pipeline (enqueue returned false), not here: another
-      // hit with the same messageId may be queued.
-      const refusedAtEnqueue = r.attempt === 0 && r.outcome === 'failed' && ENQUEUE_REFUSALS.has(r.reason ?? '');
       // With the journal a full queue is not a failure: the pipeline tries the event again (decision
       // hold/queue_full). Counting or logging each try would report failures that did not happen
       // (and write a warn line per event per second).
-      if (journal !== undefined && refusedAtEnqueue && r.reason === 'queue_full') return;
+      if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, log);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
-      // Parked at shutdown is not finished: the hit stays in the journal and resumes after the restart.
-      if (journal === undefined || refusedAtEnqueue) return;
-      if (r.outcome === 'delivered' || r.outcome === 'dropped') {
-        journal.tracker.delivered(r.destinationId, r.messageIds);
-        return;
-      }
-      const info = { at: Date.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
-      // Given up: a dead letter, kept with its event (listed, replayed or purged later).
-      if (r.outcome === 'failed') journal.tracker.gaveUp(r.destinationId, r.messageIds, info);
-      // A retry's time survives a restart: the resumed event waits for it (a Retry-After is never shortened).
-      else if (r.outcome === 'retry_scheduled') journal.tracker.retrying(r.destinationId, r.messageIds, info.at + (r.retryInMs ?? 0), info);
+      journal?.onResult(r);
     },
     // Set once the consent store exists (below): before a retry, a revocation since the hit wins.
     recheck: (destinationId, messageIds) => (revocation === undefined ? new Set(messageIds) : revocation.recheck(destinationId, messageIds)),
@@ -169,66 +143,43 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   // The delivery journal: every accepted hit is committed before its 2xx and leaves the store once
   // every destination is done with it (src/store/journal.ts, docs/delivery.md).
-  const journalConfig = config.delivery.journal;
-  const destinationIds = resolution.destinations.map((d) => d.policy.id);
-  const owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const journal: { writer: JournalWriter; tracker: JournalTracker; db: Db } | undefined =
-    deps.db !== undefined && journalConfig.enabled
-      ? (() => {
-          const writer = createJournalWriter({
-            db: deps.db,
-            owner,
-            leaseMs: journalConfig.leaseMs,
-            maxHits: journalConfig.maxEvents,
-            maxBytes: journalConfig.maxBytes,
-            windowMs: journalConfig.windowMs,
-            retryAfterS: journalConfig.retryAfterS,
-            now: () => Date.now(),
-            onError: (what, err) => log.error({ err, what }, 'journal write failed'),
-            onCommit: (n) => {
-              metrics.journalCommits.inc();
-              metrics.journalHits.inc(n);
-            },
-          });
-          const tracker = createJournalTracker({
-            finish: (ids) => writer.finish(ids),
-            putWork: (rows) => writer.putWork(rows),
-            settleWork: (destinationId, ids) => writer.settleWork(destinationId, ids),
-          });
-          return { writer, tracker, db: deps.db };
-        })()
+  // Bound late, as the delivery's hooks are: the pipeline and the deferred queue are built below.
+  const journal: JournalRuntime | undefined =
+    deps.db !== undefined && config.delivery.journal.enabled
+      ? createJournalRuntime({
+          db: deps.db,
+          siteId: config.site.id,
+          owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+          destinationIds: resolution.destinations.map((d) => d.policy.id),
+          journal: config.delivery.journal,
+          maxQueuedEvents: config.delivery.maxQueuedEvents,
+          clock: deps.deliveryClock ?? systemClock,
+          log,
+          metrics,
+          stats: () => delivery.stats(),
+          decide: (h) => deferred.push(h),
+          process: (event, signals, only, holdUntil) => pipeline.process(event, signals, undefined, only, holdUntil),
+        })
       : undefined;
 
-  // A held event that expires, does not fit, or is still held at shutdown is dropped, never forwarded.
+  // A held event that expires, or is still held at a shutdown without a journal, is dropped, never forwarded.
   const dropUnresolved = (h: HeldEvent): void => {
     for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
   };
   // Expired while held: final, so the journal lets the hit go (at shutdown it stays, to be resumed).
   const expireUnresolved = (h: HeldEvent): void => {
     dropUnresolved(h);
-    for (const id of h.destinationIds) journal?.tracker.settle(h.event, id);
+    for (const id of h.destinationIds) journal?.settle(h.event, id);
   };
   const clock = deps.consentClock ?? systemClock;
+  // Expires held events at their deadlines, on the same clock as the upstream's waits.
   const pending = createPendingQueue<HeldEvent>({
     maxItems: config.hold.maxEvents,
     maxBytes: config.hold.maxBytes,
     maxAgeMs: config.hold.maxAgeMs,
-    now: () => clock.now(),
+    clock,
     onExpire: expireUnresolved,
   });
-  // The sweep runs on the same clock as the ages it checks (a chain of timeouts, not an interval,
-  // so an injected clock drives it too).
-  const sweepEveryMs = Math.max(1, Math.min(1000, config.hold.maxAgeMs));
-  let sweeper: TimerHandle | undefined;
-  const armSweep = (): void => {
-    const handle = clock.setTimeout(() => {
-      pending.sweep();
-      if (sweeper !== undefined) armSweep();
-    }, sweepEveryMs);
-    if (typeof handle === 'object' && 'unref' in handle && typeof handle.unref === 'function') (handle as { unref(): void }).unref();
-    sweeper = handle;
-  };
-  armSweep();
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
@@ -275,7 +226,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           upstream,
           onVisitorChanged: (visitorId) => recheck(visitorId),
           // A replay through the API is sent now, not at the next takeover (one lease period later).
-          onDeadLettersReplayed: () => takeOver(),
+          onDeadLettersReplayed: () => journal?.takeOver(),
           ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
         });
   if (consentApi !== undefined) {
@@ -297,7 +248,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         const queued = delivery.enqueue(dest, rendered);
         if (queued && origin !== undefined) {
           revocation?.remember(dest.id, rendered.messageId, origin, origin.receivedAt);
-          journal?.tracker.enqueued(dest.id, origin.event);
+          journal?.enqueued(dest.id, origin.event);
         }
         return queued;
       },
@@ -305,15 +256,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     pending,
     metrics,
     log,
-    settle: (event, destinationId) => journal?.tracker.settle(event, destinationId),
-    ...(journal === undefined
-      ? {}
-      : {
-          requeue: (event: Event, signals: RequestSignals, destinationId: string) => {
-            // Decided again (consent included) once the queue has had a second to drain.
-            setTimeout(() => pipeline.process(event, signals, undefined, new Set([destinationId])), REQUEUE_MS).unref();
-          },
-        }),
+    settle: (event, destinationId) => journal?.settle(event, destinationId),
+    held: (event, destinationIds, deadline, reason) => journal?.held(event, destinationIds, deadline, reason),
+    // Acknowledged and journaled: decided again (consent included) once the queue had time to drain.
+    ...(journal === undefined ? {} : { requeue: (event: Event, signals: RequestSignals, destinationId: string) => journal.requeue(event, signals, destinationId) }),
     clock,
   });
 
@@ -344,140 +290,19 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   }
 
   /**
-   * A request's accepted hits, made durable before its answer: committed to the journal (one group
-   * commit with the other requests of this event-loop turn), then decided. Without a journal they
-   * are decided at once and the answer does not wait.
+   * A request's accepted hits, made durable before its answer (src/delivery/journal-runtime.ts).
+   * Without a journal they are decided at once and the answer does not wait.
    */
   function commitHits(accepted: readonly AcceptedHit[], ok: () => void, fail: (err: TagwardenError) => void): void {
     const hits = accepted as readonly Hit[];
-    if (journal === undefined) {
-      for (const h of hits) deferred.push(h);
-      ok();
+    if (journal !== undefined) {
+      journal.commit(hits, ok, fail);
       return;
     }
-    // Backpressure: a destination whose queue is full cannot take more now; the hit is refused
-    // (503 + Retry-After) rather than acknowledged and left to wait without bound.
-    const stats = delivery.stats();
-    for (const id of destinationIds) {
-      if ((stats[id]?.queued ?? 0) + hits.length > config.delivery.maxQueuedEvents) {
-        metrics.eventsRejected.inc({ client: 'journal', code: 'TW_ERR_UNAVAILABLE' }, hits.length);
-        fail(new UnavailableError('a destination is catching up; retry later', { retryAfterS: journalConfig.retryAfterS }));
-        return;
-      }
-    }
-    journal.writer.submit(
-      hits.map((h) => ({ siteId: config.site.id, receivedAt: Date.parse(h.event.receivedAt), payload: encodeJournaledHit(h) })),
-      (ids) => {
-        hits.forEach((h, i) => {
-          journal.tracker.begin(h.event, ids[i]!, destinationIds);
-          deferred.push(h);
-        });
-        ok();
-      },
-      (err) => {
-        metrics.eventsRejected.inc({ client: 'journal', code: err.code }, hits.length);
-        fail(err);
-      },
-    );
+    for (const h of hits) deferred.push(h);
+    ok();
   }
 
-  /**
-   * One unfinished hit read back from the journal, decided again from its stored event and signals
-   * (consent re-checked): for every destination when it was not tracked, else for the destinations
-   * its work rows say are left, each not before its row's time (a Retry-After outlives a restart).
-   */
-  function resume(claimed: ClaimedHit): void {
-    const { hit, work } = claimed;
-    const stored = decodeJournaledHit(hit.payload);
-    if (stored === undefined) {
-      // Unreadable (never written by this version): let it go rather than claim it forever.
-      log.error({ hitId: hit.id }, 'journal hit unreadable; dropped');
-      journal?.writer.finish([hit.id]);
-      return;
-    }
-    if (!hit.tracked) {
-      journal?.tracker.begin(stored.event, hit.id, destinationIds);
-      deferred.push({ event: stored.event, signals: stored.signals, requestConsent: undefined });
-      return;
-    }
-    const known = new Set(destinationIds);
-    const left = work.filter((w) => w.state !== 'dead' && known.has(w.destinationId));
-    // Open here already (a replayed dead letter of a hit whose other destinations are still at work
-    // in this instance): only the destinations not at work are started, or they would go twice.
-    const reopened = journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId));
-    if (reopened !== undefined) {
-      if (reopened.added.length > 0) pipeline.process(reopened.event, stored.signals, undefined, new Set(reopened.added));
-      return;
-    }
-    journal?.tracker.begin(stored.event, hit.id, left.map((w) => w.destinationId), true);
-    const byTime = new Map<number, Set<string>>();
-    for (const w of left) {
-      const at = w.state === 'waiting' ? w.notBefore : 0;
-      const set = byTime.get(at) ?? new Set<string>();
-      set.add(w.destinationId);
-      byTime.set(at, set);
-    }
-    for (const [at, only] of byTime) {
-      const run = (): void => pipeline.process(stored.event, stored.signals, undefined, only);
-      const wait = at - Date.now();
-      if (wait <= 0) run();
-      else setTimeout(run, Math.min(wait, MAX_TIMER_MS)).unref();
-    }
-  }
-
-  async function recoverLapsed(all: boolean): Promise<number> {
-    if (journal === undefined) return 0;
-    let resumed = 0;
-    for (;;) {
-      const at = Date.now();
-      // On SQLite one process owns the file: at start everything unfinished is this instance's.
-      const claimed = await claimLapsed(journal.db, { owner, now: at, leaseUntil: at + journalConfig.leaseMs, limit: 500, evenLive: all });
-      for (const c of claimed) {
-        journal.writer.adopt(c.hit.id, c.hit.payload.length, false);
-        resume(c);
-      }
-      resumed += claimed.length;
-      if (claimed.length < 500) break;
-    }
-    return resumed;
-  }
-  // While it runs, this instance renews the lease of the hits it holds, and takes over, every lease
-  // period, hits nobody holds: on PostgreSQL those of instances that stopped renewing (a crash, a
-  // SIGKILL); on both engines dead letters replayed by the CLI or the API.
-  const leaseTimers: NodeJS.Timeout[] = [];
-  function takeOver(): void {
-    recoverLapsed(false)
-      .then((n) => {
-        if (n > 0) log.info({ hits: n }, 'journal: took over hits nobody held');
-      })
-      .catch((err: unknown) => log.error({ err }, 'journal takeover failed'));
-  }
-  // Retention: dead letters older than deadRetentionMs go, with their events (delivered events
-  // leave the journal as soon as they are finished). Checked at most once a minute.
-  let prunedAt = 0;
-  function prune(): void {
-    if (journal === undefined || Date.now() - prunedAt < 60_000) return;
-    prunedAt = Date.now();
-    purgeDead(journal.db, { siteId: config.site.id, before: prunedAt - journalConfig.deadRetentionMs, limit: 10_000 })
-      .then((n) => {
-        if (n > 0) log.info({ deadLetters: n }, 'journal: purged dead letters past their retention');
-      })
-      .catch((err: unknown) => log.error({ err }, 'journal retention purge failed'));
-  }
-  function startLeases(): void {
-    if (journal === undefined) return;
-    const renew = setInterval(() => {
-      renewLeases(journal.db, owner, Date.now() + journalConfig.leaseMs).catch((err: unknown) => log.error({ err }, 'journal lease renewal failed'));
-    }, Math.floor(journalConfig.leaseMs / 3));
-    renew.unref();
-    leaseTimers.push(renew);
-    const takeover = setInterval(() => {
-      takeOver();
-      prune();
-    }, journalConfig.leaseMs);
-    takeover.unref();
-    leaseTimers.push(takeover);
-  }
   let shuttingDown: Promise<void> | undefined;
   const app = express();
   app.disable('x-powered-by');
@@ -576,12 +401,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
-    async recover() {
-      const resumed = await recoverLapsed(journal?.db.engine === 'sqlite');
-      startLeases();
-      if (resumed > 0) log.info({ hits: resumed }, 'journal: resuming unfinished hits');
-      return resumed;
-    },
+    recover: async () => (journal === undefined ? 0 : journal.recover()),
     async flush(deadlineMs) {
       const started = Date.now();
       deferred.drain();
@@ -599,15 +419,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   async function stop(graceMs: number): Promise<void> {
     const started = Date.now();
     accepting = false;
-    if (sweeper !== undefined) clock.clearTimeout(sweeper);
-    sweeper = undefined;
     deferred.drain();
     // Held events waiting out the upstream are not asked again. Lookups in flight get up to half
-    // the grace to decide their events; what still waits then is dropped (consent_unresolved),
-    // never sent.
+    // the grace to decide their events; what still waits then is never sent: it stays held in the
+    // journal (resumed at the next start, its deadline unchanged), or without one is dropped
+    // (consent_unresolved).
     pipeline.close();
     await pipeline.settled(Math.floor(graceMs / 2));
-    pending.drain().forEach(dropUnresolved);
+    const stillHeld = pending.drain();
+    if (journal === undefined) stillHeld.forEach(dropUnresolved);
     scripts?.close();
     try {
       await consentApi?.close();
@@ -616,9 +436,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));
     } finally {
       if (ownAgent !== undefined) await ownAgent.close();
-      for (const t of leaseTimers) clearInterval(t);
       // Finished hits leave the journal; the rest stays for the next start.
-      await journal?.writer.close();
+      await journal?.close();
     }
   }
 }

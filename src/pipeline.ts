@@ -76,13 +76,19 @@ export interface PipelineDeps {
    */
   settle?: (event: Event, destinationId: string) => void;
   /**
+   * The event waits for consent for these destinations until `deadline` (on the pending queue's
+   * clock), held for `reason`: the journal keeps the hold, so a restart resumes it, never longer.
+   */
+  held?: (event: Event, destinationIds: readonly string[], deadline: number, reason: string) => void;
+  /**
    * The destination's queue was full: with a journal the event is kept and handed back later
    * (the caller decides when) rather than dropped after its acknowledgement. Absent: dropped.
    */
   requeue?: (event: Event, signals: RequestSignals, destinationId: string) => void;
   /**
-   * Timers of held events waiting out the upstream (src/consent/held-retry.ts); default the system
-   * clock. Give it the verify client's clock: the waits are read from that client.
+   * Timers of held events waiting out the upstream (src/consent/held-retry.ts), and the time a
+   * resumed hold's deadline is read on; default the system clock. Give it the verify client's
+   * clock (the waits are read from that client), which is the pending queue's too.
    */
   clock?: Clock;
 }
@@ -97,8 +103,11 @@ export interface Pipeline {
    * Decide and hand each outcome on: delivery queue, pending queue, or a counted drop. A
    * destination the hit leaves undecided (its categories unknown) waits in the pending queue
    * while the upstream is asked, and is decided when the answer comes.
+   * `only`: just these destinations (a hit resumed from the journal). `holdUntil`: the deadline of
+   * a hold resumed from the journal: the event may wait for consent until then and not after;
+   * once it has passed, the destinations are dropped as `consent_unresolved`, undecided.
    */
-  process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>): void;
+  process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void;
   /**
    * Re-decides what waits for this visitor with `signal`. A failure the upstream can recover from
    * (a 429, a 5xx, a timeout, an open circuit, no budget) keeps the events of `whenUnknown: hold`
@@ -130,6 +139,7 @@ function awaitsResolution(decision: Decision): boolean {
 /** The spine of Tagwarden: event → consent → policy per destination → template → delivery. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { site, destinations, delivery, pending, metrics, log, resolver, upstream } = deps;
+  const clock = deps.clock ?? systemClock;
   const byId = new Map(destinations.map((d) => [d.policy.id, d]));
   const lookups = incrementer(metrics.consentLookups, ['result']);
   const inFlight = new Set<Promise<void>>();
@@ -172,23 +182,26 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
-  function unresolved(held: HeldEvent, destinationIds: readonly string[]): void {
+  function unresolved(event: Event, destinationIds: Iterable<string>): void {
     for (const id of destinationIds) {
       count(id, 'drop', 'consent_unresolved');
-      logDrop(id, 'consent_unresolved', held.event.messageId);
-      settle(held.event, id);
+      logDrop(id, 'consent_unresolved', event.messageId);
+      settle(event, id);
     }
   }
 
-  function hold(key: string, held: HeldEvent, reason: string): void {
-    if (pending.add(key, held, sizeOf(held.event))) {
-      for (const id of held.destinationIds) count(id, 'hold', reason);
-    } else {
-      unresolved(held, held.destinationIds);
+  /** Held until `holdUntil` at the latest (a resumed hold), else for the pending queue's maxAgeMs. */
+  function hold(key: string, held: HeldEvent, reason: string, holdUntil: number | undefined): void {
+    const deadline = pending.add(key, held, sizeOf(held.event), holdUntil);
+    if (deadline === undefined) {
+      unresolved(held.event, held.destinationIds);
+      return;
     }
+    for (const id of held.destinationIds) count(id, 'hold', reason);
+    deps.held?.(held.event, held.destinationIds, deadline, reason);
   }
 
-  function handle(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision): void {
+  function handle(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number): void {
     const { rendered } = render(d, event, decision);
     const id = d.policy.id;
     const reason = decision.reasons[decision.reasons.length - 1] ?? 'none';
@@ -199,7 +212,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return;
     }
     if (decision.outcome === 'hold') {
-      hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, reason);
+      hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, reason, holdUntil);
       return;
     }
     if (rendered === undefined || !rendered.ok) {
@@ -231,7 +244,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
   }
 
-  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>): void {
+  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void {
+    if (holdUntil !== undefined && holdUntil <= clock.now()) {
+      // A hold that ran out while the process was down: what it waited for is not asked again now.
+      unresolved(event, only ?? destinations.map((d) => d.policy.id));
+      return;
+    }
     const visitor = signals.visitor?.id;
     const cached = cachedSignal(signals);
     if (cached !== undefined) lookups(['cache_hit']);
@@ -246,11 +264,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
       if (upstream !== undefined && visitor !== undefined && cached === undefined && awaitsResolution(decision)) waiting.push(d.policy.id);
-      else handle(d, event, signals, decision);
+      else handle(d, event, signals, decision, holdUntil);
     }
     if (waiting.length === 0 || upstream === undefined || visitor === undefined) return;
     const before = pending.size;
-    hold(visitor, { event, signals, destinationIds: waiting }, 'consent_resolving');
+    hold(visitor, { event, signals, destinationIds: waiting }, 'consent_resolving', holdUntil);
     if (pending.size > before) ask(upstream, visitor);
   }
 
@@ -268,7 +286,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     upstream === undefined || readiness === undefined
       ? undefined
       : createHeldRetry({
-          clock: deps.clock ?? systemClock,
+          clock,
           readiness,
           ask: (visitorId) => ask(upstream, visitorId),
           holds: (visitorId) => pending.has(visitorId),
@@ -315,7 +333,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (wait.length === 0) return undefined;
       return wait.length === held.destinationIds.length ? held : { ...held, destinationIds: wait };
     });
-    for (const [held, ids] of drop) unresolved(held, ids);
+    for (const [held, ids] of drop) unresolved(held.event, ids);
     if (left > 0) {
       waits([failure]);
       retry?.wait(visitorId, retryAt);
@@ -335,7 +353,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // Never consent: a failure waiting cannot mend (a 4xx, a malformed body), or a source
         // that cannot say when to ask again. The events are dropped.
         log.debug({ messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
-        unresolved(held, held.destinationIds);
+        unresolved(held.event, held.destinationIds);
         continue;
       }
       const consent = resolver.fromRequest(held.event, held.signals, deps.now(), [outcome.signal]);

@@ -165,7 +165,7 @@ async function run(h: Hit, waitsFirst = false): Promise<Set<string>> {
     close: () => Promise.resolve(),
     ...(waitsFirst ? { readiness: () => ({ readyAt: Math.max(clock.now(), windowEnd), probe: true, room: 100 }) } : {}),
   };
-  const pending = createPendingQueue<HeldEvent>({ maxItems: 100, maxAgeMs: 60_000, now: () => NOW.getTime(), onExpire: () => undefined });
+  const pending = createPendingQueue<HeldEvent>({ maxItems: 100, maxAgeMs: 60_000, clock, onExpire: () => undefined });
   const pipeline = createPipeline({
     site: config.site,
     resolver: createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf }),

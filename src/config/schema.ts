@@ -381,7 +381,14 @@ export const configSchema = z
           .max(1_000_000)
           .default(100_000)
           .describe('Most events held at once waiting for consent (an upstream lookup in flight, or `whenUnknown: hold`); beyond it they are dropped with `consent_unresolved`. `maxBytes` bounds their memory.'),
-        maxAgeMs: z.int().min(100).max(3_600_000).default(30_000).describe('Longest an event is held; then it is dropped with `consent_unresolved`.'),
+        maxAgeMs: z
+          .int()
+          .min(100)
+          .max(3_600_000)
+          .default(30_000)
+          .describe(
+            'Longest an event is held: its deadline is held-at + maxAgeMs, then it is dropped with `consent_unresolved`. With the delivery journal the hold is kept in the store: a restart resumes it with the same deadline, never a fresh one, and drops it at the start if the deadline passed meanwhile.',
+          ),
         maxBytes: z
           .int()
           .min(1024)
@@ -391,7 +398,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({})
-      .describe('Bounds of the pending queue of events waiting for consent.'),
+      .describe('Bounds of the pending queue of events waiting for consent (held in memory, and in the delivery journal when it is on).'),
     debug: z
       .object({
         explain: z.boolean().default(false).describe('Enable POST /debug/explain (needs adminKey).'),

@@ -1,24 +1,37 @@
 /**
- * Events waiting for a visitor's consent to become known (`whenUnknown: hold`). Bounded by count
- * and age: an event that cannot be kept or whose time runs out is dropped with the reason
+ * Events waiting for a visitor's consent to become known (`whenUnknown: hold`). Bounded by count,
+ * bytes and time: an event that cannot be kept or whose time runs out is dropped with the reason
  * `consent_unresolved`, never forwarded. The resolver that releases held events (consent store,
  * upstream verify) plugs into `take`.
+ *
+ * Each item has its own deadline: `maxAgeMs` after it was added, or earlier when the caller says
+ * so (a hold resumed from the delivery journal after a restart keeps the deadline it had before:
+ * a restart never extends a hold). Items expire at their deadline, on a timer of the injected
+ * clock armed for the earliest one.
  */
+import type { Clock, TimerHandle } from '../delivery/clock.ts';
+import { MAX_TIMER_MS } from '../delivery/clock.ts';
+import { unrefTimer } from '../delivery/every.ts';
+
 export interface PendingQueue<T> {
-  /** False when the queue is full (count or bytes): the caller drops the item with `consent_unresolved`. */
-  add(key: string, item: T, bytes?: number): boolean;
+  /**
+   * Holds the item until `deadline` (at most `maxAgeMs` from now; default exactly that) and
+   * returns the deadline; undefined when refused: the queue is full (count or bytes) or the
+   * deadline has passed. The caller drops a refused item with `consent_unresolved`.
+   */
+  add(key: string, item: T, bytes?: number, deadline?: number): number | undefined;
   /** Removes and returns every item held for a key (in arrival order). */
   take(key: string): T[];
   /**
-   * Rewrites a key's items in place (each keeps its arrival time, so its age still counts from
-   * when it was first held); an item mapped to undefined is removed. Returns how many remain.
+   * Rewrites a key's items in place (each keeps its deadline, so its age still counts from when
+   * it was first held); an item mapped to undefined is removed. Returns how many remain.
    */
   retain(key: string, fn: (item: T) => T | undefined): number;
   /** True when items are held for the key. */
   has(key: string): boolean;
-  /** Expires items older than the age limit; returns how many expired. */
+  /** Expires the items whose deadline has come (the timer does it too); returns how many expired. */
   sweep(): number;
-  /** Removes and returns everything (shutdown). */
+  /** Removes and returns everything (shutdown); the timer stops until the next add. */
   drain(): T[];
   readonly size: number;
   /** Sum of the `bytes` given for the items held. */
@@ -30,29 +43,137 @@ export interface PendingOptions<T> {
   /** Most bytes held (as estimated by the caller); unbounded when absent. */
   maxBytes?: number;
   maxAgeMs: number;
-  now: () => number;
+  /** Time, and the expiry timer (unref'd: held events alone do not keep a process alive). */
+  clock: Clock;
   onExpire: (item: T) => void;
 }
 
+interface Entry<T> {
+  key: string;
+  item: T;
+  deadline: number;
+  /** Arrival order: items due at the same time expire in the order they came. */
+  seq: number;
+  bytes: number;
+  /** Taken, removed or expired: its place in the heap is stale. */
+  gone: boolean;
+}
+
 export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> {
-  // A Map keeps insertion order per key; `order` keeps global arrival order for expiry.
-  const byKey = new Map<string, { item: T; at: number; bytes: number }[]>();
+  const { clock } = opts;
+  const byKey = new Map<string, Entry<T>[]>();
   const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  /** A binary min-heap by (deadline, seq); entries taken meanwhile stay until they reach the top or a compaction. */
+  let heap: Entry<T>[] = [];
   let bytes = 0;
-  const order: { key: string; at: number }[] = [];
   let size = 0;
+  let seq = 0;
+  let timer: TimerHandle | undefined;
+  let timerAt = 0;
+
+  const before = (a: Entry<T>, b: Entry<T>): boolean => a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+  function up(i: number): void {
+    const e = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(e, heap[parent]!)) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = e;
+  }
+  function down(i: number): void {
+    const e = heap[i]!;
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const c = l + 1 < n && before(heap[l + 1]!, heap[l]!) ? l + 1 : l;
+      if (!before(heap[c]!, e)) break;
+      heap[i] = heap[c]!;
+      i = c;
+    }
+    heap[i] = e;
+  }
+  function pop(): void {
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      down(0);
+    }
+  }
+  /** The earliest live entry, dropping stale ones from the top. */
+  function first(): Entry<T> | undefined {
+    while (heap.length > 0 && heap[0]!.gone) pop();
+    return heap[0];
+  }
+  /** Stale entries (taken items) may not outnumber live ones without bound: rebuilt once they dominate. */
+  function compact(): void {
+    if (heap.length <= 2 * size + 1024) return;
+    heap = heap.filter((e) => !e.gone);
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+  }
+
+  function disarm(): void {
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+  }
+  /** One timer, at the earliest deadline (a timer due earlier than needed just sweeps and re-arms). */
+  function arm(): void {
+    const e = first();
+    if (e === undefined) return disarm();
+    if (timer !== undefined && timerAt <= e.deadline) return;
+    disarm();
+    timerAt = e.deadline;
+    timer = unrefTimer(
+      clock.setTimeout(
+        () => {
+          timer = undefined;
+          sweep();
+        },
+        Math.min(MAX_TIMER_MS, Math.max(0, e.deadline - clock.now())),
+      ),
+    );
+  }
+
+  function remove(e: Entry<T>): void {
+    e.gone = true;
+    size--;
+    bytes -= e.bytes;
+  }
+
+  function sweep(): number {
+    const now = clock.now();
+    let expired = 0;
+    for (let e = first(); e !== undefined && e.deadline <= now; e = first()) {
+      pop();
+      const list = byKey.get(e.key)!;
+      list.splice(list.indexOf(e), 1);
+      if (list.length === 0) byKey.delete(e.key);
+      remove(e);
+      expired++;
+      opts.onExpire(e.item);
+    }
+    arm();
+    return expired;
+  }
 
   return {
-    add(key, item, itemBytes = 0) {
-      if (size >= opts.maxItems || bytes + itemBytes > maxBytes) return false;
-      const at = opts.now();
+    add(key, item, itemBytes = 0, deadline) {
+      const now = clock.now();
+      const due = Math.min(deadline ?? Number.POSITIVE_INFINITY, now + opts.maxAgeMs);
+      if (due <= now || size >= opts.maxItems || bytes + itemBytes > maxBytes) return undefined;
       let list = byKey.get(key);
       if (list === undefined) byKey.set(key, (list = []));
-      list.push({ item, at, bytes: itemBytes });
-      order.push({ key, at });
+      const e: Entry<T> = { key, item, deadline: due, seq: seq++, bytes: itemBytes, gone: false };
+      list.push(e);
+      heap.push(e);
+      up(heap.length - 1);
       size++;
       bytes += itemBytes;
-      return true;
+      compact();
+      arm();
+      return due;
     },
     has(key) {
       return byKey.has(key);
@@ -61,13 +182,11 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
       const list = byKey.get(key);
       if (list === undefined) return 0;
       // In place: called on every failed lookup of a waiting visitor, so no copy when nothing changes.
-      // Removed items leave their entries in `order`; sweep skips those (as it does after `take`).
       let kept = 0;
       for (const e of list) {
         const item = fn(e.item);
         if (item === undefined) {
-          size--;
-          bytes -= e.bytes;
+          remove(e);
           continue;
         }
         e.item = item;
@@ -81,33 +200,17 @@ export function createPendingQueue<T>(opts: PendingOptions<T>): PendingQueue<T> 
       const list = byKey.get(key);
       if (list === undefined) return [];
       byKey.delete(key);
-      size -= list.length;
-      for (const e of list) bytes -= e.bytes;
+      for (const e of list) remove(e);
       return list.map((e) => e.item);
     },
-    sweep() {
-      const cutoff = opts.now() - opts.maxAgeMs;
-      let expired = 0;
-      while (order.length > 0 && order[0]!.at <= cutoff) {
-        const { key } = order.shift()!;
-        const list = byKey.get(key);
-        // The entry may already have been taken; then the list is gone or starts later.
-        if (list === undefined || list[0] === undefined || list[0].at > cutoff) continue;
-        const e = list.shift()!;
-        if (list.length === 0) byKey.delete(key);
-        size--;
-        bytes -= e.bytes;
-        expired++;
-        opts.onExpire(e.item);
-      }
-      return expired;
-    },
+    sweep,
     drain() {
       const all = [...byKey.values()].flat().map((e) => e.item);
       byKey.clear();
-      order.length = 0;
+      heap = [];
       size = 0;
       bytes = 0;
+      disarm();
       return all;
     },
     get size() {

@@ -119,3 +119,57 @@ describe('journal tracker: a replayed dead letter of a hit still open here', () 
     expect(t.reopen(4, ['meta'])).toBeUndefined();
   });
 });
+
+describe('journal tracker: events held for consent', () => {
+  const holdInfo = { at: 2_000, attempts: 0, reason: 'consent_resolving', lastStatus: null, excerpt: null };
+
+  it('writes a held row with the deadline for the destinations held, and waiting rows for the others left', () => {
+    const { t, log, rows } = setup();
+    const e = event('h');
+    t.begin(e, 6, ['ads', 'stats', 'crm']);
+    t.settle(e, 'crm');
+    t.enqueued('stats', e);
+    t.held(e, ['ads'], 32_000, holdInfo);
+    expect(log).toEqual(['work 6/ads/held@32000 6/stats/waiting@2000']);
+    expect(rows[0]).toMatchObject({ reason: 'consent_resolving', attempts: 0 });
+    // Held again with the same deadline (a resumed hold asked again): nothing new to write.
+    t.held(e, ['ads'], 32_000, holdInfo);
+    expect(log).toHaveLength(1);
+    t.delivered('stats', ['h']);
+    expect(log.slice(1)).toEqual(['settle stats 6']);
+  });
+
+  it('once decided, a held row goes: settled when dropped, replaced by a waiting row when handed to the delivery', () => {
+    const { t, log } = setup();
+    const denied = event('d');
+    t.begin(denied, 1, ['ads']);
+    t.held(denied, ['ads'], 30_000, holdInfo);
+    t.settle(denied, 'ads');
+    expect(log).toEqual(['work 1/ads/held@30000', 'settle ads 1', 'finish 1']);
+
+    log.length = 0;
+    const granted = event('g');
+    t.begin(granted, 2, ['ads']);
+    t.held(granted, ['ads'], 30_000, holdInfo);
+    t.enqueued('ads', granted);
+    t.decided('ads', granted, 5_000);
+    // Decided once: a second decision (a requeue, then the enqueue) writes nothing more.
+    t.decided('ads', granted, 6_000);
+    t.retrying('ads', ['g'], 9_000, { ...info, reason: 'status_503', lastStatus: 503 });
+    t.delivered('ads', ['g']);
+    expect(log).toEqual(['work 2/ads/held@30000', 'work 2/ads/waiting@5000', 'work 2/ads/waiting@9000', 'settle ads 2', 'finish 2']);
+  });
+
+  it('a resumed hit knows its held rows: held again with the same deadline writes nothing, decided writes its waiting row', () => {
+    const { t, log } = setup();
+    const e = event('r');
+    t.begin(e, 8, ['ads', 'stats'], true, new Map([['ads', 30_000]]));
+    t.held(e, ['ads'], 30_000, holdInfo);
+    t.decided('stats', e, 3_000); // never held: nothing to replace
+    expect(log).toEqual([]);
+    // A shorter maxAgeMs since the restart cut the hold: the new deadline is written.
+    t.held(e, ['ads'], 20_000, holdInfo);
+    t.decided('ads', e, 4_000);
+    expect(log).toEqual(['work 8/ads/held@20000', 'work 8/ads/waiting@4000']);
+  });
+});

@@ -12,6 +12,13 @@
  * a waiting row for each other destination not done with it yet, so that after a crash exactly
  * those are resumed. A tracked hit's later deliveries remove their rows.
  *
+ * An event the pipeline holds for some destinations (consent unknown, `whenUnknown: hold`, the
+ * upstream verify API asked or waited out) makes the hit tracked the same way, with a *held* row
+ * per destination whose `notBefore` is the hold's deadline, so a restart resumes it with the hold
+ * it had left, never a fresh one. Once decided, the row goes: settled, or replaced by a waiting
+ * row when the event is handed to the delivery (or waits for room), then by a retry's waiting
+ * row or a dead row as for any event.
+ *
  * Plain bookkeeping, no I/O: the callbacks are the journal writer's. Bounded by what the journal holds.
  */
 import type { Event } from '../ingest/event.ts';
@@ -36,8 +43,18 @@ export interface AttemptInfo {
 }
 
 export interface JournalTracker {
-  /** A committed (or resumed) hit: each of `destinationIds` must settle it before it is finished. */
-  begin(event: Event, hitId: number, destinationIds: readonly string[], tracked?: boolean): void;
+  /**
+   * A committed (or resumed) hit: each of `destinationIds` must settle it before it is finished.
+   * `held`: the destinations a resumed hit has held rows for, with their deadlines.
+   */
+  begin(event: Event, hitId: number, destinationIds: readonly string[], tracked?: boolean, held?: ReadonlyMap<string, number>): void;
+  /** The pipeline holds the event for these destinations until `deadline`: held rows (unless written already). */
+  held(event: Event, destinationIds: readonly string[], deadline: number, info: AttemptInfo): void;
+  /**
+   * `destinationId` decided to send the event (queued, or waiting for room): a held row it has
+   * becomes a waiting row due at `at`, so that a restart does not hold it again.
+   */
+  decided(destinationId: string, event: Event, at: number): void;
   /** `destinationId` settled the event (no-op for an event not journaled). */
   settle(event: Event, destinationId: string): void;
   /** The event was handed to `destinationId`'s delivery: its results will settle it. */
@@ -64,6 +81,8 @@ interface OpenHit {
   /** Destinations not done with it. */
   left: Set<string>;
   tracked: boolean;
+  /** Destinations with a held row, and its deadline. */
+  held: Map<string, number>;
 }
 
 export function createJournalTracker(sink: TrackerSink): JournalTracker {
@@ -75,6 +94,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
 
   function done(hit: OpenHit, destinationId: string): void {
     if (!hit.left.delete(destinationId)) return;
+    hit.held.delete(destinationId);
     if (hit.tracked) sink.settleWork(destinationId, [hit.id]);
     if (hit.left.size > 0) return;
     byId.delete(hit.id);
@@ -98,20 +118,24 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
     return { hitId, destinationId, state, notBefore, attempts: info.attempts, firstAttemptAt: null, reason: info.reason, lastStatus: info.lastStatus, excerpt: info.excerpt, updatedAt: info.at };
   }
 
-  /** Rows for `destinationId`'s state and, when the hit starts being tracked, for the others left. */
-  function track(hit: OpenHit, destinationId: string, own: WorkRow, at: number): WorkRow[] {
-    const rows = [own];
+  const none = (at: number): AttemptInfo => ({ at, attempts: 0, reason: null, lastStatus: null, excerpt: null });
+
+  /** The rows of `own`'s destinations and, when the hit starts being tracked, waiting rows for the others left. */
+  function track(hit: OpenHit, own: WorkRow[], at: number): WorkRow[] {
+    const rows = [...own];
     if (!hit.tracked) {
       hit.tracked = true;
-      const none: AttemptInfo = { at, attempts: 0, reason: null, lastStatus: null, excerpt: null };
-      for (const other of hit.left) if (other !== destinationId) rows.push(row(hit.id, other, 'waiting', at, none));
+      const mine = new Set(own.map((r) => r.destinationId));
+      for (const other of hit.left) if (!mine.has(other)) rows.push(row(hit.id, other, 'waiting', at, none(at)));
     }
+    // A row that is not held replaces a held one.
+    for (const r of own) if (r.state !== 'held') hit.held.delete(r.destinationId);
     return rows;
   }
 
   return {
-    begin(event, hitId, destinationIds, tracked = false) {
-      const hit: OpenHit = { id: hitId, event, left: new Set(destinationIds), tracked };
+    begin(event, hitId, destinationIds, tracked = false, held) {
+      const hit: OpenHit = { id: hitId, event, left: new Set(destinationIds), tracked, held: new Map(held) };
       if (hit.left.size === 0) {
         sink.finish([hitId]);
         return;
@@ -126,6 +150,25 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       for (const d of added) hit.left.add(d);
       hit.tracked = true;
       return { event: hit.event, added };
+    },
+    held(event, destinationIds, deadline, info) {
+      const hit = hits.get(event);
+      if (hit === undefined) return;
+      const own: WorkRow[] = [];
+      for (const d of destinationIds) {
+        // Written already with this deadline (a resumed hold, held again): nothing new to say.
+        if (!hit.left.has(d) || hit.held.get(d) === deadline) continue;
+        own.push(row(hit.id, d, 'held', deadline, info));
+      }
+      if (own.length === 0) return;
+      const rows = track(hit, own, info.at);
+      for (const r of own) hit.held.set(r.destinationId, deadline);
+      sink.putWork(rows);
+    },
+    decided(destinationId, event, at) {
+      const hit = hits.get(event);
+      if (hit === undefined || !hit.held.has(destinationId) || !hit.left.has(destinationId)) return;
+      sink.putWork(track(hit, [row(hit.id, destinationId, 'waiting', at, none(at))], at));
     },
     settle(event, destinationId) {
       const hit = hits.get(event);
@@ -147,7 +190,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       const finished: number[] = [];
       for (const hit of take(destinationId, messageIds)) {
         if (!hit.left.has(destinationId)) continue;
-        rows.push(...track(hit, destinationId, row(hit.id, destinationId, 'dead', info.at, info), info.at));
+        rows.push(...track(hit, [row(hit.id, destinationId, 'dead', info.at, info)], info.at));
         hit.left.delete(destinationId);
         if (hit.left.size === 0) {
           byId.delete(hit.id);
@@ -164,7 +207,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
         // Still queued (the retry keeps it in the delivery): look without taking.
         const hit = queued.get(key(destinationId, messageId))?.[0];
         if (hit === undefined || !hit.left.has(destinationId)) continue;
-        rows.push(...track(hit, destinationId, row(hit.id, destinationId, 'waiting', notBefore, info), info.at));
+        rows.push(...track(hit, [row(hit.id, destinationId, 'waiting', notBefore, info)], info.at));
       }
       if (rows.length > 0) sink.putWork(rows);
     },

@@ -14,6 +14,7 @@
 import { UnavailableError, type TagwardenError } from '../errors.ts';
 import { appendHits, finishHits, putWork, settleWork, type NewHit, type WorkRow } from '../store/journal.ts';
 import type { Db } from '../store/db.ts';
+import { systemClock, type Clock } from './clock.ts';
 
 export interface JournalWriterOptions {
   db: Db;
@@ -27,6 +28,8 @@ export interface JournalWriterOptions {
   /** `Retry-After` (seconds) of a refusal. */
   retryAfterS: number;
   now: () => number;
+  /** Timer of `windowMs` (default the system clock). */
+  clock?: Clock;
   /** What the store already holds unfinished (journalSize at start). */
   initial?: { hits: number; bytes: number };
   /** A group committed: how many hits it made durable (metrics). */
@@ -90,7 +93,10 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
       gathering = [];
       chain = chain.then(() => commit(group));
     };
-    if (o.windowMs > 0) setTimeout(run, o.windowMs);
+    // "The same event-loop turn" is not a time: setImmediate runs once the poll phase has read
+    // every request that was ready, so they all join this group. No clock models that (a fake one
+    // would never fire it); only the extra `windowMs` is a time, on the injected clock.
+    if (o.windowMs > 0) (o.clock ?? systemClock).setTimeout(run, o.windowMs);
     else setImmediate(run);
   }
 
@@ -182,6 +188,7 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
       }
       if (finishing.length > 0 && !finishScheduled) {
         finishScheduled = true;
+        // The finishes of this event-loop turn share one write (a turn, not a time: see schedule).
         setImmediate(flushFinished);
       }
     },
