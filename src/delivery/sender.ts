@@ -11,7 +11,7 @@ import { scrubPiiText } from '../observability/pii.ts';
 import type { AttemptOutcome } from './retry-policy.ts';
 
 export interface DeliveryAgentOptions {
-  /** Most sockets per vendor origin. Default 16. */
+  /** Most sockets per vendor origin (opened as needed). Default 128, GA4's maxInFlight. */
   connectionsPerOrigin?: number;
   /** How long an idle keep-alive socket is kept when the server does not say. Default 4000 ms. */
   keepAliveTimeoutMs?: number;
@@ -24,7 +24,7 @@ export interface DeliveryAgentOptions {
 /** The one shared connection pool for all vendor traffic: keep-alive, a pool per origin. */
 export function createDeliveryAgent(options: DeliveryAgentOptions = {}): Agent {
   return new Agent({
-    connections: options.connectionsPerOrigin ?? 16,
+    connections: options.connectionsPerOrigin ?? 128,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
     keepAliveMaxTimeout: options.keepAliveMaxTimeoutMs ?? 60_000,
     connect: { timeout: options.connectTimeoutMs ?? 10_000 },
