@@ -24,6 +24,14 @@ export interface QueueStats {
   awaitingRetry: number;
 }
 
+/** Event-loop delay (p99, max) and garbage-collection pauses (longest, total) over a sampling interval, in ms. */
+export interface LoopStats {
+  p99Ms: number;
+  maxMs: number;
+  gcMaxMs: number;
+  gcTotalMs: number;
+}
+
 export interface Sample {
   /** Seconds since the load started. */
   t: number;
@@ -35,6 +43,8 @@ export interface Sample {
   sink: Record<string, { requests: number; events: number }>;
   /** Each destination's delivery queue in Tagwarden; undefined when the stats could not be read. */
   queues: Record<string, QueueStats> | undefined;
+  /** Tagwarden's event-loop delay since the previous sample (ms): how long it was blocked at worst, and its GC pauses. */
+  loop: LoopStats | undefined;
   /** CPU seconds (user + system) Tagwarden's process had used; undefined off Linux. */
   cpuS: number | undefined;
 }
@@ -75,15 +85,17 @@ export function startSampler(o: SamplerOptions): Sampler {
   let stopped = false;
 
   async function take(): Promise<Sample> {
-    const [sink, queues] = await Promise.all([
+    const [sink, stats] = await Promise.all([
       getJson<Record<string, { requests: number; events: number }>>(o.sinkPort, '/__stats'),
-      getJson<Record<string, QueueStats>>(o.tagwardenPort, '/__bench/delivery'),
+      getJson<Record<string, QueueStats> & { __loop?: LoopStats }>(o.tagwardenPort, '/__bench/delivery'),
     ]);
+    const { __loop: loop, ...queues } = stats ?? {};
     const sample: Sample = {
       t: (performance.now() - startedAt) / 1000,
       ...o.counts(),
       sink: Object.fromEntries(Object.entries(sink ?? {}).map(([p, s]) => [p, { requests: s.requests, events: s.events }])),
-      queues,
+      queues: stats === undefined ? undefined : queues,
+      loop,
       cpuS: processCpuSeconds(o.tagwardenPid),
     };
     samples.push(sample);

@@ -235,7 +235,7 @@ function keepUpLines(results: readonly RunResult[]): string[] {
     const refusedShare = r.ok + r.non2xx === 0 ? 0 : r.non2xx / (r.ok + r.non2xx);
     out.push(
       `  ${label(r.mode)}: ${int(r.non2xx)} hits refused (${fmt(100 * refusedShare, 1)}%); Tagwarden CPU ${fmt(r.cpuPerHitUs)} us per acknowledged hit ` +
-        '(from the start of the load until the queues were empty)',
+        `(from the start of the load until the queues were empty); longest event-loop stall ${fmt(loopMax(r.samples, 0, r.samples.length - 1, 'maxMs'))} ms, longest GC pause ${fmt(loopMax(r.samples, 0, r.samples.length - 1, 'gcMaxMs'))} ms`,
     );
   }
   out.push('  (requests, ev/req, req/s, peak: what the sink received until the last hit was answered; peak: the busiest sampling interval)');
@@ -250,11 +250,14 @@ function timelineLines(r: RunResult): string[] {
   const step = Math.max(1, Math.ceil((s.length - 1) / TIMELINE_ROWS));
   const pad = (v: string, n: number): string => v.padStart(n);
   const out: string[] = [];
-  out.push(`  timeline (per second between rows; queue = events held by the destination at the row's time; * = after the last hit):`);
+  out.push(
+    "  timeline (per second between rows; queue = events held by the destination at the row's time; CPU % of one core; " +
+      'loop max, gc max = longest event-loop stall and GC pause since the row before, gc ms/s = time in GC; * = after the last hit):',
+  );
   out.push(
     `    ${pad('t s', 6)} ${pad('sent/s', 7)} ${pad('2xx/s', 7)} ${pad('503/s', 7)} ` +
       ids.map((id) => `${pad(`${id} req/s`, id.length + 6)} ${pad(`${id} queue`, id.length + 6)}`).join(' ') +
-      ` ${pad('CPU %', 6)}`,
+      ` ${pad('CPU %', 6)} ${pad('loop max ms', 11)} ${pad('gc max ms', 9)} ${pad('gc ms/s', 7)}`,
   );
   const rows: number[] = [];
   for (let i = step; i < s.length; i += step) rows.push(i);
@@ -271,9 +274,27 @@ function timelineLines(r: RunResult): string[] {
         ids
           .map((id) => `${pad(rate(prev.sink[`/${id}`]?.requests ?? 0, cur.sink[`/${id}`]?.requests ?? 0), id.length + 6)} ${pad(int(cur.queues?.[id]?.queued ?? 0), id.length + 6)}`)
           .join(' ') +
-        ` ${pad(cpu, 6)}`,
+        ` ${pad(cpu, 6)} ${pad(fmt(loopMax(s, s.indexOf(prev), i, 'maxMs'), 0), 11)} ${pad(fmt(loopMax(s, s.indexOf(prev), i, 'gcMaxMs'), 0), 9)} ` +
+        `${pad(fmt(gcTotal(s, s.indexOf(prev), i) / dt, 0), 7)}`,
     );
     prev = cur;
   }
   return out;
+}
+
+/** The largest `key` (event-loop stall, GC pause) sampled after sample `from` up to sample `to`. */
+function loopMax(s: readonly Sample[], from: number, to: number, key: 'maxMs' | 'gcMaxMs'): number | undefined {
+  let max: number | undefined;
+  for (let i = from + 1; i <= to; i++) {
+    const m = s[i]?.loop?.[key];
+    if (m !== undefined) max = Math.max(max ?? 0, m);
+  }
+  return max;
+}
+
+/** GC pause time (ms) sampled after sample `from` up to sample `to`. */
+function gcTotal(s: readonly Sample[], from: number, to: number): number {
+  let total = 0;
+  for (let i = from + 1; i <= to; i++) total += s[i]?.loop?.gcTotalMs ?? 0;
+  return total;
 }

@@ -15,7 +15,9 @@
  * `--connections-per-origin` sets `delivery.connectionsPerOrigin` (otherwise the defaults hold).
  *
  * `GET /__bench/delivery` (bench only, answered before the app sees the request) returns each
- * destination's delivery queue (`Delivery.stats()`), for bench/verify's timeline.
+ * destination's delivery queue (`Delivery.stats()`) and, under the key `__loop`, the event loop's
+ * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
+ * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
  *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
@@ -23,6 +25,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { openDb } from '../../src/store/open.ts';
 import { createApp } from '../../src/app.ts';
@@ -69,10 +72,23 @@ const dir = journalMode === 'off' ? undefined : mkdtempSync(join(tmpdir(), 'tw-b
 const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
 const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
 await app.recover();
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+// Garbage-collection pauses since the previous call: the longest, and their sum (ms).
+let gc = { maxMs: 0, totalMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.totalMs += e.duration;
+    if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 const server = createHttpServer(config.server, (req, res) => {
   if (req.url === '/__bench/delivery' && req.method === 'GET') {
+    const loop = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMaxMs: gc.maxMs, gcTotalMs: gc.totalMs };
+    loopDelay.reset();
+    gc = { maxMs: 0, totalMs: 0 };
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(app.delivery.stats()));
+    res.end(JSON.stringify({ ...app.delivery.stats(), __loop: loop }));
     return;
   }
   app.handler(req, res);
