@@ -138,6 +138,8 @@ export interface KeepUp {
   delivered: number;
   /** Dropped on purpose with a reason: drop decisions and drops before a send. */
   decided: number;
+  /** Still unsent when Tagwarden stopped, parked for after the restart (the journal keeps them: not lost). */
+  parked: number;
   /** acknowledged = delivered + decided. */
   balanced: boolean;
   /** Vendor requests and events the sink received for this destination during the load (to its end). */
@@ -186,6 +188,7 @@ export function keepUp(input: KeepUpInput): KeepUp[] {
     const decided =
       counted(input.counters?.decisions, (p) => p[0] === destination && p[1] === 'drop') +
       counted(input.counters?.deliveries, (p) => p[0] === destination && p[1] === 'dropped');
+    const parked = counted(input.counters?.deliveries, (p) => p[0] === destination && p[1] === 'parked');
     const reqAt = (s: Sample | undefined): number => s?.sink[path]?.requests ?? 0;
     const seconds = first !== undefined && last !== undefined ? last.t - first.t : 0;
     let peak = 0;
@@ -201,6 +204,7 @@ export function keepUp(input: KeepUpInput): KeepUp[] {
       acknowledged: input.okHits,
       delivered,
       decided,
+      parked,
       balanced,
       requests: reqAt(last),
       events: last?.sink[path]?.events ?? 0,

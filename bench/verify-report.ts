@@ -220,14 +220,21 @@ function keepUpLines(results: readonly RunResult[]): string[] {
   out.push(`delivery per destination (keeps up: no hit refused, acknowledged = delivered + decided, queue empty within ${DRAIN_BUDGET_MS / 1000} s of the last hit):`);
   const pad = (s: string, n: number): string => s.padStart(n);
   out.push(
-    `  run          dest     ${pad('acknowledged', 12)} ${pad('delivered', 9)} ${pad('decided', 7)} ${pad('requests', 8)} ${pad('ev/req', 6)} ${pad('req/s', 6)} ${pad('peak', 6)} ` +
+    `  run          dest     ${pad('acknowledged', 12)} ${pad('delivered', 9)} ${pad('decided', 7)} ${pad('parked', 6)} ${pad('requests', 8)} ${pad('ev/req', 6)} ${pad('req/s', 6)} ${pad('peak', 6)} ` +
       `${pad('max queue', 9)} ${pad('at end', 6)} ${pad('drained', 8)}  verdict`,
   );
   for (const r of results) {
     for (const k of r.keepUp) {
-      const verdict = k.keepsUp ? 'KEEPS UP' : !k.balanced ? 'LOST EVENTS' : r.non2xx > 0 ? 'refused hits' : 'FALLS BEHIND';
+      const accounted = k.delivered + k.decided + k.parked === k.acknowledged;
+      const verdict = k.keepsUp
+        ? 'KEEPS UP'
+        : !accounted
+          ? 'LOST EVENTS'
+          : k.drainedAfterMs === undefined || k.drainedAfterMs > DRAIN_BUDGET_MS
+            ? `FALLS BEHIND${k.parked > 0 ? ` (${int(k.parked)} parked at shutdown, kept by the journal)` : ''}`
+            : 'refused hits';
       out.push(
-        `  ${label(r.mode).padEnd(12)} ${k.destination.padEnd(8)} ${pad(int(k.acknowledged), 12)} ${pad(int(k.delivered), 9)} ${pad(int(k.decided), 7)} ${pad(int(k.requests), 8)} ` +
+        `  ${label(r.mode).padEnd(12)} ${k.destination.padEnd(8)} ${pad(int(k.acknowledged), 12)} ${pad(int(k.delivered), 9)} ${pad(int(k.decided), 7)} ${pad(int(k.parked), 6)} ${pad(int(k.requests), 8)} ` +
           `${pad(fmt(k.requests > 0 ? k.events / k.requests : NaN, 1), 6)} ${pad(fmt(k.requestsPerSec), 6)} ${pad(fmt(k.peakRequestsPerSec), 6)} ${pad(int(k.maxQueued), 9)} ` +
           `${pad(int(k.queuedAtLoadEnd), 6)} ${pad(k.drainedAfterMs === undefined ? 'no' : `${fmt(k.drainedAfterMs / 1000, 1)} s`, 8)}  ${verdict}`,
       );
@@ -238,7 +245,10 @@ function keepUpLines(results: readonly RunResult[]): string[] {
         `(from the start of the load until the queues were empty); longest event-loop stall ${fmt(loopMax(r.samples, 0, r.samples.length - 1, 'maxMs'))} ms, longest GC pause ${fmt(loopMax(r.samples, 0, r.samples.length - 1, 'gcMaxMs'))} ms`,
     );
   }
-  out.push('  (requests, ev/req, req/s, peak: what the sink received until the last hit was answered; peak: the busiest sampling interval)');
+  out.push(
+    '  (parked: not yet sent when Tagwarden stopped, kept in the journal for after a restart; requests, ev/req, req/s, peak: what the sink received ' +
+      'until the last hit was answered; peak: the busiest sampling interval)',
+  );
   return out;
 }
 
