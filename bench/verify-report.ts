@@ -11,7 +11,7 @@ import { DRAIN_BUDGET_MS, type KeepUp, type Sample } from './keep-up.ts';
 
 /** Upstream calls per hit the issue asks for at most. */
 const MAX_CALLS_PER_HIT = 0.1;
-/** Most rows of the printed timeline: longer runs are shown in coarser steps. */
+/** Rows of the printed timeline, about: longer runs are shown in coarser steps. */
 const TIMELINE_ROWS = 24;
 
 export type Mode = 'upstream' | 'carried';
@@ -252,12 +252,14 @@ function keepUpLines(results: readonly RunResult[]): string[] {
   return out;
 }
 
-/** The sampled timeline of one run, in at most TIMELINE_ROWS steps. */
+/** The sampled timeline of one run, in about TIMELINE_ROWS steps of equal time. */
 function timelineLines(r: RunResult): string[] {
   const s = r.samples;
   if (s.length < 2) return [];
   const ids = [...new Set(s.flatMap((x) => Object.keys(x.queues ?? {})))].sort();
-  const step = Math.max(1, Math.ceil((s.length - 1) / TIMELINE_ROWS));
+  // Rows by time, not by sample: the drain after the load is sampled far more often than the load.
+  const span = s.at(-1)!.t - s[0]!.t;
+  const rowSeconds = span / TIMELINE_ROWS;
   const pad = (v: string, n: number): string => v.padStart(n);
   const out: string[] = [];
   out.push(
@@ -270,8 +272,12 @@ function timelineLines(r: RunResult): string[] {
       ` ${pad('CPU %', 6)} ${pad('loop max ms', 11)} ${pad('gc max ms', 9)} ${pad('gc ms/s', 7)}`,
   );
   const rows: number[] = [];
-  for (let i = step; i < s.length; i += step) rows.push(i);
-  if (rows.at(-1) !== s.length - 1) rows.push(s.length - 1);
+  for (let i = 1, from = s[0]!.t; i < s.length; i++) {
+    if (s[i]!.t - from >= rowSeconds || i === s.length - 1) {
+      rows.push(i);
+      from = s[i]!.t;
+    }
+  }
   let prev = s[0]!;
   for (const i of rows) {
     const cur = s[i]!;
