@@ -74,7 +74,7 @@ const DEFAULT_EXCERPT_CHARS = 256;
  * `request()`: no response stream to iterate, no `AbortSignal.timeout` and `AbortSignal.any` per
  * request, and the body is kept only up to `maxResponseBytes`. With one client per request (GA4),
  * a destination sends thousands of these a second on the thread that answers hits, and `request()`
- * with two signals cost about 55 µs of CPU per request more here (docs/performance.md).
+ * with two signals cost about 50 µs of CPU per request more here (docs/performance.md).
  */
 export function sendVendorRequest(dispatcher: Dispatcher, req: VendorRequest, options: SendOptions): Promise<SendResult> {
   const now = options.now ?? Date.now;
