@@ -144,7 +144,7 @@ export interface IngestReport {
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 
 /** utime + stime of a process in seconds, from /proc (Linux); undefined elsewhere. */
-function processCpuSeconds(pid: number): number | undefined {
+export function processCpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

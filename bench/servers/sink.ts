@@ -1,11 +1,14 @@
 /**
- * The fake vendor: answers every request 200 `{}` as soon as the body is read, and counts, per
- * path (/meta, /ga4, /webhook), the requests, the events in them (the first top-level array of
- * the JSON body: Meta's `data`, GA4's `events`, the webhook's `batch`) and the bytes.
- * GET /__stats returns the counts; POST /__reset zeroes them.
+ * The fake vendor: answers every request 200 `{}` as soon as the body is read (or `--delay-ms`
+ * later, standing in for a vendor's answer time over the internet), and counts, per path (/meta,
+ * /ga4, /webhook), the requests, the events in them (the first top-level array of the JSON body:
+ * Meta's `data`, GA4's `events`, the webhook's `batch`), the bytes and the peak of concurrent
+ * requests. GET /__stats returns the counts; POST /__reset zeroes them.
+ *
+ *   node bench/servers/sink.ts [--delay-ms 0]
  */
 import { createServer } from 'node:http';
-import { exitOnSigterm, reportReady, tieToParent } from './common.ts';
+import { arg, exitOnSigterm, reportReady, tieToParent } from './common.ts';
 
 export interface SinkPathStats {
   requests: number;
@@ -14,9 +17,15 @@ export interface SinkPathStats {
   largestBatch: number;
   /** Bodies that were not JSON or had no array. */
   unparsed: number;
+  /** Most requests of this path open at once (read, or waiting for the delayed answer). */
+  maxInFlight: number;
 }
 
 tieToParent();
+
+const delayMs = Number(arg('delay-ms', '0'));
+if (!(Number.isFinite(delayMs) && delayMs >= 0)) throw new Error('--delay-ms must be a number >= 0');
+const inFlight = new Map<string, number>();
 
 let stats: Record<string, SinkPathStats> = {};
 
@@ -48,11 +57,14 @@ const server = createServer((req, res) => {
     res.end();
     return;
   }
+  const open = (inFlight.get(path) ?? 0) + 1;
+  inFlight.set(path, open);
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks);
-    const s = (stats[path] ??= { requests: 0, events: 0, bytes: 0, largestBatch: 0, unparsed: 0 });
+    const s = (stats[path] ??= { requests: 0, events: 0, bytes: 0, largestBatch: 0, unparsed: 0, maxInFlight: 0 });
+    if (open > s.maxInFlight) s.maxInFlight = open;
     s.requests += 1;
     s.bytes += body.length;
     const n = countEvents(body.toString('utf8'));
@@ -61,9 +73,14 @@ const server = createServer((req, res) => {
       s.events += n;
       if (n > s.largestBatch) s.largestBatch = n;
     }
-    res.statusCode = 200;
-    res.setHeader('content-type', 'application/json');
-    res.end('{}');
+    const answer = (): void => {
+      inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
+      res.statusCode = 200;
+      res.setHeader('content-type', 'application/json');
+      res.end('{}');
+    };
+    if (delayMs > 0) setTimeout(answer, delayMs);
+    else answer();
   });
 });
 

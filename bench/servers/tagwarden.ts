@@ -7,9 +7,17 @@
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
  *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store]
+ *                                   [--max-in-flight ga4=64,meta=8] [--connections-per-origin N]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
  * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
+ * `--max-in-flight` sets `destinations[].maxInFlight` by destination id and
+ * `--connections-per-origin` sets `delivery.connectionsPerOrigin` (otherwise the defaults hold).
+ *
+ * `GET /__bench/delivery` (bench only, answered before the app sees the request) returns each
+ * destination's delivery queue (`Delivery.stats()`) and, under the key `__loop`, the event loop's
+ * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
+ * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
  *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
@@ -17,6 +25,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { openDb } from '../../src/store/open.ts';
 import { createApp } from '../../src/app.ts';
@@ -45,6 +54,17 @@ const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
 const raw = benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }) as Record<string, unknown>;
 if (journalMode === 'store') raw.delivery = { ...(raw.delivery as object | undefined), journal: { enabled: false } };
+if (process.argv.includes('--connections-per-origin')) {
+  raw.delivery = { ...(raw.delivery as object | undefined), connectionsPerOrigin: Number(arg('connections-per-origin')) };
+}
+if (process.argv.includes('--max-in-flight')) {
+  for (const pair of arg('max-in-flight').split(',')) {
+    const [id, n] = pair.split('=');
+    const d = (raw.destinations as Record<string, unknown>[]).find((x) => x.id === id);
+    if (d === undefined || n === undefined) throw new Error(`--max-in-flight: no destination ${id ?? ''} (pairs are <id>=<n>)`);
+    d.maxInFlight = Number(n);
+  }
+}
 const config = parseConfig(raw, { env: {}, extraChecks: (r) => checkDestinations(r, templates) }, 'bench config');
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
@@ -52,7 +72,27 @@ const dir = journalMode === 'off' ? undefined : mkdtempSync(join(tmpdir(), 'tw-b
 const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
 const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
 await app.recover();
-const server = createHttpServer(config.server, app.handler);
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+// Garbage-collection pauses since the previous call: the longest, and their sum (ms).
+let gc = { maxMs: 0, totalMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.totalMs += e.duration;
+    if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+const server = createHttpServer(config.server, (req, res) => {
+  if (req.url === '/__bench/delivery' && req.method === 'GET') {
+    const loop = { p99Ms: loopDelay.percentile(99) / 1e6, maxMs: loopDelay.max / 1e6, gcMaxMs: gc.maxMs, gcTotalMs: gc.totalMs };
+    loopDelay.reset();
+    gc = { maxMs: 0, totalMs: 0 };
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ ...app.delivery.stats(), __loop: loop }));
+    return;
+  }
+  app.handler(req, res);
+});
 server.listen(config.server.port, config.server.host, () => reportReady(server));
 
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */

@@ -93,6 +93,9 @@ const idSourceSchema = z
   ])
   .describe('One place to read the visitor id from: `{cookie: name}`, `{query: name}`, `{body: dotted.path}` or `{header: name}`.');
 
+/** destinations[].maxInFlight when neither the destination nor its template sets it. */
+export const DEFAULT_MAX_IN_FLIGHT = 16;
+
 export const destinationSchema = z
   .object({
     id: destinationId,
@@ -132,8 +135,10 @@ export const destinationSchema = z
       .int()
       .min(1)
       .max(256)
-      .default(16)
-      .describe('Most concurrent requests to this destination. GA4 sends one request per visitor batch, so it needs more than a vendor that batches everyone together.'),
+      .optional()
+      .describe(
+        `Most concurrent requests to this destination. Default: the template's \`request.maxInFlight\` (the shipped \`ga4\` and \`ga4-collect\`: 128, since GA4 takes one client per request), else ${DEFAULT_MAX_IN_FLIGHT}. Throughput is at most maxInFlight / the vendor's answer time; keep \`delivery.connectionsPerOrigin\` at least as large.`,
+      ),
   })
   .strict();
 
@@ -344,7 +349,14 @@ export const configSchema = z
         maxTotalMs: z.int().min(1000).max(86_400_000).default(14_400_000).describe('Give up retrying after this long since the first attempt (4 h, as Segment does); then the event is a dead letter in the journal.'),
         baseDelayMs: z.int().min(1).max(60_000).default(500).describe('Backoff base: attempt n waits up to base * 2^(n-1) (full jitter).'),
         maxDelayMs: z.int().min(1).max(3_600_000).default(60_000).describe('Largest backoff between two attempts (Retry-After may ask for more and is honoured).'),
-        connectionsPerOrigin: z.int().min(1).max(256).default(16).describe('Keep-alive connections per vendor origin.'),
+        connectionsPerOrigin: z
+          .int()
+          .min(1)
+          .max(256)
+          .default(128)
+          .describe(
+            'Most keep-alive connections per vendor origin (opened as needed). At least the largest maxInFlight of the destinations sharing an origin (GA4: 128), or requests wait for a connection with their timeout running.',
+          ),
         maxQueuedEvents: z.int().min(1).max(1_000_000).default(10_000).describe('Most events waiting per destination; beyond it new events are refused and counted.'),
         journal: z
           .object({

@@ -34,7 +34,8 @@ describe('sendVendorRequest', () => {
     });
     const r = await sendVendorRequest(agent, post(`${s.url}/collect?token=abc`), { timeoutMs: 2000 });
     expect(r.outcome).toEqual({ kind: 'response', status: 200 });
-    expect(r.excerpt).toBe('{"events_received":1}');
+    // A success's body is not read for an excerpt: nothing reports it.
+    expect(r.excerpt).toBeUndefined();
     expect(r.truncated).toBe(false);
     expect(s.received[0]).toMatchObject({ method: 'POST', url: '/collect?token=abc', body: '{"batch":[1]}' });
     expect(s.received[0]!.headers['content-type']).toBe('application/json');
@@ -111,6 +112,34 @@ describe('sendVendorRequest', () => {
     const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 200 });
     // The vendor's verdict (200) already arrived: the stalled body does not turn it into a failure.
     expect(r.outcome).toEqual({ kind: 'response', status: 200 });
+  });
+
+  it('a request still waiting for a pool connection ends on its own budget or abort, before the request holding the connection', async () => {
+    const s = await server(() => {
+      // never respond: the first request holds the only connection
+    });
+    const one = createDeliveryAgent({ connectionsPerOrigin: 1 });
+    try {
+      const holder = sendVendorRequest(one, post(s.url), { timeoutMs: 5000 });
+      const controller = new AbortController();
+      const queuedTimeout = sendVendorRequest(one, post(s.url), { timeoutMs: 100 });
+      const queuedAbort = sendVendorRequest(one, post(s.url), { timeoutMs: 5000, signal: controller.signal });
+      const first = await Promise.race([queuedTimeout.then((r) => ({ r, which: 'queued' })), holder.then((r) => ({ r, which: 'holder' }))]);
+      expect(first).toEqual({ which: 'queued', r: expect.objectContaining({ outcome: { kind: 'timeout' } }) });
+      controller.abort();
+      expect((await queuedAbort).outcome).toEqual({ kind: 'network', code: 'ABORTED' });
+    } finally {
+      await one.destroy();
+    }
+  });
+
+  it('an already aborted signal sends nothing', async () => {
+    const s = await server((_req, res) => res.end('ok'));
+    const controller = new AbortController();
+    controller.abort();
+    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, signal: controller.signal });
+    expect(r.outcome).toEqual({ kind: 'network', code: 'ABORTED' });
+    expect(s.received).toHaveLength(0);
   });
 
   it('reports connection refused as a network outcome with its code', async () => {

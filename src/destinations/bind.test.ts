@@ -394,6 +394,19 @@ describe('needsItems: batches that keep only the JSON of their items', () => {
     expect(bindDestination({ id: 'd', template: template({ request: settingsOnly, batch: undefined }), settings }).needsItems).toBe(true);
   });
 
+  test('a URL and headers that read only settings are built once: each request gets that URL and a headers object of its own', () => {
+    const request = { ...settingsOnly, headers: { 'x-account': { '@setting': 'account' } } };
+    const dest = bindDestination({ id: 'd', template: template({ request }), settings });
+    const first = dest.buildRequest({ client: 'a' }, [{ n: 1 }]);
+    first.headers['x-mutated'] = 'by the caller';
+    const second = dest.buildRequest({ client: 'b' }, [{ n: 2 }]);
+    // The same as a destination bound afresh builds for its first request.
+    const fresh = bindDestination({ id: 'd', template: template({ request }), settings }).buildRequest({ client: 'b' }, [{ n: 2 }]);
+    expect(second).toEqual(fresh);
+    expect(second.url).toBe(first.url);
+    expect(second.headers).toEqual({ 'x-account': String(settings.account), 'content-type': 'application/json' });
+  });
+
   test('placeholders plus JSON build the same request as the items themselves', () => {
     const dest = bindDestination({ id: 'd', template: template({ request: settingsOnly }), settings });
     fc.assert(

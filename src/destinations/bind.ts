@@ -174,6 +174,14 @@ export function bindDestination(options: BindOptions): BoundDestination {
   // Line bodies are encoded from the items themselves.
   const needsItems = into === undefined || lines || /"@(?:path|arrayPath)"|\{\{\s*\$/.test(JSON.stringify(template.definition.request));
 
+  // A URL and headers that read nothing of the event (GA4's: the endpoint and two settings) are the
+  // same for every request: built once rather than parsed and re-serialised per request, which for
+  // one request per client was a fifth of what building a request cost.
+  const staticUrl = !lines && !request.url.readsEvent && request.query.every(([, m]) => !m.readsEvent);
+  const staticHeaders = request.headers.every(([, m]) => !m.readsEvent);
+  let staticHref: string | undefined;
+  let fixedHeaders: Readonly<Record<string, string>> | undefined;
+
   function fail(messageId: string, message: string, details?: unknown): RenderedEvent {
     return { ok: false, kind: 'error', error: new RenderError(`${id} (${template.id}): ${message}`, { details }), messageId };
   }
@@ -260,6 +268,18 @@ export function bindDestination(options: BindOptions): BoundDestination {
       const item = items[0];
       body = isPlainRecord(item) ? { ...envelope, ...item } : { ...envelope };
     }
+    const href = staticUrl ? (staticHref ??= urlOf(body, envelope)) : urlOf(body, envelope);
+    const headers: Record<string, string> = staticHeaders ? { ...(fixedHeaders ??= headersOf(body)) } : headersOf(body);
+    if (request.method === 'GET') return { method: request.method, url: href, headers };
+    if (lines) {
+      headers['content-type'] ??= 'text/plain;charset=UTF-8';
+      return { method: request.method, url: href, headers, body: items.map(lineOf).join('\n') };
+    }
+    headers['content-type'] ??= 'application/json';
+    return { method: request.method, url: href, headers, body: splice ? splicedBody(envelope, itemJson) : JSON.stringify(body) };
+  }
+
+  function urlOf(body: Record<string, unknown>, envelope: Record<string, unknown>): string {
     const rendered = request.url.evaluate(body, settings);
     if (typeof rendered !== 'string') throw new RenderError(`${id} (${template.id}): request.url did not render to a string`);
     let url: URL;
@@ -281,6 +301,10 @@ export function bindDestination(options: BindOptions): BoundDestination {
         if (text !== undefined) url.searchParams.append(name, text);
       }
     }
+    return url.href;
+  }
+
+  function headersOf(body: Record<string, unknown>): Record<string, string> {
     const headers: Record<string, string> = {};
     for (const [name, mapping] of request.headers) {
       const text = scalarText(mapping.evaluate(body, settings));
@@ -289,13 +313,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
       if (/[\r\n\0]/.test(text)) throw new RenderError(`${id} (${template.id}): header "${name}" contains a line break`);
       headers[name] = text;
     }
-    if (request.method === 'GET') return { method: request.method, url: url.href, headers };
-    if (lines) {
-      headers['content-type'] ??= 'text/plain;charset=UTF-8';
-      return { method: request.method, url: url.href, headers, body: items.map(lineOf).join('\n') };
-    }
-    headers['content-type'] ??= 'application/json';
-    return { method: request.method, url: url.href, headers, body: splice ? splicedBody(envelope, itemJson) : JSON.stringify(body) };
+    return headers;
   }
 
   /**

@@ -62,6 +62,8 @@ export interface CompiledRequest {
   idempotencyKey: string[] | undefined;
   /** The ambiguous failures the template declares safe to resend (`request.retrySafe`). */
   retrySafe: ReadonlySet<RetrySafeFailure>;
+  /** The template's default for destinations[].maxInFlight (`request.maxInFlight`), when it sets one. */
+  maxInFlight: number | undefined;
 }
 
 /** A validated template with every mapping compiled; what `bindDestination` takes. */
@@ -165,6 +167,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
     headers: Object.entries(def.request.headers ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.headers', k), issues)]),
     idempotencyKey: def.request.idempotencyKey === undefined ? undefined : fieldRef(def.request.idempotencyKey).segments,
     retrySafe: new Set(def.request.retrySafe ?? []),
+    maxInFlight: def.request.maxInFlight,
   };
 
   const rules: CompiledRule[] = def.mappings.map((rule, index) => {

@@ -197,6 +197,33 @@ describe('@setting', () => {
   });
 });
 
+describe('readsEvent: whether a mapping can differ from one event to the next', () => {
+  const reads = (mapping: unknown): boolean => compileMapping(mapping, { settings: ['id', 'token'] }).readsEvent;
+
+  test('literals and settings alone do not read the event', () => {
+    expect(reads('https://vendor.example/collect')).toBe(false);
+    expect(reads({ a: { '@setting': 'id' }, b: '{{settings.token}}', c: [1, { '@path': '$.settings.id' }] })).toBe(false);
+    expect(reads({ '@transform': { fn: 'upper', value: { '@setting': 'id' } } })).toBe(false);
+  });
+
+  test('any path into the event reads it, however deep it sits', () => {
+    expect(reads({ a: { b: [{ '@path': '$.userId' }] } })).toBe(true);
+    expect(reads({ '@template': 'https://vendor.example/{{$.properties.region}}/collect' })).toBe(true);
+    expect(reads({ '@if': { exists: { '@path': '$$.userId' }, then: 'a', else: 'b' } })).toBe(true);
+    expect(reads({ '@arrayPath': ['$.properties.list', { id: { '@path': '$.id' } }] })).toBe(true);
+  });
+
+  test('a mapping that does not read the event evaluates the same for every event', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), (a, b) => {
+        const m = compileMapping({ u: { '@template': 'https://x.example/{{settings.id}}' }, k: { '@setting': 'token' } }, { settings: ['id', 'token'] });
+        expect(m.readsEvent).toBe(false);
+        expect(m.evaluate(a, { id: 'i', token: 't' })).toEqual(m.evaluate(b, { id: 'i', token: 't' }));
+      }),
+    );
+  });
+});
+
 describe('@template', () => {
   const settings = { pixelId: '12 34', token: 'a/b' };
   test.each([

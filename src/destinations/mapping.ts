@@ -62,6 +62,11 @@ export type Evaluator = (scope: Scope) => unknown;
 export interface CompiledMapping {
   /** Empty when the mapping is valid; otherwise `evaluate` must not be relied on. */
   readonly issues: readonly MappingIssue[];
+  /**
+   * False when no part of the mapping reads the event (only literals and settings): its value is
+   * then the same for every event, so a caller may evaluate it once per bound destination.
+   */
+  readonly readsEvent: boolean;
   /** Evaluate against `root` (the event: `$`) and the bound settings. Never throws on JSON input. */
   evaluate(root: unknown, settings?: Readonly<Record<string, unknown>>): unknown;
 }
@@ -75,11 +80,12 @@ export interface CompileOptions {
 
 /** Compile a mapping once; collect every problem rather than stopping at the first. */
 export function compileMapping(mapping: unknown, options: CompileOptions = {}): CompiledMapping {
-  const ctx: Ctx = { settings: new Set(options.settings ?? []), issues: [], inArray: false, depth: 0 };
+  const ctx: Ctx = { settings: new Set(options.settings ?? []), issues: [], inArray: false, depth: 0, reads: { event: false } };
   const evaluator = compileNode(mapping, ctx, options.at ?? '');
   const noSettings: Readonly<Record<string, unknown>> = {};
   return {
     issues: ctx.issues,
+    readsEvent: ctx.reads.event,
     evaluate: (root, settings = noSettings) => evaluator({ root, current: root, settings }),
   };
 }
@@ -93,6 +99,8 @@ interface Ctx {
   /** Inside an `@arrayPath` item mapping, `$` is the element, not the event. */
   inArray: boolean;
   depth: number;
+  /** Set once a path reader is compiled (every read of the event, `$` or `$$`, goes through one); shared by child contexts. */
+  reads: { event: boolean };
 }
 
 const ABSENT: Evaluator = () => undefined;
@@ -351,6 +359,7 @@ function compileReader(source: string, ctx: Ctx, at: string): Evaluator | undefi
     return compileSettingRead(name, ctx, at);
   }
   const segments = parsed.segments;
+  ctx.reads.event = true;
   if (parsed.base === 'root') return (scope) => readSegments(scope.root, segments);
   return (scope) => readSegments(scope.current, segments);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.ts';
+import { DEFAULT_MAX_IN_FLIGHT } from '../config/schema.ts';
 import { loadTemplates } from './load.ts';
 import { checkDestinations, resolveDestinations } from './resolve.ts';
 
@@ -21,6 +22,23 @@ describe('destination resolution', () => {
     expect(meta!.policy).toMatchObject({ categories: ['advertising'], combine: 'all', whenUnknown: 'drop' });
     expect(meta2!.policy).toMatchObject({ categories: ['advertising'], whenUnknown: 'hold' });
     expect(crm!.policy).toMatchObject({ categories: [], integrationNames: ['CRM'] });
+  });
+
+  it("maxInFlight: the destination's own, else its template's (the GA4 templates: 128, as docs/templates.md says), else 16", () => {
+    const config = load([
+      { id: 'ga4', template: 'ga4', settings: { measurementId: 'G-ABCD', apiSecret: 's' } },
+      { id: 'hits', template: 'ga4-collect', settings: { measurementId: 'G-ABCD' } },
+      { id: 'ga4-slow', template: 'ga4', settings: { measurementId: 'G-ABCD', apiSecret: 's' }, maxInFlight: 8 },
+      { id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 't' } },
+    ]);
+    expect(resolveDestinations(config, templates).destinations.map((d) => [d.config.id, d.config.maxInFlight])).toEqual([
+      ['ga4', 128],
+      ['hits', 128],
+      ['ga4-slow', 8],
+      ['meta', DEFAULT_MAX_IN_FLIGHT],
+    ]);
+    // The pool has room for the largest default: a request beyond it would wait with its timeout running.
+    expect(config.delivery.connectionsPerOrigin).toBeGreaterThanOrEqual(128);
   });
 
   it('if-configured leaves a destination off while required settings are missing', () => {

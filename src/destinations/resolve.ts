@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.ts';
 import type { ConfigIssue } from '../config/issues.ts';
-import type { DestinationConfig } from '../config/schema.ts';
+import { DEFAULT_MAX_IN_FLIGHT, type DestinationConfig } from '../config/schema.ts';
 import type { PolicyDestination } from '../policy/decide.ts';
 import { bindDestination, validateEndpoint, validateSettings } from './bind.ts';
 import { isPlainRecord } from './dotted.ts';
@@ -11,7 +11,8 @@ export type TemplateCatalog = ReadonlyMap<string, CompiledTemplate>;
 
 /** A configured destination with template defaults applied, ready for the pipeline. */
 export interface ResolvedDestination {
-  config: DestinationConfig;
+  /** The destination's config, `maxInFlight` resolved (its own, else the template's, else DEFAULT_MAX_IN_FLIGHT). */
+  config: DestinationConfig & { maxInFlight: number };
   policy: PolicyDestination;
   bound: BoundDestination;
   dryRun: boolean;
@@ -87,7 +88,7 @@ export function resolveDestinations(config: Config, templates: TemplateCatalog):
     const bound = bindDestination({ id: d.id, template, settings: d.settings, ...(d.endpoint === undefined ? {} : { endpoint: d.endpoint }) });
     const defaults = template.consent;
     destinations.push({
-      config: d,
+      config: { ...d, maxInFlight: d.maxInFlight ?? template.request.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT },
       bound,
       dryRun: d.dryRun,
       truncateIp: d.truncateIp,

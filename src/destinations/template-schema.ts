@@ -94,6 +94,15 @@ export const RequestSchema = z
     idempotencyKey: dottedPath
       .optional()
       .describe('Field of the rendered item that identifies the event to the vendor (e.g. "event_id"); enables POST retries'),
+    maxInFlight: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        'Requests of one destination of this template in flight at once, unless the destination sets destinations[].maxInFlight (omitted: 16). For a vendor that takes one client per request (GA4), concurrency is where its throughput comes from: at most maxInFlight / the vendor\'s answer time requests per second',
+      ),
     retrySafe: z
       .array(z.enum(RETRY_SAFE_FAILURES as unknown as [RetrySafeFailure, ...RetrySafeFailure[]]))
       .max(RETRY_SAFE_FAILURES.length)
