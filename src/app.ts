@@ -404,7 +404,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     const left = work.filter((w) => w.state !== 'dead' && known.has(w.destinationId));
     // Open here already (a replayed dead letter of a hit whose other destinations are still at work
     // in this instance): only the destinations not at work are started, or they would go twice.
-    const reopened = journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId));
+    const reopened = journal?.tracker.reopen(hit.id, left.map((w) => w.destinationId), stored.event);
     if (reopened !== undefined) {
       if (reopened.added.length > 0) pipeline.process(reopened.event, stored.signals, undefined, new Set(reopened.added));
       return;
