@@ -127,6 +127,15 @@ export interface TagwardenExtras {
   counters: Record<string, Record<string, number>> | undefined;
   exit: string;
   stderr: { lines: number; head: string[] };
+  /** The journal's group commits over the measured run alone (from /metrics before and after it); undefined without a journal. */
+  journal: JournalRun | undefined;
+}
+
+/** Transactions and the hits (rows) they committed during one measured run. */
+export interface JournalRun {
+  transactions: number;
+  hits: number;
+  seconds: number;
 }
 
 export interface IngestReport {
@@ -256,6 +265,19 @@ async function sinkStats(sink: ChildHandle): Promise<Record<string, SinkPathStat
   return (await res.json()) as Record<string, SinkPathStats>;
 }
 
+/** Tagwarden's journal counters now (its /metrics, Prometheus text); undefined when it has no journal. */
+async function journalCounters(port: number): Promise<{ transactions: number; hits: number } | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  const value = (name: string): number | undefined => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? undefined : Number(line.slice(name.length + 1));
+  };
+  const transactions = value('tagwarden_journal_commits_total');
+  const hits = value('tagwarden_journal_hits_total');
+  return transactions === undefined || hits === undefined || (transactions === 0 && hits === 0) ? undefined : { transactions, hits };
+}
+
 async function resetSink(sink: ChildHandle): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${sink.port}/__reset`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
   await res.arrayBuffer();
@@ -290,14 +312,20 @@ async function runTarget(
     await sleep(isTagwarden(name) ? 1_500 : 500);
     if (sink !== undefined) await resetSink(sink);
     log(`${tag}: measuring ${o.durationSec}s with ${o.connections} connections`);
+    const journalBefore = sink === undefined ? undefined : await journalCounters(server.port);
     const measured = await load({ ...common, seconds: o.durationSec, watch: { target: server.pid, sink: sink?.pid } });
     const m: Measurement = { target: name, round, ...measured };
     if (!isTagwarden(name) || sink === undefined) return { m };
+    const journalAfter = await journalCounters(server.port);
+    const journal =
+      journalAfter === undefined
+        ? undefined
+        : { transactions: journalAfter.transactions - (journalBefore?.transactions ?? 0), hits: journalAfter.hits - (journalBefore?.hits ?? 0), seconds: measured.durationSec };
 
     // SIGTERM makes Tagwarden flush its batches (like a deploy would), then print its counters.
     const exit = await server.stop();
     const summary = server.messages.find((x): x is { summary: Record<string, Record<string, number>> } => typeof x === 'object' && x !== null && 'summary' in x);
-    return { m, extras: { target: name, round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr } };
+    return { m, extras: { target: name, round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr, journal } };
   } finally {
     await server?.stop();
     await sink?.stop();
@@ -436,6 +464,61 @@ const HIT_LABEL: Record<BenchClient, (bytes: number) => string> = {
   pixel: (b) => `POST /tr, ${b}-byte Meta pixel hit (form-encoded, gcs=G111)`,
 };
 
+/** One ratio line: a over b, for req/s and CPU per hit (with the difference in µs). */
+function ratioLine(name: string, a: TargetSummary, b: TargetSummary, goal = ''): string {
+  const cpu =
+    a.cpuUsPerHit === undefined || b.cpuUsPerHit === undefined
+      ? 'CPU per hit n/a'
+      : `CPU per hit ${(a.cpuUsPerHit / b.cpuUsPerHit).toFixed(2)}x (${a.cpuUsPerHit >= b.cpuUsPerHit ? '+' : ''}${(a.cpuUsPerHit - b.cpuUsPerHit).toFixed(0)} us)`;
+  return `  ${name.padEnd(34)} req/s ${(a.hitsPerSec / b.hitsPerSec).toFixed(2)}, ${cpu}${goal}`;
+}
+
+/**
+ * The journal's figures: its transactions over each measured run (transactions/s, hits per
+ * transaction), and the ratios of the journal on against off (no store, store only) and Express.
+ */
+function journalLines(report: IngestReport, summaries: readonly TargetSummary[]): string[] {
+  const o = report.options;
+  const out: string[] = [];
+  const runs = report.tagwarden.filter((tw) => tw.journal !== undefined && tw.journal.transactions > 0);
+  if (runs.length > 0) {
+    out.push('');
+    out.push('journal, measured runs only (from /metrics before and after; rows = hits):');
+    const rows = runs.map((tw) => {
+      const j = tw.journal!;
+      return [`${TARGETS[tw.target].label}${o.rounds > 1 ? ` #${tw.round}` : ''}`, String(j.transactions), fmt(j.transactions / j.seconds), String(j.hits), fmt(j.hits / j.transactions, 1)];
+    });
+    if (runs.length > 1) {
+      rows.push(['median', '', fmt(median(runs.map((tw) => tw.journal!.transactions / tw.journal!.seconds))), '', fmt(median(runs.map((tw) => tw.journal!.hits / tw.journal!.transactions)), 1)]);
+    }
+    out.push(...table(['target', 'transactions', 'transactions/s', 'hits', 'hits per transaction'], rows));
+  }
+  const on = summaries.find((x) => x.target === 'tagwarden');
+  if (on === undefined) return out;
+  const off = summaries.find((x) => x.target === 'nojournal');
+  const store = summaries.find((x) => x.target === 'storeonly');
+  const ex = summaries.find((x) => x.target === 'express');
+  const lines: string[] = [];
+  if (off !== undefined) {
+    const ratio = on.hitsPerSec / off.hitsPerSec;
+    const goal = 1 - MAX_JOURNAL_COST;
+    lines.push(ratioLine('journal on / journal off (no store)', on, off, `  (goal: req/s >= ${goal.toFixed(2)}) ${ratio >= goal ? 'HOLDS' : 'MISSED'}`));
+  }
+  if (store !== undefined) lines.push(ratioLine('journal on / store only', on, store, '  (the journal\'s own cost)'));
+  if (store !== undefined && off !== undefined) lines.push(ratioLine('store only / no store', store, off, '  (the store\'s: lookups, re-checks)'));
+  if (ex !== undefined && on.cpuUsPerHit !== undefined && ex.cpuUsPerHit !== undefined) {
+    const cpu = on.cpuUsPerHit / ex.cpuUsPerHit;
+    lines.push(ratioLine('journal on / express', on, ex, `  (goal: CPU per hit <= 2x) ${cpu <= 2 ? 'HOLDS' : 'MISSED'}`));
+    if (off?.cpuUsPerHit !== undefined) lines.push(ratioLine('journal off (no store) / express', off, ex, '  (the floor without a journal)'));
+  }
+  if (lines.length > 0) {
+    out.push('');
+    out.push(`journal ratios${o.rounds > 1 ? ` (medians over ${o.rounds} rounds)` : ''}:`);
+    out.push(...lines);
+  }
+  return out;
+}
+
 export function formatReport(report: IngestReport): string[] {
   const o = report.options;
   const out: string[] = [];
@@ -524,28 +607,7 @@ export function formatReport(report: IngestReport): string[] {
     }
     out.push(v.throughputHolds && v.p99Holds ? 'TARGETS HOLD' : 'TARGET MISSED (the bench still exits 0: it measures, it does not gate)');
   }
-  const storeOnly = summaries.find((x) => x.target === 'storeonly');
-  const withJournal = summaries.find((x) => x.target === 'tagwarden');
-  if (storeOnly?.cpuUsPerHit !== undefined && withJournal?.cpuUsPerHit !== undefined) {
-    out.push(`journal on / store only (journal off) CPU per hit: ${(withJournal.cpuUsPerHit / storeOnly.cpuUsPerHit).toFixed(2)}x, req/s: ${(withJournal.hitsPerSec / storeOnly.hitsPerSec).toFixed(2)}`);
-  }
-  const off = summaries.find((x) => x.target === 'nojournal');
-  const on = summaries.find((x) => x.target === 'tagwarden');
-  if (on !== undefined && off !== undefined) {
-    out.push('');
-    out.push(`journal on / journal off req/s : ${(on.hitsPerSec / off.hitsPerSec).toFixed(2)}  (goal >= ${(1 - MAX_JOURNAL_COST).toFixed(2)}: the journal costs at most ${MAX_JOURNAL_COST * 100}% of hits/s)`);
-    if (on.cpuUsPerHit !== undefined && off.cpuUsPerHit !== undefined) out.push(`journal on / journal off CPU per hit: ${(on.cpuUsPerHit / off.cpuUsPerHit).toFixed(2)}x`);
-    const ex = summaries.find((x) => x.target === 'express');
-    if (on.cpuUsPerHit !== undefined && ex?.cpuUsPerHit !== undefined) out.push(`journal on CPU per hit / express CPU per hit: ${(on.cpuUsPerHit / ex.cpuUsPerHit).toFixed(2)}x  (goal <= 2)`);
-  }
-  for (const tw of report.tagwarden) {
-    const c = tw.counters;
-    const commits = c?.journal_commits?.total;
-    const rows = c?.journal_hits?.total;
-    if (commits !== undefined && commits > 0 && rows !== undefined) {
-      out.push(`${TARGETS[tw.target].label}${o.rounds > 1 ? `, round ${tw.round}` : ''}: journal: ${commits} transactions, ${(rows / commits).toFixed(1)} hits per transaction (warm-up included)`);
-    }
-  }
+  out.push(...journalLines(report, summaries));
 
   for (const tw of report.tagwarden) {
     const m = report.measurements.find((x) => x.target === tw.target && x.round === tw.round);

@@ -7,6 +7,7 @@
  */
 import type { BatchLimits, ItemsJson, RenderedEvent } from '../destinations/types.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
+import { knownJson } from './event-json.ts';
 
 /** A successfully rendered event, the only kind that can be delivered. */
 export type RenderedItem = Extract<RenderedEvent, { ok: true }>;
@@ -111,6 +112,9 @@ export function createBatcher(options: BatcherOptions): Batcher {
   }
 
   function measure(item: unknown): { json: string; bytes: number } | undefined {
+    // An item that is the accepted event itself already has its text (the journal made it).
+    const known = knownJson(item);
+    if (known !== undefined) return { json: known, bytes: Buffer.byteLength(known, 'utf8') };
     try {
       const json = JSON.stringify(item) as string | undefined;
       // undefined, functions and symbols have no JSON form.

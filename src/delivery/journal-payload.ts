@@ -5,14 +5,16 @@
  */
 import type { RequestSignals } from '../consent/signals.ts';
 import type { Event } from '../ingest/event.ts';
+import { eventJson } from './event-json.ts';
 
 export interface JournaledHit {
   event: Event;
   signals: RequestSignals;
 }
 
+/** The same text as JSON.stringify({ event, signals }), with the event's part shared (event-json.ts). */
 export function encodeJournaledHit(hit: JournaledHit): string {
-  return JSON.stringify({ event: hit.event, signals: hit.signals });
+  return `{"event":${eventJson(hit.event)},"signals":${JSON.stringify(hit.signals)}}`;
 }
 
 /** The stored hit, or undefined when the payload is unreadable (never written by this version). */

@@ -171,7 +171,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     const left = work.filter((w) => w.state !== 'dead' && known.has(w.destinationId));
     // Open here already (a replayed dead letter of a hit whose other destinations are still at work
     // in this instance): only the destinations not at work are started, or they would go twice.
-    const reopened = tracker.reopen(hit.id, left.map((w) => w.destinationId));
+    const reopened = tracker.reopen(hit.id, left.map((w) => w.destinationId), stored.event);
     if (reopened !== undefined) {
       if (reopened.added.length > 0) o.process(reopened.event, stored.signals, new Set(reopened.added));
       return;

@@ -103,20 +103,36 @@ describe('journal tracker', () => {
 });
 
 describe('journal tracker: a replayed dead letter of a hit still open here', () => {
-  it('reopens only the destinations not at work, with the event it tracks the hit by', () => {
+  it('reopens only the destinations not at work, and tracks the stored event as the same hit', () => {
     const { t, log } = setup();
     const e = event('m');
     t.begin(e, 4, ['meta', 'ga4']);
     t.enqueued('meta', e);
     t.enqueued('ga4', e);
     t.gaveUp('meta', ['m'], info); // meta dead, ga4 still retrying here
-    const again = t.reopen(4, ['meta', 'ga4']);
-    expect(again).toEqual({ event: e, added: ['meta'] });
-    t.enqueued('meta', e);
+    const stored = event('m'); // read back from the journal: another object than the live one
+    const again = t.reopen(4, ['meta', 'ga4'], stored);
+    expect(again).toEqual({ event: stored, added: ['meta'] });
+    t.enqueued('meta', stored);
     t.delivered('ga4', ['m']);
     t.delivered('meta', ['m']);
     expect(log.at(-1)).toBe('finish 4');
-    expect(t.reopen(4, ['meta'])).toBeUndefined();
+    expect(t.reopen(4, ['meta'], stored)).toBeUndefined();
+  });
+
+  it('three hits with one messageId on one destination settle in enqueue order', () => {
+    const { t, log } = setup();
+    const [a, b, c] = [event('same'), event('same'), event('same')];
+    t.begin(a, 1, ['hook']);
+    t.begin(b, 2, ['hook']);
+    t.begin(c, 3, ['hook']);
+    t.enqueued('hook', a);
+    t.enqueued('hook', b);
+    t.enqueued('hook', c);
+    t.retrying('hook', ['same'], 5_000, info); // the first one queued
+    t.delivered('hook', ['same', 'same']);
+    t.delivered('hook', ['same']);
+    expect(log).toEqual(['work 1/hook/waiting@5000', 'settle hook 1', 'finish 1', 'finish 2', 'finish 3']);
   });
 });
 

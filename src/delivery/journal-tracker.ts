@@ -20,6 +20,10 @@
  * row or a dead row as for any event.
  *
  * Plain bookkeeping, no I/O: the callbacks are the journal writer's. Bounded by what the journal holds.
+ * It does not keep the event itself: the hit is found from the event only while the pipeline holds
+ * it (a WeakMap), and from then on by message id. Holding every open event until its slowest
+ * destination's batch was sent kept thousands of object graphs alive for each young-generation GC
+ * to copy (docs/performance.md, "The delivery journal").
  */
 import type { Event } from '../ingest/event.ts';
 import type { WorkRow } from '../store/journal.ts';
@@ -68,16 +72,16 @@ export interface JournalTracker {
   /**
    * The hit is open here already (a dead letter of it was replayed while its other destinations
    * are still at work in this instance): adds the destinations it is not waiting for yet and
-   * returns them with the event this instance tracks it by; undefined when the hit is not open here.
+   * returns them, with `event` (the stored event, from now on tracked as this hit), to be processed
+   * for them; undefined when the hit is not open here.
    */
-  reopen(hitId: number, destinationIds: readonly string[]): { event: Event; added: string[] } | undefined;
+  reopen(hitId: number, destinationIds: readonly string[], event: Event): { event: Event; added: string[] } | undefined;
   /** Hits begun and not finished. */
   readonly open: number;
 }
 
 interface OpenHit {
   id: number;
-  event: Event;
   /** Destinations not done with it. */
   left: Set<string>;
   tracked: boolean;
@@ -88,9 +92,25 @@ interface OpenHit {
 export function createJournalTracker(sink: TrackerSink): JournalTracker {
   const hits = new WeakMap<Event, OpenHit>();
   const byId = new Map<number, OpenHit>();
-  /** `${destination}\0${messageId}` → hits in enqueue order (a sender may repeat a messageId). */
-  const queued = new Map<string, OpenHit[]>();
-  const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
+  /**
+   * Per destination, message id → the hit enqueued with it, or the hits in enqueue order when a
+   * sender repeated a messageId. Keyed by the message id strings the events already hold: no
+   * string is made per hit.
+   */
+  const queued = new Map<string, Map<string, OpenHit | OpenHit[]>>();
+  const queueOf = (destinationId: string): Map<string, OpenHit | OpenHit[]> => {
+    let q = queued.get(destinationId);
+    if (q === undefined) {
+      q = new Map();
+      queued.set(destinationId, q);
+    }
+    return q;
+  };
+  /** The first hit queued with this message id, without taking it. */
+  const peek = (destinationId: string, messageId: string): OpenHit | undefined => {
+    const entry = queued.get(destinationId)?.get(messageId);
+    return Array.isArray(entry) ? entry[0] : entry;
+  };
 
   function done(hit: OpenHit, destinationId: string): void {
     if (!hit.left.delete(destinationId)) return;
@@ -104,12 +124,18 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
   /** The hits of these message ids, each taken off the destination's queue. */
   function take(destinationId: string, messageIds: readonly string[]): OpenHit[] {
     const out: OpenHit[] = [];
+    const q = queued.get(destinationId);
+    if (q === undefined) return out;
     for (const messageId of messageIds) {
-      const k = key(destinationId, messageId);
-      const list = queued.get(k);
-      if (list === undefined) continue;
-      out.push(list.shift()!);
-      if (list.length === 0) queued.delete(k);
+      const entry = q.get(messageId);
+      if (entry === undefined) continue;
+      if (!Array.isArray(entry)) {
+        out.push(entry);
+        q.delete(messageId);
+        continue;
+      }
+      out.push(entry.shift()!);
+      if (entry.length === 1) q.set(messageId, entry[0]!);
     }
     return out;
   }
@@ -135,7 +161,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
 
   return {
     begin(event, hitId, destinationIds, tracked = false, held) {
-      const hit: OpenHit = { id: hitId, event, left: new Set(destinationIds), tracked, held: new Map(held) };
+      const hit: OpenHit = { id: hitId, left: new Set(destinationIds), tracked, held: new Map(held) };
       if (hit.left.size === 0) {
         sink.finish([hitId]);
         return;
@@ -143,13 +169,14 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       hits.set(event, hit);
       byId.set(hitId, hit);
     },
-    reopen(hitId, destinationIds) {
+    reopen(hitId, destinationIds, event) {
       const hit = byId.get(hitId);
       if (hit === undefined) return undefined;
       const added = destinationIds.filter((d) => !hit.left.has(d));
       for (const d of added) hit.left.add(d);
       hit.tracked = true;
-      return { event: hit.event, added };
+      hits.set(event, hit);
+      return { event, added };
     },
     held(event, destinationIds, deadline, info) {
       const hit = hits.get(event);
@@ -177,10 +204,11 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
     enqueued(destinationId, event) {
       const hit = hits.get(event);
       if (hit === undefined) return;
-      const k = key(destinationId, event.messageId);
-      const list = queued.get(k);
-      if (list === undefined) queued.set(k, [hit]);
-      else list.push(hit);
+      const q = queueOf(destinationId);
+      const entry = q.get(event.messageId);
+      if (entry === undefined) q.set(event.messageId, hit);
+      else if (Array.isArray(entry)) entry.push(hit);
+      else q.set(event.messageId, [entry, hit]);
     },
     delivered(destinationId, messageIds) {
       for (const hit of take(destinationId, messageIds)) done(hit, destinationId);
@@ -205,7 +233,7 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
       const rows: WorkRow[] = [];
       for (const messageId of messageIds) {
         // Still queued (the retry keeps it in the delivery): look without taking.
-        const hit = queued.get(key(destinationId, messageId))?.[0];
+        const hit = peek(destinationId, messageId);
         if (hit === undefined || !hit.left.has(destinationId)) continue;
         rows.push(...track(hit, [row(hit.id, destinationId, 'waiting', notBefore, info)], info.at));
       }

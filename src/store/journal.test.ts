@@ -53,11 +53,25 @@ forEachEngine('delivery journal', (engine) => {
     expect(await appendHits(db, [], 'a', 10_000)).toEqual([]);
   });
 
+  it('each id is its own hit: claimed back, every id holds the payload appended at its place, after deletes of the newest rows too', async () => {
+    const first = await appendHits(db, Array.from({ length: 250 }, (_, i) => hit(i)), 'a', 10_000);
+    // The newest rows go: new ids still come after every id ever drawn, never reusing one.
+    expect(await finishHits(db, first.slice(200))).toBe(50);
+    const second = await appendHits(db, Array.from({ length: 30 }, (_, i) => hit(1000 + i)), 'a', 10_000);
+    expect(Math.min(...second)).toBeGreaterThan(Math.max(...first));
+    const expected = new Map([...first.slice(0, 200).map((id, i) => [id, hit(i).payload] as const), ...second.map((id, i) => [id, hit(1000 + i).payload] as const)]);
+    const claimed = await claimLapsed(db, { owner: 'b', now: 20_000, leaseUntil: 30_000, limit: 1000 });
+    expect(new Map(claimed.map((c) => [c.hit.id, c.hit.payload]))).toEqual(expected);
+  });
+
   it('a hit finished by every destination is deleted; delivered rows do not accumulate', async () => {
-    const [a, b] = await appendHits(db, [hit(1), hit(2)], 'a', 10_000);
+    const [a, b, c] = await appendHits(db, [hit(1), hit(2), hit(3)], 'a', 10_000);
     await putWork(db, [work(b!, 'ga4'), work(b!, 'meta', { state: 'held', reason: 'consent_resolving' })]);
+    // Untracked and tracked hits in one call, and an id finished already.
     expect(await finishHits(db, [a!, b!])).toBe(2);
+    expect(await finishHits(db, [a!, c!])).toBe(1);
     expect(await journalSize(db, SITE)).toEqual({ hits: 0, bytes: 0, dead: 0 });
+    expect(Number((await db.get<{ n: number | bigint }>('SELECT COUNT(*) AS n FROM journal_work'))!.n)).toBe(0);
   });
 
   it('a dead letter keeps its hit until it is replayed or purged', async () => {

@@ -107,17 +107,40 @@ export async function appendHits(db: Db, hits: readonly NewHit[], owner: string,
     for (const part of chunks(hits)) {
       const params: Param[] = [];
       for (const h of part) params.push(h.siteId, h.receivedAt, h.payload, h.payload.length, owner, leaseUntil);
-      const rows = await tx.all<{ id: number | bigint }>(
-        `INSERT INTO journal_hits (site_id, received_at, payload, bytes, owner, lease_until, tracked) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, 0)').join(', ')} RETURNING id`,
-        params,
-      );
-      // The ids are drawn in VALUES order (SQLite's rowid, PostgreSQL's identity sequence, one row
-      // after another), but neither engine promises RETURNING's row order: sorted, they are the
-      // ids of `part` in order, whatever other transactions drew meanwhile.
+      const insert = `INSERT INTO journal_hits (site_id, received_at, payload, bytes, owner, lease_until, tracked) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, 0)').join(', ')}`;
+      if (db.engine === 'sqlite') {
+        for (const id of await sqliteInsertedIds(tx, insert, params, part.length)) ids.push(id);
+        continue;
+      }
+      const rows = await tx.all<{ id: number | bigint }>(`${insert} RETURNING id`, params);
+      // The ids are drawn in VALUES order (PostgreSQL's identity sequence, one row after another),
+      // but RETURNING's row order is not promised: sorted, they are the ids of `part` in order,
+      // whatever other transactions drew meanwhile.
       for (const id of rows.map((r) => Number(r.id)).sort((a, b) => a - b)) ids.push(id);
     }
     return ids;
   });
+}
+
+/**
+ * SQLite: the ids of the `n` rows one multi-row INSERT just added, without `RETURNING` (which made
+ * node:sqlite build an object per row: a quarter of the append's CPU, docs/performance.md).
+ * AUTOINCREMENT gives each new row a rowid above every rowid the table ever held
+ * (https://sqlite.org/autoinc.html), and the statement inserts in VALUES order while this
+ * transaction holds the write lock, so the rows are the `n` ids ending at last_insert_rowid(). The
+ * count proves it: every older row is below the first new one, so `n` rows in that range are ours.
+ */
+async function sqliteInsertedIds(tx: Queryable, insert: string, params: readonly Param[], n: number): Promise<number[]> {
+  await tx.run(insert, params);
+  const range = await tx.get<{ last: number | bigint; n: number | bigint }>(
+    'SELECT last_insert_rowid() AS last, (SELECT COUNT(*) FROM journal_hits WHERE id BETWEEN last_insert_rowid() - ? AND last_insert_rowid()) AS n',
+    [n - 1],
+  );
+  const last = Number(range?.last ?? 0);
+  if (Number(range?.n ?? 0) !== n) throw new Error(`journal: the ${n} rows inserted did not get consecutive ids ending at ${last}`);
+  const ids = new Array<number>(n);
+  for (let i = 0; i < n; i++) ids[i] = last - n + 1 + i;
+  return ids;
 }
 
 /**
@@ -165,6 +188,11 @@ export async function finishHits(db: Db, hitIds: readonly number[]): Promise<num
     let deleted = 0;
     for (const part of chunks(hitIds)) {
       const list = placeholders(part.length);
+      // Most hits were never tracked: they have no work rows, so they go in one statement, and
+      // the work rows and dead letters need looking at only when some of `part` remain.
+      const untracked = await tx.run(`DELETE FROM journal_hits WHERE id IN (${list}) AND tracked = 0`, part);
+      deleted += untracked;
+      if (untracked === part.length) continue;
       await tx.run(`DELETE FROM journal_work WHERE hit_id IN (${list}) AND state <> 'dead'`, part);
       deleted += await tx.run(`DELETE FROM journal_hits WHERE id IN (${list}) AND NOT EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = journal_hits.id)`, part);
     }

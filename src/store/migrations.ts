@@ -161,6 +161,22 @@ CREATE TABLE journal_work (
 CREATE INDEX journal_work_state ON journal_work (state, not_before);
 `,
   },
+  {
+    version: 3,
+    name: 'journal: no hit indexes on SQLite',
+    // SQLite's plan for the takeover scans journal_hits whatever the indexes (the lease condition is
+    // OR'ed with a parameter), and one process owns the file, so the owner's lease renewal updates
+    // nearly every row anyway. Each index still cost every append and every finish a B-tree
+    // update, about a third of the store's CPU per hit (docs/performance.md). PostgreSQL, where
+    // several instances share the table and the planner folds the parameter, keeps both.
+    sql: (engine) =>
+      engine === 'sqlite'
+        ? `
+DROP INDEX IF EXISTS journal_hits_lease;
+DROP INDEX IF EXISTS journal_hits_owner;
+`
+        : '',
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
