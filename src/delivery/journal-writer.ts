@@ -131,7 +131,7 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
     finishing = [];
     chain = chain.then(async () => {
       try {
-        await finishHits(o.db, ids);
+        await finishHits(o.db, ids, o.owner);
       } catch (err) {
         // The rows stay: after a restart their events are sent again (at least once), never lost.
         o.onError?.('finish', err);

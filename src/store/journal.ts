@@ -179,10 +179,13 @@ export async function settleWork(db: Db, destinationId: string, hitIds: readonly
 }
 
 /**
- * Every destination has finished these hits: their non-dead work rows go, and each hit goes unless
- * a dead row still refers to it (a dead letter keeps its event). Returns the hits deleted.
+ * Every destination of `owner` has finished these hits: their non-dead work rows go, and each hit
+ * goes unless a dead row still refers to it (a dead letter keeps its event). Only hits `owner`
+ * still holds are touched: a dead letter replayed (released to nobody) or a hit taken over by
+ * another instance since is that one's work now, and deleting its rows would lose the replay.
+ * Returns the hits deleted.
  */
-export async function finishHits(db: Db, hitIds: readonly number[]): Promise<number> {
+export async function finishHits(db: Db, hitIds: readonly number[], owner: string): Promise<number> {
   if (hitIds.length === 0) return 0;
   return db.transaction(async (tx) => {
     let deleted = 0;
@@ -190,11 +193,17 @@ export async function finishHits(db: Db, hitIds: readonly number[]): Promise<num
       const list = placeholders(part.length);
       // Most hits were never tracked: they have no work rows, so they go in one statement, and
       // the work rows and dead letters need looking at only when some of `part` remain.
-      const untracked = await tx.run(`DELETE FROM journal_hits WHERE id IN (${list}) AND tracked = 0`, part);
+      const untracked = await tx.run(`DELETE FROM journal_hits WHERE id IN (${list}) AND tracked = 0 AND owner = ?`, [...part, owner]);
       deleted += untracked;
       if (untracked === part.length) continue;
-      await tx.run(`DELETE FROM journal_work WHERE hit_id IN (${list}) AND state <> 'dead'`, part);
-      deleted += await tx.run(`DELETE FROM journal_hits WHERE id IN (${list}) AND NOT EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = journal_hits.id)`, part);
+      await tx.run(
+        `DELETE FROM journal_work WHERE hit_id IN (SELECT id FROM journal_hits WHERE id IN (${list}) AND owner = ?) AND state <> 'dead'`,
+        [...part, owner],
+      );
+      deleted += await tx.run(
+        `DELETE FROM journal_hits WHERE id IN (${list}) AND owner = ? AND NOT EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = journal_hits.id)`,
+        [...part, owner],
+      );
     }
     return deleted;
   });
