@@ -208,8 +208,8 @@ describe('journal runtime', () => {
     expect((await work()).map((w) => `${w.destination_id}/${w.state}@${Number(w.not_before) - T0}`)).toEqual(['ga4/waiting@7250', 'meta/waiting@250']);
   });
 
-  it('renews its leases every third of the lease, and takes over lapsed hits every lease period', async () => {
-    const rt = start();
+  it('shared (PostgreSQL): renews its leases every third of the lease, and takes over lapsed hits every lease period', async () => {
+    const rt = start({ shared: true });
     await rt.recover();
     await commit(rt, ['mine']);
     await appendHits(inner, [stored('orphan')], 'dead-instance', T0 + 1_000);
@@ -225,6 +225,26 @@ describe('journal runtime', () => {
     // Lapsed at T0 + 1 s, taken over at the first lease period.
     expect(decided()).toEqual(['mine', 'orphan']);
     expect(await leases()).toEqual([`me@${2 * LEASE}`, `me@${2 * LEASE}`]);
+  });
+
+  it('sole owner (SQLite): renews no lease, and takes over only released hits (replayed dead letters)', async () => {
+    const rt = start();
+    await rt.recover();
+    await commit(rt, ['mine']);
+    // An owner other than this one cannot exist on a SQLite file this process holds; a released
+    // hit (owner '') is what a replay leaves.
+    const [released] = await appendHits(inner, [stored('replayed')], '', T0);
+    expect(await leases()).toEqual([`me@${LEASE}`, '@0']);
+    clock.advance(LEASE);
+    await idle();
+    // Nothing rewritten but the released hit, now this instance's; its own hit's lease untouched.
+    expect(decided()).toEqual(['mine', 'replayed']);
+    expect(await leases()).toEqual([`me@${LEASE}`, `me@${2 * LEASE}`]);
+    expect(released).toBeGreaterThan(0);
+    clock.advance(3 * LEASE);
+    await idle();
+    // Its own hit, long past its lease, is never taken over again (it would be sent twice).
+    expect(decided()).toEqual(['mine', 'replayed']);
   });
 
   it('purges dead letters past their retention on the takeover tick, at most once a minute', async () => {

@@ -57,6 +57,13 @@ export interface JournalRuntimeOptions {
   clock: Clock;
   log: Logger;
   metrics: Pick<Metrics, 'journalCommits' | 'journalHits' | 'eventsRejected'>;
+  /**
+   * Whether other instances may share the journal (default: on PostgreSQL). A sole owner (one
+   * process on its SQLite file) does not renew leases, which rewrites every unfinished row: with
+   * the journal full that held the event loop for seconds (docs/performance.md); its takeover
+   * takes only released hits (replayed dead letters).
+   */
+  shared?: boolean;
   /** The delivery's per-destination counts (`Delivery.stats`). */
   stats: () => Readonly<Record<string, DeliveryStats | undefined>>;
   /** A committed hit, to be decided for every destination (the app defers it past the answer). */
@@ -131,6 +138,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
   /** Resumed hits waiting for their rows' time, and requeued events: cleared at close. */
   const timers = new Set<TimerHandle>();
   const stops: (() => void)[] = [];
+  const shared = o.shared ?? db.engine === 'postgres';
   let prunedAt = 0;
   let closed = false;
 
@@ -198,7 +206,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     for (;;) {
       const at = clock.now();
       // On SQLite one process owns the file: at start everything unfinished is this instance's.
-      const claimed = await claimLapsed(db, { owner: o.owner, now: at, leaseUntil: at + cfg.leaseMs, limit: CLAIM_LIMIT, evenLive: all });
+      const claimed = await claimLapsed(db, { owner: o.owner, now: at, leaseUntil: at + cfg.leaseMs, limit: CLAIM_LIMIT, evenLive: all, onlyReleased: !all && !shared });
       for (const c of claimed) {
         writer.adopt(c.hit.id, c.hit.payload.length, false);
         resume(c);
@@ -235,10 +243,14 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
   }
 
   function startLeases(): void {
+    if (shared) {
+      stops.push(
+        every(clock, Math.floor(cfg.leaseMs / 3), () => {
+          renewLeases(db, o.owner, clock.now() + cfg.leaseMs).catch((err: unknown) => log.error({ err }, 'journal lease renewal failed'));
+        }),
+      );
+    }
     stops.push(
-      every(clock, Math.floor(cfg.leaseMs / 3), () => {
-        renewLeases(db, o.owner, clock.now() + cfg.leaseMs).catch((err: unknown) => log.error({ err }, 'journal lease renewal failed'));
-      }),
       every(clock, cfg.leaseMs, () => {
         takeOver();
         prune();

@@ -221,16 +221,23 @@ export function renewLeases(db: Db, owner: string, leaseUntil: number): Promise<
  * SQLite transactions are serialised, which gives the same. Hits holding only dead rows are left:
  * nothing remains to send for them until a replay.
  */
-export async function claimLapsed(db: Db, opts: { owner: string; now: number; leaseUntil: number; limit: number; evenLive?: boolean }): Promise<ClaimedHit[]> {
+export async function claimLapsed(
+  db: Db,
+  opts: { owner: string; now: number; leaseUntil: number; limit: number; evenLive?: boolean; onlyReleased?: boolean },
+): Promise<ClaimedHit[]> {
   const limit = Math.max(1, Math.floor(opts.limit));
   return db.transaction(async (tx) => {
     // Never the owner's own hits (it holds them already); `evenLive`: every other owner's, lapsed
-    // or not (a single instance starting on its own SQLite file: any other owner was itself).
+    // or not (a single instance starting on its own SQLite file: any other owner was itself);
+    // `onlyReleased`: only the hits nobody owns (replayed dead letters), whatever their lease (the
+    // sole owner of a SQLite file, which does not renew leases).
+    const who = opts.onlyReleased === true ? "owner = ''" : 'owner <> ? AND (lease_until <= ? OR ? = 1)';
+    const params: Param[] = opts.onlyReleased === true ? [limit] : [opts.owner, opts.now, opts.evenLive === true ? 1 : 0, limit];
     const rows = await tx.all<HitRow>(
       `SELECT id, site_id, received_at, payload, owner, lease_until, tracked FROM journal_hits h
-       WHERE owner <> ? AND (lease_until <= ? OR ? = 1) AND (tracked = 0 OR EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = h.id AND w.state <> 'dead'))
+       WHERE ${who} AND (tracked = 0 OR EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = h.id AND w.state <> 'dead'))
        ORDER BY id LIMIT ?${db.engine === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : ''}`,
-      [opts.owner, opts.now, opts.evenLive === true ? 1 : 0, limit],
+      params,
     );
     if (rows.length === 0) return [];
     const ids = rows.map((r) => Number(r.id));
