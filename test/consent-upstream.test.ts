@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer } from './fixtures/upstream/fake-verify-server.ts';
-import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 
 /**
  * Consent resolution through the upstream verify API, end to end: hits that carry no consent
@@ -22,14 +22,7 @@ describe('end to end: consent from the upstream verify API', () => {
         identity: { visitorId: [{ cookie: 'cb_vid' }, { body: 'anonymousId' }] },
         hold,
         upstream: {
-          verify: {
-            url: `${upstream.url}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
-            apiKey: 'upstream-key',
-            requestsPerMinute: 1000,
-            categories: { marketing: 'advertising', analytics: 'analytics' },
-            timeoutMs: 300,
-            ...verify,
-          },
+          verify: upstreamVerify(upstream.url, { timeoutMs: 300, ...verify }),
         },
         destinations: [
           { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'] } },

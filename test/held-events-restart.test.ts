@@ -7,7 +7,7 @@ import type { Db } from '../src/store/db.ts';
 import { journalSize } from '../src/store/journal.ts';
 import { openDb } from '../src/store/open.ts';
 import { CONSENT, startFakeVerifyServer, type VerifyAction } from './fixtures/upstream/fake-verify-server.ts';
-import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 
 /**
  * Held events are held in the journal, not only in memory (issue 11): an event held for consent
@@ -45,13 +45,7 @@ describe('held events across a restart', () => {
       hold: { maxAgeMs: MAX_AGE },
       store: { url: storeUrl },
       upstream: {
-        verify: {
-          url: `${upstream.url}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
-          apiKey: 'upstream-key',
-          requestsPerMinute: 1000,
-          categories: { marketing: 'advertising', analytics: 'analytics' },
-          timeoutMs: 2000,
-        },
+        verify: upstreamVerify(upstream.url),
       },
       destinations: [
         { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'], whenUnknown: 'hold' } },

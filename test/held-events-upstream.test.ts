@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
 import { CONSENT, startFakeVerifyServer, type FakeVerifyServer, type VerifyAction } from './fixtures/upstream/fake-verify-server.ts';
-import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 
 /**
  * Held events (`whenUnknown: hold`) wait out the upstream verify API (issue 11): a real fake verify
@@ -47,14 +47,7 @@ describe('held events wait out the upstream', () => {
         identity: { visitorId: [{ body: 'anonymousId' }] },
         hold: { maxAgeMs: 60_000, ...hold },
         upstream: {
-          verify: {
-            url: `${upstream.url}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
-            apiKey: 'upstream-key',
-            requestsPerMinute: 1000,
-            categories: { marketing: 'advertising', analytics: 'analytics' },
-            timeoutMs: 2000,
-            ...verify,
-          },
+          verify: upstreamVerify(upstream.url, verify),
         },
         destinations: [
           { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'], whenUnknown: 'hold' } },

@@ -60,6 +60,21 @@ export function testConfig(raw: Record<string, unknown>, env: Record<string, str
   return parseConfig(raw, { env, extraChecks: (r) => checkDestinations(r, templates) });
 }
 
+/**
+ * `upstream.verify` for a fake verify API at `baseUrl` (test/fake-upstream), mapping its `marketing`
+ * and `analytics` to the site's `advertising` and `analytics`; `over` replaces any key.
+ */
+export function upstreamVerify(baseUrl: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    url: `${baseUrl}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
+    apiKey: 'upstream-key',
+    requestsPerMinute: 1000,
+    categories: { marketing: 'advertising', analytics: 'analytics' },
+    timeoutMs: 2000,
+    ...over,
+  };
+}
+
 /** Starts Tagwarden on 127.0.0.1 with a silent logger (or the given one). */
 export async function startTagwarden(config: Config, logger = pino({ level: 'silent' }), extra: Pick<AppDeps, 'db' | 'webhooks' | 'now' | 'deliveryClock' | 'consentClock'> = {}): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
   const app = createApp(config, { logger, templates, ...extra });
