@@ -6,7 +6,7 @@ import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
 import { createDeliveryAgent } from './delivery/sender.ts';
-import { systemClock, type Clock } from './delivery/clock.ts';
+import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError, type TagwardenError } from './errors.ts';
 import { cors } from './http/cors.ts';

@@ -4,7 +4,7 @@ import type { CategorySignal } from './consent/merge.ts';
 import type { ConsentResolver } from './consent/resolve.ts';
 import type { ConsentSource, LookupOutcome } from './consent/upstream/source.ts';
 import { classifyOutcome, createHeldRetry, type HeldRetry } from './consent/held-retry.ts';
-import { systemClock, type Clock } from './delivery/clock.ts';
+import { systemClock, type Clock } from './lib/clock.ts';
 import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';

@@ -10,7 +10,7 @@ import { resolveDestinations } from '../src/destinations/resolve.ts';
 import type { Event } from '../src/ingest/event.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { createPipeline, type DeliverySink, type HeldEvent } from '../src/pipeline.ts';
-import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
 import { testConfig } from './helpers.ts';
 

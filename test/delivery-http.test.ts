@@ -10,7 +10,8 @@ import type { Agent, Dispatcher } from 'undici';
 import type http from 'node:http';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions } from '../src/delivery/delivery.ts';
 import { createDeliveryAgent } from '../src/delivery/sender.ts';
-import { batchIds, FakeClock, fakeDestination, refusedUrl, renderedItem, resultLog, startServer, WatchedClock, type ReceivedRequest, type TestServer } from '../src/delivery/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
+import { batchIds, fakeDestination, refusedUrl, renderedItem, resultLog, startServer, WatchedClock, type ReceivedRequest, type TestServer } from '../src/delivery/test-helpers.ts';
 
 let agent: Agent;
 const servers: TestServer[] = [];

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import type { Db } from '../src/store/db.ts';
 import { journalSize } from '../src/store/journal.ts';
 import { openDb } from '../src/store/open.ts';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { CONSENT, startFakeVerifyServer, type FakeVerifyServer, type VerifyAction } from './fixtures/upstream/fake-verify-server.ts';
 import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from 'undici';
 import { createVerifyClient, isVerifyFailure, type VerifyClientOptions, type VerifyResult } from '../src/consent/upstream/verify-client.ts';
-import { FakeClock } from '../src/consent/upstream/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer, type VerifyAction } from './fixtures/upstream/fake-verify-server.ts';
 
 const cleanup: (() => Promise<void>)[] = [];

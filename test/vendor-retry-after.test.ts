@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../src/delivery/test-helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { post, startTagwarden, startVendor, testConfig, type VendorHit } from './helpers.ts';
 
 /**

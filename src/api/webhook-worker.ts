@@ -19,8 +19,8 @@
  * Nothing is ever thrown out of `runOnce` or the polling loop: errors go to `onError`.
  */
 import type { Dispatcher } from 'undici';
-import { systemClock, type TimerHandle } from '../delivery/clock.ts';
-import { parseRetryAfter } from '../delivery/retry-policy.ts';
+import { systemClock, type TimerHandle } from '../lib/clock.ts';
+import { parseRetryAfter } from '../lib/retry-after.ts';
 import { sendVendorRequest } from '../delivery/sender.ts';
 import { maskSecrets } from '../observability/mask.ts';
 import type { Db } from '../store/db.ts';

@@ -8,6 +8,7 @@ import { expandEnv, type EnvIssue } from './env.ts';
 import { formatIssues, type ConfigIssue } from './issues.ts';
 import { withPortFromEnv } from './port-env.ts';
 import { configSchema, type ParsedConfig } from './schema.ts';
+import { deepFreeze } from '../lib/freeze.ts';
 
 /** The largest config file read; a config is a few KiB, anything near this is a mistake. */
 const MAX_CONFIG_BYTES = 1_048_576;
@@ -93,10 +94,3 @@ export function processEnv(): Readonly<Record<string, string | undefined>> {
   return process.env;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}

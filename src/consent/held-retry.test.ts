@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyOutcome, createHeldRetry, nextStep, type OutcomeKind, type StepInput } from './held-retry.ts';
-import { FakeClock } from './upstream/test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 import type { LookupOutcome } from './upstream/source.ts';
 import type { UpstreamReadiness } from './upstream/verify-client.ts';
 

@@ -16,7 +16,7 @@
  * `nextStep` is the pure decision; `createHeldRetry` keeps the (plain, persistable) state and
  * one timer on the injected clock.
  */
-import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../delivery/clock.ts';
+import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 import type { LookupOutcome } from './upstream/source.ts';
 import type { UpstreamReadiness } from './upstream/verify-client.ts';
 

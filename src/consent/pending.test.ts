@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../delivery/test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 import { createPendingQueue } from './pending.ts';
 
 describe('pending queue', () => {

@@ -9,9 +9,9 @@
  * a restart never extends a hold). Items expire at their deadline, on a timer of the injected
  * clock armed for the earliest one.
  */
-import type { Clock, TimerHandle } from '../delivery/clock.ts';
-import { MAX_TIMER_MS } from '../delivery/clock.ts';
-import { unrefTimer } from '../delivery/every.ts';
+import type { Clock, TimerHandle } from '../lib/clock.ts';
+import { MAX_TIMER_MS } from '../lib/clock.ts';
+import { unrefTimer } from '../lib/every.ts';
 
 export interface PendingQueue<T> {
   /**

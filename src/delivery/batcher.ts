@@ -6,7 +6,7 @@
  * beyond `maxQueuedEvents` instead of growing without limit.
  */
 import type { BatchLimits, ItemsJson, RenderedEvent } from '../destinations/types.ts';
-import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
+import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { knownJson } from './event-json.ts';
 
 /** A successfully rendered event, the only kind that can be delivered. */

@@ -3,7 +3,7 @@
  * validation (a ConfigError listing every problem, at construction rather than at the first send).
  */
 import { ConfigError } from '../errors.ts';
-import { MAX_TIMER_MS } from './clock.ts';
+import { MAX_TIMER_MS } from '../lib/clock.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 
 export interface DestinationDeliveryOptions {

@@ -17,7 +17,7 @@
 import type { Dispatcher } from 'undici';
 import type { BoundDestination } from '../destinations/types.ts';
 import type { RenderedItem } from './batcher.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 import { resolveDeliverySettings, type DestinationDeliveryOptions } from './delivery-options.ts';
 import { createLane, type DeliveryStats, type Lane } from './destination-lane.ts';
 import { createLifecycle } from './lifecycle.ts';

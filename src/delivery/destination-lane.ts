@@ -5,7 +5,7 @@
  */
 import type { BoundDestination } from '../destinations/types.ts';
 import { createBatcher, type AddResult, type RenderedItem } from './batcher.ts';
-import type { Clock } from './clock.ts';
+import type { Clock } from '../lib/clock.ts';
 import type { DestinationDeliveryOptions } from './delivery-options.ts';
 import type { Parker } from './parker.ts';
 import type { DeliveryResult } from './result.ts';

@@ -10,7 +10,7 @@ import { openDb } from '../store/open.ts';
 import type { DeliveryResult, DeliveryStats } from './delivery.ts';
 import { encodeJournaledHit } from './journal-payload.ts';
 import { createJournalRuntime, REQUEUE_MS, type HitToDecide, type JournalRuntime, type JournalRuntimeOptions } from './journal-runtime.ts';
-import { FakeClock } from './test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const T0 = 1_700_000_000_000;
 const LEASE = 30_000;

@@ -14,7 +14,7 @@
 import { UnavailableError, type TagwardenError } from '../errors.ts';
 import { appendHits, finishHits, putWork, settleWork, type NewHit, type WorkRow } from '../store/journal.ts';
 import type { Db } from '../store/db.ts';
-import { systemClock, type Clock } from './clock.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 export interface JournalWriterOptions {
   db: Db;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InternalError } from '../errors.ts';
 import { createLifecycle } from './lifecycle.ts';
-import { FakeClock } from './test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 

@@ -9,7 +9,7 @@
  * flush starts once the flush is over. Time (the deadline) comes from the injected clock.
  */
 import { InternalError } from '../errors.ts';
-import { MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
+import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 
 export type DeliveryMode = 'open' | 'flushing' | 'parking';
 

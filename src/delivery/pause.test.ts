@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createPauseGate } from './pause.ts';
-import { FakeClock } from './test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 function setup() {
   const clock = new FakeClock(1_000_000);

@@ -9,7 +9,7 @@
  * ends, `onOpen` is called once for its key so the caller can start what waited. Time comes from
  * the injected clock only.
  */
-import { MAX_TIMER_MS, type Clock, type TimerHandle } from './clock.ts';
+import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 
 export interface PauseGateOptions {
   clock: Clock;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { classifyFailure, decideRetry, parseHttpDate, parseRetryAfter, RETRY_SAFE_FAILURES, type AttemptOutcome, type RetryInput, type RetryPolicy, type RetrySafeFailure } from './retry-policy.ts';
+import { parseHttpDate, parseRetryAfter } from '../lib/retry-after.ts';
+import { classifyFailure, decideRetry, RETRY_SAFE_FAILURES, type AttemptOutcome, type RetryInput, type RetryPolicy, type RetrySafeFailure } from './retry-policy.ts';
 
 const policy: RetryPolicy = { maxAttempts: 5, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0); // Sun, 01 Jun 2025 12:00:00 GMT

@@ -5,7 +5,8 @@ import type { OutboxEntry, OutboxReason } from './outbox.ts';
 import type { LastExchange } from './result.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { createScheduler, type SchedulerOptions } from './scheduler.ts';
-import { FakeClock, fakeDestination, fakeSender, renderedItem, resultLog, type FakeAnswer, type FakeCall } from './test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
+import { fakeDestination, fakeSender, renderedItem, resultLog, type FakeAnswer, type FakeCall } from './test-helpers.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const POLICY: RetryPolicy = { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 1_000, maxDelayMs: 10_000 };

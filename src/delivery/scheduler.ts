@@ -14,7 +14,7 @@ import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
 import { afterAttempt } from './after-attempt.ts';
 import { itemsJson, keepEntries, type Batch, type BatchEntry } from './batcher.ts';
 import { spend, type BisectionBudget } from './bisect.ts';
-import type { Clock, TimerHandle } from './clock.ts';
+import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';

@@ -7,17 +7,15 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bodyText, type BatchLimits, type BoundDestination, type VendorRequest } from '../destinations/types.ts';
-import { FakeClock } from '../consent/upstream/test-helpers.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 import type { Event } from '../ingest/event.ts';
 import type { RenderedItem } from './batcher.ts';
-import type { Clock, TimerHandle } from './clock.ts';
+import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { DeliveryResult } from './result.ts';
 import type { AttemptOutcome, RetrySafeFailure } from './retry-policy.ts';
 import type { SendFn } from './scheduler.ts';
 import type { SendOptions, SendResult } from './sender.ts';
 
-/** The hand-driven clock the upstream verify tests use: time moves only on `advance`. */
-export { FakeClock };
 
 /**
  * A FakeClock that says when a timer is armed: a flush arms its deadline timer once its drain has

@@ -5,7 +5,7 @@
  */
 import { ConfigError, InternalError, RenderError } from '../errors.ts';
 import type { Event } from '../ingest/event.ts';
-import { getDotted, isPlainRecord, withDotted, withoutDotted } from './dotted.ts';
+import { getDotted, isPlainRecord, withDotted, withoutDotted } from '../lib/dotted.ts';
 import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
 import { applyTransform, isPresent } from './mapping.ts';
 import type { BoundDestination, ItemsJson, RenderedEvent, VendorRequest } from './types.ts';

@@ -9,10 +9,11 @@ import { fileURLToPath } from 'node:url';
 import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
-import { getDotted, isPlainRecord, parseDottedPath } from './dotted.ts';
+import { getDotted, isPlainRecord, parseDottedPath } from '../lib/dotted.ts';
 import { compileMapping, joinPath, type CompiledMapping, type MappingIssue, type TransformFn } from './mapping.ts';
 import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
 import type { BatchLimits } from './types.ts';
+import { deepFreeze } from '../lib/freeze.ts';
 
 /** `<repo>/templates`. */
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -246,13 +247,6 @@ function compileResponseRules(rules: readonly (RetryRuleDefinition | BisectRuleD
   };
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
 
 /** A path as shown in messages: relative to the working directory when inside it. */
 export function displayPath(file: string): string {

@@ -11,7 +11,7 @@ import { hash } from 'node:crypto';
 import { isSha256Hex, sha256Digest } from '../ingest/digest.ts';
 import { isIPv4, isIPv6 } from 'node:net';
 import { birthDate, countryCode, phoneDigits, usStateCode } from './customer-info.ts';
-import { FORBIDDEN_KEYS, isPlainRecord } from './dotted.ts';
+import { FORBIDDEN_KEYS, isPlainRecord } from '../lib/dotted.ts';
 
 /** Most segments in a `$` path. */
 export const MAX_PATH_DEPTH = 32;

@@ -3,7 +3,7 @@ import type { ConfigIssue } from '../config/issues.ts';
 import { DEFAULT_MAX_IN_FLIGHT, type DestinationConfig } from '../config/schema.ts';
 import type { PolicyDestination } from '../policy/decide.ts';
 import { bindDestination, validateEndpoint, validateSettings } from './bind.ts';
-import { isPlainRecord } from './dotted.ts';
+import { isPlainRecord } from '../lib/dotted.ts';
 import type { CompiledTemplate } from './load.ts';
 import type { BoundDestination } from './types.ts';
 

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from '../delivery/retry-policy.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
-import { parseDottedPath } from './dotted.ts';
+import { parseDottedPath } from '../lib/dotted.ts';
 import { TRANSFORMS, type TransformFn } from './mapping.ts';
 
 const dottedPath = z

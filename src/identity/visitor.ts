@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { getDotted } from '../destinations/dotted.ts';
+import { getDotted } from '../lib/dotted.ts';
 import { readCookie } from '../http/cookies.ts';
 
 /**

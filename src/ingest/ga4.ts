@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Event, EventContext, EventType } from './event.ts';
 import { LIMITS } from './segment-fast.ts';
-import { FORBIDDEN_KEYS } from '../destinations/dotted.ts';
+import { FORBIDDEN_KEYS } from '../lib/dotted.ts';
 
 /**
  * The GA4 client: turns the hits gtag.js sends to `/g/collect` (when a site sets

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UpstreamGate, retryAfterMs } from './retry-after.ts';
+import { UpstreamGate } from './retry-after.ts';
+import { retryAfterMs } from '../../lib/retry-after.ts';
 
 const NOW = Date.UTC(2026, 2, 8, 12, 0, 0);
 

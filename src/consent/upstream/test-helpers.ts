@@ -1,53 +1,10 @@
 /**
- * Test doubles for the upstream verify client: a hand-driven clock (time moves only when a test
- * says so; timers fire in due order on `advance`) and a MockAgent-backed upstream. No test
- * reaches the internet.
+ * Test doubles for the upstream verify client: a MockAgent-backed upstream and base options (the
+ * clock is src/lib/fake-clock.ts). No test reaches the internet.
  */
 import { MockAgent } from 'undici';
-import type { Clock, TimerHandle } from '../../delivery/clock.ts';
 import type { VerifyClientOptions } from './verify-client.ts';
 
-export class FakeClock implements Clock {
-  #now: number;
-  #nextId = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-
-  constructor(start = 1_700_000_000_000) {
-    this.#now = start;
-  }
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn });
-    return id;
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    this.#timers.delete(handle as number);
-  }
-
-  get pendingTimers(): number {
-    return this.#timers.size;
-  }
-
-  /** Moves time forward, firing every timer that falls due, earliest first. */
-  advance(ms: number): void {
-    const target = this.#now + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const entry of this.#timers) if (entry[1].at <= target && (next === undefined || entry[1].at < next[1].at)) next = entry;
-      if (next === undefined) break;
-      this.#timers.delete(next[0]);
-      this.#now = Math.max(this.#now, next[1].at);
-      next[1].fn();
-    }
-    this.#now = target;
-  }
-}
 
 export const UPSTREAM_ORIGIN = 'https://verify.test';
 

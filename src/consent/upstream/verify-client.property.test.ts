@@ -9,7 +9,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createVerifyClient, isVerifyFailure, type VerifyClient, type VerifyResult } from './verify-client.ts';
-import { FakeClock, UPSTREAM_ORIGIN, baseOptions, flush, mockUpstream } from './test-helpers.ts';
+import { FakeClock } from '../../lib/fake-clock.ts';
+import { UPSTREAM_ORIGIN, baseOptions, flush, mockUpstream } from './test-helpers.ts';
 
 const MAP = { marketing: 'advertising', ads: 'advertising', analytics: 'analytics', functional: 'functional' };
 const UPSTREAM_NAMES = ['marketing', 'ads', 'analytics', 'functional', 'necessary'];

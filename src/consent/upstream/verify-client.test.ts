@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { MockAgent } from 'undici';
 import { ConfigError } from '../../errors.ts';
 import { buildVerifyUrl, createVerifyClient, isVerifyFailure, type VerifyClient, type VerifyClientOptions, type VerifyResult } from './verify-client.ts';
-import { CONSENT_BODY, FakeClock, NO_CONSENT_BODY, UPSTREAM_ORIGIN, baseOptions, flush, mockUpstream } from './test-helpers.ts';
+import { FakeClock } from '../../lib/fake-clock.ts';
+import { CONSENT_BODY, NO_CONSENT_BODY, UPSTREAM_ORIGIN, baseOptions, flush, mockUpstream } from './test-helpers.ts';
 
 interface Seen {
   path: string;

@@ -37,11 +37,12 @@
 import { request, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../../errors.ts';
-import { systemClock, type Clock } from '../../delivery/clock.ts';
-import { fullJitterBackoffMs, type BackoffOptions } from './backoff.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
+import { fullJitterBackoffMs, type BackoffOptions } from '../../lib/backoff.ts';
 import { CircuitBreaker, type BreakerOptions, type BreakerOutcome, type BreakerPermit, type BreakerState } from './circuit-breaker.ts';
 import { SlidingWindowBudget } from './rate-budget.ts';
-import { UpstreamGate, retryAfterMs, type GateReason, type GateTicket } from './retry-after.ts';
+import { UpstreamGate, type GateReason, type GateTicket } from './retry-after.ts';
+import { retryAfterMs } from '../../lib/retry-after.ts';
 import { interpretVerifyBody, type VerifyAnswer } from './verify-response.ts';
 
 export type { VerifyAnswer, CategoryDecision } from './verify-response.ts';

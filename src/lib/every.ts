@@ -1,5 +1,5 @@
 /**
- * Repeating work on an injected clock (src/delivery/clock.ts has timeouts only): a chain of
+ * Repeating work on an injected clock (the Clock of ./clock.ts has timeouts only): a chain of
  * timeouts rather than an interval, so a FakeClock drives it like any other timer. Each timer is
  * unref'd: background upkeep (lease renewals, takeovers) must not keep a process alive by itself.
  */

@@ -1,15 +1,12 @@
 /**
- * Backoff for the upstream verify API after a 5xx, a timeout or a network error. Pure: the caller
- * passes the count of consecutive failures and the random source.
+ * Exponential backoff with "full jitter", for every retry Tagwarden makes: vendor deliveries
+ * (src/delivery/retry-policy.ts, per attempt), webhooks, and the upstream verify API (one "not
+ * before" for the whole upstream after consecutive failures). Pure: the caller passes the count of
+ * consecutive failures (1-based) and the random source.
  *
- * "Full jitter": a uniform pick in [0, min(maxMs, baseMs * 2^(failures-1))). Spreading the
- * next attempt over the whole window keeps several Tagwarden instances from retrying in step
- * against an upstream that just recovered.
- * https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
- *
- * (src/delivery/retry-policy.ts has the same formula for vendor deliveries but does not export it,
- * and its callers are per-request retries with attempt limits; here it sets one "not before" for
- * the whole upstream.)
+ * A uniform pick in [0, min(maxMs, baseMs * 2^(failures-1))): spreading the next attempt over the
+ * whole window keeps instances and senders from retrying in step against a server that just
+ * recovered. https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
  */
 export interface BackoffOptions {
   baseMs: number;
