@@ -447,10 +447,10 @@ function onDeliveryResult(r: DeliveryResult, metrics: Metrics, log: Logger): voi
   if (r.durationMs > 0) metrics.deliveryDuration.observe({ destination: r.destinationId }, r.durationMs / 1000);
   if (r.outcome === 'failed' || r.outcome === 'parked' || r.outcome === 'dropped') {
     log.warn(
-      { destination: r.destinationId, outcome: r.outcome, reason: r.reason, status: r.status, attempt: r.attempt, events: r.messageIds.length, response: r.responseExcerpt },
+      { destination: r.destinationId, outcome: r.outcome, code: r.error?.code, reason: r.reason, status: r.status, attempt: r.attempt, events: r.messageIds.length, response: r.responseExcerpt },
       'delivery not completed',
     );
   } else if (r.outcome === 'retry_scheduled') {
-    log.info({ destination: r.destinationId, status: r.status, attempt: r.attempt, reason: r.reason, retryInMs: r.retryInMs }, 'delivery retry scheduled');
+    log.info({ destination: r.destinationId, status: r.status, attempt: r.attempt, code: r.error?.code, reason: r.reason, retryInMs: r.retryInMs }, 'delivery retry scheduled');
   }
 }

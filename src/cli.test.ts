@@ -245,6 +245,7 @@ async function seedDead(db: Db): Promise<number[]> {
     attempts: 1,
     firstAttemptAt: 1,
     reason: 'status_400',
+    code: 'TW_ERR_DELIVERY_REJECTED',
     lastStatus: 400,
     excerpt: '{"error":{"message":"Invalid parameter",\n"code":100}}',
     updatedAt: 1,
@@ -282,8 +283,8 @@ forEachEngine('cli dlq', (engine) => {
   it('list shows the dead letters in a table and as JSON, never the event data', async () => {
     const r = await cli(['dlq', 'list', '--store', url, '--site', 'shop']);
     expect(r).toMatchObject({ code: EXIT_OK, stderr: '' });
-    expect(r.stdout).toMatch(/^HIT\s+DESTINATION\s+REASON\s+ATTEMPTS\s+STATUS\s+DIED\s+MESSAGE ID\s+EVENT\s+VENDOR ANSWER$/m);
-    expect(r.stdout).toMatch(new RegExp(`^${ids[0]}\\s+meta\\s+status_400\\s+1\\s+400\\s+2026-01-02T00:00:00.000Z\\s+m-dead-1\\s+Order Completed\\s+\\{"error":\\{"message":"Invalid parameter", "code":100\\}\\}$`, 'm'));
+    expect(r.stdout).toMatch(/^HIT\s+DESTINATION\s+CODE\s+REASON\s+ATTEMPTS\s+STATUS\s+DIED\s+MESSAGE ID\s+EVENT\s+VENDOR ANSWER$/m);
+    expect(r.stdout).toMatch(new RegExp(`^${ids[0]}\\s+meta\\s+TW_ERR_DELIVERY_REJECTED\\s+status_400\\s+1\\s+400\\s+2026-01-02T00:00:00.000Z\\s+m-dead-1\\s+Order Completed\\s+\\{"error":\\{"message":"Invalid parameter", "code":100\\}\\}$`, 'm'));
     expect(r.stdout.trim().split('\n')).toHaveLength(4);
     noPii(r.stdout);
     const json = await cli(['dlq', 'list', '--store', url, '--site', 'shop', '--json']);
@@ -291,6 +292,7 @@ forEachEngine('cli dlq', (engine) => {
     expect(rows[0]).toEqual({
       hitId: ids[0],
       destinationId: 'meta',
+      code: 'TW_ERR_DELIVERY_REJECTED',
       reason: 'status_400',
       attempts: 1,
       lastStatus: 400,

@@ -174,8 +174,8 @@ function oneLine(text: string | null, max = 60): string {
 function deadText(rows: DeadLetterView[]): string {
   if (rows.length === 0) return 'no dead letters\n';
   return table([
-    ['HIT', 'DESTINATION', 'REASON', 'ATTEMPTS', 'STATUS', 'DIED', 'MESSAGE ID', 'EVENT', 'VENDOR ANSWER'],
-    ...rows.map((d) => [String(d.hitId), d.destinationId, d.reason ?? '-', String(d.attempts), d.lastStatus === null ? '-' : String(d.lastStatus), d.diedAt, oneLine(d.messageId, 40), oneLine(d.event ?? d.type, 40), oneLine(d.excerpt)]),
+    ['HIT', 'DESTINATION', 'CODE', 'REASON', 'ATTEMPTS', 'STATUS', 'DIED', 'MESSAGE ID', 'EVENT', 'VENDOR ANSWER'],
+    ...rows.map((d) => [String(d.hitId), d.destinationId, d.code ?? '-', d.reason ?? '-', String(d.attempts), d.lastStatus === null ? '-' : String(d.lastStatus), d.diedAt, oneLine(d.messageId, 40), oneLine(d.event ?? d.type, 40), oneLine(d.excerpt)]),
   ]);
 }
 

@@ -161,6 +161,36 @@ export const ERROR_CLASSES = [
   DeliveryRejectedError,
 ] as const;
 
+export type ErrorClass = (typeof ERROR_CLASSES)[number];
+
+/**
+ * What an outcome that is reported rather than thrown (a delivery result, a dead letter) carries of
+ * its error: the stable code and whether trying again can succeed, never a message (it could quote
+ * a vendor's answer or a secret).
+ */
+export interface ErrorCode {
+  code: string;
+  retryable: boolean;
+}
+
+const codes = new Map<ErrorClass, ErrorCode>();
+
+/** The code and retry flag of a class, read from the class itself so they are written once. */
+export function errorCodeOf(C: ErrorClass): ErrorCode {
+  let known = codes.get(C);
+  if (known === undefined) {
+    const e = new C('');
+    known = Object.freeze({ code: e.code, retryable: e.retryable });
+    codes.set(C, known);
+  }
+  return known;
+}
+
+/** A thrown value that may not be an Error (a library's `throw 'x'`), as one of the family. */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new InternalError(String(thrown), { cause: thrown });
+}
+
 /** The one JSON error shape every route answers with. */
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };

@@ -107,7 +107,7 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
   it('lists a dead letter through the API and replays it: the vendor then receives it', async () => {
     const hitId = await dies('m-api-replay');
     const stored = await listDead(db, { siteId: 'shop' });
-    expect(stored).toEqual([expect.objectContaining({ hitId, destinationId: 'hook', state: 'dead', reason: 'status_400', lastStatus: 400 })]);
+    expect(stored).toEqual([expect.objectContaining({ hitId, destinationId: 'hook', state: 'dead', code: 'TW_ERR_DELIVERY_REJECTED', reason: 'status_400', lastStatus: 400 })]);
 
     const listed = await api('GET', '/api/v1/deliveries/dead?destinationId=hook&reason=status_400');
     expect(listed.status).toBe(200);
@@ -118,6 +118,7 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
       {
         hitId,
         destinationId: 'hook',
+        code: 'TW_ERR_DELIVERY_REJECTED',
         reason: 'status_400',
         attempts: 1,
         lastStatus: 400,
@@ -146,7 +147,7 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
     const hitId = await dies('m-cli-replay');
     const listed = await cli('dlq', 'list');
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(new RegExp(`^${hitId}\\s+hook\\s+status_400\\s+1\\s+400\\s.*m-cli-replay\\s+Order Completed`, 'm'));
+    expect(listed.stdout).toMatch(new RegExp(`^${hitId}\\s+hook\\s+TW_ERR_DELIVERY_REJECTED\\s+status_400\\s+1\\s+400\\s.*m-cli-replay\\s+Order Completed`, 'm'));
     noPersonalData(listed.stdout);
     noPersonalData((await cli('dlq', 'list', '--json')).stdout);
 

@@ -83,7 +83,7 @@ forEachEngine('a Meta batch with one bad event is bisected', (engine) => {
 
     const failed = logLines.filter((l) => l.msg === 'delivery not completed');
     expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ destination: 'meta', outcome: 'failed', reason: 'status_400', status: 400, events: 1 });
+    expect(failed[0]).toMatchObject({ destination: 'meta', outcome: 'failed', code: 'TW_ERR_DELIVERY_REJECTED', reason: 'status_400', status: 400, events: 1 });
     expect(String(failed[0]!.response)).toContain('The ct parameter is not hashed');
 
     // The dead row is written by the journal writer after the result (a group commit): wait for it.
@@ -92,7 +92,7 @@ forEachEngine('a Meta batch with one bad event is bisected', (engine) => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(dead).toHaveLength(1);
-    expect(dead[0]).toMatchObject({ state: 'dead', reason: 'status_400', lastStatus: 400 });
+    expect(dead[0]).toMatchObject({ state: 'dead', code: 'TW_ERR_DELIVERY_REJECTED', reason: 'status_400', lastStatus: 400 });
     expect(dead[0]!.excerpt).toContain('"error_user_msg":"The ct parameter is not hashed');
     // The excerpt is bounded (256 characters, src/delivery/sender.ts): Meta's fbtrace_id, last in
     // its error object, falls beyond it after a long error_user_msg.

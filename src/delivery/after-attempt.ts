@@ -17,6 +17,7 @@
  * and an absurd value must not freeze a destination until restart.
  */
 import { bisectionBudget, onWholeBatchRejection, type BisectionBudget } from './bisect.ts';
+import type { ErrorCode } from '../errors.ts';
 import type { AttemptOutcome, RetryDecision } from './retry-policy.ts';
 
 export type NextStep =
@@ -25,8 +26,8 @@ export type NextStep =
   | { action: 'park'; retryInMs?: number }
   /** Send `entries[0, at)` and `entries[at, size)`; `budget` is the one to spend the split from. */
   | { action: 'split'; at: number; budget: BisectionBudget }
-  | { action: 'give_up'; reason: string }
-  | { action: 'retry'; delayMs: number; reason: string };
+  | { action: 'give_up'; reason: string; error: ErrorCode }
+  | { action: 'retry'; delayMs: number; reason: string; error: ErrorCode };
 
 export interface AfterAttempt {
   next: NextStep;
@@ -63,7 +64,7 @@ export function afterAttempt(input: AfterAttemptInput): AfterAttempt {
   if (input.parking && decision.action === 'retry') return step({ action: 'park', retryInMs: decision.delayMs });
   if (input.parking && abortedByUs) return step({ action: 'park' });
 
-  if (decision.action === 'retry') return step({ action: 'retry', delayMs: decision.delayMs, reason: decision.reason });
+  if (decision.action === 'retry') return step({ action: 'retry', delayMs: decision.delayMs, reason: decision.reason, error: decision.error });
 
   // A temporary answer (retryOn) was retried above; only a final whole-batch rejection is split.
   if (input.rejectsBatch && outcome.kind === 'response' && outcome.transient !== true) {
@@ -72,5 +73,5 @@ export function afterAttempt(input: AfterAttemptInput): AfterAttempt {
     // Shutting down: the batch is resumed after the restart, and split then.
     if (verdict.action === 'split') return step(input.parking ? { action: 'park' } : { action: 'split', at: verdict.at, budget });
   }
-  return step({ action: 'give_up', reason: decision.reason });
+  return step({ action: 'give_up', reason: decision.reason, error: decision.error });
 }

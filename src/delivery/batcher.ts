@@ -8,6 +8,7 @@
 import type { BatchLimits, ItemsJson, RenderedEvent } from '../destinations/types.ts';
 import { systemClock, MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { knownJson } from './event-json.ts';
+import { RenderError, UnavailableError, type ErrorClass } from '../errors.ts';
 
 /** A successfully rendered event, the only kind that can be delivered. */
 export type RenderedItem = Extract<RenderedEvent, { ok: true }>;
@@ -45,6 +46,16 @@ export interface Batch {
 }
 
 export type RefusalReason = 'item_too_large' | 'item_unserializable' | 'queue_full';
+
+/**
+ * The error a refused item is reported with: an item that cannot be serialised or is larger than a
+ * whole batch renders the same way every time; a full queue drains.
+ */
+export const REFUSAL_ERRORS: Readonly<Record<RefusalReason, ErrorClass>> = {
+  item_too_large: RenderError,
+  item_unserializable: RenderError,
+  queue_full: UnavailableError,
+};
 
 export type AddResult = { accepted: true } | { accepted: false; reason: RefusalReason };
 

@@ -100,7 +100,7 @@ describe('delivery: batching', () => {
     const { delivery, log } = setup({ agent });
     expect(delivery.enqueue(dest({ limits: { maxBytes: 50 } }), renderedItem('huge', { padBytes: 100 }))).toBe(false);
     await delivery.flush(500);
-    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['huge'], outcome: 'failed', attempt: 0, reason: 'item_too_large', durationMs: 0 }]);
+    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['huge'], outcome: 'failed', attempt: 0, reason: 'item_too_large', error: { code: 'TW_ERR_RENDER', retryable: false }, durationMs: 0 }]);
     expect(received).toEqual([]);
   });
 
@@ -111,7 +111,7 @@ describe('delivery: batching', () => {
     expect(delivery.enqueue(d, renderedItem('q0'))).toBe(true);
     expect(delivery.enqueue(d, renderedItem('q1'))).toBe(true);
     expect(delivery.enqueue(d, renderedItem('q2'))).toBe(false);
-    expect(log.of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['q2'], outcome: 'failed', attempt: 0, reason: 'queue_full', durationMs: 0 }]);
+    expect(log.of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['q2'], outcome: 'failed', attempt: 0, reason: 'queue_full', error: { code: 'TW_ERR_UNAVAILABLE', retryable: true }, durationMs: 0 }]);
     await delivery.flush(1_000);
     expect(delivery.enqueue(d, renderedItem('q3'))).toBe(true);
   });
@@ -272,7 +272,7 @@ describe('delivery: flush, shutdown and the outbox', () => {
       },
     });
     expect(delivery.enqueue(broken, renderedItem('i0'))).toBe(false);
-    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['i0'], outcome: 'failed', attempt: 0, reason: 'internal_error', durationMs: 0 }]);
+    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['i0'], outcome: 'failed', attempt: 0, reason: 'internal_error', error: { code: 'TW_ERR_INTERNAL', retryable: false }, durationMs: 0 }]);
   });
 });
 

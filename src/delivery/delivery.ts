@@ -12,11 +12,12 @@
  *
  * Every batch ends in exactly one final onResult outcome (delivered, failed, dropped or parked);
  * retry_scheduled is reported along the way. Results never carry a URL or an error message,
- * since either can hold a secret.
+ * since either can hold a secret; a failure carries its error code (result.ts).
  */
 import type { Dispatcher } from 'undici';
 import type { BoundDestination } from '../destinations/types.ts';
-import type { RenderedItem } from './batcher.ts';
+import { REFUSAL_ERRORS, type RenderedItem } from './batcher.ts';
+import { errorCodeOf, InternalError, UnavailableError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { resolveDeliverySettings, type DestinationDeliveryOptions } from './delivery-options.ts';
 import { createLane, type DeliveryStats, type Lane } from './destination-lane.ts';
@@ -119,15 +120,15 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 
   return {
     enqueue(destination, rendered) {
-      const refuse = (reason: string): false => {
-        report({ destinationId: destination.id, messageIds: [rendered.messageId], outcome: 'failed', attempt: 0, reason, durationMs: 0 });
+      const refuse = (reason: string, error: ErrorCode): false => {
+        report({ destinationId: destination.id, messageIds: [rendered.messageId], outcome: 'failed', attempt: 0, reason, error, durationMs: 0 });
         return false;
       };
       try {
-        if (lifecycle.closed) return refuse('closed');
+        if (lifecycle.closed) return refuse('closed', errorCodeOf(UnavailableError));
         const lane = laneFor(destination);
         const added = lane.add(destination, rendered);
-        if (!added.accepted) return refuse(added.reason);
+        if (!added.accepted) return refuse(added.reason, errorCodeOf(REFUSAL_ERRORS[added.reason]));
         // While draining there is no point lingering: send (or park) at once.
         if (lifecycle.mode !== 'open') {
           lane.flushAll();
@@ -135,7 +136,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         }
         return true;
       } catch {
-        return refuse('internal_error');
+        return refuse('internal_error', errorCodeOf(InternalError));
       }
     },
     flush: (deadlineMs) => lifecycle.flush(deadlineMs),

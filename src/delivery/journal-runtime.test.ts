@@ -35,6 +35,7 @@ const row = (hitId: number, destinationId: string, over: Partial<WorkRow>): Work
   attempts: 1,
   firstAttemptAt: null,
   reason: null,
+  code: null,
   lastStatus: null,
   excerpt: null,
   updatedAt: T0,

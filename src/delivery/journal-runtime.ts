@@ -298,7 +298,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
         tracker.delivered(r.destinationId, r.messageIds);
         return;
       }
-      const info = { at: clock.now(), attempts: r.attempt, reason: r.reason ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
+      const info = { at: clock.now(), attempts: r.attempt, reason: r.reason ?? null, code: r.error?.code ?? null, lastStatus: r.status ?? null, excerpt: r.responseExcerpt ?? null };
       // Given up: a dead letter, kept with its event (listed, replayed or purged later).
       if (r.outcome === 'failed') tracker.gaveUp(r.destinationId, r.messageIds, info);
       // A retry's time survives a restart: the resumed event waits for it (a Retry-After is never shortened).
@@ -312,7 +312,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       tracker.settle(event, destinationId);
     },
     held(event, destinationIds, deadline, reason) {
-      tracker.held(event, destinationIds, deadline, { at: clock.now(), attempts: 0, reason, lastStatus: null, excerpt: null });
+      tracker.held(event, destinationIds, deadline, { at: clock.now(), attempts: 0, reason, code: null, lastStatus: null, excerpt: null });
     },
     requeue(event, signals, destinationId) {
       tracker.decided(destinationId, event, clock.now());

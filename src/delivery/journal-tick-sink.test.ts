@@ -10,6 +10,7 @@ const row = (hitId: number, destinationId: string, state: WorkRow['state'], notB
   attempts: 0,
   firstAttemptAt: null,
   reason: null,
+  code: null,
   lastStatus: null,
   excerpt: null,
   updatedAt: 0,

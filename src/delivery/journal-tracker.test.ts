@@ -4,7 +4,7 @@ import type { WorkRow } from '../store/journal.ts';
 import { createJournalTracker } from './journal-tracker.ts';
 
 const event = (messageId: string): Event => ({ messageId, type: 'track', event: 'X', timestamp: '', receivedAt: '', context: {}, properties: {}, traits: {}, integrations: {} });
-const info = { at: 1_000, attempts: 3, reason: 'status_400', lastStatus: 400, excerpt: '{"error":"bad"}' };
+const info = { at: 1_000, attempts: 3, reason: 'status_400', code: 'TW_ERR_DELIVERY_REJECTED', lastStatus: 400, excerpt: '{"error":"bad"}' };
 
 function setup() {
   const log: string[] = [];
@@ -73,8 +73,8 @@ describe('journal tracker', () => {
     const e = event('r');
     t.begin(e, 9, ['ga4']);
     t.enqueued('ga4', e);
-    t.retrying('ga4', ['r'], 6_000, { ...info, reason: 'status_429', lastStatus: 429 });
-    t.retrying('ga4', ['r'], 9_000, { ...info, reason: 'status_429', lastStatus: 429 });
+    t.retrying('ga4', ['r'], 6_000, { ...info, reason: 'status_429', code: 'TW_ERR_DELIVERY_RETRYABLE', lastStatus: 429 });
+    t.retrying('ga4', ['r'], 9_000, { ...info, reason: 'status_429', code: 'TW_ERR_DELIVERY_RETRYABLE', lastStatus: 429 });
     expect(log).toEqual(['work 9/ga4/waiting@6000', 'work 9/ga4/waiting@9000']);
     t.delivered('ga4', ['r']);
     expect(log.slice(2)).toEqual(['settle ga4 9', 'finish 9']);
@@ -137,7 +137,7 @@ describe('journal tracker: a replayed dead letter of a hit still open here', () 
 });
 
 describe('journal tracker: events held for consent', () => {
-  const holdInfo = { at: 2_000, attempts: 0, reason: 'consent_resolving', lastStatus: null, excerpt: null };
+  const holdInfo = { at: 2_000, attempts: 0, reason: 'consent_resolving', code: null, lastStatus: null, excerpt: null };
 
   it('writes a held row with the deadline for the destinations held, and waiting rows for the others left', () => {
     const { t, log, rows } = setup();
@@ -171,7 +171,7 @@ describe('journal tracker: events held for consent', () => {
     t.decided('ads', granted, 5_000);
     // Decided once: a second decision (a requeue, then the enqueue) writes nothing more.
     t.decided('ads', granted, 6_000);
-    t.retrying('ads', ['g'], 9_000, { ...info, reason: 'status_503', lastStatus: 503 });
+    t.retrying('ads', ['g'], 9_000, { ...info, reason: 'status_503', code: 'TW_ERR_DELIVERY_RETRYABLE', lastStatus: 503 });
     t.delivered('ads', ['g']);
     expect(log).toEqual(['work 2/ads/held@30000', 'work 2/ads/waiting@5000', 'work 2/ads/waiting@9000', 'settle ads 2', 'finish 2']);
   });

@@ -42,6 +42,8 @@ export interface AttemptInfo {
   at: number;
   attempts: number;
   reason: string | null;
+  /** The result's error code (TW_ERR_*), kept on the row so a dead letter shows it. */
+  code: string | null;
   lastStatus: number | null;
   excerpt: string | null;
 }
@@ -141,10 +143,10 @@ export function createJournalTracker(sink: TrackerSink): JournalTracker {
   }
 
   function row(hitId: number, destinationId: string, state: WorkRow['state'], notBefore: number, info: AttemptInfo): WorkRow {
-    return { hitId, destinationId, state, notBefore, attempts: info.attempts, firstAttemptAt: null, reason: info.reason, lastStatus: info.lastStatus, excerpt: info.excerpt, updatedAt: info.at };
+    return { hitId, destinationId, state, notBefore, attempts: info.attempts, firstAttemptAt: null, reason: info.reason, code: info.code, lastStatus: info.lastStatus, excerpt: info.excerpt, updatedAt: info.at };
   }
 
-  const none = (at: number): AttemptInfo => ({ at, attempts: 0, reason: null, lastStatus: null, excerpt: null });
+  const none = (at: number): AttemptInfo => ({ at, attempts: 0, reason: null, code: null, lastStatus: null, excerpt: null });
 
   /** The rows of `own`'s destinations and, when the hit starts being tracked, waiting rows for the others left. */
   function track(hit: OpenHit, own: WorkRow[], at: number): WorkRow[] {

@@ -90,7 +90,7 @@ describe('parker', () => {
     outbox.reject(1, new Error('disk full'));
     await settledOnce;
     expect(parker.inFlight).toBe(1);
-    expect(results).toEqual([{ destinationId: 'meta', messageIds: ['b'], outcome: 'failed', attempt: 6, reason: 'outbox_park_failed', durationMs: 0 }]);
+    expect(results).toEqual([{ destinationId: 'meta', messageIds: ['b'], outcome: 'failed', attempt: 6, reason: 'outbox_park_failed', error: { code: 'TW_ERR_UNAVAILABLE', retryable: true }, durationMs: 0 }]);
 
     settledOnce = nextSettled();
     outbox.resolve(0);

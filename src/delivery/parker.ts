@@ -7,6 +7,7 @@
  */
 import type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
+import { asError, errorCodeOf, UnavailableError } from '../errors.ts';
 
 export interface ParkerOptions {
   outbox: Outbox;
@@ -41,7 +42,7 @@ export function createParker(options: ParkerOptions): Parker {
         if (last?.status !== undefined) result.status = last.status;
         report(result);
       } else if (!ok) {
-        report({ destinationId: entry.destinationId, messageIds: entry.messageIds, outcome: 'failed', attempt: entry.attempts, reason: 'outbox_park_failed', durationMs: 0 });
+        report({ destinationId: entry.destinationId, messageIds: entry.messageIds, outcome: 'failed', attempt: entry.attempts, reason: 'outbox_park_failed', error: errorCodeOf(UnavailableError), durationMs: 0 });
       }
       settle(entry.messageIds.length);
     }
@@ -57,7 +58,7 @@ export function createParker(options: ParkerOptions): Parker {
       try {
         parking = outbox.park(entries);
       } catch (err) {
-        parking = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        parking = Promise.reject(asError(err));
       }
       parking
         .then(

@@ -1,8 +1,11 @@
 /**
  * What delivery reports about a batch (DeliveryOptions.onResult). Every batch ends in exactly one
  * final outcome (delivered, failed, dropped or parked); retry_scheduled is reported along the way.
- * Results never carry a URL or an error message, since either can hold a secret.
+ * Results never carry a URL or an error message, since either can hold a secret: a failure carries
+ * its error's code instead (src/errors.ts, docs/errors.md).
  */
+import type { ErrorCode } from '../errors.ts';
+
 export type DeliveryOutcomeKind = 'delivered' | 'retry_scheduled' | 'failed' | 'dropped' | 'parked';
 
 export interface DeliveryResult {
@@ -15,6 +18,13 @@ export interface DeliveryResult {
   attempt: number;
   /** Stable reason: a retry policy reason, a refusal or drop reason, or `shutdown`. */
   reason?: string;
+  /**
+   * On `failed` and `retry_scheduled`, always: the error family's code and retry flag
+   * (TW_ERR_DELIVERY_REJECTED, TW_ERR_DELIVERY_RETRYABLE, or for a batch that never reached the
+   * vendor TW_ERR_UNAVAILABLE, TW_ERR_RENDER, TW_ERR_TEMPLATE, TW_ERR_INTERNAL). A deliberate drop
+   * (`dropped`, a consent revocation) and a shutdown park are not errors and carry none.
+   */
+  error?: ErrorCode;
   /** Duration of the HTTP exchange this result is about; 0 when there was none. */
   durationMs: number;
   /** For retry_scheduled: the wait before the next attempt. */

@@ -19,13 +19,13 @@ describe('decideRetry: status classes', () => {
 
   it.each([408, 429, 500, 502, 503, 504, 507, 511, 599])('%i is retried', (s) => {
     const d = decideRetry(input(status(s)));
-    expect(d).toMatchObject({ action: 'retry', reason: `status_${s}` });
+    expect(d).toMatchObject({ action: 'retry', reason: `status_${s}`, error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true } });
   });
 
   it.each([
     [301], [302], [304], [307], [308], [400], [401], [403], [404], [409], [410], [413], [422], [451], [501], [505], [600], [100],
-  ])('%i gives up with status_<n>', (s) => {
-    expect(decideRetry(input(status(s)))).toEqual({ action: 'give_up', reason: `status_${s}` });
+  ])('%i gives up with status_<n>, a rejection', (s) => {
+    expect(decideRetry(input(status(s)))).toEqual({ action: 'give_up', reason: `status_${s}`, error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false } });
   });
 
   it.each<[string, AttemptOutcome, string]>([
@@ -70,7 +70,7 @@ describe('decideRetry: idempotency', () => {
   });
 
   it('a permanent status wins over not_idempotent (the more precise reason)', () => {
-    expect(decideRetry(input(status(400), { idempotent: false }))).toEqual({ action: 'give_up', reason: 'status_400' });
+    expect(decideRetry(input(status(400), { idempotent: false }))).toEqual({ action: 'give_up', reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false } });
   });
 
   it('a 2xx on a non-idempotent POST is still success', () => {
@@ -103,17 +103,17 @@ describe('decideRetry: what the vendor refused is retried whatever the key', () 
   });
 
   it('a 429 Retry-After: 5 is waited out in full (GA4 lost 2,000 of 2,000 events behind one)', () => {
-    expect(keyless(status(429, '5'), { random: () => 0 })).toEqual({ action: 'retry', delayMs: 5_000, reason: 'status_429', retryAfterMs: 5_000 });
+    expect(keyless(status(429, '5'), { random: () => 0 })).toEqual({ action: 'retry', delayMs: 5_000, reason: 'status_429', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, retryAfterMs: 5_000 });
   });
 
   it('the other limits still apply to a refused request', () => {
-    expect(keyless(status(429), { attempt: 5 })).toEqual({ action: 'give_up', reason: 'max_attempts' });
-    expect(keyless(status(429, '61'))).toEqual({ action: 'give_up', reason: 'retry_after_beyond_deadline', retryAfterMs: 61_000 });
+    expect(keyless(status(429), { attempt: 5 })).toEqual({ action: 'give_up', reason: 'max_attempts', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true } });
+    expect(keyless(status(429, '61'))).toEqual({ action: 'give_up', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, reason: 'retry_after_beyond_deadline', retryAfterMs: 61_000 });
   });
 
   it('a give-up still reports the Retry-After it was given (the destination pauses for it)', () => {
-    expect(keyless(status(500, '3'))).toEqual({ action: 'give_up', reason: 'not_idempotent', retryAfterMs: 3_000 });
-    expect(decideRetry(input(status(503, '4'), { attempt: 5 }))).toEqual({ action: 'give_up', reason: 'max_attempts', retryAfterMs: 4_000 });
+    expect(keyless(status(500, '3'))).toEqual({ action: 'give_up', reason: 'not_idempotent', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, retryAfterMs: 3_000 });
+    expect(decideRetry(input(status(503, '4'), { attempt: 5 }))).toEqual({ action: 'give_up', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, reason: 'max_attempts', retryAfterMs: 4_000 });
   });
 });
 
@@ -143,7 +143,7 @@ describe('decideRetry: retrySafe, what a keyless template says its vendor may se
   });
 
   it('retrySafe does not make a permanent answer retryable', () => {
-    expect(decideRetry(input(status(400), { idempotent: false, retrySafe: new Set(RETRY_SAFE_FAILURES) }))).toEqual({ action: 'give_up', reason: 'status_400' });
+    expect(decideRetry(input(status(400), { idempotent: false, retrySafe: new Set(RETRY_SAFE_FAILURES) }))).toEqual({ action: 'give_up', reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false } });
   });
 });
 
@@ -193,7 +193,7 @@ describe('decideRetry: Retry-After', () => {
 
   it('is honoured on 429 too, and never shortened by a smaller backoff', () => {
     const d = decideRetry(input(status(429, '2'), { random: () => 0 }));
-    expect(d).toEqual({ action: 'retry', delayMs: 2_000, reason: 'status_429', retryAfterMs: 2_000 });
+    expect(d).toEqual({ action: 'retry', delayMs: 2_000, reason: 'status_429', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, retryAfterMs: 2_000 });
   });
 
   it('a backoff larger than Retry-After wins (delay = max of both)', () => {
@@ -220,7 +220,7 @@ describe('decideRetry: Retry-After', () => {
   });
 
   it('is ignored on a give-up status', () => {
-    expect(decideRetry(input(status(400, '1')))).toEqual({ action: 'give_up', reason: 'status_400' });
+    expect(decideRetry(input(status(400, '1')))).toEqual({ action: 'give_up', reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false } });
   });
 });
 
@@ -257,7 +257,7 @@ describe('decideRetry: backoff and caps', () => {
     ['window already over', { now: NOW + 60_000 }, 'max_total_time'],
     ['backoff would land beyond the window', { now: NOW + 59_990, random: () => 0.5 }, 'max_total_time'],
   ])('%s → give up %s', (_name, over, reason) => {
-    expect(decideRetry(input({ kind: 'timeout' }, over))).toEqual({ action: 'give_up', reason });
+    expect(decideRetry(input({ kind: 'timeout' }, over))).toEqual({ action: 'give_up', reason, error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true } });
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
+import { DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, type ErrorCode } from '../errors.ts';
 
 /** What one attempt produced, as the sender reports it. */
 export type AttemptOutcome =
@@ -47,11 +48,17 @@ export interface RetryInput {
 /**
  * `retryAfterMs`: the wait the answer's `Retry-After` asked for, when it had a valid one (on a
  * give-up too: the vendor's window holds for the destination's other requests, see pause.ts).
+ * `error`: how the attempt failed, as the operator matches it (docs/errors.md):
+ * TW_ERR_DELIVERY_REJECTED when the vendor refused for good, TW_ERR_DELIVERY_RETRYABLE otherwise,
+ * also on a give-up that ran out of attempts or time (a replay may still succeed).
  */
 export type RetryDecision =
   | { action: 'success' }
-  | { action: 'retry'; delayMs: number; reason: string; retryAfterMs?: number }
-  | { action: 'give_up'; reason: string; retryAfterMs?: number };
+  | { action: 'retry'; delayMs: number; reason: string; error: ErrorCode; retryAfterMs?: number }
+  | { action: 'give_up'; reason: string; error: ErrorCode; retryAfterMs?: number };
+
+const RETRYABLE = errorCodeOf(DeliveryRetryableError);
+const REJECTED = errorCodeOf(DeliveryRejectedError);
 
 /**
  * Failures after which the vendor may or may not have processed the request: a template without an
@@ -141,7 +148,7 @@ export function decideRetry(input: RetryInput): RetryDecision {
       // 3xx included: vendor endpoints do not redirect, and we never follow redirects with a
       // body that may carry secrets.
       const retryable = isRetryableStatus(outcome.status);
-      if (!retryable && outcome.transient !== true) return { action: 'give_up', reason: `status_${outcome.status}` };
+      if (!retryable && outcome.transient !== true) return { action: 'give_up', reason: `status_${outcome.status}`, error: REJECTED };
       reason = retryable ? `status_${outcome.status}` : `status_${outcome.status}_transient`;
       retryAfterHeader = outcome.retryAfter;
       break;
@@ -156,7 +163,7 @@ export function decideRetry(input: RetryInput): RetryDecision {
 
   const retryAfterMs = retryAfterHeader === undefined ? undefined : parseRetryAfter(retryAfterHeader, input.now);
   const giveUp = (why: string): RetryDecision =>
-    retryAfterMs === undefined ? { action: 'give_up', reason: why } : { action: 'give_up', reason: why, retryAfterMs };
+    retryAfterMs === undefined ? { action: 'give_up', reason: why, error: RETRYABLE } : { action: 'give_up', reason: why, error: RETRYABLE, retryAfterMs };
   // A non-idempotent request may have been processed even though we saw no answer; repeating it
   // without a key the vendor deduplicates on could double-count, unless the vendor refused it, it
   // never left, or the template says its vendor takes a repeat after this kind of failure.
@@ -173,6 +180,6 @@ export function decideRetry(input: RetryInput): RetryDecision {
   const delayMs = Math.max(retryAfterMs ?? 0, fullJitterBackoffMs(Math.max(1, input.attempt), { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, input.random));
   if (input.now + delayMs > deadline) return giveUp('max_total_time');
   return retryAfterMs === undefined
-    ? { action: 'retry', delayMs, reason }
-    : { action: 'retry', delayMs, reason, retryAfterMs };
+    ? { action: 'retry', delayMs, reason, error: RETRYABLE }
+    : { action: 'retry', delayMs, reason, error: RETRYABLE, retryAfterMs };
 }

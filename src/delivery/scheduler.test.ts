@@ -114,7 +114,7 @@ describe('scheduler: dispatch', () => {
     const { sender, log, state, scheduler } = setup({ destination: broken });
     scheduler.submit(batchOf(['a', 'b']));
     expect(sender.calls).toEqual([]);
-    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['a', 'b'], outcome: 'failed', attempt: 0, reason: 'build_request_failed', durationMs: 0 }]);
+    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['a', 'b'], outcome: 'failed', attempt: 0, reason: 'build_request_failed', error: { code: 'TW_ERR_TEMPLATE', retryable: false }, durationMs: 0 }]);
     expect(state.settled).toBe(2);
   });
 
@@ -145,7 +145,7 @@ describe('scheduler: retries on the clock', () => {
     scheduler.submit(batchOf(['r0', 'r1']));
     await log.until((l) => l.results.length === 1);
     // Full jitter with random 0.5: half of baseDelayMs for the first retry.
-    expect(log.results[0]).toEqual({ destinationId: 'fake', messageIds: ['r0', 'r1'], outcome: 'retry_scheduled', status: 503, attempt: 1, reason: 'status_503', retryInMs: 500, durationMs: 0 });
+    expect(log.results[0]).toEqual({ destinationId: 'fake', messageIds: ['r0', 'r1'], outcome: 'retry_scheduled', status: 503, attempt: 1, reason: 'status_503', error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, retryInMs: 500, durationMs: 0 });
     expect(scheduler.stats()).toEqual({ ready: 0, inFlight: 0, awaitingRetry: 1 });
     expect(scheduler.busy).toBe(true);
 
@@ -191,7 +191,7 @@ describe('scheduler: retries on the clock', () => {
     const { log, parked, scheduler } = setup({ vendor: () => ({ status: 400, body: '{"error":"bad"}' }) });
     scheduler.submit(batchOf(['x0']));
     await log.until((l) => l.results.length === 1);
-    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['x0'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', responseExcerpt: '{"error":"bad"}', durationMs: 0 }]);
+    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['x0'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false }, responseExcerpt: '{"error":"bad"}', durationMs: 0 }]);
     expect(parked.map((p) => p.reason)).toEqual(['gave_up:status_400']);
   });
 
@@ -352,7 +352,7 @@ describe('scheduler: consent re-checked before every send', () => {
     });
     scheduler.submit(batchOf(['a']));
     await log.until((l) => l.results.length === 1);
-    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['a'], outcome: 'failed', attempt: 0, reason: 'recheck_failed', durationMs: 0 }]);
+    expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['a'], outcome: 'failed', attempt: 0, reason: 'recheck_failed', error: { code: 'TW_ERR_UNAVAILABLE', retryable: true }, durationMs: 0 }]);
     expect(parked.map((p) => [p.reason, p.entries.map((e) => e.messageIds)])).toEqual([['gave_up:recheck_failed', [['a']]]]);
     expect(sender.calls).toEqual([]);
     expect(scheduler.busy).toBe(false);
@@ -372,7 +372,7 @@ describe('scheduler: a batch the vendor rejects whole is bisected', () => {
     // The halves: [0,8) and [8,16), then [0,4) and [4,8), [4,6) and [6,8), [4] and [5].
     expect(sender.calls.map((c) => c.ids.length)).toEqual([16, 8, 8, 4, 4, 2, 2, 1, 1]);
     expect(log.of('delivered').flatMap((r) => r.messageIds).sort()).toEqual(ids('e', 16).filter((id) => id !== 'e5').sort());
-    expect(log.of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['e5'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', durationMs: 0, responseExcerpt: INVALID }]);
+    expect(log.of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['e5'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false }, durationMs: 0, responseExcerpt: INVALID }]);
     expect(parked.map((p) => [p.entries[0]!.messageIds, p.reason])).toEqual([[['e5'], 'gave_up:status_400']]);
     expect(state.settled).toBe(15);
     expect(scheduler.busy).toBe(false);

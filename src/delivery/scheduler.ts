@@ -20,6 +20,7 @@ import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
 import type { SendOptions, SendResult } from './sender.ts';
+import { asError, errorCodeOf, InternalError, TemplateError, UnavailableError } from '../errors.ts';
 
 /** Returns the ids still allowed to go out; called before every send. A revocation wins. */
 export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
@@ -147,7 +148,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       );
     } catch {
       // A template bug: the same batch would fail the same way on every attempt.
-      report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'build_request_failed', durationMs: 0 });
+      report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'build_request_failed', error: errorCodeOf(TemplateError), durationMs: 0 });
       release(job);
       return undefined;
     }
@@ -173,7 +174,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         now: () => clock.now(),
       });
     } catch (err) {
-      sending = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      sending = Promise.reject(asError(err));
     }
     track(
       sending
@@ -219,11 +220,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
               split(job, next.at, next.budget);
               break;
             case 'give_up':
-              report({ ...base, outcome: 'failed', reason: next.reason });
+              report({ ...base, outcome: 'failed', reason: next.reason, error: next.error });
               park([job], `gave_up:${next.reason}`);
               break;
             case 'retry':
-              report({ ...base, outcome: 'retry_scheduled', reason: next.reason, retryInMs: next.delayMs });
+              report({ ...base, outcome: 'retry_scheduled', reason: next.reason, error: next.error, retryInMs: next.delayMs });
               scheduleRetry(job, next.delayMs);
               break;
           }
@@ -295,7 +296,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
             // Without a fresh answer we may not send (a revocation may be what we missed), and
             // we must not lose the events either: dead-letter them.
             rechecking.delete(job);
-            report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'recheck_failed', durationMs: 0 });
+            report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'recheck_failed', error: errorCodeOf(UnavailableError), durationMs: 0 });
             park([job], 'gave_up:recheck_failed');
             onChange();
           },
@@ -334,7 +335,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       .catch(() => {
         inFlight.delete(job);
         rechecking.delete(job);
-        report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'internal_error', durationMs: 0 });
+        report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'internal_error', error: errorCodeOf(InternalError), durationMs: 0 });
         release(job);
         onChange();
       })

@@ -27,6 +27,7 @@ const work = (hitId: number, destinationId: string, over: Partial<WorkRow> = {})
   attempts: 1,
   firstAttemptAt: 2_000,
   reason: 'status_503',
+  code: 'TW_ERR_DELIVERY_RETRYABLE',
   lastStatus: 503,
   excerpt: null,
   updatedAt: 2_000,

@@ -51,6 +51,8 @@ export interface WorkRow {
   attempts: number;
   firstAttemptAt: number | null;
   reason: string | null;
+  /** The error's TW_ERR_* code (docs/errors.md) for a retry or a dead letter; null otherwise. */
+  code: string | null;
   lastStatus: number | null;
   /** Start of the vendor's last answer, secrets masked and personal data scrubbed by the sender. */
   excerpt: string | null;
@@ -75,7 +77,7 @@ export interface DeadFilter {
   limit?: number;
 }
 
-/** Rows per multi-row statement: at most 8 parameters a row, far below both engines' limits. */
+/** Rows per multi-row statement: at most 11 parameters a row, far below both engines' limits. */
 const CHUNK = 200;
 /** Excerpts and reasons are bounded here too: a caller's bug must not grow the table without end. */
 const MAX_EXCERPT = 1024;
@@ -153,13 +155,13 @@ export async function putWork(db: Db, rows: readonly WorkRow[]): Promise<void> {
     for (const part of chunks(rows)) {
       const params: Param[] = [];
       for (const r of part) {
-        params.push(r.hitId, r.destinationId, r.state, r.notBefore, r.attempts, r.firstAttemptAt, clip(r.reason, MAX_REASON), r.lastStatus, clip(r.excerpt, MAX_EXCERPT), r.updatedAt);
+        params.push(r.hitId, r.destinationId, r.state, r.notBefore, r.attempts, r.firstAttemptAt, clip(r.reason, MAX_REASON), clip(r.code, MAX_REASON), r.lastStatus, clip(r.excerpt, MAX_EXCERPT), r.updatedAt);
       }
       await tx.run(
-        `INSERT INTO journal_work (hit_id, destination_id, state, not_before, attempts, first_attempt_at, reason, last_status, excerpt, updated_at)
-         VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+        `INSERT INTO journal_work (hit_id, destination_id, state, not_before, attempts, first_attempt_at, reason, code, last_status, excerpt, updated_at)
+         VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
          ON CONFLICT (hit_id, destination_id) DO UPDATE SET state = excluded.state, not_before = excluded.not_before, attempts = excluded.attempts,
-           first_attempt_at = excluded.first_attempt_at, reason = excluded.reason, last_status = excluded.last_status, excerpt = excluded.excerpt, updated_at = excluded.updated_at`,
+           first_attempt_at = excluded.first_attempt_at, reason = excluded.reason, code = excluded.code, last_status = excluded.last_status, excerpt = excluded.excerpt, updated_at = excluded.updated_at`,
         params,
       );
     }
@@ -326,7 +328,7 @@ export async function replayDead(db: Db, f: DeadFilter, now: number): Promise<nu
     );
     for (const r of rows) {
       await tx.run(
-        "UPDATE journal_work SET state = 'waiting', not_before = ?, attempts = 0, first_attempt_at = NULL, reason = 'replayed', updated_at = ? WHERE hit_id = ? AND destination_id = ? AND state = 'dead'",
+        "UPDATE journal_work SET state = 'waiting', not_before = ?, attempts = 0, first_attempt_at = NULL, reason = 'replayed', code = NULL, updated_at = ? WHERE hit_id = ? AND destination_id = ? AND state = 'dead'",
         [now, now, r.hit_id, r.destination_id],
       );
     }
@@ -383,6 +385,7 @@ interface WorkDbRow {
   attempts: number | bigint;
   first_attempt_at: number | bigint | null;
   reason: string | null;
+  code: string | null;
   last_status: number | bigint | null;
   excerpt: string | null;
   updated_at: number | bigint;
@@ -411,6 +414,7 @@ function toWork(r: WorkDbRow): WorkRow {
     attempts: Number(r.attempts),
     firstAttemptAt: r.first_attempt_at === null ? null : Number(r.first_attempt_at),
     reason: r.reason,
+    code: r.code,
     lastStatus: r.last_status === null ? null : Number(r.last_status),
     excerpt: r.excerpt,
     updatedAt: Number(r.updated_at),

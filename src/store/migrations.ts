@@ -177,6 +177,14 @@ DROP INDEX IF EXISTS journal_hits_owner;
 `
         : '',
   },
+  {
+    version: 4,
+    name: 'journal: the error code of a retry or dead letter',
+    // TW_ERR_* (src/errors.ts): what an operator matches on, where `reason` is the detail.
+    sql: () => `
+ALTER TABLE journal_work ADD COLUMN code TEXT;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -11,6 +11,7 @@ const letter = (payload: string): DeadLetter => ({
   attempts: 2,
   firstAttemptAt: 1,
   reason: 'status_400',
+  code: 'TW_ERR_DELIVERY_REJECTED',
   lastStatus: 400,
   excerpt: 'bad request',
   updatedAt: 1,
@@ -28,6 +29,7 @@ describe('dead letter view', () => {
     expect(deadLetterView(letter(payload))).toEqual({
       hitId: 3,
       destinationId: 'meta',
+      code: 'TW_ERR_DELIVERY_REJECTED',
       reason: 'status_400',
       attempts: 2,
       lastStatus: 400,
@@ -45,7 +47,7 @@ describe('dead letter view', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.json(), fc.record({ event: fc.dictionary(fc.string(), fc.jsonValue()) }).map((o) => JSON.stringify({ ...o, signals: { secret } }))), (payload) => {
         const v = deadLetterView(letter(payload));
-        expect(Object.keys(v).sort()).toEqual(['attempts', 'destinationId', 'diedAt', 'event', 'excerpt', 'hitId', 'lastStatus', 'messageId', 'reason', 'receivedAt', 'type'].sort());
+        expect(Object.keys(v).sort()).toEqual(['attempts', 'code', 'destinationId', 'diedAt', 'event', 'excerpt', 'hitId', 'lastStatus', 'messageId', 'reason', 'receivedAt', 'type'].sort());
         for (const k of ['messageId', 'type', 'event'] as const) expect(v[k] === null || (typeof v[k] === 'string' && v[k].length <= 200)).toBe(true);
         expect(JSON.stringify(v)).not.toContain(secret);
       }),

@@ -10,6 +10,8 @@ export interface DeadLetterView {
   hitId: number;
   destinationId: string;
   reason: string | null;
+  /** TW_ERR_* (docs/errors.md): what to match on; `reason` says which limit or status. Null for rows written before the code was kept. */
+  code: string | null;
   attempts: number;
   lastStatus: number | null;
   /** The vendor's last answer, bounded, secrets masked and personal data scrubbed when it was stored. */
@@ -33,6 +35,7 @@ export function deadLetterView(d: DeadLetter): DeadLetterView {
     hitId: d.hitId,
     destinationId: d.destinationId,
     reason: d.reason,
+    code: d.code,
     attempts: d.attempts,
     lastStatus: d.lastStatus,
     excerpt: d.excerpt,
