@@ -62,7 +62,8 @@ Options:
 Scopes: ${SCOPES.join(', ')} (admin implies every scope).
 `;
 
-class UsageError extends Error {}
+/** A command line that cannot be run as given: printed with the usage text. */
+class UsageError extends ValidationError {}
 
 const DLQ_FLAGS = ['destination', 'reason', 'since', 'before', 'limit'] as const;
 const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config', 'site', ...DLQ_FLAGS]);
@@ -304,7 +305,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     db = await openDb(storeUrl(argv, p, env));
     return await run(db);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ValidationError) {
+    if (e instanceof ValidationError) {
       err(`tagwarden: ${e.message}\n\n${USAGE}`);
       return EXIT_USAGE;
     }

@@ -26,7 +26,7 @@ export class TagwardenError extends Error {
 /** Unexpected failure inside Tagwarden. Not retried by Tagwarden; a client may try again. */
 export class InternalError extends TagwardenError {}
 
-/** The configuration file is missing, unreadable or invalid. Not retried: fix the file. */
+/** The configuration file is missing, unreadable or invalid, or names a port or host that cannot be had. Not retried: fix the file. */
 export class ConfigError extends TagwardenError {
   override readonly code = 'TW_ERR_CONFIG';
 }

@@ -4,13 +4,10 @@ import { createApp } from './app.ts';
 import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
 import { DEFAULT_TEMPLATES_DIR, loadTemplates } from './destinations/load.ts';
 import { checkDestinations, type TemplateCatalog } from './destinations/resolve.ts';
-import { TagwardenError } from './errors.ts';
+import { ConfigError, TagwardenError } from './errors.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger } from './observability/logger.ts';
 import { openDb } from './store/open.ts';
-
-/** A start-up failure that is the operator's to fix (a taken port): printed as one line, no stack. */
-class StartupError extends Error {}
 
 async function main(): Promise<void> {
   const env = processEnv();
@@ -74,18 +71,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** The usual reasons a port cannot be had, said in one line; anything else as it came. */
+/** The usual reasons a port cannot be had, said in one line (the operator's to fix, like the config); anything else as it came. */
 function listenError(err: unknown, port: number): unknown {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return new StartupError(`port ${port} is already in use (set PORT or server.port)`);
-  if (code === 'EACCES') return new StartupError(`cannot listen on port ${port}: permission denied (ports below 1024 need privileges; set PORT or server.port)`);
-  if (code === 'EADDRNOTAVAIL') return new StartupError('cannot listen on server.host: no such local address');
+  if (code === 'EADDRINUSE') return new ConfigError(`port ${port} is already in use (set PORT or server.port)`);
+  if (code === 'EACCES') return new ConfigError(`cannot listen on port ${port}: permission denied (ports below 1024 need privileges; set PORT or server.port)`);
+  if (code === 'EADDRNOTAVAIL') return new ConfigError('cannot listen on server.host: no such local address');
   return err;
 }
 
 main().catch((err: unknown) => {
   // Config errors list every problem with its path; print them plainly, not as a stack.
-  if (err instanceof TagwardenError || err instanceof StartupError) console.error(`tagwarden: ${err.message}`);
+  if (err instanceof TagwardenError) console.error(`tagwarden: ${err.message}`);
   else console.error(err);
   process.exit(1);
 });

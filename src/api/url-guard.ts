@@ -268,6 +268,8 @@ export function createGuardedLookup(opts: UrlGuardOptions = {}): LookupFunction 
       }
       const first = addresses[0];
       if (first === undefined) {
+        // Shaped as dns.lookup's own failure: undici and the webhook retry read its errno code, not a TW_ERR_* one.
+        // eslint-disable-next-line no-restricted-syntax
         const e: NodeJS.ErrnoException = new Error(`no address for ${hostname}`);
         e.code = 'ENOTFOUND';
         callback(e, '');

@@ -15,6 +15,7 @@
  * point users to.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { InternalError } from '../errors.ts';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
 /** The spec asks for secrets of 24 to 64 bytes; ours are 32 random bytes. */
@@ -36,7 +37,7 @@ export function generateWebhookSecret(): string {
 /** The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in the spec's libraries). */
 export function secretKey(secret: string): Buffer {
   const b64 = secret.startsWith(WEBHOOK_SECRET_PREFIX) ? secret.slice(WEBHOOK_SECRET_PREFIX.length) : secret;
-  if (b64 === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw new Error('webhook secret: expected whsec_ followed by base64');
+  if (b64 === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) throw new InternalError('webhook secret: expected whsec_ followed by base64');
   return Buffer.from(b64, 'base64');
 }
 
@@ -50,9 +51,9 @@ export function webhookSignature(secret: string, id: string, timestampSec: numbe
 
 /** The three headers of one delivery attempt. */
 export function signWebhook(secret: string, id: string, timestampSec: number, body: string | Buffer): WebhookHeaders {
-  if (!Number.isSafeInteger(timestampSec) || timestampSec < 0) throw new Error('webhook timestamp: integer Unix seconds expected');
+  if (!Number.isSafeInteger(timestampSec) || timestampSec < 0) throw new InternalError('webhook timestamp: integer Unix seconds expected');
   // The signed content is joined with dots: an id containing one could be confused with another split.
-  if (id === '' || id.includes('.')) throw new Error('webhook id: non-empty, without "."');
+  if (id === '' || id.includes('.')) throw new InternalError('webhook id: non-empty, without "."');
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestampSec),

@@ -27,6 +27,7 @@ import type { Db } from '../store/db.ts';
 import { claimDue, recordResult, type ClaimedDelivery, type DeliveryOutcome } from '../store/webhooks.ts';
 import { checkWebhookUrl, createGuardedAgent, type UrlGuardOptions } from './url-guard.ts';
 import { signWebhook } from './webhook-sign.ts';
+import { InternalError } from '../errors.ts';
 
 export interface WebhookBackoff {
   /** Ceiling of the first retry's delay; doubles per attempt. Default 10 s. */
@@ -105,9 +106,9 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
   const lockMs = options.lockMs ?? Math.max(60_000, 3 * timeoutMs);
   const maxRetryAfterMs = options.maxRetryAfterMs ?? 24 * 3_600_000;
   const guard = options.guard ?? {};
-  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) throw new Error('webhook worker: maxAttempts must be an integer >= 1');
+  if (!(Number.isInteger(maxAttempts) && maxAttempts >= 1)) throw new InternalError('webhook worker: maxAttempts must be an integer >= 1');
   // A claim that lapses while its attempt is still running would let a second worker send too.
-  if (!(lockMs > timeoutMs)) throw new Error('webhook worker: lockMs must exceed timeoutMs');
+  if (!(lockMs > timeoutMs)) throw new InternalError('webhook worker: lockMs must exceed timeoutMs');
   const onError = (err: unknown): void => {
     try {
       options.onError?.(err);

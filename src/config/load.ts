@@ -62,7 +62,7 @@ export function loadConfigFile(path: string, options: LoadOptions): Config {
   let text: string;
   try {
     const size = statSync(abs).size;
-    if (size > MAX_CONFIG_BYTES) throw new Error(`file is ${size} bytes, more than ${MAX_CONFIG_BYTES}`);
+    if (size > MAX_CONFIG_BYTES) throw new ConfigError(`file is ${size} bytes, more than ${MAX_CONFIG_BYTES}`);
     text = readFileSync(abs, 'utf8');
   } catch (cause) {
     throw new ConfigError(`cannot read configuration ${abs}: ${(cause as Error).message}`, { cause });

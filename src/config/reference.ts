@@ -1,4 +1,5 @@
 import { configJsonSchema } from './json-schema.ts';
+import { InternalError } from '../errors.ts';
 
 /**
  * The configuration reference table of docs/configuration.md, generated from the JSON Schema so
@@ -42,6 +43,6 @@ export function configReference(): string {
 export function withReference(doc: string): string {
   const start = doc.indexOf(BEGIN);
   const end = doc.indexOf(END);
-  if (start < 0 || end < start) throw new Error('docs/configuration.md has no config-reference markers');
+  if (start < 0 || end < start) throw new InternalError('docs/configuration.md has no config-reference markers');
   return doc.slice(0, start) + configReference() + doc.slice(end + END.length);
 }

@@ -17,6 +17,7 @@
 import { LRUCache } from 'lru-cache';
 import { subjectKey, type SubjectRef } from '../store/types.ts';
 import type { CategorySignal } from './merge.ts';
+import { UnavailableError } from '../errors.ts';
 
 export interface RevocationCheckOptions {
   /** The consent store (not the upstream chain), read through its cache. */
@@ -94,7 +95,7 @@ export function createRevocationCheck(o: RevocationCheckOptions): RevocationChec
         const answer = await o.store.lookupSubject(subject);
         if ('failure' in answer) {
           if (answer.failure === 'store_nothing') continue;
-          throw new Error(`consent store unavailable for the recheck (${answer.failure})`);
+          throw new UnavailableError(`consent store unavailable for the recheck (${answer.failure})`);
         }
         for (const e of events) if (revokedSince(answer.signal, categories, e.receivedAtMs)) allowed.delete(e.messageId);
       }

@@ -14,6 +14,7 @@
 import { TCString, type PurposeRestrictionVector, type TCModel, type Vector } from '@iabtechlabtcf/core';
 import { LRUCache } from 'lru-cache';
 import { scanTcString, type GuardRejection } from './tcf-guard.ts';
+import { InternalError, ValidationError } from '../errors.ts';
 
 export interface TcfOptions {
   /** Longest string read at all, in characters; longer ones are refused before any work. */
@@ -209,7 +210,7 @@ function restrictionsByPurpose(prv: PurposeRestrictionVector): Map<number, Restr
   for (const pr of prv.getRestrictions()) {
     const type = Number(pr.restrictionType);
     // The guard refuses RestrictionType 3 ("UNDEFINED (not used)"); anything else here would be a decoder surprise.
-    if (type !== 0 && type !== 1 && type !== 2) throw new Error(`unexpected restriction type ${type}`);
+    if (type !== 0 && type !== 1 && type !== 2) throw new InternalError(`unexpected restriction type ${type}`);
     const list = byPurpose.get(pr.purposeId) ?? [];
     list.push({ type, vendors: IdRanges.from(prv.getVendors(pr)) });
     byPurpose.set(pr.purposeId, list);
@@ -275,7 +276,7 @@ function guardReason(why: GuardRejection): TcfFailureReason {
 function summarize(model: TCModel): { tcf: TcfSummary; bytes: number } {
   const createdMs = model.created.getTime();
   const lastUpdatedMs = model.lastUpdated.getTime();
-  if (!Number.isFinite(createdMs) || !Number.isFinite(lastUpdatedMs)) throw new Error('invalid timestamp');
+  if (!Number.isFinite(createdMs) || !Number.isFinite(lastUpdatedMs)) throw new ValidationError('TC string: invalid timestamp');
   const consents = vectorIds(model.vendorConsents);
   const lis = vectorIds(model.vendorLegitimateInterests);
   const disclosed = vectorIds(model.vendorsDisclosed);

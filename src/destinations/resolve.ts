@@ -6,6 +6,7 @@ import { bindDestination, validateEndpoint, validateSettings } from './bind.ts';
 import { isPlainRecord } from '../lib/dotted.ts';
 import type { CompiledTemplate } from './load.ts';
 import type { BoundDestination } from './types.ts';
+import { ConfigError } from '../errors.ts';
 
 export type TemplateCatalog = ReadonlyMap<string, CompiledTemplate>;
 
@@ -73,7 +74,7 @@ export function resolveDestinations(config: Config, templates: TemplateCatalog):
   const disabled: Resolution['disabled'] = [];
   for (const d of config.destinations) {
     const template = templates.get(d.template);
-    if (template === undefined) throw new Error(`unknown template ${d.template}`);
+    if (template === undefined) throw new ConfigError(`destination ${d.id}: unknown template ${d.template}`);
     if (d.enabled === false) {
       disabled.push({ id: d.id, reason: 'enabled: false' });
       continue;

@@ -24,6 +24,7 @@
  * Times are integer milliseconds since the epoch; the caller's clock supplies them.
  */
 import type { Db, Param, Queryable } from './db.ts';
+import { InternalError } from '../errors.ts';
 
 export interface NewHit {
   siteId: string;
@@ -139,7 +140,7 @@ async function sqliteInsertedIds(tx: Queryable, insert: string, params: readonly
     [n - 1],
   );
   const last = Number(range?.last ?? 0);
-  if (Number(range?.n ?? 0) !== n) throw new Error(`journal: the ${n} rows inserted did not get consecutive ids ending at ${last}`);
+  if (Number(range?.n ?? 0) !== n) throw new InternalError(`journal: the ${n} rows inserted did not get consecutive ids ending at ${last}`);
   const ids = new Array<number>(n);
   for (let i = 0; i < n; i++) ids[i] = last - n + 1 + i;
   return ids;

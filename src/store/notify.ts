@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Db, Queryable } from './db.ts';
+import { InternalError } from '../errors.ts';
 
 /**
  * Cross-instance cache invalidation. On PostgreSQL the writing transaction NOTIFYs (delivered by
@@ -43,7 +44,7 @@ export async function startChangeFeed(db: Db, onChange: (siteId: string, subject
   if (db.engine !== 'postgres') return { close: () => Promise.resolve() };
   const pool = (db as Db & { pool?: pg.Pool }).pool;
   const connectionString = pool?.options.connectionString;
-  if (connectionString === undefined) throw new Error('startChangeFeed: a PostgreSQL Db from openPostgres (with its pool) is required');
+  if (connectionString === undefined) throw new InternalError('startChangeFeed: a PostgreSQL Db from openPostgres (with its pool) is required');
 
   const minRetry = opts.retryMs ?? 250;
   let retry = minRetry;
