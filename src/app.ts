@@ -54,11 +54,11 @@ export interface AppDeps {
   /** Where deliveries pending at shutdown or given up go; defaults to an in-memory outbox. */
   outbox?: Outbox;
   metrics?: Metrics;
-  now?: () => Date;
   /**
    * Time and timers of consent resolution: the upstream verify client (its Retry-After, backoff
    * and budget), the pending queue's ages and sweep, and held events waiting out the upstream.
-   * Default: the system clock. Also the default of `now`. Delivery does not read it.
+   * Also the time hits are stamped and decided with (receivedAt, consent's validity, the refusal
+   * log's rate limit). Default: the system clock. Delivery does not read it.
    */
   consentClock?: Clock;
   /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
@@ -111,6 +111,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const ownAgent = deps.agent === undefined ? createDeliveryAgent({ connectionsPerOrigin: config.delivery.connectionsPerOrigin }) : undefined;
   const agent = deps.agent ?? ownAgent!;
   const outbox = deps.outbox ?? createMemoryOutbox();
+  // flush() and shutdown() measure their deadlines on it: what they bound is the time left for
+  // deliveries, which wait on this clock (linger, retries, Retry-After), so a test that drives it
+  // drives the deadline too, and the budget and the waits it bounds cannot drift apart.
+  const deliveryClock = deps.deliveryClock ?? systemClock;
 
   const resolution = resolveDestinations(config, deps.templates);
   for (const d of resolution.disabled) log.info({ destination: d.id, reason: d.reason }, 'destination disabled');
@@ -183,7 +187,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
-  const now = deps.now ?? ((): Date => new Date(clock.now()));
+  const now = (): Date => new Date(clock.now());
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
   const verify = config.upstream.verify;
@@ -335,13 +339,13 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       accept: acceptHit,
       commit: commitHits,
       refusals,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
+      now,
     }),
   );
   // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
-  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, commit: commitHits, refusals, now }));
   // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
-  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
+  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, commit: commitHits, refusals, now }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
@@ -360,7 +364,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         pipeline,
         destinations: resolution.destinations,
         identity,
-        ...(deps.now === undefined ? {} : { now: deps.now }),
+        now,
       }),
     );
   }
@@ -375,7 +379,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     accepting: () => accepting,
     accept: acceptHit,
     commit: commitHits,
-    ...(deps.now === undefined ? {} : { now: deps.now }),
+    now,
   };
   const handler = withFastPaths(
     { allowedHosts: config.server.allowedHosts, accepting: () => accepting },
@@ -403,11 +407,11 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     pending,
     recover: async () => (journal === undefined ? 0 : journal.recover()),
     async flush(deadlineMs) {
-      const started = Date.now();
+      const started = deliveryClock.now();
       deferred.drain();
       // Upstream answers decide held events, which may then be queued for delivery.
       await pipeline.settled(deadlineMs);
-      await delivery.flush(Math.max(0, deadlineMs - (Date.now() - started)));
+      await delivery.flush(Math.max(0, deadlineMs - (deliveryClock.now() - started)));
     },
     shutdown(graceMs) {
       // Idempotent: a second signal or caller waits on the first shutdown.
@@ -417,7 +421,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   };
 
   async function stop(graceMs: number): Promise<void> {
-    const started = Date.now();
+    const started = deliveryClock.now();
     accepting = false;
     deferred.drain();
     // Held events waiting out the upstream are not asked again. Lookups in flight get up to half
@@ -433,7 +437,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       await consentApi?.close();
       await upstream?.close();
       if (upstreamAgent !== undefined && deps.upstreamAgent === undefined) await upstreamAgent.close();
-      await delivery.flush(Math.max(0, graceMs - (Date.now() - started)));
+      await delivery.flush(Math.max(0, graceMs - (deliveryClock.now() - started)));
     } finally {
       if (ownAgent !== undefined) await ownAgent.close();
       // Finished hits leave the journal; the rest stays for the next start.

@@ -76,7 +76,7 @@ export function upstreamVerify(baseUrl: string, over: Record<string, unknown> = 
 }
 
 /** Starts Tagwarden on 127.0.0.1 with a silent logger (or the given one). */
-export async function startTagwarden(config: Config, logger = pino({ level: 'silent' }), extra: Pick<AppDeps, 'db' | 'webhooks' | 'now' | 'deliveryClock' | 'consentClock'> = {}): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
+export async function startTagwarden(config: Config, logger = pino({ level: 'silent' }), extra: Pick<AppDeps, 'db' | 'webhooks' | 'deliveryClock' | 'consentClock'> = {}): Promise<{ app: TagwardenApp; url: string; server: Server; close: () => Promise<void> }> {
   const app = createApp(config, { logger, templates, ...extra });
   await app.recover();
   const server = createHttpServer(config.server, app.handler);

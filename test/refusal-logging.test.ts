@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
 
 /**
@@ -18,7 +19,7 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
       done();
     },
   });
-  let clock = Date.parse('2026-12-01T10:00:00.000Z');
+  const clock = new FakeClock(Date.parse('2026-12-01T10:00:00.000Z'));
   let vendor: Awaited<ReturnType<typeof startVendor>>;
   let tw: Awaited<ReturnType<typeof startTagwarden>>;
   const EMAIL = 'jane.secret@example.com';
@@ -29,7 +30,7 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
       site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {}, advertising: {} } },
       destinations: [{ id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` }, consent: { categories: ['analytics'] } }],
     });
-    tw = await startTagwarden(config, pino({ level: 'info' }, sink), { now: () => new Date(clock) });
+    tw = await startTagwarden(config, pino({ level: 'info' }, sink), { consentClock: clock });
   });
   afterAll(async () => {
     await tw.close();
@@ -122,11 +123,11 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
   });
 
   it('logs at most 10 lines a minute per client and reason, then says how many it held back', async () => {
-    clock += 120_000;
+    clock.advance(120_000);
     const before = logged('event refused').filter((l) => l.reason === 'groupId').length;
     for (let i = 0; i < 15; i++) expect((await post(`${tw.url}/v1/group`, { anonymousId: 'a', messageId: `g-${i}` })).status).toBe(400);
     expect(logged('event refused').filter((l) => l.reason === 'groupId').length - before).toBe(10);
-    clock += 60_000;
+    clock.advance(60_000);
     await post(`${tw.url}/v1/group`, { anonymousId: 'a', messageId: 'g-late' });
     expect(logged('event refused').at(-1)).toMatchObject({ reason: 'groupId', messageId: 'g-late', suppressed: 5 });
   });
