@@ -11,6 +11,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { LookupAll, UrlGuardOptions } from '../src/api/url-guard.ts';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { createWebhookWorker, type WebhookWorker, type WebhookWorkerOptions } from '../src/api/webhook-worker.ts';
+import { systemClock } from '../src/lib/clock.ts';
 import { createConsentStore, type ConsentStore } from '../src/store/consent.ts';
 import type { Db } from '../src/store/db.ts';
 import type { ConsentInput } from '../src/store/types.ts';
@@ -83,7 +84,7 @@ forEachEngine('consent-change webhooks', (engine) => {
   }
 
   function worker(over: Partial<WebhookWorkerOptions> = {}): WebhookWorker {
-    const w = createWebhookWorker({ db, guard: GUARD, now: () => clock, random: () => 0.5, backoff: { baseMs: 10_000, maxMs: 600_000 }, timeoutMs: 5_000, lockMs: 30_000, ...over });
+    const w = createWebhookWorker({ db, guard: GUARD, clock: { ...systemClock, now: () => clock }, random: () => 0.5, backoff: { baseMs: 10_000, maxMs: 600_000 }, timeoutMs: 5_000, lockMs: 30_000, ...over });
     closers.push(() => w.stop());
     return w;
   }

@@ -5,6 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Db } from '../store/db.ts';
 import { openDb } from '../store/open.ts';
 import { createSubscription, enqueueForChange, listDeliveries } from '../store/webhooks.ts';
+import { systemClock } from '../lib/clock.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 import { createWebhookWorker, webhookBackoffMs, type WebhookWorker, type WebhookWorkerOptions } from './webhook-worker.ts';
 
 describe('webhookBackoffMs', () => {
@@ -53,7 +55,7 @@ describe('createWebhookWorker', () => {
   }
 
   function worker(over: Partial<WebhookWorkerOptions> = {}): WebhookWorker {
-    const w = createWebhookWorker({ db, guard: { allowPrivate: true }, now: () => clock, random: () => 0.999, timeoutMs: 2_000, ...over });
+    const w = createWebhookWorker({ db, guard: { allowPrivate: true }, clock: { ...systemClock, now: () => clock }, random: () => 0.999, timeoutMs: 2_000, ...over });
     cleanup.push(() => w.stop());
     return w;
   }
@@ -82,16 +84,25 @@ describe('createWebhookWorker', () => {
 
   it('start() polls and delivers; stop() ends the loop', async () => {
     const r = await receiver((res) => res.writeHead(200).end());
-    await setup(r.url);
-    const w = worker({ now: Date.now, pollMs: 20 });
-    clock = Date.now();
+    const sub = await setup(r.url);
+    const fake = new FakeClock(clock);
+    const w = worker({ clock: fake, pollMs: 20 });
     w.start();
     w.start();
+    // One poll armed however often start() is called, due at once.
+    expect(fake.pendingTimers).toBe(1);
+    fake.advance(0);
     await vi.waitFor(() => expect(r.hits).toHaveLength(1), { timeout: 5_000 });
+    // The round done, the next poll is armed.
+    await vi.waitFor(() => expect(fake.pendingTimers).toBe(1), { timeout: 5_000 });
     await w.stop();
-    await db.transaction((tx) => enqueueForChange(tx, { siteId: `s${site}`, subject: { type: 'user', id: 'u' }, version: 2, items: [], recordChanged: true, at: Date.now() }));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(fake.pendingTimers).toBe(0);
+    await db.transaction((tx) => enqueueForChange(tx, { siteId: `s${site}`, subject: { type: 'user', id: 'u' }, version: 2, items: [], recordChanged: true, at: clock }));
+    // Well past many poll intervals: no timer was left to fire, so the new change stays undelivered.
+    fake.advance(60_000);
+    expect(fake.pendingTimers).toBe(0);
     expect(r.hits).toHaveLength(1);
+    expect((await listDeliveries(db, sub.id)).map((d) => d.status).sort()).toEqual(['delivered', 'pending']);
   });
 
   it('a stored URL the guard now refuses fails at once, without a request', async () => {

@@ -19,7 +19,7 @@
  * Nothing is ever thrown out of `runOnce` or the polling loop: errors go to `onError`.
  */
 import type { Dispatcher } from 'undici';
-import { systemClock, type TimerHandle } from '../lib/clock.ts';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
 import { sendVendorRequest } from '../delivery/sender.ts';
 import { maskSecrets } from '../observability/mask.ts';
@@ -46,7 +46,8 @@ export interface WebhookWorkerOptions {
   dispatcher?: Dispatcher;
   /** The URL guard's configuration (allowPrivate, allowHosts, lookup). */
   guard?: UrlGuardOptions;
-  now?: () => number;
+  /** Time of the attempts, claims and signatures, and the poll timer. Default: the system clock. */
+  clock?: Clock;
   /** Uniform in [0, 1), for the jitter. */
   random?: () => number;
   /** Wait between polls when nothing was due. Default 1000 ms. */
@@ -96,7 +97,8 @@ export function webhookBackoffMs(attempt: number, backoff: WebhookBackoff, rando
 
 export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
   const { db } = options;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = (): number => clock.now();
   const random = options.random ?? Math.random;
   const pollMs = options.pollMs ?? 1000;
   const batchSize = options.batchSize ?? 16;
@@ -196,7 +198,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
 
   function schedule(ms: number): void {
     if (!running) return;
-    timer = systemClock.setTimeout(() => {
+    timer = clock.setTimeout(() => {
       timer = undefined;
       current = loop();
     }, ms);
@@ -222,7 +224,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
     },
     async stop() {
       running = false;
-      if (timer !== undefined) systemClock.clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimeout(timer);
       timer = undefined;
       await current;
       const agent = ownAgent;
