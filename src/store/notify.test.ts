@@ -101,8 +101,11 @@ forEachEngine('change feed', (engine) => {
     const elsewhere = await engine.open();
     cleanup.push(() => elsewhere.close());
     await createConsentStore(elsewhere).apply([input({ type: 'visitor', id: 'other-schema' })]);
-    await sleep(300);
-    expect(events).toEqual([]);
+    // PostgreSQL delivers notifications in commit order: once a later write's has arrived, any
+    // of the writes above would have arrived before it.
+    await s1.apply([input({ type: 'visitor', id: 'marker' })]);
+    await waitFor(events, ([, key]) => key === 'visitor:marker', 1000);
+    expect(events).toEqual([['shop', 'visitor:marker']]);
   });
 
   it('reconnects after losing its connection and reports the gap (onReset) so caches can be dropped', async () => {

@@ -1,6 +1,8 @@
 import pg from 'pg';
 import type { Db, Queryable } from './db.ts';
 import { InternalError } from '../errors.ts';
+import { systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
+import { unrefTimer } from '../lib/every.ts';
 
 /**
  * Cross-instance cache invalidation. On PostgreSQL the writing transaction NOTIFYs (delivered by
@@ -32,6 +34,8 @@ export interface ChangeFeedOptions {
   applicationName?: string;
   /** First reconnect delay, doubled per failed attempt up to 5 s. */
   retryMs?: number;
+  /** The reconnect timers' clock. Default: the system clock. */
+  clock?: Clock;
 }
 
 const MAX_RETRY_MS = 5000;
@@ -50,7 +54,8 @@ export async function startChangeFeed(db: Db, onChange: (siteId: string, subject
   let retry = minRetry;
   let closed = false;
   let current: pg.Client | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  const clock = opts.clock ?? systemClock;
+  let timer: TimerHandle | undefined;
   // Clients already given up on: their late 'error'/'end' events must not schedule another reconnect.
   const retired = new WeakSet<pg.Client>();
 
@@ -104,7 +109,7 @@ export async function startChangeFeed(db: Db, onChange: (siteId: string, subject
 
   function schedule(): void {
     if (closed || timer !== undefined) return;
-    timer = setTimeout(() => {
+    const reconnect = (): void => {
       timer = undefined;
       connect().then(
         () => {
@@ -116,16 +121,16 @@ export async function startChangeFeed(db: Db, onChange: (siteId: string, subject
           schedule();
         },
       );
-    }, retry);
+    };
     // The feed alone must not keep a process alive that is otherwise done.
-    timer.unref();
+    timer = unrefTimer(clock.setTimeout(reconnect, retry));
   }
 
   await connect();
   return {
     async close() {
       closed = true;
-      if (timer !== undefined) clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimeout(timer);
       timer = undefined;
       const c = current;
       if (c !== undefined) {
