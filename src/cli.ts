@@ -11,6 +11,7 @@ import { replayMatching } from './api/dead-letters/replay.ts';
 import { deadLetterView, type DeadLetterView } from './api/dead-letters/view.ts';
 import { listDead, purgeDead, type DeadFilter } from './store/journal.ts';
 import { ValidationError } from './errors.ts';
+import { systemClock, type Clock } from './lib/clock.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
 import { verifyAuditChain } from './store/audit.ts';
@@ -23,6 +24,8 @@ export interface CliIo {
   stderr: { write(s: string): unknown };
   /** For `${VAR}` in the config and TAGWARDEN_CONFIG; the process environment when omitted. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** When keys are created and revoked and dead letters replayed; the system clock when omitted. */
+  clock?: Clock;
 }
 
 /** Exit codes: 0 done, 1 failed (store, config, unknown key id), 2 usage (unknown command, flag or scope). */
@@ -181,7 +184,7 @@ function deadText(rows: DeadLetterView[]): string {
 }
 
 /** `dlq list|replay|purge`: validated before the store is opened. */
-function dlqCommand(command: string | undefined, rest: string[], p: Parsed, config: Config | undefined, out: (s: string) => void): (db: Db) => Promise<number> {
+function dlqCommand(command: string | undefined, rest: string[], p: Parsed, config: Config | undefined, out: (s: string) => void, clock: Clock): (db: Db) => Promise<number> {
   if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   if (p.flags.has('scopes') || p.flags.has('label')) throw new UsageError('dlq takes no --scopes or --label');
   const siteId = p.flags.get('site') ?? config?.site.id;
@@ -198,7 +201,7 @@ function dlqCommand(command: string | undefined, rest: string[], p: Parsed, conf
     const filter = dlqFilter(p, siteId, false);
     const leaseS = (config?.delivery.journal.leaseMs ?? 30_000) / 1000;
     return async (db) => {
-      const replayed = await replayMatching(db, filter, Date.now());
+      const replayed = await replayMatching(db, filter, clock.now());
       if (p.json) out(`${JSON.stringify({ replayed })}\n`);
       else out(`Replayed ${replayed} dead letter${replayed === 1 ? '' : 's'}. A running Tagwarden on this store sends them again within ${leaseS} s (delivery.journal.leaseMs), consent re-checked first.\n`);
       return EXIT_OK;
@@ -219,6 +222,7 @@ function dlqCommand(command: string | undefined, rest: string[], p: Parsed, conf
 /** Runs one CLI invocation; resolves with the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const env = io.env ?? processEnv();
+  const clock = io.clock ?? systemClock;
   const out = (s: string) => io.stdout.write(s);
   const err = (s: string) => io.stderr.write(s);
   let db: Db | undefined;
@@ -244,7 +248,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     if (group === 'dlq') {
       const config = p.flags.has('store') && p.flags.has('site') ? undefined : configOf(argv, p, env);
-      const run = dlqCommand(command, rest, p, config, out);
+      const run = dlqCommand(command, rest, p, config, out, clock);
       db = await openDb(storeUrl(argv, p, env, config));
       return await run(db);
     }
@@ -261,7 +265,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const scopes = parseScopes(raw.split(',').map((s) => s.trim()).filter((s) => s !== ''));
       const label = p.flags.get('label') ?? '';
       run = async (db) => {
-        const created = await createApiKey(db, { label, scopes });
+        const created = await createApiKey(db, { label, scopes, now: clock.now() });
         if (p.json) {
           out(JSON.stringify({ id: created.id, key: created.key, label, scopes: created.scopes }) + '\n');
         } else {
@@ -286,7 +290,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
       if (p.flags.has('scopes') || p.flags.has('label')) throw new UsageError('keys revoke takes no --scopes or --label');
       run = async (db) => {
-        if (await revokeApiKey(db, id)) {
+        if (await revokeApiKey(db, id, clock.now())) {
           out(`Revoked ${id}. Running servers reject it within ${DEFAULT_KEY_CACHE_TTL_MS / 1000} s (their key cache).\n`);
           return EXIT_OK;
         }

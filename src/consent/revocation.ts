@@ -18,6 +18,7 @@ import { LRUCache } from 'lru-cache';
 import { subjectKey, type SubjectRef } from '../store/types.ts';
 import type { CategorySignal } from './merge.ts';
 import { UnavailableError } from '../errors.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 export interface RevocationCheckOptions {
   /** The consent store (not the upstream chain), read through its cache. */
@@ -28,6 +29,8 @@ export interface RevocationCheckOptions {
   ttlMs: number;
   /** Most events remembered; default 500,000 (about 100 bytes each). */
   maxEntries?: number;
+  /** The time of an event whose receivedAt cannot be read. Default: the system clock. */
+  clock?: Clock;
 }
 
 export interface RevocationCheck {
@@ -57,6 +60,7 @@ export function revokedSince(signal: CategorySignal, categories: readonly string
 
 export function createRevocationCheck(o: RevocationCheckOptions): RevocationCheck {
   // Keyed by destination and event: an event goes to several destinations, each settling it on its own.
+  const clock = o.clock ?? systemClock;
   const origins = new LRUCache<string, { subjects: SubjectRef[]; receivedAtMs: number }>({ max: o.maxEntries ?? 500_000, ttl: o.ttlMs });
   const key = (destinationId: string, messageId: string): string => `${destinationId}\u0000${messageId}`;
 
@@ -68,7 +72,7 @@ export function createRevocationCheck(o: RevocationCheckOptions): RevocationChec
       if (subjects.length === 0) return;
       // Parsed here, not on the pipeline's path: only a configured store needs the time.
       const at = Date.parse(receivedAt);
-      origins.set(key(destinationId, messageId), { subjects, receivedAtMs: Number.isNaN(at) ? Date.now() : at });
+      origins.set(key(destinationId, messageId), { subjects, receivedAtMs: Number.isNaN(at) ? clock.now() : at });
     },
 
     settled(destinationId, messageIds) {

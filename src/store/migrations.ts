@@ -1,4 +1,5 @@
 import type { Db } from './db.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * Versioned schema migrations, applied in order at start-up for both engines (each in its own
@@ -188,7 +189,7 @@ ALTER TABLE journal_work ADD COLUMN code TEXT;
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
-export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS, clock: Clock = systemClock): Promise<number[]> {
   await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
   const applied: number[] = [];
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
@@ -200,7 +201,7 @@ export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATI
         const text = statement.replace(/^\s*--.*$/gm, '').trim();
         if (text !== '') await tx.run(text);
       }
-      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, clock.now()]);
       return true;
     });
     if (done) applied.push(m.version);
