@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer } from './fixtures/upstream/fake-verify-server.ts';
 import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 
@@ -13,7 +14,7 @@ describe('end to end: consent from the upstream verify API', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}, hold: Record<string, unknown> = {}) {
+  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}, hold: Record<string, unknown> = {}, consentClock?: FakeClock) {
     const upstream = await startFakeVerifyServer(respond);
     const vendor = await startVendor();
     const tw = await startTagwarden(
@@ -29,6 +30,8 @@ describe('end to end: consent from the upstream verify API', () => {
           { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
         ],
       }),
+      undefined,
+      consentClock === undefined ? {} : { consentClock },
     );
     cleanup.push(() => upstream.close(), vendor.close, tw.close);
     const delivered = (path: string): string[] =>
@@ -129,9 +132,15 @@ describe('end to end: consent from the upstream verify API', () => {
   });
 
   it('an event waiting longer than hold.maxAgeMs is dropped, not sent when the answer comes late', async () => {
-    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 1500 }), { timeoutMs: 3000 }, { maxAgeMs: 200 });
+    let answer = (): void => undefined;
+    const late = new Promise<void>((resolve) => (answer = resolve));
+    const clock = new FakeClock(Date.now());
+    const s = await setup(() => ({ status: 200, body: CONSENT, after: late }), { timeoutMs: 3000 }, { maxAgeMs: 200 }, clock);
     await s.send('slow', 'visitor-8');
-    await new Promise((r) => setTimeout(r, 1300));
+    await vi.waitFor(() => expect(s.upstream.hits).toHaveLength(1));
+    // Past hold.maxAgeMs on the consent clock, far from the lookup's timeout: then the answer comes.
+    clock.advance(200);
+    answer();
     await s.tw.app.flush(5000);
     expect(s.delivered('/stats')).toEqual([]);
     expect(await s.unresolved()).toBe(2);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { post, sha256, startTagwarden, startVendor, testConfig, type VendorHit } from './helpers.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 
 /**
  * The first complete path: Segment events in over HTTP, consent read from the event, the policy
@@ -206,6 +207,7 @@ describe('end to end: whenUnknown redact and hold, opt-out mode', () => {
   });
 
   it('opt-in: unknown consent sends Meta the consent_unknown redaction and holds GA4, which then expires unsent', async () => {
+    const clock = new FakeClock(Date.now());
     const tw = await startTagwarden(
       testConfig({
         site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: {}, analytics: {} } },
@@ -215,6 +217,8 @@ describe('end to end: whenUnknown redact and hold, opt-out mode', () => {
           { id: 'ga4', template: 'ga4', settings: { measurementId: 'G-TEST1', apiSecret: 's' }, endpoint: `${vendor.url}/r/ga4`, consent: { whenUnknown: 'hold' } },
         ],
       }),
+      undefined,
+      { consentClock: clock },
     );
     try {
       expect((await post(`${tw.url}/v1/track`, base('r-1'))).status).toBe(200);
@@ -226,7 +230,10 @@ describe('end to end: whenUnknown redact and hold, opt-out mode', () => {
       // Identifiers are gone; only the user agent is left for Meta's matching.
       expect(ev.user_data).toEqual({ client_user_agent: 'UA' });
       expect(tw.app.pending.size).toBe(1);
-      await new Promise((r) => setTimeout(r, 1300));
+      // Held on the consent clock: just before its deadline it is still held, then it expires.
+      clock.advance(199);
+      expect(tw.app.pending.size).toBe(1);
+      clock.advance(1);
       expect(tw.app.pending.size).toBe(0);
       await tw.app.flush(2000);
       expect(vendor.hits.filter((h) => h.path === '/r/ga4')).toHaveLength(0);
