@@ -123,8 +123,12 @@ describe('end to end: consent from the upstream verify API', () => {
   });
 
   it('the pending queue is bounded: what does not fit is dropped as consent_unresolved, the rest decided by the answer', async () => {
-    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 100 }), {}, { maxEvents: 5 });
+    let answer = (): void => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    // The answer waits until every hit has arrived, so all eight wait for it.
+    const s = await setup(() => ({ status: 200, body: CONSENT, after: answered }), {}, { maxEvents: 5 });
     await Promise.all(Array.from({ length: 8 }, (_, i) => s.send(`q${i}`, 'visitor-7')));
+    answer();
     await s.tw.app.flush(5000);
     // Each waiting event holds one entry for its two undecided destinations.
     expect(s.delivered('/stats')).toHaveLength(5);

@@ -115,13 +115,14 @@ describe('lifecycle', () => {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       });
       req.on('error', reject);
-      req.write(body.slice(0, 5));
-      // The request is past the routing checks and waiting for its body when shutdown starts.
-      setTimeout(() => {
+      // The server's own listener ran first: once it has, the request is past the routing checks
+      // and waiting for its body when shutdown starts.
+      tw.server.once('request', () => {
         const stopping = tw.app.shutdown(500);
         req.end(body.slice(5));
         stopping.catch(reject);
-      }, 100);
+      });
+      req.write(body.slice(0, 5));
     });
     const r = await answer;
     expect(r.status).toBe(503);

@@ -261,10 +261,10 @@ describe('concurrency: a long local queue is not an upstream failure', () => {
       () => {
         open++;
         maxOpen = Math.max(maxOpen, open);
-        setTimeout(() => open--, 60);
-        return { status: 200, body: CONSENT, delayMs: 60 };
+        setTimeout(() => open--, 50);
+        return { status: 200, body: CONSENT, delayMs: 50 };
       },
-      // Real clock: 30 visitors through 3 slots take ~600 ms, far past the 200 ms timeout.
+      // Real clock: 30 visitors through 3 slots take ~500 ms, far past the 200 ms timeout.
       { maxConcurrent: 3, timeoutMs: 200, clock: undefined },
     );
     const results = await Promise.all(Array.from({ length: 30 }, (_, i) => client.lookup(`v${i}`)));
