@@ -22,18 +22,25 @@ const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destina
 const HEADER_READERS = ['!**/http/cookies.ts', '!**/http/client-ip.ts'];
 const HTTP_PACKAGES = ['express', 'undici', 'http-proxy-middleware', 'busboy', 'node:http', 'node:https', 'node:http2'];
 
+/** src/lib/ is open to every part, and its folders (lib/http/) are not the parts of the same name. */
+const openLib = (pattern) => (pattern.group === undefined ? pattern : { ...pattern, group: [...pattern.group, '!**/lib/**'] });
+
 /**
  * A part's "never" rules: `[id, why, pattern]` each, `id` naming the entry for the allow-list. Every
  * message starts with the rule's name ("policy is pure: …"). Every part also never imports the
  * composition root or the entry points.
  */
 const boundary = (rule, entries) => [
-  ...entries.map(([id, why, pattern]) => ({ id, message: `${rule}: ${why}`, ...pattern })),
+  ...entries.map(([id, why, pattern]) => ({ id, message: `${rule}: ${why}`, ...openLib(pattern) })),
   { id: 'roots', message: `${rule}: only main.ts imports app.ts; nothing imports main.ts or cli.ts.`, group: ['**/app.ts', '**/main.ts', '**/cli.ts'] },
 ];
 
+/** The rules of a part minus the waived ones (by id): nested sets and the allow-list. */
+const waive = (rules, ...ids) => rules.filter((r) => !ids.includes(r.id));
+
 const lib = boundary('lib is the shared kernel', [
-  ['lib', 'it imports no other part of src/ (only node:*, undici and src/errors.ts).', { group: [...parts(...ALL_PARTS), '**/pipeline.ts'] }],
+  // Anchored after the leading `../` run: lib's own folders (lib/http/) share names with parts.
+  ['lib', 'it imports no other part of src/ (only node:*, undici and src/errors.ts).', { regex: `^(\\.\\./)+(${ALL_PARTS.join('|')})(/|\\.ts$)` }],
   ['lib-packages', 'its only packages are node:* and undici.', { regex: '^(?!node:|undici(/|$)|\\.)' }],
 ]);
 
@@ -72,7 +79,9 @@ const consent = boundary('consent resolution knows no vendors', [
     group: [...parts('destinations', 'delivery', 'api', 'policy', 'proxy', 'ingest'), ...PIPELINE, '!**/ingest/event.ts'],
   }],
   ['consent-http', 'it writes no HTTP: from http/ only the header readers (cookies.ts, client-ip.ts); outbound calls go through src/lib.', { group: ['**/http/**', ...HEADER_READERS] }],
-  ['consent-packages', 'no express; undici only through src/lib (the outbound sender).', packages(['express', 'undici', 'http-proxy-middleware', 'node:http', 'node:https'])],
+  ['consent-packages', 'it serves no HTTP: no express, no node:http.', packages(['express', 'http-proxy-middleware', 'node:http', 'node:https'])],
+  // A dispatcher may be handed through (its type); the requests themselves go through src/lib/http.
+  ['consent-packages', 'it sends through src/lib (the outbound sender): undici types only.', { ...packages(['undici']), allowTypeImports: true }],
 ]);
 
 const destinations = boundary('destinations render, they do not send', [
@@ -96,15 +105,17 @@ const identity = boundary('identity reads ids', [
   ['identity-packages', 'no express or undici (types from node:http are fine).', packages(['express', 'undici'])],
 ]);
 
-const api = boundary('the API reads and writes the store and consent', [
-  ['api', 'it never decides (no policy/) and serves no scripts (no proxy/).', { group: parts('policy', 'proxy') }],
-]);
-// /debug/explain runs hits through the pipeline and sends nothing: the only api/ files that import it.
+// /debug/explain runs hits through the pipeline and shows the decisions (sending nothing): the only
+// api/ files that import the pipeline and policy/ (its reason texts).
 const API_EXPLAIN = ['src/api/explain.ts', 'src/api/explain-hit.ts'];
-const apiNoPipeline = [...api, { id: 'api-pipeline', message: 'the API reads and writes the store and consent: only /debug/explain (api/explain*.ts) runs the pipeline.', group: PIPELINE }];
+const api = boundary('the API reads and writes the store and consent', [
+  ['api', 'it serves no scripts (no proxy/).', { group: parts('proxy') }],
+  ['api-pipeline', 'only /debug/explain (api/explain*.ts) runs the pipeline and reads policy/.', { group: [...parts('policy'), ...PIPELINE] }],
+]);
+const apiExplain = waive(api, 'api-pipeline');
 
 const pipeline = boundary('the pipeline runs a hit through the parts', [
-  ['pipeline', 'the routes call it: no api/ or http/.', { group: parts('api', 'http') }],
+  ['pipeline', 'the routes call it: no api/, no http/ but the header readers.', { group: [...parts('api', 'http'), ...HEADER_READERS] }],
   ['pipeline-store', 'it reaches the store through consent/ and delivery/: store types only.', { group: parts('store'), allowTypeImports: true }],
   ['pipeline-routes', 'no ingest routes (from ingest/ the parsers, event.ts and hit-sink.ts).', { group: ['**/ingest/*-routes.ts', '**/ingest/*fast-path.ts', '**/ingest/router*.ts'] }],
 ]);
@@ -138,8 +149,6 @@ const block = (files, rules) => ({
   ignores: NOT_CHECKED,
   rules: { 'no-restricted-imports': ['error', { patterns: rules.map(({ id: _id, ...pattern }) => pattern) }] },
 });
-/** The rules of a part minus the waived ones (by id), for the allow-list. */
-const waive = (rules, ...ids) => rules.filter((r) => !ids.includes(r.id));
 
 // TEMPORARY allow-list of today's violations in files other helpers are rewriting for issue 12.
 // Each entry is the file, its part's rules minus the waived ones, and what removes it.
@@ -150,8 +159,12 @@ const ALLOWED = [
   { files: ['src/consent/upstream/verify-client.ts'], rules: waive(consent, 'consent-packages') },
   // TODO(issue 12): removed when the lead moves RETRY_SAFE_FAILURES / RetrySafeFailure to destinations/types.ts (delivery imports it from there).
   { files: ['src/destinations/load.ts', 'src/destinations/template-schema.ts', 'src/destinations/types.ts'], rules: waive(destinations, 'destinations') },
-  // TODO(issue 12): removed when the mapping helper lands (mapping.ts hashes with ingest/digest.ts; hashing moves out of ingest/).
-  { files: ['src/destinations/mapping.ts'], rules: waive(destinations, 'destinations-ingest') },
+  // TODO(issue 12): removed when the lead moves ingest/digest.ts (used by the pixel parser and the mapping's @hash) to src/lib/.
+  // mapping.ts on main; mapping/hash.ts once the mapping split lands.
+  { files: ['src/destinations/mapping.ts', 'src/destinations/mapping/hash.ts'], rules: waive(destinations, 'destinations-ingest') },
+  // TODO(issue 12): removed when the lead moves the masking and PII scrubbing the outbound sender uses (observability/mask.ts,
+  // pii.ts on the outbound branch) into src/lib/ or injects them; src/lib/http/send.ts does not exist on main yet.
+  { files: ['src/lib/http/send.ts'], rules: waive(lib, 'lib') },
 ];
 
 const importBoundaries = [
@@ -164,8 +177,8 @@ const importBoundaries = [
   block(['src/destinations/**'], destinations),
   block(['src/delivery/**'], delivery),
   block(['src/identity/**'], identity),
-  block(['src/api/**'], apiNoPipeline),
-  block(API_EXPLAIN, api),
+  block(['src/api/**'], api),
+  block(API_EXPLAIN, apiExplain),
   block(['src/pipeline/**', 'src/pipeline.ts'], pipeline),
   block(['src/observability/**'], observability),
   block(['src/config/**'], config),
