@@ -18,7 +18,7 @@ const packages = (names) => ({ regex: `^(${names.map((n) => n.replace(/[/.]/g, '
 const parts = (...names) => names.map((n) => `**/${n}/**`);
 const PIPELINE = ['**/pipeline/**', '**/pipeline.ts'];
 const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline'];
-// http/ modules that only read a request header and write nothing: consent/ and identity/ may use them.
+// http/ modules that only read a request header and write nothing: consent/, identity/ and the pipeline may use them.
 const HEADER_READERS = ['!**/http/cookies.ts', '!**/http/client-ip.ts'];
 const HTTP_PACKAGES = ['express', 'undici', 'http-proxy-middleware', 'busboy', 'node:http', 'node:https', 'node:http2'];
 
