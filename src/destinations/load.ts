@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
+import type { RetrySafeFailure } from './types.ts';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, parseDottedPath } from '../lib/dotted.ts';

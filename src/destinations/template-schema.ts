@@ -4,7 +4,7 @@
  * them (mapping/compile.ts) in load.ts, which knows the declared settings.
  */
 import { z } from 'zod';
-import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from '../delivery/retry-policy.ts';
+import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from './types.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from '../lib/dotted.ts';
 import { TRANSFORMS, type TransformFn } from './mapping/transforms.ts';

@@ -5,7 +5,7 @@
  * https://developers.facebook.com/docs/meta-pixel/advanced/advanced-matching) is passed through.
  */
 import { hash } from 'node:crypto';
-import { isSha256Hex, sha256Digest } from '../../ingest/digest.ts';
+import { isSha256Hex, sha256Digest } from '../../lib/sha256-digest.ts';
 import { MAX_ARRAY_ITEMS } from './limits.ts';
 import { normalizeForHash, type HashKind, type NormalizeOptions } from './normalize.ts';
 
