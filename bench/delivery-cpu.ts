@@ -18,7 +18,7 @@ import { eventFactory } from './event.ts';
 import { machineLine } from './tally.ts';
 import { createDelivery, createMemoryOutbox } from '../src/delivery/delivery.ts';
 import type { RenderedItem } from '../src/delivery/batcher.ts';
-import { createDeliveryAgent } from '../src/delivery/sender.ts';
+import { createPool } from '../src/lib/http/pool.ts';
 import { bindDestination } from '../src/destinations/bind.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
 import { parseSegmentEvent } from '../src/ingest/segment.ts';
@@ -65,7 +65,7 @@ let delivered = 0;
 let wanted = 0;
 let reached: () => void = () => undefined;
 const delivery = createDelivery({
-  agent: createDeliveryAgent({ connectionsPerOrigin: inFlight }),
+  agent: createPool('vendors', { connections: inFlight }),
   outbox: createMemoryOutbox(),
   defaults: { maxInFlight: inFlight, maxQueuedEvents: 1_000_000 },
   onResult: (r) => {

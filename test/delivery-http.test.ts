@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, Dispatcher } from 'undici';
 import type http from 'node:http';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions } from '../src/delivery/delivery.ts';
-import { createDeliveryAgent } from '../src/delivery/sender.ts';
+import { createPool } from '../src/lib/http/pool.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { batchIds, fakeDestination, refusedUrl, renderedItem, resultLog, startServer, WatchedClock, type ReceivedRequest, type TestServer } from '../src/delivery/test-helpers.ts';
 
@@ -18,7 +18,7 @@ const servers: TestServer[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(() => {
-  agent = createDeliveryAgent({ connectionsPerOrigin: 8 });
+  agent = createPool('vendors', { connections: 8 });
 });
 afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((c) => c()));
