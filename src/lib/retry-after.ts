@@ -87,14 +87,3 @@ export function singleRetryAfter(value: string | string[] | undefined): string |
   const first = value[0];
   return first !== undefined && value.every((v) => v === first) ? first : undefined;
 }
-
-/**
- * The wait a `Retry-After` field asks for, in ms from `now` (RFC 9110 §10.2.3,
- * https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3: delta-seconds or an HTTP-date; a
- * date in the past means 0). Undefined when the field is absent, repeated with disagreeing values
- * (singleRetryAfter) or matches neither grammar.
- */
-export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
-  const single = singleRetryAfter(value);
-  return single === undefined ? undefined : parseRetryAfter(single, now);
-}
