@@ -1,9 +1,9 @@
 /**
- * CPU per vendor request of the delivery layer alone (batcher, request building, the sender over a
- * real undici pool), for GA4, which sends one request per client: `--requests` events of distinct
- * visitors are rendered first (not measured), then handed to `createDelivery` against the vendor
- * sink (bench/servers/sink.ts, another process), and this process's CPU time per delivered event
- * is reported. A diagnostic beside bench/verify.ts (docs/performance.md), not a gate.
+ * CPU per vendor request of the delivery layer alone (batcher, request building, the outbound
+ * sender of src/lib/http/send.ts over a real undici pool), for GA4, which sends one request per
+ * client: `--requests` events of distinct visitors are rendered first (not measured), then handed
+ * to `createDelivery` against the vendor sink (bench/servers/sink.ts, another process), and this
+ * process's CPU time per delivered event is reported. A diagnostic beside bench/verify.ts (docs/performance.md), not a gate.
  *
  *   node bench/delivery-cpu.ts [--requests 20000] [--visitors 10000] [--in-flight 64]
  *
