@@ -1,9 +1,10 @@
 /**
- * createDelivery end to end over real HTTP: the shared undici agent, sendVendorRequest, and a local
- * server on 127.0.0.1. The parts' behaviour is unit-tested in src/delivery/ on a fake clock with a
- * fake sender; these tests check what only real sockets show (concurrency on the wire, connection
- * errors, aborted requests, masked excerpts). They wait on results and on the server's requests,
- * never on elapsed time; where time matters the delivery runs on a FakeClock.
+ * createDelivery end to end over real HTTP: the shared undici agent, the outbound sender
+ * (src/lib/http/send.ts), and a local server on 127.0.0.1. The parts' behaviour is unit-tested in
+ * src/delivery/ on a fake clock with a fake sender; these tests check what only real sockets show
+ * (concurrency on the wire, connection errors, aborted requests, masked excerpts). They wait on
+ * results and on the server's requests, never on elapsed time; where time matters the delivery
+ * runs on a FakeClock.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, Dispatcher } from 'undici';
