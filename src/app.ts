@@ -5,7 +5,7 @@ import { explainRouter } from './api/explain.ts';
 import type { Config } from './config/load.ts';
 import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
-import { createDeliveryAgent } from './delivery/sender.ts';
+import { createPool } from './lib/http/pool.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError, type TagwardenError } from './errors.ts';
@@ -49,7 +49,7 @@ type Hit = HitToDecide;
 export interface AppDeps {
   logger: Logger;
   templates: TemplateCatalog;
-  /** Outbound HTTP dispatcher; defaults to a keep-alive undici Agent sized from config. */
+  /** Dispatcher of vendor deliveries; defaults to the 'vendors' pool (src/lib/http/pool.ts) sized from config. */
   agent?: Dispatcher;
   /** Where deliveries pending at shutdown or given up go; defaults to an in-memory outbox. */
   outbox?: Outbox;
@@ -61,7 +61,7 @@ export interface AppDeps {
    * log's rate limit). Default: the system clock. Delivery does not read it.
    */
   consentClock?: Clock;
-  /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
+  /** Dispatcher of the upstream verify client; defaults to its own 'upstream-verify' pool. */
   upstreamAgent?: Dispatcher;
   /**
    * The consent store's database (opened and migrated by src/store/open.ts). Without it there is no
@@ -108,7 +108,7 @@ export interface TagwardenApp {
 export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const log = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
-  const ownAgent = deps.agent === undefined ? createDeliveryAgent({ connectionsPerOrigin: config.delivery.connectionsPerOrigin }) : undefined;
+  const ownAgent = deps.agent === undefined ? createPool('vendors', { connections: config.delivery.connectionsPerOrigin }) : undefined;
   const agent = deps.agent ?? ownAgent!;
   const outbox = deps.outbox ?? createMemoryOutbox();
   // flush() and shutdown() measure their deadlines on it: what they bound is the time left for
@@ -192,7 +192,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
   const verify = config.upstream.verify;
   // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
-  const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createDeliveryAgent({ connectionsPerOrigin: verify.maxConcurrent }));
+  const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createPool('upstream-verify', { connections: verify.maxConcurrent }));
   const upstream =
     verify === undefined || upstreamAgent === undefined
       ? undefined

@@ -1,7 +1,7 @@
 /**
  * The webhook delivery worker: claims due deliveries (src/store/webhooks.ts), POSTs each signed
- * body (src/api/webhook-sign.ts) through the URL guard's agent (src/api/url-guard.ts), and
- * records what happened:
+ * body (src/api/webhook-sign.ts) with the outbound sender (src/lib/http/send.ts) over the URL
+ * guard's webhook pool (src/api/url-guard.ts), and records what happened:
  *
  * - 2xx: delivered.
  * - 410 Gone: the receiver asks us to stop (Standard Webhooks): the delivery ends as `gone` and
@@ -21,7 +21,7 @@
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
-import { sendVendorRequest } from '../delivery/sender.ts';
+import { send } from '../lib/http/send.ts';
 import { maskSecrets } from '../observability/mask.ts';
 import type { Db } from '../store/db.ts';
 import { claimDue, recordResult, type ClaimedDelivery, type DeliveryOutcome } from '../store/webhooks.ts';
@@ -46,7 +46,7 @@ export interface WebhookWorkerOptions {
   dispatcher?: Dispatcher;
   /** The URL guard's configuration (allowPrivate, allowHosts, lookup). */
   guard?: UrlGuardOptions;
-  /** Time of the attempts, claims and signatures, and the poll timer. Default: the system clock. */
+  /** Time of the attempts, claims and signatures, their request timers and the poll timer. Default: the system clock. */
   clock?: Clock;
   /** Uniform in [0, 1), for the jitter. */
   random?: () => number;
@@ -130,7 +130,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
       'user-agent': USER_AGENT,
       ...signWebhook(d.secret, d.id, Math.floor(now() / 1000), d.payload),
     };
-    const sent = await sendVendorRequest(dispatcher(), { method: 'POST', url: check.url.href, headers, body: d.payload }, { timeoutMs, secretValues: [d.secret], now });
+    const sent = await send(dispatcher(), { method: 'POST', url: check.url.href, headers, body: d.payload }, { timeoutMs, secretValues: [d.secret], clock });
     const at = now();
     const o = sent.outcome;
     let error: string;

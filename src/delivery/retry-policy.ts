@@ -6,13 +6,12 @@
 import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
 import { DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, type ErrorCode } from '../errors.ts';
+import type { RetrySafeFailure } from '../destinations/types.ts';
 
-/** What one attempt produced, as the sender reports it. */
-export type AttemptOutcome =
-  /** `transient`: the destination's template says this error answer is temporary (retryOn). */
-  | { kind: 'response'; status: number; retryAfter?: string; transient?: boolean }
-  | { kind: 'network'; code?: string }
-  | { kind: 'timeout' };
+import type { SendOutcome } from '../lib/http/send.ts';
+
+/** What one attempt produced, as the outbound sender (src/lib/http/send.ts) reports it. */
+export type AttemptOutcome = SendOutcome;
 
 export interface RetryPolicy {
   /** Most attempts in total, the first one included. */
@@ -60,16 +59,6 @@ export type RetryDecision =
 const RETRYABLE = errorCodeOf(DeliveryRetryableError);
 const REJECTED = errorCodeOf(DeliveryRejectedError);
 
-/**
- * Failures after which the vendor may or may not have processed the request: a template without an
- * idempotency key lists those its vendor can safely see twice (docs/templates.md, `retrySafe`).
- * - `status_5xx`: a retryable 5xx (not 501/505), other than a 503 with a Retry-After;
- * - `status_transient`: another error answer the template's `retryOn` rules call temporary;
- * - `timeout`: no complete answer within the request budget;
- * - `network`: the connection failed after the request may have left (reset, closed, unknown).
- */
-export const RETRY_SAFE_FAILURES = ['status_5xx', 'status_transient', 'timeout', 'network'] as const;
-export type RetrySafeFailure = (typeof RETRY_SAFE_FAILURES)[number];
 
 /**
  * How an attempt that is worth repeating failed, for the idempotency check: `refused` and
