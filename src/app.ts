@@ -58,7 +58,8 @@ export interface AppDeps {
    * Time and timers of consent resolution: the upstream verify client (its Retry-After, backoff
    * and budget), the pending queue's ages and sweep, and held events waiting out the upstream.
    * Also the time hits are stamped and decided with (receivedAt, consent's validity, the refusal
-   * log's rate limit). Default: the system clock. Delivery does not read it.
+   * log's rate limit), and that of the consent store and its API (writes, key look-ups, rate
+   * limits, the webhook worker). Default: the system clock. Delivery does not read it.
    */
   consentClock?: Clock;
   /** Dispatcher of the upstream verify client; defaults to its own 'upstream-verify' pool. */
@@ -226,7 +227,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           config,
           db: deps.db,
           log,
-          guard: apiGuard(deps.db, config),
+          guard: apiGuard(deps.db, config, clock),
+          clock,
           upstream,
           onVisitorChanged: (visitorId) => recheck(visitorId),
           // A replay through the API is sent now, not at the next takeover (one lease period later).
@@ -239,6 +241,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       store: consentApi.storeSource,
       categoriesOf: (id) => categoriesById.get(id),
       ttlMs: config.delivery.maxTotalMs + 60_000,
+      clock,
     });
   }
   const pipeline = createPipeline({

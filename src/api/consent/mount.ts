@@ -13,6 +13,7 @@ import { deadLetterRouter } from '../dead-letters/routes.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
 
 export type Scope = 'consent:write' | 'consent:read' | 'audit:read' | 'admin';
 
@@ -30,6 +31,11 @@ export interface ConsentApiOptions {
   onVisitorChanged: (visitorId: string) => void;
   /** Dead letters were replayed through the API: take their released hits over now (src/app.ts). */
   onDeadLettersReplayed?: () => void;
+  /**
+   * Time of the store's writes and reads (consent validity), the routes, the webhook worker and the
+   * change feed's reconnects: the app's consent clock. Default: the system clock.
+   */
+  clock?: Clock;
 }
 
 export interface ConsentApi {
@@ -51,6 +57,8 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   const { config } = o;
   const siteId = config.site.id;
   const categories = Object.keys(config.site.categories);
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   // Declared before the store (whose afterCommit uses it); assigned right after it.
   const late: { storeSource?: StoreSource } = {};
 
@@ -66,6 +74,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   const urlGuard = { allowPrivate: config.api.webhooks.allowPrivate, allowHosts: config.api.webhooks.allowHosts };
   // Deliveries are written in the same transaction as the change: at least once, never lost.
   const store = createConsentStore(o.db, {
+    now,
     onChange: enqueueForChange,
     afterCommit: (changes) => {
       for (const c of changes) {
@@ -74,16 +83,20 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
-  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, now) => store.read(s, subject, now) });
+  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), now });
   late.storeSource = storeSource;
   const source = chainSources(storeSource, o.upstream);
 
   let feed: ChangeFeed | undefined;
   let closing = false;
   // Other instances on the same PostgreSQL announce their writes; SQLite has no other instance.
-  const feedReady = startChangeFeed(o.db, (site, subjectKey) => {
-    if (site === siteId) changed(subjectKey);
-  }).then(
+  const feedReady = startChangeFeed(
+    o.db,
+    (site, subjectKey) => {
+      if (site === siteId) changed(subjectKey);
+    },
+    { clock },
+  ).then(
     (f) => {
       if (closing) return f.close();
       feed = f;
@@ -92,11 +105,11 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   );
 
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents }));
-  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId) }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, now }));
+  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), now }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes }));
-  router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
+  router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, now, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
     o.webhooks === false
@@ -104,6 +117,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
       : createWebhookWorker({
           db: o.db,
           guard: urlGuard,
+          clock,
           onError: (err) => o.log.warn({ err }, 'webhook worker'),
           onAttempt: (d, outcome) => o.log.info({ delivery: d.id, subscription: d.subscriptionId, outcome }, 'webhook delivery'),
           ...(o.webhooks ?? {}),
