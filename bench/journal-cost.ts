@@ -41,7 +41,7 @@ const journalOn = values.journal === 'on';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-journal-cost-'));
 const db = await openDb(`sqlite:${join(dir, 'journal.db')}`);
-const writer = createJournalWriter({ db, owner: 'bench:1:00000000', leaseMs: 30_000, maxHits: 1e9, maxBytes: 1e12, windowMs: 0, retryAfterS: 1, now: () => Date.now() });
+const writer = createJournalWriter({ db, owner: 'bench:1:00000000', leaseMs: 30_000, maxHits: 1e9, maxBytes: 1e12, windowMs: 0, retryAfterS: 1 });
 const tracker = createJournalTracker({ finish: (ids) => writer.finish(ids), putWork: (rows) => writer.putWork(rows), settleWork: (d, ids) => writer.settleWork(d, ids) });
 
 const factory = eventFactory('journal-cost', 100);

@@ -71,7 +71,7 @@ forEachEngine('consent-change webhooks', (engine) => {
   beforeEach(async () => {
     db = await engine.open();
     clock = T0;
-    store = createConsentStore(db, { now: () => clock, onChange: enqueueForChange });
+    store = createConsentStore(db, { clock: { ...systemClock, now: () => clock }, onChange: enqueueForChange });
   });
   afterEach(async () => {
     for (const close of closers.splice(0).reverse()) await close();
@@ -91,7 +91,7 @@ forEachEngine('consent-change webhooks', (engine) => {
   }
 
   async function subscribe(url: string, guard: UrlGuardOptions = GUARD) {
-    return createSubscription(db, { siteId: SITE, url, filters: {} }, { guard, now: () => clock });
+    return createSubscription(db, { siteId: SITE, url, filters: {} }, { guard, clock: { ...systemClock, now: () => clock } });
   }
 
   it('delivers a consent change as a signed POST with the subject, the change and its version', async () => {

@@ -8,6 +8,7 @@ import type { Db } from '../store/db.ts';
 import { apiKeyGuard, createKeyCache, presentedKey, requireScope, type AuthDeps } from './auth.ts';
 import { createApiKey, revokeApiKey, type Scope } from './keys.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { systemClock } from '../lib/clock.ts';
 
 /** One route per scope (`/consent-read`, …), each answering the key id the guard set. */
 function appWith(deps: AuthDeps): express.Express {
@@ -41,7 +42,7 @@ describe('presentedKey', () => {
 forEachEngine('API key auth', (engine) => {
   let db: Db;
   let t: number;
-  const now = () => t;
+  const clock = { ...systemClock, now: () => t };
   beforeEach(async () => {
     db = await engine.open();
     t = 1_000_000;
@@ -52,7 +53,7 @@ forEachEngine('API key auth', (engine) => {
   });
 
   it('401 with WWW-Authenticate: Bearer when no key is sent', async () => {
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     const res = await request(app).get('/consent-read');
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer\b/);
@@ -62,7 +63,7 @@ forEachEngine('API key auth', (engine) => {
 
   it('401 for an unknown key', async () => {
     await createApiKey(db, { label: 'crm', scopes: ['admin'] });
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     const res = await request(app).get('/consent-read').set('X-API-Key', `tw_${'A'.repeat(43)}`);
     expect(res.status).toBe(401);
     expect(res.headers['www-authenticate']).toMatch(/^Bearer\b.*invalid_token/);
@@ -71,7 +72,7 @@ forEachEngine('API key auth', (engine) => {
 
   it('200 with the right scope, by X-API-Key and by Authorization: Bearer; res.locals.apiKeyId is the public id', async () => {
     const { id, key } = await createApiKey(db, { label: 'crm', scopes: ['consent:write', 'consent:read'] });
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     for (const [h, v] of [
       ['X-API-Key', key],
       ['Authorization', `Bearer ${key}`],
@@ -85,7 +86,7 @@ forEachEngine('API key auth', (engine) => {
 
   it('403 for a valid key without the scope', async () => {
     const { key } = await createApiKey(db, { label: 'reader', scopes: ['consent:read'] });
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     for (const scope of ['consent:write', 'audit:read', 'admin']) {
       const res = await request(app).get(`/${scope.replace(':', '-')}`).set('Authorization', `Bearer ${key}`);
       expect(res.status).toBe(403);
@@ -95,7 +96,7 @@ forEachEngine('API key auth', (engine) => {
 
   it('admin implies every scope', async () => {
     const { key } = await createApiKey(db, { label: 'ops', scopes: ['admin'] });
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     for (const scope of ['consent:write', 'consent:read', 'audit:read', 'admin']) {
       expect((await request(app).get(`/${scope.replace(':', '-')}`).set('X-API-Key', key)).status).toBe(200);
     }
@@ -103,11 +104,11 @@ forEachEngine('API key auth', (engine) => {
 
   it('401 for a revoked key: at once with a fresh cache, within the cache TTL on a running server', async () => {
     const { id, key } = await createApiKey(db, { label: 'crm', scopes: ['consent:read'] });
-    const keys = createKeyCache(db, { now, ttlMs: 10_000 });
+    const keys = createKeyCache(db, { clock, ttlMs: 10_000 });
     const app = appWith({ keys });
     expect((await request(app).get('/consent-read').set('X-API-Key', key)).status).toBe(200);
     await revokeApiKey(db, id);
-    expect((await request(appWith({ keys: createKeyCache(db, { now }) })).get('/consent-read').set('X-API-Key', key)).status).toBe(401);
+    expect((await request(appWith({ keys: createKeyCache(db, { clock }) })).get('/consent-read').set('X-API-Key', key)).status).toBe(401);
     // The running server's cache still holds the look-up (documented) ...
     t += 9_999;
     expect((await request(app).get('/consent-read').set('X-API-Key', key)).status).toBe(200);
@@ -125,7 +126,7 @@ forEachEngine('API key auth', (engine) => {
   it('caches look-ups: a busy client does not hit the database per request', async () => {
     const { key } = await createApiKey(db, { label: 'crm', scopes: ['consent:read'] });
     const get = vi.spyOn(db, 'get');
-    const app = appWith({ keys: createKeyCache(db, { now, ttlMs: 10_000 }) });
+    const app = appWith({ keys: createKeyCache(db, { clock, ttlMs: 10_000 }) });
     await Promise.all(Array.from({ length: 10 }, () => request(app).get('/consent-read').set('X-API-Key', key).expect(200)));
     for (let i = 0; i < 5; i++) await request(app).get('/consent-read').set('X-API-Key', 'tw_wrong').expect(401);
     expect(get).toHaveBeenCalledTimes(2);
@@ -136,7 +137,7 @@ forEachEngine('API key auth', (engine) => {
 
   it('a store failure is a 500, and is not cached', async () => {
     const { key } = await createApiKey(db, { label: 'crm', scopes: ['consent:read'] });
-    const app = appWith({ keys: createKeyCache(db, { now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }) });
     vi.spyOn(db, 'get').mockRejectedValueOnce(new Error('connection lost'));
     const res = await request(app).get('/consent-read').set('X-API-Key', key);
     expect(res.status).toBe(500);
@@ -147,7 +148,7 @@ forEachEngine('API key auth', (engine) => {
   it('429 with Retry-After after the burst, per key; recovers as time passes; unauthenticated requests get 401, never 429', async () => {
     const a = await createApiKey(db, { label: 'a', scopes: ['consent:read'] });
     const b = await createApiKey(db, { label: 'b', scopes: ['consent:read'] });
-    const app = appWith({ keys: createKeyCache(db, { now }), limiter: createRateLimiter({ perSecond: 0.5, burst: 3, now }) });
+    const app = appWith({ keys: createKeyCache(db, { clock }), limiter: createRateLimiter({ perSecond: 0.5, burst: 3, clock }) });
     const hit = (key: string) => request(app).get('/consent-read').set('X-API-Key', key);
     for (let i = 0; i < 3; i++) expect((await hit(a.key)).status).toBe(200);
     const limited = await hit(a.key);

@@ -4,6 +4,7 @@ import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Queryable } from '../store/db.ts';
 import { findApiKey, hasScope, hashApiKey, type ApiKeyInfo, type Scope } from './keys.ts';
 import { checkRateLimit, type RateLimiter } from './rate-limit.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * API-key authentication for the server-to-server API. The key comes in `X-API-Key` or
@@ -31,7 +32,8 @@ export interface KeyCacheOptions {
   ttlMs?: number;
   /** Cached look-ups (LRU). */
   max?: number;
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -40,7 +42,8 @@ export interface KeyCacheOptions {
  */
 export function createKeyCache(db: Queryable, o: KeyCacheOptions = {}): KeyLookup {
   const ttlMs = o.ttlMs ?? DEFAULT_KEY_CACHE_TTL_MS;
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   const cache = new LRUCache<string, { expires: number; key: Promise<ApiKeyInfo | undefined> }>({ max: o.max ?? 10_000 });
   return {
     lookup(presented) {

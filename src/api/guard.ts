@@ -8,6 +8,5 @@ import { createRateLimiter } from './rate-limit.ts';
 
 /** The consent API's guard: API keys from the store (cached briefly), each rate limited (config `api.rateLimit`). */
 export function apiGuard(db: Db, config: Config, clock: Clock = systemClock): (scope: Scope) => RequestHandler {
-  const now = (): number => clock.now();
-  return apiKeyGuard({ keys: createKeyCache(db, { now }), limiter: createRateLimiter({ perSecond: config.api.rateLimit.perSecond, burst: config.api.rateLimit.burst, now }) });
+  return apiKeyGuard({ keys: createKeyCache(db, { clock }), limiter: createRateLimiter({ perSecond: config.api.rateLimit.perSecond, burst: config.api.rateLimit.burst, clock }) });
 }

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { errorHandler } from '../http/errors.ts';
 import { createRateLimiter, rateLimitByKey, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
+import { systemClock } from '../lib/clock.ts';
 
 /** Runs requests at the given times (ms) through one bucket; true = allowed, else the Retry-After seconds. */
 function run(limit: RateLimit, times: number[]): (true | number)[] {
@@ -44,7 +45,7 @@ describe('token bucket', () => {
 describe('rate limiter', () => {
   it('keeps one bucket per key', () => {
     let t = 0;
-    const limiter = createRateLimiter({ perSecond: 1, burst: 2, now: () => t });
+    const limiter = createRateLimiter({ perSecond: 1, burst: 2, clock: { ...systemClock, now: () => t } });
     expect([limiter.take('a'), limiter.take('a'), limiter.take('a')]).toEqual([undefined, undefined, { retryAfterSeconds: 1 }]);
     expect(limiter.take('b')).toBeUndefined();
     t = 1000;
@@ -59,7 +60,7 @@ describe('rate limiter', () => {
 
   it('middleware: 429 with Retry-After and a JSON body per key; requests without a key id pass', async () => {
     let t = 0;
-    const limiter = createRateLimiter({ perSecond: 0.5, burst: 1, now: () => t });
+    const limiter = createRateLimiter({ perSecond: 0.5, burst: 1, clock: { ...systemClock, now: () => t } });
     const app = express();
     app.use((req, res, next) => {
       const id = req.headers['x-key-id'];

@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { LRUCache } from 'lru-cache';
 import { RateLimitedError } from '../errors.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * Per-key rate limit: a token bucket per API key. A bucket holds up to `burst` tokens, refills at
@@ -46,14 +47,16 @@ export interface RateLimiter {
 }
 
 export interface RateLimiterOptions extends RateLimit {
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
   /** Buckets kept (least recently used dropped, i.e. refilled); keys are API keys, so few. */
   maxKeys?: number;
 }
 
 export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
   if (!(o.perSecond > 0) || !(o.burst >= 1)) throw new RangeError('rate limit: perSecond must be > 0 and burst ≥ 1');
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 10_000 });
   return {
     take(key) {

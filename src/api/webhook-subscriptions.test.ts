@@ -4,6 +4,7 @@ import type { Db } from '../store/db.ts';
 import { openDb } from '../store/open.ts';
 import { listSubscriptions } from '../store/webhooks.ts';
 import { createSubscription } from './webhook-subscriptions.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 // The store's half (filters, listing without secrets) runs on both engines in src/store/webhooks.test.ts.
 describe('createSubscription', () => {
@@ -16,7 +17,7 @@ describe('createSubscription', () => {
   });
 
   it('returns the new secret once and records the normalised URL', async () => {
-    const { id, secret } = await createSubscription(db, { siteId: 'shop', url: 'https://Hooks.Example.com/consent' }, { now: () => 500 });
+    const { id, secret } = await createSubscription(db, { siteId: 'shop', url: 'https://Hooks.Example.com/consent' }, { clock: new FakeClock(500) });
     expect(id).toMatch(/^whs_/);
     expect(secret).toMatch(/^whsec_/);
     const list = await listSubscriptions(db, 'shop');

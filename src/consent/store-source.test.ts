@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { SubjectConsent } from '../store/types.ts';
 import { chainSources, createStoreSource, storeSignal } from './store-source.ts';
 import type { ConsentSource } from './upstream/source.ts';
+import { systemClock } from '../lib/clock.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const NOW = Date.UTC(2026, 5, 1);
 
@@ -34,7 +36,7 @@ describe('the store as a consent source', () => {
     const source = createStoreSource({
       siteId: 's',
       categories: ['analytics'],
-      now: () => NOW,
+      clock: new FakeClock(NOW),
       read: async () => {
         reads++;
         await gate;
@@ -63,7 +65,7 @@ describe('the store as a consent source', () => {
     const source = createStoreSource({
       siteId: 's',
       categories: ['analytics', 'advertising'],
-      now: () => clock,
+      clock: { ...systemClock, now: () => clock },
       read: () => {
         reads++;
         return Promise.resolve(

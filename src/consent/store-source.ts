@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { subjectKey, type SubjectConsent, type SubjectRef } from '../store/types.ts';
 import type { CategorySignal } from './merge.ts';
 import type { ConsentSource } from './upstream/source.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * The consent store as a source of consent a hit does not carry (step 2 of DESIGN.md "Consent
@@ -19,7 +20,8 @@ export interface StoreSourceOptions {
   maxEntries?: number;
   /** Longest an entry is trusted without a change notification (a missed NOTIFY heals after it). */
   ttlMs?: number;
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
 }
 
 export function storeSignal(consent: SubjectConsent | undefined, categories: readonly string[], now: number): CategorySignal | undefined {
@@ -76,7 +78,8 @@ interface Entry {
 }
 
 export function createStoreSource(o: StoreSourceOptions): StoreSource {
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   const cache = new LRUCache<string, Entry>({ max: o.maxEntries ?? 100_000, ttl: o.ttlMs ?? 60_000 });
   // A read started before a write must not cache its older answer (the rule the upstream follows
   // too): each forget bumps the key's generation, and a read caches only if it did not change.

@@ -120,7 +120,6 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     maxBytes: cfg.maxBytes,
     windowMs: cfg.windowMs,
     retryAfterS: cfg.retryAfterS,
-    now: () => clock.now(),
     clock,
     onError: (what, err) => log.error({ err, what }, 'journal write failed'),
     onCommit: (n) => {

@@ -4,6 +4,7 @@ import type { Db } from '../store/db.ts';
 import { journalSize } from '../store/journal.ts';
 import { openDb } from '../store/open.ts';
 import { createJournalWriter, type JournalWriterOptions } from './journal-writer.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const hit = (n: number) => ({ siteId: 'shop', receivedAt: n, payload: `{"n":${n}}` });
 
@@ -25,7 +26,7 @@ describe('journal writer (group commit)', () => {
   });
 
   const writer = (over: Partial<JournalWriterOptions> = {}) =>
-    createJournalWriter({ db, owner: 'me', leaseMs: 30_000, maxHits: 1000, maxBytes: 1_000_000, windowMs: 0, retryAfterS: 2, now: () => 5_000, ...over });
+    createJournalWriter({ db, owner: 'me', leaseMs: 30_000, maxHits: 1000, maxBytes: 1_000_000, windowMs: 0, retryAfterS: 2, clock: new FakeClock(5_000), ...over });
 
   const submit = (w: ReturnType<typeof writer>, hits: ReturnType<typeof hit>[]) =>
     new Promise<number[]>((resolve, reject) => {

@@ -27,8 +27,7 @@ export interface JournalWriterOptions {
   windowMs: number;
   /** `Retry-After` (seconds) of a refusal. */
   retryAfterS: number;
-  now: () => number;
-  /** Timer of `windowMs` (default the system clock). */
+  /** Lease times and the timer of `windowMs` (default the system clock). */
   clock?: Clock;
   /** What the store already holds unfinished (journalSize at start). */
   initial?: { hits: number; bytes: number };
@@ -70,6 +69,7 @@ interface Pending {
 }
 
 export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
+  const clock = o.clock ?? systemClock;
   let hits = o.initial?.hits ?? 0;
   let bytes = o.initial?.bytes ?? 0;
   /** Bytes of each open hit, for the count when it finishes. */
@@ -96,7 +96,7 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
     // "The same event-loop turn" is not a time: setImmediate runs once the poll phase has read
     // every request that was ready, so they all join this group. No clock models that (a fake one
     // would never fire it); only the extra `windowMs` is a time, on the injected clock.
-    if (o.windowMs > 0) (o.clock ?? systemClock).setTimeout(run, o.windowMs);
+    if (o.windowMs > 0) clock.setTimeout(run, o.windowMs);
     else setImmediate(run);
   }
 
@@ -105,7 +105,7 @@ export function createJournalWriter(o: JournalWriterOptions): JournalWriter {
     const rows = group.flatMap((p) => p.hits);
     let ids: number[];
     try {
-      ids = await appendHits(o.db, rows, o.owner, o.now() + o.leaseMs);
+      ids = await appendHits(o.db, rows, o.owner, clock.now() + o.leaseMs);
     } catch (err) {
       o.onError?.('append', err);
       for (const p of group) {

@@ -5,6 +5,7 @@ import { auditHash, auditHead, GENESIS_HASH, iterateAudit, queryAudit, verifyAud
 import { createConsentStore } from './consent.ts';
 import type { Db } from './db.ts';
 import type { ConsentInput } from './types.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 function input(over: Partial<ConsentInput> = {}): ConsentInput {
   return { siteId: 'shop', subject: { type: 'visitor', id: 'v1' }, action: 'accept', item: 'analytics', consentAt: 1000, validUntil: null, source: 'private_api', valid: true, payloadHash: 'p'.repeat(64), ...over };
@@ -12,7 +13,7 @@ function input(over: Partial<ConsentInput> = {}): ConsentInput {
 
 /** Five rows in the chain: seqs of the first, middle and last. */
 async function fiveRows(db: Db): Promise<number[]> {
-  const s = createConsentStore(db, { now: () => 9_000 });
+  const s = createConsentStore(db, { clock: new FakeClock(9_000) });
   const out = await s.apply(Array.from({ length: 5 }, (_, k) => input({ subject: { type: 'visitor', id: `v${k}` }, consentAt: 1000 + k })));
   return out.map((o) => o.auditSeq!);
 }
@@ -102,7 +103,7 @@ forEachEngine('audit log', (engine) => {
   });
 
   it('queries a site by subject, item, source, time and validity, oldest first', async () => {
-    const s = createConsentStore(db, { now: () => 9_000 });
+    const s = createConsentStore(db, { clock: new FakeClock(9_000) });
     await s.apply([
       input({ consentAt: 100 }),
       input({ consentAt: 200, item: 'ads', source: 'import' }),
@@ -124,7 +125,7 @@ forEachEngine('audit log', (engine) => {
   });
 
   it('pages with an opaque keyset cursor; iterateAudit streams everything', async () => {
-    const s = createConsentStore(db, { now: () => 9_000 });
+    const s = createConsentStore(db, { clock: new FakeClock(9_000) });
     await s.apply(Array.from({ length: 25 }, (_, k) => input({ consentAt: 1 + k, siteId: k % 5 === 0 ? 'other' : 'shop' })));
     const all = (await queryAudit(db, { siteId: 'shop' }, undefined, 1000)).rows;
     expect(all).toHaveLength(20);

@@ -6,6 +6,7 @@ import { verifyAuditChain } from './audit.ts';
 import { beats, createConsentStore, dedupKeyOf, type ConsentStoreOptions } from './consent.ts';
 import type { Db } from './db.ts';
 import type { ConsentChange, ConsentInput, SubjectConsent, SubjectRef } from './types.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const SITE = 'shop';
 const V1: SubjectRef = { type: 'visitor', id: 'v1' };
@@ -36,7 +37,7 @@ forEachEngine('consent store', (engine) => {
   afterEach(async () => {
     await db.close();
   });
-  const store = (opts: ConsentStoreOptions = {}) => createConsentStore(db, { now: () => 5_000, ...opts });
+  const store = (opts: ConsentStoreOptions = {}) => createConsentStore(db, { clock: new FakeClock(5_000), ...opts });
 
   it('reads undefined for a subject never seen, and the stored decision after an input', async () => {
     const s = store();
@@ -176,7 +177,7 @@ forEachEngine('consent store', (engine) => {
     expect((await s.read(SITE, V1, 99))!.items.analytics).toMatchObject({ status: 'granted', expired: false, validUntil: 100 });
     expect((await s.read(SITE, V1, 100))!.items.analytics).toMatchObject({ status: 'denied', expired: true, validUntil: 100 });
     // The store's clock is the default for reads.
-    expect((await createConsentStore(db, { now: () => 101 }).read(SITE, V1))!.items.analytics!.status).toBe('denied');
+    expect((await createConsentStore(db, { clock: new FakeClock(101) }).read(SITE, V1))!.items.analytics!.status).toBe('denied');
   });
 
   it('an invalid input is stored as invalid and revokes the item', async () => {

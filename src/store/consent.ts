@@ -4,6 +4,7 @@ import { appendAudit, chainHeadHash, lockAuditChain, storableText, type AuditCol
 import type { Db, Queryable } from './db.ts';
 import { notifyChange } from './notify.ts';
 import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * The consent store: consent inputs in, per-subject state and the audit log out, on either engine.
@@ -25,7 +26,8 @@ import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, typ
  */
 
 export interface ConsentStoreOptions {
-  now?: () => number;
+  /** Time of writes, and of reads without an explicit time; default the system clock. */
+  clock?: Clock;
   /** Inside the writing transaction, once per changed subject: a throw rolls the whole call back. */
   onChange?: ChangeHook;
   /** After commit, with every change of the call (cache invalidation). */
@@ -537,7 +539,7 @@ class Writer {
 }
 
 export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): ConsentStore {
-  const clock = opts.now ?? Date.now;
+  const time = opts.clock ?? systemClock;
 
   function committed(changes: ConsentChange[]): void {
     if (changes.length === 0 || opts.afterCommit === undefined) return;
@@ -556,7 +558,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
         checkSubject(p.subject, `patches.${i}.subject`);
         if (!isTime(p.consentAt)) throw new ValidationError(`patches[${i}].consentAt: invalid`, { details: { issues: [{ path: `patches.${i}.consentAt`, message: 'invalid' }] } });
       });
-      const now = clock();
+      const now = time.now();
       const { outcomes, changes } = await db.transaction(async (tx) => {
         const w = new Writer(tx, db.engine, now, opts.onChange);
         await w.start(true);
@@ -571,7 +573,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
     },
 
     async read(siteId, subject, now) {
-      const view = await loadProfile(db, siteId, subjectKey(subject), now ?? clock());
+      const view = await loadProfile(db, siteId, subjectKey(subject), now ?? time.now());
       if (view === undefined) return undefined;
       const { profileId: _profileId, ...rest } = view;
       return { siteId, subject, ...rest };
@@ -580,7 +582,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
     async link(siteId, a, b) {
       checkSubject(a, 'a');
       checkSubject(b, 'b');
-      const now = clock();
+      const now = time.now();
       const { result, changes } = await db.transaction(async (tx) => {
         const w = new Writer(tx, db.engine, now, opts.onChange);
         await w.start(false);

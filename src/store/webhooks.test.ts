@@ -5,6 +5,7 @@ import { createConsentStore } from './consent.ts';
 import type { Db } from './db.ts';
 import type { ConsentChange, ItemState } from './types.ts';
 import { claimDue, deleteSubscription, enqueueForChange, getSubscription, insertSubscription, listDeliveries, listSubscriptions, matchesFilters, recordResult, type WebhookPayload } from './webhooks.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 const SITE = 'shop';
 const URL1 = 'https://hooks.example.com/consent';
@@ -30,7 +31,7 @@ forEachEngine('webhook store', (engine) => {
 
   const enqueue = (c: ConsentChange) => db.transaction((tx) => enqueueForChange(tx, c));
   const sub = (over: { url?: string; filters?: object; siteId?: string } = {}) =>
-    insertSubscription(db, { siteId: over.siteId ?? SITE, url: over.url ?? URL1, filters: over.filters ?? {}, secret: SECRET }, { now: () => 500 });
+    insertSubscription(db, { siteId: over.siteId ?? SITE, url: over.url ?? URL1, filters: over.filters ?? {}, secret: SECRET }, { clock: new FakeClock(500) });
 
   it('records a subscription: the secret is never listed', async () => {
     const { id } = await sub({ filters: { items: ['ads', 'ads', 'analytics'] } });
@@ -95,7 +96,7 @@ forEachEngine('webhook store', (engine) => {
 
   it('is a ChangeHook of the consent store: a consent write enqueues its delivery', async () => {
     const s = await sub();
-    const store = createConsentStore(db, { now: () => 7_000, onChange: enqueueForChange });
+    const store = createConsentStore(db, { clock: new FakeClock(7_000), onChange: enqueueForChange });
     await store.apply([
       { siteId: SITE, subject: { type: 'visitor', id: 'v9' }, action: 'accept', item: 'analytics', consentAt: 6_000, validUntil: null, source: 'push', valid: true, payloadHash: 'p'.repeat(64) },
     ]);
@@ -186,7 +187,7 @@ forEachEngine('webhook store', (engine) => {
     const s = await sub();
     await enqueue(change());
     expect(await deleteSubscription(db, 'other', s.id)).toBe(false);
-    expect(await deleteSubscription(db, SITE, s.id, { now: () => 900 })).toBe(true);
+    expect(await deleteSubscription(db, SITE, s.id, { clock: new FakeClock(900) })).toBe(true);
     expect(await deleteSubscription(db, SITE, s.id)).toBe(false);
     expect(await getSubscription(db, SITE, s.id)).toMatchObject({ disabledAt: 900, disabledReason: 'deleted' });
     expect((await listDeliveries(db, s.id)).map((d) => d.status)).toEqual(['cancelled']);

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import type { ChangeHook, ConsentChange } from './types.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 export interface WebhookFilters {
   /** Only changes of these items (category ids or `ref:<reference>`). Absent: every item. */
@@ -108,7 +109,8 @@ export type DeliveryOutcome =
   | (OutcomeBase & { kind: 'gone' });
 
 export interface SubscriptionOptions {
-  now?: () => number;
+  /** When it is created; default the system clock. */
+  clock?: Clock;
 }
 
 const MAX_FILTER_VALUES = 200;
@@ -155,7 +157,7 @@ export async function insertSubscription(db: Db | Queryable, sub: CheckedSubscri
     sub.url,
     sub.secret,
     JSON.stringify(filters),
-    (opts.now ?? Date.now)(),
+    (opts.clock ?? systemClock).now(),
   ]);
   return { id };
 }
@@ -209,8 +211,8 @@ async function disable(tx: Queryable, id: string, at: number, reason: string): P
  * readable); its pending deliveries are cancelled. False when it does not exist on this site or
  * was already disabled.
  */
-export async function deleteSubscription(db: Db, siteId: string, id: string, opts: { now?: () => number; reason?: string } = {}): Promise<boolean> {
-  const at = (opts.now ?? Date.now)();
+export async function deleteSubscription(db: Db, siteId: string, id: string, opts: { clock?: Clock; reason?: string } = {}): Promise<boolean> {
+  const at = (opts.clock ?? systemClock).now();
   return db.transaction(async (tx) => {
     const row = await tx.get('SELECT id FROM webhook_subscriptions WHERE site_id = ? AND id = ? AND disabled_at IS NULL', [siteId, id]);
     if (row === undefined) return false;

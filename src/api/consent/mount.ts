@@ -58,7 +58,6 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   const siteId = config.site.id;
   const categories = Object.keys(config.site.categories);
   const clock = o.clock ?? systemClock;
-  const now = (): number => clock.now();
   // Declared before the store (whose afterCommit uses it); assigned right after it.
   const late: { storeSource?: StoreSource } = {};
 
@@ -74,7 +73,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   const urlGuard = { allowPrivate: config.api.webhooks.allowPrivate, allowHosts: config.api.webhooks.allowHosts };
   // Deliveries are written in the same transaction as the change: at least once, never lost.
   const store = createConsentStore(o.db, {
-    now,
+    clock,
     onChange: enqueueForChange,
     afterCommit: (changes) => {
       for (const c of changes) {
@@ -83,7 +82,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
-  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), now });
+  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock });
   late.storeSource = storeSource;
   const source = chainSources(storeSource, o.upstream);
 
@@ -105,11 +104,11 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   );
 
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, now }));
-  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), now }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, clock }));
+  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
-  router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes }));
-  router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, now, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
+  router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
+  router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
     o.webhooks === false

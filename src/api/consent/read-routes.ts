@@ -4,6 +4,7 @@ import { NotFoundError } from '../../errors.ts';
 import { parseOr400 } from './validate.ts';
 import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
 import { MAX_ID } from './inputs.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the read routes need of the store. */
 export interface ConsentReader {
@@ -22,7 +23,8 @@ export interface ReadRouteOptions {
    * judged against now.
    */
   readVisitor?: (visitorId: string) => Promise<SubjectConsent | undefined>;
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
 }
 
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
@@ -52,7 +54,8 @@ function effective(consent: SubjectConsent, item: string, now: number): 'granted
 
 export function consentReadRouter(o: ReadRouteOptions): Router {
   const router = Router();
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
 
   // CookieBoss-compatible verify, so Tagwarden can be another tag server's upstream.
   router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {

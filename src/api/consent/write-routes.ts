@@ -6,6 +6,7 @@ import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../
 import { clientIdFor } from '../../store/client-id.ts';
 import { readCsv } from './csv.ts';
 import { consentEventInput, csvHeader, MAX_ID, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the write routes need of the store. */
 export interface ConsentWriter {
@@ -22,7 +23,8 @@ export interface WriteRouteOptions {
   maxBatchEvents: number;
   /** Rows per transaction of a CSV import. */
   importChunkRows?: number;
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
 }
 
 function apiKeyId(res: { locals: Record<string, unknown> }): string | undefined {
@@ -65,7 +67,8 @@ function describeOutcome(o: InputOutcome): Record<string, unknown> {
 
 export function consentWriteRouter(o: WriteRouteOptions): Router {
   const router = Router();
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
   const chunkRows = o.importChunkRows ?? 5000;
 
   // Push consent for a visitor and/or a user (Tagwarden's shape, SecurePrivacy's, Seeka's identity payload).

@@ -7,13 +7,15 @@ import { parseOr400 } from '../consent/validate.ts';
 import { deadBodySchema, deadListSchema, toDeadFilter } from './filter.ts';
 import { replayMatching } from './replay.ts';
 import { deadLetterView } from './view.ts';
+import { systemClock, type Clock } from '../../lib/clock.ts';
 
 export interface DeadLetterRouteOptions {
   siteId: string;
   db: Db;
   guard: (scope: 'admin') => RequestHandler;
   maxBodyBytes: number;
-  now?: () => number;
+  /** The time source; default the system clock. */
+  clock?: Clock;
   /**
    * Rows were replayed: their hits are released in the store, and the instance takes them over at
    * once rather than at its next takeover (within `delivery.journal.leaseMs`).
@@ -28,7 +30,8 @@ export interface DeadLetterRouteOptions {
  */
 export function deadLetterRouter(o: DeadLetterRouteOptions): Router {
   const router = Router();
-  const now = o.now ?? Date.now;
+  const clock = o.clock ?? systemClock;
+  const now = (): number => clock.now();
 
   router.get('/api/v1/deliveries/dead', o.guard('admin'), async (req, res) => {
     const filter = toDeadFilter(o.siteId, parseOr400(deadListSchema, req.query, 'query'));
