@@ -13,7 +13,7 @@ import { truncateIp } from './destinations/mapping/ip.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
-import { scrubPii } from './observability/pii.ts';
+import { scrubPii } from './lib/pii.ts';
 import { decide, type DataControlMode, type Decision, type PolicyDestination } from './policy/decide.ts';
 
 /** One configured destination, ready to use: its policy view and its bound template. */
