@@ -14,6 +14,7 @@ import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { scrubPii } from './observability/pii.ts';
+import { tcfVerdict } from './consent/tcf-verdict.ts';
 import { decide, type DataControlMode, type Decision, type PolicyDestination } from './policy/decide.ts';
 
 /** One configured destination, ready to use: its policy view and its bound template. */
@@ -126,16 +127,6 @@ export interface Pipeline {
 const DROP_LOG_LINES = 10;
 const DROP_LOG_INTERVAL_MS = 60_000;
 
-/** Reasons that mean "nothing known about a required category": the upstream may know. */
-function awaitsResolution(decision: Decision): boolean {
-  let unknown = false;
-  for (const r of decision.reasons) {
-    if (r.startsWith('integrations_')) return false;
-    if (r.startsWith('consent_unknown:') || r.startsWith('opt_out_no_signal:')) unknown = true;
-  }
-  return unknown;
-}
-
 /** The spine of Tagwarden: event → consent → policy per destination → template → delivery. */
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { site, destinations, delivery, pending, metrics, log, resolver, upstream } = deps;
@@ -148,6 +139,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const dropLog = createRateLimitedLog({ log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, now: () => deps.now().getTime() });
   function logDrop(destination: string, reason: string, messageId: string): void {
     dropLog('info', `${destination}\u0000${reason}`, { destination, reason, messageId }, 'event dropped by policy');
+  }
+
+  function decideFor(d: RuntimeDestination, event: Event, consent: ConsentState): Decision {
+    return decide(event.integrations, consent, d.policy, site.dataControlMode, tcfVerdict(consent.tcf, d.policy.tcf));
   }
 
   function cachedSignal(signals: RequestSignals): CategorySignal | undefined {
@@ -163,7 +158,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] } {
     const cached = cachedSignal(signals);
     const consent = resolver.fromRequest(event, signals, deps.now(), cached === undefined ? [] : [cached]);
-    const evaluations = destinations.map((d) => render(d, event, decide(event.integrations, consent, d.policy, site.dataControlMode)));
+    const evaluations = destinations.map((d) => render(d, event, decideFor(d, event, consent)));
     return { consent, evaluations };
   }
 
@@ -204,7 +199,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function handle(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number): void {
     const { rendered } = render(d, event, decision);
     const id = d.policy.id;
-    const reason = decision.reasons[decision.reasons.length - 1] ?? 'none';
+    const reason = decision.metricLabel;
     if (decision.outcome === 'drop') {
       count(id, 'drop', reason);
       logDrop(id, reason, event.messageId);
@@ -260,10 +255,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     for (const d of destinations) {
       // A hit resumed from the journal goes only to the destinations not done with it.
       if (only !== undefined && !only.has(d.policy.id)) continue;
-      const decision = decide(event.integrations, consent, d.policy, site.dataControlMode);
+      const decision = decideFor(d, event, consent);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
-      if (upstream !== undefined && visitor !== undefined && cached === undefined && awaitsResolution(decision)) waiting.push(d.policy.id);
+      if (upstream !== undefined && visitor !== undefined && cached === undefined && decision.awaitsConsent) waiting.push(d.policy.id);
       else handle(d, event, signals, decision, holdUntil);
     }
     if (waiting.length === 0 || upstream === undefined || visitor === undefined) return;
@@ -363,7 +358,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
           settle(held.event, id); // the destination is gone (a reload): nothing will send it
           continue;
         }
-        handle(d, held.event, held.signals, decide(held.event.integrations, consent, d.policy, site.dataControlMode));
+        handle(d, held.event, held.signals, decideFor(d, held.event, consent));
       }
     }
   }

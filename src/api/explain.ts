@@ -5,6 +5,7 @@ import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
 import { bodyText } from '../destinations/types.ts';
+import { reasonTexts } from '../policy/decide.ts';
 import { readSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { CompiledSource, HitSources } from '../identity/visitor.ts';
@@ -82,7 +83,7 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
     id: ev.destinationId,
     template: dest.bound.templateId,
     decision: ev.decision.outcome,
-    reasons: ev.decision.reasons,
+    reasons: reasonTexts(ev.decision),
   };
   if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
   if (dest.dryRun) out.dryRun = true;
@@ -90,7 +91,7 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
   if (r === undefined) return out;
   if (!r.ok) {
     out.decision = 'drop';
-    out.reasons = [...ev.decision.reasons, renderDropReason(r)];
+    out.reasons = [...reasonTexts(ev.decision), renderDropReason(r)];
     if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
     return out;
   }
