@@ -3,7 +3,7 @@ import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
-import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
+import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline/index.ts';
 import { bodyText } from '../destinations/types.ts';
 import { reasonTexts } from '../policy/decide.ts';
 import { readSignals } from '../consent/signals.ts';
