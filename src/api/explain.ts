@@ -38,7 +38,7 @@ export function explainRouter(opts: {
   // The envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text).
   const envelopeLimit = Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
 
-  /** One accepted hit, as the pipeline would take it (click ids added as acceptHit does in app.ts). */
+  /** One accepted hit, as the pipeline would take it (click ids added as the accept step does, src/pipeline/accept.ts). */
   const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
     const signals = readSignals(sources, event, opts.identity);
     const withIds = withClickIds(event, at);
