@@ -1,3 +1,4 @@
+import type { CategorySignal } from '../consent/merge.ts';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { Event } from '../ingest/event.ts';
@@ -8,7 +9,7 @@ import { createHeld } from './held.ts';
 import { createOutcomes } from './outcomes.ts';
 import { render } from './render.ts';
 import { createConsentStep } from './resolve.ts';
-import type { Pipeline, PipelineDeps } from './types.ts';
+import type { HeldEvent, Pipeline, PipelineDeps } from './types.ts';
 
 /**
  * The spine of Tagwarden, after the accept step (./accept.ts) has read the hit's identity and
@@ -30,8 +31,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     log,
     clock,
     held: deps.held,
-    // The upstream answered: decided with its answer joining the event's own signals.
-    redecide: (d, h, signal) => handOff(d, h.event, h.signals, decideDestination(d, h.event, consentStep.resolve(h.event, h.signals, signal), site.dataControlMode)),
+    redecide,
   });
   const handOff = createHandOff({ delivery: deps.delivery, outcomes, hold: held.hold, log, requeue: deps.requeue });
 
@@ -39,6 +39,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const consent = consentStep.resolve(event, signals, consentStep.cached(signals));
     const evaluations = destinations.map((d) => render(d, event, decideDestination(d, event, consent, site.dataControlMode)));
     return { consent, evaluations };
+  }
+
+  /** The upstream answered for a held event: decided with its answer joining the event's own signals. */
+  function redecide(h: HeldEvent, signal: CategorySignal): void {
+    const consent = consentStep.resolve(h.event, h.signals, signal);
+    for (const id of h.destinationIds) {
+      const d = byId.get(id);
+      if (d === undefined) outcomes.settle(h.event, id); // the destination is gone (a reload): nothing will send it
+      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, site.dataControlMode));
+    }
   }
 
   function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void {

@@ -36,8 +36,8 @@ export interface HeldDeps extends Pick<JournalHooks, 'held'> {
   metrics: Metrics;
   log: Logger;
   clock: Clock;
-  /** Decides a released event for one destination with the upstream's answer joining its signals. */
-  redecide: (d: RuntimeDestination, held: HeldEvent, signal: CategorySignal) => void;
+  /** Decides a released event, for the destinations it waited for, with the upstream's answer joining its signals. */
+  redecide: (held: HeldEvent, signal: CategorySignal) => void;
 }
 
 /** An event's approximate size in the pending queue's byte bound. */
@@ -147,11 +147,7 @@ export function createHeld(deps: HeldDeps): Held {
         outcomes.unresolved(held.event, held.destinationIds);
         continue;
       }
-      for (const id of held.destinationIds) {
-        const d = deps.destinations.get(id);
-        if (d === undefined) outcomes.settle(held.event, id); // the destination is gone (a reload): nothing will send it
-        else deps.redecide(d, held, outcome.signal);
-      }
+      deps.redecide(held, outcome.signal);
     }
   }
 
