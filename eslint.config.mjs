@@ -153,8 +153,6 @@ const block = (files, rules) => ({
 // TEMPORARY allow-list of today's violations in files other helpers are rewriting for issue 12.
 // Each entry is the file, its part's rules minus the waived ones, and what removes it.
 const ALLOWED = [
-  // TODO(issue 12): removed when the pipeline helper lands (policy gets decoded TCF results; no decoder, no lru-cache).
-  { files: ['src/policy/decide.ts'], rules: waive(policy, 'policy-consent-types') },
   // TODO(issue 12): removed when the outbound helper lands (verify client sends through the src/lib sender).
   { files: ['src/consent/upstream/verify-client.ts'], rules: waive(consent, 'consent-packages') },
   // TODO(issue 12): removed when the lead moves the masking and PII scrubbing the outbound sender uses (observability/mask.ts,
