@@ -84,7 +84,7 @@ export interface PipelineDeps extends JournalHooks {
   metrics: Metrics;
   log: Logger;
   /**
-   * Time of consent resolution (TCF expiry, click-id times), of the drop log's rate limit, of held
+   * Time of consent resolution (a TCF string's age), of the drop log's rate limit, of held
    * events waiting out the upstream (src/consent/held-retry.ts) and of a resumed hold's deadline.
    * Give it the verify client's clock (the waits are read from that client), which is the pending
    * queue's too.
