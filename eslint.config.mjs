@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 // `**/store/**` matches `../store/db.ts` and `../../store/types.ts`; a `!` entry re-allows a file.
 // ESLint keeps one `no-restricted-imports` setting per file: the last block that matches wins. So a
 // nested set (the ingest parsers, api/explain*.ts) comes after its part's block with the full list
-// of its own rules, and the allow-list blocks at the end repeat a part's rules minus the waived ones.
+// of its own rules.
 // Tests (`*.test.ts`, `test-helpers.ts`, test/) may reach across parts: they are not checked.
 // Dynamic `import()` is not checked by this rule; src/ uses none.
 
@@ -35,7 +35,7 @@ const boundary = (rule, entries) => [
   { id: 'roots', message: `${rule}: only main.ts imports app.ts; nothing imports main.ts or cli.ts.`, group: ['**/app.ts', '**/main.ts', '**/cli.ts'] },
 ];
 
-/** The rules of a part minus the waived ones (by id): nested sets and the allow-list. */
+/** The rules of a part minus the waived ones (by id), for a nested set with more rights. */
 const waive = (rules, ...ids) => rules.filter((r) => !ids.includes(r.id));
 
 const lib = boundary('lib is the shared kernel', [
@@ -150,13 +150,6 @@ const block = (files, rules) => ({
   rules: { 'no-restricted-imports': ['error', { patterns: rules.map(({ id: _id, ...pattern }) => pattern) }] },
 });
 
-// TEMPORARY allow-list of today's violations in files other helpers are rewriting for issue 12.
-// Each entry is the file, its part's rules minus the waived ones, and what removes it.
-const ALLOWED = [
-  // TODO(issue 12): removed when the pipeline helper lands (policy gets decoded TCF results; no decoder, no lru-cache).
-  { files: ['src/policy/decide.ts'], rules: waive(policy, 'policy-consent-types') },
-];
-
 const importBoundaries = [
   block(['src/lib/**'], lib),
   block(['src/policy/**'], policy),
@@ -174,7 +167,6 @@ const importBoundaries = [
   block(['src/config/**'], config),
   block(['src/proxy/**'], proxy),
   block(['src/http/**'], http),
-  ...ALLOWED.map((a) => block(a.files, a.rules)),
 ];
 // ---------------------------------------------------------------------------------------------
 
