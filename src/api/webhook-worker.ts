@@ -22,7 +22,8 @@ import type { Dispatcher } from 'undici';
 import { systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
 import { send } from '../lib/http/send.ts';
-import { maskSecrets } from '../observability/mask.ts';
+import { maskSecrets } from '../lib/mask-secrets.ts';
+import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import type { Db } from '../store/db.ts';
 import { claimDue, recordResult, type ClaimedDelivery, type DeliveryOutcome } from '../store/webhooks.ts';
 import { checkWebhookUrl, createGuardedAgent, type UrlGuardOptions } from './url-guard.ts';
@@ -87,12 +88,9 @@ export interface WebhookWorker {
 
 const USER_AGENT = 'Tagwarden-Webhooks/1';
 
-/** Full-jitter backoff: uniform in [0, min(maxMs, baseMs * 2^(attempt-1))). */
+/** The wait before a webhook's next attempt: the kernel's full-jitter backoff (src/lib/backoff.ts). */
 export function webhookBackoffMs(attempt: number, backoff: WebhookBackoff, random: () => number): number {
-  const ceiling = Math.max(0, Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1)));
-  const r = random();
-  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
-  return Math.floor(unit * ceiling);
+  return fullJitterBackoffMs(Math.max(1, attempt), backoff, random);
 }
 
 export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MockAgent, type Agent } from 'undici';
-import { maskSecrets } from '../../observability/mask.ts';
+import { maskSecrets } from '../mask-secrets.ts';
 import { FakeClock } from '../fake-clock.ts';
 import { createPool } from './pool.ts';
 import { send } from './send.ts';

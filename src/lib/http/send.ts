@@ -14,8 +14,8 @@
  *   personal data scrubbed.
  */
 import type { Dispatcher } from 'undici';
-import { maskSecrets } from '../../observability/mask.ts';
-import { scrubPiiText } from '../../observability/pii.ts';
+import { maskSecrets } from '../mask-secrets.ts';
+import { scrubPiiText } from '../pii.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { unrefTimer } from '../every.ts';
 import { singleRetryAfter } from '../retry-after.ts';
