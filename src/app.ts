@@ -325,7 +325,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
         pipeline,
         destinations: resolution.destinations,
         identity,
-        now,
+        clock,
       }),
     );
   }

@@ -13,6 +13,7 @@ import { withClickIds } from '../identity/click-ids.ts';
 import type { Event } from '../ingest/event.ts';
 import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
 import { requireAdminKey } from './admin-auth.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * `POST /debug/explain`: runs a hit through consent, policy and the templates and answers, per
@@ -31,10 +32,11 @@ export function explainRouter(opts: {
   pipeline: Pipeline;
   destinations: readonly RuntimeDestination[];
   identity: { sources: readonly CompiledSource[]; maxIdLength: number };
-  now?: () => Date;
+  /** The time an explained hit is received at (the app's consent clock); default the system clock. */
+  clock?: Clock;
 }): Router {
   const router = Router();
-  const now = opts.now ?? ((): Date => new Date());
+  const clock = opts.clock ?? systemClock;
   // The envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text).
   const envelopeLimit = Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
 
@@ -48,7 +50,7 @@ export function explainRouter(opts: {
 
   router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(envelopeLimit), (req, res, next) => {
     const body = req.body as Record<string, unknown>;
-    const at = now();
+    const at = new Date(clock.now());
     if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {
       const extra = Object.keys(body).find((k) => k !== 'hit');
       if (extra !== undefined) throw new ValidationError(`${extra}: unknown key (a raw hit is {"hit": {...}} alone)`, { details: { issues: [{ path: extra, message: 'unknown key' }] } });
