@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Queryable } from '../store/db.ts';
+import { systemClock } from '../lib/clock.ts';
 
 /**
  * API keys for the server-to-server API, in the `api_keys` table. A key is shown once, when it
@@ -97,13 +98,13 @@ export async function createApiKey(db: Queryable, input: CreateApiKeyInput): Pro
     input.label,
     hashApiKey(key),
     JSON.stringify(scopes),
-    input.now ?? Date.now(),
+    input.now ?? systemClock.now(),
   ]);
   return { id, key, scopes };
 }
 
 /** Revokes a key; true if it was active, false if unknown or already revoked. Takes effect on a running server within the auth cache's TTL. */
-export async function revokeApiKey(db: Queryable, id: string, now: number = Date.now()): Promise<boolean> {
+export async function revokeApiKey(db: Queryable, id: string, now: number = systemClock.now()): Promise<boolean> {
   return (await db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [now, id])) > 0;
 }
 
@@ -119,7 +120,7 @@ export async function listApiKeys(db: Queryable): Promise<ApiKeyInfo[]> {
  * stored one is older than LAST_USED_INTERVAL_MS (the guarded UPDATE keeps concurrent instances
  * from writing twice), so a busy key costs no write per request.
  */
-export async function findApiKey(db: Queryable, presented: string, now: number = Date.now()): Promise<ApiKeyInfo | undefined> {
+export async function findApiKey(db: Queryable, presented: string, now: number = systemClock.now()): Promise<ApiKeyInfo | undefined> {
   if (presented.length === 0 || presented.length > MAX_PRESENTED_LENGTH) return undefined;
   const hash = hashApiKey(presented);
   const row = await db.get<ApiKeyRow>('SELECT id, label, key_hash, scopes, created_at, revoked_at, last_used_at FROM api_keys WHERE key_hash = ?', [hash]);

@@ -16,6 +16,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InternalError } from '../errors.ts';
+import { systemClock } from '../lib/clock.ts';
 
 export const WEBHOOK_SECRET_PREFIX = 'whsec_';
 /** The spec asks for secrets of 24 to 64 bytes; ours are 32 random bytes. */
@@ -91,7 +92,7 @@ export function verifyWebhook(secret: string, headers: HeaderBag, body: string |
   if (id === undefined || id === '' || ts === undefined || sigs === undefined || sigs === '') return { ok: false, reason: 'missing_header' };
   if (!/^[0-9]{1,15}$/.test(ts)) return { ok: false, reason: 'invalid_timestamp' };
   const timestampSec = Number(ts);
-  const nowSec = opts.nowSec ?? Math.floor(Date.now() / 1000);
+  const nowSec = opts.nowSec ?? Math.floor(systemClock.now() / 1000);
   if (Math.abs(nowSec - timestampSec) > (opts.toleranceSec ?? DEFAULT_TOLERANCE_SEC)) return { ok: false, reason: 'timestamp_out_of_tolerance' };
   let expected: Buffer;
   try {
