@@ -168,7 +168,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
   const now = (): Date => new Date(clock.now());
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
-  const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
+  const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const verify = config.upstream.verify;
   // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
   const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createPool('upstream-verify', { connections: verify.maxConcurrent }));

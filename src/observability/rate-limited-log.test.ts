@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRateLimitedLog } from './rate-limited-log.ts';
+import { systemClock } from '../lib/clock.ts';
 
 function setup(maxKeys?: number) {
   const lines: Array<Record<string, unknown>> = [];
@@ -12,7 +13,7 @@ function setup(maxKeys?: number) {
     },
   });
   let t = 1_000_000;
-  const log = createRateLimitedLog({ log: pino({ level: 'info' }, sink), maxPerInterval: 2, intervalMs: 60_000, now: () => t, ...(maxKeys === undefined ? {} : { maxKeys }) });
+  const log = createRateLimitedLog({ log: pino({ level: 'info' }, sink), maxPerInterval: 2, intervalMs: 60_000, clock: { ...systemClock, now: () => t }, ...(maxKeys === undefined ? {} : { maxKeys }) });
   // pino writes to a plain Writable synchronously, and this one records each line as it comes.
   const flushed = () => lines;
   return { log, advance: (ms: number) => (t += ms), flushed };

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.ts';
 
 /**
  * A log line per occurrence, but at most `maxPerInterval` lines per key (e.g. client and reason)
@@ -13,8 +14,8 @@ export interface RateLimitedLogOptions {
   log: Logger;
   maxPerInterval: number;
   intervalMs: number;
-  /** Milliseconds since the epoch (the app's clock). */
-  now: () => number;
+  /** The app's clock the intervals are measured on. */
+  clock: Clock;
   /** Keys tracked at once (default 1000); beyond it, new keys share one overflow key. */
   maxKeys?: number;
 }
@@ -43,7 +44,7 @@ export function createRateLimitedLog(opts: RateLimitedLogOptions): RateLimitedLo
   }
 
   return (level, key, fields, msg) => {
-    const now = opts.now();
+    const now = opts.clock.now();
     let k = key;
     if (!windows.has(k) && windows.size >= maxKeys) {
       prune(now);

@@ -28,7 +28,7 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
   const settle = deps.settle ?? ((): void => undefined);
   // A policy drop is Tagwarden doing what the consent and the config say, not a fault: logged at
   // info, rate-limited per destination and reason (docs/policy.md), with no event data.
-  const dropLog = createRateLimitedLog({ log: deps.log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, now: () => deps.clock.now() });
+  const dropLog = createRateLimitedLog({ log: deps.log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, clock: deps.clock });
 
   function count(destination: string, outcome: string, reason: string): void {
     decisions([destination, outcome, reason]);
