@@ -41,7 +41,9 @@ const row = (hitId: number, destinationId: string, over: Partial<WorkRow>): Work
   updatedAt: T0,
   ...over,
 });
-const result = (over: Partial<DeliveryResult> & Pick<DeliveryResult, 'destinationId' | 'messageIds' | 'outcome'>): DeliveryResult => ({ attempt: 1, durationMs: 5, ...over });
+/** A result as delivery reports it: a failure or retry carries a code (here always retryable; the runtime only stores it). */
+const result = (over: Partial<DeliveryResult> & Pick<DeliveryResult, 'destinationId' | 'messageIds' | 'outcome'>): DeliveryResult =>
+  ({ attempt: 1, durationMs: 5, ...(over.outcome === 'failed' || over.outcome === 'retry_scheduled' ? { error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true } } : {}), ...over }) as DeliveryResult;
 
 /**
  * The store calls of a Db, tracked so a test can wait until every write the runtime started has

@@ -8,7 +8,11 @@ import type { ErrorCode } from '../errors.ts';
 
 export type DeliveryOutcomeKind = 'delivered' | 'retry_scheduled' | 'failed' | 'dropped' | 'parked';
 
-export interface DeliveryResult {
+/** A failure carries its error's code; the other outcomes carry none. */
+export type DeliveryResult = DeliveryResultFields &
+  ({ outcome: 'failed' | 'retry_scheduled'; error: ErrorCode } | { outcome: 'delivered' | 'dropped' | 'parked'; error?: undefined });
+
+interface DeliveryResultFields {
   destinationId: string;
   messageIds: string[];
   outcome: DeliveryOutcomeKind;
@@ -24,7 +28,7 @@ export interface DeliveryResult {
    * vendor TW_ERR_UNAVAILABLE, TW_ERR_RENDER, TW_ERR_TEMPLATE, TW_ERR_INTERNAL). A deliberate drop
    * (`dropped`, a consent revocation) and a shutdown park are not errors and carry none.
    */
-  error?: ErrorCode;
+  error?: ErrorCode | undefined;
   /** Duration of the HTTP exchange this result is about; 0 when there was none. */
   durationMs: number;
   /** For retry_scheduled: the wait before the next attempt. */
