@@ -17,6 +17,8 @@ export interface OutboxEntry {
    */
   request: VendorRequest;
   reason: OutboxReason;
+  /** A dead letter's error code (TW_ERR_*, docs/errors.md), as its `failed` result carried it. */
+  code?: string;
   /** Attempts already made (0 when the batch never left). */
   attempts: number;
   /** When the first attempt started; absent when none was made. */

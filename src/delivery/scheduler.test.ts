@@ -184,7 +184,7 @@ describe('scheduler: retries on the clock', () => {
       ['retry_scheduled', 'network_ECONNRESET', 2],
       ['failed', 'max_attempts', 3],
     ]);
-    expect(parked).toEqual([{ entries: [expect.objectContaining({ destinationId: 'fake', messageIds: ['n0'], reason: 'gave_up:max_attempts', attempts: 3, firstAttemptAt: T0 })], reason: 'gave_up:max_attempts', last: undefined }]);
+    expect(parked).toEqual([{ entries: [expect.objectContaining({ destinationId: 'fake', messageIds: ['n0'], reason: 'gave_up:max_attempts', code: 'TW_ERR_DELIVERY_RETRYABLE', attempts: 3, firstAttemptAt: T0 })], reason: 'gave_up:max_attempts', last: undefined }]);
   });
 
   it('a permanent answer gives up at once with its excerpt', async () => {
@@ -192,7 +192,7 @@ describe('scheduler: retries on the clock', () => {
     scheduler.submit(batchOf(['x0']));
     await log.until((l) => l.results.length === 1);
     expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['x0'], outcome: 'failed', status: 400, attempt: 1, reason: 'status_400', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false }, responseExcerpt: '{"error":"bad"}', durationMs: 0 }]);
-    expect(parked.map((p) => p.reason)).toEqual(['gave_up:status_400']);
+    expect(parked.map((p) => [p.reason, p.entries[0]!.code])).toEqual([['gave_up:status_400', 'TW_ERR_DELIVERY_REJECTED']]);
   });
 
   it('does not retry a keyless POST after a bare 503, retries it when it never left', async () => {

@@ -20,7 +20,7 @@ import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
 import type { SendOptions, SendResult } from '../lib/http/send.ts';
-import { asError, errorCodeOf, InternalError, TemplateError, UnavailableError } from '../errors.ts';
+import { asError, errorCodeOf, InternalError, TemplateError, UnavailableError, type ErrorCode } from '../errors.ts';
 
 /** Returns the ids still allowed to go out; called before every send. A revocation wins. */
 export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
@@ -221,7 +221,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
               break;
             case 'give_up':
               report({ ...base, outcome: 'failed', reason: next.reason, error: next.error });
-              park([job], `gave_up:${next.reason}`);
+              park([job], `gave_up:${next.reason}`, undefined, next.error);
               break;
             case 'retry':
               report({ ...base, outcome: 'retry_scheduled', reason: next.reason, error: next.error, retryInMs: next.delayMs });
@@ -297,7 +297,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
             // we must not lose the events either: dead-letter them.
             rechecking.delete(job);
             report({ destinationId, messageIds: ids(job), outcome: 'failed', attempt: job.attempts, reason: 'recheck_failed', error: errorCodeOf(UnavailableError), durationMs: 0 });
-            park([job], 'gave_up:recheck_failed');
+            park([job], 'gave_up:recheck_failed', undefined, errorCodeOf(UnavailableError));
             onChange();
           },
         ),
@@ -306,7 +306,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   }
 
   /** Builds the jobs' outbox entries and parks them in one call. */
-  function park(jobs: Job[], reason: OutboxReason, last?: LastExchange): void {
+  function park(jobs: Job[], reason: OutboxReason, last?: LastExchange, error?: ErrorCode): void {
     const parkedAt = clock.now();
     const entries: OutboxEntry[] = [];
     for (const job of jobs) {
@@ -318,6 +318,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       if (!request) continue;
       const entry: OutboxEntry = { destinationId, messageIds: ids(job), request, reason, attempts: job.attempts, parkedAt };
       if (job.firstAttemptAt !== undefined) entry.firstAttemptAt = job.firstAttemptAt;
+      if (error !== undefined) entry.code = error.code;
       // A restart must not shorten the vendor's Retry-After: the destination's pause holds too.
       const due = notBefore(job);
       if (due !== undefined && due > parkedAt) entry.notBefore = due;
