@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer } from './fixtures/upstream/fake-verify-server.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
@@ -99,12 +99,25 @@ describe('end to end: consent from the upstream verify API', () => {
     ['a 429 with Retry-After as an HTTP-date', () => ({ status: 429, headers: { 'retry-after': new Date(Date.now() + 120_000).toUTCString() } })],
     ['a 503', () => ({ status: 503, headers: { 'retry-after': '120' } })],
     ['a 500', () => ({ status: 500 })],
-    ['a timeout', () => ({ status: 200, body: CONSENT, delayMs: 2000 })],
     ['a connection reset', () => ({ reset: true as const })],
     ['a malformed body', () => ({ status: 200, body: { hasConsent: 'yes', categories: { analytics: true } } })],
   ])('%s: nothing is forwarded, the events are dropped as consent_unresolved', async (_name, respond) => {
     const s = await setup(respond);
     await Promise.all(Array.from({ length: 10 }, (_, i) => s.send(`f${i}`, 'visitor-5')));
+    await s.tw.app.flush(5000);
+    expect(s.delivered('/stats')).toEqual([]);
+    expect(s.delivered('/ads')).toEqual([]);
+    expect(await s.unresolved()).toBe(20);
+  });
+
+  it('a timeout: nothing is forwarded, the events are dropped as consent_unresolved', async () => {
+    // The lookup's timer runs on the consent clock: the answer never comes, the clock passes the 300 ms.
+    const clock = new FakeClock(Date.now());
+    const s = await setup(() => ({ hang: true }), {}, {}, clock);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => s.send(`t${i}`, 'visitor-t')));
+    await vi.waitFor(() => expect(s.upstream.hits).toHaveLength(1));
+    clock.advance(299);
+    clock.advance(1);
     await s.tw.app.flush(5000);
     expect(s.delivered('/stats')).toEqual([]);
     expect(s.delivered('/ads')).toEqual([]);
