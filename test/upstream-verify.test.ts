@@ -5,7 +5,7 @@
  * a hand-driven clock (so a 30 s Retry-After takes no wall time); only the timeout test uses the
  * real clock.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from 'undici';
 import { createVerifyClient, isVerifyFailure, type VerifyClientOptions, type VerifyResult } from '../src/consent/upstream/verify-client.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
@@ -204,8 +204,8 @@ describe('upstream verify client against a fake verify server', () => {
       delayMs: 80,
     }));
     const old = client.lookup('v');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(server.hits).toHaveLength(1);
+    // In flight: the server has the request (its answer waits 80 ms).
+    await vi.waitFor(() => expect(server.hits).toHaveLength(1), { interval: 5 });
     granted = false; // the local revocation, as the upstream will also report it from now on
     client.invalidate('v');
     const fresh = client.lookup('v');
