@@ -1,4 +1,5 @@
-import express, { type Express } from 'express';
+import express from 'express';
+import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { explainRouter } from './api/explain.ts';
@@ -9,9 +10,12 @@ import { createDeliveryAgent } from './delivery/sender.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError, type TagwardenError } from './errors.ts';
-import { cors } from './http/cors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
-import { segmentRouter } from './ingest/segment-routes.ts';
+import { hitRouter } from './http/hit-router.ts';
+import { segmentRoutes } from './ingest/segment-routes.ts';
+import { ga4Routes } from './ingest/ga4-routes.ts';
+import { metaPixelRoutes } from './ingest/meta-pixel-routes.ts';
+import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { createDeferredProcessing } from './ingest/deferred.ts';
@@ -25,19 +29,12 @@ import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import { readSignals, type RequestSignals } from './consent/signals.ts';
 import { compileSources, validId, type HitSources } from './identity/visitor.ts';
-import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
-import { ga4Router } from './ingest/ga4-routes.ts';
-import { hostGuard } from './proxy/host-guard.ts';
 import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import { withClickIds } from './identity/click-ids.ts';
 import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
-import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
 import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
-import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
-import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
-import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 import { createJournalRuntime, type HitToDecide, type JournalRuntime } from './delivery/journal-runtime.ts';
 import type { AcceptedHit } from './ingest/hit-sink.ts';
 import { hostname } from 'node:os';
@@ -76,12 +73,10 @@ export interface AppDeps {
 
 export interface TagwardenApp {
   /**
-   * The request listener to serve: the Express app behind the fast path for client hits
-   * (src/ingest/fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
+   * The request listener to serve: the request guard, then the hit routes (src/http/hit-router.ts)
+   * or the Express app for the rest. `createHttpServer` in src/http/server.ts wraps it with the limits.
    */
   handler: RequestListener;
-  /** The Express app alone (tests of routes the fast path never takes). */
-  express: Express;
   pipeline: Pipeline;
   delivery: Delivery;
   metrics: Metrics;
@@ -320,28 +315,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  // Never an open proxy: absolute-URL and traversal request targets get 400, unknown Host headers 421.
-  app.use(hostGuard(config.server.allowedHosts));
-  app.use('/v1', cors(config.server.allowedOrigins), (_req, _res, next) => {
-    // During shutdown a hit is refused, not acknowledged: the sender keeps it and retries elsewhere.
-    next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
-  });
-  app.use(
-    segmentRouter({
-      maxEventBytes: config.server.maxEventBytes,
-      maxBatchBytes: config.server.maxBatchBytes,
-      maxBatchEvents: config.server.maxBatchEvents,
-      metrics,
-      accept: acceptHit,
-      commit: commitHits,
-      refusals,
-      ...(deps.now === undefined ? {} : { now: deps.now }),
-    }),
-  );
-  // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
-  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
-  // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
-  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, commit: commitHits, refusals, ...(deps.now === undefined ? {} : { now: deps.now }) }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
@@ -369,32 +342,33 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   app.use(notFound);
   app.use(errorHandler(log));
 
-  const hitOptions = {
-    trustProxyHops: config.server.trustProxyHops,
-    metrics,
-    accepting: () => accepting,
-    accept: acceptHit,
-    commit: commitHits,
-    ...(deps.now === undefined ? {} : { now: deps.now }),
-  };
-  const handler = withFastPaths(
-    { allowedHosts: config.server.allowedHosts, accepting: () => accepting },
+  // The client hit routes, each with its one implementation on node:http (src/http/hit-router.ts);
+  // Express serves the rest. Hits are timed by the system clock unless a test gives `now`.
+  const nowDep = deps.now;
+  const hitClock: Clock = nowDep === undefined ? systemClock : { ...systemClock, now: () => nowDep().getTime() };
+  const hitOptions = { trustProxyHops: config.server.trustProxyHops, metrics, accept: acceptHit, commit: commitHits, refusals, clock: hitClock };
+  const hits = hitRouter(
     new Map([
-      ...segmentFastRoutes({
+      ...segmentRoutes({
         ...hitOptions,
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,
         allowedOrigins: config.server.allowedOrigins,
       }),
-      ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes, refusals }),
-      ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes, refusals }),
+      // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
+      ...ga4Routes({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
+      // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
+      ...metaPixelRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),
-    app,
+    { accepting: () => accepting, log },
   );
+  // Never an open proxy: every request's target and Host are checked first, once (400, 421).
+  const handler = guarded(config.server.allowedHosts, (req, res) => {
+    if (!hits(req, res)) app(req, res);
+  });
 
   return {
-    express: app,
     handler,
     pipeline,
     delivery,

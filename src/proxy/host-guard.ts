@@ -1,5 +1,6 @@
 /**
- * The guard that keeps Tagwarden from ever acting as an open proxy, mounted before every route:
+ * The guard that keeps Tagwarden from ever acting as an open proxy, run on every request before
+ * any route (src/app.ts):
  *
  * - the request-target must be in origin form (`/path?query`): an absolute URL
  *   (`GET http://other/ HTTP/1.1`, proxy form), a scheme-relative `//host/...`, a `\` that some
@@ -12,8 +13,9 @@
  *
  * Only the path is judged: query strings are validated key by key by the routes that read them.
  */
-import type { RequestHandler } from 'express';
-import { MisdirectedRequestError, toErrorBody, ValidationError } from '../errors.ts';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { MisdirectedRequestError, ValidationError } from '../errors.ts';
+import { sendErrorJson } from '../http/errors.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 
@@ -25,6 +27,9 @@ export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   // `//host/…` and `/\host/…` are scheme-relative URLs to the WHATWG parser.
   if (path.startsWith('//') || path.startsWith('/\\')) return 'authority';
+  // Every request passes here: a path of plain characters (the hit routes', the scripts') has
+  // nothing to decode, so only its dot segments are left to check.
+  if (plainPath(path)) return path.includes('/.') && hasDotSegment(path) ? 'traversal' : 'ok';
   const firstSegment = path.slice(1).split('/')[0] ?? '';
   if (firstSegment.includes('@') || /%40/i.test(firstSegment)) return 'authority';
   if (path.includes('\\') || /%(2f|5c)/i.test(path)) return 'traversal';
@@ -38,10 +43,24 @@ export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   if (/%[0-9a-f]{2}/i.test(decoded)) return 'traversal';
   if (decoded.includes('\\') || hasControlChar(decoded)) return 'traversal';
   if (decoded.startsWith('//')) return 'authority';
-  for (const segment of decoded.split('/')) {
-    if (segment === '..' || segment === '.') return 'traversal';
+  return hasDotSegment(decoded) ? 'traversal' : 'ok';
+}
+
+/** Only letters, digits and `-._~/`: nothing encoded, no userinfo, no backslash, no control character. */
+function plainPath(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    const plain = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2f || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
+    if (!plain) return false;
   }
-  return 'ok';
+  return true;
+}
+
+function hasDotSegment(path: string): boolean {
+  for (const segment of path.split('/')) {
+    if (segment === '..' || segment === '.') return true;
+  }
+  return false;
 }
 
 function hasControlChar(s: string): boolean {
@@ -72,22 +91,35 @@ const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
   traversal: 'request path must not contain traversal or encoded separators',
 };
 
-export function hostGuard(allowedHosts: readonly string[]): RequestHandler {
+/**
+ * The guard as a request filter, run once for every request before any route (hit routes and
+ * Express alike): answers a refused request (400 or 421, JSON, never cached) and returns false, or
+ * returns true to let it through.
+ */
+export function requestGuard(allowedHosts: readonly string[]): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowed = new Set(allowedHosts.map(normalizeHost));
-  return (req, res, next) => {
-    // `req.originalUrl` is what Node received, before any router stripped a mount path.
-    const verdict = classifyRequestTarget(req.originalUrl);
+  return (req, res) => {
+    // `req.url` is the request-target exactly as Node received it.
+    const verdict = classifyRequestTarget(req.url ?? '');
     if (verdict !== 'ok') {
-      res.status(400).set('cache-control', 'no-store').json(toErrorBody(new ValidationError(MESSAGES[verdict])));
-      return;
+      sendErrorJson(res, new ValidationError(MESSAGES[verdict]));
+      return false;
     }
     if (allowed.size > 0) {
       const host = req.headers.host;
       if (host === undefined || !allowed.has(normalizeHost(host))) {
-        res.status(421).set('cache-control', 'no-store').json(toErrorBody(new MisdirectedRequestError('this server does not serve that host')));
-        return;
+        sendErrorJson(res, new MisdirectedRequestError('this server does not serve that host'));
+        return false;
       }
     }
-    next();
+    return true;
+  };
+}
+
+/** `listener` behind the guard (src/app.ts serves the hit routes and Express this way). */
+export function guarded(allowedHosts: readonly string[], listener: RequestListener): RequestListener {
+  const guard = requestGuard(allowedHosts);
+  return (req, res) => {
+    if (guard(req, res)) listener(req, res);
   };
 }
