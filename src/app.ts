@@ -363,10 +363,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     ]),
     { accepting: () => accepting, log },
   );
-  // Never an open proxy: every request's target and Host are checked first, once (400, 421).
-  const handler = guarded(config.server.allowedHosts, (req, res) => {
-    if (!hits(req, res)) app(req, res);
-  });
+  // Never an open proxy: every request's target and Host are checked first, once (400, 421); the
+  // health probes and /metrics answer any Host (a load balancer asks the instance's address).
+  const handler = guarded(
+    config.server.allowedHosts,
+    (req, res) => {
+      if (!hits(req, res)) app(req, res);
+    },
+    ['/healthz', '/readyz', '/metrics'],
+  );
 
   return {
     handler,

@@ -94,20 +94,24 @@ const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
 /**
  * The guard as a request filter, run once for every request before any route (hit routes and
  * Express alike): answers a refused request (400 or 421, JSON, never cached) and returns false, or
- * returns true to let it through.
+ * returns true to let it through. Paths in `anyHost` (health probes, which load balancers send to
+ * the instance's address) are served whatever the Host; matched as Express matches a route
+ * (case-insensitive, one optional trailing slash).
  */
-export function requestGuard(allowedHosts: readonly string[]): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = []): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowed = new Set(allowedHosts.map(normalizeHost));
+  const probes = new Set(anyHost.map((p) => p.toLowerCase()));
   return (req, res) => {
     // `req.url` is the request-target exactly as Node received it.
-    const verdict = classifyRequestTarget(req.url ?? '');
+    const url = req.url ?? '';
+    const verdict = classifyRequestTarget(url);
     if (verdict !== 'ok') {
       sendErrorJson(res, new ValidationError(MESSAGES[verdict]));
       return false;
     }
     if (allowed.size > 0) {
       const host = req.headers.host;
-      if (host === undefined || !allowed.has(normalizeHost(host))) {
+      if ((host === undefined || !allowed.has(normalizeHost(host))) && !probes.has(probePath(url))) {
         sendErrorJson(res, new MisdirectedRequestError('this server does not serve that host'));
         return false;
       }
@@ -116,9 +120,15 @@ export function requestGuard(allowedHosts: readonly string[]): (req: IncomingMes
   };
 }
 
+/** A request's path as compared with the probe paths: no query, lower case, no trailing slash. */
+function probePath(url: string): string {
+  const path = url.split(/[?#]/, 1)[0]!.toLowerCase();
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
 /** `listener` behind the guard (src/app.ts serves the hit routes and Express this way). */
-export function guarded(allowedHosts: readonly string[], listener: RequestListener): RequestListener {
-  const guard = requestGuard(allowedHosts);
+export function guarded(allowedHosts: readonly string[], listener: RequestListener, anyHost: readonly string[] = []): RequestListener {
+  const guard = requestGuard(allowedHosts, anyHost);
   return (req, res) => {
     if (guard(req, res)) listener(req, res);
   };
