@@ -9,7 +9,7 @@ import type { EventType, Event } from './event.ts';
 import { hitFacts, type HitRouteOptions } from './hit-route-options.ts';
 import { whenDurable, type AcceptedHit } from './hit-sink.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
-import { LIMITS } from './segment-fast.ts';
+import { LIMITS } from './segment-limits.ts';
 
 export interface SegmentRouteOptions extends HitRouteOptions {
   maxEventBytes: number;
