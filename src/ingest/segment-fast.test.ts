@@ -88,7 +88,7 @@ function jsonish<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
 
-describe('Segment fast path', () => {
+describe('the quick check of the Segment schema', () => {
   it('accepts only what zod accepts, and builds the same event', () => {
     let taken = 0;
     let takenWithNull = 0;
@@ -107,7 +107,7 @@ describe('Segment fast path', () => {
       }),
       { numRuns: 3000, seed: 20261123 },
     );
-    // Not vacuous: a good share of the inputs take the fast path.
+    // Not vacuous: a good share of the inputs pass the quick check.
     expect(taken).toBeGreaterThan(100);
     expect(takenWithNull).toBeGreaterThan(20);
   });

@@ -130,7 +130,7 @@ export function parseSegmentEvent(
   return parseWith(input, routeType, facts, defaults, true);
 }
 
-/** parseSegmentEvent with the fast path optional: the tests compare both ways on the same inputs. */
+/** parseSegmentEvent with the quick check (segment-fast.ts) optional: the tests compare both ways on the same inputs. */
 export function parseWith(
   input: unknown,
   routeType: EventType | undefined,
@@ -214,7 +214,7 @@ function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
   if (p.sentAt !== undefined) event.sentAt = p.sentAt;
   if (p.anonymousId != null) event.anonymousId = p.anonymousId;
   if (p.userId != null) event.userId = p.userId;
-  // Only the fields of this type's schema: the fast path's input still has the others.
+  // Only the fields of this type's schema: an input the quick check passed still has the others.
   if (type === 'track' && typeof p.event === 'string') event.event = p.event;
   if ((type === 'page' || type === 'screen') && typeof p.name === 'string') event.name = p.name;
   // A page's category is "added to the properties object" (https://segment.com/docs/connections/spec/page/,
@@ -250,7 +250,7 @@ function withoutNulls(page: Record<string, unknown>): NonNullable<EventContext['
     out ??= { ...page };
     delete out[key];
   }
-  // Every member left is what the schema (or the fast path) checked: a string or an extra field.
+  // Every member left is what the schema (or its quick check) checked: a string or an extra field.
   return out ?? page;
 }
 
