@@ -3,6 +3,186 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// ---------------------------------------------------------------------------------------------
+// Import boundaries between the parts of src/ (the table in docs/architecture.md). Each part lists
+// what it must never import, as `no-restricted-imports` patterns on the import string as written:
+// `**/store/**` matches `../store/db.ts` and `../../store/types.ts`; a `!` entry re-allows a file.
+// ESLint keeps one `no-restricted-imports` setting per file: the last block that matches wins. So a
+// nested set (the ingest parsers, api/explain*.ts) comes after its part's block with the full list
+// of its own rules, and the allow-list blocks at the end repeat a part's rules minus the waived ones.
+// Tests (`*.test.ts`, `test-helpers.ts`, test/) may reach across parts: they are not checked.
+// Dynamic `import()` is not checked by this rule; src/ uses none.
+
+/** Packages by exact name (a subpath such as `undici/types` included). */
+const packages = (names) => ({ regex: `^(${names.map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})(/|$)` });
+const parts = (...names) => names.map((n) => `**/${n}/**`);
+const PIPELINE = ['**/pipeline/**', '**/pipeline.ts'];
+const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline'];
+// http/ modules that only read a request header and write nothing: consent/, identity/ and the pipeline may use them.
+const HEADER_READERS = ['!**/http/cookies.ts', '!**/http/client-ip.ts'];
+const HTTP_PACKAGES = ['express', 'undici', 'http-proxy-middleware', 'busboy', 'node:http', 'node:https', 'node:http2'];
+
+/** src/lib/ is open to every part, and its folders (lib/http/) are not the parts of the same name. */
+const openLib = (pattern) => (pattern.group === undefined ? pattern : { ...pattern, group: [...pattern.group, '!**/lib/**'] });
+
+/**
+ * A part's "never" rules: `[id, why, pattern]` each, `id` naming the entry for the allow-list. Every
+ * message starts with the rule's name ("policy is pure: …"). Every part also never imports the
+ * composition root or the entry points.
+ */
+const boundary = (rule, entries) => [
+  ...entries.map(([id, why, pattern]) => ({ id, message: `${rule}: ${why}`, ...openLib(pattern) })),
+  { id: 'roots', message: `${rule}: only main.ts imports app.ts; nothing imports main.ts or cli.ts.`, group: ['**/app.ts', '**/main.ts', '**/cli.ts'] },
+];
+
+/** The rules of a part minus the waived ones (by id): nested sets and the allow-list. */
+const waive = (rules, ...ids) => rules.filter((r) => !ids.includes(r.id));
+
+const lib = boundary('lib is the shared kernel', [
+  // Anchored after the leading `../` run: lib's own folders (lib/http/) share names with parts.
+  ['lib', 'it imports no other part of src/ (only node:*, undici and src/errors.ts).', { regex: `^(\\.\\./)+(${ALL_PARTS.join('|')})(/|\\.ts$)` }],
+  ['lib-packages', 'its only packages are node:* and undici.', { regex: '^(?!node:|undici(/|$)|\\.)' }],
+]);
+
+const policy = boundary('policy is pure', [
+  ['policy', 'it decides from its arguments: no store/, delivery/, http/, api/, ingest/, proxy/, identity/, config/, observability/ or pipeline.', {
+    group: [...parts('store', 'delivery', 'http', 'api', 'ingest', 'proxy', 'identity', 'config', 'observability'), ...PIPELINE],
+  }],
+  ['policy-consent-types', 'from consent/ it imports types only (no TCF decoder, no cache).', { group: parts('consent'), allowTypeImports: true }],
+  ['policy-destinations-types', 'from destinations/ only the types of destinations/types.ts.', { group: ['**/destinations/**', '!**/destinations/types.ts'] }],
+  ['policy-destinations-types', 'from destinations/ only the types of destinations/types.ts.', { group: ['**/destinations/types.ts'], allowTypeImports: true }],
+  ['policy-packages', 'no packages and no node: modules (no decoder, no lru-cache, no I/O).', { regex: '^(?!\\.)' }],
+]);
+
+const store = boundary('storage knows no HTTP and no policy', [
+  ['store', 'no http/, api/, policy/, ingest/, delivery/, proxy/ or pipeline (callers hand it plain values).', {
+    group: [...parts('http', 'api', 'policy', 'ingest', 'delivery', 'proxy'), ...PIPELINE],
+  }],
+  ['store-packages', 'no express, undici or node:http.', packages(HTTP_PACKAGES)],
+]);
+
+// Whatever reads a request (routes, the router, body readers) may import http/ and observability/.
+const ingest = boundary('ingest hands hits to the pipeline', [
+  ['ingest', 'through hit-sink.ts: no store/, delivery/, policy/, api/, destinations/.', { group: parts('store', 'delivery', 'policy', 'api', 'destinations') }],
+]);
+// The parsers: request text in, canonical Event out (meta-pixel-body.ts reads the request: it is route side).
+const PARSERS = ['src/ingest/event.ts', 'src/ingest/segment.ts', 'src/ingest/segment-fast.ts', 'src/ingest/ga4.ts', 'src/ingest/meta-pixel.ts', 'src/ingest/digest.ts'];
+const parsers = boundary('parsers only parse', [
+  ['parsers', 'no store/, delivery/, policy/, consent/, pipeline, api/, destinations/, http/, observability/ (the routes read the request and log).', {
+    group: [...parts('store', 'delivery', 'policy', 'consent', 'api', 'destinations', 'http', 'observability', 'proxy', 'config'), ...PIPELINE],
+  }],
+  ['parsers-packages', 'no HTTP, database, cache or file packages.', packages([...HTTP_PACKAGES, 'pg', 'node:fs', 'node:net', 'lru-cache'])],
+]);
+
+const consent = boundary('consent resolution knows no vendors', [
+  ['consent', 'no destinations/ (templates, mapping), delivery/, api/, policy/, proxy/, pipeline or ingest routes (from ingest/ only event.ts).', {
+    group: [...parts('destinations', 'delivery', 'api', 'policy', 'proxy', 'ingest'), ...PIPELINE, '!**/ingest/event.ts'],
+  }],
+  ['consent-http', 'it writes no HTTP: from http/ only the header readers (cookies.ts, client-ip.ts); outbound calls go through src/lib.', { group: ['**/http/**', ...HEADER_READERS] }],
+  ['consent-packages', 'it serves no HTTP: no express, no node:http.', packages(['express', 'http-proxy-middleware', 'node:http', 'node:https'])],
+  // A dispatcher may be handed through (its type); the requests themselves go through src/lib/http.
+  ['consent-packages', 'it sends through src/lib (the outbound sender): undici types only.', { ...packages(['undici']), allowTypeImports: true }],
+]);
+
+const destinations = boundary('destinations render, they do not send', [
+  ['destinations', 'no delivery/, store/, api/, http/, proxy/ or pipeline.', { group: [...parts('delivery', 'store', 'api', 'http', 'proxy'), ...PIPELINE] }],
+  ['destinations-consent', 'consent types only, never the consent runtime.', { group: parts('consent'), allowTypeImports: true }],
+  ['destinations-ingest', 'from ingest/ only the Event (event.ts): hashing and normalising belong to destinations/ or lib/.', { group: ['**/ingest/**', '!**/ingest/event.ts'] }],
+  ['destinations-packages', 'no undici, express, pg.', packages(['undici', 'express', 'pg', 'node:http', 'node:https'])],
+]);
+
+const delivery = boundary('delivery sends what was decided', [
+  ['delivery', 'no policy/, api/, http/, proxy/, pipeline or ingest routes (from ingest/ only event.ts).', {
+    group: [...parts('policy', 'api', 'http', 'proxy', 'ingest'), ...PIPELINE, '!**/ingest/event.ts'],
+  }],
+  ['delivery-packages', 'it serves no HTTP: no express.', packages(['express', 'http-proxy-middleware'])],
+]);
+
+const identity = boundary('identity reads ids', [
+  ['identity', 'it writes no HTTP responses (from http/ only the header readers cookies.ts, client-ip.ts) and never touches store/; no api/, delivery/, policy/, destinations/, proxy/, pipeline.', {
+    group: [...parts('store', 'http', 'api', 'delivery', 'policy', 'destinations', 'proxy'), ...PIPELINE, ...HEADER_READERS],
+  }],
+  ['identity-packages', 'no express or undici (types from node:http are fine).', packages(['express', 'undici'])],
+]);
+
+// /debug/explain runs hits through the pipeline and shows the decisions (sending nothing): the only
+// api/ files that import the pipeline and policy/ (its reason texts).
+const API_EXPLAIN = ['src/api/explain.ts', 'src/api/explain-hit.ts'];
+const api = boundary('the API reads and writes the store and consent', [
+  ['api', 'it serves no scripts (no proxy/).', { group: parts('proxy') }],
+  ['api-pipeline', 'only /debug/explain (api/explain*.ts) runs the pipeline and reads policy/.', { group: [...parts('policy'), ...PIPELINE] }],
+]);
+const apiExplain = waive(api, 'api-pipeline');
+
+const pipeline = boundary('the pipeline runs a hit through the parts', [
+  ['pipeline', 'the routes call it: no api/, no http/ but the header readers.', { group: [...parts('api', 'http'), ...HEADER_READERS] }],
+  ['pipeline-store', 'it reaches the store through consent/ and delivery/: store types only.', { group: parts('store'), allowTypeImports: true }],
+  ['pipeline-routes', 'no ingest routes (from ingest/ the parsers, event.ts and hit-sink.ts).', { group: ['**/ingest/*-routes.ts', '**/ingest/*fast-path.ts', '**/ingest/router*.ts'] }],
+]);
+
+const observability = boundary('observability is a leaf', [
+  ['observability', 'logs, metrics and masking: no store/, api/, http/, pipeline, delivery/, policy/, consent/, ingest/, identity/, proxy/.', {
+    group: [...parts('store', 'api', 'http', 'delivery', 'policy', 'consent', 'ingest', 'identity', 'proxy'), ...PIPELINE],
+  }],
+]);
+
+const config = boundary('config parses and checks the YAML', [
+  ['config', 'it imports no other part (src/lib and src/errors.ts only).', { group: [...parts(...ALL_PARTS.filter((n) => n !== 'config')), '**/pipeline.ts'] }],
+]);
+
+const proxy = boundary('the script proxy serves vendor scripts', [
+  ['proxy', 'no store/, policy/, consent/, delivery/, destinations/, api/, ingest/ or pipeline.', {
+    group: [...parts('store', 'policy', 'consent', 'delivery', 'destinations', 'api', 'ingest'), ...PIPELINE],
+  }],
+]);
+
+// HTTP transport: the server, body readers, CORS, error answers. It carries hits; it knows no consent, vendor or storage.
+const http = boundary('http/ is transport', [
+  ['http', 'no store/, policy/, consent/, destinations/, delivery/ or pipeline (the routes and app.ts bring them).', {
+    group: [...parts('store', 'policy', 'consent', 'destinations', 'delivery'), ...PIPELINE],
+  }],
+]);
+
+const NOT_CHECKED = ['**/*.test.ts', '**/test-helpers.ts'];
+const block = (files, rules) => ({
+  files,
+  ignores: NOT_CHECKED,
+  rules: { 'no-restricted-imports': ['error', { patterns: rules.map(({ id: _id, ...pattern }) => pattern) }] },
+});
+
+// TEMPORARY allow-list of today's violations in files other helpers are rewriting for issue 12.
+// Each entry is the file, its part's rules minus the waived ones, and what removes it.
+const ALLOWED = [
+  // TODO(issue 12): removed when the pipeline helper lands (policy gets decoded TCF results; no decoder, no lru-cache).
+  { files: ['src/policy/decide.ts'], rules: waive(policy, 'policy-consent-types') },
+  // TODO(issue 12): removed when the outbound helper lands (verify client sends through the src/lib sender).
+  { files: ['src/consent/upstream/verify-client.ts'], rules: waive(consent, 'consent-packages') },
+  // TODO(issue 12): removed when the lead moves the masking and PII scrubbing the outbound sender uses (observability/mask.ts,
+  // pii.ts on the outbound branch) into src/lib/ or injects them; src/lib/http/send.ts does not exist on main yet.
+  { files: ['src/lib/http/send.ts'], rules: waive(lib, 'lib') },
+];
+
+const importBoundaries = [
+  block(['src/lib/**'], lib),
+  block(['src/policy/**'], policy),
+  block(['src/store/**'], store),
+  block(['src/ingest/**'], ingest),
+  block(PARSERS, parsers),
+  block(['src/consent/**'], consent),
+  block(['src/destinations/**'], destinations),
+  block(['src/delivery/**'], delivery),
+  block(['src/identity/**'], identity),
+  block(['src/api/**'], api),
+  block(API_EXPLAIN, apiExplain),
+  block(['src/pipeline/**', 'src/pipeline.ts'], pipeline),
+  block(['src/observability/**'], observability),
+  block(['src/config/**'], config),
+  block(['src/proxy/**'], proxy),
+  block(['src/http/**'], http),
+  ...ALLOWED.map((a) => block(a.files, a.rules)),
+];
+// ---------------------------------------------------------------------------------------------
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'coverage/**', 'data/**', 'eslint.config.mjs'] },
   js.configs.recommended,
@@ -46,4 +226,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
     },
   },
+  // Import boundaries (defined above).
+  ...importBoundaries,
 );

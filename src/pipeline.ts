@@ -9,7 +9,7 @@ import type { RequestSignals } from './consent/signals.ts';
 import type { ConsentState } from './consent/state.ts';
 import { bodyText, type BoundDestination, type RenderedEvent, type VendorRequest } from './destinations/types.ts';
 import type { Event } from './ingest/event.ts';
-import { truncateIp } from './destinations/mapping.ts';
+import { truncateIp } from './destinations/mapping/ip.ts';
 import { incrementer, type Metrics } from './observability/metrics.ts';
 import { maskRequest } from './observability/mask.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';

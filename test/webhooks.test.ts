@@ -14,7 +14,8 @@ import { createWebhookWorker, type WebhookWorker, type WebhookWorkerOptions } fr
 import { createConsentStore, type ConsentStore } from '../src/store/consent.ts';
 import type { Db } from '../src/store/db.ts';
 import type { ConsentInput } from '../src/store/types.ts';
-import { claimDue, createSubscription, enqueueForChange, getSubscription, listDeliveries, type WebhookPayload } from '../src/store/webhooks.ts';
+import { claimDue, enqueueForChange, getSubscription, listDeliveries, type WebhookPayload } from '../src/store/webhooks.ts';
+import { createSubscription } from '../src/api/webhook-subscriptions.ts';
 import { forEachEngine } from './engines.ts';
 
 const SITE = 'shop';

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Db } from '../store/db.ts';
 import { openDb } from '../store/open.ts';
-import { createSubscription, enqueueForChange, listDeliveries } from '../store/webhooks.ts';
+import { enqueueForChange, listDeliveries } from '../store/webhooks.ts';
+import { createSubscription } from './webhook-subscriptions.ts';
 import { createWebhookWorker, webhookBackoffMs, type WebhookWorker, type WebhookWorkerOptions } from './webhook-worker.ts';
 
 describe('webhookBackoffMs', () => {

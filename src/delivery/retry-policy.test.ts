@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { parseHttpDate, parseRetryAfter } from '../lib/retry-after.ts';
-import { classifyFailure, decideRetry, RETRY_SAFE_FAILURES, type AttemptOutcome, type RetryInput, type RetryPolicy, type RetrySafeFailure } from './retry-policy.ts';
+import { classifyFailure, decideRetry, type AttemptOutcome, type RetryInput, type RetryPolicy } from './retry-policy.ts';
+import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from '../destinations/types.ts';
 
 const policy: RetryPolicy = { maxAttempts: 5, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 5_000 };
 const NOW = Date.UTC(2025, 5, 1, 12, 0, 0); // Sun, 01 Jun 2025 12:00:00 GMT

@@ -5,6 +5,7 @@
  */
 import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
+import type { RetrySafeFailure } from '../destinations/types.ts';
 
 /** What one attempt produced, as the sender reports it. */
 export type AttemptOutcome =
@@ -53,16 +54,6 @@ export type RetryDecision =
   | { action: 'retry'; delayMs: number; reason: string; retryAfterMs?: number }
   | { action: 'give_up'; reason: string; retryAfterMs?: number };
 
-/**
- * Failures after which the vendor may or may not have processed the request: a template without an
- * idempotency key lists those its vendor can safely see twice (docs/templates.md, `retrySafe`).
- * - `status_5xx`: a retryable 5xx (not 501/505), other than a 503 with a Retry-After;
- * - `status_transient`: another error answer the template's `retryOn` rules call temporary;
- * - `timeout`: no complete answer within the request budget;
- * - `network`: the connection failed after the request may have left (reset, closed, unknown).
- */
-export const RETRY_SAFE_FAILURES = ['status_5xx', 'status_transient', 'timeout', 'network'] as const;
-export type RetrySafeFailure = (typeof RETRY_SAFE_FAILURES)[number];
 
 /**
  * How an attempt that is worth repeating failed, for the idempotency check: `refused` and

@@ -12,7 +12,8 @@ import type { Event } from '../ingest/event.ts';
 import type { RenderedItem } from './batcher.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { DeliveryResult } from './result.ts';
-import type { AttemptOutcome, RetrySafeFailure } from './retry-policy.ts';
+import type { AttemptOutcome } from './retry-policy.ts';
+import type { RetrySafeFailure } from '../destinations/types.ts';
 import type { SendFn } from './scheduler.ts';
 import type { SendOptions, SendResult } from './sender.ts';
 

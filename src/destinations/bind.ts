@@ -7,7 +7,8 @@ import { ConfigError, InternalError, RenderError } from '../errors.ts';
 import type { Event } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, withDotted, withoutDotted } from '../lib/dotted.ts';
 import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
-import { applyTransform, isPresent } from './mapping.ts';
+import { isPresent } from './mapping/present.ts';
+import { applyTransform } from './mapping/transforms.ts';
 import type { BoundDestination, ItemsJson, RenderedEvent, VendorRequest } from './types.ts';
 
 const CLOSE_ITEMS = Buffer.from(']}');

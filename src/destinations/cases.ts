@@ -13,7 +13,7 @@ import { TagwardenError } from '../errors.ts';
 import { EVENT_TYPES, type Event, type EventType } from '../ingest/event.ts';
 import { bindDestination } from './bind.ts';
 import type { CompiledTemplate } from './load.ts';
-import { joinPath } from './mapping.ts';
+import { joinPath } from './mapping/issue-path.ts';
 import { bodyText, type VendorRequest } from './types.ts';
 
 const record = z.record(z.string(), z.unknown());

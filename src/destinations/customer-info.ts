@@ -1,7 +1,7 @@
 /**
  * The parts of Meta's customer-information normalisation that need data or a parser: phone numbers
  * to E.164, country names to ISO 3166-1 alpha-2, US state names to their ANSI codes, dates of birth
- * to YYYYMMDD. `normalizeForHash` (mapping.ts) calls these; the rules are Meta's:
+ * to YYYYMMDD. `normalizeForHash` (mapping/normalize.ts) calls these; the rules are Meta's:
  * https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
  * Every function is pure and returns undefined when nothing usable is left.
  */

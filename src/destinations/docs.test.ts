@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { CaseSchema, comparableOutcome, runCase } from './cases.ts';
 import { DEFAULT_TEMPLATES_DIR, loadTemplates, parseTemplate } from './load.ts';
-import { compileMapping, DIRECTIVES } from './mapping.ts';
+import { compileMapping } from './mapping/compile.ts';
+import { DIRECTIVES } from './mapping/directives/index.ts';
 
 const markdown = readFileSync(new URL('../../docs/templates.md', import.meta.url), 'utf8');
 

@@ -6,11 +6,14 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
+import type { RetrySafeFailure } from './types.ts';
 import { TemplateError } from '../errors.ts';
 import type { EventType } from '../ingest/event.ts';
 import { getDotted, isPlainRecord, parseDottedPath } from '../lib/dotted.ts';
-import { compileMapping, joinPath, type CompiledMapping, type MappingIssue, type TransformFn } from './mapping.ts';
+import { compileMapping, type CompiledMapping } from './mapping/compile.ts';
+import { joinPath } from './mapping/issue-path.ts';
+import type { TransformFn } from './mapping/transforms.ts';
+import type { MappingIssue } from './mapping/types.ts';
 import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
 import type { BatchLimits } from './types.ts';
 import { deepFreeze } from '../lib/freeze.ts';

@@ -1,13 +1,13 @@
 /**
  * The zod schema of `templates/<id>/template.json`. The schema checks the file's structure; the
  * mapping values (`request.url`, `mappings[].event`, …) are JSON here and are checked by compiling
- * them (mapping.ts) in load.ts, which knows the declared settings.
+ * them (mapping/compile.ts) in load.ts, which knows the declared settings.
  */
 import { z } from 'zod';
-import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from '../delivery/retry-policy.ts';
+import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from './types.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from '../lib/dotted.ts';
-import { TRANSFORMS, type TransformFn } from './mapping.ts';
+import { TRANSFORMS, type TransformFn } from './mapping/transforms.ts';
 
 const dottedPath = z
   .string()

@@ -1,5 +1,15 @@
-import type { RetrySafeFailure } from '../delivery/retry-policy.ts';
 import type { Event } from '../ingest/event.ts';
+
+/**
+ * Failures after which the vendor may or may not have processed the request: a template without an
+ * idempotency key lists those its vendor can safely see twice (docs/templates.md, `retrySafe`); src/delivery/retry-policy.ts applies it.
+ * - `status_5xx`: a retryable 5xx (not 501/505), other than a 503 with a Retry-After;
+ * - `status_transient`: another error answer the template's `retryOn` rules call temporary;
+ * - `timeout`: no complete answer within the request budget;
+ * - `network`: the connection failed after the request may have left (reset, closed, unknown).
+ */
+export const RETRY_SAFE_FAILURES = ['status_5xx', 'status_transient', 'timeout', 'network'] as const;
+export type RetrySafeFailure = (typeof RETRY_SAFE_FAILURES)[number];
 
 /** A fully rendered HTTP request to a vendor. */
 export interface VendorRequest {

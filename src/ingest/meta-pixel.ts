@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { validId } from '../identity/visitor.ts';
-import { sha256Digest } from './digest.ts';
+import { sha256Digest } from '../lib/sha256-digest.ts';
 import type { Event, EventContext } from './event.ts';
 
 /**

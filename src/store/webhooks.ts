@@ -16,8 +16,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
-import { assertWebhookUrl, type UrlGuardOptions } from '../api/url-guard.ts';
-import { generateWebhookSecret } from '../api/webhook-sign.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import type { ChangeHook, ConsentChange } from './types.ts';
 
@@ -32,6 +30,11 @@ export interface NewSubscription {
   siteId: string;
   url: string;
   filters?: WebhookFilters;
+}
+
+/** A subscription as the store records it: `url` already checked and normalised by the URL guard, `secret` the signing secret (`whsec_…`). */
+export interface CheckedSubscription extends NewSubscription {
+  secret: string;
 }
 
 export interface Subscription {
@@ -105,8 +108,6 @@ export type DeliveryOutcome =
   | (OutcomeBase & { kind: 'gone' });
 
 export interface SubscriptionOptions {
-  /** The URL guard's configuration (allowPrivate, allowHosts). */
-  guard?: UrlGuardOptions;
   now?: () => number;
 }
 
@@ -139,27 +140,24 @@ function parseFilters(filters: unknown): WebhookFilters {
 }
 
 /**
- * Creates a subscription. The URL is checked by the URL guard (the worker checks the resolved
- * address again at every send). The secret (`whsec_…`) is returned here only; it is stored as is
- * because signing needs it (an HMAC key cannot be hashed away), so the database must be protected
- * like the config's secrets: access control, encrypted backups.
+ * Records a subscription whose URL the caller has checked and whose secret it has made (the store
+ * knows no HTTP: src/api/webhook-subscriptions.ts does both). The secret is stored as is because
+ * signing needs it (an HMAC key cannot be hashed away), so the database must be protected like the
+ * config's secrets: access control, encrypted backups.
  */
-export async function createSubscription(db: Db | Queryable, sub: NewSubscription, opts: SubscriptionOptions = {}): Promise<{ id: string; secret: string }> {
+export async function insertSubscription(db: Db | Queryable, sub: CheckedSubscription, opts: SubscriptionOptions = {}): Promise<{ id: string }> {
   if (typeof sub.siteId !== 'string' || sub.siteId === '') throw new ValidationError('siteId: required', { details: { issues: [{ path: 'siteId', message: 'required' }] } });
-  if (typeof sub.url !== 'string') throw new ValidationError('url: required', { details: { issues: [{ path: 'url', message: 'required' }] } });
-  const url = assertWebhookUrl(sub.url, opts.guard);
   const filters = parseFilters(sub.filters);
   const id = newId('whs_');
-  const secret = generateWebhookSecret();
   await db.run('INSERT INTO webhook_subscriptions (id, site_id, url, secret, filters, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
     id,
     sub.siteId,
-    url.href,
-    secret,
+    sub.url,
+    sub.secret,
     JSON.stringify(filters),
     (opts.now ?? Date.now)(),
   ]);
-  return { id, secret };
+  return { id };
 }
 
 interface SubscriptionRow extends Record<string, unknown> {

@@ -4,7 +4,8 @@ import { NotFoundError } from '../../errors.ts';
 import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { Db } from '../../store/db.ts';
-import { createSubscription, deleteSubscription, listSubscriptions } from '../../store/webhooks.ts';
+import { deleteSubscription, listSubscriptions } from '../../store/webhooks.ts';
+import { createSubscription } from '../webhook-subscriptions.ts';
 import type { UrlGuardOptions } from '../url-guard.ts';
 
 const subscriptionSchema = z
