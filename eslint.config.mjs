@@ -66,7 +66,7 @@ const ingest = boundary('ingest hands hits to the pipeline', [
   ['ingest', 'through hit-sink.ts: no store/, delivery/, policy/, api/, destinations/.', { group: parts('store', 'delivery', 'policy', 'api', 'destinations') }],
 ]);
 // The parsers: request text in, canonical Event out (meta-pixel-body.ts reads the request: it is route side).
-const PARSERS = ['src/ingest/event.ts', 'src/ingest/segment.ts', 'src/ingest/segment-fast.ts', 'src/ingest/ga4.ts', 'src/ingest/meta-pixel.ts', 'src/ingest/digest.ts'];
+const PARSERS = ['src/ingest/event.ts', 'src/ingest/segment.ts', 'src/ingest/segment-fast.ts', 'src/ingest/segment-limits.ts', 'src/ingest/ga4.ts', 'src/ingest/meta-pixel.ts', 'src/ingest/digest.ts'];
 const parsers = boundary('parsers only parse', [
   ['parsers', 'no store/, delivery/, policy/, consent/, pipeline, api/, destinations/, http/, observability/ (the routes read the request and log).', {
     group: [...parts('store', 'delivery', 'policy', 'consent', 'api', 'destinations', 'http', 'observability', 'proxy', 'config'), ...PIPELINE],
