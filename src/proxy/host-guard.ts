@@ -23,13 +23,14 @@ export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   // Origin form only; anything else (`http://…`, `evil.com/x`, `*`, `\\host`) is a proxy request.
   if (!rawUrl.startsWith('/')) return 'absolute';
+  // Every request passes here: a path of plain characters (the hit routes', the scripts') is
+  // judged in one scan.
+  const plain = plainClass(rawUrl);
+  if (plain !== undefined) return plain;
   const q = rawUrl.search(/[?#]/);
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   // `//host/…` and `/\host/…` are scheme-relative URLs to the WHATWG parser.
   if (path.startsWith('//') || path.startsWith('/\\')) return 'authority';
-  // Every request passes here: a path of plain characters (the hit routes', the scripts') has
-  // nothing to decode, so only its dot segments are left to check.
-  if (plainPath(path)) return path.includes('/.') && hasDotSegment(path) ? 'traversal' : 'ok';
   const firstSegment = path.slice(1).split('/')[0] ?? '';
   if (firstSegment.includes('@') || /%40/i.test(firstSegment)) return 'authority';
   if (path.includes('\\') || /%(2f|5c)/i.test(path)) return 'traversal';
@@ -46,14 +47,26 @@ export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   return hasDotSegment(decoded) ? 'traversal' : 'ok';
 }
 
-/** Only letters, digits and `-._~/`: nothing encoded, no userinfo, no backslash, no control character. */
-function plainPath(path: string): boolean {
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
+/**
+ * The class of a target whose path (up to `?` or `#`) has only letters, digits and `-._~/`:
+ * nothing encoded, no userinfo, no backslash, no control character, so only a leading `//` and
+ * dot segments are left to check. Undefined for any other path.
+ */
+function plainClass(url: string): RequestTargetClass | undefined {
+  let end = url.length;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) {
+      end = i;
+      break;
+    }
     const plain = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2f || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
-    if (!plain) return false;
+    if (!plain) return undefined;
   }
-  return true;
+  if (end >= 2 && url.charCodeAt(1) === 0x2f) return 'authority';
+  const dot = url.indexOf('/.');
+  if (dot === -1 || dot >= end) return 'ok';
+  return hasDotSegment(url.slice(0, end)) ? 'traversal' : 'ok';
 }
 
 function hasDotSegment(path: string): boolean {
