@@ -31,7 +31,9 @@ export function createHttpServer(limits: ServerLimits, listener: RequestListener
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headersTimeoutMs,
+      // Node refuses a headers timeout over the request timeout (the headers are part of the
+      // request, so such a bound could never apply): the shorter one bounds both.
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       connectionsCheckingInterval: checkingIntervalMs(limits),
