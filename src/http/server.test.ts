@@ -13,5 +13,6 @@ describe('createHttpServer timeouts', () => {
   it('takes a headers timeout longer than the request timeout (Node refuses one): the request timeout bounds both', () => {
     const server = createHttpServer({ headersTimeoutMs: 20_000, requestTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxHeaderBytes: 16_384 }, () => undefined);
     expect([server.headersTimeout, server.requestTimeout]).toEqual([10_000, 10_000]);
+    server.close();
   });
 });
