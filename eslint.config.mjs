@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 // `**/store/**` matches `../store/db.ts` and `../../store/types.ts`; a `!` entry re-allows a file.
 // ESLint keeps one `no-restricted-imports` setting per file: the last block that matches wins. So a
 // nested set (the ingest parsers, api/explain*.ts) comes after its part's block with the full list
-// of its own rules, and the allow-list blocks at the end repeat a part's rules minus the waived ones.
+// of its own rules.
 // Tests (`*.test.ts`, `test-helpers.ts`, test/) may reach across parts: they are not checked.
 // Dynamic `import()` is not checked by this rule; src/ uses none.
 
@@ -35,7 +35,7 @@ const boundary = (rule, entries) => [
   { id: 'roots', message: `${rule}: only main.ts imports app.ts; nothing imports main.ts or cli.ts.`, group: ['**/app.ts', '**/main.ts', '**/cli.ts'] },
 ];
 
-/** The rules of a part minus the waived ones (by id): nested sets and the allow-list. */
+/** The rules of a part minus the waived ones (by id), for a nested set with more rights. */
 const waive = (rules, ...ids) => rules.filter((r) => !ids.includes(r.id));
 
 const lib = boundary('lib is the shared kernel', [
@@ -150,18 +150,6 @@ const block = (files, rules) => ({
   rules: { 'no-restricted-imports': ['error', { patterns: rules.map(({ id: _id, ...pattern }) => pattern) }] },
 });
 
-// TEMPORARY allow-list of today's violations in files other helpers are rewriting for issue 12.
-// Each entry is the file, its part's rules minus the waived ones, and what removes it.
-const ALLOWED = [
-  // TODO(issue 12): removed when the pipeline helper lands (policy gets decoded TCF results; no decoder, no lru-cache).
-  { files: ['src/policy/decide.ts'], rules: waive(policy, 'policy-consent-types') },
-  // TODO(issue 12): removed when the outbound helper lands (verify client sends through the src/lib sender).
-  { files: ['src/consent/upstream/verify-client.ts'], rules: waive(consent, 'consent-packages') },
-  // TODO(issue 12): removed when the lead moves the masking and PII scrubbing the outbound sender uses (observability/mask.ts,
-  // pii.ts on the outbound branch) into src/lib/ or injects them; src/lib/http/send.ts does not exist on main yet.
-  { files: ['src/lib/http/send.ts'], rules: waive(lib, 'lib') },
-];
-
 const importBoundaries = [
   block(['src/lib/**'], lib),
   block(['src/policy/**'], policy),
@@ -179,7 +167,6 @@ const importBoundaries = [
   block(['src/config/**'], config),
   block(['src/proxy/**'], proxy),
   block(['src/http/**'], http),
-  ...ALLOWED.map((a) => block(a.files, a.rules)),
 ];
 // ---------------------------------------------------------------------------------------------
 

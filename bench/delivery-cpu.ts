@@ -1,9 +1,9 @@
 /**
- * CPU per vendor request of the delivery layer alone (batcher, request building, the sender over a
- * real undici pool), for GA4, which sends one request per client: `--requests` events of distinct
- * visitors are rendered first (not measured), then handed to `createDelivery` against the vendor
- * sink (bench/servers/sink.ts, another process), and this process's CPU time per delivered event
- * is reported. A diagnostic beside bench/verify.ts (docs/performance.md), not a gate.
+ * CPU per vendor request of the delivery layer alone (batcher, request building, the outbound
+ * sender of src/lib/http/send.ts over a real undici pool), for GA4, which sends one request per
+ * client: `--requests` events of distinct visitors are rendered first (not measured), then handed
+ * to `createDelivery` against the vendor sink (bench/servers/sink.ts, another process), and this
+ * process's CPU time per delivered event is reported. A diagnostic beside bench/verify.ts (docs/performance.md), not a gate.
  *
  *   node bench/delivery-cpu.ts [--requests 20000] [--visitors 10000] [--in-flight 64]
  *
@@ -18,7 +18,7 @@ import { eventFactory } from './event.ts';
 import { machineLine } from './tally.ts';
 import { createDelivery, createMemoryOutbox } from '../src/delivery/delivery.ts';
 import type { RenderedItem } from '../src/delivery/batcher.ts';
-import { createDeliveryAgent } from '../src/delivery/sender.ts';
+import { createPool } from '../src/lib/http/pool.ts';
 import { bindDestination } from '../src/destinations/bind.ts';
 import { loadTemplates } from '../src/destinations/load.ts';
 import { parseSegmentEvent } from '../src/ingest/segment.ts';
@@ -65,7 +65,7 @@ let delivered = 0;
 let wanted = 0;
 let reached: () => void = () => undefined;
 const delivery = createDelivery({
-  agent: createDeliveryAgent({ connectionsPerOrigin: inFlight }),
+  agent: createPool('vendors', { connections: inFlight }),
   outbox: createMemoryOutbox(),
   defaults: { maxInFlight: inFlight, maxQueuedEvents: 1_000_000 },
   onResult: (r) => {

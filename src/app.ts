@@ -4,12 +4,12 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { explainRouter } from './api/explain.ts';
 import type { Config } from './config/load.ts';
-import { createPendingQueue, type PendingQueue } from './consent/pending.ts';
+import type { PendingQueue } from './consent/pending.ts';
 import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult, type Outbox } from './delivery/delivery.ts';
-import { createDeliveryAgent } from './delivery/sender.ts';
+import { createPool } from './lib/http/pool.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
-import { UnavailableError, type TagwardenError } from './errors.ts';
+import { UnavailableError } from './errors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { hitRouter } from './http/hit-router.ts';
 import { segmentRoutes } from './ingest/segment-routes.ts';
@@ -18,8 +18,7 @@ import { metaPixelRoutes } from './ingest/meta-pixel-routes.ts';
 import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
-import { createDeferredProcessing } from './ingest/deferred.ts';
-import { createPipeline, type HeldEvent, type Pipeline } from './pipeline.ts';
+import { countUnresolved, createHeldQueue, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { createConsentApi } from './api/consent/mount.ts';
@@ -27,26 +26,20 @@ import { apiGuard } from './api/guard.ts';
 import type { Db } from './store/db.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
-import { readSignals, type RequestSignals } from './consent/signals.ts';
-import { compileSources, validId, type HitSources } from './identity/visitor.ts';
+import type { RequestSignals } from './consent/signals.ts';
+import { compileSources } from './identity/visitor.ts';
 import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
-import { withClickIds } from './identity/click-ids.ts';
-import { maybeSetVisitorCookie } from './identity/cookie.ts';
 import type { Event } from './ingest/event.ts';
 import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
-import { createJournalRuntime, type HitToDecide, type JournalRuntime } from './delivery/journal-runtime.ts';
-import type { AcceptedHit } from './ingest/hit-sink.ts';
+import { createJournalRuntime, type JournalRuntime } from './delivery/journal-runtime.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-
-/** An accepted hit waiting for its decisions: the event and the signals read from its request. */
-type Hit = HitToDecide;
 
 export interface AppDeps {
   logger: Logger;
   templates: TemplateCatalog;
-  /** Outbound HTTP dispatcher; defaults to a keep-alive undici Agent sized from config. */
+  /** Dispatcher of vendor deliveries; defaults to the 'vendors' pool (src/lib/http/pool.ts) sized from config. */
   agent?: Dispatcher;
   /** Where deliveries pending at shutdown or given up go; defaults to an in-memory outbox. */
   outbox?: Outbox;
@@ -58,7 +51,7 @@ export interface AppDeps {
    * Default: the system clock. Also the default of `now`. Delivery does not read it.
    */
   consentClock?: Clock;
-  /** Dispatcher of the upstream verify client; defaults to its own keep-alive Agent. */
+  /** Dispatcher of the upstream verify client; defaults to its own 'upstream-verify' pool. */
   upstreamAgent?: Dispatcher;
   /**
    * The consent store's database (opened and migrated by src/store/open.ts). Without it there is no
@@ -103,7 +96,7 @@ export interface TagwardenApp {
 export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const log = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
-  const ownAgent = deps.agent === undefined ? createDeliveryAgent({ connectionsPerOrigin: config.delivery.connectionsPerOrigin }) : undefined;
+  const ownAgent = deps.agent === undefined ? createPool('vendors', { connections: config.delivery.connectionsPerOrigin }) : undefined;
   const agent = deps.agent ?? ownAgent!;
   const outbox = deps.outbox ?? createMemoryOutbox();
 
@@ -152,29 +145,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           log,
           metrics,
           stats: () => delivery.stats(),
-          decide: (h) => deferred.push(h),
+          decide: (h) => intake.decideLater(h),
           process: (event, signals, only, holdUntil) => pipeline.process(event, signals, undefined, only, holdUntil),
         })
       : undefined;
 
-  // A held event that expires, or is still held at a shutdown without a journal, is dropped, never forwarded.
-  const dropUnresolved = (h: HeldEvent): void => {
-    for (const id of h.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
-  };
-  // Expired while held: final, so the journal lets the hit go (at shutdown it stays, to be resumed).
-  const expireUnresolved = (h: HeldEvent): void => {
-    dropUnresolved(h);
-    for (const id of h.destinationIds) journal?.settle(h.event, id);
-  };
   const clock = deps.consentClock ?? systemClock;
-  // Expires held events at their deadlines, on the same clock as the upstream's waits.
-  const pending = createPendingQueue<HeldEvent>({
-    maxItems: config.hold.maxEvents,
-    maxBytes: config.hold.maxBytes,
-    maxAgeMs: config.hold.maxAgeMs,
-    clock,
-    onExpire: expireUnresolved,
-  });
+  // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
@@ -183,7 +161,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, now: () => now().getTime() });
   const verify = config.upstream.verify;
   // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
-  const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createDeliveryAgent({ connectionsPerOrigin: verify.maxConcurrent }));
+  const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createPool('upstream-verify', { connections: verify.maxConcurrent }));
   const upstream =
     verify === undefined || upstreamAgent === undefined
       ? undefined
@@ -236,7 +214,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     site: config.site,
     resolver,
     upstream: consentApi?.source ?? upstream,
-    now,
     destinations: resolution.destinations,
     delivery: {
       enqueue(dest, rendered, origin) {
@@ -261,42 +238,23 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   recheck = (visitorId) => pipeline.recheck(visitorId);
   const linkHit = consentApi === undefined ? undefined : createHitLinker({ siteId: config.site.id, link: (s, a, b) => consentApi.store.link(s, a, b), log });
 
-  const deferred = createDeferredProcessing<Hit>((h) => pipeline.process(h.event, h.signals, h.requestConsent), (err, h) => {
-    log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
-    metrics.eventsRejected.inc({ client: 'pipeline', code: 'TW_ERR_INTERNAL' });
-  });
-
   let accepting = true;
-  const cookie = config.identity.cookie;
-
-  /** Every client's accepted hits go through here: nothing downstream knows the protocol. */
-  function acceptHit(event: Event, hit: HitSources): Hit {
-    // A hit whose body was still arriving when shutdown began: refuse it rather than
-    // acknowledge it after the pipeline has been drained.
-    if (!accepting) throw new UnavailableError('shutting down; retry on another instance');
-    // Signals are read now, while the request is at hand; deciding happens after the answer.
-    const signals = readSignals(hit, event, identity);
-    const requestConsent = cookie.enabled ? resolver.fromRequest(event, signals, now()) : undefined;
-    if (requestConsent !== undefined) maybeSetVisitorCookie(cookie, hit, signals.visitor, requestConsent, config.identity.maxIdLength);
-    if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, config.identity.maxIdLength) !== undefined) {
-      linkHit(signals.visitor.id, event.userId);
-    }
-    return { event: withClickIds(event, now()), signals, requestConsent };
-  }
-
-  /**
-   * A request's accepted hits, made durable before its answer (src/delivery/journal-runtime.ts).
-   * Without a journal they are decided at once and the answer does not wait.
-   */
-  function commitHits(accepted: readonly AcceptedHit[], ok: () => void, fail: (err: TagwardenError) => void): void {
-    const hits = accepted as readonly Hit[];
-    if (journal !== undefined) {
-      journal.commit(hits, ok, fail);
-      return;
-    }
-    for (const h of hits) deferred.push(h);
-    ok();
-  }
+  // Every client's hits: accepted while the request is at hand, committed before the answer,
+  // decided after it (src/pipeline/).
+  const intake = createIntake({
+    accepting: () => accepting,
+    identity,
+    resolver,
+    cookie: config.identity.cookie,
+    linkHit,
+    clock,
+    journal,
+    pipeline,
+    log,
+    metrics,
+  });
+  const acceptHit = intake.accept;
+  const commitHits = intake.commit;
 
   let shuttingDown: Promise<void> | undefined;
   const app = express();
@@ -383,7 +341,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     recover: async () => (journal === undefined ? 0 : journal.recover()),
     async flush(deadlineMs) {
       const started = Date.now();
-      deferred.drain();
+      intake.drain();
       // Upstream answers decide held events, which may then be queued for delivery.
       await pipeline.settled(deadlineMs);
       await delivery.flush(Math.max(0, deadlineMs - (Date.now() - started)));
@@ -398,7 +356,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   async function stop(graceMs: number): Promise<void> {
     const started = Date.now();
     accepting = false;
-    deferred.drain();
+    intake.drain();
     // Held events waiting out the upstream are not asked again. Lookups in flight get up to half
     // the grace to decide their events; what still waits then is never sent: it stays held in the
     // journal (resumed at the next start, its deadline unchanged), or without one is dropped
@@ -406,7 +364,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     pipeline.close();
     await pipeline.settled(Math.floor(graceMs / 2));
     const stillHeld = pending.drain();
-    if (journal === undefined) stillHeld.forEach(dropUnresolved);
+    if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();
     try {
       await consentApi?.close();

@@ -9,7 +9,7 @@ import { loadTemplates } from '../src/destinations/load.ts';
 import { resolveDestinations } from '../src/destinations/resolve.ts';
 import type { Event } from '../src/ingest/event.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
-import { createPipeline, type DeliverySink, type HeldEvent } from '../src/pipeline.ts';
+import { createPipeline, type DeliverySink, type HeldEvent } from '../src/pipeline/index.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
 import { testConfig } from './helpers.ts';
@@ -170,7 +170,6 @@ async function run(h: Hit, waitsFirst = false): Promise<Set<string>> {
     site: config.site,
     resolver: createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf }),
     upstream,
-    now: () => NOW,
     destinations,
     delivery,
     pending,

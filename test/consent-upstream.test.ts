@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONSENT, NO_CONSENT, startFakeVerifyServer, type FakeVerifyServer } from './fixtures/upstream/fake-verify-server.ts';
+import { FakeClock } from '../src/lib/fake-clock.ts';
 import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from './helpers.ts';
 
 /**
@@ -13,7 +14,7 @@ describe('end to end: consent from the upstream verify API', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}, hold: Record<string, unknown> = {}) {
+  async function setup(respond: FakeVerifyServer['respond'], verify: Record<string, unknown> = {}, hold: Record<string, unknown> = {}, consentClock?: FakeClock) {
     const upstream = await startFakeVerifyServer(respond);
     const vendor = await startVendor();
     const tw = await startTagwarden(
@@ -29,6 +30,8 @@ describe('end to end: consent from the upstream verify API', () => {
           { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
         ],
       }),
+      undefined,
+      consentClock === undefined ? {} : { consentClock },
     );
     cleanup.push(() => upstream.close(), vendor.close, tw.close);
     const delivered = (path: string): string[] =>
@@ -129,10 +132,21 @@ describe('end to end: consent from the upstream verify API', () => {
   });
 
   it('an event waiting longer than hold.maxAgeMs is dropped, not sent when the answer comes late', async () => {
-    const s = await setup(() => ({ status: 200, body: CONSENT, delayMs: 1500 }), { timeoutMs: 3000 }, { maxAgeMs: 200 });
+    // Consent time is a hand-driven clock: the hold runs out while the upstream is being asked
+    // (the clock moves as the request arrives), and the answer comes after that. No sleep.
+    const clock = new FakeClock(Date.now());
+    const s = await setup(
+      () => {
+        clock.advance(201);
+        return { status: 200, body: CONSENT };
+      },
+      { timeoutMs: 3000 },
+      { maxAgeMs: 200 },
+      clock,
+    );
     await s.send('slow', 'visitor-8');
-    await new Promise((r) => setTimeout(r, 1300));
     await s.tw.app.flush(5000);
+    expect(s.upstream.hits).toHaveLength(1);
     expect(s.delivered('/stats')).toEqual([]);
     expect(await s.unresolved()).toBe(2);
   });

@@ -1,15 +1,16 @@
 /**
- * createDelivery end to end over real HTTP: the shared undici agent, sendVendorRequest, and a local
- * server on 127.0.0.1. The parts' behaviour is unit-tested in src/delivery/ on a fake clock with a
- * fake sender; these tests check what only real sockets show (concurrency on the wire, connection
- * errors, aborted requests, masked excerpts). They wait on results and on the server's requests,
- * never on elapsed time; where time matters the delivery runs on a FakeClock.
+ * createDelivery end to end over real HTTP: the shared undici agent, the outbound sender
+ * (src/lib/http/send.ts), and a local server on 127.0.0.1. The parts' behaviour is unit-tested in
+ * src/delivery/ on a fake clock with a fake sender; these tests check what only real sockets show
+ * (concurrency on the wire, connection errors, aborted requests, masked excerpts). They wait on
+ * results and on the server's requests, never on elapsed time; where time matters the delivery
+ * runs on a FakeClock.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, Dispatcher } from 'undici';
 import type http from 'node:http';
 import { createDelivery, createMemoryOutbox, type DeliveryOptions } from '../src/delivery/delivery.ts';
-import { createDeliveryAgent } from '../src/delivery/sender.ts';
+import { createPool } from '../src/lib/http/pool.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { batchIds, fakeDestination, refusedUrl, renderedItem, resultLog, startServer, WatchedClock, type ReceivedRequest, type TestServer } from '../src/delivery/test-helpers.ts';
 
@@ -18,7 +19,7 @@ const servers: TestServer[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(() => {
-  agent = createDeliveryAgent({ connectionsPerOrigin: 8 });
+  agent = createPool('vendors', { connections: 8 });
 });
 afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((c) => c()));

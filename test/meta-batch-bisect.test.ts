@@ -94,7 +94,7 @@ forEachEngine('a Meta batch with one bad event is bisected', (engine) => {
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ state: 'dead', reason: 'status_400', lastStatus: 400 });
     expect(dead[0]!.excerpt).toContain('"error_user_msg":"The ct parameter is not hashed');
-    // The excerpt is bounded (256 characters, src/delivery/sender.ts): Meta's fbtrace_id, last in
+    // The excerpt is bounded (256 characters, src/lib/http/send.ts): Meta's fbtrace_id, last in
     // its error object, falls beyond it after a long error_user_msg.
     expect(dead[0]!.payload).toContain('m-bad');
     // The delivered ones left the journal: nothing else is dead.

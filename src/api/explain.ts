@@ -3,8 +3,9 @@ import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
-import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline.ts';
+import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline/index.ts';
 import { bodyText } from '../destinations/types.ts';
+import { reasonTexts } from '../policy/decide.ts';
 import { readSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { CompiledSource, HitSources } from '../identity/visitor.ts';
@@ -37,7 +38,7 @@ export function explainRouter(opts: {
   // The envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text).
   const envelopeLimit = Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
 
-  /** One accepted hit, as the pipeline would take it (click ids added as acceptHit does in app.ts). */
+  /** One accepted hit, as the pipeline would take it (click ids added as the accept step does, src/pipeline/accept.ts). */
   const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
     const signals = readSignals(sources, event, opts.identity);
     const withIds = withClickIds(event, at);
@@ -82,7 +83,7 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
     id: ev.destinationId,
     template: dest.bound.templateId,
     decision: ev.decision.outcome,
-    reasons: ev.decision.reasons,
+    reasons: reasonTexts(ev.decision),
   };
   if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
   if (dest.dryRun) out.dryRun = true;
@@ -90,7 +91,7 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
   if (r === undefined) return out;
   if (!r.ok) {
     out.decision = 'drop';
-    out.reasons = [...ev.decision.reasons, renderDropReason(r)];
+    out.reasons = [...reasonTexts(ev.decision), renderDropReason(r)];
     if (r.kind === 'error') out.error = { code: (r.error as { code?: string }).code ?? 'TW_ERR_RENDER', message: r.error.message };
     return out;
   }

@@ -13,8 +13,8 @@
  *    at check time, 127.0.0.1 at connect time) cannot swap it. Address literals skip DNS in
  *    node:net, which is why step 1 runs again at send time.
  *
- * Redirects are never followed: undici's `request` does not follow them unless a redirect
- * interceptor is installed, and the worker treats a 3xx as a failed attempt.
+ * Redirects are never followed: the outbound sender (src/lib/http/send.ts) dispatches without a
+ * redirect interceptor, and the worker treats a 3xx as a failed attempt.
  *
  * Refused ranges (RFC 6890 special-purpose registries): unspecified and "this network", loopback,
  * private (RFC 1918, fc00::/7, deprecated site-local fec0::/10), link-local (169.254/16,
@@ -29,7 +29,8 @@
  */
 import dns from 'node:dns';
 import { isIPv4, isIPv6, type LookupFunction } from 'node:net';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
+import { createPool } from '../lib/http/pool.ts';
 import { ValidationError } from '../errors.ts';
 
 export interface UrlGuardOptions {
@@ -289,14 +290,15 @@ export interface GuardedAgentOptions {
 }
 
 /**
- * An undici Agent whose every connection resolves through the guarded lookup: the address
- * connected to is the one checked. Use it for all webhook traffic (and never a redirect
- * interceptor).
+ * The webhook pool (src/lib/http/pool.ts), every connection of which resolves through the guarded
+ * lookup: the address connected to is the one checked. Use it for all webhook traffic (and never a
+ * redirect interceptor).
  */
 export function createGuardedAgent(guard: UrlGuardOptions = {}, options: GuardedAgentOptions = {}): Agent {
-  return new Agent({
-    connections: options.connectionsPerOrigin ?? 4,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
-    connect: { timeout: options.connectTimeoutMs ?? 10_000, lookup: createGuardedLookup(guard) },
+  return createPool('webhooks', {
+    connections: options.connectionsPerOrigin,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
+    lookup: createGuardedLookup(guard),
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The webhook delivery worker: claims due deliveries (src/store/webhooks.ts), POSTs each signed
- * body (src/api/webhook-sign.ts) through the URL guard's agent (src/api/url-guard.ts), and
- * records what happened:
+ * body (src/api/webhook-sign.ts) with the outbound sender (src/lib/http/send.ts) over the URL
+ * guard's webhook pool (src/api/url-guard.ts), and records what happened:
  *
  * - 2xx: delivered.
  * - 410 Gone: the receiver asks us to stop (Standard Webhooks): the delivery ends as `gone` and
@@ -21,8 +21,9 @@
 import type { Dispatcher } from 'undici';
 import { systemClock, type TimerHandle } from '../lib/clock.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
-import { sendVendorRequest } from '../delivery/sender.ts';
-import { maskSecrets } from '../observability/mask.ts';
+import { send } from '../lib/http/send.ts';
+import { maskSecrets } from '../lib/mask-secrets.ts';
+import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import type { Db } from '../store/db.ts';
 import { claimDue, recordResult, type ClaimedDelivery, type DeliveryOutcome } from '../store/webhooks.ts';
 import { checkWebhookUrl, createGuardedAgent, type UrlGuardOptions } from './url-guard.ts';
@@ -85,12 +86,9 @@ export interface WebhookWorker {
 
 const USER_AGENT = 'Tagwarden-Webhooks/1';
 
-/** Full-jitter backoff: uniform in [0, min(maxMs, baseMs * 2^(attempt-1))). */
+/** The wait before a webhook's next attempt: the kernel's full-jitter backoff (src/lib/backoff.ts). */
 export function webhookBackoffMs(attempt: number, backoff: WebhookBackoff, random: () => number): number {
-  const ceiling = Math.max(0, Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, attempt - 1)));
-  const r = random();
-  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
-  return Math.floor(unit * ceiling);
+  return fullJitterBackoffMs(Math.max(1, attempt), backoff, random);
 }
 
 export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
@@ -127,7 +125,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
       'user-agent': USER_AGENT,
       ...signWebhook(d.secret, d.id, Math.floor(now() / 1000), d.payload),
     };
-    const sent = await sendVendorRequest(dispatcher(), { method: 'POST', url: check.url.href, headers, body: d.payload }, { timeoutMs, secretValues: [d.secret], now });
+    const sent = await send(dispatcher(), { method: 'POST', url: check.url.href, headers, body: d.payload }, { timeoutMs, secretValues: [d.secret], now });
     const at = now();
     const o = sent.outcome;
     let error: string;

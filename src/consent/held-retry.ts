@@ -11,7 +11,7 @@
  * queue's age and size bounds drop them.
  *
  * Never a call inside a Retry-After window: nothing here calls the upstream before `readyAt`,
- * and the verify client's own gate refuses any lookup that tries (src/consent/upstream/retry-after.ts).
+ * and the verify client's own gate refuses any lookup that tries (src/consent/upstream/gate.ts).
  *
  * `nextStep` is the pure decision; `createHeldRetry` keeps the (plain, persistable) state and
  * one timer on the injected clock.

@@ -1,3 +1,4 @@
+import { supersedes, type ConsentClaim } from './last-write-wins.ts';
 import type { CategoryConsent } from './state.ts';
 
 /**
@@ -30,6 +31,7 @@ export interface MergeInput {
  *    other signal says (https://privacycg.github.io/gpc-spec/, CCPA regulations §7025).
  * 2. Otherwise the most recent signal by its own timestamp decides (Seeka: last write wins).
  * 3. Signals equally recent that disagree: denied (the most restrictive).
+ * 2 and 3 are the rule of ./last-write-wins.ts, the one the consent store applies too.
  * A category no signal covers is `unknown`. Pure: the tables in merge.test.ts pin it down.
  */
 export function mergeSignals(input: MergeInput): Record<string, CategoryConsent> {
@@ -39,16 +41,13 @@ export function mergeSignals(input: MergeInput): Record<string, CategoryConsent>
       out[category] = { status: 'denied', source: 'gpc' };
       continue;
     }
-    let best: { status: 'granted' | 'denied'; source: string; at: number } | undefined;
+    let best: ConsentClaim | undefined;
     for (const s of input.signals) {
       if (!Object.hasOwn(s.categories, category)) continue;
       const status = s.categories[category];
       if (status !== 'granted' && status !== 'denied') continue;
-      const own = s.atByCategory?.[category] ?? s.at;
-      const at = Number.isFinite(own) ? own : Number.NEGATIVE_INFINITY;
-      if (best === undefined || at > best.at || (at === best.at && status === 'denied' && best.status === 'granted')) {
-        best = { status, source: s.source, at };
-      }
+      const claim: ConsentClaim = { status, source: s.source, at: s.atByCategory?.[category] ?? s.at };
+      if (best === undefined || supersedes(claim, best)) best = claim;
     }
     out[category] =
       best === undefined

@@ -42,7 +42,8 @@ describe('consent from the request', () => {
     ['malformed Consent Mode says nothing', event(), { gpc: false, gcs: 'G1x1', gcd: 'garbage' }, { advertising: 'unknown', analytics: 'unknown', functional: 'unknown' }],
     ['a tie between Segment and Consent Mode is denied', event({ analytics: true }), { gpc: false, gcs: 'G100' }, { advertising: 'denied:gcm', analytics: 'denied:gcm', functional: 'unknown' }],
     ['an older Segment grant loses to the hit\'s Consent Mode', event({ analytics: true }, '2026-03-01T11:00:00.000Z'), { gpc: false, gcs: 'G100' }, { advertising: 'denied:gcm', analytics: 'denied:gcm', functional: 'unknown' }],
-    ['GPC denies the sale/share category over every grant', event({ advertising: true, analytics: true }), { gpc: true, gcd: '13v3v3v3v5' }, { advertising: 'denied:gpc', analytics: 'granted:segment', functional: 'unknown' }],
+    ['GPC denies the sale/share category over every grant', event({ advertising: true, analytics: true }), { gpc: true, gcd: '13v3v3v3v5' }, { advertising: 'denied:gpc', analytics: 'granted:gcm', functional: 'unknown' }],
+    // Two grants at the same time: the source that sorts first is named, whichever came first (last-write-wins.ts).
     ['an undecodable TCF string revokes what TCF covers', event({ analytics: true }, '2026-03-01T11:00:00.000Z'), { gpc: false, tcf: { value: 'not-a-tc-string', source: 'query:gdpr_consent' } }, { advertising: 'denied:tcf:invalid', analytics: 'denied:tcf:invalid', functional: 'unknown' }],
   ] as const)('%s', (_name, e, signals, expected) => {
     expect(statuses(e, signals)).toEqual(expected);

@@ -417,6 +417,27 @@ function liPermitted(purposeId: number, policyVersion: number): boolean {
   return true;
 }
 
+/** Why a TCF string does not meet a requirement: each names the vendor or purpose id concerned. */
+export type TcfDenialCode =
+  | 'tcf_vendor_invalid'
+  | 'tcf_purpose_invalid'
+  | 'tcf_vendor_not_disclosed'
+  | 'tcf_vendor_not_consented'
+  | 'tcf_vendor_no_legitimate_interest'
+  | 'tcf_purpose_restricted_by_publisher'
+  | 'tcf_purpose_basis_restricted'
+  | 'tcf_purpose_li_not_permitted'
+  | 'tcf_purpose_not_consented'
+  | 'tcf_purpose_no_legitimate_interest';
+
+export interface TcfDenial {
+  code: TcfDenialCode;
+  /** The vendor id (`tcf_vendor_*`) or purpose id (`tcf_purpose_*`). */
+  id: number;
+}
+
+export type TcfCheck = { allowed: true } | { allowed: false; denials: TcfDenial[] };
+
 /**
  * Checks one destination's requirement. For every purpose, at least one legal basis the requirement accepts must hold for both the
  * purpose and the vendor: consent means the purpose's consent bit and the vendor's consent bit; legitimate interest means the
@@ -426,27 +447,31 @@ function liPermitted(purposeId: number, policyVersion: number): boolean {
  * Under TCF 2.3 (policy version ≥ 5) the DisclosedVendors segment is mandatory and a vendor not disclosed to the user has no
  * basis at all (SPEC#why-was-the-disclosed-vendor-section-made-mandatory-in-tcf-23).
  *
- * Reasons are machine-readable `tcf_<what>:<id>`; `allowed` is true exactly when the only reason is `tcf_allowed`.
+ * Every denial found is listed once, in the order found.
  */
-export function checkTcf(tcf: TcfSummary, req: TcfRequirement): { allowed: boolean; reasons: string[] } {
-  const reasons = new Set<string>();
+export function checkTcf(tcf: TcfSummary, req: TcfRequirement): TcfCheck {
+  const found = new Map<string, TcfDenial>();
+  const deny = (code: TcfDenialCode, id: number): void => {
+    const key = `${code}:${id}`;
+    if (!found.has(key)) found.set(key, { code, id });
+  };
   const v = req.vendorId;
-  if (v !== undefined && !isVendorId(v)) reasons.add(`tcf_vendor_invalid:${String(v)}`);
-  for (const p of req.purposes) if (!isPurposeId(p)) reasons.add(`tcf_purpose_invalid:${String(p)}`);
-  if (reasons.size > 0) return { allowed: false, reasons: [...reasons] };
+  if (v !== undefined && !isVendorId(v)) deny('tcf_vendor_invalid', v);
+  for (const p of req.purposes) if (!isPurposeId(p)) deny('tcf_purpose_invalid', p);
+  if (found.size > 0) return { allowed: false, denials: [...found.values()] };
 
   const acceptsConsent = req.basis === 'consent' || req.basis === 'either';
   const acceptsLi = req.basis === 'legitimateInterest' || req.basis === 'either';
   const vendorConsent = v === undefined || tcf.vendorConsent(v);
   const vendorLi = v === undefined || tcf.vendorLegitimateInterest(v);
 
-  if (v !== undefined && tcf.policyVersion >= 5 && !tcf.vendorDisclosed(v)) reasons.add(`tcf_vendor_not_disclosed:${v}`);
+  if (v !== undefined && tcf.policyVersion >= 5 && !tcf.vendorDisclosed(v)) deny('tcf_vendor_not_disclosed', v);
 
   if (req.purposes.length === 0 && v !== undefined) {
     // No purpose named: the vendor itself must hold one of the accepted bases.
     if (!((acceptsConsent && vendorConsent) || (acceptsLi && vendorLi))) {
-      if (acceptsConsent) reasons.add(`tcf_vendor_not_consented:${v}`);
-      if (acceptsLi) reasons.add(`tcf_vendor_no_legitimate_interest:${v}`);
+      if (acceptsConsent) deny('tcf_vendor_not_consented', v);
+      if (acceptsLi) deny('tcf_vendor_no_legitimate_interest', v);
     }
   }
 
@@ -456,38 +481,38 @@ export function checkTcf(tcf: TcfSummary, req: TcfRequirement): { allowed: boole
     if (v !== undefined) {
       const restriction = tcf.publisherRestriction(v, p);
       if (restriction === 0) {
-        reasons.add(`tcf_purpose_restricted_by_publisher:${p}`);
+        deny('tcf_purpose_restricted_by_publisher', p);
         continue;
       }
       if (restriction === 1) liOk = false;
       if (restriction === 2) consentOk = false;
       if (!consentOk && !liOk) {
-        reasons.add(`tcf_purpose_basis_restricted:${p}`);
+        deny('tcf_purpose_basis_restricted', p);
         continue;
       }
     }
     if (liOk && !liPermitted(p, tcf.policyVersion)) {
       liOk = false;
       if (!consentOk) {
-        reasons.add(`tcf_purpose_li_not_permitted:${p}`);
+        deny('tcf_purpose_li_not_permitted', p);
         continue;
       }
     }
     const byConsent = consentOk && tcf.purposeConsents.has(p) && vendorConsent;
     const byLi = liOk && tcf.purposeLegitimateInterests.has(p) && vendorLi;
     if (byConsent || byLi) continue;
+    // A vendor basis can only be missing when there is a vendor (without one both are true).
     if (consentOk) {
-      if (!tcf.purposeConsents.has(p)) reasons.add(`tcf_purpose_not_consented:${p}`);
-      if (!vendorConsent) reasons.add(`tcf_vendor_not_consented:${String(v)}`);
+      if (!tcf.purposeConsents.has(p)) deny('tcf_purpose_not_consented', p);
+      if (!vendorConsent && v !== undefined) deny('tcf_vendor_not_consented', v);
     }
     if (liOk) {
-      if (!tcf.purposeLegitimateInterests.has(p)) reasons.add(`tcf_purpose_no_legitimate_interest:${p}`);
-      if (!vendorLi) reasons.add(`tcf_vendor_no_legitimate_interest:${String(v)}`);
+      if (!tcf.purposeLegitimateInterests.has(p)) deny('tcf_purpose_no_legitimate_interest', p);
+      if (!vendorLi && v !== undefined) deny('tcf_vendor_no_legitimate_interest', v);
     }
   }
 
-  if (reasons.size === 0) return { allowed: true, reasons: ['tcf_allowed'] };
-  return { allowed: false, reasons: [...reasons] };
+  return found.size === 0 ? { allowed: true } : { allowed: false, denials: [...found.values()] };
 }
 
 /**

@@ -36,7 +36,7 @@ export interface AfterAttempt {
 
 export interface AfterAttemptInput {
   decision: RetryDecision;
-  /** What the attempt produced (sender.ts). */
+  /** What the attempt produced (src/lib/http/send.ts). */
   outcome: AttemptOutcome;
   /** The sender flagged the answer as a whole-batch rejection (BoundDestination.rejectsBatch). */
   rejectsBatch: boolean;

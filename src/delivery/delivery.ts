@@ -26,7 +26,7 @@ import { createParker } from './parker.ts';
 import type { DeliveryResult } from './result.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import type { RecheckHook, SendFn } from './scheduler.ts';
-import { sendVendorRequest, DEFAULT_MAX_RESPONSE_BYTES } from './sender.ts';
+import { send as sendOutbound, DEFAULT_MAX_RESPONSE_BYTES } from '../lib/http/send.ts';
 
 export type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 export { createMemoryOutbox } from './outbox.ts';
@@ -36,7 +36,7 @@ export type { DeliveryStats } from './destination-lane.ts';
 export { DEFAULT_DESTINATION_OPTIONS, DEFAULT_RETRY_POLICY, type DestinationDeliveryOptions } from './delivery-options.ts';
 
 export interface DeliveryOptions {
-  /** The shared undici dispatcher (createDeliveryAgent() in production, a MockAgent in tests). */
+  /** The shared undici dispatcher (the 'vendors' pool of src/lib/http/pool.ts in production, a MockAgent in tests). */
   agent: Dispatcher;
   clock?: Clock;
   /** Uniform in [0, 1), for backoff jitter. */
@@ -73,7 +73,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const random = options.random ?? Math.random;
   const settings = resolveDeliverySettings(options);
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const send: SendFn = (req, sendOptions) => sendVendorRequest(options.agent, req, { ...sendOptions, maxResponseBytes });
+  const send: SendFn = (req, sendOptions) => sendOutbound(options.agent, req, { ...sendOptions, maxResponseBytes });
   const lanes = new Map<string, Lane>();
   const each = (run: (lane: Lane) => void): void => lanes.forEach(run);
 

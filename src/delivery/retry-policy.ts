@@ -7,12 +7,10 @@ import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
 import type { RetrySafeFailure } from '../destinations/types.ts';
 
-/** What one attempt produced, as the sender reports it. */
-export type AttemptOutcome =
-  /** `transient`: the destination's template says this error answer is temporary (retryOn). */
-  | { kind: 'response'; status: number; retryAfter?: string; transient?: boolean }
-  | { kind: 'network'; code?: string }
-  | { kind: 'timeout' };
+import type { SendOutcome } from '../lib/http/send.ts';
+
+/** What one attempt produced, as the outbound sender (src/lib/http/send.ts) reports it. */
+export type AttemptOutcome = SendOutcome;
 
 export interface RetryPolicy {
   /** Most attempts in total, the first one included. */

@@ -19,12 +19,12 @@ import type { OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
-import type { SendOptions, SendResult } from './sender.ts';
+import type { SendOptions, SendResult } from '../lib/http/send.ts';
 
 /** Returns the ids still allowed to go out; called before every send. A revocation wins. */
 export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
 
-/** One HTTP exchange (sendVendorRequest over the shared agent); must report failures as outcomes. */
+/** One HTTP exchange (send of src/lib/http/send.ts over the shared agent); must report failures as outcomes. */
 export type SendFn = (request: VendorRequest, options: SendOptions) => Promise<SendResult>;
 
 export interface SchedulerOptions {

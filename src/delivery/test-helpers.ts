@@ -1,11 +1,9 @@
 /**
  * Test doubles for delivery: a minimal BoundDestination that posts `{batch: items}` as JSON, a
  * fake sender (no HTTP: the test answers each request, at once or when it says so), a results
- * collector to wait on, and a real HTTP server on 127.0.0.1 that records what it received. No
- * test reaches the internet.
+ * collector to wait on, and (from src/lib/http/test-server.ts) a real HTTP server on 127.0.0.1
+ * that records what it received. No test reaches the internet.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { bodyText, type BatchLimits, type BoundDestination, type VendorRequest } from '../destinations/types.ts';
 import { FakeClock } from '../lib/fake-clock.ts';
 import type { Event } from '../ingest/event.ts';
@@ -15,7 +13,8 @@ import type { DeliveryResult } from './result.ts';
 import type { AttemptOutcome } from './retry-policy.ts';
 import type { RetrySafeFailure } from '../destinations/types.ts';
 import type { SendFn } from './scheduler.ts';
-import type { SendOptions, SendResult } from './sender.ts';
+import type { SendOptions, SendResult } from '../lib/http/send.ts';
+export { refusedUrl, startServer, type ReceivedRequest, type TestServer } from '../lib/http/test-server.ts';
 
 
 /**
@@ -94,60 +93,6 @@ export function renderedItem(messageId: string, opts: { groupKey?: string; padBy
   return item;
 }
 
-export interface ReceivedRequest {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  at: number;
-}
-
-export interface TestServer {
-  url: string;
-  received: ReceivedRequest[];
-  close(): Promise<void>;
-}
-
-export type TestHandler = (req: ReceivedRequest, res: http.ServerResponse, index: number) => void;
-
-/** Starts a server on 127.0.0.1, port 0; the handler answers, or never does (to test timeouts). */
-export async function startServer(handler: TestHandler = (_req, res) => res.end('ok')): Promise<TestServer> {
-  const received: ReceivedRequest[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const rec: ReceivedRequest = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-        at: Date.now(),
-      };
-      received.push(rec);
-      handler(rec, res, received.length - 1);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** A URL on 127.0.0.1 where nothing listens: a port just released by a closed server. */
-export async function refusedUrl(): Promise<string> {
-  const server = await startServer();
-  await server.close();
-  return server.url;
-}
-
 /** Items of a `{batch: [...]}` body as the fake destination sends them. */
 export function batchIds(body: string): string[] {
   const parsed = JSON.parse(body) as { batch: { id?: string; messageId?: string }[] };
@@ -180,8 +125,8 @@ export interface FakeSender {
 /**
  * A sender without HTTP. `vendor` answers each request as it leaves; when it returns undefined
  * (or there is none) the request is held until the test calls `answer`. An abort settles a held
- * request the way sender.ts does: a network outcome with code ABORTED. Whether an error answer is
- * temporary or a whole-batch rejection is asked of the destination's rules, as sender.ts does.
+ * request the way src/lib/http/send.ts does: a network outcome with code ABORTED. Whether an error answer is
+ * temporary or a whole-batch rejection is asked of the destination's rules, as src/lib/http/send.ts does.
  */
 export function fakeSender(clock: Clock, vendor?: (call: FakeCall) => FakeAnswer | undefined): FakeSender {
   const calls: FakeCall[] = [];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsentState } from '../consent/state.ts';
 import { readCookie } from '../http/cookies.ts';
-import type { HitSources, VisitorId } from './visitor.ts';
+import type { VisitorId } from './visitor.ts';
 import { validId } from './visitor.ts';
 
 /**
@@ -10,6 +10,7 @@ import { validId } from './visitor.ts';
  * `Secure`, `SameSite=Lax`, `HttpOnly` (only Tagwarden reads it), with the configured name, domain
  * and lifetime. The id is the hit's visitor id when it has one, else a new random one; reading it
  * back is an identity source like any other (`identity.visitorId: [{cookie: <name>}, …]`).
+ * Identity only computes the cookie; the pipeline's accept step writes it on the answer.
  */
 export interface VisitorCookieOptions {
   name: string;
@@ -19,24 +20,27 @@ export interface VisitorCookieOptions {
   category: string;
 }
 
+export interface VisitorCookie {
+  name: string;
+  /** The visitor id it holds. */
+  value: string;
+  /** The whole `Set-Cookie` header value, attributes included. */
+  header: string;
+}
+
 export function visitorCookieHeader(o: VisitorCookieOptions, id: string): string {
   const parts = [`${o.name}=${id}`, 'Path=/', `Max-Age=${Math.floor(o.maxAgeDays * 86_400)}`, 'Secure', 'HttpOnly', 'SameSite=Lax'];
   if (o.domain !== undefined) parts.push(`Domain=${o.domain}`);
   return parts.join('; ');
 }
 
-/** Sets (or refreshes) the cookie on the hit's answer when its consent allows; returns the id set. */
-export function maybeSetVisitorCookie(o: VisitorCookieOptions, hit: HitSources, visitor: VisitorId | undefined, consent: ConsentState, maxIdLength: number): string | undefined {
-  const res = hit.response;
-  if (res === undefined || res.headersSent) return undefined;
+/**
+ * The cookie to set (or refresh) on the hit's answer, or undefined when its consent does not
+ * allow it. `cookieHeader` is the hit's `Cookie` request header: an id set before is kept.
+ */
+export function visitorCookie(o: VisitorCookieOptions, cookieHeader: string | undefined, visitor: VisitorId | undefined, consent: ConsentState, maxIdLength: number): VisitorCookie | undefined {
   if (consent.categories[o.category]?.status !== 'granted') return undefined;
-  const existing = validId(readCookie(hit.headers.cookie, o.name), maxIdLength);
-  const id = existing ?? visitor?.id ?? randomUUID();
-  const header = visitorCookieHeader(o, id);
-  const current = res.getHeader('set-cookie');
-  // One Set-Cookie per answer, however many hits a batch carried.
-  const list = Array.isArray(current) ? current.map(String) : typeof current === 'string' ? [current] : [];
-  if (list.some((c) => c.startsWith(`${o.name}=`))) return undefined;
-  res.setHeader('set-cookie', [...list, header]);
-  return id;
+  const existing = validId(readCookie(cookieHeader, o.name), maxIdLength);
+  const value = existing ?? visitor?.id ?? randomUUID();
+  return { name: o.name, value, header: visitorCookieHeader(o, value) };
 }

@@ -21,7 +21,7 @@ export interface HitSources {
   query: URLSearchParams;
   /** The hit's payload: a Segment event as sent, or a GA4 hit's parameters. */
   body: unknown;
-  /** The answer being prepared, where the first-party visitor cookie is set (identity/cookie.ts). */
+  /** The answer being prepared: the accept step (src/pipeline/accept.ts) sets the visitor cookie identity/cookie.ts computes on it. */
   response?: { getHeader(name: string): unknown; setHeader(name: string, value: string | string[]): unknown; readonly headersSent: boolean };
 }
 

@@ -78,21 +78,12 @@ function toEpoch(
 }
 
 /**
- * The wait a `Retry-After` field asks for, in ms from `now` (RFC 9110 §10.2.3,
- * https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3: delta-seconds or an HTTP-date; a
- * date in the past means 0). Undefined when the field is absent or matches neither grammar.
- * Repeated fields count only when they agree: picking one of two disagreeing values would be a
- * guess about which the server meant.
+ * The one value of a `Retry-After` field received as a header (undici gives an array for a
+ * repeated field). Repeated fields count only when they agree: picking one of two disagreeing
+ * values would be a guess about which the server meant.
  */
-export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  let single: string;
-  if (typeof value === 'string') {
-    single = value;
-  } else {
-    const first = value[0];
-    if (first === undefined || !value.every((v) => v === first)) return undefined;
-    single = first;
-  }
-  return parseRetryAfter(single, now);
+export function singleRetryAfter(value: string | string[] | undefined): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  const first = value[0];
+  return first !== undefined && value.every((v) => v === first) ? first : undefined;
 }

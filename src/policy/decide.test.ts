@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { consentFromSegment } from '../consent/segment.ts';
 import type { Event } from '../ingest/event.ts';
-import { decide, type DataControlMode, type PolicyDestination, type WhenUnknown } from './decide.ts';
+import { TCF_NOT_CHECKED } from '../consent/tcf-verdict.ts';
+import { decide, reasonTexts, type DataControlMode, type Decision, type PolicyDestination, type WhenUnknown } from './decide.ts';
 
 /**
  * The reconciliation table of seed segment-consent-in-connections.txt, row by row, in opt-out
@@ -48,7 +49,7 @@ function receivers(
       integrationNames: [],
       redactions: [],
     };
-    return decide(ev.integrations, state, dest, opts.mode ?? 'opt-out').outcome === 'forward';
+    return decide(ev.integrations, state, dest, opts.mode ?? 'opt-out', TCF_NOT_CHECKED).outcome === 'forward';
   });
 }
 
@@ -183,29 +184,56 @@ describe('reasons', () => {
     ['all: denied beats unknown', { advertising: false }, {}, 'opt-in', { categories: ['advertising', 'analytics'], whenUnknown: 'hold' }, 'drop', ['consent_denied:advertising']],
   ])('%s', (_name, prefs, integrations, mode, override, outcome, reasons) => {
     const ev = event({ consent: { categoryPreferences: prefs } }, integrations);
-    const d = decide(ev.integrations, consentFromSegment(ev, cats), { ...dest, ...override }, mode);
+    const d = decide(ev.integrations, consentFromSegment(ev, cats), { ...dest, ...override }, mode, TCF_NOT_CHECKED);
     expect(d.outcome).toBe(outcome);
-    expect(d.reasons).toEqual(reasons);
+    expect(reasonTexts(d)).toEqual(reasons);
     expect(d.redactions).toEqual(outcome === 'redact' ? ['consent_unknown'] : []);
+  });
+
+  // The typed fields callers switch on: the settling rule, its category, the metric label, and
+  // whether consent from elsewhere (the upstream) could change the decision.
+  it.each<[string, Record<string, unknown> | undefined, Record<string, unknown>, DataControlMode, Partial<PolicyDestination>, Partial<Decision>]>([
+    ['granted', { advertising: true }, {}, 'opt-in', {}, { reason: 'consent_granted', category: 'advertising', metricLabel: 'consent_granted:advertising', awaitsConsent: false }],
+    ['unknown, held', {}, {}, 'opt-in', { whenUnknown: 'hold' }, { outcome: 'hold', reason: 'consent_unknown', category: 'advertising', awaitsConsent: true }],
+    ['unknown, redaction unavailable', {}, {}, 'opt-in', { whenUnknown: 'redact', redactions: [] }, { outcome: 'drop', reason: 'redaction_unavailable', category: undefined, metricLabel: 'redaction_unavailable:consent_unknown', awaitsConsent: true }],
+    ['unknown, but the integrations object drops it', {}, { meta: false }, 'opt-in', { whenUnknown: 'hold' }, { outcome: 'drop', reason: 'integrations_disabled', category: undefined, awaitsConsent: false }],
+    ['opt-out without a consent object', undefined, {}, 'opt-out', {}, { outcome: 'forward', reason: 'opt_out_no_signal', category: 'advertising', awaitsConsent: true }],
+    ['denied wins over unknown: nothing to wait for', { advertising: false }, {}, 'opt-in', { categories: ['advertising', 'analytics'] }, { outcome: 'drop', reason: 'consent_denied', awaitsConsent: false }],
+    ['any: unknown and denied', { advertising: false }, {}, 'opt-in', { categories: ['advertising', 'analytics'], combine: 'any' }, { reason: 'consent_denied', category: 'advertising', metricLabel: 'consent_denied:advertising', awaitsConsent: true }],
+    ['not gated', {}, {}, 'opt-in', { categories: [] }, { reason: 'not_gated', category: undefined, metricLabel: 'not_gated', awaitsConsent: false }],
+    ['disabled', {}, {}, 'disabled', {}, { reason: 'data_control_disabled', awaitsConsent: false }],
+  ])('typed fields: %s', (_name, prefs, integrations, mode, override, expected) => {
+    const ev = event(prefs === undefined ? {} : { consent: { categoryPreferences: prefs } }, integrations);
+    const d = decide(ev.integrations, consentFromSegment(ev, cats), { ...dest, ...override }, mode, TCF_NOT_CHECKED);
+    expect({ ...d, category: d.category }).toMatchObject(expected);
   });
 
   it('opt-in: a missing consent object is unknown for every mapped category', () => {
     const ev = event({});
-    const d = decide({}, consentFromSegment(ev, cats), dest, 'opt-in');
-    expect(d).toEqual({ destinationId: 'meta', outcome: 'drop', reasons: ['consent_unknown:advertising'], redactions: [] });
+    const d = decide({}, consentFromSegment(ev, cats), dest, 'opt-in', TCF_NOT_CHECKED);
+    expect(d).toEqual({
+      destinationId: 'meta',
+      outcome: 'drop',
+      reason: 'consent_unknown',
+      category: 'advertising',
+      metricLabel: 'consent_unknown:advertising',
+      awaitsConsent: true,
+      reasons: [{ code: 'consent_unknown', category: 'advertising' }],
+      redactions: [],
+    });
   });
 
   it('opt-in: an empty categoryPreferences is unknown, not denied', () => {
     const ev = event({ consent: { categoryPreferences: {} } });
-    const d = decide({}, consentFromSegment(ev, cats), { ...dest, whenUnknown: 'hold' }, 'opt-in');
+    const d = decide({}, consentFromSegment(ev, cats), { ...dest, whenUnknown: 'hold' }, 'opt-in', TCF_NOT_CHECKED);
     expect(d.outcome).toBe('hold');
   });
 
   it('a categoryPreferences that is not an object revokes everything', () => {
     const ev = event({ consent: { categoryPreferences: 'all' } });
-    const d = decide({}, consentFromSegment(ev, cats), dest, 'opt-out');
+    const d = decide({}, consentFromSegment(ev, cats), dest, 'opt-out', TCF_NOT_CHECKED);
     expect(d.outcome).toBe('drop');
-    expect(d.reasons).toEqual(['consent_denied:advertising']);
+    expect(reasonTexts(d)).toEqual(['consent_denied:advertising']);
   });
 
   it('category aliases map CMP ids onto site categories; disagreement is denied', () => {
@@ -239,7 +267,7 @@ describe('properties', () => {
       fc.property(prefs, integrations, destination, (p, i, dest) => {
         const ev = event({ consent: { categoryPreferences: p } }, i);
         const state = consentFromSegment(ev, cats);
-        const d = decide(i, state, dest, 'opt-in');
+        const d = decide(i, state, dest, 'opt-in', TCF_NOT_CHECKED);
         if (dest.categories.length === 0 || d.outcome === 'drop' || d.outcome === 'hold') return;
         const granted = dest.categories.filter((c) => state.categories[c]?.status === 'granted');
         if (d.outcome === 'forward') {
@@ -259,8 +287,8 @@ describe('properties', () => {
       fc.property(prefs, integrations, destination, fc.constantFrom<DataControlMode>('disabled', 'opt-out', 'opt-in'), (p, i, dest, mode) => {
         const ev = event({ consent: { categoryPreferences: p } }, i);
         const state = consentFromSegment(ev, cats);
-        const withObj = decide(i, state, dest, mode);
-        const without = decide({}, state, dest, mode);
+        const withObj = decide(i, state, dest, mode, TCF_NOT_CHECKED);
+        const without = decide({}, state, dest, mode, TCF_NOT_CHECKED);
         if (withObj.outcome === 'forward') expect(without.outcome).toBe('forward');
       }),
     );

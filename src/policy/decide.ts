@@ -1,5 +1,7 @@
 import type { ConsentState } from '../consent/state.ts';
-import { checkTcf, type TcfRequirement } from '../consent/tcf.ts';
+import type { TcfRequirement } from '../consent/tcf.ts';
+import type { TcfVerdict } from '../consent/tcf-verdict.ts';
+import { reasonText, type Reason, type ReasonCode } from './reasons.ts';
 
 export type Outcome = 'forward' | 'redact' | 'hold' | 'drop';
 export type DataControlMode = 'disabled' | 'opt-out' | 'opt-in';
@@ -16,15 +18,29 @@ export interface PolicyDestination {
   integrationNames: readonly string[];
   /** Redaction rules the destination's template defines. */
   redactions: readonly string[];
-  /** An IAB TCF requirement, checked when TCF applies to the hit. */
+  /** An IAB TCF requirement, checked by the consent step when TCF applies to the hit (src/consent/tcf-verdict.ts). */
   tcf?: TcfRequirement | undefined;
 }
+
+/** The per-category consent the policy reads; TCF comes as a verdict, already checked. */
+export type PolicyConsent = Pick<ConsentState, 'categories' | 'preferencesPresent'>;
 
 export interface Decision {
   destinationId: string;
   outcome: Outcome;
-  /** Machine-readable, stable reasons, e.g. `consent_denied:advertising`, `integrations_disabled`. */
-  reasons: string[];
+  /** The rule that settled the outcome (the last of `reasons`). */
+  reason: ReasonCode;
+  /** The site category that rule is about, when it is about one. */
+  category?: string;
+  /** The `reason` label of `tagwarden_decisions_total` and of the drop log: the text of the settling rule. */
+  metricLabel: string;
+  /**
+   * A required category's consent is unknown to the hit and nothing else (TCF, the integrations
+   * object, a denial) settled the outcome: consent from elsewhere (the upstream) could change it.
+   */
+  awaitsConsent: boolean;
+  /** Every rule that applied, in order; their texts are the explain API's `reasons` (`reasonTexts`). */
+  reasons: readonly Reason[];
   /** Template redaction rules to apply when the outcome is `redact`. */
   redactions: string[];
 }
@@ -32,8 +48,14 @@ export interface Decision {
 /** The redaction rule a template defines to serve `whenUnknown: redact`. */
 export const CONSENT_UNKNOWN_REDACTION = 'consent_unknown';
 
+/** The reasons of a decision as stable text (explain, logs). */
+export function reasonTexts(decision: Pick<Decision, 'reasons'>): string[] {
+  return decision.reasons.map(reasonText);
+}
+
 /**
- * The policy: a pure function of (integrations object, consent state, destination, mode).
+ * The policy: a pure function of (integrations object, consent state, destination, mode, the
+ * destination's TCF verdict). It imports nothing but types: the consent step decodes and checks.
  *
  * Consent is looked at first and the Segment `integrations` object after it, as in Segment's
  * reconciliation table (seed segment-consent-in-connections.txt). The integrations object can
@@ -41,27 +63,29 @@ export const CONSENT_UNKNOWN_REDACTION = 'consent_unknown';
  */
 export function decide(
   integrations: Readonly<Record<string, unknown>>,
-  consent: ConsentState,
+  consent: PolicyConsent,
   dest: PolicyDestination,
   mode: DataControlMode,
+  tcf: TcfVerdict,
 ): Decision {
-  const reasons: string[] = [];
+  const reasons: Reason[] = [];
   let outcome: Outcome = 'forward';
   let redactions: string[] = [];
+  let unknown = false;
 
-  const tcfDenial = mode === 'disabled' ? undefined : tcfGate(consent, dest);
   if (mode === 'disabled') {
-    reasons.push('data_control_disabled');
-  } else if (tcfDenial !== undefined) {
+    reasons.push({ code: 'data_control_disabled' });
+  } else if (tcf.kind === 'denied') {
     // A TCF requirement that fails denies, whatever the categories say: the vendor or a purpose
     // lacks its legal basis under the framework the site uses.
-    reasons.push(...tcfDenial);
+    reasons.push(...tcf.reasons);
     outcome = 'drop';
   } else if (dest.categories.length === 0) {
-    reasons.push('not_gated');
+    reasons.push({ code: 'not_gated' });
   } else {
     const gate = gateByCategory(consent, dest, mode);
     reasons.push(...gate.reasons);
+    unknown = gate.reasons.some((r) => r.code === 'consent_unknown' || r.code === 'opt_out_no_signal');
     if (gate.result === 'denied') {
       outcome = 'drop';
     } else if (gate.result === 'unknown') {
@@ -70,7 +94,7 @@ export function decide(
         outcome = 'redact';
         redactions = [CONSENT_UNKNOWN_REDACTION];
       } else {
-        if (dest.whenUnknown === 'redact') reasons.push(`redaction_unavailable:${CONSENT_UNKNOWN_REDACTION}`);
+        if (dest.whenUnknown === 'redact') reasons.push({ code: 'redaction_unavailable', redaction: CONSENT_UNKNOWN_REDACTION });
         outcome = 'drop';
       }
     }
@@ -79,51 +103,43 @@ export function decide(
   if (outcome !== 'drop') {
     const routed = routeByIntegrations(integrations, dest);
     if (routed !== undefined) {
-      reasons.push(routed);
+      reasons.push({ code: routed });
       outcome = 'drop';
       redactions = [];
+      unknown = false;
     }
   }
-  return { destinationId: dest.id, outcome, reasons, redactions };
-}
-
-/**
- * The destination's TCF requirement against the hit's TCF string: undefined when it passes or
- * does not apply, else the reasons for denying. TCF applies when the hit says `gdpr=1` or carries
- * a string (without `gdpr=0`); then a missing or invalid string denies.
- */
-function tcfGate(consent: ConsentState, dest: PolicyDestination): string[] | undefined {
-  if (dest.tcf === undefined || consent.tcf?.applies !== true) return undefined;
-  const result = consent.tcf.result;
-  if (result === undefined) return ['tcf_missing'];
-  if (!result.ok) return [`tcf_invalid:${result.reason}`];
-  const check = checkTcf(result.tcf, dest.tcf);
-  return check.allowed ? undefined : check.reasons;
+  // Never empty: every branch above pushed at least one reason.
+  const last = reasons[reasons.length - 1]!;
+  const decision: Decision = { destinationId: dest.id, outcome, reason: last.code, metricLabel: reasonText(last), awaitsConsent: unknown, reasons, redactions };
+  if ('category' in last) decision.category = last.category;
+  return decision;
 }
 
 interface Gate {
   result: 'allowed' | 'denied' | 'unknown';
-  reasons: string[];
+  reasons: Reason[];
 }
 
-function gateByCategory(consent: ConsentState, dest: PolicyDestination, mode: 'opt-out' | 'opt-in'): Gate {
-  const allowed: string[] = [];
-  const denied: string[] = [];
-  const unknown: string[] = [];
+function gateByCategory(consent: PolicyConsent, dest: PolicyDestination, mode: 'opt-out' | 'opt-in'): Gate {
+  const allowed: Reason[] = [];
+  const denied: Reason[] = [];
+  const unknown: Reason[] = [];
   for (const c of dest.categories) {
     const status = consent.categories[c]?.status ?? 'unknown';
-    if (status === 'granted') allowed.push(`consent_granted:${c}`);
+    if (status === 'granted') allowed.push({ code: 'consent_granted', category: c });
     else if (status === 'denied') {
-      const reason = consent.categories[c]?.source === 'gpc' ? 'gpc_opt_out' : `consent_denied:${c}`;
-      if (!denied.includes(reason)) denied.push(reason);
+      const reason: Reason = consent.categories[c]?.source === 'gpc' ? { code: 'gpc_opt_out', category: c } : { code: 'consent_denied', category: c };
+      // One GPC reason for however many sale/share categories it denied.
+      if (!denied.some((d) => reasonText(d) === reasonText(reason))) denied.push(reason);
     }
     else if (mode === 'opt-out') {
       // Opt-out: no consent object means no enforcement (table row 1); a consent object that does
       // not list the category means it is not consented (rows 2 and 4, "Reconcile CMP conflicts").
-      if (consent.preferencesPresent) denied.push(`consent_absent:${c}`);
-      else allowed.push(`opt_out_no_signal:${c}`);
+      if (consent.preferencesPresent) denied.push({ code: 'consent_absent', category: c });
+      else allowed.push({ code: 'opt_out_no_signal', category: c });
     } else {
-      unknown.push(`consent_unknown:${c}`);
+      unknown.push({ code: 'consent_unknown', category: c });
     }
   }
   if (dest.combine === 'all') {
@@ -141,7 +157,7 @@ function gateByCategory(consent: ConsentState, dest: PolicyDestination, mode: 'o
  * the destination (its id or one of its integration names) wins over `All`; `false` disables,
  * `true` or an options object enables; other values are ignored. (https://segment.com/docs/guides/filtering-data/#filtering-with-the-integrations-object)
  */
-function routeByIntegrations(integrations: Readonly<Record<string, unknown>>, dest: PolicyDestination): string | undefined {
+function routeByIntegrations(integrations: Readonly<Record<string, unknown>>, dest: PolicyDestination): 'integrations_disabled' | 'integrations_all_false' | undefined {
   for (const key of [dest.id, ...dest.integrationNames]) {
     if (!Object.hasOwn(integrations, key)) continue;
     const v = integrations[key];

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { ValidationError } from '../errors.ts';
 import { appendAudit, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
@@ -12,7 +13,8 @@ import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, typ
  * seeka-server-side-consent.txt):
  * - per (subject, item), last-write-wins by the consent's own time (`consentAt`), not by arrival;
  *   at equal times the more restrictive input wins (denied over granted, then the earlier expiry),
- *   then the smaller source, so the final state never depends on arrival order;
+ *   then the smaller source, so the final state never depends on arrival order (the one rule of
+ *   src/consent/last-write-wins.ts, which the per-hit merge applies too);
  * - an invalid input is applied as a reject (it revokes);
  * - every input is audited, applied or not, unless it is a duplicate (same dedup key), which
  *   changes nothing at all: that is what makes re-imports idempotent;
@@ -49,26 +51,8 @@ export interface ConsentStore {
 
 type Status = 'granted' | 'denied';
 
-interface Decision {
-  status: Status;
-  consentAt: number;
-  validUntil: number | null;
-  source: string;
-}
-
-/**
- * True when `a` replaces `b`: later consentAt; at equal times denied over granted, then the earlier
- * expiry (null = never); then the smaller source. A total order, so any arrival order of the same
- * inputs ends in the same state. Equal decisions: false (nothing would change).
- */
-export function beats(a: Decision, b: Decision): boolean {
-  if (a.consentAt !== b.consentAt) return a.consentAt > b.consentAt;
-  if (a.status !== b.status) return a.status === 'denied';
-  const av = a.validUntil ?? Number.POSITIVE_INFINITY;
-  const bv = b.validUntil ?? Number.POSITIVE_INFINITY;
-  if (av !== bv) return av < bv;
-  return a.source < b.source;
-}
+/** A stored or incoming item's state, ordered by the one consent precedence rule (src/consent/last-write-wins.ts). */
+type Decision = ConsentClaim & { status: Status; validUntil: number | null };
 
 /**
  * The dedup key an input is stored under. Default: SHA-256 of (site, subject, action, item,
@@ -192,16 +176,16 @@ async function loadProfile(q: Queryable, siteId: string, key: string, now: numbe
       later(num(r.consent_at));
       continue;
     }
-    const d: Decision = { status: r.status === 'granted' ? 'granted' : 'denied', consentAt: Number(r.consent_at), validUntil: num(r.valid_until), source: r.source ?? '' };
+    const d: Decision = { status: r.status === 'granted' ? 'granted' : 'denied', at: Number(r.consent_at), validUntil: num(r.valid_until), source: r.source ?? '' };
     const cur = best.get(r.item);
-    if (cur === undefined || beats(d, cur)) best.set(r.item, d);
-    later(d.consentAt);
+    if (cur === undefined || supersedes(d, cur)) best.set(r.item, d);
+    later(d.at);
   }
   const items: Record<string, ItemState> = {};
   for (const item of [...best.keys()].sort()) {
     const d = best.get(item)!;
     const expired = d.validUntil !== null && d.validUntil <= now;
-    items[item] = { item, status: expired ? 'denied' : d.status, consentAt: d.consentAt, validUntil: d.validUntil, source: d.source, expired };
+    items[item] = { item, status: expired ? 'denied' : d.status, consentAt: d.at, validUntil: d.validUntil, source: d.source, expired };
   }
   // The record part, per field: the newest record (by its consentAt; ties by subject key) that
   // holds a value, so a user's TCF string and a visitor's gcm flags both survive a merge.
@@ -386,7 +370,7 @@ class Writer {
     const key = subjectKey(input.subject);
     const status: Status = input.valid && input.action === 'accept' ? 'granted' : 'denied';
     // An expiry only means something for a grant; a denial stays denied.
-    const decision: Decision = { status, consentAt: input.consentAt, validUntil: status === 'granted' ? input.validUntil : null, source: storableText(input.source) };
+    const decision: Decision = { status, at: input.consentAt, validUntil: status === 'granted' ? input.validUntil : null, source: storableText(input.source) };
     const known = this.items.get(itemKey3(input.siteId, key, input.item));
     const stored =
       known !== undefined
@@ -394,7 +378,7 @@ class Writer {
         : await this.tx.get<StoredItem>('SELECT status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?', [input.siteId, key, input.item]);
     const applied =
       stored === undefined ||
-      beats(decision, { status: stored.status === 'granted' ? 'granted' : 'denied', consentAt: Number(stored.consent_at), validUntil: num(stored.valid_until), source: stored.source });
+      supersedes(decision, { status: stored.status === 'granted' ? 'granted' : 'denied', at: Number(stored.consent_at), validUntil: num(stored.valid_until), source: stored.source });
     const text = (v: string | undefined): string | null => (v === undefined ? null : storableText(v));
     const row: AuditColumns = {
       site_id: input.siteId,
@@ -429,9 +413,9 @@ class Writer {
         `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
            valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
-        [input.siteId, key, row.item, status, decision.consentAt, decision.validUntil, decision.source, appended.seq],
+        [input.siteId, key, row.item, status, decision.at, decision.validUntil, decision.source, appended.seq],
       );
-      if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.consentAt, valid_until: decision.validUntil, source: decision.source });
+      if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
     }
     return { auditSeq: appended.seq, ...base, applied, duplicate: false };
   }

@@ -1,15 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MockAgent, type Agent } from 'undici';
-import { maskSecrets } from '../observability/mask.ts';
-import { createDeliveryAgent, sendVendorRequest } from './sender.ts';
-import { decideRetry } from './retry-policy.ts';
-import { refusedUrl, startServer, type TestServer } from './test-helpers.ts';
+import { maskSecrets } from '../mask-secrets.ts';
+import { FakeClock } from '../fake-clock.ts';
+import { createPool } from './pool.ts';
+import { send } from './send.ts';
+import { refusedUrl, startServer, type TestServer } from './test-server.ts';
 
 let agent: Agent;
 const servers: TestServer[] = [];
 
 beforeAll(() => {
-  agent = createDeliveryAgent({ connectionsPerOrigin: 4 });
+  agent = createPool('vendors', { connections: 4 });
 });
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
@@ -26,13 +27,13 @@ async function server(...args: Parameters<typeof startServer>): Promise<TestServ
 
 const post = (url: string, body = '{"batch":[1]}') => ({ method: 'POST' as const, url, headers: { 'content-type': 'application/json' }, body });
 
-describe('sendVendorRequest', () => {
+describe('send', () => {
   it('sends method, headers and body, and reports a 2xx', async () => {
     const s = await server((_req, res) => {
       res.statusCode = 200;
       res.end('{"events_received":1}');
     });
-    const r = await sendVendorRequest(agent, post(`${s.url}/collect?token=abc`), { timeoutMs: 2000 });
+    const r = await send(agent, post(`${s.url}/collect?token=abc`), { timeoutMs: 2000 });
     expect(r.outcome).toEqual({ kind: 'response', status: 200 });
     // A success's body is not read for an excerpt: nothing reports it.
     expect(r.excerpt).toBeUndefined();
@@ -57,40 +58,86 @@ describe('sendVendorRequest', () => {
       return body.includes('"code":100');
     };
     const flags = [];
-    for (let i = 0; i < answers.length; i++) flags.push((await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, rejectsBatch })).rejectsBatch);
+    for (let i = 0; i < answers.length; i++) flags.push((await send(agent, post(s.url), { timeoutMs: 2000, rejectsBatch })).rejectsBatch);
     expect(flags).toEqual([true, undefined, undefined]);
     // The predicate reads the whole body, not the scrubbed excerpt; a 2xx is never asked about.
     expect(seen).toEqual([[400, answers[0][1]], [400, answers[1][1]]]);
   });
 
-  it('503 with Retry-After, then success: the wait the policy picks honours Retry-After', async () => {
-    const s = await server((_req, res, i) => {
-      if (i === 0) {
-        res.writeHead(503, { 'retry-after': '1' });
-        res.end('busy');
-      } else {
-        res.end('ok');
-      }
+  it('503 with Retry-After: the outcome carries the header for the retry policy, nothing is retried here', async () => {
+    const s = await server((_req, res) => {
+      res.writeHead(503, { 'retry-after': '1' });
+      res.end('busy');
     });
-    const first = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000 });
-    expect(first.outcome).toEqual({ kind: 'response', status: 503, retryAfter: '1' });
-    const decision = decideRetry({
-      attempt: 1,
-      firstAttemptAt: Date.now(),
-      now: Date.now(),
-      method: 'POST',
-      idempotent: true,
-      retrySafe: new Set(),
-      outcome: first.outcome,
-      policy: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 10, maxDelayMs: 100 },
-      random: () => 0.5,
+    const r = await send(agent, post(s.url), { timeoutMs: 2000 });
+    expect(r.outcome).toEqual({ kind: 'response', status: 503, retryAfter: '1' });
+    expect(r.excerpt).toBe('busy');
+    expect(s.received).toHaveLength(1);
+  });
+
+  it('never follows a redirect: a 3xx is the answer', async () => {
+    const s = await server((req, res) => {
+      if (req.url === '/moved') res.writeHead(302, { location: '/elsewhere' }).end();
+      else res.end('followed');
     });
-    expect(decision).toMatchObject({ action: 'retry', delayMs: 1000 });
-    if (decision.action !== 'retry') return;
-    await new Promise((r) => setTimeout(r, decision.delayMs));
-    const second = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000 });
-    expect(second.outcome).toEqual({ kind: 'response', status: 200 });
-    expect(s.received[1]!.at - s.received[0]!.at).toBeGreaterThanOrEqual(1000);
+    const r = await send(agent, post(`${s.url}/moved`), { timeoutMs: 2000 });
+    expect(r.outcome).toEqual({ kind: 'response', status: 302 });
+    expect(s.received.map((x) => x.url)).toEqual(['/moved']);
+  });
+
+  it('keepBody hands back the bytes of a 2xx (and still no excerpt of a success)', async () => {
+    const s = await server((_req, res) => res.end('{"hasConsent":false}'));
+    const r = await send(agent, { method: 'GET', url: s.url, headers: {} }, { timeoutMs: 2000, keepBody: true });
+    expect(r.outcome).toEqual({ kind: 'response', status: 200 });
+    expect(r.body?.toString('utf8')).toBe('{"hasConsent":false}');
+    expect(r.excerpt).toBeUndefined();
+    expect(r.interrupted).toBeUndefined();
+  });
+
+  it('runs its timer on an injected clock: the budget ends when that clock says so, and leaves no timer behind', async () => {
+    const s = await server(() => {
+      // never respond
+    });
+    const clock = new FakeClock();
+    const pending = send(agent, post(s.url), { timeoutMs: 5_000, clock });
+    await new Promise((r) => setTimeout(r, 20));
+    clock.advance(4_999);
+    clock.advance(1);
+    const r = await pending;
+    expect(r.outcome).toEqual({ kind: 'timeout' });
+    expect(r.durationMs).toBe(5_000);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a body that stalls after the status keeps the status and says it was interrupted', async () => {
+    const s = await server((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('{"partial');
+    });
+    const clock = new FakeClock();
+    const pending = send(agent, post(s.url), { timeoutMs: 5_000, clock, keepBody: true });
+    while (s.received.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    clock.advance(5_000);
+    const r = await pending;
+    expect(r.outcome).toEqual({ kind: 'response', status: 200 });
+    expect(r.interrupted).toBe('timeout');
+  });
+
+  it('a Content-Length over the limit marks the answer truncated before its body is read', async () => {
+    const mock = new MockAgent();
+    mock.disableNetConnect();
+    mock.get('https://verify.test').intercept({ path: '/x', method: 'GET' }).reply(200, '{"ok":true}', { headers: { 'content-length': '1000000' } });
+    const r = await send(mock, { method: 'GET', url: 'https://verify.test/x', headers: {} }, { timeoutMs: 1000, maxResponseBytes: 100 });
+    expect(r.truncated).toBe(true);
+    await mock.close();
+  });
+
+  it('masks secrets in their URL-encoded form too, before the excerpt is cut', async () => {
+    const secret = 'k/ey+1';
+    const s = await server((_req, res) => res.writeHead(401).end(`bad key ${encodeURIComponent(secret)} and ${secret}`));
+    const r = await send(agent, post(s.url), { timeoutMs: 2000, secretValues: [secret], excerptChars: 20 });
+    expect(r.excerpt).toBe('bad key [secret] and');
   });
 
   it('reports a timeout when the server never answers', async () => {
@@ -98,7 +145,7 @@ describe('sendVendorRequest', () => {
       // never respond
     });
     const started = Date.now();
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 200 });
+    const r = await send(agent, post(s.url), { timeoutMs: 200 });
     expect(r.outcome).toEqual({ kind: 'timeout' });
     expect(Date.now() - started).toBeLessThan(2000);
     expect(r.durationMs).toBeGreaterThanOrEqual(150);
@@ -109,7 +156,7 @@ describe('sendVendorRequest', () => {
       res.writeHead(200, { 'content-length': '100' });
       res.write('partial');
     });
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 200 });
+    const r = await send(agent, post(s.url), { timeoutMs: 200 });
     // The vendor's verdict (200) already arrived: the stalled body does not turn it into a failure.
     expect(r.outcome).toEqual({ kind: 'response', status: 200 });
   });
@@ -118,12 +165,12 @@ describe('sendVendorRequest', () => {
     const s = await server(() => {
       // never respond: the first request holds the only connection
     });
-    const one = createDeliveryAgent({ connectionsPerOrigin: 1 });
+    const one = createPool('vendors', { connections: 1 });
     try {
-      const holder = sendVendorRequest(one, post(s.url), { timeoutMs: 5000 });
+      const holder = send(one, post(s.url), { timeoutMs: 5000 });
       const controller = new AbortController();
-      const queuedTimeout = sendVendorRequest(one, post(s.url), { timeoutMs: 100 });
-      const queuedAbort = sendVendorRequest(one, post(s.url), { timeoutMs: 5000, signal: controller.signal });
+      const queuedTimeout = send(one, post(s.url), { timeoutMs: 100 });
+      const queuedAbort = send(one, post(s.url), { timeoutMs: 5000, signal: controller.signal });
       const first = await Promise.race([queuedTimeout.then((r) => ({ r, which: 'queued' })), holder.then((r) => ({ r, which: 'holder' }))]);
       expect(first).toEqual({ which: 'queued', r: expect.objectContaining({ outcome: { kind: 'timeout' } }) });
       controller.abort();
@@ -137,13 +184,13 @@ describe('sendVendorRequest', () => {
     const s = await server((_req, res) => res.end('ok'));
     const controller = new AbortController();
     controller.abort();
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, signal: controller.signal });
+    const r = await send(agent, post(s.url), { timeoutMs: 2000, signal: controller.signal });
     expect(r.outcome).toEqual({ kind: 'network', code: 'ABORTED' });
     expect(s.received).toHaveLength(0);
   });
 
   it('reports connection refused as a network outcome with its code', async () => {
-    const r = await sendVendorRequest(agent, post(await refusedUrl()), { timeoutMs: 2000 });
+    const r = await send(agent, post(await refusedUrl()), { timeoutMs: 2000 });
     expect(r.outcome).toEqual({ kind: 'network', code: 'ECONNREFUSED' });
   });
 
@@ -153,7 +200,7 @@ describe('sendVendorRequest', () => {
     });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 5000, signal: controller.signal });
+    const r = await send(agent, post(s.url), { timeoutMs: 5000, signal: controller.signal });
     expect(r.outcome).toEqual({ kind: 'network', code: 'ABORTED' });
   });
 
@@ -163,7 +210,7 @@ describe('sendVendorRequest', () => {
       res.writeHead(400, { 'content-type': 'text/plain' });
       res.end(`bad token ${secret} ` + 'y'.repeat(1024 * 1024));
     });
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, maxResponseBytes: 64 * 1024, excerptChars: 40, secretValues: [secret] });
+    const r = await send(agent, post(s.url), { timeoutMs: 2000, maxResponseBytes: 64 * 1024, excerptChars: 40, secretValues: [secret] });
     expect(r.outcome).toEqual({ kind: 'response', status: 400 });
     expect(r.responseBytes).toBe(64 * 1024);
     expect(r.truncated).toBe(true);
@@ -177,7 +224,7 @@ describe('sendVendorRequest', () => {
       res.writeHead(400, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: 'Invalid user_data: jane.doe@example.com, +1 650 555 1212 from 203.0.113.9', code: 100, fbtrace_id: 'A1b2' }, user_data: { em: 'jane.doe@example.com' } }));
     });
-    const r = await sendVendorRequest(agent, post(s.url), { timeoutMs: 2000, excerptChars: 1000 });
+    const r = await send(agent, post(s.url), { timeoutMs: 2000, excerptChars: 1000 });
     expect(r.excerpt).not.toMatch(/jane|555|203\.0\.113/);
     expect(r.excerpt).toContain('"code":100');
     expect(r.excerpt).toContain('Invalid user_data');
@@ -188,15 +235,15 @@ describe('sendVendorRequest', () => {
     mock.disableNetConnect();
     mock.get('https://vendor.test').intercept({ path: '/x', method: 'POST' }).reply(429, '', { headers: { 'retry-after': ['1', '5'] } });
     mock.get('https://vendor.test').intercept({ path: '/x', method: 'POST' }).reply(429, '', { headers: { 'retry-after': ['3', '3'] } });
-    const a = await sendVendorRequest(mock, post('https://vendor.test/x'), { timeoutMs: 1000 });
-    const b = await sendVendorRequest(mock, post('https://vendor.test/x'), { timeoutMs: 1000 });
+    const a = await send(mock, post('https://vendor.test/x'), { timeoutMs: 1000 });
+    const b = await send(mock, post('https://vendor.test/x'), { timeoutMs: 1000 });
     expect(a.outcome).toEqual({ kind: 'response', status: 429 });
     expect(b.outcome).toEqual({ kind: 'response', status: 429, retryAfter: '3' });
     await mock.close();
   });
 
   it('never includes the URL (query-string secrets) in its result', async () => {
-    const r = await sendVendorRequest(agent, post(`${await refusedUrl()}/mp?api_secret=s3cr3t`), { timeoutMs: 2000 });
+    const r = await send(agent, post(`${await refusedUrl()}/mp?api_secret=s3cr3t`), { timeoutMs: 2000 });
     expect(JSON.stringify(r)).not.toContain('s3cr3t');
   });
 });

@@ -1,0 +1,49 @@
+import type { ConsentResolver } from '../consent/resolve.ts';
+import { readSignals } from '../consent/signals.ts';
+import type { HitToDecide } from '../delivery/journal-runtime.ts';
+import { UnavailableError } from '../errors.ts';
+import { withClickIds } from '../identity/click-ids.ts';
+import { visitorCookie, type VisitorCookieOptions } from '../identity/cookie.ts';
+import { validId, type CompiledSource, type HitSources } from '../identity/visitor.ts';
+import type { Event } from '../ingest/event.ts';
+import type { Clock } from '../lib/clock.ts';
+import { setCookieOnce } from './set-cookie.ts';
+
+export interface AcceptDeps {
+  /** False once shutdown began: a hit is then refused (503), never acknowledged after the drain. */
+  accepting: () => boolean;
+  identity: { sources: readonly CompiledSource[]; maxIdLength: number };
+  resolver: ConsentResolver;
+  /** Tagwarden's own visitor id cookie (config `identity.cookie`). */
+  cookie: VisitorCookieOptions & { enabled: boolean };
+  /** Links the hit's visitor id and user id in the consent store; absent: no store. */
+  linkHit?: ((visitorId: string, userId: string) => void) | undefined;
+  clock: Clock;
+}
+
+/**
+ * Step "accept", the first of the pipeline, while the request is at hand: every client's accepted
+ * hit comes through here (nothing downstream knows the protocol). Identity and the consent signals
+ * are read now; deciding happens after the answer (./commit.ts). Returns what `commit` takes.
+ */
+export function createAccept(deps: AcceptDeps): (event: Event, hit: HitSources) => HitToDecide {
+  const { identity, resolver, cookie, linkHit, clock } = deps;
+  return (event, hit) => {
+    // A hit whose body was still arriving when shutdown began: refuse it rather than
+    // acknowledge it after the pipeline has been drained.
+    if (!deps.accepting()) throw new UnavailableError('shutting down; retry on another instance');
+    const now = new Date(clock.now());
+    // Identity and signals (the visitor id is one of them).
+    const signals = readSignals(hit, event, identity);
+    // The hit's own consent, only where the cookie needs it at the answer; the pipeline reuses it.
+    const requestConsent = cookie.enabled ? resolver.fromRequest(event, signals, now) : undefined;
+    if (requestConsent !== undefined && hit.response !== undefined) {
+      const set = visitorCookie(cookie, hit.headers.cookie, signals.visitor, requestConsent, identity.maxIdLength);
+      if (set !== undefined) setCookieOnce(hit.response, set);
+    }
+    if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, identity.maxIdLength) !== undefined) {
+      linkHit(signals.visitor.id, event.userId);
+    }
+    return { event: withClickIds(event, now), signals, requestConsent };
+  };
+}

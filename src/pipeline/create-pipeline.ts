@@ -1,0 +1,81 @@
+import type { CategorySignal } from '../consent/merge.ts';
+import type { RequestSignals } from '../consent/signals.ts';
+import type { ConsentState } from '../consent/state.ts';
+import type { Event } from '../ingest/event.ts';
+import { incrementer } from '../observability/metrics.ts';
+import { decideDestination } from './decide-destination.ts';
+import { createHandOff } from './hand-off.ts';
+import { createHeld } from './held.ts';
+import { createOutcomes } from './outcomes.ts';
+import { render } from './render.ts';
+import { createConsentStep } from './resolve.ts';
+import type { HeldEvent, Pipeline, PipelineDeps } from './types.ts';
+
+/**
+ * The spine of Tagwarden, after the accept step (./accept.ts) has read the hit's identity and
+ * signals: resolve consent → decide per destination → render → hand to delivery, with the events
+ * whose consent is not known yet held (./held.ts) until the upstream answers.
+ */
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { site, destinations, pending, metrics, log, upstream, clock } = deps;
+  const byId = new Map(destinations.map((d) => [d.policy.id, d]));
+  const lookups = incrementer(metrics.consentLookups, ['result']);
+  const consentStep = createConsentStep({ resolver: deps.resolver, upstream, clock });
+  const outcomes = createOutcomes({ metrics, log, clock, settle: deps.settle });
+  const held = createHeld({
+    pending,
+    upstream,
+    destinations: byId,
+    outcomes,
+    metrics,
+    log,
+    clock,
+    held: deps.held,
+    redecide,
+  });
+  const handOff = createHandOff({ delivery: deps.delivery, outcomes, hold: held.hold, log, requeue: deps.requeue });
+
+  function evaluate(event: Event, signals: RequestSignals): ReturnType<Pipeline['evaluate']> {
+    const consent = consentStep.resolve(event, signals, consentStep.cached(signals));
+    const evaluations = destinations.map((d) => render(d, event, decideDestination(d, event, consent, site.dataControlMode)));
+    return { consent, evaluations };
+  }
+
+  /** The upstream answered for a held event: decided with its answer joining the event's own signals. */
+  function redecide(h: HeldEvent, signal: CategorySignal): void {
+    const consent = consentStep.resolve(h.event, h.signals, signal);
+    for (const id of h.destinationIds) {
+      const d = byId.get(id);
+      if (d === undefined) outcomes.settle(h.event, id); // the destination is gone (a reload): nothing will send it
+      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, site.dataControlMode));
+    }
+  }
+
+  function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void {
+    if (holdUntil !== undefined && holdUntil <= clock.now()) {
+      // A hold that ran out while the process was down: what it waited for is not asked again now.
+      outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
+      return;
+    }
+    // Resolve.
+    const cached = consentStep.cached(signals);
+    if (cached !== undefined) lookups(['cache_hit']);
+    const consent = consentStep.resolve(event, signals, cached, requestConsent);
+    const askable = held.canAsk(signals, cached);
+    const waiting: string[] = [];
+    for (const d of destinations) {
+      // A hit resumed from the journal goes only to the destinations not done with it.
+      if (only !== undefined && !only.has(d.policy.id)) continue;
+      // Decide.
+      const decision = decideDestination(d, event, consent, site.dataControlMode);
+      // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
+      // answers, the destination gets nothing (never forwarded on a miss).
+      if (askable && decision.awaitsConsent) waiting.push(d.policy.id);
+      // Render, hand to delivery.
+      else handOff(d, event, signals, decision, holdUntil);
+    }
+    held.askUpstream(event, signals, waiting, holdUntil);
+  }
+
+  return { evaluate, process, release: held.release, recheck: held.recheck, settled: held.settled, close: held.close };
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { RequestSignals } from '../consent/signals.ts';
+import type { Event } from '../ingest/event.ts';
+import type { Decision } from '../policy/decide.ts';
+import type { Outcomes } from './outcomes.ts';
+import { dryRunView, render, renderDropReason } from './render.ts';
+import type { DeliverySink, HeldEvent, JournalHooks, RuntimeDestination } from './types.ts';
+
+/** Holds an event for consent; from ./held.ts. */
+export type Hold = (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => void;
+
+/** Steps "render" and "hand to delivery" for one destination's decision. */
+export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number) => void;
+
+/**
+ * A drop is recorded, a hold goes to the pending queue, anything else is rendered and queued for
+ * delivery (or logged, for a dry run). Every path ends in exactly one recorded outcome.
+ */
+export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes; hold: Hold; log: Logger; requeue: JournalHooks['requeue'] }): HandOff {
+  const { delivery, outcomes, log } = deps;
+  return (d, event, signals, decision, holdUntil) => {
+    const id = d.policy.id;
+    const label = decision.metricLabel;
+    if (decision.outcome === 'drop') {
+      outcomes.drop(id, label, event);
+      return;
+    }
+    if (decision.outcome === 'hold') {
+      deps.hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, label, holdUntil);
+      return;
+    }
+    const { rendered } = render(d, event, decision);
+    if (rendered === undefined || !rendered.ok) {
+      // A template that cannot render this event (no mapping, missing required field) is a
+      // drop with a reason, not a failure of the hit.
+      outcomes.count(id, 'drop', rendered === undefined ? 'not_rendered' : renderDropReason(rendered));
+      if (rendered !== undefined && rendered.kind === 'error') outcomes.renderError(id, event, rendered.error);
+      outcomes.settle(event, id);
+      return;
+    }
+    if (d.dryRun) {
+      log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
+      outcomes.count(id, decision.outcome, label);
+      outcomes.settle(event, id);
+      return;
+    }
+    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) outcomes.count(id, decision.outcome, label);
+    else if (deps.requeue !== undefined) {
+      // Acknowledged and journaled: waits for room instead of being dropped.
+      outcomes.count(id, 'hold', 'queue_full');
+      deps.requeue(event, signals, id);
+    } else {
+      outcomes.count(id, 'drop', 'queue_full');
+      outcomes.settle(event, id);
+    }
+  };
+}

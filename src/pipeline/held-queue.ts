@@ -1,0 +1,29 @@
+import { createPendingQueue, type PendingQueue } from '../consent/pending.ts';
+import type { Event } from '../ingest/event.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { countUnresolved } from './outcomes.ts';
+import type { HeldEvent } from './types.ts';
+
+/**
+ * The pending queue of held events (config `hold`), expiring them at their deadlines on the clock
+ * of the upstream's waits. An expired event is final: counted as `consent_unresolved` and settled,
+ * so the journal lets its hit go.
+ */
+export function createHeldQueue(deps: {
+  hold: { maxEvents: number; maxBytes?: number | undefined; maxAgeMs: number };
+  clock: Clock;
+  metrics: Pick<Metrics, 'decisions'>;
+  settle: (event: Event, destinationId: string) => void;
+}): PendingQueue<HeldEvent> {
+  return createPendingQueue<HeldEvent>({
+    maxItems: deps.hold.maxEvents,
+    ...(deps.hold.maxBytes === undefined ? {} : { maxBytes: deps.hold.maxBytes }),
+    maxAgeMs: deps.hold.maxAgeMs,
+    clock: deps.clock,
+    onExpire: (h) => {
+      countUnresolved(deps.metrics, h);
+      for (const id of h.destinationIds) deps.settle(h.event, id);
+    },
+  });
+}

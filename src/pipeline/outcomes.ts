@@ -1,0 +1,61 @@
+import type { Logger } from 'pino';
+import type { Event } from '../ingest/event.ts';
+import type { Clock } from '../lib/clock.ts';
+import { incrementer, type Metrics } from '../observability/metrics.ts';
+import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
+import type { HeldEvent } from './types.ts';
+
+/** Policy drops logged per destination and reason within each interval (the rest are counted on the next line). */
+const DROP_LOG_LINES = 10;
+const DROP_LOG_INTERVAL_MS = 60_000;
+
+/** How every destination's outcome is recorded: counted, logged when dropped, settled for the journal. */
+export interface Outcomes {
+  /** `tagwarden_decisions_total{destination, outcome, reason}`. */
+  count(destinationId: string, outcome: string, reason: string): void;
+  /** A drop: counted, logged (rate-limited) and settled. */
+  drop(destinationId: string, reason: string, event: Event): void;
+  /** Consent could not be resolved for these destinations: each is dropped as `consent_unresolved`. */
+  unresolved(event: Event, destinationIds: Iterable<string>): void;
+  /** A template failed to render: logged at warn, rate-limited like the drops. */
+  renderError(destinationId: string, event: Event, err: Error): void;
+  /** The destination is done with the event without the delivery (the journal may finish the hit). */
+  settle(event: Event, destinationId: string): void;
+}
+
+export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clock; settle?: ((event: Event, destinationId: string) => void) | undefined }): Outcomes {
+  const decisions = incrementer(deps.metrics.decisions, ['destination', 'outcome', 'reason']);
+  const settle = deps.settle ?? ((): void => undefined);
+  // A policy drop is Tagwarden doing what the consent and the config say, not a fault: logged at
+  // info, rate-limited per destination and reason (docs/policy.md), with no event data.
+  const dropLog = createRateLimitedLog({ log: deps.log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, now: () => deps.clock.now() });
+
+  function count(destination: string, outcome: string, reason: string): void {
+    decisions([destination, outcome, reason]);
+  }
+  function drop(destination: string, reason: string, event: Event): void {
+    count(destination, 'drop', reason);
+    dropLog('info', `${destination}\u0000${reason}`, { destination, reason, messageId: event.messageId }, 'event dropped by policy');
+    settle(event, destination);
+  }
+  return {
+    count,
+    drop,
+    unresolved(event, destinationIds) {
+      for (const id of destinationIds) drop(id, 'consent_unresolved', event);
+    },
+    renderError(destination, event, err) {
+      // A site sending the same incomplete hit must not flood the log.
+      dropLog('warn', `${destination}\u0000render_error`, { destination, messageId: event.messageId, err: err.message }, 'render failed');
+    },
+    settle,
+  };
+}
+
+/**
+ * A held event that expired, or is still held at a shutdown without a journal: counted as a
+ * `consent_unresolved` drop (never forwarded, not logged: the count says it).
+ */
+export function countUnresolved(metrics: Pick<Metrics, 'decisions'>, held: HeldEvent): void {
+  for (const id of held.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
+}

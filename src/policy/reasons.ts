@@ -1,0 +1,42 @@
+import type { TcfReason } from '../consent/tcf-verdict.ts';
+
+/** Reasons about one required site category. */
+export type CategoryReasonCode = 'consent_granted' | 'consent_denied' | 'consent_absent' | 'consent_unknown' | 'opt_out_no_signal' | 'gpc_opt_out';
+
+/** Every rule the policy can apply, with the data it names: a closed union callers switch on. */
+export type Reason =
+  | { code: 'data_control_disabled' | 'not_gated' | 'integrations_disabled' | 'integrations_all_false' }
+  | { code: CategoryReasonCode; category: string }
+  | { code: 'redaction_unavailable'; redaction: string }
+  | TcfReason;
+
+export type ReasonCode = Reason['code'];
+
+/**
+ * The stable text of a reason (`consent_denied:advertising`, `tcf_vendor_not_consented:755`,
+ * `gpc_opt_out`…): what the explain API answers, the drop log writes and
+ * `tagwarden_decisions_total{reason}` counts. The one place it is spelled (docs/policy.md lists them).
+ */
+export function reasonText(r: Reason): string {
+  switch (r.code) {
+    case 'data_control_disabled':
+    case 'not_gated':
+    case 'integrations_disabled':
+    case 'integrations_all_false':
+    case 'tcf_missing':
+    case 'gpc_opt_out': // one GPC reason, whichever sale/share categories it denied
+      return r.code;
+    case 'consent_granted':
+    case 'consent_denied':
+    case 'consent_absent':
+    case 'consent_unknown':
+    case 'opt_out_no_signal':
+      return `${r.code}:${r.category}`;
+    case 'redaction_unavailable':
+      return `${r.code}:${r.redaction}`;
+    case 'tcf_invalid':
+      return `${r.code}:${r.failure}`;
+    default:
+      return `${r.code}:${String(r.id)}`;
+  }
+}
