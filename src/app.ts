@@ -1,4 +1,5 @@
-import express, { type Express } from 'express';
+import express from 'express';
+import type { RequestListener } from 'node:http';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { explainRouter } from './api/explain.ts';
@@ -9,9 +10,12 @@ import { createPool } from './lib/http/pool.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { UnavailableError } from './errors.ts';
-import { cors } from './http/cors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
-import { segmentRouter } from './ingest/segment-routes.ts';
+import { hitRouter } from './http/hit-router.ts';
+import { segmentRoutes } from './ingest/segment-routes.ts';
+import { ga4Routes } from './ingest/ga4-routes.ts';
+import { metaPixelRoutes } from './ingest/meta-pixel-routes.ts';
+import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { countUnresolved, createHeldQueue, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
@@ -24,17 +28,10 @@ import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import type { RequestSignals } from './consent/signals.ts';
 import { compileSources } from './identity/visitor.ts';
-import { metaPixelRouter } from './ingest/meta-pixel-routes.ts';
-import { ga4Router } from './ingest/ga4-routes.ts';
-import { hostGuard } from './proxy/host-guard.ts';
 import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import type { Event } from './ingest/event.ts';
-import { withFastPaths, type RequestListener } from './ingest/fast-path.ts';
 import { createRevocationCheck, type RevocationCheck } from './consent/revocation.ts';
-import { segmentFastRoutes } from './ingest/segment-fast-path.ts';
-import { ga4FastRoute } from './ingest/ga4-fast-path.ts';
-import { metaPixelFastRoutes } from './ingest/meta-pixel-fast-path.ts';
 import { createJournalRuntime, type JournalRuntime } from './delivery/journal-runtime.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -70,12 +67,10 @@ export interface AppDeps {
 
 export interface TagwardenApp {
   /**
-   * The request listener to serve: the Express app behind the fast path for client hits
-   * (src/ingest/fast-path.ts). `createHttpServer` in src/http/server.ts wraps it with the limits.
+   * The request listener to serve: the request guard, then the hit routes (src/http/hit-router.ts)
+   * or the Express app for the rest. `createHttpServer` in src/http/server.ts wraps it with the limits.
    */
   handler: RequestListener;
-  /** The Express app alone (tests of routes the fast path never takes). */
-  express: Express;
   pipeline: Pipeline;
   delivery: Delivery;
   metrics: Metrics;
@@ -166,7 +161,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
-  const now = (): Date => new Date(clock.now());
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const verify = config.upstream.verify;
@@ -285,28 +279,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  // Never an open proxy: absolute-URL and traversal request targets get 400, unknown Host headers 421.
-  app.use(hostGuard(config.server.allowedHosts));
-  app.use('/v1', cors(config.server.allowedOrigins), (_req, _res, next) => {
-    // During shutdown a hit is refused, not acknowledged: the sender keeps it and retries elsewhere.
-    next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
-  });
-  app.use(
-    segmentRouter({
-      maxEventBytes: config.server.maxEventBytes,
-      maxBatchBytes: config.server.maxBatchBytes,
-      maxBatchEvents: config.server.maxBatchEvents,
-      metrics,
-      accept: acceptHit,
-      commit: commitHits,
-      refusals,
-      now,
-    }),
-  );
-  // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
-  app.use(ga4Router({ maxBytes: config.server.maxBatchBytes, metrics, accept: acceptHit, commit: commitHits, refusals, now }));
-  // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
-  app.use(metaPixelRouter({ maxBytes: config.server.maxEventBytes, metrics, accept: acceptHit, commit: commitHits, refusals, now }));
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
@@ -334,32 +306,36 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   app.use(notFound);
   app.use(errorHandler(log));
 
-  const hitOptions = {
-    trustProxyHops: config.server.trustProxyHops,
-    metrics,
-    accepting: () => accepting,
-    accept: acceptHit,
-    commit: commitHits,
-    now,
-  };
-  const handler = withFastPaths(
-    { allowedHosts: config.server.allowedHosts, accepting: () => accepting },
+  // The client hit routes, each with its one implementation on node:http (src/http/hit-router.ts);
+  // Express serves the rest. Hits are stamped on the consent clock, as their consent is read.
+  const hitOptions = { trustProxyHops: config.server.trustProxyHops, metrics, accept: acceptHit, commit: commitHits, refusals, clock };
+  const hits = hitRouter(
     new Map([
-      ...segmentFastRoutes({
+      ...segmentRoutes({
         ...hitOptions,
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,
         allowedOrigins: config.server.allowedOrigins,
       }),
-      ...ga4FastRoute({ ...hitOptions, maxBytes: config.server.maxBatchBytes, refusals }),
-      ...metaPixelFastRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes, refusals }),
+      // gtag.js pointed at this domain (server_container_url / transport_url → /g/collect).
+      ...ga4Routes({ ...hitOptions, maxBytes: config.server.maxBatchBytes }),
+      // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
+      ...metaPixelRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),
-    app,
+    { accepting: () => accepting, log },
+  );
+  // Never an open proxy: every request's target and Host are checked first, once (400, 421); the
+  // health probes and /metrics answer any Host (a load balancer asks the instance's address).
+  const handler = guarded(
+    config.server.allowedHosts,
+    (req, res) => {
+      if (!hits(req, res)) app(req, res);
+    },
+    ['/healthz', '/readyz', '/metrics'],
   );
 
   return {
-    express: app,
     handler,
     pipeline,
     delivery,

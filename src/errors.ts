@@ -55,6 +55,19 @@ export class HeadersTooLargeError extends TagwardenError {
   override readonly status = 431;
 }
 
+/** The request (its headers or its body) did not arrive within the server's timeouts. Retried: a client may send it again. */
+export class RequestTimeoutError extends TagwardenError {
+  override readonly code = 'TW_ERR_REQUEST_TIMEOUT';
+  override readonly status = 408;
+  override readonly retryable = true;
+}
+
+/** The route does not take this method; the answer's `Allow` header lists those it takes. Not retried. */
+export class MethodNotAllowedError extends TagwardenError {
+  override readonly code = 'TW_ERR_METHOD_NOT_ALLOWED';
+  override readonly status = 405;
+}
+
 /** The body's content type is not accepted on this route. Not retried. */
 export class UnsupportedMediaTypeError extends TagwardenError {
   override readonly code = 'TW_ERR_UNSUPPORTED_MEDIA_TYPE';
@@ -147,6 +160,8 @@ export const ERROR_CLASSES = [
   MalformedBodyError,
   PayloadTooLargeError,
   HeadersTooLargeError,
+  RequestTimeoutError,
+  MethodNotAllowedError,
   UnsupportedMediaTypeError,
   NotFoundError,
   UnauthorizedError,

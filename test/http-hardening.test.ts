@@ -76,6 +76,16 @@ describe('HTTP hardening', () => {
     expect(JSON.parse(r.body).error.code).toBe('TW_ERR_NOT_FOUND');
   });
 
+  it('a hit route answers 405 with Allow to a method it does not take; other paths stay 404', async () => {
+    const r = await fetch(`${tw.url}/v1/track`);
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe('POST, OPTIONS');
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('TW_ERR_METHOD_NOT_ALLOWED');
+    const pixel = await fetch(`${tw.url}/tr`, { method: 'PUT', body: 'x' });
+    expect([pixel.status, pixel.headers.get('allow')]).toEqual([405, 'GET, HEAD, POST, OPTIONS']);
+    expect((await fetch(`${tw.url}/v1/nope`)).status).toBe(404);
+  });
+
   it('answers CORS preflights for allowed origins only', async () => {
     const ok = await fetch(`${tw.url}/v1/track`, { method: 'OPTIONS', headers: { origin: 'https://shop.example', 'access-control-request-method': 'POST' } });
     expect(ok.status).toBe(204);

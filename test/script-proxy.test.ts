@@ -6,7 +6,7 @@ import express from 'express';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorHandler, notFound } from '../src/http/errors.ts';
-import { hostGuard } from '../src/proxy/host-guard.ts';
+import { guarded } from '../src/proxy/host-guard.ts';
 import { scriptProxyRouter } from '../src/proxy/scripts.ts';
 import { closeServer } from './helpers.ts';
 
@@ -75,11 +75,10 @@ const GTAG = '/* gtag.js */ window.dataLayer = window.dataLayer || [];';
 beforeAll(async () => {
   [google, meta, elsewhere] = await Promise.all([fakeUpstream(), fakeUpstream(), fakeUpstream()]);
   const app = express();
-  app.use(hostGuard([]));
   app.use(scriptProxyRouter({ origins: { google: google.url, meta: meta.url }, timeoutMs: 500 }));
   app.use(notFound);
   app.use(errorHandler(pino({ level: 'silent' })));
-  tagwarden = createServer(app);
+  tagwarden = createServer(guarded([], app));
   base = await listen(tagwarden);
 });
 
@@ -301,9 +300,8 @@ describe('script proxy: never an open proxy', () => {
 
   it('refuses a Host not configured with 421, without an upstream request', async () => {
     const app = express();
-    app.use(hostGuard(['tags.example.com']));
     app.use(scriptProxyRouter({ origins: { google: google.url, meta: meta.url } }));
-    const srv = createServer(app);
+    const srv = createServer(guarded(['tags.example.com'], app));
     const url = await listen(srv);
     try {
       const bad = await rawGet(`${url}/gtag/js?id=G-ABCD1234`, { host: 'evil.com' });

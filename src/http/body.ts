@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError, type TagwardenError } from '../errors.ts';
 
@@ -6,17 +6,6 @@ import { MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError, ty
 export type BodyOutcome = { body: unknown } | { error: TagwardenError };
 /** What reading a text body came to. */
 export type TextOutcome = { text: string } | { error: TagwardenError };
-
-const PRELOADED = Symbol('tagwarden.preloadedBody');
-
-/**
- * Hands a body already read (by a fast path, src/ingest/fast-path.ts) to the Express routes: their
- * body readers then use it instead of reading the stream again, so the request takes the ordinary
- * route with the ordinary answers. A text body is preloaded as `{ body: string }`.
- */
-export function preloadBody(req: IncomingMessage, outcome: BodyOutcome): void {
-  (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED] = outcome;
-}
 
 /**
  * Why the request's headers rule its body out, before reading a byte: an unsupported content type
@@ -39,23 +28,6 @@ export function bodyHeadersProblem(req: IncomingMessage, limit: number): Tagward
 /** The 413 error of a body over `limit` bytes, declared or received. */
 export function tooLargeError(limit: number): PayloadTooLargeError {
   return new PayloadTooLargeError(`the body is larger than ${limit} bytes`, { details: { limit } });
-}
-
-/** The body preloaded on this request by a fast path, if any (see preloadBody). */
-export function preloadedBody(req: IncomingMessage): BodyOutcome | undefined {
-  return (req as IncomingMessage & { [PRELOADED]?: BodyOutcome })[PRELOADED];
-}
-
-/** preloadBody for a text body (the form and line-per-hit clients). */
-export function preloadText(req: IncomingMessage, outcome: TextOutcome): void {
-  preloadBody(req, 'error' in outcome ? outcome : { body: outcome.text });
-}
-
-/** The text body preloaded on this request, if any (see preloadText). */
-export function preloadedText(req: IncomingMessage): TextOutcome | undefined {
-  const preloaded = preloadedBody(req);
-  if (preloaded === undefined || 'error' in preloaded) return preloaded;
-  return { text: typeof preloaded.body === 'string' ? preloaded.body : '' };
 }
 
 /**
@@ -117,24 +89,18 @@ export function readJsonBody(req: IncomingMessage, limit: number, done: (outcome
   });
 }
 
-/** Reads a JSON body with a hard byte limit into `req.body` (see bodyHeadersProblem and readJsonBody). */
+/** Reads a JSON body with a hard byte limit into `req.body` (see bodyHeadersProblem and readJsonBody); for the Express routes. */
 export function jsonBody(limit: number): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const settle = (outcome: BodyOutcome): void => {
       if ('body' in outcome) {
         req.body = outcome.body;
         next();
-      } else if (outcome.error instanceof PayloadTooLargeError) {
-        refuseTooLarge(req, res, next, outcome.error);
-      } else {
-        next(outcome.error);
+        return;
       }
+      if (outcome.error instanceof PayloadTooLargeError) closeAfterAnswer(req, res);
+      next(outcome.error);
     };
-    const preloaded = preloadedBody(req);
-    if (preloaded !== undefined) {
-      settle(preloaded);
-      return;
-    }
     const problem = bodyHeadersProblem(req, limit);
     if (problem !== undefined) {
       settle({ error: problem });
@@ -144,10 +110,12 @@ export function jsonBody(limit: number): RequestHandler {
   };
 }
 
-/** Refuses an oversized body with 413 (the client routes reading their own bodies use it too). */
-export function refuseTooLarge(req: Request, res: Response, next: NextFunction, error: PayloadTooLargeError): void {
-  // Answer and close: draining an oversized body would let the client make us read it all anyway.
+/**
+ * For the answer to an oversized body (413) or one that is not read to its end: the connection is
+ * closed after the answer, and what is left of the body is drained meanwhile. Keeping it alive
+ * would let a client make us read the whole body anyway, or stream on past the limit.
+ */
+export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('connection', 'close');
   req.resume();
-  next(error);
 }

@@ -26,13 +26,16 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
 }
 
 /**
- * Answers an error as JSON outside Express (the fast paths, the pixel and GA4 answers, the script
- * proxy), as the error handler does: its status, its body, its Retry-After, never cached.
+ * Answers an error as JSON outside Express (the hit routes, the request guard, the script proxy),
+ * as the error handler does: its status, its body, its Retry-After, never cached.
  */
 export function sendErrorJson(res: ServerResponse, err: TagwardenError): void {
-  const text = JSON.stringify(toErrorBody(err));
-  const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' };
-  if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
-  res.writeHead(err.status, headers);
+  sendJson(res, err.status, toErrorBody(err), err.retryAfterS === undefined ? undefined : { 'retry-after': String(err.retryAfterS) });
+}
+
+/** Answers `value` as JSON outside Express, never cached. */
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers?: Record<string, string>): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
 }

@@ -1,14 +1,13 @@
 import { loadJsonFixtures } from '../../test/fixtures/load.ts';
-import express from 'express';
-import pino from 'pino';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { errorHandler } from '../http/errors.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
+import { routesListener } from '../../test/hit-routes-listener.ts';
 import type { HitSources } from '../identity/visitor.ts';
 import { compileSources, visitorIdFrom } from '../identity/visitor.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
-import { ga4Router } from './ga4-routes.ts';
+import { ga4Routes } from './ga4-routes.ts';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
 const BASE = 'v=2&tid=G-TEST1&cid=111.222&_p=999&_s=1';
@@ -16,17 +15,16 @@ const BASE = 'v=2&tid=G-TEST1&cid=111.222&_p=999&_s=1';
 function setup(opts: { maxBytes?: number; maxHits?: number } = {}) {
   const metrics = createMetrics({ defaultMetrics: false });
   const accepted: { event: Event; hit: HitSources }[] = [];
-  const app = express();
-  app.use(
-    ga4Router({
+  const app = routesListener(
+    ga4Routes({
       maxBytes: opts.maxBytes ?? 16_384,
       ...(opts.maxHits === undefined ? {} : { maxHits: opts.maxHits }),
       metrics,
+      trustProxyHops: 0,
       accept: (event, hit) => accepted.push({ event, hit }),
-      now: () => now,
+      clock: new FakeClock(now.getTime()),
     }),
   );
-  app.use(errorHandler(pino({ level: 'silent' })));
   const counter = async (name: string, labels: Record<string, string>): Promise<number> => {
     const m = (await metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
     return m.filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l)).reduce((s, v) => s + v.value, 0);
@@ -40,7 +38,7 @@ function stripRequestFacts(e: Omit<Event, 'messageId'> | Event): unknown {
   return { ...rest, context };
 }
 
-describe('ga4Router /g/collect', () => {
+describe('ga4Routes /g/collect', () => {
   const fixtures = loadJsonFixtures<{ request: { method: 'GET' | 'POST'; query: string; contentType?: string; body?: string }; events: Event[] }>('ga4');
   it.each(fixtures)('answers 204 and accepts the golden events of %s', async (_file, fx) => {
     const { app, accepted } = setup();

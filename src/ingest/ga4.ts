@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Event, EventContext, EventType } from './event.ts';
-import { LIMITS } from './segment-fast.ts';
+import { LIMITS } from './segment-limits.ts';
 import { FORBIDDEN_KEYS } from '../lib/dotted.ts';
 
 /**

@@ -1,7 +1,6 @@
 /**
- * The body of a `/tr` POST read into the hit's parameters, one way for the Express route and the
- * fast path. fbevents.js posts a hit in one of three shapes
- * (test/fixtures/meta-pixel/README.md):
+ * The body of a `/tr` POST read into the hit's parameters, one way for the route and
+ * /debug/explain. fbevents.js posts a hit in one of three shapes (test/fixtures/meta-pixel/README.md):
  * - `navigator.sendBeacon(url, formData)` (`rqm=SB`): `multipart/form-data`, one text part per
  *   parameter;
  * - a hidden form posted to an iframe (`rqm=formPOST`): `application/x-www-form-urlencoded`;
@@ -10,7 +9,7 @@
  * the same event from each.
  */
 import type { IncomingMessage } from 'node:http';
-import { preloadBody, preloadedBody, readLimitedText, tooLargeError } from '../http/body.ts';
+import { readLimitedText, tooLargeError } from '../http/body.ts';
 import { isMultipartForm, readMultipartFields } from '../http/multipart-form.ts';
 import { UnsupportedMediaTypeError, type TagwardenError } from '../errors.ts';
 import { LIMITS } from './meta-pixel.ts';
@@ -28,7 +27,7 @@ const TEXT_FORM_TYPES = new Set(['', 'application/x-www-form-urlencoded', 'text/
 const MULTIPART_LIMITS = { maxParts: LIMITS.params, maxNameBytes: LIMITS.key * 3, maxValueBytes: LIMITS.value * 3 } as const;
 
 /** True when /tr reads this POST body: a text form or multipart form, not content-encoded. */
-export function pixelBodyReadable(req: IncomingMessage): boolean {
+function pixelBodyReadable(req: IncomingMessage): boolean {
   const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   const encoding = req.headers['content-encoding'];
   return (TEXT_FORM_TYPES.has(ctype) || isMultipartForm(ctype)) && (encoding === undefined || encoding === 'identity');
@@ -56,16 +55,4 @@ export function readPixelBody(req: IncomingMessage, maxBytes: number, done: (out
     return;
   }
   readMultipartFields(req, req.headers, { maxBytes, ...MULTIPART_LIMITS }, (o) => done('error' in o ? o : { params: new URLSearchParams(o.fields) }));
-}
-
-/** Hands a body the fast path read to the Express route (see preloadBody in src/http/body.ts). */
-export function preloadPixelBody(req: IncomingMessage, outcome: PixelBodyOutcome): void {
-  preloadBody(req, 'error' in outcome ? outcome : { body: outcome.params });
-}
-
-/** The body preloaded on this request by the fast path, if any. */
-export function preloadedPixelBody(req: IncomingMessage): PixelBodyOutcome | undefined {
-  const preloaded = preloadedBody(req);
-  if (preloaded === undefined || 'error' in preloaded) return preloaded;
-  return { params: preloaded.body instanceof URLSearchParams ? preloaded.body : new URLSearchParams() };
 }

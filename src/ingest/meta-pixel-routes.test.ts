@@ -2,13 +2,14 @@ import { loadJsonFixtures } from '../../test/fixtures/load.ts';
 import { once } from 'node:events';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
 import request from 'supertest';
 import { describe, expect, it, vi } from 'vitest';
 import type { HitSources } from '../identity/visitor.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
+import { routesListener } from '../../test/hit-routes-listener.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import type { Event } from './event.ts';
-import { metaPixelRouter, PIXEL_GIF } from './meta-pixel-routes.ts';
+import { metaPixelRoutes, PIXEL_GIF } from './meta-pixel-routes.ts';
 import { LIMITS } from './meta-pixel.ts';
 
 const now = new Date('2026-03-01T12:00:00.000Z');
@@ -24,9 +25,7 @@ const fixtures = loadJsonFixtures<PixelFixture>('meta-pixel');
 function setup(maxBytes = 4096) {
   const metrics = createMetrics({ defaultMetrics: false });
   const accepted: { event: Event; hit: HitSources }[] = [];
-  const app = express();
-  app.set('trust proxy', true);
-  app.use(metaPixelRouter({ maxBytes, metrics, accept: (event, hit) => accepted.push({ event, hit }), now: () => now }));
+  const app = routesListener(metaPixelRoutes({ maxBytes, metrics, trustProxyHops: 1, accept: (event, hit) => accepted.push({ event, hit }), clock: new FakeClock(now.getTime()) }));
   const rejected = async (): Promise<number> => {
     const m = await metrics.eventsRejected.get();
     return m.values.filter((v) => v.labels.client === 'meta-pixel').reduce((a, v) => a + v.value, 0);
@@ -40,7 +39,7 @@ const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => 
   res.on('end', () => cb(null, Buffer.concat(chunks)));
 };
 
-describe('metaPixelRouter', () => {
+describe('metaPixelRoutes', () => {
   it('answers GET with the 43-byte transparent GIF and no-store headers', async () => {
     const { app, accepted } = setup();
     const res = await request(app).get('/tr?id=1&ev=PageView').buffer(true).parse(binary);

@@ -1,22 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Router } from 'express';
-import { queryString } from '../http/query.ts';
-import { PayloadTooLargeError, type TagwardenError } from '../errors.ts';
-import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
-import { paramHitSources } from './param-hit-sources.ts';
-import { sendErrorJson } from '../http/errors.ts';
-import { incrementer, type Metrics } from '../observability/metrics.ts';
-import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
+import { PayloadTooLargeError } from '../errors.ts';
+import { closeAfterAnswer } from '../http/body.ts';
+import type { HitRoute, HitTarget } from '../http/hit-router.ts';
+import { incrementer } from '../observability/metrics.ts';
+import { hitFacts, type HitRouteOptions } from './hit-route-options.ts';
+import { whenDurable, type AcceptedHit } from './hit-sink.ts';
 import { LIMITS, parsePixelHit } from './meta-pixel.ts';
-import { preloadedPixelBody, readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
+import { readPixelBody, type PixelBodyOutcome } from './meta-pixel-body.ts';
+import { paramHitSources } from './param-hit-sources.ts';
 
-export interface MetaPixelRouteOptions extends HitSink {
+export interface MetaPixelRouteOptions extends HitRouteOptions {
   /** Largest POST body accepted; a larger one is answered 413. */
   maxBytes: number;
-  metrics: Metrics;
-  /** Where refusals are logged (warn, rate-limited; see segment-routes.ts); absent: not logged. */
-  refusals?: RateLimitedLog;
-  now?: () => Date;
 }
 
 /** 1×1 transparent GIF89a, 43 bytes: the answer to an image request (`<img>`, `new Image()`). */
@@ -39,105 +34,81 @@ const CLIENT = 'meta-pixel';
  * (`tagwarden_events_rejected_total{client="meta-pixel",code}`) and answered like a valid hit: a GIF
  * for GET, 204 for POST. Only a body over `maxBytes` gets an error (413 JSON).
  */
-export function metaPixelRouter(opts: MetaPixelRouteOptions): Router {
-  const router = Router();
-  const { answerGet, answerPost } = pixelAnswers(opts);
-
-  router.get('/tr', (req, res) => {
-    answerGet(req, req.ip, res, queryString(req));
-  });
-
-  router.post('/tr', (req, res, next) => {
-    const query = queryString(req);
-    const settle = (outcome: PixelBodyOutcome): void => {
-      try {
-        answerPost(req, req.ip, res, query, outcome);
-      } catch (e) {
-        next(e);
-      }
-    };
-    const preloaded = preloadedPixelBody(req);
-    if (preloaded !== undefined) settle(preloaded);
-    else readPixelBody(req, opts.maxBytes, settle);
-  });
-  return router;
-}
-
-/**
- * What /tr does with a hit once read, shared by the Express routes and the fast path
- * (meta-pixel-fast-path.ts): `answerGet` answers an image request, `answerPost` a POST body (or
- * the error reading it). Both throw when the hit is refused (shutdown), before answering.
- */
-export function pixelAnswers(opts: MetaPixelRouteOptions): {
-  answerGet: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string) => void;
-  answerPost: (req: IncomingMessage, ip: string | undefined, res: ServerResponse, query: string, body: PixelBodyOutcome) => void;
-} {
-  const now = opts.now ?? ((): Date => new Date());
+export function metaPixelRoutes(opts: MetaPixelRouteOptions): Map<string, HitRoute> {
+  const facts = hitFacts(opts);
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const count = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
   // fbevents.js never sees a refusal (it gets a GIF or 204 whatever): the metric and this line are
   // where it shows. `reason` is a code, never the hit's text (a parameter name is input too).
-  const rejected = (code: string, reason: string, route: string): void => {
+  const rejected = (code: string, reason: string, t: HitTarget): void => {
     count([CLIENT, code]);
-    opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route, code, reason }, 'hit refused');
+    opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route: routeOf(t), code, reason }, 'hit refused');
   };
 
   /** The accepted hit, or none when it is refused (counted and logged here). */
-  const handle = (req: IncomingMessage, ip: string | undefined, res: ServerResponse, params: URLSearchParams | undefined): AcceptedHit[] => {
+  const handle = (req: IncomingMessage, res: ServerResponse, t: HitTarget, params: URLSearchParams | undefined): AcceptedHit[] => {
     if (params === undefined) {
-      rejected('TW_ERR_VALIDATION', 'over_bounds', routeOf(req));
+      rejected('TW_ERR_VALIDATION', 'over_bounds', t);
       return [];
     }
-    const r = parsePixelHit(params, { ip, userAgent: req.headers['user-agent'], now: now() });
+    const r = parsePixelHit(params, facts(req));
     if (!r.ok) {
-      rejected('TW_ERR_VALIDATION', r.code, routeOf(req));
+      rejected('TW_ERR_VALIDATION', r.code, t);
       return [];
     }
     const accepted = opts.accept(r.event, paramHitSources(req.headers, params, r.event, res));
     received([CLIENT, r.event.type]);
     return [accepted];
   };
-  // The answer waits until the hit is kept; a hit that cannot be kept gets the error (503), not a GIF.
-  const fail = (res: ServerResponse) => (err: TagwardenError): void => sendErrorJson(res, err);
 
-  return {
-    answerGet(req, ip, res, query) {
+  const answerPost = (req: IncomingMessage, res: ServerResponse, t: HitTarget, outcome: PixelBodyOutcome): void => {
+    if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
+      rejected(outcome.error.code, 'too_large', t);
+      closeAfterAnswer(req, res);
+      t.fail(outcome.error);
+      return;
+    }
+    if ('error' in outcome) {
+      // Unreadable (a type not read, a cut or malformed multipart body): counted by its code. The
+      // rest of the body is not counted any more, so the connection is closed after the answer,
+      // as for a 413: a client cannot stream on past the size limit into a kept-alive socket.
+      rejected(outcome.error.code, 'unreadable_body', t);
+      closeAfterAnswer(req, res);
+      noContent(res);
+      return;
+    }
+    // The answer waits until the hit is kept; a hit that cannot be kept gets the error (503), not a 204.
+    whenDurable(opts, handle(req, res, t, pixelParams(t.query, outcome.params)), () => noContent(res), t.fail);
+  };
+
+  const route: HitRoute = {
+    GET: (req, res, t) => {
       whenDurable(
         opts,
-        handle(req, ip, res, pixelParams(query, undefined)),
+        handle(req, res, t, pixelParams(t.query, undefined)),
         () => {
           res.writeHead(200, GIF_HEADERS);
           res.end(PIXEL_GIF);
         },
-        fail(res),
+        t.fail,
       );
     },
-    answerPost(req, ip, res, query, outcome) {
-      if ('error' in outcome && outcome.error instanceof PayloadTooLargeError) {
-        rejected(outcome.error.code, 'too_large', routeOf(req));
-        req.resume();
-        res.setHeader('connection', 'close');
-        sendErrorJson(res, outcome.error);
-        return;
-      }
-      if ('error' in outcome) {
-        // Unreadable (a type not read, a cut or malformed multipart body): counted by its code. The
-        // rest of the body is not counted any more, so the connection is closed after the answer,
-        // as for a 413: a client cannot stream on past the size limit into a kept-alive socket.
-        rejected(outcome.error.code, 'unreadable_body', routeOf(req));
-        req.resume();
-        res.setHeader('connection', 'close');
-        noContent(res);
-        return;
-      }
-      whenDurable(opts, handle(req, ip, res, pixelParams(query, outcome.params)), () => noContent(res), fail(res));
+    POST: (req, res, t) => {
+      readPixelBody(req, opts.maxBytes, (outcome) => {
+        try {
+          answerPost(req, res, t, outcome);
+        } catch (err) {
+          t.fail(err); // refused by accept (shutdown began while the body arrived)
+        }
+      });
     },
   };
+  return new Map([['/tr', route]]);
 }
 
-/** `/tr` or `/tr/`, without the query string (which is the hit). */
-function routeOf(req: IncomingMessage): string {
-  return (req.url ?? '/tr').split('?', 1)[0]!.endsWith('/') ? '/tr/' : '/tr';
+/** `/tr` or `/tr/`, as the hit was sent (the query string is the hit, never logged). */
+function routeOf(t: HitTarget): string {
+  return t.path.endsWith('/') ? '/tr/' : '/tr';
 }
 
 function noContent(res: ServerResponse): void {

@@ -1,9 +1,12 @@
+import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
+import { z } from 'zod';
 import { describe, expect, it } from 'vitest';
 import { eventFactory } from '../../bench/event.ts';
-import { EVENT_TYPES } from './event.ts';
-import { fastValid, LIMITS } from './segment-fast.ts';
-import { parseWith } from './segment.ts';
+import { EVENT_TYPES, type EventType } from './event.ts';
+import { fastValid } from './segment-fast.ts';
+import { LIMITS } from './segment-limits.ts';
+import { parseWith, SEGMENT_SCHEMAS } from './segment.ts';
 
 const facts = { ip: '203.0.113.9', userAgent: 'UA/1', now: new Date('2026-03-01T12:00:00.000Z') };
 
@@ -16,8 +19,11 @@ const edgy = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
 );
 
-const str = (max: number): fc.Arbitrary<string> => fc.oneof(fc.string({ maxLength: 12 }), fc.constant('a'.repeat(max)));
-const nonEmpty = (max: number): fc.Arbitrary<string> => fc.oneof(fc.string({ minLength: 1, maxLength: 12 }), fc.constant('a'.repeat(max)));
+/** A string of the field's own: short, at its bound, or one over it. */
+const bounded = (short: fc.Arbitrary<string>, max: number): fc.Arbitrary<string> =>
+  fc.oneof({ arbitrary: short, weight: 30 }, { arbitrary: fc.constant('a'.repeat(max)), weight: 3 }, { arbitrary: fc.constant('a'.repeat(max + 1)), weight: 1 });
+const str = (max: number): fc.Arbitrary<string> => bounded(fc.string({ maxLength: 12 }), max);
+const nonEmpty = (max: number): fc.Arbitrary<string> => bounded(fc.string({ minLength: 1, maxLength: 12 }), max);
 const date = fc.constantFrom('2026-03-01T11:00:00.000Z', '2026-03-01', 'Sun, 01 Mar 2026 11:00:00 GMT');
 const rec = fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
 
@@ -67,12 +73,22 @@ const segmentLike = fc.record(
   { requiredKeys: [] },
 );
 
+/** Zod takes `raw` and gives it back as it was: the only inputs the quick check may accept. */
+function zodTakesUnchanged(raw: Record<string, unknown>, type: EventType): boolean {
+  const schema = SEGMENT_SCHEMAS[type];
+  const r = schema.safeParse(raw);
+  if (!r.success) return false;
+  // Top-level members the schema does not know are stripped by zod and ignored by the event.
+  const known = Object.fromEntries(Object.entries(raw).filter(([k]) => Object.hasOwn(schema.shape, k)));
+  return isDeepStrictEqual(r.data, known);
+}
+
 /** Drop `undefined` members the way JSON.parse would never produce them. */
 function jsonish<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
 
-describe('Segment fast path', () => {
+describe('the quick check of the Segment schema', () => {
   it('accepts only what zod accepts, and builds the same event', () => {
     let taken = 0;
     let takenWithNull = 0;
@@ -81,6 +97,7 @@ describe('Segment fast path', () => {
         const raw = jsonish(input);
         const slow = parseWith(raw, type, facts, undefined, false);
         const fast = parseWith(raw, type, facts, undefined, true);
+        if (fastValid(raw, type)) expect(zodTakesUnchanged(raw, type), JSON.stringify(raw).slice(0, 300)).toBe(true);
         if (fastValid(raw, type) && slow.ok) {
           taken++;
           if (Object.values(raw).includes(null)) takenWithNull++;
@@ -90,9 +107,32 @@ describe('Segment fast path', () => {
       }),
       { numRuns: 3000, seed: 20261123 },
     );
-    // Not vacuous: a good share of the inputs take the fast path.
+    // Not vacuous: a good share of the inputs pass the quick check.
     expect(taken).toBeGreaterThan(100);
     expect(takenWithNull).toBeGreaterThan(20);
+  });
+
+  it('agrees with the schema at every field\'s bound, one over it, null and a wrong type (the schema walked as JSON Schema)', () => {
+    const bounds = new Set<number>();
+    let probes = 0;
+    for (const type of EVENT_TYPES) {
+      const base = BASE[type];
+      for (const leaf of leaves(z.toJSONSchema(SEGMENT_SCHEMAS[type], { io: 'input', unrepresentable: 'any' }) as JsonSchema)) {
+        const values: unknown[] = [null, 7, 'x', {}, []];
+        if (leaf.maxLength !== undefined) {
+          bounds.add(leaf.maxLength);
+          values.push('a'.repeat(leaf.maxLength), 'a'.repeat(leaf.maxLength + 1));
+        }
+        for (const value of values) {
+          const raw = withValue(base, leaf.path, value);
+          probes++;
+          expect(fastValid(raw, type), `${type} ${leaf.path.join('.')} = ${JSON.stringify(value).slice(0, 20)}`).toBe(zodTakesUnchanged(raw, type));
+        }
+      }
+    }
+    // Every bound of the schema is one of LIMITS, and every one of LIMITS bounds a field.
+    expect([...bounds].sort()).toEqual([...new Set(Object.values(LIMITS))].sort());
+    expect(probes).toBeGreaterThan(500);
   });
 
   it('takes the usual browser event (the benchmark hit) without zod', () => {
@@ -116,3 +156,48 @@ describe('Segment fast path', () => {
     expect(r.ok && 'groupId' in r.event).toBe(false);
   });
 });
+
+/** A valid event of each type (a probe of a nested field adds the objects above it). */
+const BASE: Record<EventType, Record<string, unknown>> = {
+  track: { anonymousId: 'a', event: 'E' },
+  page: { anonymousId: 'a' },
+  screen: { anonymousId: 'a' },
+  identify: { anonymousId: 'a' },
+  group: { anonymousId: 'a', groupId: 'g' },
+  alias: { anonymousId: 'a', previousId: 'p', userId: 'u' },
+};
+
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  anyOf?: JsonSchema[];
+  maxLength?: number;
+}
+
+/** Every field of the schema, nested ones included, with its string bound if it has one. */
+function leaves(schema: JsonSchema, path: string[] = []): Array<{ path: string[]; maxLength: number | undefined }> {
+  const out: Array<{ path: string[]; maxLength: number | undefined }> = [];
+  for (const [key, sub] of Object.entries(schema.properties ?? {})) {
+    const p = [...path, key];
+    const variants = flatten(sub);
+    const max = variants.find((v) => v.type === 'string')?.maxLength;
+    out.push({ path: p, maxLength: max });
+    for (const v of variants) if (v.properties !== undefined) out.push(...leaves(v, p));
+  }
+  return out;
+}
+
+function flatten(s: JsonSchema): JsonSchema[] {
+  return s.anyOf === undefined ? [s] : s.anyOf.flatMap(flatten);
+}
+
+function withValue(base: Record<string, unknown>, path: readonly string[], value: unknown): Record<string, unknown> {
+  const root = structuredClone(base);
+  let node = root;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path.at(-1)!] = value;
+  return root;
+}

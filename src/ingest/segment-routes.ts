@@ -1,23 +1,22 @@
-import type { ServerResponse } from 'node:http';
-import { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
-import { queryString } from '../http/query.ts';
-import { TagwardenError, ValidationError } from '../errors.ts';
-import { jsonBody } from '../http/body.ts';
-import { incrementer, type Metrics } from '../observability/metrics.ts';
-import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PayloadTooLargeError, ValidationError, type TagwardenError } from '../errors.ts';
+import { bodyHeadersProblem, closeAfterAnswer, readJsonBody } from '../http/body.ts';
+import { corsPolicy } from '../http/cors.ts';
+import { sendJson } from '../http/errors.ts';
+import type { HitRoute, HitTarget } from '../http/hit-router.ts';
+import { incrementer } from '../observability/metrics.ts';
 import type { EventType, Event } from './event.ts';
+import { hitFacts, type HitRouteOptions } from './hit-route-options.ts';
+import { whenDurable, type AcceptedHit } from './hit-sink.ts';
 import { parseSegmentEvent, type FieldIssue, type RequestFacts } from './segment.ts';
-import { LIMITS } from './segment-fast.ts';
-import { whenDurable, type AcceptedHit, type HitSink } from './hit-sink.ts';
+import { LIMITS } from './segment-limits.ts';
 
-export interface SegmentRouteOptions extends HitSink {
+export interface SegmentRouteOptions extends HitRouteOptions {
   maxEventBytes: number;
   maxBatchBytes: number;
   maxBatchEvents: number;
-  metrics: Metrics;
-  now?: () => Date;
-  /** Where refusals are logged (warn, rate-limited); absent: not logged. */
-  refusals?: RateLimitedLog;
+  /** Origins whose pages may post hits (server.allowedOrigins; `*`: any). */
+  allowedOrigins: readonly string[];
 }
 
 /** Segment's routes and the short forms analytics.js uses (https://github.com/segmentio/analytics-next). */
@@ -30,89 +29,125 @@ export const SINGLE_ROUTES: Readonly<Record<string, EventType>> = {
   alias: 'alias', a: 'alias',
 };
 
-export function segmentRouter(opts: SegmentRouteOptions): Router {
-  const router = Router();
-  const now = opts.now ?? ((): Date => new Date());
+/**
+ * Segment's HTTP API routes (`/v1/track`, …, `/v1/batch` and their short forms), as analytics.js,
+ * analytics-next and the server libraries call them: a JSON (or `text/plain`, sendBeacon's) body,
+ * answered `{"success":true}` once its events are kept. Refusals: 415 for another body type or an
+ * encoded body, 413 over the route's limit, 400 for a body that is not JSON or an event that does
+ * not validate (`details.issues`), and for a batch with no valid event (`details.rejected`); a
+ * batch with some invalid events is answered 200 with the report of those. Each refusal is counted
+ * (`tagwarden_events_rejected_total{client="segment"}`) and logged (rate-limited), by field paths
+ * and codes only, never with a value the body carried or the parser's message, which quotes it.
+ */
+export function segmentRoutes(opts: SegmentRouteOptions): Map<string, HitRoute> {
+  const facts = hitFacts(opts);
+  const cors = corsPolicy(opts.allowedOrigins);
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
-  const facts = (req: Request): RequestFacts => ({ ip: req.ip, userAgent: req.headers['user-agent'], now: now() });
-  const refused = (route: string, issues: readonly FieldIssue[], item: unknown, index?: number): void => {
-    if (opts.refusals === undefined) return;
+  const rejected = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
+  const log = opts.refusals;
+
+  /** An invalid event (of a single route, or a batch's with its index): its fields at fault. */
+  const eventRefused = (route: string, issues: readonly FieldIssue[], item: unknown, index: number | undefined, status?: number): void => {
+    if (log === undefined) return;
     const reason = refusalReason(issues);
-    opts.refusals('warn', `segment:${reason}`, refusalFields(route, reason, issues, item, index), 'event refused');
+    const fields = refusalFields(route, reason, issues, item, index);
+    log('warn', `segment:${reason}`, status === undefined ? fields : { ...fields, status }, 'event refused');
   };
 
-  for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
-    router.post(`/v1/${path}`, jsonBody(opts.maxEventBytes), (req, res, next) => {
-      const result = parseSegmentEvent(req.body, type, facts(req));
-      if (!result.ok) {
-        opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' });
-        throw new ValidationError(describe(result.issues), { details: { issues: result.issues } });
-      }
-      const accepted = opts.accept(result.event, { headers: req.headers, query: queryOf(req), body: req.body as unknown, response: res });
-      received(['segment', type]);
-      whenDurable(opts, [accepted], () => sendSuccess(res), next);
-    });
-  }
-
-  const batch = (req: Request, res: Response, next: NextFunction): void => {
-    const parsed = parseBatch(req.body as unknown, facts(req), opts.maxBatchEvents);
-    if ('error' in parsed) throw parsed.error;
-    const { accepted, rejected } = parsed;
-    if (rejected.length > 0) opts.metrics.eventsRejected.inc({ client: 'segment', code: 'TW_ERR_VALIDATION' }, rejected.length);
-    const items = (req.body as { batch: unknown[] }).batch;
-    for (const r of rejected) refused(req.path, r.issues, items[r.index], r.index);
-    if (accepted.length === 0 && rejected.length > 0) {
-      throw new ValidationError('no valid event in the batch', { details: { rejected } });
+  /** A body refused as a whole (not read, not JSON, too large, not a batch): counted and logged by its code or fields. */
+  const requestRefused = (req: IncomingMessage, res: ServerResponse, t: HitTarget, err: TagwardenError): void => {
+    rejected(['segment', err.code]);
+    const details = err.details as { issues?: unknown } | undefined;
+    const issues = err instanceof ValidationError && Array.isArray(details?.issues) ? (details.issues as FieldIssue[]) : [];
+    if (log !== undefined && issues.length > 0) {
+      const reason = refusalReason(issues);
+      log('warn', `segment:${reason}`, { ...refusalFields(t.path, reason, issues, undefined, undefined), status: err.status }, 'request refused');
+    } else {
+      log?.('warn', `segment:${err.code}`, { client: 'segment', route: t.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
     }
-    const query = queryOf(req);
+    if (err instanceof PayloadTooLargeError) closeAfterAnswer(req, res);
+    t.fail(err);
+  };
+
+  /** Accepts the request's valid events, then answers once they are kept (`ok`) or with why not. */
+  const acceptAll = (req: IncomingMessage, res: ServerResponse, t: HitTarget, events: ReadonlyArray<{ event: Event; body: unknown }>, ok: () => void): void => {
+    const query = t.query === '' ? NO_QUERY : new URLSearchParams(t.query);
     const hits: AcceptedHit[] = [];
-    for (const { event, item } of accepted) {
-      hits.push(opts.accept(event, { headers: req.headers, query, body: item, response: res }));
+    for (const { event, body } of events) {
+      hits.push(opts.accept(event, { headers: req.headers, query, body, response: res }));
       received(['segment', event.type]);
     }
-    whenDurable(
-      opts,
-      hits,
-      () => {
-        if (rejected.length === 0) sendSuccess(res);
-        else res.status(200).json({ success: true, accepted: accepted.length, rejected });
-      },
-      next,
-    );
+    whenDurable(opts, hits, ok, t.fail);
   };
-  router.post('/v1/batch', jsonBody(opts.maxBatchBytes), batch);
-  router.post('/v1/b', jsonBody(opts.maxBatchBytes), batch);
-  router.use(logRequestRefusal(opts.refusals, opts.metrics));
-  return router;
-}
 
-/**
- * A request answered 4xx is logged here: an invalid event on a single route (with its issues and
- * messageId), or a body refused as a whole (not JSON, too large, of the wrong type, not a batch),
- * by its code only, never with the body or the parser's message, which quotes it. The events of a
- * batch refused one by one were each logged by the batch route already.
- */
-function logRequestRefusal(refusals: RateLimitedLog | undefined, metrics: Metrics): ErrorRequestHandler {
-  return (err: unknown, req, _res, next) => {
-    if (err instanceof TagwardenError && err.status < 500) {
-      const details = err.details as { issues?: unknown; rejected?: unknown } | undefined;
-      const issues = err instanceof ValidationError && Array.isArray(details?.issues) ? (details.issues as FieldIssue[]) : [];
-      // On a single route the body is the event; on the batch route, the batch itself was refused.
-      const single = req.path !== '/v1/batch' && req.path !== '/v1/b';
-      // A body refused as a whole is counted here (an invalid event, or a batch's, by its route).
-      if (details?.rejected === undefined && (issues.length === 0 || !single)) metrics.eventsRejected.inc({ client: 'segment', code: err.code });
-      if (refusals !== undefined && details?.rejected === undefined) {
-        if (issues.length > 0) {
-          const reason = refusalReason(issues);
-          const fields = refusalFields(req.path, reason, issues, single ? req.body : undefined, undefined);
-          refusals('warn', `segment:${reason}`, { ...fields, status: err.status }, single ? 'event refused' : 'request refused');
-        } else {
-          refusals('warn', `segment:${err.code}`, { client: 'segment', route: req.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
+  /** A POST of a JSON body within `limit`, handed to `answer` once read. */
+  const post =
+    (limit: number, answer: (req: IncomingMessage, res: ServerResponse, t: HitTarget, body: unknown) => void): HitRoute =>
+    ({
+      cors,
+      POST: (req, res, t) => {
+        const problem = bodyHeadersProblem(req, limit);
+        if (problem !== undefined) {
+          requestRefused(req, res, t, problem);
+          return;
         }
+        readJsonBody(req, limit, (outcome) => {
+          if ('error' in outcome) {
+            requestRefused(req, res, t, outcome.error);
+            return;
+          }
+          try {
+            answer(req, res, t, outcome.body);
+          } catch (err) {
+            t.fail(err); // refused by accept (shutdown began while the body arrived)
+          }
+        });
+      },
+    });
+
+  const routes = new Map<string, HitRoute>();
+  for (const [path, type] of Object.entries(SINGLE_ROUTES)) {
+    routes.set(
+      `/v1/${path}`,
+      post(opts.maxEventBytes, (req, res, t, body) => {
+        const result = parseSegmentEvent(body, type, facts(req));
+        if (!result.ok) {
+          rejected(['segment', 'TW_ERR_VALIDATION']);
+          eventRefused(t.path, result.issues, body, undefined, 400);
+          t.fail(new ValidationError(describe(result.issues), { details: { issues: result.issues } }));
+          return;
+        }
+        acceptAll(req, res, t, [{ event: result.event, body }], () => sendSuccess(res));
+      }),
+    );
+  }
+  const batch = post(opts.maxBatchBytes, (req, res, t, body) => {
+    const parsed = parseBatch(body, facts(req), opts.maxBatchEvents);
+    if ('error' in parsed) {
+      requestRefused(req, res, t, parsed.error);
+      return;
+    }
+    const { accepted, rejected: refused } = parsed;
+    if (refused.length > 0) {
+      rejected(['segment', 'TW_ERR_VALIDATION'], refused.length);
+      const items = (body as { batch: unknown[] }).batch;
+      for (const r of refused) eventRefused(t.path, r.issues, items[r.index], r.index);
+      if (accepted.length === 0) {
+        t.fail(new ValidationError('no valid event in the batch', { details: { rejected: refused } }));
+        return;
       }
     }
-    next(err);
-  };
+    acceptAll(
+      req,
+      res,
+      t,
+      accepted.map(({ event, item }) => ({ event, body: item })),
+      () => (refused.length === 0 ? sendSuccess(res) : sendJson(res, 200, { success: true, accepted: accepted.length, rejected: refused })),
+    );
+  });
+  routes.set('/v1/batch', batch);
+  routes.set('/v1/b', batch);
+  return routes;
 }
 
 /** The reason of a refusal, for its log line and rate limit: the fields at fault, e.g. `event,userId`. */
@@ -144,7 +179,7 @@ export interface ParsedBatch {
 /**
  * A `/v1/batch` body's events, each validated on its own with the batch's `context`,
  * `integrations` and `sentAt` as defaults; an error when the body is not a batch or holds too many events.
- * Shared by the Express route and the fast path (segment-fast-path.ts).
+ * Shared by the route and /debug/explain.
  */
 export function parseBatch(body: unknown, facts: RequestFacts, maxBatchEvents: number): ParsedBatch | { error: ValidationError } {
   if (body === null || typeof body !== 'object' || !Array.isArray((body as { batch?: unknown }).batch)) {
@@ -173,11 +208,6 @@ export function parseBatch(body: unknown, facts: RequestFacts, maxBatchEvents: n
 
 /** Shared by every hit without a query string; readers only call get(). */
 const NO_QUERY = new URLSearchParams();
-
-function queryOf(req: Request): URLSearchParams {
-  const q = queryString(req);
-  return q === '' ? NO_QUERY : new URLSearchParams(q);
-}
 
 function plainObject(v: unknown): Record<string, unknown> | undefined {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;

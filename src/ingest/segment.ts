@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Event, EventContext, EventType } from './event.ts';
-import { fastValid, LIMITS } from './segment-fast.ts';
+import { fastValid } from './segment-fast.ts';
+import { LIMITS } from './segment-limits.ts';
 
 /**
  * The Segment client: turns a Segment HTTP API payload (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/)
@@ -11,9 +12,8 @@ import { fastValid, LIMITS } from './segment-fast.ts';
 
 /** Deepest nesting accepted in one event (objects and arrays). */
 export const MAX_DEPTH = 32;
-const MAX_ID = LIMITS.id;
 
-const id = z.union([z.string().min(1).max(MAX_ID), z.number().finite().transform(String)]);
+const id = z.union([z.string().min(1).max(LIMITS.id), z.number().finite().transform(String)]);
 const isoDate = z
   .string()
   .max(LIMITS.date)
@@ -57,7 +57,7 @@ const contextSchema = z
 
 const common = {
   type: z.string().optional(),
-  messageId: z.string().min(1).max(MAX_ID).optional(),
+  messageId: z.string().min(1).max(LIMITS.id).optional(),
   timestamp: isoDate.optional(),
   originalTimestamp: isoDate.optional(),
   sentAt: isoDate.optional(),
@@ -73,7 +73,8 @@ const common = {
   writeKey: z.string().max(LIMITS.writeKey).optional(),
 };
 
-const byType = {
+/** The one Segment validator, by event type (segment-fast.ts is its quick pre-check for the valid case). */
+export const SEGMENT_SCHEMAS = {
   track: z.object({ ...common, event: z.string().min(1).max(LIMITS.name) }),
   page: z.object({ ...common, name: z.string().max(LIMITS.name).nullable().optional(), category: z.string().max(LIMITS.name).nullable().optional() }),
   screen: z.object({ ...common, name: z.string().max(LIMITS.name).optional() }),
@@ -82,7 +83,7 @@ const byType = {
   alias: z.object({ ...common, previousId: id, userId: id }),
 } as const;
 
-type Parsed = z.output<(typeof byType)[EventType]> & Record<string, unknown>;
+type Parsed = z.output<(typeof SEGMENT_SCHEMAS)[EventType]> & Record<string, unknown>;
 
 export interface FieldIssue {
   path: string;
@@ -112,7 +113,7 @@ export interface BatchDefaults {
 }
 
 export function isEventType(t: unknown): t is EventType {
-  return typeof t === 'string' && Object.hasOwn(byType, t);
+  return typeof t === 'string' && Object.hasOwn(SEGMENT_SCHEMAS, t);
 }
 
 /**
@@ -129,7 +130,7 @@ export function parseSegmentEvent(
   return parseWith(input, routeType, facts, defaults, true);
 }
 
-/** parseSegmentEvent with the fast path optional: the tests compare both ways on the same inputs. */
+/** parseSegmentEvent with the quick check (segment-fast.ts) optional: the tests compare both ways on the same inputs. */
 export function parseWith(
   input: unknown,
   routeType: EventType | undefined,
@@ -143,7 +144,7 @@ export function parseWith(
   const raw = withDefaults(input as Record<string, unknown>, defaults);
   const type = routeType ?? raw.type;
   if (!isEventType(type)) {
-    return { ok: false, issues: [{ path: 'type', message: `must be one of ${Object.keys(byType).join(', ')}` }] };
+    return { ok: false, issues: [{ path: 'type', message: `must be one of ${Object.keys(SEGMENT_SCHEMAS).join(', ')}` }] };
   }
   if (routeType !== undefined && raw.type !== undefined && raw.type !== routeType) {
     // The sent value is not echoed: refusals are logged, and a log carries no values.
@@ -154,7 +155,7 @@ export function parseWith(
 
   // The common valid event skips zod (segment-fast.ts); zod decides, and explains, the rest.
   if (fast && fastValid(raw, type)) return finish(type, raw, facts);
-  const result = byType[type].safeParse(raw);
+  const result = SEGMENT_SCHEMAS[type].safeParse(raw);
   if (!result.success) {
     return {
       ok: false,
@@ -213,7 +214,7 @@ function toEvent(type: EventType, p: Parsed, facts: RequestFacts): Event {
   if (p.sentAt !== undefined) event.sentAt = p.sentAt;
   if (p.anonymousId != null) event.anonymousId = p.anonymousId;
   if (p.userId != null) event.userId = p.userId;
-  // Only the fields of this type's schema: the fast path's input still has the others.
+  // Only the fields of this type's schema: an input the quick check passed still has the others.
   if (type === 'track' && typeof p.event === 'string') event.event = p.event;
   if ((type === 'page' || type === 'screen') && typeof p.name === 'string') event.name = p.name;
   // A page's category is "added to the properties object" (https://segment.com/docs/connections/spec/page/,
@@ -249,7 +250,7 @@ function withoutNulls(page: Record<string, unknown>): NonNullable<EventContext['
     out ??= { ...page };
     delete out[key];
   }
-  // Every member left is what the schema (or the fast path) checked: a string or an extra field.
+  // Every member left is what the schema (or its quick check) checked: a string or an extra field.
   return out ?? page;
 }
 

@@ -1,7 +1,6 @@
-import express from 'express';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { classifyRequestTarget, hostGuard, normalizeHost, type RequestTargetClass } from './host-guard.ts';
+import { classifyRequestTarget, guarded, normalizeHost, type RequestTargetClass } from './host-guard.ts';
 
 describe('classifyRequestTarget', () => {
   const table: [string, RequestTargetClass][] = [
@@ -41,6 +40,17 @@ describe('classifyRequestTarget', () => {
     ['/%252e%252e/x', 'traversal'], // double encoding
     ['/%zz', 'traversal'], // malformed encoding
     ['/a%00b', 'traversal'],
+    // Plain paths (letters, digits, -._~/ only) are judged by their dot segments alone.
+    ['/V1/TRACK/', 'ok'],
+    ['/.well-known/x', 'ok'],
+    ['/a..b/c.d', 'ok'],
+    ['/a/.b', 'ok'],
+    ['/a//b', 'ok'],
+    ['/.', 'traversal'],
+    ['/..', 'traversal'],
+    ['/v1/track/..', 'traversal'],
+    ['/tr/./', 'traversal'],
+    ['//', 'authority'],
   ];
   it.each(table)('%j → %s', (url, expected) => {
     expect(classifyRequestTarget(url)).toBe(expected);
@@ -56,15 +66,12 @@ describe('normalizeHost', () => {
   ])('%s → %s', (h, n) => expect(normalizeHost(h)).toBe(n));
 });
 
-describe('hostGuard', () => {
-  const app = (hosts: readonly string[]) => {
-    const a = express();
-    a.use(hostGuard(hosts));
-    a.get('/ok', (_req, res) => {
-      res.json({ ok: true });
+describe('guarded', () => {
+  const app = (hosts: readonly string[]) =>
+    guarded(hosts, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
     });
-    return a;
-  };
 
   it('passes a listed host, whatever its case and port', async () => {
     const res = await request(app(['tags.example.com'])).get('/ok').set('host', 'TAGS.example.com:8080');
@@ -76,6 +83,7 @@ describe('hostGuard', () => {
     const res = await request(app(['tags.example.com'])).get('/ok').set('host', 'evil.com');
     expect(res.status).toBe(421);
     expect(res.body.error.code).toBe('TW_ERR_MISDIRECTED');
+    expect(res.headers['cache-control']).toBe('no-store');
   });
 
   it('does not match a suffix or a prefix of a listed host', async () => {
@@ -94,5 +102,27 @@ describe('hostGuard', () => {
     const res = await request(app(['tags.example.com'])).get('/a/%2e%2e/ok').set('host', 'evil.com');
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('TW_ERR_VALIDATION');
+  });
+});
+
+describe('guarded: paths served whatever the Host', () => {
+  const app = guarded(
+    ['tags.example.com'],
+    (_req, res) => {
+      res.writeHead(200);
+      res.end('ok');
+    },
+    ['/healthz'],
+  );
+
+  it('serves a probe path to any Host, as Express matches it (case, trailing slash, query)', async () => {
+    for (const path of ['/healthz', '/HealthZ/', '/healthz?full=1']) {
+      expect((await request(app).get(path).set('host', '10.0.0.7:8080')).status).toBe(200);
+    }
+  });
+
+  it('still refuses other paths, and a probe path that traverses', async () => {
+    expect((await request(app).get('/healthzz').set('host', '10.0.0.7')).status).toBe(421);
+    expect((await request(app).get('/x/../healthz').set('host', '10.0.0.7')).status).toBe(400);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * The guard that keeps Tagwarden from ever acting as an open proxy, mounted before every route:
+ * The guard that keeps Tagwarden from ever acting as an open proxy, run on every request before
+ * any route (src/app.ts):
  *
  * - the request-target must be in origin form (`/path?query`): an absolute URL
  *   (`GET http://other/ HTTP/1.1`, proxy form), a scheme-relative `//host/...`, a `\` that some
@@ -12,8 +13,9 @@
  *
  * Only the path is judged: query strings are validated key by key by the routes that read them.
  */
-import type { RequestHandler } from 'express';
-import { MisdirectedRequestError, toErrorBody, ValidationError } from '../errors.ts';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { MisdirectedRequestError, ValidationError } from '../errors.ts';
+import { sendErrorJson } from '../http/errors.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 
@@ -21,6 +23,10 @@ export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   // Origin form only; anything else (`http://…`, `evil.com/x`, `*`, `\\host`) is a proxy request.
   if (!rawUrl.startsWith('/')) return 'absolute';
+  // Every request passes here: a path of plain characters (the hit routes', the scripts') is
+  // judged in one scan.
+  const plain = plainClass(rawUrl);
+  if (plain !== undefined) return plain;
   const q = rawUrl.search(/[?#]/);
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   // `//host/…` and `/\host/…` are scheme-relative URLs to the WHATWG parser.
@@ -38,10 +44,36 @@ export function classifyRequestTarget(rawUrl: string): RequestTargetClass {
   if (/%[0-9a-f]{2}/i.test(decoded)) return 'traversal';
   if (decoded.includes('\\') || hasControlChar(decoded)) return 'traversal';
   if (decoded.startsWith('//')) return 'authority';
-  for (const segment of decoded.split('/')) {
-    if (segment === '..' || segment === '.') return 'traversal';
+  return hasDotSegment(decoded) ? 'traversal' : 'ok';
+}
+
+/**
+ * The class of a target whose path (up to `?` or `#`) has only letters, digits and `-._~/`:
+ * nothing encoded, no userinfo, no backslash, no control character, so only a leading `//` and
+ * dot segments are left to check. Undefined for any other path.
+ */
+function plainClass(url: string): RequestTargetClass | undefined {
+  let end = url.length;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) {
+      end = i;
+      break;
+    }
+    const plain = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2f || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
+    if (!plain) return undefined;
   }
-  return 'ok';
+  if (end >= 2 && url.charCodeAt(1) === 0x2f) return 'authority';
+  const dot = url.indexOf('/.');
+  if (dot === -1 || dot >= end) return 'ok';
+  return hasDotSegment(url.slice(0, end)) ? 'traversal' : 'ok';
+}
+
+function hasDotSegment(path: string): boolean {
+  for (const segment of path.split('/')) {
+    if (segment === '..' || segment === '.') return true;
+  }
+  return false;
 }
 
 function hasControlChar(s: string): boolean {
@@ -72,22 +104,45 @@ const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
   traversal: 'request path must not contain traversal or encoded separators',
 };
 
-export function hostGuard(allowedHosts: readonly string[]): RequestHandler {
+/**
+ * The guard as a request filter, run once for every request before any route (hit routes and
+ * Express alike): answers a refused request (400 or 421, JSON, never cached) and returns false, or
+ * returns true to let it through. Paths in `anyHost` (health probes, which load balancers send to
+ * the instance's address) are served whatever the Host; matched as Express matches a route
+ * (case-insensitive, one optional trailing slash).
+ */
+export function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = []): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowed = new Set(allowedHosts.map(normalizeHost));
-  return (req, res, next) => {
-    // `req.originalUrl` is what Node received, before any router stripped a mount path.
-    const verdict = classifyRequestTarget(req.originalUrl);
+  const probes = new Set(anyHost.map((p) => p.toLowerCase()));
+  return (req, res) => {
+    // `req.url` is the request-target exactly as Node received it.
+    const url = req.url ?? '';
+    const verdict = classifyRequestTarget(url);
     if (verdict !== 'ok') {
-      res.status(400).set('cache-control', 'no-store').json(toErrorBody(new ValidationError(MESSAGES[verdict])));
-      return;
+      sendErrorJson(res, new ValidationError(MESSAGES[verdict]));
+      return false;
     }
     if (allowed.size > 0) {
       const host = req.headers.host;
-      if (host === undefined || !allowed.has(normalizeHost(host))) {
-        res.status(421).set('cache-control', 'no-store').json(toErrorBody(new MisdirectedRequestError('this server does not serve that host')));
-        return;
+      if ((host === undefined || !allowed.has(normalizeHost(host))) && !probes.has(probePath(url))) {
+        sendErrorJson(res, new MisdirectedRequestError('this server does not serve that host'));
+        return false;
       }
     }
-    next();
+    return true;
+  };
+}
+
+/** A request's path as compared with the probe paths: no query, lower case, no trailing slash. */
+function probePath(url: string): string {
+  const path = url.split(/[?#]/, 1)[0]!.toLowerCase();
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/** `listener` behind the guard (src/app.ts serves the hit routes and Express this way). */
+export function guarded(allowedHosts: readonly string[], listener: RequestListener, anyHost: readonly string[] = []): RequestListener {
+  const guard = requestGuard(allowedHosts, anyHost);
+  return (req, res) => {
+    if (guard(req, res)) listener(req, res);
   };
 }
