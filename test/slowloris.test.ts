@@ -30,7 +30,7 @@ interface SlowExchange {
 
 /** Sends `start` at once, then one byte of `drip` every DRIP_MS (never all of it), until the server closes. */
 function slowClient(port: number, start: string, drip: string): Promise<SlowExchange> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     let t0 = 0;
     let answer = '';
     let sent = 0;
@@ -49,11 +49,7 @@ function slowClient(port: number, start: string, drip: string): Promise<SlowExch
       clearInterval(timer);
       resolve({ answer, closedAfterMs: performance.now() - t0 });
     });
-    setTimeout(() => {
-      clearInterval(timer);
-      socket.destroy();
-      reject(new Error('the server never closed the slow connection'));
-    }, 4_000).unref();
+    // A server that never closes the connection fails the test by vitest's timeout.
   });
 }
 
