@@ -9,10 +9,9 @@
  * invalid bytes make the body malformed rather than U+FFFD. Redirects are never followed: the API
  * does not redirect, and a 3xx is a status like any other.
  */
-import type { Dispatcher } from 'undici';
-import type { Clock } from '../../lib/clock.ts';
 import { send } from '../../lib/http/send.ts';
 import { interpretVerifyBody, type VerifyAnswer } from './verify-response.ts';
+import type { VerifySettings } from './verify-options.ts';
 
 /** What one exchange produced. */
 export type Exchange =
@@ -23,18 +22,12 @@ export type Exchange =
   | { kind: 'network' }
   | { kind: 'closed' };
 
-export interface VerifyTransportOptions {
-  /** Owned by the caller: nothing here closes it. */
-  dispatcher: Dispatcher;
-  /** Builds the request URL for a visitor (./verify-url.ts). */
-  url: (visitorId: string) => string;
-  apiKeyHeader: string;
-  apiKey: string;
-  categoryMap: Readonly<Record<string, string>>;
-  timeoutMs: number;
-  maxBodyBytes: number;
-  clock: Clock;
-}
+/**
+ * The checked settings the transport reads (./verify-options.ts): the dispatcher (owned by the
+ * caller: nothing here closes it), the URL builder, the key and its header, the category map, the
+ * request timeout, the body bound and the clock.
+ */
+export type VerifyTransportOptions = Pick<VerifySettings, 'dispatcher' | 'url' | 'apiKeyHeader' | 'apiKey' | 'categoryMap' | 'timeoutMs' | 'maxBodyBytes' | 'clock'>;
 
 export interface VerifyTransport {
   exchange(visitorId: string): Promise<Exchange>;
