@@ -7,15 +7,21 @@ export const notFound: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`no route for ${req.method} ${req.path}`));
 };
 
+/**
+ * The error a request is answered with: a TagwardenError as it is; anything else is logged (with
+ * the request's method and path, never its body) and answered as an InternalError, so an
+ * unexpected error never leaks its message. Shared by Express's error handler and the hit router.
+ */
+export function answerableError(err: unknown, log: Logger, method: string | undefined, path: string | undefined): TagwardenError {
+  if (err instanceof TagwardenError) return err;
+  log.error({ err, method, path }, 'unexpected error');
+  return new InternalError('internal error');
+}
+
 /** Every error leaves as `{error: {code, message, details?}}`; unexpected ones never leak their message. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    let e: TagwardenError;
-    if (err instanceof TagwardenError) e = err;
-    else {
-      log.error({ err, method: req.method, path: req.path }, 'unexpected error');
-      e = new InternalError('internal error');
-    }
+    const e = answerableError(err, log, req.method, req.path);
     if (res.headersSent) {
       res.end();
       return;

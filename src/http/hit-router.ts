@@ -13,9 +13,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { InternalError, MethodNotAllowedError, TagwardenError, UnavailableError } from '../errors.ts';
+import { InternalError, MethodNotAllowedError, UnavailableError } from '../errors.ts';
 import type { Cors } from './cors.ts';
-import { sendErrorJson } from './errors.ts';
+import { answerableError, sendErrorJson } from './errors.ts';
 
 /** Where a hit was sent, and how its handler answers an error. */
 export interface HitTarget {
@@ -68,12 +68,7 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
   const unavailable = new UnavailableError('shutting down; retry on another instance');
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
-    let e: TagwardenError;
-    if (err instanceof TagwardenError) e = err;
-    else {
-      opts.log.error({ err, method: req.method, path: req.url }, 'unexpected error');
-      e = new InternalError('internal error');
-    }
+    const e = answerableError(err, opts.log, req.method, req.url);
     if (res.headersSent) res.end();
     else sendErrorJson(res, e);
   };

@@ -224,7 +224,7 @@ const SUCCESS = '{"success":true}';
  * Buffer: Node then writes the head and the body in one `write` instead of a corked `writev` of
  * two buffers (OutgoingMessage#_send).
  */
-export function sendSuccess(res: ServerResponse): void {
+function sendSuccess(res: ServerResponse): void {
   res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': SUCCESS.length });
   res.end(SUCCESS, 'latin1');
 }

@@ -111,7 +111,7 @@ const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
  * the instance's address) are served whatever the Host; matched as Express matches a route
  * (case-insensitive, one optional trailing slash).
  */
-export function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = []): (req: IncomingMessage, res: ServerResponse) => boolean {
+function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = []): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowed = new Set(allowedHosts.map(normalizeHost));
   const probes = new Set(anyHost.map((p) => p.toLowerCase()));
   return (req, res) => {
