@@ -259,8 +259,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     log,
     metrics,
   });
-  const acceptHit = intake.accept;
-  const commitHits = intake.commit;
 
   let shuttingDown: Promise<void> | undefined;
   const app = express();
@@ -308,7 +306,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   // The client hit routes, each with its one implementation on node:http (src/http/hit-router.ts);
   // Express serves the rest. Hits are stamped on the consent clock, as their consent is read.
-  const hitOptions = { trustProxyHops: config.server.trustProxyHops, metrics, accept: acceptHit, commit: commitHits, refusals, clock };
+  const hitOptions = { trustProxyHops: config.server.trustProxyHops, metrics, accept: intake.accept, commit: intake.commit, refusals, clock };
   const hits = hitRouter(
     new Map([
       ...segmentRoutes({
