@@ -9,7 +9,7 @@ import { createDelivery, createMemoryOutbox, type Delivery, type DeliveryResult,
 import { createPool } from './lib/http/pool.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
-import { UnavailableError } from './errors.ts';
+import { shuttingDownError, UnavailableError } from './errors.ts';
 import { errorHandler, notFound } from './http/errors.ts';
 import { hitRouter } from './http/hit-router.ts';
 import { segmentRoutes } from './ingest/segment-routes.ts';
@@ -280,7 +280,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   if (consentApi !== undefined && config.api.enabled) {
     app.use('/api/v1', (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
-      next(accepting ? undefined : new UnavailableError('shutting down; retry on another instance'));
+      next(accepting ? undefined : shuttingDownError());
     });
     app.use(consentApi.router);
   }

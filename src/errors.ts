@@ -122,6 +122,11 @@ export class UnavailableError extends TagwardenError {
   override readonly retryable = true;
 }
 
+/** The refusal of a hit or a write once shutdown began: the sender keeps it and retries elsewhere. */
+export function shuttingDownError(): UnavailableError {
+  return new UnavailableError('shutting down; retry on another instance');
+}
+
 /** A destination template is invalid (schema, mapping directive, settings). Not retried: fix the template. */
 export class TemplateError extends TagwardenError {
   override readonly code = 'TW_ERR_TEMPLATE';

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { InternalError, MethodNotAllowedError, UnavailableError } from '../errors.ts';
+import { InternalError, MethodNotAllowedError, shuttingDownError } from '../errors.ts';
 import type { Cors } from './cors.ts';
 import { answerableError, sendErrorJson } from './errors.ts';
 
@@ -65,7 +65,7 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
     table.set(path, entry);
     table.set(`${path}/`, entry);
   }
-  const unavailable = new UnavailableError('shutting down; retry on another instance');
+  const unavailable = shuttingDownError();
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
     const e = answerableError(err, opts.log, req.method, req.url);

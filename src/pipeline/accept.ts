@@ -1,7 +1,7 @@
 import type { ConsentResolver } from '../consent/resolve.ts';
 import { readSignals } from '../consent/signals.ts';
 import type { HitToDecide } from '../delivery/journal-runtime.ts';
-import { UnavailableError } from '../errors.ts';
+import { shuttingDownError } from '../errors.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import { visitorCookie, type VisitorCookieOptions } from '../identity/cookie.ts';
 import { validId, type CompiledSource, type HitSources } from '../identity/visitor.ts';
@@ -31,7 +31,7 @@ export function createAccept(deps: AcceptDeps): (event: Event, hit: HitSources) 
   return (event, hit) => {
     // A hit whose body was still arriving when shutdown began: refuse it rather than
     // acknowledge it after the pipeline has been drained.
-    if (!deps.accepting()) throw new UnavailableError('shutting down; retry on another instance');
+    if (!deps.accepting()) throw shuttingDownError();
     const now = new Date(clock.now());
     // Identity and signals (the visitor id is one of them).
     const signals = readSignals(hit, event, identity);
