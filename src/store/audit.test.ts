@@ -37,6 +37,22 @@ forEachEngine('audit log', (engine) => {
     expect(head!.seq).toBe(seqs[4]);
   });
 
+  it('keeps an input\'s evidence (attributes) in its row, hashed: an edit of it breaks the chain', async () => {
+    const s = createConsentStore(db, { clock: new FakeClock(9_000) });
+    const [out] = await s.apply([input({ attributes: { email: 'a@example.com', custom: { b: 1, a: [2, 'x\u0000y'] } } })]);
+    const page = await queryAudit(db, { siteId: 'shop' });
+    expect(page.rows[0]!.attributes).toEqual({ custom: { a: [2, 'x\uFFFDy'], b: 1 }, email: 'a@example.com' });
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true, rows: 1 });
+    await db.run("UPDATE audit_log SET attributes = '{\"email\":\"b@example.com\"}' WHERE seq = ?", [out!.auditSeq!]);
+    expect(await verifyAuditChain(db)).toEqual({ ok: false, brokenAt: out!.auditSeq, reason: 'hash_mismatch', rows: 0 });
+  });
+
+  it('refuses evidence beyond 16 KiB with a 400, writing nothing', async () => {
+    const s = createConsentStore(db, { clock: new FakeClock(9_000) });
+    await expect(s.apply([input({ attributes: { big: 'x'.repeat(20_000) } })])).rejects.toBeInstanceOf(ValidationError);
+    expect((await queryAudit(db, { siteId: 'shop' })).rows).toEqual([]);
+  });
+
   it('detects an edited row (hash mismatch at that row)', async () => {
     const seqs = await fiveRows(db);
     await db.run("UPDATE audit_log SET action = 'reject' WHERE seq = ?", [seqs[2]!]);
@@ -165,5 +181,8 @@ describe('audit hash', () => {
     expect(auditHash(GENESIS_HASH, reversed)).toBe(auditHash(GENESIS_HASH, cols));
     expect(auditHash(GENESIS_HASH, { ...cols, message: '' })).not.toBe(auditHash(GENESIS_HASH, cols));
     expect(auditHash('1'.repeat(64), cols)).not.toBe(auditHash(GENESIS_HASH, cols));
+    // Rows from before migration 5 (no attributes) keep their hash; evidence changes it.
+    expect(auditHash(GENESIS_HASH, { ...cols, attributes: null })).toBe(auditHash(GENESIS_HASH, cols));
+    expect(auditHash(GENESIS_HASH, { ...cols, attributes: '{"email":"a@example.com"}' })).not.toBe(auditHash(GENESIS_HASH, cols));
   });
 });

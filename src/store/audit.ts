@@ -45,6 +45,11 @@ export interface AuditColumns {
   invalid_reason: string | null;
   applied: 0 | 1;
   dedup_key: string;
+  /**
+   * Evidence kept beside the state (migration 5): canonical JSON of an object, or null. Hashed only
+   * when not null, so every row written before the column existed keeps its hash.
+   */
+  attributes?: string | null;
 }
 
 const HASHED: readonly (keyof AuditColumns)[] = [
@@ -87,6 +92,8 @@ export interface AuditRow {
   invalidReason: string | null;
   applied: boolean;
   dedupKey: string;
+  /** The evidence kept with the input (Bloomreach attributes, SecurePrivacy fingerprint, …), or null. */
+  attributes: Record<string, unknown> | null;
   prevHash: string;
   hash: string;
 }
@@ -99,7 +106,37 @@ export interface AuditRow {
 export function canonicalAuditJson(row: AuditColumns): string {
   const out: Record<string, unknown> = {};
   for (const k of HASHED) out[k] = row[k] ?? null;
+  // Appended after the sorted columns, and only when present: a row without evidence hashes
+  // exactly as it did before migration 5 added the column.
+  if (row.attributes !== undefined && row.attributes !== null) out.attributes = row.attributes;
   return JSON.stringify(out);
+}
+
+/** Most bytes of one row's attributes JSON (a seed's evidence is small; 16 KiB bounds a hostile one). */
+export const MAX_AUDIT_ATTRIBUTES_BYTES = 16_384;
+
+/**
+ * The stored text of an input's evidence: JSON with object keys sorted at every level, text made
+ * storable (storableText). Undefined for no evidence or an empty object. Callers bound what they
+ * pass; a result beyond MAX_AUDIT_ATTRIBUTES_BYTES is a ValidationError (400), never truncated.
+ */
+export function auditAttributesJson(attrs: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (attrs === undefined || Object.keys(attrs).length === 0) return undefined;
+  const sort = (v: unknown): unknown => {
+    if (typeof v === 'string') return storableText(v);
+    if (Array.isArray(v)) return v.map(sort);
+    if (v !== null && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) out[storableText(k)] = sort((v as Record<string, unknown>)[k]);
+      return out;
+    }
+    return v;
+  };
+  const text = JSON.stringify(sort(attrs));
+  if (Buffer.byteLength(text) > MAX_AUDIT_ATTRIBUTES_BYTES) {
+    throw new ValidationError(`attributes: at most ${MAX_AUDIT_ATTRIBUTES_BYTES} bytes of evidence per input`, { details: { issues: [{ path: 'attributes', message: 'too large' }] } });
+  }
+  return text;
 }
 
 export function auditHash(prevHash: string, row: AuditColumns): string {
@@ -133,8 +170,8 @@ export async function chainHeadHash(tx: Queryable): Promise<string> {
  */
 export async function appendAudit(tx: Queryable, prevHash: string, row: AuditColumns): Promise<{ seq: number; hash: string } | undefined> {
   const hash = auditHash(prevHash, row);
-  const cols = [...HASHED, 'prev_hash', 'hash'];
-  const params: Param[] = [...HASHED.map((k) => row[k]), prevHash, hash];
+  const cols = [...HASHED, 'attributes', 'prev_hash', 'hash'];
+  const params: Param[] = [...HASHED.map((k) => row[k]), row.attributes ?? null, prevHash, hash];
   const inserted = await tx.get<{ seq: number }>(
     `INSERT INTO audit_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (dedup_key) DO NOTHING RETURNING seq`,
     params,
@@ -169,7 +206,7 @@ export const MAX_AUDIT_PAGE = 1000;
 const DEFAULT_AUDIT_PAGE = 100;
 
 const COLUMNS =
-  'seq, site_id, subject_key, action, item, consent_at, valid_until, message, source, identification, identification_type, imported_at, api_key_id, payload_hash, valid, invalid_reason, applied, dedup_key, prev_hash, hash';
+  'seq, site_id, subject_key, action, item, consent_at, valid_until, message, source, identification, identification_type, imported_at, api_key_id, payload_hash, valid, invalid_reason, applied, dedup_key, attributes, prev_hash, hash';
 
 interface DbAuditRow extends AuditColumns {
   [key: string]: unknown;
@@ -200,6 +237,7 @@ function columnsOf(r: DbAuditRow): AuditColumns {
     invalid_reason: r.invalid_reason,
     applied: Number(r.applied) === 1 ? 1 : 0,
     dedup_key: r.dedup_key,
+    attributes: r.attributes ?? null,
   };
 }
 
@@ -224,6 +262,7 @@ function toAuditRow(r: DbAuditRow): AuditRow {
     invalidReason: c.invalid_reason,
     applied: c.applied === 1,
     dedupKey: c.dedup_key,
+    attributes: c.attributes === null || c.attributes === undefined ? null : (JSON.parse(c.attributes) as Record<string, unknown>),
     prevHash: r.prev_hash,
     hash: r.hash,
   };

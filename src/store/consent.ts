@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { ValidationError } from '../errors.ts';
-import { appendAudit, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
+import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
 import { notifyChange } from './notify.ts';
 import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
@@ -400,6 +400,7 @@ class Writer {
       invalid_reason: text(input.invalidReason),
       applied: applied ? 1 : 0,
       dedup_key: dedupKeyOf(input),
+      attributes: auditAttributesJson(input.attributes) ?? null,
     };
     const appended = await appendAudit(this.tx, this.head, row);
     const base = input.invalidReason === undefined ? { valid: input.valid } : { valid: input.valid, invalidReason: input.invalidReason };
@@ -453,6 +454,7 @@ class Writer {
       invalid_reason: null,
       applied: applied ? 1 : 0,
       dedup_key: createHash('sha256').update(JSON.stringify(['record', p.siteId, key, p.consentAt, fieldsHash])).digest('hex'),
+      attributes: auditAttributesJson(p.attributes) ?? null,
     };
     const appended = await appendAudit(this.tx, this.head, row);
     // The same patch again changes nothing (and is not audited twice).

@@ -186,6 +186,16 @@ DROP INDEX IF EXISTS journal_hits_owner;
 ALTER TABLE journal_work ADD COLUMN code TEXT;
 `,
   },
+  {
+    version: 5,
+    name: 'audit log: the evidence an input carried besides its state',
+    // Canonical JSON (src/store/audit.ts, auditAttributesJson) of what a seed says must be kept as
+    // proof: Bloomreach's email and custom attributes, SecurePrivacy's Metadata, URI, Reference,
+    // ConsentType and fingerprint (IP, user agent, geo). Hashed into the chain when present.
+    sql: () => `
+ALTER TABLE audit_log ADD COLUMN attributes TEXT;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -45,6 +45,12 @@ export interface ConsentInput {
   apiKeyId?: string;
   /** Inputs with the same key are applied once (re-imports change nothing); default derived from the fields. */
   dedupKey?: string;
+  /**
+   * Evidence kept in the audit row beside the state (hashed into the chain, never part of the
+   * state): Bloomreach's email and custom attributes, SecurePrivacy's Metadata, URI, Reference,
+   * ConsentType and fingerprint. Bounded by auditAttributesJson (src/store/audit.ts).
+   */
+  attributes?: Readonly<Record<string, unknown>>;
 }
 
 /** What a push sets besides items: last-write-wins by `consentAt` as well. */
@@ -60,6 +66,8 @@ export interface RecordPatch {
   /** SHA-256 of the raw payload (audit); defaults to one of the patch itself. */
   payloadHash?: string;
   apiKeyId?: string;
+  /** Evidence kept in the audit row, as ConsentInput.attributes. */
+  attributes?: Readonly<Record<string, unknown>>;
 }
 
 export interface ItemState {

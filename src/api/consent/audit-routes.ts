@@ -69,7 +69,7 @@ function view(r: AuditRow): Record<string, unknown> {
   };
 }
 
-const CSV_FIELDS = ['seq', 'subjectKey', 'action', 'item', 'consentAt', 'validUntil', 'source', 'valid', 'invalidReason', 'applied', 'message', 'identification', 'identificationType', 'importedAt', 'apiKeyId', 'payloadHash', 'prevHash', 'hash'] as const;
+const CSV_FIELDS = ['seq', 'subjectKey', 'action', 'item', 'consentAt', 'validUntil', 'source', 'valid', 'invalidReason', 'applied', 'message', 'identification', 'identificationType', 'importedAt', 'apiKeyId', 'payloadHash', 'attributes', 'prevHash', 'hash'] as const;
 
 function csvCell(v: unknown): string {
   const s = v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
