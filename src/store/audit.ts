@@ -171,7 +171,7 @@ export async function chainHeadHash(tx: Queryable): Promise<string> {
 export async function appendAudit(tx: Queryable, prevHash: string, row: AuditColumns): Promise<{ seq: number; hash: string } | undefined> {
   const hash = auditHash(prevHash, row);
   const cols = [...HASHED, 'attributes', 'prev_hash', 'hash'];
-  const params: Param[] = [...HASHED.map((k) => row[k]), row.attributes ?? null, prevHash, hash];
+  const params: Param[] = [...HASHED.map((k) => row[k] ?? null), row.attributes ?? null, prevHash, hash];
   const inserted = await tx.get<{ seq: number }>(
     `INSERT INTO audit_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (dedup_key) DO NOTHING RETURNING seq`,
     params,
