@@ -194,6 +194,14 @@ export const configSchema = z
           .record(categoryId, categorySchema)
           .default({})
           .describe('The consent categories of this site, keyed by id (e.g. advertising, analytics, functional).'),
+        consentClockSkewMs: z
+          .int()
+          .min(0)
+          .max(3_600_000)
+          .default(300_000)
+          .describe(
+            'How far ahead of this server\'s clock a consent time may be. The API refuses later times with a 400 naming the field; a hit\'s consent signals never count as later than the hit\'s arrival.',
+          ),
       })
       .strict()
       .describe('The site whose hits this instance serves.'),
