@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
+import { AuditReplay, type ReplayProblem } from './replay.ts';
 
 /**
  * The audit log: every consent input, append-only, in ONE hash chain across sites:
@@ -342,6 +343,11 @@ export type ChainVerdict =
  * be there with that hash: truncation of the end and a rewrite of the whole tail are caught too.
  */
 export async function verifyAuditChain(db: Queryable, opts: { anchor?: AuditAnchor; pageSize?: number } = {}): Promise<ChainVerdict> {
+  return walkChain(db, opts);
+}
+
+/** The chain walk of verifyAuditChain; `onRow` sees each row that verified, in chain order. */
+async function walkChain(db: Queryable, opts: { anchor?: AuditAnchor; pageSize?: number }, onRow?: (r: DbAuditRow, c: AuditColumns) => void): Promise<ChainVerdict> {
   const pageSize = opts.pageSize ?? MAX_AUDIT_PAGE;
   let prev = GENESIS_HASH;
   let after = 0;
@@ -353,11 +359,13 @@ export async function verifyAuditChain(db: Queryable, opts: { anchor?: AuditAnch
     for (const r of page) {
       const seq = Number(r.seq);
       if (r.prev_hash !== prev) return { ok: false, brokenAt: seq, reason: 'prev_hash_mismatch', rows };
-      if (auditHash(r.prev_hash, columnsOf(r)) !== r.hash) return { ok: false, brokenAt: seq, reason: 'hash_mismatch', rows };
+      const c = columnsOf(r);
+      if (auditHash(r.prev_hash, c) !== r.hash) return { ok: false, brokenAt: seq, reason: 'hash_mismatch', rows };
       if (opts.anchor !== undefined && seq === opts.anchor.seq) {
         if (r.hash !== opts.anchor.hash) return { ok: false, brokenAt: seq, reason: 'anchor_mismatch', rows };
         anchorSeen = true;
       }
+      onRow?.(r, c);
       prev = r.hash;
       rows++;
       head = { seq, hash: r.hash };
@@ -368,4 +376,214 @@ export async function verifyAuditChain(db: Queryable, opts: { anchor?: AuditAnch
   }
   if (opts.anchor !== undefined && !anchorSeen) return { ok: false, brokenAt: opts.anchor.seq, reason: 'anchor_missing', rows };
   return head === undefined ? { ok: true, rows } : { ok: true, rows, head };
+}
+
+/** The first difference between a stored state row and the state the log implies. */
+export interface StateMismatch {
+  siteId: string;
+  /** subject key (`visitor:<id>` / `user:<id>`). */
+  subject: string;
+  /** For a consent_items difference. */
+  item?: string;
+  /** A column (`status`, `consent_at`, …), `row` (present on one side only) or `profile`. */
+  field: string;
+  stored: unknown;
+  implied: unknown;
+}
+
+export type AuditVerdict =
+  | ChainVerdict
+  | {
+      ok: false;
+      /** A row the replay cannot apply: an action it does not know, or a row the store never writes. */
+      reason: 'unknown_action' | 'malformed_row';
+      brokenAt: number;
+      detail: string;
+      rows: number;
+    }
+  | { ok: false; reason: 'state_mismatch'; mismatch: StateMismatch; rows: number };
+
+const sameValue = (a: unknown, b: unknown): boolean => a === b;
+
+/**
+ * Keyset pages of a whole table in `order` (the primary key or an index, so each page is a range
+ * probe); each row handed to `each`, which may stop the walk by returning a value.
+ */
+async function walkTable<R extends Record<string, unknown>, T>(db: Queryable, sql: { cols: string; table: string; order: readonly string[] }, pageSize: number, each: (r: R) => T | undefined): Promise<T | undefined> {
+  let last: Param[] | undefined;
+  const order = sql.order.join(', ');
+  for (;;) {
+    const where = last === undefined ? '' : `WHERE (${order}) > (${sql.order.map(() => '?').join(', ')})`;
+    const page = await db.all<R>(`SELECT ${sql.cols} FROM ${sql.table} ${where} ORDER BY ${order} LIMIT ?`, [...(last ?? []), pageSize]);
+    for (const r of page) {
+      const out = each(r);
+      if (out !== undefined) return out;
+    }
+    const end = page[page.length - 1];
+    if (page.length < pageSize || end === undefined) return undefined;
+    last = sql.order.map((k) => end[k] as Param);
+  }
+}
+
+/**
+ * The chain (verifyAuditChain) AND the state: the log is replayed (src/store/replay.ts) into the
+ * state it implies, which is compared with consent_items (status, consent_at, valid_until,
+ * source, audit_seq), the record part of consent_records (tcf_string, gcm, consent_type,
+ * geo_country, consent_at, source) and the partition of subjects into profiles (which subjects
+ * share one, not the profile ids). A direct edit of a state row is then caught like an edit of a
+ * log row (issue 13). Versions and updated_at are not derivable from the log and not compared.
+ *
+ * Streaming: the log and each table are read a page at a time; memory is bounded by the size of
+ * the implied state (one entry per subject and per item, plus invalid events not yet expired),
+ * not by the log. Run in one transaction so the log and the tables are one snapshot: on PostgreSQL
+ * REPEATABLE READ (writers are not blocked); on SQLite the transaction is the one writer, so writes
+ * wait for the verification (seconds for a large store).
+ */
+export async function verifyAuditState(db: Queryable | Db, opts: { anchor?: AuditAnchor; pageSize?: number } = {}): Promise<AuditVerdict> {
+  if ('transaction' in db) {
+    const engine = db.engine;
+    return db.transaction(async (tx) => {
+      if (engine === 'postgres') await tx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      return verifyIn(tx, opts);
+    });
+  }
+  return verifyIn(db, opts);
+}
+
+async function verifyIn(db: Queryable, opts: { anchor?: AuditAnchor; pageSize?: number }): Promise<AuditVerdict> {
+  const pageSize = opts.pageSize ?? MAX_AUDIT_PAGE;
+  const replay = new AuditReplay();
+  let problem: ReplayProblem | undefined;
+  const chain = await walkChain(db, opts, (r, c) => {
+    const p = replay.add({ seq: Number(r.seq), site_id: c.site_id, subject_key: c.subject_key, action: c.action, item: c.item, consent_at: c.consent_at, valid_until: c.valid_until, message: c.message, source: c.source, valid: c.valid });
+    problem ??= p;
+  });
+  if (!chain.ok) return chain;
+  if (problem !== undefined) return { ok: false, reason: problem.reason, brokenAt: problem.seq, detail: problem.detail, rows: chain.rows };
+  const mismatch = (await compareItems(db, replay, pageSize)) ?? (await compareRecords(db, replay, pageSize)) ?? (await compareProfiles(db, replay, pageSize));
+  return mismatch === undefined ? chain : { ok: false, reason: 'state_mismatch', mismatch, rows: chain.rows };
+}
+
+interface StoredItemRow {
+  [key: string]: unknown;
+  site_id: string;
+  subject_key: string;
+  item: string;
+  status: string;
+  consent_at: unknown;
+  valid_until: unknown;
+  source: string;
+  audit_seq: unknown;
+}
+
+async function compareItems(db: Queryable, replay: AuditReplay, pageSize: number): Promise<StateMismatch | undefined> {
+  const found = await walkTable<StoredItemRow, StateMismatch>(
+    db,
+    { cols: 'site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq', table: 'consent_items', order: ['site_id', 'subject_key', 'item'] },
+    pageSize,
+    (r) => {
+      const at = { siteId: r.site_id, subject: r.subject_key, item: r.item };
+      const want = replay.item(r.site_id, r.subject_key, r.item);
+      if (want === undefined) return { ...at, field: 'row', stored: 'present', implied: 'absent' };
+      replay.markItem(r.site_id, r.subject_key, r.item);
+      const fields: [string, unknown, unknown][] = [
+        ['status', r.status, want.status],
+        ['consent_at', num(r.consent_at), want.consentAt],
+        ['valid_until', num(r.valid_until), want.validUntil],
+        ['source', r.source, want.source],
+        ['audit_seq', num(r.audit_seq), want.auditSeq],
+      ];
+      for (const [field, stored, implied] of fields) if (!sameValue(stored, implied)) return { ...at, field, stored, implied };
+      return undefined;
+    },
+  );
+  if (found !== undefined) return found;
+  const missing = replay.unseenItem();
+  return missing === undefined ? undefined : { siteId: missing.siteId, subject: missing.subjectKey, item: missing.item, field: 'row', stored: 'absent', implied: missing.state };
+}
+
+interface StoredRecordRow {
+  [key: string]: unknown;
+  site_id: string;
+  subject_key: string;
+  tcf_string: string | null;
+  gcm: string | null;
+  consent_type: string | null;
+  geo_country: string | null;
+  consent_at: unknown;
+  source: string | null;
+}
+
+async function compareRecords(db: Queryable, replay: AuditReplay, pageSize: number): Promise<StateMismatch | undefined> {
+  const found = await walkTable<StoredRecordRow, StateMismatch>(
+    db,
+    { cols: 'site_id, subject_key, tcf_string, gcm, consent_type, geo_country, consent_at, source', table: 'consent_records', order: ['site_id', 'subject_key'] },
+    pageSize,
+    (r) => {
+      const want = replay.record(r.site_id, r.subject_key);
+      replay.markRecord(r.site_id, r.subject_key);
+      // A subject whose record no `record` row decided keeps a row for its version only: all null.
+      const fields: [string, unknown, unknown][] = [
+        ['tcf_string', r.tcf_string, want?.tcfString ?? null],
+        ['gcm', r.gcm, want?.gcm ?? null],
+        ['consent_type', r.consent_type, want?.consentType ?? null],
+        ['geo_country', r.geo_country, want?.geoCountry ?? null],
+        ['consent_at', num(r.consent_at), want?.consentAt ?? null],
+        ['source', r.source, want?.source ?? null],
+      ];
+      for (const [field, stored, implied] of fields) if (!sameValue(stored, implied)) return { siteId: r.site_id, subject: r.subject_key, field, stored, implied };
+      return undefined;
+    },
+  );
+  if (found !== undefined) return found;
+  const missing = replay.unseenRecord();
+  return missing === undefined ? undefined : { siteId: missing.siteId, subject: missing.subjectKey, field: 'row', stored: 'absent', implied: missing.state };
+}
+
+interface StoredSubjectRow {
+  [key: string]: unknown;
+  site_id: string;
+  profile_id: string;
+  subject_key: string;
+}
+
+async function compareProfiles(db: Queryable, replay: AuditReplay, pageSize: number): Promise<StateMismatch | undefined> {
+  // One stored profile at a time (rows come grouped by profile): all its subjects must be one
+  // class of the replay, a class no other stored profile matched, and the whole class.
+  let group: { siteId: string; profileId: string; members: string[]; cls: string } | undefined;
+  const close = (): StateMismatch | undefined => {
+    if (group === undefined) return undefined;
+    const g = group;
+    group = undefined;
+    const stored = g.members.slice(0, 10);
+    if (!replay.markProfile(g.cls) || replay.profileSize(g.cls) !== g.members.length) {
+      return { siteId: g.siteId, subject: g.members[0]!, field: 'profile', stored, implied: replay.members(g.cls) };
+    }
+    return undefined;
+  };
+  const found = await walkTable<StoredSubjectRow, StateMismatch>(
+    db,
+    { cols: 'site_id, profile_id, subject_key', table: 'subjects', order: ['site_id', 'profile_id', 'subject_key'] },
+    pageSize,
+    (r) => {
+      const cls = replay.profileOf(r.site_id, r.subject_key);
+      if (cls === undefined) return { siteId: r.site_id, subject: r.subject_key, field: 'row', stored: 'present', implied: 'absent' };
+      if (group !== undefined && (group.siteId !== r.site_id || group.profileId !== r.profile_id)) {
+        const m = close();
+        if (m !== undefined) return m;
+      }
+      if (group === undefined) {
+        group = { siteId: r.site_id, profileId: r.profile_id, members: [r.subject_key], cls };
+        return undefined;
+      }
+      if (group.cls !== cls) return { siteId: r.site_id, subject: r.subject_key, field: 'profile', stored: group.members.slice(0, 10), implied: replay.members(cls) };
+      group.members.push(r.subject_key);
+      return undefined;
+    },
+  );
+  if (found !== undefined) return found;
+  const last = close();
+  if (last !== undefined) return last;
+  const missing = replay.unseenSubject();
+  return missing === undefined ? undefined : { siteId: missing.siteId, subject: missing.subjectKey, field: 'row', stored: 'absent', implied: 'present' };
 }
