@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
-import { ValidationError } from '../errors.ts';
+import { InternalError, NotFoundError, ValidationError } from '../errors.ts';
 import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
 import { notifyChange } from './notify.ts';
+import { gcmText, replayAudit, type ReplayRow } from './replay.ts';
 import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
@@ -49,6 +50,80 @@ export interface ConsentStore {
   apply(inputs: readonly ConsentInput[], patches?: readonly RecordPatch[]): Promise<InputOutcome[]>;
   read(siteId: string, subject: SubjectRef, now?: number): Promise<SubjectConsent | undefined>;
   link(siteId: string, a: SubjectRef, b: SubjectRef): Promise<LinkResult>;
+  /** Expires invalid consent events (by audit seq, or all of one subject's item): see `ExpireTarget`. */
+  expire(siteId: string, target: ExpireTarget, meta?: ExpireMeta): Promise<ExpireResult>;
+}
+
+/**
+ * Which invalid events to expire: audit seqs (each must be an invalid consent event of the site:
+ * unknown → NotFoundError, anything else → ValidationError, naming it), or every invalid event of
+ * one subject's item not yet expired (at most MAX_EXPIRE per call; `more` says to call again).
+ */
+export type ExpireTarget = { seqs: readonly number[] } | { subject: SubjectRef; item: string };
+
+export interface ExpireMeta {
+  /** The audit row's source; default `api`. */
+  source?: string;
+  apiKeyId?: string;
+}
+
+export interface ExpireResult {
+  /** Per event: whether this call expired it (false: it already was), and the seq of its `expire` row. */
+  events: { seq: number; expired: boolean; auditSeq: number }[];
+  /** By subject and item: more invalid events are left (call again). */
+  more: boolean;
+}
+
+/** Most events one expire call handles (each is an audit row and an item recomputed). */
+export const MAX_EXPIRE = 500;
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** The audit columns the replay reads (src/store/replay.ts). */
+const REPLAY_COLUMNS = 'seq, site_id, subject_key, action, item, consent_at, valid_until, message, source, valid';
+
+function replayRowOf(r: Record<string, unknown>): ReplayRow {
+  return {
+    seq: Number(r.seq),
+    site_id: String(r.site_id),
+    subject_key: String(r.subject_key),
+    action: String(r.action),
+    item: r.item === null ? null : String(r.item),
+    consent_at: num(r.consent_at),
+    valid_until: num(r.valid_until),
+    message: r.message === null ? null : String(r.message),
+    source: String(r.source),
+    valid: Number(r.valid) === 1 ? 1 : 0,
+  };
+}
+
+/**
+ * The audit row of a link that changed a profile (issue 13: links are state, so they are in the
+ * log and replay): `a` and `b` share a profile from then on; `a === b` records that the link
+ * created the subject without joining it to anything (a refused link, or a subject linked to itself).
+ * The dedup key includes the chain head, so it never collides: a link is never a duplicate.
+ */
+function linkAuditRow(siteId: string, a: string, b: string, source: string, head: string, now: number): AuditColumns {
+  return {
+    site_id: siteId,
+    subject_key: a,
+    action: 'link',
+    item: null,
+    consent_at: null,
+    valid_until: null,
+    message: b,
+    source: storableText(source),
+    identification: null,
+    identification_type: null,
+    imported_at: now,
+    api_key_id: null,
+    payload_hash: sha256(JSON.stringify([a, b])),
+    valid: 1,
+    invalid_reason: null,
+    applied: 1,
+    dedup_key: sha256(JSON.stringify(['link', siteId, a, b, head])),
+    attributes: null,
+  };
 }
 
 type Status = 'granted' | 'denied';
@@ -150,12 +225,6 @@ function parseGcm(text: string | null): Record<string, 'granted' | 'denied'> | n
   }
 }
 
-/** gcm as stored: keys sorted, so equal flags compare equal as text. */
-function gcmText(gcm: Readonly<Record<string, 'granted' | 'denied'>> | null): string | null {
-  if (gcm === null) return null;
-  return JSON.stringify(Object.fromEntries(Object.entries(gcm).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
-}
-
 async function loadProfile(q: Queryable, siteId: string, key: string, now: number): Promise<ProfileView | undefined> {
   const rows = await q.all<ProfileRow>(PROFILE_SQL, [siteId, siteId, key, siteId, siteId, siteId, key]);
   const profileId = rows.find((r) => r.item === null)?.profile_id;
@@ -253,6 +322,8 @@ function itemKey3(siteId: string, subjectKey: string, item: string): string {
 /** One apply or link: the transaction's state (chain head, views before the first write). */
 class Writer {
   private head = '';
+  /** False until the head is read: a link that changes nothing (most hits) never reads it. */
+  private headKnown = false;
   /** subject key (per site) → its view before this transaction touched it. */
   private readonly before = new Map<string, { siteId: string; key: string; view: ProfileView | undefined }>();
 
@@ -304,7 +375,22 @@ class Writer {
     // Link writes subjects only, but takes the lock too: on PostgreSQL every writer of subjects
     // is then serialised, so two instances cannot create or merge the same profile at once.
     await lockAuditChain(this.tx, this.engine);
-    if (withChain) this.head = await chainHeadHash(this.tx);
+    if (withChain) {
+      this.head = await chainHeadHash(this.tx);
+      this.headKnown = true;
+    }
+  }
+
+  /** Appends a row the store must write (never a duplicate); the head moves on. */
+  private async appendOwn(row: (head: string) => AuditColumns): Promise<number> {
+    if (!this.headKnown) {
+      this.head = await chainHeadHash(this.tx);
+      this.headKnown = true;
+    }
+    const appended = await appendAudit(this.tx, this.head, row(this.head));
+    if (appended === undefined) throw new InternalError('an audit row the store writes collided with an existing dedup key');
+    this.head = appended.hash;
+    return appended.seq;
   }
 
   /** Remembers the views of `key`'s whole profile before anything of it is written. */
@@ -328,18 +414,40 @@ class Writer {
    */
   private readonly profiles = new Map<string, string>();
 
+  /** Subjects this transaction created (a link that creates one audits it, see link). */
+  private readonly created = new Set<string>();
+
   private async ensureSubject(siteId: string, key: string): Promise<string> {
     const id = `${siteId}\u0000${key}`;
     const known = this.profiles.get(id);
     if (known !== undefined) return known;
     await this.capture(siteId, key);
-    await this.tx.run('INSERT INTO subjects (site_id, subject_key, profile_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO NOTHING', [siteId, key, randomUUID(), this.now]);
+    const inserted = await this.tx.run('INSERT INTO subjects (site_id, subject_key, profile_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO NOTHING', [siteId, key, randomUUID(), this.now]);
+    if (inserted > 0) this.created.add(id);
     const row = await this.tx.get<{ profile_id: string }>('SELECT profile_id FROM subjects WHERE site_id = ? AND subject_key = ?', [siteId, key]);
     this.profiles.set(id, row!.profile_id);
     return row!.profile_id;
   }
 
-  async link(siteId: string, a: SubjectRef, b: SubjectRef): Promise<LinkResult> {
+  async link(siteId: string, a: SubjectRef, b: SubjectRef, source = 'link'): Promise<LinkResult> {
+    const result = await this.linkUnaudited(siteId, a, b);
+    const ka = subjectKey(a);
+    const kb = subjectKey(b);
+    // Every link that changes a profile is in the log (src/store/replay.ts replays it): a join,
+    // or a subject the link created on its own.
+    if (result === 'linked') {
+      this.created.delete(`${siteId}\u0000${ka}`);
+      this.created.delete(`${siteId}\u0000${kb}`);
+      await this.appendOwn((head) => linkAuditRow(siteId, ka, kb, source, head, this.now));
+    } else {
+      for (const k of new Set([ka, kb])) {
+        if (this.created.delete(`${siteId}\u0000${k}`)) await this.appendOwn((head) => linkAuditRow(siteId, k, k, source, head, this.now));
+      }
+    }
+    return result;
+  }
+
+  private async linkUnaudited(siteId: string, a: SubjectRef, b: SubjectRef): Promise<LinkResult> {
     const ka = subjectKey(a);
     const kb = subjectKey(b);
     const pa = await this.ensureSubject(siteId, ka);
@@ -360,12 +468,12 @@ class Writer {
   }
 
   /** Links all the ids of one input: user ids with each other first, then the visitors to a user. */
-  private async linkAll(siteId: string, refs: readonly SubjectRef[]): Promise<void> {
+  private async linkAll(siteId: string, refs: readonly SubjectRef[], source: string): Promise<void> {
     const users = refs.filter((r) => r.type === 'user');
     const visitors = refs.filter((r) => r.type !== 'user');
     const anchor = users[0] ?? visitors[0];
     if (anchor === undefined) return;
-    for (const r of [...users, ...visitors]) if (r !== anchor) await this.link(siteId, anchor, r);
+    for (const r of [...users, ...visitors]) if (r !== anchor) await this.link(siteId, anchor, r, source);
   }
 
   async input(input: ConsentInput): Promise<InputOutcome> {
@@ -410,7 +518,7 @@ class Writer {
     }
     this.head = appended.hash;
     await this.ensureSubject(input.siteId, key);
-    if (input.links !== undefined && input.links.length > 0) await this.linkAll(input.siteId, [input.subject, ...input.links]);
+    if (input.links !== undefined && input.links.length > 0) await this.linkAll(input.siteId, [input.subject, ...input.links], decision.source);
     if (applied) {
       await this.tx.run(
         `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -478,6 +586,75 @@ class Writer {
         this.now,
       ],
     );
+  }
+
+  /**
+   * Expires one invalid consent event (seed bloomreach-tracking-consent.txt: "you can expire the
+   * invalid consent events to restore the customer's previous consent status"): an `expire` audit
+   * row naming its seq, then the item recomputed from its log by the replay (src/store/replay.ts,
+   * the same code `audit verify` runs), so the previous state comes back exactly, or the item goes
+   * when the event was its only input. Expiring twice: the row is a duplicate, nothing changes.
+   * `index` names the request's entry in errors.
+   */
+  async expireEvent(siteId: string, seq: number, index: number, meta: ExpireMeta): Promise<{ seq: number; expired: boolean; auditSeq: number }> {
+    const path = `seqs.${index}`;
+    const ev = await this.tx.get<{ site_id: string; subject_key: string; action: string; item: string | null; valid: unknown }>('SELECT site_id, subject_key, action, item, valid FROM audit_log WHERE seq = ?', [seq]);
+    if (ev === undefined || ev.site_id !== siteId) throw new NotFoundError(`${path}: no audit row ${seq} in this site`, { details: { issues: [{ path, message: 'not found' }] } });
+    if ((ev.action !== 'accept' && ev.action !== 'reject') || ev.item === null) {
+      throw new ValidationError(`${path}: audit row ${seq} is not a consent event (action ${ev.action})`, { details: { issues: [{ path, message: 'not a consent event' }] } });
+    }
+    if (Number(ev.valid) === 1) throw new ValidationError(`${path}: audit row ${seq} is a valid event; only invalid events are expired`, { details: { issues: [{ path, message: 'a valid event' }] } });
+    const key = ev.subject_key;
+    const item = ev.item;
+    const dedup = sha256(JSON.stringify(['expire', seq]));
+    const done = await this.tx.get<{ seq: unknown }>('SELECT seq FROM audit_log WHERE dedup_key = ?', [dedup]);
+    if (done !== undefined) return { seq, expired: false, auditSeq: Number(done.seq) };
+    await this.capture(siteId, key);
+    const auditSeq = await this.appendOwn(() => ({
+      site_id: siteId,
+      subject_key: key,
+      action: 'expire',
+      item,
+      consent_at: null,
+      valid_until: null,
+      message: String(seq),
+      source: storableText(meta.source ?? 'api'),
+      identification: null,
+      identification_type: null,
+      imported_at: this.now,
+      api_key_id: meta.apiKeyId === undefined ? null : storableText(meta.apiKeyId),
+      payload_hash: sha256(`expire:${seq}`),
+      valid: 1,
+      invalid_reason: null,
+      applied: 1,
+      dedup_key: dedup,
+      attributes: null,
+    }));
+    const rows = await this.tx.all(`SELECT ${REPLAY_COLUMNS} FROM audit_log WHERE site_id = ? AND subject_key = ? AND item = ? ORDER BY seq`, [siteId, key, item]);
+    const { state, problems } = replayAudit(rows.map(replayRowOf));
+    if (problems.length > 0) throw new InternalError(`the audit log of ${key} ${item} does not replay: seq ${problems[0]!.seq} ${problems[0]!.detail}`);
+    const now = state.item(siteId, key, item);
+    if (now === undefined) await this.tx.run('DELETE FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?', [siteId, key, item]);
+    else {
+      await this.tx.run(
+        `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
+           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
+        [siteId, key, item, now.status, now.consentAt, now.validUntil, now.source, now.auditSeq],
+      );
+    }
+    return { seq, expired: true, auditSeq };
+  }
+
+  /** Seqs of a subject's invalid events of one item not yet expired, oldest first (at most `limit`). */
+  async invalidEvents(siteId: string, key: string, item: string, limit: number): Promise<number[]> {
+    const rows = await this.tx.all<{ seq: unknown }>(
+      `SELECT a.seq FROM audit_log a WHERE a.site_id = ? AND a.subject_key = ? AND a.item = ? AND a.valid = 0 AND a.action IN ('accept', 'reject')
+         AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.site_id = a.site_id AND e.subject_key = a.subject_key AND e.action = 'expire' AND e.message = CAST(a.seq AS TEXT))
+       ORDER BY a.seq LIMIT ?`,
+      [siteId, key, item, limit],
+    );
+    return rows.map((r) => Number(r.seq));
   }
 
   /**
@@ -563,6 +740,45 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
       if (view === undefined) return undefined;
       const { profileId: _profileId, ...rest } = view;
       return { siteId, subject, ...rest };
+    },
+
+    async expire(siteId, target, meta = {}) {
+      const bad = (path: string, message: string): never => {
+        throw new ValidationError(`${path}: ${message}`, { details: { issues: [{ path, message }] } });
+      };
+      if ('seqs' in target) {
+        if (target.seqs.length === 0 || target.seqs.length > MAX_EXPIRE) bad('seqs', `1 to ${MAX_EXPIRE} audit seqs`);
+        target.seqs.forEach((q, i) => {
+          if (!Number.isSafeInteger(q) || q < 1) bad(`seqs.${i}`, 'an audit seq (a positive integer)');
+        });
+      } else {
+        checkSubject(target.subject, 'subject');
+        if (typeof target.item !== 'string' || target.item === '') bad('item', 'required');
+      }
+      const now = time.now();
+      const { result, changes } = await db.transaction(async (tx) => {
+        const w = new Writer(tx, db.engine, now, opts.onChange);
+        await w.start(true);
+        let seqs: readonly number[];
+        let more = false;
+        if ('seqs' in target) seqs = target.seqs;
+        else {
+          const found = await w.invalidEvents(siteId, subjectKey(target.subject), storableText(target.item), MAX_EXPIRE + 1);
+          more = found.length > MAX_EXPIRE;
+          seqs = found.slice(0, MAX_EXPIRE);
+        }
+        const events: ExpireResult['events'] = [];
+        const seen = new Set<number>();
+        for (const [i, seq] of seqs.entries()) {
+          // A seq named twice is expired once (and answered once).
+          if (seen.has(seq)) continue;
+          seen.add(seq);
+          events.push(await w.expireEvent(siteId, seq, i, meta));
+        }
+        return { result: { events, more }, changes: await w.finish() };
+      });
+      committed(changes);
+      return result;
     },
 
     async link(siteId, a, b) {
