@@ -210,7 +210,7 @@ describe('cli audit verify', () => {
     const db = await openDb(url);
     const store = createConsentStore(db);
     await store.apply([1, 2, 3].map((i) => ({ siteId: 's', subject: { type: 'user' as const, id: `u${i}` }, action: 'accept' as const, item: 'newsletter', consentAt: 1_700_000_000_000 + i, validUntil: null, source: 'import', valid: true, payloadHash: 'p'.repeat(64) })));
-    expect(await cli(['audit', 'verify', '--store', url])).toMatchObject({ code: EXIT_OK, stdout: 'audit chain intact: 3 rows\n' });
+    expect(await cli(['audit', 'verify', '--store', url])).toMatchObject({ code: EXIT_OK, stdout: 'audit chain intact: 3 rows; stored state matches the log\n' });
     await db.run("UPDATE audit_log SET action = 'reject' WHERE subject_key = 'user:u2'");
     const broken = await cli(['audit', 'verify', '--store', url, '--json']);
     expect(broken.code).toBe(EXIT_FAILED);

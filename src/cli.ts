@@ -14,7 +14,7 @@ import { ValidationError } from './errors.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
-import { verifyAuditChain } from './store/audit.ts';
+import { verifyAuditState } from './store/audit.ts';
 
 export const DEFAULT_STORE_URL = 'sqlite:./data/tagwarden.db';
 const DEFAULT_CONFIG_PATH = 'config/tagwarden.yaml';
@@ -240,9 +240,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (group === 'audit') {
       if (command !== 'verify' || rest.length > 0) throw new UsageError('audit takes one command: verify');
       db = await openDb(storeUrl(argv, p, env));
-      const verdict = await verifyAuditChain(db);
+      // The chain and the state it implies (src/store/replay.ts): a direct edit of either fails.
+      const verdict = await verifyAuditState(db);
       if (p.json) out(`${JSON.stringify(verdict)}\n`);
-      else if (verdict.ok) out(`audit chain intact: ${verdict.rows} rows\n`);
+      else if (verdict.ok) out(`audit chain intact: ${verdict.rows} rows; stored state matches the log\n`);
+      else if (verdict.reason === 'state_mismatch') {
+        const m = verdict.mismatch;
+        out(`stored state DIFFERS from the audit log: site ${m.siteId}, ${m.subject}${m.item === undefined ? '' : `, item ${m.item}`}, ${m.field}: stored ${JSON.stringify(m.stored)}, log implies ${JSON.stringify(m.implied)}\n`);
+      } else if (verdict.reason === 'unknown_action' || verdict.reason === 'malformed_row') out(`audit log does not replay at seq ${verdict.brokenAt} (${verdict.reason}: ${verdict.detail})\n`);
       else out(`audit chain BROKEN at seq ${verdict.brokenAt} (${verdict.reason}) after ${verdict.rows} rows\n`);
       return verdict.ok ? EXIT_OK : EXIT_FAILED;
     }

@@ -701,6 +701,58 @@ class Writer {
   }
 }
 
+/**
+ * Migration 6 (src/store/migrations.ts): links were not audited before it, so a profile joined
+ * then could not replay (src/store/replay.ts) and `audit verify` would report it. Once, for what
+ * the subjects table holds at that moment, the links are written to the log as action `link` with
+ * source `migration`: per profile of several subjects, its first user (or first visitor) linked to
+ * each other subject, users first (the order the replay never refuses), then a row of its own for
+ * each lone subject the log does not name. The log then says honestly what it knows: "these
+ * subjects shared a profile when links began to be audited", not when or why they were joined.
+ */
+export async function backfillLinkAudit(tx: Queryable, engine: Db['engine'], now: number): Promise<number> {
+  await lockAuditChain(tx, engine);
+  let head = await chainHeadHash(tx);
+  let written = 0;
+  const append = async (siteId: string, a: string, b: string): Promise<void> => {
+    const out = await appendAudit(tx, head, linkAuditRow(siteId, a, b, 'migration', head, now));
+    if (out === undefined) throw new InternalError('a backfilled link row collided with an existing dedup key');
+    head = out.hash;
+    written++;
+  };
+  const PAGE = 500;
+  for (let after: [string, string] | undefined; ; ) {
+    const profiles = await tx.all<{ site_id: string; profile_id: string }>(
+      `SELECT site_id, profile_id FROM subjects ${after === undefined ? '' : 'WHERE (site_id, profile_id) > (?, ?)'} GROUP BY site_id, profile_id HAVING COUNT(*) > 1 ORDER BY site_id, profile_id LIMIT ?`,
+      [...(after ?? []), PAGE],
+    );
+    for (const p of profiles) {
+      const members = (await tx.all<{ subject_key: string }>('SELECT subject_key FROM subjects WHERE site_id = ? AND profile_id = ? ORDER BY subject_key', [p.site_id, p.profile_id])).map((r) => r.subject_key);
+      const ordered = [...members.filter((k) => k.startsWith('user:')), ...members.filter((k) => !k.startsWith('user:'))];
+      const [anchor, ...rest] = ordered;
+      for (const k of rest) await append(p.site_id, anchor!, k);
+    }
+    const last = profiles[profiles.length - 1];
+    if (profiles.length < PAGE || last === undefined) break;
+    after = [last.site_id, last.profile_id];
+  }
+  for (let after: [string, string] | undefined; ; ) {
+    const lone = await tx.all<{ site_id: string; subject_key: string }>(
+      `SELECT s.site_id, s.subject_key FROM subjects s
+       WHERE ${after === undefined ? '' : '(s.site_id, s.subject_key) > (?, ?) AND'}
+         NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.site_id = s.site_id AND a.subject_key = s.subject_key)
+         AND NOT EXISTS (SELECT 1 FROM subjects t WHERE t.site_id = s.site_id AND t.profile_id = s.profile_id AND t.subject_key <> s.subject_key)
+       ORDER BY s.site_id, s.subject_key LIMIT ?`,
+      [...(after ?? []), PAGE],
+    );
+    for (const r of lone) await append(r.site_id, r.subject_key, r.subject_key);
+    const last = lone[lone.length - 1];
+    if (lone.length < PAGE || last === undefined) break;
+    after = [last.site_id, last.subject_key];
+  }
+  return written;
+}
+
 export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): ConsentStore {
   const time = opts.clock ?? systemClock;
 

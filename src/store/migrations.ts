@@ -1,4 +1,5 @@
-import type { Db } from './db.ts';
+import type { Db, Queryable } from './db.ts';
+import { backfillLinkAudit } from './consent.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
@@ -11,6 +12,8 @@ export interface Migration {
   name: string;
   /** Statements, separated by `;` at the end of a line. */
   sql: (engine: Db['engine']) => string;
+  /** A data step after the statements, in the same transaction (what SQL alone cannot do, e.g. hashing). */
+  run?: (tx: Queryable, engine: Db['engine'], now: number) => Promise<unknown>;
 }
 
 const autoId = (engine: Db['engine']): string => (engine === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY');
@@ -196,6 +199,15 @@ ALTER TABLE journal_work ADD COLUMN code TEXT;
 ALTER TABLE audit_log ADD COLUMN attributes TEXT;
 `,
   },
+  {
+    version: 6,
+    name: 'audit log: the profile links made before links were audited',
+    // Links are state (who shares a profile) and the audit verification replays the state from the
+    // log (issue 13), but links were not audited before this version: their rows are written once
+    // here, as action `link` with source `migration` (src/store/consent.ts, backfillLinkAudit).
+    sql: () => '',
+    run: (tx, engine, now) => backfillLinkAudit(tx, engine, now),
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */
@@ -211,6 +223,7 @@ export async function migrate(db: Db, migrations: readonly Migration[] = MIGRATI
         const text = statement.replace(/^\s*--.*$/gm, '').trim();
         if (text !== '') await tx.run(text);
       }
+      if (m.run !== undefined) await m.run(tx, db.engine, clock.now());
       await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, clock.now()]);
       return true;
     });
