@@ -82,19 +82,22 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 /** The audit columns the replay reads (src/store/replay.ts). */
 const REPLAY_COLUMNS = 'seq, site_id, subject_key, action, item, consent_at, valid_until, message, source, valid';
 
-function replayRowOf(r: Record<string, unknown>): ReplayRow {
-  return {
-    seq: Number(r.seq),
-    site_id: String(r.site_id),
-    subject_key: String(r.subject_key),
-    action: String(r.action),
-    item: r.item === null ? null : String(r.item),
-    consent_at: num(r.consent_at),
-    valid_until: num(r.valid_until),
-    message: r.message === null ? null : String(r.message),
-    source: String(r.source),
-    valid: Number(r.valid) === 1 ? 1 : 0,
-  };
+interface ReplayDbRow {
+  [key: string]: unknown;
+  seq: unknown;
+  site_id: string;
+  subject_key: string;
+  action: string;
+  item: string | null;
+  consent_at: unknown;
+  valid_until: unknown;
+  message: string | null;
+  source: string;
+  valid: unknown;
+}
+
+function replayRowOf(r: ReplayDbRow): ReplayRow {
+  return { ...r, seq: Number(r.seq), consent_at: num(r.consent_at), valid_until: num(r.valid_until), valid: Number(r.valid) === 1 ? 1 : 0 };
 }
 
 /**
@@ -630,7 +633,7 @@ class Writer {
       dedup_key: dedup,
       attributes: null,
     }));
-    const rows = await this.tx.all(`SELECT ${REPLAY_COLUMNS} FROM audit_log WHERE site_id = ? AND subject_key = ? AND item = ? ORDER BY seq`, [siteId, key, item]);
+    const rows = await this.tx.all<ReplayDbRow>(`SELECT ${REPLAY_COLUMNS} FROM audit_log WHERE site_id = ? AND subject_key = ? AND item = ? ORDER BY seq`, [siteId, key, item]);
     const { state, problems } = replayAudit(rows.map(replayRowOf));
     if (problems.length > 0) throw new InternalError(`the audit log of ${key} ${item} does not replay: seq ${problems[0]!.seq} ${problems[0]!.detail}`);
     const now = state.item(siteId, key, item);

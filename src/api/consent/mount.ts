@@ -11,6 +11,7 @@ import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worke
 import { webhookRouter } from './webhook-routes.ts';
 import { deadLetterRouter } from '../dead-letters/routes.ts';
 import { auditRouter } from './audit-routes.ts';
+import { consentExpireRouter } from './expire-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
@@ -106,6 +107,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   const router = Router();
   router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, clock }));
   router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
+  router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
