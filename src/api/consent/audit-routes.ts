@@ -106,7 +106,13 @@ export function auditRouter(o: AuditRouteOptions): Router {
 
   router.get('/api/v1/audit/verify', o.guard('audit:read'), async (_req, res) => {
     // The chain and the state it implies (src/store/replay.ts): a direct edit of either fails.
-    res.json(await verifyAuditState(o.db));
+    const verdict = await verifyAuditState(o.db);
+    // The chain spans every site of the database: another site's subjects are not this key's to see.
+    if (!verdict.ok && verdict.reason === 'state_mismatch' && verdict.mismatch.siteId !== o.siteId) {
+      res.json({ ok: false, reason: 'state_mismatch', rows: verdict.rows, mismatch: { siteId: verdict.mismatch.siteId } });
+      return;
+    }
+    res.json(verdict);
   });
 
   return router;
