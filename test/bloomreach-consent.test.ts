@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../src/api/keys.ts';
 import type { Db } from '../src/store/db.ts';
@@ -72,7 +73,8 @@ forEachEngine('Bloomreach consent events', (engine) => {
   const check = async (type: string, id: string, category: string) => (await call('GET', `/api/v1/subjects/${type}/${encodeURIComponent(id)}/check?category=${category}`, reader)).body;
 
   it("the seed's example event is stored valid, with its message and customer_ids kept in the audit attributes", async () => {
-    const r = await send(SEED_EVENT.replace(/ *\/\/[^\n]*/g, ''));
+    const body = SEED_EVENT.replace(/ *\/\/[^\n]*/g, '');
+    const r = await send(body);
     expect(r.status).toBe(200);
     expect(r.body.events).toEqual([expect.objectContaining({ index: 0, stored: true, valid: true, applied: true })]);
     expect(await check('user', 'user12345', 'weekly_newsletters_from_web')).toMatchObject({ consented: true, state: 'granted' });
@@ -89,6 +91,8 @@ forEachEngine('Bloomreach consent events', (engine) => {
       imported_timestamp: expect.any(Number),
       customer_ids: { registered: 'user12345' },
     });
+    // The payload hash covers the whole event, its customer_ids and event_type included.
+    expect(entry.payloadHash).toBe(createHash('sha256').update(JSON.stringify(JSON.parse(body))).digest('hex'));
     // Ours: the time Tagwarden received it, in the seed's unix seconds.
     expect(Math.abs(entry.attributes.imported_timestamp - Date.parse(entry.importedAt) / 1000)).toBeLessThan(5);
     expect((await call('GET', '/api/v1/audit/verify', auditor)).body).toMatchObject({ ok: true });

@@ -5,7 +5,7 @@ import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { clientIdFor } from '../../store/client-id.ts';
 import { readCsv } from './csv.ts';
-import { consentEventInput, csvHeader, MAX_ID, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
+import { consentEventInput, csvHeader, MAX_ID, payloadHash, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the write routes need of the store. */
@@ -176,6 +176,8 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
         return;
       }
       if (who.links.length > 0) input.links = who.links;
+      // The hash covers the whole event as sent (ids and event_type too), not only its attributes.
+      input.payloadHash = payloadHash(raw);
       slots.push(results.length);
       results.push({ index, stored: true, ...(problems.length > 0 ? { problems } : {}) });
       inputs.push(input);
