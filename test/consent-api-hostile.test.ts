@@ -107,6 +107,14 @@ forEachEngine('consent API: CookieBoss verify and hostile input', (engine) => {
       const record = await get('/api/v1/subjects/visitor/proto-v');
       expect(record.status).toBe(200);
       expect(Object.keys(record.body.items as object).sort()).toEqual([...names].sort());
+      // A push: the same names as categories; `__proto__` cannot be a key of the parsed map, so it is refused, never dropped silently.
+      const pushed = await post('/api/v1/consent', JSON.stringify({ visitorId: 'proto-p', categories: { constructor: true, toString: false, hasOwnProperty: true } }));
+      expect(pushed.status).toBe(200);
+      expect((await get('/api/v1/subjects/visitor/proto-p/check?category=toString')).body).toMatchObject({ state: 'denied' });
+      expect((await get('/api/v1/subjects/visitor/proto-p/check?category=constructor')).body).toMatchObject({ state: 'granted' });
+      const refused = await post('/api/v1/consent', '{"visitorId":"proto-p","categories":{"__proto__":true}}');
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.code).toBe('TW_ERR_VALIDATION');
       const v = await get('/api/v1/public/sites/site_1/consent/verify?visitor_id=proto-v');
       expect(v.status).toBe(200);
       expect(v.body).toMatchObject({ hasConsent: true, categories: {} });

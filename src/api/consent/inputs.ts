@@ -201,7 +201,8 @@ export const pushSchema = z
     visitorId: subjectId.optional(),
     userId: subjectId.optional(),
     customUserId: subjectId.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
-    categories: z.record(z.string().regex(ITEM), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
+    // `__proto__` cannot be a key of the record zod builds (it would be dropped silently): refused.
+    categories: z.record(z.string().regex(ITEM).refine((k) => k !== '__proto__', 'categories: __proto__ cannot be a category name'), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
     consentGiven: z.enum(['All', 'Partial', 'None']).optional(),
     reference: z.string().min(1).max(512).optional(),
     consentType: z.string().min(1).max(128).optional(),
