@@ -94,8 +94,8 @@ export interface JsonShapeLimits {
 }
 
 /**
- * The API's bounds: 64 levels is far beyond any seed's body (the deepest, Seeka's identity
- * payload, has 4) and keeps every recursive walk that follows (payload hashing, zod, the audit
+ * The API's bounds: 64 levels is far beyond any seed's body (they nest a few levels: Seeka's
+ * `consent.privacy.tcfConsentString`, Bloomreach's `properties`) and keeps every recursive walk that follows (payload hashing, zod, the audit
  * record's canonical JSON) well inside the stack; 100,000 members bounds the work of one body of
  * at most `api.maxBodyBytes` (a 1 MiB `[0,0,0,…]` would otherwise be 500,000 values).
  */
