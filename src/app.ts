@@ -22,7 +22,7 @@ import { countUnresolved, createHeldQueue, createIntake, createPipeline, type He
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { createConsentApi } from './api/consent/mount.ts';
-import { apiGuard } from './api/guard.ts';
+import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import type { Db } from './store/db.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
@@ -288,6 +288,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     app.use(
       explainRouter({
         adminKey: config.debug.adminKey,
+        adminAuth: { failures: authFailureThrottle(config, clock), trustProxyHops: config.server.trustProxyHops },
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,

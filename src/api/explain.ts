@@ -12,7 +12,7 @@ import type { CompiledSource, HitSources } from '../identity/visitor.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import type { Event } from '../ingest/event.ts';
 import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
-import { requireAdminKey } from './admin-auth.ts';
+import { requireAdminKey, type AdminAuthOptions } from './admin-auth.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
@@ -25,6 +25,8 @@ import { systemClock, type Clock } from '../lib/clock.ts';
  */
 export function explainRouter(opts: {
   adminKey: string;
+  /** Throttling of wrong admin keys per client address (src/api/admin-auth.ts). */
+  adminAuth?: AdminAuthOptions;
   maxEventBytes: number;
   maxBatchBytes: number;
   maxBatchEvents: number;
@@ -48,7 +50,7 @@ export function explainRouter(opts: {
     return { event: withIds, visitor: signals.visitor, consent: consentView(consent), destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)) };
   };
 
-  router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(envelopeLimit), (req, res, next) => {
+  router.post('/debug/explain', requireAdminKey(opts.adminKey, opts.adminAuth), jsonBody(envelopeLimit), (req, res, next) => {
     const body = req.body as Record<string, unknown>;
     const at = new Date(clock.now());
     if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {

@@ -332,12 +332,56 @@ export const configSchema = z
         maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
         rateLimit: z
           .object({
-            perSecond: z.number().positive().max(100_000).default(50).describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this).'),
-            burst: z.int().min(1).max(100_000).default(100).describe('Requests a key may send at once before the sustained rate applies.'),
+            perSecond: z
+              .number()
+              .positive()
+              .max(100_000)
+              .optional()
+              .describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this). Default 50 when perMinute is not given.'),
+            perMinute: z
+              .int()
+              .min(1)
+              .max(6_000_000)
+              .optional()
+              .describe('Instead of perSecond: sustained requests per minute per API key, as CookieBoss states its plans (100, 500, 1000). A client keeping to this many in any 60 s window is never refused; Retry-After is the wait for the next request, 60 / perMinute s rounded up.'),
+            burst: z
+              .int()
+              .min(1)
+              .max(6_000_000)
+              .optional()
+              .describe('Requests a key may send at once before the sustained rate applies. Default 100 with perSecond, perMinute with perMinute (a minute\'s allowance at once).'),
+          })
+          .strict()
+          .refine((r) => r.perSecond === undefined || r.perMinute === undefined, { message: 'give perSecond or perMinute, not both', path: ['perMinute'] })
+          .prefault({})
+          .describe('Per-key rate limit: beyond it, 429 with Retry-After.'),
+        authFailures: z
+          .object({
+            perMinute: z.int().min(1).max(100_000).default(30).describe('Failed authentications (unknown, revoked or malformed API keys, wrong admin keys) allowed per client address per minute, after the burst; beyond it 429 with Retry-After, the key not even looked up.'),
+            burst: z.int().min(1).max(100_000).default(10).describe('Failed authentications a client address may make at once.'),
+            negativeCacheEntries: z
+              .int()
+              .min(0)
+              .max(1_000_000)
+              .default(10_000)
+              .describe('Digests of recently failed API keys kept (LRU, for the key cache\'s TTL): a key that just failed is answered 401 again without a database look-up. 0: off.'),
           })
           .strict()
           .prefault({})
-          .describe('Per-key rate limit: beyond it, 429 with Retry-After.'),
+          .describe('Throttling of failed authentication per client address (server.trustProxyHops decides the address), for the API keys of /api/v1 and the admin key of /debug.'),
+        verify: z
+          .object({
+            categories: z
+              .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'an answer name is a letter followed by up to 63 letters, digits, _ or -'), categoryId)
+              .refine((m) => Object.keys(m).length > 0, 'map at least one category')
+              .optional()
+              .describe(
+                'Category names of the CookieBoss-compatible verify answer → site category, e.g. {marketing: advertising, analytics: analytics, functional: functional, necessary: necessary}; only the names listed are answered. Absent: the CookieBoss names where the site has them (`marketing` ← the site\'s `marketing`, else its `advertising`; `analytics`, `functional`, `necessary` as themselves) and every other site category under its own id.',
+              ),
+          })
+          .strict()
+          .prefault({})
+          .describe('GET /api/v1/public/sites/:siteId/consent/verify (CookieBoss-compatible).'),
         webhooks: z
           .object({
             allowPrivate: z.boolean().default(false).describe('Allow webhook URLs on loopback, private and link-local addresses (tests, internal services).'),
