@@ -159,7 +159,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
   const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
 
-  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
+  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf, clockSkewMs: config.site.consentClockSkewMs });
   const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });

@@ -102,6 +102,12 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
   return out;
 }
 
+/** A time as ISO 8601 when it can be one (a year beyond 275760 cannot). */
+function isoOrNumber(ms: number): string | number {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? ms : d.toISOString();
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -113,6 +119,11 @@ function safeJson(text: string): unknown {
 /** The consent state as JSON: the decoded TCF string summarised (its model holds functions and Sets). */
 function consentView(consent: ConsentState): Record<string, unknown> {
   const out: Record<string, unknown> = { categories: consent.categories, gpc: consent.gpc ?? false };
+  // Signals whose clock was ahead of the hit by more than site.consentClockSkewMs: they counted
+  // as of the hit's arrival, no later (issue 13).
+  if (consent.bounded !== undefined) {
+    out.bounded = consent.bounded.map((b) => ({ source: b.source, categories: b.categories, at: isoOrNumber(b.at), boundedTo: isoOrNumber(b.boundedTo), note: 'dated after the hit arrived: counted as of its arrival, and a grant never overrides a denial' }));
+  }
   const tcf = consent.tcf;
   if (tcf !== undefined) {
     const view: Record<string, unknown> = { applies: tcf.applies };
