@@ -6,9 +6,10 @@ import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline/index.ts';
 import { bodyText } from '../destinations/types.ts';
 import { reasonTexts } from '../policy/decide.ts';
-import { readSignals } from '../consent/signals.ts';
+import { modeChoiceText } from '../policy/jurisdiction.ts';
+import { readSignals, type SignalReading } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
-import type { CompiledSource, HitSources } from '../identity/visitor.ts';
+import type { HitSources } from '../identity/visitor.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import type { Event } from '../ingest/event.ts';
 import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
@@ -31,7 +32,7 @@ export function explainRouter(opts: {
   maxHeaderBytes: number;
   pipeline: Pipeline;
   destinations: readonly RuntimeDestination[];
-  identity: { sources: readonly CompiledSource[]; maxIdLength: number };
+  identity: SignalReading;
   /** The time an explained hit is received at (the app's consent clock); default the system clock. */
   clock?: Clock;
 }): Router {
@@ -44,8 +45,15 @@ export function explainRouter(opts: {
   const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
     const signals = readSignals(sources, event, opts.identity);
     const withIds = withClickIds(event, at);
-    const { consent, evaluations } = opts.pipeline.evaluate(withIds, signals);
-    return { event: withIds, visitor: signals.visitor, consent: consentView(consent), destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)) };
+    const { consent, evaluations, dataControl } = opts.pipeline.evaluate(withIds, signals);
+    return {
+      event: withIds,
+      visitor: signals.visitor,
+      consent: consentView(consent),
+      // The mode the hit was decided in, and why (site.jurisdiction: the region in its geo header).
+      dataControl: { ...dataControl, why: modeChoiceText(dataControl) },
+      destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)),
+    };
   };
 
   router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(envelopeLimit), (req, res, next) => {
