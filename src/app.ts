@@ -159,8 +159,9 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
   const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
 
-  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
-  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
+  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf, clockSkewMs: config.site.consentClockSkewMs });
+  // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
+  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength, regionHeader: config.site.jurisdiction?.header };
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const verify = config.upstream.verify;

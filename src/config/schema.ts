@@ -93,6 +93,38 @@ const idSourceSchema = z
   ])
   .describe('One place to read the visitor id from: `{cookie: name}`, `{query: name}`, `{body: dotted.path}` or `{header: name}`.');
 
+const modeSchema = z.enum(['disabled', 'opt-out', 'opt-in']);
+
+/**
+ * `site.jurisdiction` (DESIGN.md "Data control mode"): the mode per visitor region. The group names
+ * are src/policy/jurisdiction.ts's REGION_GROUPS (a test keeps the two lists equal); a country key
+ * is an ISO 3166-1 alpha-2 code that names a country (not XX, ZZ, AA, QM–QZ, XA–XZ, AP, nor EL: a
+ * header saying EL reads as GR).
+ */
+const jurisdictionSchema = z
+  .object({
+    header: z
+      .string()
+      // Lower case: the name is looked up as Node gives it to the routes.
+      .regex(/^[!#$%&'*+.^_`|~0-9a-z-]{1,128}$/, 'a header name in lower case, e.g. cf-ipcountry')
+      .default('cf-ipcountry')
+      .describe(
+        'The header (lower case) carrying the visitor\'s country (ISO 3166-1 alpha-2), set by the CDN in front of Tagwarden: `cf-ipcountry` (Cloudflare), `cloudfront-viewer-country` (CloudFront), `x-vercel-ip-country` (Vercel), `x-appengine-country`, `fastly-geo-country`… Trust it only when the CDN sets it on every request (overwriting what a client sent). A value that is not two letters naming a country (`XX`, `T1`, missing) is no region.',
+      ),
+    modes: z
+      .record(
+        z.string().regex(/^(?:EU|EEA|UK|(?!AA|ZZ|AP|EL|X[A-Z]|Q[M-Z])[A-Z]{2})$/),
+        modeSchema,
+        { error: (issue) => (issue.code === 'invalid_key' ? 'not a region: an ISO 3166-1 alpha-2 code naming a country, in capitals (e.g. DE, US), or a group: EU, EEA, UK' : undefined) },
+      )
+      .default({})
+      .describe(
+        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in every mode.',
+      ),
+  })
+  .strict()
+  .describe('The data control mode per visitor region, read from a geo header the CDN sets. Absent: `site.dataControlMode` for every hit.');
+
 /** destinations[].maxInFlight when neither the destination nor its template sets it. */
 export const DEFAULT_MAX_IN_FLIGHT = 16;
 
@@ -190,6 +222,7 @@ export const configSchema = z
           .describe(
             '`disabled`: no gating. `opt-out`: forward unless consent is denied (Segment reconciliation rules). `opt-in`: forward only what is granted; unknown goes to each destination\'s `whenUnknown`.',
           ),
+        jurisdiction: jurisdictionSchema.optional(),
         categories: z
           .record(categoryId, categorySchema)
           .default({})
