@@ -119,7 +119,7 @@ const jurisdictionSchema = z
       )
       .default({})
       .describe(
-        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in every mode.',
+        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in opt-in and opt-out; `disabled` gates nothing (seed seeka-server-side-consent.txt: destinations always receive events).',
       ),
   })
   .strict()
