@@ -104,6 +104,11 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     clock.advance(60_000);
     const call2 = await call('POST', '/api/universalconsent', writer, { ...dealership, Reference: 'Call', ConsentType: 'Call', Metadata: '{"phone":"+4512345678"}' });
     expect(call2.body.ClientId).toBe(r.body.ClientId);
+    // The derived ClientId is not a visitor id of that person's profile (anyone can compute it).
+    expect((await call('GET', `/api/v1/subjects/visitor/${r.body.ClientId as string}`, reader)).status).toBe(404);
+    // Field names and ConsentGiven's values also match ignoring case, as ASP.NET binds them.
+    const camel = await call('POST', '/api/universalconsent', writer, { consentGiven: 'all', customUserId: 'camel.case', reference: 'Chatbot', consentType: 'Chatbot' });
+    expect(camel.body.ClientId).toBe(clientIdFor('shop', 'camel.case'));
     // Without a CustomUserId, a new ClientId each time.
     const anon1 = await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
     const anon2 = await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });

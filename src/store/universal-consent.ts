@@ -27,6 +27,17 @@ export interface RefRecord {
   created: number;
 }
 
+/** Remembers which subject a derived ClientId names (migration 7); the first mapping stays. */
+export async function rememberClientId(db: Queryable, siteId: string, clientId: string, subjectKey: string, now: number): Promise<void> {
+  await db.run('INSERT INTO client_ids (site_id, client_id, subject_key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, client_id) DO NOTHING', [siteId, clientId, subjectKey, now]);
+}
+
+/** The subject a remembered ClientId names, or undefined. */
+export async function clientIdSubject(db: Queryable, siteId: string, clientId: string): Promise<string | undefined> {
+  const row = await db.get<{ subject_key: string }>('SELECT subject_key FROM client_ids WHERE site_id = ? AND client_id = ?', [siteId, clientId]);
+  return row?.subject_key;
+}
+
 /** The subjects sharing `subjectKey`'s profile (itself included); undefined when it is unknown. */
 export async function profileMembers(db: Queryable, siteId: string, subjectKey: string): Promise<string[] | undefined> {
   const rows = await db.all<{ subject_key: string }>(

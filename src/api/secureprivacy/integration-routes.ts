@@ -1,14 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { Router, type Request, type RequestHandler } from 'express';
 import { NotFoundError, RateLimitedError } from '../../errors.ts';
 import { clientIp } from '../../http/client-ip.ts';
 import { jsonBody } from '../../http/body.ts';
-import { clientIdFor } from '../../store/client-id.ts';
-import type { SubjectRef } from '../../store/types.ts';
 import type { RateLimiter } from '../rate-limit.ts';
 import { clientId, consentGiven, field, MAX_CONSENT_TYPE, MAX_CUSTOM_USER_ID, requestFields, text } from './fields.ts';
 import { fingerprintOf, originOf, type GeoHeaders } from './fingerprint.ts';
-import { attr, consentGivenOf, currentRecord, findClient, iso, writeRecord, type RecordsOptions } from './records.ts';
+import { attr, consentGivenOf, currentRecord, currentRecordOf, findClient, iso, newClient, writeRecord, type RecordsOptions } from './records.ts';
 
 /**
  * SecurePrivacy's integration routes (seed secureprivacy-universal-consent-api.txt):
@@ -65,14 +62,12 @@ export function integrationRouter(o: IntegrationRouteOptions): Router {
     const given = consentGiven(f, true);
     const cui = text(f, 'CustomUserId', MAX_CUSTOM_USER_ID);
     const consentType = text(f, 'ConsentType', MAX_CONSENT_TYPE);
-    const client = cui === undefined ? randomUUID() : clientIdFor(o.siteId, cui);
-    const subject: SubjectRef = cui === undefined ? { type: 'visitor', id: client } : { type: 'user', id: cui };
-    const current = cui === undefined ? undefined : await currentRecord(o, await findClient(o, client), int.reference);
+    const { clientId: client, subject } = newClient(o.siteId, cui);
+    const current = cui === undefined ? undefined : await currentRecordOf(o, subject, int.reference);
     const { created } = await writeRecord(
       o,
       {
         subject,
-        links: cui === undefined ? [] : [{ type: 'visitor', id: client }],
         evidence: {
           Reference: int.reference,
           ConsentGiven: given,
@@ -99,7 +94,7 @@ export function integrationRouter(o: IntegrationRouteOptions): Router {
     if (id === undefined || id === '') text(f, 'IntegrationId', MAX_INTEGRATION_ID, true);
     const int = integration(id);
     const client = clientId({ ClientId: req.params.ClientId });
-    const rec = await currentRecord(o, await findClient(o, client), int.reference);
+    const rec = await currentRecord(o, (await findClient(o, client))?.members, int.reference);
     if (rec === undefined) throw new NotFoundError(NOT_FOUND);
     res.json({ ClientId: client, Reference: int.reference, ConsentGiven: consentGivenOf(rec, o.clock.now()), Created: iso(rec.created), Metadata: attr(rec, 'Metadata') });
   });

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ConfigError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { clientIdFor } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
 import type { ConsentInput, InputOutcome, SubjectRef } from '../../store/types.ts';
-import { currentRefRecord, profileMembers, type RefRecord } from '../../store/universal-consent.ts';
+import { clientIdSubject, currentRefRecord, profileMembers, rememberClientId, type RefRecord } from '../../store/universal-consent.ts';
 import { payloadHash } from '../consent/inputs.ts';
 import type { ConsentGiven } from './fields.ts';
 import type { Fingerprint } from './fingerprint.ts';
@@ -16,10 +16,10 @@ import type { Fingerprint } from './fingerprint.ts';
  * - what the seed keeps per reference (ConsentGiven as given, ConsentType, Metadata, URI,
  *   CustomUserId, ClientId, the fingerprint) is the evidence of its audit row, so two references
  *   of one person keep two ConsentTypes; the current record is the item's winning row;
- * - the subject: `user:<CustomUserId>` linked to `visitor:<ClientId>` (the ClientId is the
- *   browser's id in SecurePrivacy, and the derived one from clientIdFor is stable), or
- *   `visitor:<ClientId>` alone with a new random ClientId when there is no CustomUserId. Every
- *   ClientId route finds the profile through `visitor:<ClientId>`;
+ * - the subject: `user:<CustomUserId>`, whose ClientId (derived, clientIdFor) is remembered in
+ *   `client_ids` (migration 7) so the ClientId routes find it; or, without a CustomUserId,
+ *   `visitor:<ClientId>` with a new random ClientId (in SecurePrivacy the ClientId is the
+ *   browser's id);
  * - ConsentGiven also sets the site categories, by the config's mapping, unless told not to.
  */
 
@@ -74,9 +74,31 @@ export function refItem(reference: string): string {
   return `ref:${reference}`;
 }
 
-/** The profile a ClientId names (its subjects' keys), or undefined when no record ever named it. */
-export function findClient(o: RecordsOptions, clientId: string): Promise<string[] | undefined> {
-  return profileMembers(o.db, o.siteId, `visitor:${clientId}`);
+/** A ClientId's subject and its profile's subjects. */
+export interface Client {
+  subjectKey: string;
+  members: string[];
+}
+
+/** The subject a ClientId names (remembered, else `visitor:<ClientId>`), or undefined when none holds consent. */
+export async function findClient(o: RecordsOptions, clientId: string): Promise<Client | undefined> {
+  const subjectKey = (await clientIdSubject(o.db, o.siteId, clientId)) ?? `visitor:${clientId}`;
+  const members = await profileMembers(o.db, o.siteId, subjectKey);
+  return members === undefined ? undefined : { subjectKey, members };
+}
+
+/** A create's ClientId and subject: derived from the CustomUserId, or new. */
+export function newClient(siteId: string, customUserId: string | undefined): { clientId: string; subject: SubjectRef } {
+  if (customUserId === undefined) {
+    const clientId = randomUUID();
+    return { clientId, subject: { type: 'visitor', id: clientId } };
+  }
+  return { clientId: clientIdFor(siteId, customUserId), subject: { type: 'user', id: customUserId } };
+}
+
+/** The current record of `reference` for a subject's profile (a create names the subject, not a ClientId). */
+export async function currentRecordOf(o: RecordsOptions, subject: SubjectRef, reference: string): Promise<RefRecord | undefined> {
+  return currentRecord(o, await profileMembers(o.db, o.siteId, `${subject.type}:${subject.id}`), reference);
 }
 
 export function currentRecord(o: RecordsOptions, members: readonly string[] | undefined, reference?: string): Promise<RefRecord | undefined> {
@@ -85,7 +107,6 @@ export function currentRecord(o: RecordsOptions, members: readonly string[] | un
 
 export interface RecordWrite {
   subject: SubjectRef;
-  links: SubjectRef[];
   evidence: Evidence;
   /** Also set the site categories from ConsentGiven. */
   mapCategories: boolean;
@@ -120,7 +141,6 @@ export async function writeRecord(o: RecordsOptions, w: RecordWrite, current: Re
       dedupKey: JSON.stringify(['secureprivacy', w.subject.type, w.subject.id, item, at, evidence.Reference, evidence.ConsentGiven]),
       attributes,
     };
-    if (inputs.length === 0 && w.links.length > 0) input.links = w.links;
     if (w.apiKeyId !== undefined) input.apiKeyId = w.apiKeyId;
     inputs.push(input);
   };
@@ -129,13 +149,16 @@ export async function writeRecord(o: RecordsOptions, w: RecordWrite, current: Re
     const granted = new Set(o.grants[evidence.ConsentGiven]);
     for (const c of o.categories) add(c, granted.has(c));
   }
+  // Before the write: a mapping without a record is harmless (the routes answer 404 for it), a
+  // record its ClientId cannot find is not.
+  if (w.subject.type === 'user') await rememberClientId(o.db, o.siteId, evidence.ClientId, `user:${w.subject.id}`, at);
   await o.store.apply(inputs);
   return { at, created: current?.created ?? at };
 }
 
-/** The subject a new record of `clientId` goes to: the profile's user (the CustomUserId) if any, else the ClientId. */
-export function subjectFor(clientId: string, members: readonly string[], current: RefRecord | undefined): SubjectRef {
-  const key = current?.subjectKey ?? members.find((m) => m.startsWith('user:')) ?? `visitor:${clientId}`;
+/** The subject an update of a ClientId's reference goes to: the one holding the record, else the ClientId's. */
+export function subjectFor(client: Client, current: RefRecord | undefined): SubjectRef {
+  const key = current?.subjectKey ?? client.subjectKey;
   const at = key.indexOf(':');
   return { type: key.slice(0, at) === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
 }

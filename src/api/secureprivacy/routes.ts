@@ -1,10 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { NotFoundError } from '../../errors.ts';
 import { jsonBody } from '../../http/body.ts';
-import { clientIdFor } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
-import type { SubjectRef } from '../../store/types.ts';
 import { EVIDENCE_FILTERS, MAX_REF_PAGE, queryRefRecords, type EvidenceFilter } from '../../store/universal-consent.ts';
 import type { UrlGuardOptions } from '../url-guard.ts';
 import { createSubscription } from '../webhook-subscriptions.ts';
@@ -25,7 +22,7 @@ import {
   text,
 } from './fields.ts';
 import { fingerprintOf, originOf, type GeoHeaders } from './fingerprint.ts';
-import { consentGivenOf, currentRecord, findClient, iso, queryAnswer, recordAnswer, refItem, SOURCE, subjectFor, writeRecord, type RecordsOptions } from './records.ts';
+import { consentGivenOf, currentRecord, currentRecordOf, findClient, iso, newClient, queryAnswer, recordAnswer, refItem, SOURCE, subjectFor, writeRecord, type RecordsOptions } from './records.ts';
 
 /**
  * SecurePrivacy's authenticated Universal Consent routes (seed
@@ -74,15 +71,12 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const consentType = text(f, 'ConsentType', MAX_CONSENT_TYPE);
     const metadata = text(f, 'Metadata', MAX_METADATA_CHARS);
     const uri = text(f, 'URI', MAX_URI) ?? originOf(req);
-    const client = cui === undefined ? randomUUID() : clientIdFor(o.siteId, cui);
-    const subject: SubjectRef = cui === undefined ? { type: 'visitor', id: client } : { type: 'user', id: cui };
-    const links: SubjectRef[] = cui === undefined ? [] : [{ type: 'visitor', id: client }];
-    const current = cui === undefined ? undefined : await currentRecord(o, await findClient(o, client), reference);
+    const { clientId: client, subject } = newClient(o.siteId, cui);
+    const current = cui === undefined ? undefined : await currentRecordOf(o, subject, reference);
     const { created } = await writeRecord(
       o,
       {
         subject,
-        links,
         evidence: { Reference: reference, ConsentGiven: given, ClientId: client, ConsentType: consentType, Metadata: metadata, URI: uri, CustomUserId: cui, ...fingerprint(req) },
         mapCategories: o.mapCategories,
         apiKeyId: apiKeyId(res),
@@ -100,20 +94,19 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const reference = text(f, 'Reference', MAX_REFERENCE, true);
     const givenNow = consentGiven(f);
     const metadata = text(f, 'Metadata', MAX_METADATA_CHARS);
-    const members = await findClient(o, client);
-    if (members === undefined) throw new NotFoundError('no consent recorded for this ClientId');
-    const current = await currentRecord(o, members, reference);
+    const found = await findClient(o, client);
+    if (found === undefined) throw new NotFoundError('no consent recorded for this ClientId');
+    const current = await currentRecord(o, found.members, reference);
     const given = givenNow ?? (current === undefined ? consentGiven(f, true) : consentGivenOf(current, o.clock.now()));
     const kept = (name: string): string | undefined => {
       const v = current?.attributes?.[name];
       return typeof v === 'string' ? v : undefined;
     };
-    const subject = subjectFor(client, members, current);
+    const subject = subjectFor(found, current);
     await writeRecord(
       o,
       {
         subject,
-        links: subject.type === 'user' ? [{ type: 'visitor', id: client }] : [],
         evidence: {
           Reference: reference,
           ConsentGiven: given,
@@ -138,9 +131,9 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const f = requestFields(req);
     const client = clientId(f);
     const reference = text(f, 'Reference', MAX_REFERENCE, true);
-    const members = await findClient(o, client);
-    if (members === undefined) throw new NotFoundError('no consent recorded for this ClientId');
-    const rec = await currentRecord(o, members, reference);
+    const found = await findClient(o, client);
+    if (found === undefined) throw new NotFoundError('no consent recorded for this ClientId');
+    const rec = await currentRecord(o, found.members, reference);
     res.json({ ConsentGiven: rec === undefined ? null : consentGivenOf(rec, o.clock.now()) });
   });
 
@@ -203,9 +196,9 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const f = requestFields(req);
     const client = clientId({ ClientId: req.params.clientId });
     const reference = text(f, 'Reference', MAX_REFERENCE);
-    const members = await findClient(o, client);
-    const rec = await currentRecord(o, members, reference);
-    if (rec === undefined) throw new NotFoundError(members === undefined ? 'no consent recorded for this ClientId' : 'no consent recorded for this ClientId and Reference');
+    const found = await findClient(o, client);
+    const rec = await currentRecord(o, found?.members, reference);
+    if (rec === undefined) throw new NotFoundError(found === undefined ? 'no consent recorded for this ClientId' : 'no consent recorded for this ClientId and Reference');
     res.json(recordAnswer(o.siteId, rec, o.clock.now()));
   });
 
