@@ -92,6 +92,9 @@ export function dateTime(fields: Fields, name: string): number | undefined {
   const s = typeof v === 'string' ? v.trim() : '';
   const m = /^\d{4}-\d{2}-\d{2}(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i.exec(s);
   if (m === null) return refuse(name, 'an ISO 8601 date or date-time, e.g. 2026-01-31T00:00:00Z');
+  // Date.parse rolls an impossible day over (Feb 31 → Mar 3): refused instead.
+  const [y, mo, d] = s.slice(0, 10).split('-').map(Number) as [number, number, number];
+  if (mo < 1 || mo > 12 || d < 1 || d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return refuse(name, 'not a valid date');
   const iso = m[1] !== undefined && m[2] === undefined ? `${s.replace(' ', 'T')}Z` : s.replace(' ', 'T');
   const t = Date.parse(iso);
   return Number.isNaN(t) ? refuse(name, 'not a valid date') : t;
