@@ -25,7 +25,7 @@ interface Answer {
 
 /** One request on node:http, so a GET can carry a JSON body as the seed's check and query do. */
 function send(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
-  const text = body === undefined ? undefined : JSON.stringify(body);
+  const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { method, headers: { ...(text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }), ...headers } }, (res) => {
       let data = '';
@@ -184,6 +184,11 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/^ConsentGiven: /);
     expect((await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'All' })).body.error.message).toMatch(/^Reference: required/);
+    // Hostile nesting is a 400, never a 500 from hashing the payload.
+    const nested = `{"ConsentGiven":"All","Reference":"Deep","Extra":${'['.repeat(6000)}${']'.repeat(6000)}}`;
+    const deep = await call('POST', '/api/universalconsent', writer, nested);
+    expect(deep.status).toBe(400);
+    expect(deep.body.error.message).toMatch(/^body: nested deeper/);
   });
 
   it('URI comes from the Origin header when the body has none', async () => {
