@@ -56,6 +56,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
   let tw: Awaited<ReturnType<typeof startTagwarden>>;
   let writer: string;
   let reader: string;
+  let auditor: string;
   const clock = new FakeClock(Date.UTC(2026, 0, 15, 9, 0, 0));
   const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) =>
     send(tw.url, method, path, { ...(key === undefined ? {} : { 'x-api-key': key }), ...headers }, body);
@@ -77,6 +78,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     tw = await startTagwarden(config, undefined, { db, consentClock: clock, webhooks: false });
     writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write'] })).key;
     reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
+    auditor = (await createApiKey(db, { label: 'auditor', scopes: ['audit:read'] })).key;
   });
 
   afterAll(async () => {
@@ -271,6 +273,13 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     const old = await call('GET', `/api/universalconsent?FromDate=${from}&CustomUserId=${encodeURIComponent('old.visitor')}`, reader);
     expect(old.body.map((x: any) => x.Fingerprint.CustomUserId)).toEqual(['old.visitor']);
     expect((await call('GET', '/api/universalconsent?FromDate=yesterday', reader)).status).toBe(400);
+    expect((await call('GET', '/api/universalconsent', undefined)).status).toBe(401);
+    expect((await call('GET', `/api/universalconsent?Reference=Dealership&CustomUserId=new.visitor`, reader)).body).toHaveLength(1);
+    expect((await call('GET', `/api/universalconsent?Reference=Call&CustomUserId=new.visitor`, reader)).body).toEqual([]);
+    // The evidence is the audit row's, hash-chained with it.
+    const audit = await call('GET', `/api/v1/audit?subject=${encodeURIComponent('user:new.visitor')}&reference=Dealership`, auditor);
+    expect(audit.body.entries[0].attributes).toMatchObject({ Reference: 'Dealership', ConsentGiven: 'All', ConsentType: 'Dealership', IP: '203.0.113.5', Country: 'DK', ClientId: clientIdFor('shop', 'new.visitor') });
+    expect((await call('GET', '/api/v1/audit/verify', auditor)).body).toMatchObject({ ok: true });
   });
 
   it('query pages are bounded; the next page\'s cursor comes in X-Next-Cursor', async () => {
