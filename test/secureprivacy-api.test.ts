@@ -208,6 +208,10 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     const get = await call('GET', `/api/universalconsent/integration/${post.body.ClientId as string}?IntegrationId=int-7f3a9c`, undefined, undefined, headers);
     expect(get.status).toBe(200);
     expect(get.body).toEqual({ ClientId: post.body.ClientId, Reference: 'Newsletter', ConsentGiven: 'All', Created: post.body.Created, Metadata: null });
+    // A site's page may call it from a browser (CORS as for hits; the test allows any origin).
+    const preflight = await call('OPTIONS', '/api/universalconsent/integration/int-7f3a9c', undefined, undefined, { origin: 'https://news.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://news.example.com');
     // An integration changes only its reference, never the site categories (mapCategories: false).
     expect((await call('GET', `/api/v1/subjects/user/${encodeURIComponent('newsletter.reader')}/check?category=analytics`, reader)).body.state).toBe('unknown');
     // Unknown integration, and a ClientId without a record of this integration: the same 404.

@@ -36,6 +36,7 @@ export function secureprivacyRoutes(o: {
       ...records,
       ...common,
       integrations: sp.integrations,
+      allowedOrigins: config.server.allowedOrigins,
       limiter: createRateLimiter({ perSecond: sp.integrationRateLimit.perSecond, burst: sp.integrationRateLimit.burst, clock: o.clock }),
     }),
   );

@@ -1,6 +1,7 @@
 import { Router, type Request, type RequestHandler } from 'express';
 import { NotFoundError, RateLimitedError } from '../../errors.ts';
 import { clientIp } from '../../http/client-ip.ts';
+import { corsPolicy } from '../../http/cors.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { RateLimiter } from '../rate-limit.ts';
 import { clientId, consentGiven, field, MAX_CONSENT_TYPE, MAX_CUSTOM_USER_ID, requestFields, text } from './fields.ts';
@@ -34,6 +35,8 @@ export interface IntegrationRouteOptions extends RecordsOptions {
   maxBodyBytes: number;
   trustProxyHops: number;
   geoHeaders: GeoHeaders;
+  /** Origins whose pages may call these routes from a browser (server.allowedOrigins, as for hits). */
+  allowedOrigins: readonly string[];
 }
 
 /** The seed's integration request is three short fields: a small body bound. */
@@ -45,6 +48,14 @@ const NOT_FOUND = 'no such integration, or no consent recorded for it';
 export function integrationRouter(o: IntegrationRouteOptions): Router {
   const router = Router();
   const byId = new Map(o.integrations.map((i) => [i.id, i]));
+  // Integrations without a key are typically a site's own pages (forms, email links): the same
+  // CORS as the hit routes, preflights answered before the rate limit.
+  const cors = corsPolicy(o.allowedOrigins);
+  router.use('/api/universalconsent/integration', (req, res, next) => {
+    cors.headers(req, res);
+    if (req.method === 'OPTIONS') cors.preflight(req, res);
+    else next();
+  });
   const limited: RequestHandler = (req, _res, next) => {
     const over = o.limiter.take(clientIp(req, o.trustProxyHops) ?? 'unknown');
     next(over === undefined ? undefined : new RateLimitedError(`too many integration requests from this address; retry after ${over.retryAfterSeconds} s`, { retryAfterS: over.retryAfterSeconds, details: { retryAfterSeconds: over.retryAfterSeconds } }));
