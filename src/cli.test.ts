@@ -211,6 +211,13 @@ describe('cli audit verify', () => {
     const store = createConsentStore(db);
     await store.apply([1, 2, 3].map((i) => ({ siteId: 's', subject: { type: 'user' as const, id: `u${i}` }, action: 'accept' as const, item: 'newsletter', consentAt: 1_700_000_000_000 + i, validUntil: null, source: 'import', valid: true, payloadHash: 'p'.repeat(64) })));
     expect(await cli(['audit', 'verify', '--store', url])).toMatchObject({ code: EXIT_OK, stdout: 'audit chain intact: 3 rows; stored state matches the log\n' });
+    // A state row edited behind the log's back (issue 13): the chain alone would still verify.
+    await db.run("UPDATE consent_items SET status = 'denied' WHERE subject_key = 'user:u1'");
+    expect(await cli(['audit', 'verify', '--store', url])).toMatchObject({
+      code: EXIT_FAILED,
+      stdout: 'stored state DIFFERS from the audit log: site s, user:u1, item newsletter, status: stored "denied", log implies "granted"\n',
+    });
+    await db.run("UPDATE consent_items SET status = 'granted' WHERE subject_key = 'user:u1'");
     await db.run("UPDATE audit_log SET action = 'reject' WHERE subject_key = 'user:u2'");
     const broken = await cli(['audit', 'verify', '--store', url, '--json']);
     expect(broken.code).toBe(EXIT_FAILED);
