@@ -7,6 +7,7 @@ import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
 import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
 import { enqueueForChange } from '../../store/webhooks.ts';
+import { createExpirySweeper } from '../../store/expiry.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
 import { webhookRouter } from './webhook-routes.ts';
 import { deadLetterRouter } from '../dead-letters/routes.ts';
@@ -122,6 +123,18 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
           ...(o.webhooks ?? {}),
         });
   worker?.start();
+  // Passed valid_until dates: audited and announced (consent.expired) once, across instances.
+  const expiry = createExpirySweeper({
+    db: o.db,
+    clock,
+    intervalMs: config.api.expiry.sweepMs,
+    batchSize: config.api.expiry.batchSize,
+    onCommitted: (r) => {
+      for (const s of r.subjects) if (s.siteId === siteId) changed(s.subjectKey);
+    },
+    onError: (err) => o.log.warn({ err }, 'expiry sweep'),
+  });
+  expiry.start();
 
   return {
     router,
@@ -131,6 +144,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     async close() {
       closing = true;
       await worker?.stop();
+      await expiry.stop();
       await feedReady;
       await feed?.close();
     },
