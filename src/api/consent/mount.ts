@@ -11,6 +11,7 @@ import { createExpirySweeper } from '../../store/expiry.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
 import { webhookRouter } from './webhook-routes.ts';
 import { deadLetterRouter } from '../dead-letters/routes.ts';
+import { openApiRouter } from '../openapi/route.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
@@ -109,6 +110,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
+  router.use(openApiRouter());
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
