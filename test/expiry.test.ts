@@ -20,6 +20,7 @@ import { createConsentStore, type ConsentStore } from '../src/store/consent.ts';
 import type { Db } from '../src/store/db.ts';
 import { createExpirySweeper, sweepExpired, type ExpirySweeper } from '../src/store/expiry.ts';
 import { openDb } from '../src/store/open.ts';
+import { startChangeFeed } from '../src/store/notify.ts';
 import type { ConsentInput } from '../src/store/types.ts';
 import { enqueueForChange, type WebhookPayload } from '../src/store/webhooks.ts';
 import { forEachEngine } from './engines.ts';
@@ -188,10 +189,19 @@ forEachEngine('expiry events', (engine) => {
     expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
   });
 
-  it('a denial, an unlimited grant and a future expiry are not announced', async () => {
-    await store.apply([grant({ item: 'a', action: 'reject', validUntil: null }), grant({ item: 'b', validUntil: null }), grant({ item: 'c', validUntil: T0 + 3_600_000 })]);
+  it('a denial, an unlimited grant, a future expiry and a grant written already expired are not announced', async () => {
+    // The seed's third CSV row (bloomreach-tracking-consent.txt): valid_until before the consent's own time.
+    const history = grant({ item: 'push_notification', consentAt: 1522152855000, validUntil: 1522112345000, source: 'import' });
+    await store.apply([grant({ item: 'a', action: 'reject', validUntil: null }), grant({ item: 'b', validUntil: null }), grant({ item: 'c', validUntil: T0 + 3_600_000 }), history]);
+    await deliver();
     clock.advance(60_000);
-    expect((await sweeper.runOnce()).flatMap((r) => r.expired)).toEqual([]);
+    const results = await sweeper.runOnce();
+    expect(results.flatMap((r) => r.expired)).toEqual([]);
+    expect(results.reduce((n, r) => n + r.alreadyExpired, 0)).toBe(1);
+    expect(await expiredRows(db)).toEqual([]);
+    expect(await deliver()).toEqual([]);
+    // Marked: not even looked at again.
+    expect((await sweeper.runOnce()).map((r) => r.alreadyExpired)).toEqual([0]);
   });
 
   it('sweeps in bounded batches until none is full, oldest expiry first', async () => {
@@ -247,6 +257,22 @@ forEachEngine('expiry events', (engine) => {
       { siteId: SITE, subjectKey: 'visitor:v1' },
     ]);
     expect((await store.read(SITE, { type: 'visitor', id: 'v1' }))!.version).toBeGreaterThan(before!.version);
+  });
+
+  it.runIf(engine.name === 'postgres')('other instances hear of it: the sweep NOTIFYs every subject of the profile on commit', async () => {
+    await store.apply([grant({ links: [{ type: 'visitor', id: 'v1' }] })]);
+    const heard: string[] = [];
+    let done: () => void = () => undefined;
+    const both = new Promise<void>((resolve) => (done = resolve));
+    const feed = await startChangeFeed(db, (site, key) => {
+      heard.push(`${site}/${key}`);
+      if (heard.length === 2) done();
+    });
+    closers.push(() => feed.close());
+    clock.advance(60_000);
+    await sweeper.runOnce();
+    await both;
+    expect(heard.sort()).toEqual(['shop/user:u1', 'shop/visitor:v1']);
   });
 
   it("a subscription's item filter applies to consent.expired as to consent.changed", async () => {

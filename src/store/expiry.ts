@@ -15,6 +15,8 @@
  *   a marker lost to a direct edit produces no second row and no second delivery.
  * - A later write of the item (a new grant, a denial) clears the marker (consent.ts) and a grant
  *   replaced before its expiry was announced is not announced: the sweep reads the current row.
+ * - A grant written when its valid_until had already passed is marked, not announced: it was never
+ *   in force, and the write's own consent.changed said `expired: true`.
  * - The `expired` row is state-neutral: it writes no consent_items state (`applied` is 0); the
  *   item reads denied because of its valid_until alone. A replay of the log into state must skip it.
  */
@@ -50,6 +52,8 @@ export interface ExpiredItem {
 export interface SweepResult {
   /** Every due item handled in this batch (announced, or marked because it already was). */
   expired: ExpiredItem[];
+  /** Due grants that were written after their valid_until had passed: marked, not announced. */
+  alreadyExpired: number;
   /** The changes announced (one per announced item), as handed to `onExpired`. */
   changes: ConsentChange[];
   /** Subjects whose reads changed (every subject of each profile concerned): forget them in caches. */
@@ -75,11 +79,13 @@ interface DueRow {
   valid_until: number;
   source: string;
   audit_seq: number;
+  /** When the grant was written (its audit row's imported_at). */
+  granted_at: number | null;
 }
 
 // The terms of the partial index consent_items_expiry_due (migration 8), spelled as its predicate
 // so both engines' planners use it.
-const DUE_WHERE = "status = 'granted' AND valid_until IS NOT NULL AND expiry_noted_at IS NULL AND valid_until <= ?";
+const dueWhere = (t: string): string => `${t}status = 'granted' AND ${t}valid_until IS NOT NULL AND ${t}expiry_noted_at IS NULL AND ${t}valid_until <= ?`;
 
 function subjectOf(key: string): SubjectRef {
   const at = key.indexOf(':');
@@ -98,24 +104,36 @@ export function expiryDedupKey(siteId: string, subjectKey: string, item: string,
 export async function sweepExpired(db: Db, opts: SweepOptions): Promise<SweepResult> {
   const limit = Math.max(1, Math.floor(opts.limit));
   const onExpired = opts.onExpired ?? enqueueForExpiry;
-  const none: SweepResult = { expired: [], changes: [], subjects: [], full: false };
+  const none: SweepResult = { expired: [], alreadyExpired: 0, changes: [], subjects: [], full: false };
   // Outside a transaction and without the chain lock: most sweeps find nothing, and must not
   // queue behind consent writes to learn it.
-  if ((await db.get(`SELECT 1 AS due FROM consent_items WHERE ${DUE_WHERE} LIMIT 1`, [opts.now])) === undefined) return none;
+  if ((await db.get(`SELECT 1 AS due FROM consent_items WHERE ${dueWhere('')} LIMIT 1`, [opts.now])) === undefined) return none;
   return db.transaction(async (tx) => {
     await lockAuditChain(tx, db.engine);
     // Read under the lock: what another instance announced meanwhile is marked by now.
     const due = await tx.all<DueRow>(
-      `SELECT site_id, subject_key, item, consent_at, valid_until, source, audit_seq FROM consent_items WHERE ${DUE_WHERE} ORDER BY valid_until, site_id, subject_key, item LIMIT ?`,
+      `SELECT i.site_id AS site_id, i.subject_key AS subject_key, i.item AS item, i.consent_at AS consent_at, i.valid_until AS valid_until, i.source AS source, i.audit_seq AS audit_seq, a.imported_at AS granted_at
+       FROM consent_items i LEFT JOIN audit_log a ON a.seq = i.audit_seq
+       WHERE ${dueWhere('i.')} ORDER BY i.valid_until, i.site_id, i.subject_key, i.item LIMIT ?`,
       [opts.now, limit],
     );
     let head = await chainHeadHash(tx);
-    const result: SweepResult = { expired: [], changes: [], subjects: [], full: due.length === limit };
+    const result: SweepResult = { expired: [], alreadyExpired: 0, changes: [], subjects: [], full: due.length === limit };
     const touched = new Set<string>();
     for (const r of due) {
       const validUntil = Number(r.valid_until);
       const grantSeq = Number(r.audit_seq);
       const consentAt = Number(r.consent_at);
+      const mark = (): Promise<number> =>
+        tx.run('UPDATE consent_items SET expiry_noted_at = ? WHERE site_id = ? AND subject_key = ? AND item = ? AND audit_seq = ?', [opts.now, r.site_id, r.subject_key, r.item, r.audit_seq]);
+      // Written when its valid_until had already passed (an import of history, seed
+      // bloomreach-tracking-consent.txt's third CSV row): it never was in force here, and its
+      // consent.changed already said `expired: true`. Nothing passed while it was held.
+      if (r.granted_at !== null && Number(r.granted_at) >= validUntil) {
+        await mark();
+        result.alreadyExpired++;
+        continue;
+      }
       const attributes = JSON.stringify({ grantSeq });
       const row: AuditColumns = {
         site_id: r.site_id,
@@ -138,7 +156,7 @@ export async function sweepExpired(db: Db, opts: SweepOptions): Promise<SweepRes
         attributes,
       };
       const appended = await appendAudit(tx, head, row);
-      await tx.run('UPDATE consent_items SET expiry_noted_at = ? WHERE site_id = ? AND subject_key = ? AND item = ? AND audit_seq = ?', [opts.now, r.site_id, r.subject_key, r.item, r.audit_seq]);
+      await mark();
       const subject = subjectOf(r.subject_key);
       const base = { siteId: r.site_id, subject, item: r.item, validUntil, consentAt, source: r.source, grantSeq };
       if (appended === undefined) {
@@ -237,7 +255,7 @@ export function createExpirySweeper(o: ExpirySweeperOptions): ExpirySweeper {
       for (let i = 0; i < MAX_BATCHES_PER_RUN; i++) {
         const r = await sweepExpired(o.db, { now: clock.now(), limit: o.batchSize, ...(o.onExpired === undefined ? {} : { onExpired: o.onExpired }) });
         results.push(r);
-        if (r.expired.length > 0) {
+        if (r.subjects.length > 0) {
           try {
             o.onCommitted?.(r);
           } catch (err) {
