@@ -22,7 +22,9 @@ import {
   ValidationError,
   type TagwardenError,
 } from '../../errors.ts';
-import { consentEventSchema } from '../consent/inputs.ts';
+import { consentEventSchema, pushSchema } from '../consent/inputs.ts';
+import { subscriptionSchema } from '../consent/webhook-routes.ts';
+import { deadBodySchema } from '../dead-letters/filter.ts';
 import { API_ROUTES, type AnswerSpec, type ApiRoute } from './routes.ts';
 import * as S from './schemas.ts';
 
@@ -53,8 +55,14 @@ const NAMED_OUTPUTS: Record<string, z.ZodType> = {
   WebhookPayload: S.WebhookPayload,
 };
 
-/** The request shapes shared by several operations. */
-const NAMED_INPUTS: Record<string, z.ZodType> = { ConsentEvent: S.ConsentEvent };
+/** Request shapes under readable names (a body not named here is named after its operation). */
+const NAMED_INPUTS: Record<string, z.ZodType> = {
+  ConsentEvent: S.ConsentEvent,
+  ConsentEvents: S.ConsentEventsBody,
+  Push: pushSchema,
+  NewSubscription: subscriptionSchema,
+  DeadLetterSelection: deadBodySchema,
+};
 
 /**
  * The errors an /api/v1 route can answer, by status: their codes are read from the classes of
