@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ConsentInput, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { createTcfReader } from '../../consent/tcf.ts';
 import { idProblem, MAX_SUBJECT_ID, subjectIdSchema } from './ids.ts';
+import { eventEvidence, SEED_SOURCES } from './event-attributes.ts';
 
 /**
  * Consent inputs as the API receives them, turned into store inputs. Three shapes:
@@ -111,6 +112,8 @@ export interface EventContext {
   now: number;
   /** How far ahead of `now` the event's time may be (`site.consentClockSkewMs`). */
   skewMs: number;
+  /** The event's `customer_ids` as sent: kept in the audit attributes (event-attributes.ts). */
+  customerIds?: unknown;
 }
 
 /**
@@ -151,7 +154,11 @@ export const consentEventSchema = z
     })
       .optional(),
     message: optionalText('message', 4096),
-    source: optionalText('source', 256),
+    // The seed's "Source values" table; any other value is an invalid event, which revokes, as the
+    // seed's "Invalid consent events revoke consent" does for an unrecognized action value.
+    source: z.enum(SEED_SOURCES, { error: `source: one of ${SEED_SOURCES.join(', ')}` }).nullish(),
+    // "Email of the person who provided the consent": evidence only (RFC 5321 allows 320 characters).
+    email: optionalText('email', 320),
     identification: optionalText('identification', 256),
     identification_type: optionalText('identification_type', 256),
   })
@@ -166,10 +173,13 @@ export const consentEventSchema = z
  * One Bloomreach-shaped consent event for a known subject, validated by `consentEventSchema`. An
  * event with a usable category gets an input either way (valid, or invalid and revoking: applied
  * as a reject); one without a usable category cannot revoke anything specific and is reported only.
+ * Its attributes as sent (seed and custom ones, `customer_ids`, our `imported_timestamp`) go to the
+ * audit record as `attributes` (event-attributes.ts); evidence beyond the bounds makes it invalid.
  */
 export function consentEventInput(raw: Record<string, unknown>, ctx: EventContext): { input?: ConsentInput; problems: string[] } {
   const parsed = consentEventSchema.safeParse(raw);
-  const problems = parsed.success ? [] : [...new Set(parsed.error.issues.map((i) => i.message))];
+  const evidence = eventEvidence(raw, { source: ctx.source, now: ctx.now, ...(ctx.customerIds === undefined ? {} : { customerIds: ctx.customerIds }) });
+  const problems = [...new Set([...(parsed.success ? [] : parsed.error.issues.map((i) => i.message)), ...evidence.problems])];
   // Last-write-wins orders consents by their own time: an event without a usable one (missing,
   // unreadable, or beyond now + skew) cannot be placed, so it is reported and not stored. Dated
   // "now" instead, it would revoke and outrank older events sent after it (issue 13).
@@ -177,20 +187,25 @@ export function consentEventInput(raw: Record<string, unknown>, ctx: EventContex
   if (!when.ok) return { problems: [`timestamp: ${when.error}`, ...problems.filter((p) => !p.startsWith('timestamp:'))] };
   const item = typeof raw.category === 'string' && ITEM.test(raw.category) ? raw.category : undefined;
   if (item === undefined) return { problems };
+  const valid = parsed.success && problems.length === 0;
   const consentAt = when.ms;
-  const validUntil = parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
+  const validUntil = valid && parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
+  // Only a seed source value reaches the state (webhook filters, the item's source): an unknown
+  // one stays in the attributes as sent, and the event is invalid.
+  const sent = (SEED_SOURCES as readonly unknown[]).includes(raw.source) ? (raw.source as string) : undefined;
   const input: ConsentInput = {
     siteId: ctx.siteId,
     subject: ctx.subject,
-    action: parsed.success ? parsed.data.action : 'reject',
+    action: valid && parsed.success ? parsed.data.action : 'reject',
     item,
     consentAt,
     validUntil,
-    source: text(raw.source, 256) ?? ctx.source,
-    valid: parsed.success,
+    source: sent ?? ctx.source,
+    valid,
     payloadHash: payloadHash(raw),
+    attributes: evidence.attributes,
   };
-  if (!parsed.success) input.invalidReason = problems.join('; ');
+  if (!valid) input.invalidReason = problems.join('; ');
   const message = text(raw.message, 4096);
   if (message !== undefined) input.message = message;
   const identification = text(raw.identification, 256);
