@@ -125,6 +125,9 @@ forEachEngine('consent input validation', (engine) => {
     expect(events.status).toBe(200);
     expect(events.body.events[0]).toMatchObject({ stored: false, problems: [expect.stringMatching(/^customer_id: no control characters/)] });
     expect(events.body.events[1]).toMatchObject({ stored: true, applied: true });
+    // The email a registered customer is linked to follows the same rule.
+    const linked = await call('POST', '/api/v1/consent/events', writer, [{ customer_ids: { registered: 'nul-linked', email: `ann${nul}@example.com` }, event_type: 'consent', timestamp: 1528114618, properties: { action: 'reject', category: 'newsletter' } }]);
+    expect(linked.body.events[0]).toMatchObject({ stored: false, problems: [expect.stringMatching(/^customer_ids\.email: no control characters/)] });
 
     // An encoded NUL in the path is refused before routing (src/proxy/host-guard.ts), as a 400 too.
     for (const path of ['/api/v1/subjects/visitor/a%00b', '/api/v1/subjects/user/a%00b/check?category=analytics']) {
