@@ -96,8 +96,54 @@ export function consentTime(v: unknown, now: number, skewMs: number): TimeCheck 
   return { ok: true, ms };
 }
 
+/**
+ * SHA-256 (hex) of an input as received: a string as is, anything else as its JSON text. Safe for
+ * any value: JSON.stringify throws on nesting deeper than the stack (issue 13: a body nested 5,000
+ * deep was a 500), on cycles and on BigInt, and then the value is walked without recursion
+ * instead. Values JSON.stringify can write keep exactly that text, so hashes (and the dedup keys
+ * made of them) stay what they were.
+ */
 export function payloadHash(raw: unknown): string {
-  return createHash('sha256').update(typeof raw === 'string' ? raw : JSON.stringify(raw) ?? '').digest('hex');
+  const hash = createHash('sha256');
+  if (typeof raw === 'string') return hash.update(raw).digest('hex');
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(raw) ?? '';
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) return hash.update(text).digest('hex');
+  // Depth-first with an explicit stack of what is left to write; an object met twice is written
+  // as a marker (a cycle has no JSON text).
+  const seen = new Set<object>();
+  const stack: unknown[] = [raw];
+  const LITERAL = Symbol('literal');
+  const lit = (t: string): { [LITERAL]: string } => ({ [LITERAL]: t });
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'object' && v !== null && LITERAL in v) {
+      hash.update((v as { [LITERAL]: string })[LITERAL]);
+      continue;
+    }
+    if (typeof v === 'bigint') hash.update(`"${v.toString()}n"`);
+    else if (typeof v !== 'object' || v === null) hash.update(JSON.stringify(v) ?? 'null');
+    else if (seen.has(v)) hash.update('"[repeated]"');
+    else {
+      seen.add(v);
+      const parts: unknown[] = [];
+      if (Array.isArray(v)) {
+        parts.push(lit('['));
+        v.forEach((e: unknown, i) => parts.push(...(i === 0 ? [] : [lit(',')]), e));
+        parts.push(lit(']'));
+      } else {
+        parts.push(lit('{'));
+        Object.keys(v).forEach((k, i) => parts.push(lit(`${i === 0 ? '' : ','}${JSON.stringify(k)}:`), (v as Record<string, unknown>)[k]));
+        parts.push(lit('}'));
+      }
+      for (let i = parts.length - 1; i >= 0; i--) stack.push(parts[i]);
+    }
+  }
+  return hash.digest('hex');
 }
 
 function text(v: unknown, max: number): string | undefined {
@@ -274,7 +320,8 @@ export const pushSchema = z
     visitorId: subjectIdSchema.optional(),
     userId: subjectIdSchema.optional(),
     customUserId: subjectIdSchema.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
-    categories: z.record(z.string().regex(ITEM), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
+    // `__proto__` cannot be a key of the record zod builds (it would be dropped silently): refused.
+    categories: z.record(z.string().regex(ITEM).refine((k) => k !== '__proto__', 'categories: __proto__ cannot be a category name'), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
     consentGiven: z.enum(['All', 'Partial', 'None']).optional(),
     reference: reference.optional(),
     consentType: z.string().min(1).max(128).optional(),
