@@ -217,6 +217,14 @@ forEachEngine('consent input validation', (engine) => {
     expect((await call('GET', '/api/v1/subjects/user/after-bad', reader)).status).toBe(404);
   });
 
+  it('a bad byte early in a large file: the client still gets the 400 (the rest is not read)', async () => {
+    const rest = Buffer.from(`accept,analytics,unlimited,1700000000,bulk\n`.repeat(100_000));
+    const file = Buffer.concat([Buffer.from(`${CSV_HEADER}\naccept,analytics,unlimited,1700000000,early\xff\n`, 'latin1'), rest]);
+    const r = await call('POST', '/api/v1/consent/import', writer, file, 'text/csv');
+    expect(r.status).toBe(400);
+    expect(r.body.error.details).toMatchObject({ rows: 0, stored: 0, encodingError: { row: 2 } });
+  });
+
   it('a garbage tcfString or consent.privacy.tcfConsentString is a 400 naming it; a real one is stored', async () => {
     const garbage = await call('POST', '/api/v1/consent', writer, { userId: 'tcf-user', tcfString: 'CQgarbage!' });
     expect(garbage.status).toBe(400);

@@ -243,6 +243,8 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
       // Streamed, the file cannot be refused whole: what came before the bad bytes is imported
       // (and a corrected file re-imported is a no-op for those rows, by their dedup keys).
       const { row, error } = report.encodingError;
+      // The rest of the body is not read: the connection is not reused.
+      res.setHeader('connection', 'close');
       res.status(400).json({ error: { code: 'TW_ERR_VALIDATION', message: `row ${row}: ${error}; the rows before it were imported`, details: { issues: [{ path: 'body', message: error }], ...report } } });
       return;
     }
