@@ -279,7 +279,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   if (consentApi !== undefined && config.api.enabled) {
-    app.use('/api/v1', (_req, _res, next) => {
+    app.use(['/api/v1', '/api/universalconsent'], (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
       next(accepting ? undefined : shuttingDownError());
     });

@@ -119,11 +119,78 @@ const jurisdictionSchema = z
       )
       .default({})
       .describe(
-        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in every mode.',
+        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in opt-in and opt-out; `disabled` gates nothing (seed seeka-server-side-consent.txt: destinations always receive events).',
       ),
   })
   .strict()
   .describe('The data control mode per visitor region, read from a geo header the CDN sets. Absent: `site.dataControlMode` for every hit.');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'a header name');
+
+/**
+ * SecurePrivacy's Universal Consent API (seed secureprivacy-universal-consent-api.txt) under
+ * /api/universalconsent: its integration routes are unauthenticated, keyed by the ids listed here.
+ */
+const secureprivacySchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve the SecurePrivacy-compatible routes under /api/universalconsent (with `api.enabled`). The integration routes answer only for the `integrations` listed.'),
+    integrations: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, '1-128 letters, digits, _ or -').describe('The IntegrationId of `/api/universalconsent/integration/:IntegrationId`: anyone who knows it may record consent for this integration, without a key.'),
+            reference: z.string().min(1).max(512).describe('The integration name: the Reference its consents are recorded under and answered with.'),
+            mapCategories: z
+              .boolean()
+              .default(false)
+              .describe('Also set the site categories from ConsentGiven (`consentGiven`). Default false: an unauthenticated route changes only its own reference, never what hits may forward.'),
+          })
+          .strict(),
+      )
+      .max(100)
+      .default([])
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((i, at) => {
+          if (seen.has(i.id)) ctx.addIssue({ code: 'custom', path: [at, 'id'], message: `integration id ${i.id} appears twice` });
+          seen.add(i.id);
+        });
+      })
+      .describe('Integrations allowed to record consent without authentication. Empty: every IntegrationId answers 404.'),
+    mapCategories: z.boolean().default(true).describe('Authenticated routes: also set the site categories from ConsentGiven (`consentGiven`), besides the reference itself.'),
+    consentGiven: z
+      .object({
+        All: z.array(categoryId).max(64).optional().describe('Categories All grants (the others are denied). Absent: every site category.'),
+        Partial: z
+          .array(categoryId)
+          .max(64)
+          .optional()
+          .describe('Categories Partial grants (the others are denied). Absent: `necessary` and `functional`, those of them the site defines.'),
+        None: z.array(categoryId).max(64).default([]).describe('Categories None grants (the others are denied). Default: none.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('How SecurePrivacy\'s ConsentGiven (All, Partial, None) maps onto the site categories. Every name listed must be a site category.'),
+    geoHeaders: z
+      .object({
+        city: headerName.optional().describe('Header with the client\'s city, e.g. cf-ipcity.'),
+        state: headerName.optional().describe('Header with the client\'s region or state, e.g. cf-region.'),
+        country: headerName.optional().describe('Header with the client\'s country code, e.g. cf-ipcountry.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Where the fingerprint\'s City, State and Country come from. Set only headers a proxy in front of Tagwarden sets (and strips from clients): anyone can send any header. Absent: not recorded.'),
+    integrationRateLimit: z
+      .object({
+        perSecond: z.number().positive().max(100_000).default(5).describe('Sustained integration requests per second per client address (each instance counts its own).'),
+        burst: z.int().min(1).max(100_000).default(20).describe('Integration requests a client address may send at once.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Rate limit of the unauthenticated integration routes, per client address (server.trustProxyHops): beyond it, 429 with Retry-After.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('SecurePrivacy-compatible Universal Consent routes (docs/consent-api.md, "SecurePrivacy").');
 
 /** destinations[].maxInFlight when neither the destination nor its template sets it. */
 export const DEFAULT_MAX_IN_FLIGHT = 16;
@@ -423,6 +490,7 @@ export const configSchema = z
           .strict()
           .prefault({})
           .describe('Where consent-change webhooks may be delivered.'),
+        secureprivacy: secureprivacySchema,
       })
       .strict()
       .prefault({})

@@ -14,6 +14,7 @@ import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
+import { secureprivacyRoutes } from '../secureprivacy/index.ts';
 
 export type Scope = 'consent:write' | 'consent:read' | 'audit:read' | 'admin';
 
@@ -108,6 +109,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
+  router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock }));
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
