@@ -3,6 +3,7 @@ import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { ValidationError } from '../errors.ts';
 import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
+import { idProblem, MAX_ITEM_TEXT } from './ids.ts';
 import { notifyChange } from './notify.ts';
 import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
@@ -82,6 +83,10 @@ function checkSubject(s: SubjectRef, path: string): void {
   if ((s.type !== 'visitor' && s.type !== 'user') || typeof s.id !== 'string' || s.id === '') {
     throw new ValidationError(`${path}: a visitor or user with an id`, { details: { issues: [{ path, message: 'invalid' }] } });
   }
+  // The routes check ids first (src/store/ids.ts); this is the floor, so no caller can hand the
+  // engines text they would store differently (or PostgreSQL refuse mid-transaction).
+  const problem = idProblem(s.id);
+  if (problem !== undefined) throw new ValidationError(`${path}.id: ${problem}`, { details: { issues: [{ path: `${path}.id`, message: problem }] } });
 }
 
 /** Only what the types cannot promise: the hash chain and the SQL need exact integers and ids. */
@@ -92,7 +97,7 @@ function checkInput(input: ConsentInput, i: number): void {
   checkSubject(input.subject, `inputs.${i}.subject`);
   for (const l of input.links ?? []) checkSubject(l, `inputs.${i}.links`);
   if (input.action !== 'accept' && input.action !== 'reject') bad('action');
-  if (typeof input.item !== 'string' || input.item === '') bad('item');
+  if (idProblem(input.item, MAX_ITEM_TEXT) !== undefined) bad('item');
   if (!isTime(input.consentAt)) bad('consentAt');
   if (input.validUntil !== null && !isTime(input.validUntil)) bad('validUntil');
 }
@@ -561,6 +566,8 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
     },
 
     async read(siteId, subject, now) {
+      // An id that could never have been stored has no record (and is never sent to the engine).
+      if (idProblem(subject.id) !== undefined) return undefined;
       const view = await loadProfile(db, siteId, subjectKey(subject), now ?? time.now());
       if (view === undefined) return undefined;
       const { profileId: _profileId, ...rest } = view;

@@ -107,7 +107,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   );
 
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, clock }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock }));
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
