@@ -6,6 +6,7 @@ import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { createApiKey } from '../src/api/keys.ts';
 import type { Db } from '../src/store/db.ts';
 import { forEachEngine } from './engines.ts';
+import { encodeWithLibrary } from './fixtures/tcf/build.ts';
 import { closeServer, startTagwarden, startVendor, testConfig } from './helpers.ts';
 
 /**
@@ -129,13 +130,15 @@ forEachEngine('consent API', (engine) => {
   });
 
   it("a TCF-only push (Seeka's identity payload) is recorded and audited", async () => {
-    const r = await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: 'CQtcfstring' } } });
+    // A pushed string must decode (through the bounded guard): a real one, as a CMP writes it.
+    const tcString = encodeWithLibrary({ lastUpdated: new Date(Date.UTC(2026, 0, 10)), purposeConsents: [1] });
+    const r = await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: tcString } } });
     expect(r.status).toBe(200);
-    expect((await call('GET', '/api/v1/subjects/user/seeka-user', reader)).body).toMatchObject({ tcfString: 'CQtcfstring' });
+    expect((await call('GET', '/api/v1/subjects/user/seeka-user', reader)).body).toMatchObject({ tcfString: tcString });
     const audit = await call('GET', '/api/v1/audit?subject=user:seeka-user', auditor);
-    expect(audit.body.entries).toEqual([expect.objectContaining({ action: 'record', item: null, applied: true, message: expect.stringContaining('CQtcfstring') })]);
+    expect(audit.body.entries).toEqual([expect.objectContaining({ action: 'record', item: null, applied: true, message: expect.stringContaining(tcString) })]);
     // The same push again is not a second input.
-    await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: 'CQtcfstring' } }, timestamp: audit.body.entries[0].consentAt });
+    await call('POST', '/api/v1/consent', writer, { userId: 'seeka-user', consent: { privacy: { tcfConsentString: tcString } }, timestamp: audit.body.entries[0].consentAt });
     expect((await call('GET', '/api/v1/audit?subject=user:seeka-user', auditor)).body.entries).toHaveLength(1);
   });
 

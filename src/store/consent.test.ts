@@ -53,6 +53,23 @@ forEachEngine('consent store', (engine) => {
     expect(await s.read('other', V1)).toBeUndefined();
   });
 
+  it('refuses ids the engines would store differently (NUL, controls, lone surrogates, > 256): a ValidationError, nothing written', async () => {
+    const s = store();
+    for (const id of ['a\u0000b', 'tab\there', 'c1\u009f', 'lone\ud800', 'x'.repeat(257)]) {
+      await expect(s.apply([input(), input({ subject: { type: 'user', id } })]), JSON.stringify(id)).rejects.toBeInstanceOf(ValidationError);
+      await expect(s.apply([input({ links: [{ type: 'user', id }] })])).rejects.toBeInstanceOf(ValidationError);
+      await expect(s.apply([], [{ siteId: SITE, subject: { type: 'visitor', id }, consentAt: 1000, source: 'push', tcfString: 'x' }])).rejects.toBeInstanceOf(ValidationError);
+      await expect(s.link(SITE, U1, { type: 'visitor', id })).rejects.toBeInstanceOf(ValidationError);
+      if (id.length <= 256) await expect(s.apply([input({ item: `ref:${id}` })])).rejects.toBeInstanceOf(ValidationError);
+      // Never sent to the engine: no record.
+      expect(await s.read(SITE, { type: 'user', id })).toBeUndefined();
+    }
+    expect(await auditCount(db)).toBe(0);
+    // Printable text of any script is an id as it is.
+    await s.apply([input({ subject: { type: 'user', id: 'Zoë 😀 [email protected]' } })]);
+    expect(await s.read(SITE, { type: 'user', id: 'Zoë 😀 [email protected]' })).toBeDefined();
+  });
+
   it('last-write-wins by consentAt: an older input is audited with applied=0 and changes nothing', async () => {
     const s = store();
     await s.apply([input({ action: 'reject', consentAt: 2000 })]);

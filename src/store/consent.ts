@@ -3,6 +3,7 @@ import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { InternalError, NotFoundError, ValidationError } from '../errors.ts';
 import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
+import { idProblem, MAX_ITEM_TEXT } from './ids.ts';
 import { notifyChange } from './notify.ts';
 import { gcmText, replayAudit, type ReplayRow } from './replay.ts';
 import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
@@ -160,6 +161,10 @@ function checkSubject(s: SubjectRef, path: string): void {
   if ((s.type !== 'visitor' && s.type !== 'user') || typeof s.id !== 'string' || s.id === '') {
     throw new ValidationError(`${path}: a visitor or user with an id`, { details: { issues: [{ path, message: 'invalid' }] } });
   }
+  // The routes check ids first (src/store/ids.ts); this is the floor, so no caller can hand the
+  // engines text they would store differently (or PostgreSQL refuse mid-transaction).
+  const problem = idProblem(s.id);
+  if (problem !== undefined) throw new ValidationError(`${path}.id: ${problem}`, { details: { issues: [{ path: `${path}.id`, message: problem }] } });
 }
 
 /** Only what the types cannot promise: the hash chain and the SQL need exact integers and ids. */
@@ -170,7 +175,7 @@ function checkInput(input: ConsentInput, i: number): void {
   checkSubject(input.subject, `inputs.${i}.subject`);
   for (const l of input.links ?? []) checkSubject(l, `inputs.${i}.links`);
   if (input.action !== 'accept' && input.action !== 'reject') bad('action');
-  if (typeof input.item !== 'string' || input.item === '') bad('item');
+  if (idProblem(input.item, MAX_ITEM_TEXT) !== undefined) bad('item');
   if (!isTime(input.consentAt)) bad('consentAt');
   if (input.validUntil !== null && !isTime(input.validUntil)) bad('validUntil');
 }
@@ -528,7 +533,7 @@ class Writer {
       await this.tx.run(
         `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
-           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
+           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`,
         [input.siteId, key, row.item, status, decision.at, decision.validUntil, decision.source, appended.seq],
       );
       if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
@@ -644,7 +649,7 @@ class Writer {
       await this.tx.run(
         `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
-           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
+           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`,
         [siteId, key, item, now.status, now.consentAt, now.validUntil, now.source, now.auditSeq],
       );
     }
@@ -793,6 +798,8 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
     },
 
     async read(siteId, subject, now) {
+      // An id that could never have been stored has no record (and is never sent to the engine).
+      if (idProblem(subject.id) !== undefined) return undefined;
       const view = await loadProfile(db, siteId, subjectKey(subject), now ?? time.now());
       if (view === undefined) return undefined;
       const { profileId: _profileId, ...rest } = view;

@@ -4,6 +4,7 @@ import { parseOr400 } from './validate.ts';
 import type { Queryable } from '../../store/db.ts';
 import { iterateAudit, MAX_AUDIT_PAGE, queryAudit, verifyAuditState, type AuditFilters, type AuditRow } from '../../store/audit.ts';
 import { parseTime } from './inputs.ts';
+import { idProblem, queryItemSchema, queryTextSchema } from './ids.ts';
 
 export interface AuditRouteOptions {
   siteId: string;
@@ -26,12 +27,21 @@ const queryTime = z
   .optional();
 
 /** The audit filters of the query string. Unknown parameters are refused: a typo must not widen an export. */
-const auditQuerySchema = z
+export const auditQuerySchema = z
   .object({
-    subject: z.string().max(300).regex(/^(visitor|user):./, 'visitor:<id> or user:<id>').optional(),
-    category: queryText(140),
-    reference: queryText(520),
-    source: queryText(300),
+    subject: z
+      .string()
+      .max(300)
+      .regex(/^(visitor|user):./, 'visitor:<id> or user:<id>')
+      // The id part follows the one id rule (./ids.ts): a NUL would reach PostgreSQL otherwise.
+      .superRefine((v, ctx) => {
+        const problem = idProblem(v.slice(v.indexOf(':') + 1));
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `the id: ${problem}` });
+      })
+      .optional(),
+    category: queryItemSchema(140).optional(),
+    reference: queryItemSchema(520).optional(),
+    source: queryTextSchema(300).optional(),
     from: queryTime,
     to: queryTime,
     valid: z.enum(['true', 'false']).optional(),

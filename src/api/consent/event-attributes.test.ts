@@ -3,7 +3,7 @@ import { attributeProblems, eventEvidence, EVENT_ATTRIBUTE_LIMITS } from './even
 import { consentEventInput } from './inputs.ts';
 
 const now = 1_700_000_000_123;
-const ctx = { siteId: 's', subject: { type: 'user' as const, id: 'u1' }, source: 'private_api', now };
+const ctx = { siteId: 's', subject: { type: 'user' as const, id: 'u1' }, source: 'private_api', now, skewMs: 300_000 };
 const base = { action: 'accept', category: 'newsletter', timestamp: 1528114618, valid_until: 'unlimited' };
 
 describe('eventEvidence', () => {

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsentInput, RecordPatch, SubjectRef } from '../../store/types.ts';
+import { createTcfReader } from '../../consent/tcf.ts';
+import { idProblem, MAX_SUBJECT_ID, subjectIdSchema } from './ids.ts';
 import { eventEvidence, SEED_SOURCES } from './event-attributes.ts';
 
 /**
@@ -15,22 +17,83 @@ import { eventEvidence, SEED_SOURCES } from './event-attributes.ts';
  *   consent type, for a visitor and/or a user.
  */
 
-export const MAX_ID = 256;
+export const MAX_ID = MAX_SUBJECT_ID;
 export const MAX_ITEM = 128;
 const ITEM = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-/** Unix seconds (what Bloomreach sends), milliseconds (≥ 1e11), or an ISO 8601 date; undefined otherwise. */
+/**
+ * The last instant any consent time may name: 9999-12-31T23:59:59.999Z. A time beyond it is a unit
+ * mistake (microseconds, or seconds read as milliseconds), never a date.
+ */
+export const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/**
+ * ISO 8601 as RFC 3339 profiles it: a date and a time WITH a zone (`Z`, `±hh:mm`, `±hhmm`, `±hh`),
+ * `T` or a space between them, seconds and a fraction optional; or a date alone, which is midnight
+ * UTC (as ECMAScript reads a date-only form). A date and time without a zone is refused: V8 reads
+ * it in the server's own time zone, so the same text would name different instants on different
+ * servers. https://www.rfc-editor.org/rfc/rfc3339#section-5.6
+ */
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?))?$/;
+
+function isoTime(v: string): number | undefined {
+  const m = ISO.exec(v);
+  if (m === null) return undefined;
+  const [, y, mo, d, h, mi, sec, frac, z, sign, oh, om] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  // Before 1970 is refused like a number ≤ 0 is (and Date.UTC would read years 0-99 as 19xx).
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+  if (h === undefined) return Date.UTC(year, month - 1, day);
+  if (z === undefined && sign === undefined) return undefined;
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = sec === undefined ? 0 : Number(sec);
+  const offsetH = oh === undefined ? 0 : Number(oh);
+  const offsetM = om === undefined ? 0 : Number(om);
+  // No leap second (:60) and no 24:00: Date.parse refuses them too, and no consent needs them.
+  if (hour > 23 || minute > 59 || second > 59 || offsetH > 23 || offsetM > 59) return undefined;
+  const ms = frac === undefined ? 0 : Number(frac.slice(0, 3).padEnd(3, '0'));
+  const offset = (sign === '-' ? -1 : 1) * (offsetH * 60 + offsetM) * 60_000;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offset;
+}
+
+/**
+ * A time as milliseconds, or undefined: unix seconds (what Bloomreach sends), milliseconds (≥ 1e11),
+ * either as digits, or ISO 8601 with a zone (`isoTime`). The magnitude decides seconds from
+ * milliseconds, as before; microseconds therefore read as milliseconds tens of thousands of years
+ * ahead, beyond MAX_TIME, and are refused. Only the format and that bound are checked here;
+ * `consentTime` adds "not in the future".
+ */
 export function parseTime(v: unknown): number | undefined {
+  let ms: number | undefined;
   if (typeof v === 'number') {
     if (!Number.isFinite(v) || v <= 0) return undefined;
-    const ms = v >= 1e11 ? v : v * 1000;
-    return ms <= 8.64e15 ? Math.round(ms) : undefined;
+    ms = Math.round(v >= 1e11 ? v : v * 1000);
+  } else if (typeof v === 'string' && v.length > 0 && v.length <= 64) {
+    ms = /^\d{1,20}(\.\d{1,9})?$/.test(v) ? parseTime(Number(v)) : isoTime(v);
   }
-  if (typeof v !== 'string' || v.length === 0 || v.length > 64) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return parseTime(Number(v));
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v)) return undefined;
-  const ms = Date.parse(v);
-  return Number.isNaN(ms) ? undefined : ms;
+  return ms !== undefined && ms > 0 && ms <= MAX_TIME ? ms : undefined;
+}
+
+export const TIME_FORMAT = 'unix seconds, milliseconds or ISO 8601 with a zone (Z or ±hh:mm), up to the year 9999';
+
+/** A time read and checked (`consentTime`): milliseconds, or why it was refused (the field's name not included). */
+export type TimeCheck = { ok: true; ms: number } | { ok: false; error: string };
+
+/**
+ * THE check of a consent's own time, for pushes, Bloomreach events and CSV rows alike: present, in
+ * a format `parseTime` reads, and at most `skewMs` ahead of the server's `now`
+ * (`site.consentClockSkewMs`). Last-write-wins goes by this time, so a time from the future would
+ * outrank every later revocation until that date: it is refused, never stored.
+ */
+export function consentTime(v: unknown, now: number, skewMs: number): TimeCheck {
+  if (v === undefined || v === null || v === '') return { ok: false, error: 'required' };
+  const ms = parseTime(v);
+  if (ms === undefined) return { ok: false, error: TIME_FORMAT };
+  if (ms > now + skewMs) return { ok: false, error: `in the future: more than ${skewMs} ms after the server's time ${new Date(now).toISOString()}` };
+  return { ok: true, ms };
 }
 
 /**
@@ -93,16 +156,22 @@ export interface EventContext {
   source: string;
   apiKeyId?: string;
   now: number;
+  /** How far ahead of `now` the event's time may be (`site.consentClockSkewMs`). */
+  skewMs: number;
   /** The event's `customer_ids` as sent: kept in the audit attributes (event-attributes.ts). */
   customerIds?: unknown;
 }
 
-/** A time as Bloomreach sends it (unix seconds), milliseconds, or ISO 8601, read into milliseconds. */
+/**
+ * A time as Bloomreach sends it (unix seconds), milliseconds, or ISO 8601 with a zone, read into
+ * milliseconds (`parseTime`). A schema cannot know the server's time: the routes check the bound
+ * with `consentTime` before storing anything.
+ */
 const time = (name: string) =>
-  z.union([z.number(), z.string()], { error: `${name}: unix seconds, milliseconds or ISO 8601` }).transform((v, ctx) => {
+  z.union([z.number(), z.string()], { error: `${name}: ${TIME_FORMAT}` }).transform((v, ctx) => {
     const t = parseTime(v);
     if (t === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${name}: unix seconds, milliseconds or ISO 8601` });
+      ctx.addIssue({ code: 'custom', message: `${name}: ${TIME_FORMAT}` });
       return z.NEVER;
     }
     return t;
@@ -157,10 +226,15 @@ export function consentEventInput(raw: Record<string, unknown>, ctx: EventContex
   const parsed = consentEventSchema.safeParse(raw);
   const evidence = eventEvidence(raw, { source: ctx.source, now: ctx.now, ...(ctx.customerIds === undefined ? {} : { customerIds: ctx.customerIds }) });
   const problems = [...new Set([...(parsed.success ? [] : parsed.error.issues.map((i) => i.message)), ...evidence.problems])];
+  // Last-write-wins orders consents by their own time: an event without a usable one (missing,
+  // unreadable, or beyond now + skew) cannot be placed, so it is reported and not stored. Dated
+  // "now" instead, it would revoke and outrank older events sent after it (issue 13).
+  const when = consentTime(raw.timestamp, ctx.now, ctx.skewMs);
+  if (!when.ok) return { problems: [`timestamp: ${when.error}`, ...problems.filter((p) => !p.startsWith('timestamp:'))] };
   const item = typeof raw.category === 'string' && ITEM.test(raw.category) ? raw.category : undefined;
   if (item === undefined) return { problems };
   const valid = parsed.success && problems.length === 0;
-  const consentAt = parsed.success ? parsed.data.timestamp : parseTime(raw.timestamp);
+  const consentAt = when.ms;
   const validUntil = valid && parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
   // Only a seed source value reaches the state (webhook filters, the item's source): an unknown
   // one stays in the attributes as sent, and the event is invalid.
@@ -170,8 +244,7 @@ export function consentEventInput(raw: Record<string, unknown>, ctx: EventContex
     subject: ctx.subject,
     action: valid && parsed.success ? parsed.data.action : 'reject',
     item,
-    // An invalid event without a usable time is dated now: it must still revoke.
-    consentAt: consentAt ?? ctx.now,
+    consentAt,
     validUntil,
     source: sent ?? ctx.source,
     valid,
@@ -179,9 +252,6 @@ export function consentEventInput(raw: Record<string, unknown>, ctx: EventContex
     attributes: evidence.attributes,
   };
   if (!valid) input.invalidReason = problems.join('; ');
-  // Dated "now" above, the default dedup key would change on every resend: key it on the payload
-  // instead, so re-importing the same file stays a no-op.
-  if (consentAt === undefined) input.dedupKey = `${ctx.subject.type}:${ctx.subject.id}|${input.payloadHash}`;
   const message = text(raw.message, 4096);
   if (message !== undefined) input.message = message;
   const identification = text(raw.identification, 256);
@@ -207,29 +277,63 @@ export function csvHeader(fields: readonly string[]): Record<(typeof CSV_COLUMNS
   return out as Record<(typeof CSV_COLUMNS)[number], number>;
 }
 
-const subjectId = z.string().min(1).max(MAX_ID);
 const isoOrSeconds = z.union([z.string().max(64), z.number()]);
+
+/**
+ * The TC strings a push may store: what the bounded reader (src/consent/tcf.ts: length, the range
+ * guard of src/consent/tcf-guard.ts, then the decoder) can decode. Well-formed strings the hit path
+ * would still not honour (policy version too old, not service-specific, expired or from the future
+ * at the time of a hit) are kept: that is decided per hit, as for a string a hit carries.
+ */
+const TCF_MAX = 16_384;
+const tcfReader = createTcfReader({ maxLength: TCF_MAX, maxAgeMs: Number.MAX_SAFE_INTEGER, cacheEntries: 256, cacheMaxBytes: 4 * 1024 * 1024 });
+const UNDECODABLE = new Set(['tcf_too_long', 'tcf_rejected_by_guard', 'tcf_undecodable', 'tcf_wrong_version']);
+
+/** Why `tc` is not a TCF v2 TC string, or undefined when it decodes. */
+export function tcfProblem(tc: string): string | undefined {
+  const r = tcfReader.read(tc, new Date(0));
+  return !r.ok && UNDECODABLE.has(r.reason) ? `not a TCF v2 TC string (${r.reason})` : undefined;
+}
+
+const tcfString = z
+  .string()
+  .min(1)
+  .max(TCF_MAX)
+  .superRefine((v, ctx) => {
+    const problem = tcfProblem(v);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** An object reference becomes the item `ref:<reference>`: the store's item rule (src/store/ids.ts) applies. */
+const reference = z
+  .string()
+  .min(1)
+  .max(512)
+  .superRefine((v, ctx) => {
+    const problem = idProblem(v, 512);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 /** A push: consent for a visitor and/or a user, in Tagwarden's shape, SecurePrivacy's or Seeka's identity payload. */
 export const pushSchema = z
   .object({
-    visitorId: subjectId.optional(),
-    userId: subjectId.optional(),
-    customUserId: subjectId.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
+    visitorId: subjectIdSchema.optional(),
+    userId: subjectIdSchema.optional(),
+    customUserId: subjectIdSchema.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
     // `__proto__` cannot be a key of the record zod builds (it would be dropped silently): refused.
     categories: z.record(z.string().regex(ITEM).refine((k) => k !== '__proto__', 'categories: __proto__ cannot be a category name'), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
     consentGiven: z.enum(['All', 'Partial', 'None']).optional(),
-    reference: z.string().min(1).max(512).optional(),
+    reference: reference.optional(),
     consentType: z.string().min(1).max(128).optional(),
     timestamp: isoOrSeconds.optional(),
     validUntil: z.union([z.literal('unlimited'), isoOrSeconds]).optional(),
-    tcfString: z.string().min(1).max(16_384).optional(),
+    tcfString: tcfString.optional(),
     gcm: z.record(z.enum(['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization']), z.enum(['granted', 'denied'])).optional(),
     source: z.string().min(1).max(256).optional(),
     message: z.string().max(4096).optional(),
     geoCountry: z.string().regex(/^[A-Z]{2}$/).optional(),
     consent: z
-      .object({ privacy: z.object({ tcfConsentString: z.string().min(1).max(16_384) }).loose().optional() })
+      .object({ privacy: z.object({ tcfConsentString: tcfString }).loose().optional() })
       .loose()
       .optional()
       .describe("Seeka's identity payload: consent.privacy.tcfConsentString"),
@@ -238,22 +342,36 @@ export const pushSchema = z
 
 export type PushBody = z.output<typeof pushSchema>;
 
-/** The inputs and record patch of a push; `subject` is the first of visitor, user (or client id). */
+/** A problem of a push: the field (its path in the body) and what is wrong with it. */
+export interface PushIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * The inputs and record patch of a push; `subject` is the first of visitor, user (or client id).
+ * The consent time is `timestamp` (checked by `consentTime`: a time beyond now + `skewMs` is
+ * refused) or, without one, the push's arrival.
+ */
 export function pushInputs(
   body: PushBody,
   raw: unknown,
-  ctx: { siteId: string; subject: SubjectRef; links: SubjectRef[]; source: string; apiKeyId?: string; now: number },
-): { inputs: ConsentInput[]; patch?: RecordPatch; problems: string[] } {
-  const problems: string[] = [];
-  const consentAt = body.timestamp === undefined ? ctx.now : parseTime(body.timestamp);
-  if (consentAt === undefined) problems.push('timestamp: unix seconds, milliseconds or ISO 8601');
+  ctx: { siteId: string; subject: SubjectRef; links: SubjectRef[]; source: string; apiKeyId?: string; now: number; skewMs: number },
+): { inputs: ConsentInput[]; patch?: RecordPatch; problems: PushIssue[] } {
+  const problems: PushIssue[] = [];
+  let consentAt = ctx.now;
+  if (body.timestamp !== undefined) {
+    const t = consentTime(body.timestamp, ctx.now, ctx.skewMs);
+    if (t.ok) consentAt = t.ms;
+    else problems.push({ path: 'timestamp', message: t.error });
+  }
   let validUntil: number | null = null;
   if (body.validUntil !== undefined && body.validUntil !== 'unlimited') {
     const t = parseTime(body.validUntil);
-    if (t === undefined) problems.push('validUntil: unlimited or a timestamp');
+    if (t === undefined) problems.push({ path: 'validUntil', message: `unlimited or a timestamp (${TIME_FORMAT})` });
     else validUntil = t;
   }
-  if (problems.length > 0 || consentAt === undefined) return { inputs: [], problems };
+  if (problems.length > 0) return { inputs: [], problems };
   const hash = payloadHash(raw);
   const base = { siteId: ctx.siteId, subject: ctx.subject, links: ctx.links, consentAt, source: body.source ?? ctx.source, valid: true, payloadHash: hash };
   const inputs: ConsentInput[] = [];
@@ -277,6 +395,6 @@ export function pushInputs(
     if (body.consentType !== undefined) patch.consentType = body.consentType;
     if (body.geoCountry !== undefined) patch.geoCountry = body.geoCountry;
   }
-  if (inputs.length === 0 && patch === undefined) problems.push('nothing to record: give categories, a reference with consentGiven, tcfString, consent.privacy.tcfConsentString or gcm');
+  if (inputs.length === 0 && patch === undefined) problems.push({ path: '', message: 'nothing to record: give categories, a reference with consentGiven, tcfString, consent.privacy.tcfConsentString or gcm' });
   return patch === undefined ? { inputs, problems } : { inputs, patch, problems };
 }

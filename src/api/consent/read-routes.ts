@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { NotFoundError } from '../../errors.ts';
 import { parseOr400 } from './validate.ts';
 import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
-import { MAX_ID } from './inputs.ts';
+import { idProblem, subjectIdSchema } from './ids.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the read routes need of the store. */
@@ -35,13 +35,13 @@ export interface ReadRouteOptions {
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
 export const NO_CONSENT_FOUND = Object.freeze({ hasConsent: false, categories: null, consentedAt: null, geoCountry: null });
 
-const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
-const checkQuery = z
+export const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
+export const checkQuery = z
   .object({ category: z.string().min(1).max(140).optional(), reference: z.string().min(1).max(520).optional() })
   .strict()
   .refine((q) => (q.category === undefined) !== (q.reference === undefined), { message: 'give exactly one of category or reference', path: ['category'] });
 
-const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: z.string().min(1).max(MAX_ID) }).loose();
+export const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: subjectIdSchema }).loose();
 
 function subjectParam(type: unknown, id: unknown): SubjectRef {
   if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');
@@ -93,10 +93,12 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {
     if (req.params.siteId !== o.siteId) throw new NotFoundError(`unknown site ${String(req.params.siteId).slice(0, 64)}`);
     const visitor = parseOr400(verifyQuery, req.query).visitor_id;
-    // An id we could never have stored is "not found", as the upstream documents for invalid ids.
+    // An id we could never have stored (too long, a NUL or another control character, a lone
+    // surrogate: src/store/ids.ts) is "not found", the answer the seed documents "if the visitor
+    // ID is invalid" (cookieboss-consent-verification-api.txt); never sent to the engine.
     const at = now();
     const consent =
-      visitor.length > MAX_ID ? undefined : o.readVisitor !== undefined ? await o.readVisitor(visitor) : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, at);
+      idProblem(visitor) !== undefined ? undefined : o.readVisitor !== undefined ? await o.readVisitor(visitor) : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, at);
     if (consent === undefined || Object.keys(consent.items).length === 0) {
       res.json(NO_CONSENT_FOUND);
       return;

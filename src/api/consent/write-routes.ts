@@ -4,8 +4,9 @@ import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { clientIdFor } from '../../store/client-id.ts';
-import { readCsv } from './csv.ts';
+import { csvEncoding, readCsv, type CsvEncoding } from './csv.ts';
 import { consentEventInput, csvHeader, MAX_ID, payloadHash, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
+import { idProblem } from './ids.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the write routes need of the store. */
@@ -25,6 +26,8 @@ export interface WriteRouteOptions {
   importChunkRows?: number;
   /** The time source; default the system clock. */
   clock?: Clock;
+  /** How far ahead of the clock a consent time may be (`site.consentClockSkewMs`). */
+  consentClockSkewMs: number;
 }
 
 function apiKeyId(res: { locals: Record<string, unknown> }): string | undefined {
@@ -98,6 +101,19 @@ function eventTypeProblem(raw: Record<string, unknown>): string | undefined {
   return 'event_type: must be consent (this route records consent events only)';
 }
 
+/** Which of an event's id fields `eventSubject` took `id` from, to name it in a refusal. */
+function eventIdField(raw: Record<string, unknown>, id: string): string {
+  const ids = raw.customer_ids !== null && typeof raw.customer_ids === 'object' && !Array.isArray(raw.customer_ids) ? (raw.customer_ids as Record<string, unknown>) : {};
+  const fields: [string, unknown][] = [['customer_ids.registered', ids.registered], ['customer_ids.email', typeof ids.email === 'string' ? ids.email.trim().toLowerCase() : undefined], ['customer_ids.cookie', ids.cookie], ['customer_id', raw.customer_id], ['user_id', raw.user_id], ['visitor_id', raw.visitor_id]];
+  return fields.find(([, v]) => v === id || (typeof v === 'number' && String(v) === id))?.[0] ?? 'customer_ids';
+}
+
+/** A problem as `field: message` read back into a `details.issues` entry. */
+function issueOf(problem: string): { path: string; message: string } {
+  const m = /^([A-Za-z_][\w.]*): (.*)$/s.exec(problem);
+  return m === null ? { path: '', message: problem } : { path: m[1]!, message: m[2]! };
+}
+
 function describeOutcome(o: InputOutcome): Record<string, unknown> {
   const out: Record<string, unknown> = { valid: o.valid, applied: o.applied, duplicate: o.duplicate };
   if (o.invalidReason !== undefined) {
@@ -112,6 +128,7 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
   const clock = o.clock ?? systemClock;
   const now = (): number => clock.now();
   const chunkRows = o.importChunkRows ?? 5000;
+  const skewMs = o.consentClockSkewMs;
 
   // Push consent for a visitor and/or a user (Tagwarden's shape, SecurePrivacy's, Seeka's identity payload).
   router.post('/api/v1/consent', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
@@ -123,8 +140,8 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
     const [subject, ...links] = subjects;
     if (subject === undefined) throw new ValidationError('visitorId, userId or customUserId: one is required', { details: { issues: [{ path: 'visitorId', message: 'required' }] } });
     const key = apiKeyId(res);
-    const { inputs, patch, problems } = pushInputs(body, req.body, { siteId: o.siteId, subject, links, source: 'push', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
-    if (problems.length > 0) throw new ValidationError(problems.join('; '), { details: { issues: problems } });
+    const { inputs, patch, problems } = pushInputs(body, req.body, { siteId: o.siteId, subject, links, source: 'push', now: now(), skewMs, ...(key === undefined ? {} : { apiKeyId: key }) });
+    if (problems.length > 0) throw new ValidationError(problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('; '), { details: { issues: problems } });
     const outcomes = await o.store.apply(inputs, patch === undefined ? [] : [patch]);
     const answer: Record<string, unknown> = { subject, created: new Date(now()).toISOString(), items: outcomes.map((out, i) => ({ item: inputs[i]?.item, ...describeOutcome(out) })) };
     if (body.customUserId !== undefined) answer.clientId = clientIdFor(o.siteId, body.customUserId);
@@ -162,12 +179,21 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
         results.push({ index, stored: false, problems: ['customer_ids.registered, customer_ids.email, customer_ids.cookie, customer_id, user_id or visitor_id: required'] });
         return;
       }
+      // The one id rule (./ids.ts), for the subject and the ids it links: reported, never stored.
+      for (const ref of [who.subject, ...who.links]) {
+        const badId = idProblem(ref.id);
+        if (badId !== undefined) {
+          results.push({ index, stored: false, problems: [`${eventIdField(raw, ref.id)}: ${badId}`] });
+          return;
+        }
+      }
       const { input, problems } = consentEventInput(eventAttributes(raw), {
         siteId: o.siteId,
         subject: who.subject,
         // Seed: private_api is "Tracked via API using basic authentication", what an API key is.
         source: 'private_api',
         now: now(),
+        skewMs,
         ...(raw.customer_ids === undefined ? {} : { customerIds: raw.customer_ids }),
         ...(key === undefined ? {} : { apiKeyId: key }),
       });
@@ -182,6 +208,12 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
       results.push({ index, stored: true, ...(problems.length > 0 ? { problems } : {}) });
       inputs.push(input);
     });
+    // A single event (not a list) that cannot be stored is the request's failure: a 400 naming the field.
+    const first = results[0];
+    if (!batch && first !== undefined && first.stored === false) {
+      const problems = first.problems as string[];
+      throw new ValidationError(problems.join('; '), { details: { issues: problems.map(issueOf) } });
+    }
     const outcomes = inputs.length === 0 ? [] : await o.store.apply(inputs);
     outcomes.forEach((out, i) => {
       const slot = slots[i];
@@ -192,16 +224,30 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
 
   // CSV import, streamed: one transaction per chunk of rows, a report per row.
   router.post('/api/v1/consent/import', o.guard('consent:write'), async (req, res) => {
-    const ctype = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
-    if (ctype !== 'text/csv' && ctype !== 'text/plain' && ctype !== 'application/octet-stream') {
+    const [ctype, ...params] = (req.headers['content-type'] ?? '').split(';');
+    const media = ctype!.trim().toLowerCase();
+    if (media !== 'text/csv' && media !== 'text/plain' && media !== 'application/octet-stream') {
       throw new UnsupportedMediaTypeError('send the file as text/csv');
     }
+    // UTF-8 unless the Content-Type declares another charset we read (./csv.ts csvEncoding).
+    const charset = params.map((p) => p.trim()).find((p) => p.toLowerCase().startsWith('charset='))?.slice('charset='.length).replace(/^"(.*)"$/, '$1');
+    const encoding = charset === undefined ? 'utf-8' : csvEncoding(charset);
+    if (encoding === undefined) throw new UnsupportedMediaTypeError(`charset ${charset!.slice(0, 40)} is not read: send utf-8, iso-8859-1 or windows-1252`);
     const declared = Number(req.headers['content-length'] ?? Number.NaN);
     if (declared > o.maxCsvBytes) {
       res.setHeader('connection', 'close');
       throw new PayloadTooLargeError(`the file is larger than ${o.maxCsvBytes} bytes`, { details: { limit: o.maxCsvBytes } });
     }
-    const report = await importCsv(req, o, apiKeyId(res), now, chunkRows);
+    const report = await importCsv(req, o, apiKeyId(res), now, chunkRows, skewMs, encoding);
+    if (report.encodingError !== undefined) {
+      // Streamed, the file cannot be refused whole: what came before the bad bytes is imported
+      // (and a corrected file re-imported is a no-op for those rows, by their dedup keys).
+      const { row, error } = report.encodingError;
+      // The rest of the body is not read: the connection is not reused.
+      res.setHeader('connection', 'close');
+      res.status(400).json({ error: { code: 'TW_ERR_VALIDATION', message: `row ${row}: ${error}; the rows before it were imported`, details: { issues: [{ path: 'body', message: error }], ...report } } });
+      return;
+    }
     res.status(report.tooLarge ? 413 : 200).json(report.tooLarge ? { error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: `the file is larger than ${o.maxCsvBytes} bytes; the rows before the limit were imported`, details: report } } : report);
   });
 
@@ -218,6 +264,8 @@ export interface ImportReport {
   errors: { row: number; error: string; stored: boolean }[];
   errorsTruncated: boolean;
   tooLarge?: boolean;
+  /** The file stopped being text in its encoding at this row: nothing from there on was read. */
+  encodingError?: { row: number; error: string };
 }
 
 const MAX_REPORTED = 1000;
@@ -236,33 +284,59 @@ async function* limited(req: Request, max: number, onExceed: () => void): AsyncG
   }
 }
 
-async function importCsv(req: Request, o: WriteRouteOptions, key: string | undefined, now: () => number, chunkRows: number): Promise<ImportReport> {
+async function importCsv(req: Request, o: WriteRouteOptions, key: string | undefined, now: () => number, chunkRows: number, skewMs: number, encoding: CsvEncoding): Promise<ImportReport> {
   const report: ImportReport = { rows: 0, stored: 0, applied: 0, duplicates: 0, invalid: 0, errors: [], errorsTruncated: false };
   const problem = (row: number, error: string, stored: boolean): void => {
     if (report.errors.length < MAX_REPORTED) report.errors.push({ row, error, stored });
     else report.errorsTruncated = true;
   };
+  const count = (out: InputOutcome): void => {
+    if (out.duplicate) report.duplicates++;
+    else {
+      report.stored++;
+      if (out.applied) report.applied++;
+    }
+  };
   let columns: Record<(typeof CSV_COLUMNS)[number], number> | undefined;
   let batch: { row: number; input: ConsentInput }[] = [];
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    const outcomes = await o.store.apply(batch.map((b) => b.input));
-    outcomes.forEach((out) => {
-      if (out.duplicate) report.duplicates++;
-      else {
-        report.stored++;
-        if (out.applied) report.applied++;
-      }
-    });
+    const chunk = batch;
     batch = [];
+    let outcomes: InputOutcome[];
+    try {
+      outcomes = await o.store.apply(chunk.map((b) => b.input));
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      // Every row was checked before it joined the chunk, so this is a row the store refuses that
+      // the checks let through: one such row must not cost the chunk's good ones. Each row alone,
+      // the refused ones reported as not stored.
+      for (const b of chunk) {
+        try {
+          count((await o.store.apply([b.input]))[0]!);
+        } catch (rowErr) {
+          if (!(rowErr instanceof ValidationError)) throw rowErr;
+          if (!b.input.valid) report.invalid--;
+          const reported = report.errors.find((e) => e.row === b.row);
+          if (reported !== undefined) Object.assign(reported, { error: rowErr.message, stored: false });
+          else problem(b.row, rowErr.message, false);
+        }
+      }
+      return;
+    }
+    outcomes.forEach(count);
   };
-  for await (const record of readCsv(limited(req, o.maxCsvBytes, () => (report.tooLarge = true)))) {
+  for await (const record of readCsv(limited(req, o.maxCsvBytes, () => (report.tooLarge = true)), { encoding })) {
     if (columns === undefined) {
-      if ('error' in record) throw new ValidationError(`header: ${record.error}`);
+      if ('error' in record) throw new ValidationError(`header: ${record.error}`, { details: { issues: [{ path: 'header', message: record.error }] } });
       const header = csvHeader(record.fields);
       if (typeof header === 'string') throw new ValidationError(`header: ${header}`, { details: { issues: [{ path: 'header', message: header }] } });
       columns = header;
       continue;
+    }
+    if ('error' in record && record.fatal === true) {
+      report.encodingError = { row: record.row, error: record.error };
+      break;
     }
     report.rows++;
     if ('error' in record) {
@@ -271,13 +345,16 @@ async function importCsv(req: Request, o: WriteRouteOptions, key: string | undef
     }
     const c = columns;
     const cell = (name: (typeof CSV_COLUMNS)[number]): string => record.fields[c[name]] ?? '';
+    // Each row is checked whole before it joins a chunk (id here, time and the rest in
+    // consentEventInput): a refused row is reported and never reaches the store.
     const customer = cell('customer_id').trim();
-    if (customer === '' || customer.length > MAX_ID) {
-      problem(record.row, 'customer_id: required (at most 256 characters)', false);
+    const badId = idProblem(customer);
+    if (badId !== undefined) {
+      problem(record.row, `customer_id: ${badId}`, false);
       continue;
     }
     const raw: Record<string, unknown> = { action: cell('action').trim(), category: cell('category').trim(), timestamp: cell('timestamp').trim(), valid_until: cell('valid_until').trim() };
-    const { input, problems } = consentEventInput(raw, { siteId: o.siteId, subject: { type: 'user', id: customer }, source: 'import', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
+    const { input, problems } = consentEventInput(raw, { siteId: o.siteId, subject: { type: 'user', id: customer }, source: 'import', now: now(), skewMs, ...(key === undefined ? {} : { apiKeyId: key }) });
     if (input === undefined) {
       problem(record.row, problems.join('; '), false);
       continue;
