@@ -21,7 +21,7 @@ export interface ExpireRouteOptions {
   maxBodyBytes: number;
 }
 
-const expireSchema = z
+export const expireSchema = z
   .object({
     seqs: z.array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).min(1).max(MAX_EXPIRE).optional(),
     subject: z.string().max(300).regex(/^(visitor|user):./, 'visitor:<id> or user:<id>').optional(),

@@ -9,6 +9,7 @@
  */
 import type { z } from 'zod';
 import { auditQuerySchema } from '../consent/audit-routes.ts';
+import { expireSchema } from '../consent/expire-routes.ts';
 import { pushSchema } from '../consent/inputs.ts';
 import { checkQuery, subjectParams, verifyQuery } from '../consent/read-routes.ts';
 import { subscriptionSchema } from '../consent/webhook-routes.ts';
@@ -67,6 +68,11 @@ export const API_ROUTES: readonly ApiRoute[] = [
     body: { text: 'text/csv', description: 'Header `action,category,valid_until,timestamp,customer_id`, then one event per row (seed bloomreach-tracking-consent.txt). Also accepted as text/plain or application/octet-stream.' },
     ok: [ok(S.ImportReport, 'The import report'), { status: 413, description: 'The file exceeds api.maxCsvBytes: the rows before the limit were imported; `error.details` is their report' }],
   }),
+  op('post', '/api/v1/consent/events/expire', 'consent:write', 'Expire invalid consent events (by audit seq, or all of a subject\'s category or reference), restoring the previous state', {
+    body: json(expireSchema),
+    ok: ok(S.ExpireAnswer, 'Per event: expired now, or before'),
+    errors: [404],
+  }),
   // Reads (src/api/consent/read-routes.ts)
   op('get', '/api/v1/public/sites/:siteId/consent/verify', 'consent:read', "A visitor's consent per category (CookieBoss-compatible)", { query: verifyQuery, ok: ok(S.VerifyAnswer, 'The consent, or the "no consent found" shape'), errors: [404] }),
   op('get', '/api/v1/subjects/:type/:id', 'consent:read', "A subject's full record, merged over its linked subjects", { params: subjectParams, ok: ok(S.SubjectConsent) }),
@@ -77,7 +83,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     query: auditQuerySchema,
     ok: { status: 200, description: 'One entry per line (`format=ndjson`, each an AuditEntry) or CSV rows (`format=csv`)', other: { 'application/x-ndjson': 'AuditEntry objects, one per line', 'text/csv': 'A header row, then one row per entry' } },
   }),
-  op('get', '/api/v1/audit/verify', 'audit:read', "Checks the audit log's hash chain", { ok: ok(S.ChainVerdict) }),
+  op('get', '/api/v1/audit/verify', 'audit:read', "Checks the audit log's hash chain, and that the stored state is the state the log implies", { ok: ok(S.ChainVerdict) }),
   // Webhook subscriptions (src/api/consent/webhook-routes.ts)
   op('post', '/api/v1/webhooks', 'admin', 'Subscribe a URL to consent.changed and consent.expired', { body: json(subscriptionSchema), ok: ok(S.SubscriptionCreated, 'Created; the signing secret is shown this once', 201) }),
   op('get', '/api/v1/webhooks', 'admin', "The site's subscriptions (never their secrets)", { ok: ok(S.SubscriptionList) }),

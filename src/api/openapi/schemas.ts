@@ -145,9 +145,20 @@ export const ChainVerdict = z
     rows: z.int(),
     head: z.object({ seq: z.int(), hash: z.string() }).optional(),
     brokenAt: z.int().optional(),
-    reason: z.enum(['hash_mismatch', 'prev_hash_mismatch', 'anchor_missing', 'anchor_mismatch']).optional(),
+    reason: z.enum(['hash_mismatch', 'prev_hash_mismatch', 'anchor_missing', 'anchor_mismatch', 'unknown_action', 'malformed_row', 'state_mismatch']).optional(),
+    // A row the replay (src/store/replay.ts) cannot apply.
+    detail: z.string().optional(),
+    // The first difference between the stored state and the state the log implies.
+    mismatch: z
+      .object({ siteId: z.string(), subject: z.string().optional(), item: z.string().optional(), field: z.string().optional(), stored: z.unknown().optional(), implied: z.unknown().optional() })
+      .optional(),
   })
   .loose();
+
+export const ExpireAnswer = z.object({
+  events: z.array(z.object({ seq: z.int(), expired: z.boolean().describe('false: it was expired before'), auditSeq: z.int().describe('the seq of its `expire` audit row') })),
+  more: z.boolean().describe('by subject: more invalid events are left (call again)'),
+});
 
 const filters = z.record(z.string(), z.array(z.string()));
 
