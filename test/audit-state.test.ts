@@ -8,6 +8,7 @@ import { createSubscription } from '../src/api/webhook-subscriptions.ts';
 import { EXIT_FAILED, EXIT_OK, runCli } from '../src/cli.ts';
 import { verifyAuditState, type AuditVerdict } from '../src/store/audit.ts';
 import { createConsentStore } from '../src/store/consent.ts';
+import { sweepExpired } from '../src/store/expiry.ts';
 import type { Db } from '../src/store/db.ts';
 import { migrate } from '../src/store/migrations.ts';
 import { openDb } from '../src/store/open.ts';
@@ -118,6 +119,13 @@ forEachEngine('audit state', (engine) => {
     ]);
     const bad = await call('POST', '/api/v1/consent/events', writer, { customer_ids: { registered: 'user12345' }, event_type: 'consent', timestamp: 1528114700, properties: { action: 'accpt', category: 'weekly_newsletters_from_web', valid_until: 'unlimited' } });
     expect(bad.body.events[0]).toMatchObject({ valid: false, revoked: true });
+    // A grant whose valid_until passes: the expiry sweep (src/store/expiry.ts) marks it with an
+    // `expired` row, which changes no state.
+    const nowSec = Math.floor(Date.now() / 1000);
+    await call('POST', '/api/v1/consent/events', writer, { customer_ids: { registered: 'u-sweep' }, event_type: 'consent', timestamp: nowSec - 10, properties: { action: 'accept', category: 'analytics', valid_until: nowSec + 1 } });
+    const swept = await sweepExpired(db, { now: (nowSec + 60) * 1000, limit: 100 });
+    expect(swept.expired.map((e) => e.subject.id)).toContain('u-sweep');
+    expect(await db.get("SELECT seq FROM audit_log WHERE action = 'expired' AND subject_key = 'user:u-sweep'")).toBeDefined();
     expect(await verifyBoth()).toMatchObject({ ok: true });
     const invalid = await call('GET', '/api/v1/audit?valid=false&subject=user:user12345', auditor);
     expect((await call('POST', '/api/v1/consent/events/expire', writer, { seqs: [invalid.body.entries[0].seq] })).status).toBe(200);
@@ -164,9 +172,10 @@ forEachEngine('audit state', (engine) => {
     const row = (await call('GET', '/api/v1/audit?subject=user:user-exp', auditor)).body.entries.find((e: { action: string }) => e.action === 'expire');
     expect(row).toMatchObject({ seq: expired.body.events[0].auditSeq, item: 'weekly_newsletters_from_web', message: String(invalidSeq), source: 'api' });
     // A webhook-visible change: a delivery with the restored grant.
-    const deliveries = await db.all<{ payload: string }>('SELECT payload FROM webhook_deliveries ORDER BY created_at');
+    const deliveries = await db.all<{ payload: string }>('SELECT payload FROM webhook_deliveries');
     expect(deliveries.length).toBe(before + 1);
-    expect(JSON.parse(deliveries[deliveries.length - 1]!.payload)).toMatchObject({
+    const mine = deliveries.map((d) => JSON.parse(d.payload) as { subject: { id: string }; version: number }).filter((p) => p.subject.id === 'user-exp');
+    expect(mine.sort((a, b) => a.version - b.version)[mine.length - 1]).toMatchObject({
       type: 'consent.changed',
       subject: { type: 'user', id: 'user-exp' },
       version: record.version,
