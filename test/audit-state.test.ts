@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../src/api/keys.ts';
 import { createSubscription } from '../src/api/webhook-subscriptions.ts';
 import { EXIT_FAILED, EXIT_OK, runCli } from '../src/cli.ts';
-import { verifyAuditState, type AuditVerdict } from '../src/store/audit.ts';
+import { appendAudit, verifyAuditChain, verifyAuditState, type AuditVerdict } from '../src/store/audit.ts';
 import { createConsentStore } from '../src/store/consent.ts';
 import { sweepExpired } from '../src/store/expiry.ts';
 import type { Db } from '../src/store/db.ts';
@@ -319,6 +319,16 @@ forEachEngine('audit state: the replay equals the store (property)', (engine) =>
     );
     // Forty stores in a row: seconds on PostgreSQL, more on a busy machine.
   }, 120_000);
+
+  it('a row whose action the replay does not know fails verification (the chain itself is intact)', async () => {
+    for (const table of ['audit_log', 'consent_items', 'consent_records', 'subjects']) await db.run(`DELETE FROM ${table}`);
+    await createConsentStore(db, { clock: new FakeClock(10_000) }).apply([{ siteId: 'shop', subject: { type: 'visitor', id: 'a' }, action: 'accept', item: 'ads', consentAt: 1000, validUntil: null, source: 'push', valid: true, payloadHash: 'p'.repeat(64) }]);
+    const head = (await db.get<{ hash: string }>('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1'))!.hash;
+    const row = { site_id: 'shop', subject_key: 'visitor:a', action: 'grant', item: 'ads', consent_at: 2000, valid_until: null, message: null, source: 'push', identification: null, identification_type: null, imported_at: 1, api_key_id: null, payload_hash: 'p'.repeat(64), valid: 1 as const, invalid_reason: null, applied: 1 as const, dedup_key: 'unknown-action' };
+    const appended = await appendAudit(db, head, row);
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
+    expect(await verifyAuditState(db)).toEqual({ ok: false, reason: 'unknown_action', brokenAt: appended!.seq, detail: 'action "grant"', rows: 2 });
+  });
 
   async function runBatches(db: Db, batches: readonly (readonly Op[])[]): Promise<void> {
     const site = 'shop';
