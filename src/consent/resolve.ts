@@ -5,6 +5,7 @@ import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
 import type { ConsentState } from './state.ts';
 import { createTcfReader, purposesConsented } from './tcf.ts';
+import { withStoredTcf } from './stored-tcf.ts';
 
 /** A site category as consent resolution needs it (config `site.categories.<id>`). */
 export interface ResolverCategory extends SiteCategory {
@@ -83,6 +84,9 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
           list.push(result.ok ? { source: 'tcf', at: result.tcf.lastUpdated.getTime(), categories: mapped } : { source: 'tcf:invalid', at: hitTime, categories: mapped });
         }
       }
+
+      // The profile's stored TCF string, when the consent store's signal brings one (./stored-tcf.ts).
+      tcfContext = withStoredTcf(tcfContext, extra, signals.gdprApplies);
 
       return {
         categories: mergeSignals({ siteCategories: ids, saleOrShare, gpc: signals.gpc, signals: list }),
