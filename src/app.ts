@@ -220,6 +220,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     site: config.site,
     resolver,
     upstream: consentApi?.source ?? upstream,
+    storedTcf: consentApi !== undefined,
     destinations: resolution.destinations,
     delivery: {
       enqueue(dest, rendered, origin) {

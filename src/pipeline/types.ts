@@ -79,6 +79,11 @@ export interface PipelineDeps extends JournalHooks {
   /** Consent the hit does not carry (the consent store, the upstream verify API); absent: none. */
   upstream?: ConsentSource | undefined;
   destinations: readonly RuntimeDestination[];
+  /**
+   * `upstream` includes the consent store, whose profiles may hold a TCF string: a destination
+   * with a TCF requirement the hit leaves unchecked then waits for it (src/consent/stored-tcf.ts).
+   */
+  storedTcf?: boolean;
   delivery: DeliverySink;
   pending: PendingQueue<HeldEvent>;
   metrics: Metrics;
