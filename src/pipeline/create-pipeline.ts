@@ -58,6 +58,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
       return;
     }
+    // A hit decided for the first time (not one resumed from the journal): its own consent goes to the profile.
+    if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent);
     // Resolve.
     const cached = consentStep.cached(signals);
     if (cached !== undefined) lookups(['cache_hit']);
