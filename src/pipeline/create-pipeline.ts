@@ -58,12 +58,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
       return;
     }
-    // A hit decided for the first time (not one resumed from the journal): its own consent goes to the profile.
-    if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent);
     // Resolve.
     const cached = consentStep.cached(signals);
     if (cached !== undefined) lookups(['cache_hit']);
     const consent = consentStep.resolve(event, signals, cached, requestConsent);
+    // A hit decided for the first time (not one resumed from the journal): its own consent goes to
+    // the profile (without a cached answer joining it, `consent` is the hit's own).
+    if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent ?? (cached === undefined ? consent : undefined));
     const askable = held.canAsk(signals, cached);
     const waiting: string[] = [];
     for (const d of destinations) {
