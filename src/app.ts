@@ -22,7 +22,7 @@ import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntak
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { createConsentApi } from './api/consent/mount.ts';
-import { apiGuard } from './api/guard.ts';
+import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import type { Db } from './store/db.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
@@ -159,8 +159,9 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
   const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
 
-  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf });
-  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength };
+  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf, clockSkewMs: config.site.consentClockSkewMs });
+  // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
+  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength, regionHeader: config.site.jurisdiction?.header };
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const verify = config.upstream.verify;
@@ -296,7 +297,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   });
 
   if (consentApi !== undefined && config.api.enabled) {
-    app.use('/api/v1', (_req, _res, next) => {
+    app.use(['/api/v1', '/api/universalconsent'], (_req, _res, next) => {
       // During shutdown a write is refused, not acknowledged and then lost with the connection.
       next(accepting ? undefined : shuttingDownError());
     });
@@ -306,6 +307,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     app.use(
       explainRouter({
         adminKey: config.debug.adminKey,
+        adminAuth: { failures: authFailureThrottle(config, clock), trustProxyHops: config.server.trustProxyHops },
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,

@@ -71,7 +71,7 @@ forEachEngine('consent API', (engine) => {
     expect(r.status).toBe(200);
     expect(r.body.items).toEqual([expect.objectContaining({ item: 'analytics', valid: true, applied: true }), expect.objectContaining({ item: 'advertising', applied: true })]);
     const v = await call('GET', '/api/v1/public/sites/shop/consent/verify?visitor_id=v1', reader);
-    expect(v.body).toEqual({ hasConsent: true, categories: { advertising: false, analytics: true }, consentedAt: new Date(t).toISOString(), geoCountry: 'DE' });
+    expect(v.body).toEqual({ hasConsent: true, categories: { marketing: false, analytics: true }, consentedAt: new Date(t).toISOString(), geoCountry: 'DE' });
     // Linked: the user sees the visitor's consent.
     const check = await call('GET', '/api/v1/subjects/user/u1/check?category=analytics', reader);
     expect(check.body).toMatchObject({ consented: true, state: 'granted' });

@@ -253,12 +253,14 @@ forEachEngine('consent-change webhooks', (engine) => {
     await store.apply([consent()]);
     // ... but it now resolves to 127.0.0.1.
     const lookup: LookupAll = (_host, _opts, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]);
-    expect((await worker({ guard: { lookup } }).runOnce()).retried).toBe(1);
+    // A refusal cannot pass on a retry: that delivery fails at once, with the reason (issue 13).
+    expect(await worker({ guard: { lookup } }).runOnce()).toMatchObject({ failed: 1, retried: 0 });
     expect(r.hits).toHaveLength(0);
-    expect((await listDeliveries(db, subId))[0]!.lastError).toBe('network_ERR_WEBHOOK_ADDRESS_BLOCKED');
+    expect((await listDeliveries(db, subId))[0]).toMatchObject({ status: 'failed', lastError: 'url refused at send time: hooks.rebind.test resolves to 127.0.0.1 (loopback)' });
 
-    // Allowed explicitly, the same name is delivered to.
+    // The subscription stays enabled: allowed explicitly, the next change to the same name is delivered.
     clock = T0 + 3_600_000;
+    await store.apply([consent({ action: 'reject', consentAt: T0 })]);
     expect((await worker({ guard: { lookup, allowHosts: ['hooks.rebind.test'] } }).runOnce()).delivered).toBe(1);
     expect(r.hits).toHaveLength(1);
   });

@@ -5,10 +5,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { forEachEngine } from '../../test/engines.ts';
 import { errorHandler } from '../http/errors.ts';
 import type { Db } from '../store/db.ts';
-import { apiKeyGuard, createKeyCache, presentedKey, requireScope, type AuthDeps } from './auth.ts';
-import { createApiKey, revokeApiKey, type Scope } from './keys.ts';
-import { createRateLimiter } from './rate-limit.ts';
+import { apiKeyGuard, createKeyCache, failureKeyOf, presentedKey, requireScope, type AuthDeps } from './auth.ts';
+import { requireAdminKey } from './admin-auth.ts';
+import { createApiKey, findApiKey, revokeApiKey, type Scope } from './keys.ts';
+import { createFailureThrottle, createRateLimiter } from './rate-limit.ts';
 import { systemClock } from '../lib/clock.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 /** One route per scope (`/consent-read`, …), each answering the key id the guard set. */
 function appWith(deps: AuthDeps): express.Express {
@@ -36,6 +38,49 @@ describe('presentedKey', () => {
     [{ 'x-api-key': 'tw_a', authorization: 'Bearer tw_b' }, 'tw_a'],
   ])('%j → %s', (headers, expected) => {
     expect(presentedKey(headers)).toBe(expected);
+  });
+});
+
+describe('failureKeyOf', () => {
+  it.each<[string | undefined, string]>([
+    [undefined, 'unknown'],
+    ['203.0.113.7', '203.0.113.7'],
+    ['::ffff:203.0.113.7', '203.0.113.7'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::9', '2001:db8:1:2::/64'],
+    ['2001:0db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ])('%s → %s', (address, key) => {
+    expect(failureKeyOf(address)).toBe(key);
+  });
+});
+
+describe('admin key: failed attempts throttled per address', () => {
+  it('wrong keys → 401 up to the burst, then 429 with Retry-After (the right key too) for that address only', async () => {
+    const clock = new FakeClock(0);
+    const app = express();
+    app.set('trust proxy', 1);
+    app.get('/debug', requireAdminKey('a'.repeat(32), { failures: createFailureThrottle({ perMinute: 30, burst: 10, clock }), trustProxyHops: 1 }), (_req, res) => {
+      res.sendStatus(204);
+    });
+    app.use(errorHandler(pino({ level: 'silent' })));
+    const from = (ip: string, key?: string) => {
+      const r = request(app).get('/debug').set('X-Forwarded-For', ip);
+      return key === undefined ? r : r.set('X-Admin-Key', key);
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await from('198.51.100.1', `wrong-${i}`)).status);
+    expect(statuses.slice(0, 10)).toEqual(Array<number>(10).fill(401));
+    expect(statuses.slice(10)).toEqual(Array<number>(30).fill(429));
+    const limited = await from('198.51.100.1', 'a'.repeat(32));
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBe('2');
+    // Requests without a key are not guesses and do not count.
+    for (let i = 0; i < 20; i++) expect((await from('198.51.100.2')).status).toBe(401);
+    expect((await from('198.51.100.2', 'wrong')).status).toBe(401);
+    expect((await from('198.51.100.3', 'a'.repeat(32))).status).toBe(204);
+    clock.advance(2_000);
+    expect((await from('198.51.100.1', 'a'.repeat(32))).status).toBe(204);
   });
 });
 
@@ -173,5 +218,59 @@ forEachEngine('API key auth', (engine) => {
     });
     app.use(errorHandler(pino({ level: 'silent' })));
     expect((await request(app).get('/audit').set('Authorization', `Bearer ${key}`)).status).toBe(204);
+  });
+
+  it('40 wrong keys from one address: 429 after the burst, database look-ups bounded; another address still gets 401, a good key still works', async () => {
+    const good = await createApiKey(db, { label: 'crm', scopes: ['consent:read'] });
+    const fake = new FakeClock(t);
+    let lookups = 0;
+    const find: typeof findApiKey = (q, presented, now) => {
+      lookups++;
+      return findApiKey(q, presented, now);
+    };
+    const app = appWith({ keys: createKeyCache(db, { clock: fake, find }), failures: createFailureThrottle({ perMinute: 30, burst: 10, clock: fake }), trustProxyHops: 1 });
+    // Express computes req.ip the same way; the guard reads src/http/client-ip.ts with the same hops.
+    app.set('trust proxy', 1);
+    const from = (ip: string, key: string) => request(app).get('/consent-read').set('X-Forwarded-For', ip).set('X-API-Key', key);
+    const attacker = '198.51.100.7';
+    const randomKey = (i: number) => `tw_${String(i).padStart(43, 'x')}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await from(attacker, randomKey(i))).status);
+    expect(statuses.slice(0, 10)).toEqual(Array<number>(10).fill(401));
+    expect(statuses.slice(10)).toEqual(Array<number>(30).fill(429));
+    expect(lookups).toBe(10);
+    const limited = await from(attacker, randomKey(99));
+    expect(limited.headers['retry-after']).toBe('2');
+    expect(limited.body.error).toMatchObject({ code: 'TW_ERR_RATE_LIMITED', details: { retryAfterSeconds: 2 } });
+    expect(lookups).toBe(10);
+    // Another address: its own budget; a good key: unaffected.
+    expect((await from('203.0.113.9', randomKey(100))).status).toBe(401);
+    expect((await from('203.0.113.9', good.key)).status).toBe(200);
+    // A good key already looked up passes even from the throttled address (a client sharing the attacker's NAT).
+    expect((await from(attacker, good.key)).status).toBe(200);
+    // The negative cache: a key that just failed is answered without a look-up.
+    const before = lookups;
+    for (let i = 0; i < 5; i++) expect((await from('203.0.113.10', randomKey(100))).status).toBe(401);
+    expect(lookups).toBe(before);
+    // The budget comes back at perMinute: one more guess every 2 s.
+    fake.advance(2_000);
+    expect((await from(attacker, randomKey(200))).status).toBe(401);
+    expect((await from(attacker, randomKey(201))).status).toBe(429);
+  });
+
+  it('a flood of wrong keys does not evict good keys from the cache', async () => {
+    const good = await createApiKey(db, { label: 'crm', scopes: ['consent:read'] });
+    let lookups = 0;
+    const find: typeof findApiKey = (q, presented, now) => {
+      lookups++;
+      return findApiKey(q, presented, now);
+    };
+    const keys = createKeyCache(db, { clock, find, max: 4, negativeMax: 4 });
+    expect(await keys.lookup(good.key)).toMatchObject({ id: good.id });
+    for (let i = 0; i < 50; i++) expect(await keys.lookup(`tw_${String(i).padStart(43, 'y')}`)).toBeUndefined();
+    const n = lookups;
+    expect(keys.cached?.(good.key)).toMatchObject({ id: good.id });
+    expect(await keys.lookup(good.key)).toMatchObject({ id: good.id });
+    expect(lookups).toBe(n);
   });
 });

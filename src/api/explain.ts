@@ -6,13 +6,14 @@ import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline/index.ts';
 import { bodyText } from '../destinations/types.ts';
 import { reasonTexts } from '../policy/decide.ts';
-import { readSignals } from '../consent/signals.ts';
+import { modeChoiceText } from '../policy/jurisdiction.ts';
+import { readSignals, type SignalReading } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
-import type { CompiledSource, HitSources } from '../identity/visitor.ts';
+import type { HitSources } from '../identity/visitor.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import type { Event } from '../ingest/event.ts';
 import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
-import { requireAdminKey } from './admin-auth.ts';
+import { requireAdminKey, type AdminAuthOptions } from './admin-auth.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
@@ -25,13 +26,15 @@ import { systemClock, type Clock } from '../lib/clock.ts';
  */
 export function explainRouter(opts: {
   adminKey: string;
+  /** Throttling of wrong admin keys per client address (src/api/admin-auth.ts). */
+  adminAuth?: AdminAuthOptions;
   maxEventBytes: number;
   maxBatchBytes: number;
   maxBatchEvents: number;
   maxHeaderBytes: number;
   pipeline: Pipeline;
   destinations: readonly RuntimeDestination[];
-  identity: { sources: readonly CompiledSource[]; maxIdLength: number };
+  identity: SignalReading;
   /** The time an explained hit is received at (the app's consent clock); default the system clock. */
   clock?: Clock;
 }): Router {
@@ -44,11 +47,18 @@ export function explainRouter(opts: {
   const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
     const signals = readSignals(sources, event, opts.identity);
     const withIds = withClickIds(event, at);
-    const { consent, evaluations } = opts.pipeline.evaluate(withIds, signals);
-    return { event: withIds, visitor: signals.visitor, consent: consentView(consent), destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)) };
+    const { consent, evaluations, dataControl } = opts.pipeline.evaluate(withIds, signals);
+    return {
+      event: withIds,
+      visitor: signals.visitor,
+      consent: consentView(consent),
+      // The mode the hit was decided in, and why (site.jurisdiction: the region in its geo header).
+      dataControl: { ...dataControl, why: modeChoiceText(dataControl) },
+      destinations: evaluations.map((ev, i) => destinationView(ev, opts.destinations[i]!)),
+    };
   };
 
-  router.post('/debug/explain', requireAdminKey(opts.adminKey), jsonBody(envelopeLimit), (req, res, next) => {
+  router.post('/debug/explain', requireAdminKey(opts.adminKey, opts.adminAuth), jsonBody(envelopeLimit), (req, res, next) => {
     const body = req.body as Record<string, unknown>;
     const at = new Date(clock.now());
     if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {
@@ -102,6 +112,12 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
   return out;
 }
 
+/** A time as ISO 8601 when it can be one (a year beyond 275760 cannot). */
+function isoOrNumber(ms: number): string | number {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? ms : d.toISOString();
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -113,6 +129,11 @@ function safeJson(text: string): unknown {
 /** The consent state as JSON: the decoded TCF string summarised (its model holds functions and Sets). */
 function consentView(consent: ConsentState): Record<string, unknown> {
   const out: Record<string, unknown> = { categories: consent.categories, gpc: consent.gpc ?? false };
+  // Signals whose clock was ahead of the hit by more than site.consentClockSkewMs: they counted
+  // as of the hit's arrival, no later (issue 13).
+  if (consent.bounded !== undefined) {
+    out.bounded = consent.bounded.map((b) => ({ source: b.source, categories: b.categories, at: isoOrNumber(b.at), boundedTo: isoOrNumber(b.boundedTo), note: 'dated after the hit arrived: counted as of its arrival, and a grant never overrides a denial' }));
+  }
   const tcf = consent.tcf;
   if (tcf !== undefined) {
     const view: Record<string, unknown> = { applies: tcf.applies };

@@ -4,9 +4,23 @@ import type { Db } from '../store/db.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { apiKeyGuard, createKeyCache } from './auth.ts';
 import type { Scope } from './keys.ts';
-import { createRateLimiter } from './rate-limit.ts';
+import { createFailureThrottle, createRateLimiter, rateLimitFromConfig, type FailureThrottle } from './rate-limit.ts';
 
-/** The consent API's guard: API keys from the store (cached briefly), each rate limited (config `api.rateLimit`). */
+/**
+ * The consent API's guard: API keys from the store (cached briefly, wrong ones too), each rate
+ * limited (config `api.rateLimit`), failed authentications throttled per client address
+ * (`api.authFailures`).
+ */
 export function apiGuard(db: Db, config: Config, clock: Clock = systemClock): (scope: Scope) => RequestHandler {
-  return apiKeyGuard({ keys: createKeyCache(db, { clock }), limiter: createRateLimiter({ perSecond: config.api.rateLimit.perSecond, burst: config.api.rateLimit.burst, clock }) });
+  return apiKeyGuard({
+    keys: createKeyCache(db, { clock, negativeMax: config.api.authFailures.negativeCacheEntries }),
+    limiter: createRateLimiter({ ...rateLimitFromConfig(config.api.rateLimit), clock }),
+    failures: authFailureThrottle(config, clock),
+    trustProxyHops: config.server.trustProxyHops,
+  });
+}
+
+/** The per-address throttle of failed authentications (config `api.authFailures`): for the API keys and the admin key. */
+export function authFailureThrottle(config: Config, clock: Clock = systemClock): FailureThrottle {
+  return createFailureThrottle({ perMinute: config.api.authFailures.perMinute, burst: config.api.authFailures.burst, clock });
 }

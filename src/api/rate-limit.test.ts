@@ -3,8 +3,9 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { errorHandler } from '../http/errors.ts';
-import { createRateLimiter, rateLimitByKey, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
+import { createFailureThrottle, createRateLimiter, rateLimitByKey, rateLimitFromConfig, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
 import { systemClock } from '../lib/clock.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 
 /** Runs requests at the given times (ms) through one bucket; true = allowed, else the Retry-After seconds. */
 function run(limit: RateLimit, times: number[]): (true | number)[] {
@@ -82,5 +83,73 @@ describe('rate limiter', () => {
     for (let i = 0; i < 5; i++) expect((await request(app).get('/')).status).toBe(200);
     t = 2000;
     expect((await request(app).get('/').set('x-key-id', 'k1')).status).toBe(200);
+  });
+});
+
+describe('per-minute limits (CookieBoss plans, seed cookieboss-consent-verification-api.txt)', () => {
+  it('100 per minute: 100 at once, the 101st in the minute is 429 with Retry-After 1 (60 / 100 s to the next token)', () => {
+    const clock = new FakeClock(0);
+    const limiter = createRateLimiter({ ...rateLimitFromConfig({ perMinute: 100 }), clock });
+    for (let i = 0; i < 100; i++) expect(limiter.take('k')).toBeUndefined();
+    expect(limiter.take('k')).toEqual({ retryAfterSeconds: 1 });
+    clock.advance(599);
+    expect(limiter.take('k')).toEqual({ retryAfterSeconds: 1 });
+    clock.advance(1);
+    expect(limiter.take('k')).toBeUndefined();
+    expect(limiter.take('k')).toEqual({ retryAfterSeconds: 1 });
+    // Half a minute later, half a minute's allowance is back.
+    clock.advance(30_000);
+    for (let i = 0; i < 50; i++) expect(limiter.take('k')).toBeUndefined();
+    expect(limiter.take('k')).toBeDefined();
+  });
+
+  it('Retry-After is whole seconds to the next token, ≤ 60 for any per-minute rate', () => {
+    expect(run({ perMinute: 1, burst: 1 }, [0, 0, 59_001, 60_000])).toEqual([true, 60, 1, true]);
+    expect(run({ perMinute: 7, burst: 1 }, [0, 0])).toEqual([true, 9]); // 60/7 = 8.57 s
+    expect(run({ perMinute: 1000, burst: 2 }, [0, 0, 0, 60])).toEqual([true, true, 1, true]);
+  });
+
+  it('a client keeping to N requests in any 60 s window is never refused', () => {
+    const clock = new FakeClock(0);
+    const limiter = createRateLimiter({ ...rateLimitFromConfig({ perMinute: 100 }), clock });
+    // 100 at the start of each minute, for ten minutes: each window of 60 s holds at most 100.
+    for (let minute = 0; minute < 10; minute++) {
+      for (let i = 0; i < 100; i++) expect(limiter.take('k')).toBeUndefined();
+      clock.advance(60_000);
+    }
+    // Evenly spread: one every 600 ms.
+    for (let i = 0; i < 1000; i++) {
+      expect(limiter.take('e')).toBeUndefined();
+      clock.advance(600);
+    }
+  });
+
+  it('config: perMinute takes burst = perMinute by default; perSecond keeps 50/100', () => {
+    expect(rateLimitFromConfig({ perMinute: 500 })).toEqual({ perMinute: 500, burst: 500 });
+    expect(rateLimitFromConfig({ perMinute: 500, burst: 20 })).toEqual({ perMinute: 500, burst: 20 });
+    expect(rateLimitFromConfig({})).toEqual({ perSecond: 50, burst: 100 });
+    expect(rateLimitFromConfig({ perSecond: 5 })).toEqual({ perSecond: 5, burst: 100 });
+    expect(() => createRateLimiter({ perMinute: 0, burst: 1 })).toThrow(RangeError);
+  });
+});
+
+describe('failure throttle', () => {
+  it('only failures take tokens; a blocked key waits for one token; keys are apart', () => {
+    const clock = new FakeClock(0);
+    const t = createFailureThrottle({ perMinute: 30, burst: 3, clock });
+    expect(t.blocked('a')).toBeUndefined();
+    for (let i = 0; i < 3; i++) {
+      expect(t.blocked('a')).toBeUndefined();
+      t.fail('a');
+    }
+    expect(t.blocked('a')).toEqual({ retryAfterSeconds: 2 });
+    expect(t.blocked('a')).toEqual({ retryAfterSeconds: 2 });
+    expect(t.blocked('b')).toBeUndefined();
+    clock.advance(1_000);
+    expect(t.blocked('a')).toEqual({ retryAfterSeconds: 1 });
+    clock.advance(1_000);
+    expect(t.blocked('a')).toBeUndefined();
+    t.fail('a');
+    expect(t.blocked('a')).toEqual({ retryAfterSeconds: 2 });
   });
 });

@@ -5,15 +5,36 @@ import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
  * Per-key rate limit: a token bucket per API key. A bucket holds up to `burst` tokens, refills at
- * `perSecond`, and each request takes one; an empty bucket answers 429 with `Retry-After` (whole
- * seconds, rounded up) saying when the next token is there. The bucket maths is pure with the
- * clock passed in; the limiter keeps the buckets (per instance: N instances allow N times the rate).
+ * `perSecond` (or `perMinute`), and each request takes one; an empty bucket answers 429 with
+ * `Retry-After` (whole seconds, rounded up) saying when the next token is there. The bucket maths
+ * is pure with the clock passed in; the limiter keeps the buckets (per instance: N instances allow
+ * N times the rate).
+ *
+ * Per minute is how CookieBoss states its plans (seed cookieboss-consent-verification-api.txt:
+ * 100, 500, 1,000 requests per minute). A bucket of `perMinute` tokens refilled at perMinute / 60 s
+ * admits every client that keeps to at most perMinute requests in any 60 s window (what such a
+ * client is built for): over a span of L ms it admits burst + L·perMinute/60,000 ≥ what the window
+ * rule allows. Its Retry-After is the wait for one token, 60 / perMinute s rounded up (1 s at 100
+ * per minute, up to 60 s at 1 per minute).
  */
-export interface RateLimit {
-  /** Sustained requests per second. */
-  perSecond: number;
+export type RateLimit = {
   /** Requests allowed at once from a full bucket (≥ 1). */
   burst: number;
+} & ({ /** Sustained requests per second. */ perSecond: number; perMinute?: undefined } | { /** Sustained requests per minute. */ perMinute: number; perSecond?: undefined });
+
+/** Tokens a bucket gains per millisecond. */
+function refillPerMs(limit: RateLimit): number {
+  return limit.perMinute !== undefined ? limit.perMinute / 60_000 : limit.perSecond / 1000;
+}
+
+/** `api.rateLimit` without a rate: 50 per second, bursts of 100. */
+export const DEFAULT_PER_SECOND = 50;
+export const DEFAULT_BURST = 100;
+
+/** Config `api.rateLimit` (exactly one of perSecond and perMinute; neither: 50 per second) → a RateLimit. */
+export function rateLimitFromConfig(c: { perSecond?: number | undefined; perMinute?: number | undefined; burst?: number | undefined }): RateLimit {
+  if (c.perMinute !== undefined) return { perMinute: c.perMinute, burst: c.burst ?? c.perMinute };
+  return { perSecond: c.perSecond ?? DEFAULT_PER_SECOND, burst: c.burst ?? DEFAULT_BURST };
 }
 
 export interface Bucket {
@@ -31,9 +52,10 @@ const EPSILON = 1e-9;
 export function takeToken(bucket: Bucket | undefined, now: number, limit: RateLimit): TakeResult {
   // A clock that steps back refills nothing (and does not move the bucket's time back).
   const at = bucket === undefined ? now : Math.max(now, bucket.at);
-  const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, bucket.tokens + ((at - bucket.at) * limit.perSecond) / 1000);
+  const perMs = refillPerMs(limit);
+  const tokens = bucket === undefined ? limit.burst : Math.min(limit.burst, bucket.tokens + (at - bucket.at) * perMs);
   if (tokens >= 1 - EPSILON) return { allowed: true, bucket: { tokens: Math.max(0, tokens - 1), at } };
-  return { allowed: false, bucket: { tokens, at }, retryAfterMs: ((1 - tokens) * 1000) / limit.perSecond };
+  return { allowed: false, bucket: { tokens, at }, retryAfterMs: (1 - tokens) / perMs };
 }
 
 /** `Retry-After` for a wait: whole seconds, rounded up, at least 1. */
@@ -46,15 +68,15 @@ export interface RateLimiter {
   take(key: string): { retryAfterSeconds: number } | undefined;
 }
 
-export interface RateLimiterOptions extends RateLimit {
+export type RateLimiterOptions = RateLimit & {
   /** The time source; default the system clock. */
   clock?: Clock;
   /** Buckets kept (least recently used dropped, i.e. refilled); keys are API keys, so few. */
   maxKeys?: number;
-}
+};
 
 export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
-  if (!(o.perSecond > 0) || !(o.burst >= 1)) throw new RangeError('rate limit: perSecond must be > 0 and burst ≥ 1');
+  if (!(refillPerMs(o) > 0) || !(o.burst >= 1)) throw new RangeError('rate limit: perSecond (or perMinute) must be > 0 and burst ≥ 1');
   const clock = o.clock ?? systemClock;
   const now = (): number => clock.now();
   const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 10_000 });
@@ -88,4 +110,44 @@ export function rateLimitByKey(limiter: RateLimiter): RequestHandler {
     const id = (res.locals as Record<string, unknown>).apiKeyId;
     next(typeof id === 'string' ? checkRateLimit(limiter, id, res) : undefined);
   };
+}
+
+/**
+ * Failed authentications per client address: a token bucket per address that only failures take
+ * from. An address with no token left is refused before its key is even checked, so guessing keys
+ * costs the guesser time and the store nothing. Buckets of addresses not seen lately are dropped
+ * (LRU), which refills them: the bound on memory, at the price of forgetting the quietest.
+ */
+export interface FailureThrottle {
+  /** Undefined when `key` may try now, else the seconds to wait. Takes no token. */
+  blocked(key: string): { retryAfterSeconds: number } | undefined;
+  /** Counts one failure of `key`. */
+  fail(key: string): void;
+}
+
+export function createFailureThrottle(o: RateLimiterOptions): FailureThrottle {
+  if (!(refillPerMs(o) > 0) || !(o.burst >= 1)) throw new RangeError('failure throttle: perSecond (or perMinute) must be > 0 and burst ≥ 1');
+  const clock = o.clock ?? systemClock;
+  const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 100_000 });
+  return {
+    blocked(key) {
+      const bucket = buckets.get(key);
+      if (bucket === undefined) return undefined;
+      const at = Math.max(clock.now(), bucket.at);
+      const tokens = Math.min(o.burst, bucket.tokens + (at - bucket.at) * refillPerMs(o));
+      if (tokens >= 1 - EPSILON) return undefined;
+      return { retryAfterSeconds: retryAfterSeconds((1 - tokens) / refillPerMs(o)) };
+    },
+    fail(key) {
+      buckets.set(key, takeToken(buckets.get(key), clock.now(), o).bucket);
+    },
+  };
+}
+
+/** 429 + `Retry-After` when `key` has failed too often lately (see FailureThrottle); otherwise undefined. */
+export function checkFailureThrottle(throttle: FailureThrottle, key: string, res: { setHeader(name: string, value: string): unknown }): RateLimitedError | undefined {
+  const over = throttle.blocked(key);
+  if (over === undefined) return undefined;
+  res.setHeader('Retry-After', String(over.retryAfterSeconds));
+  return new RateLimitedError(`too many failed authentications from this address; retry after ${over.retryAfterSeconds} s`, { details: { retryAfterSeconds: over.retryAfterSeconds } });
 }

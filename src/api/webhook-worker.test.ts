@@ -114,6 +114,40 @@ describe('createWebhookWorker', () => {
     expect((await listDeliveries(db, sub.id))[0]).toMatchObject({ status: 'failed', lastError: 'url refused: address 127.0.0.1 is loopback' });
   });
 
+  it('a host resolving to a refused address at send time fails that delivery at once; nothing else is disabled', async () => {
+    const r = await receiver((res) => res.writeHead(200).end());
+    const port = new URL(r.url).port;
+    // One subscription whose host name resolves to loopback when the worker connects (DNS
+    // rebinding, or a record changed after the subscription was made), one to a receiver allowed by name.
+    const bad = await setup(`http://hooks.example.test:${port}/h`);
+    const good = await setup(r.url);
+    const lookups: string[] = [];
+    const guard = {
+      allowHosts: ['127.0.0.1'],
+      lookup: ((hostname, _o, callback) => {
+        lookups.push(hostname);
+        callback(null, [{ address: '127.0.0.1', family: 4 }]);
+      }) satisfies NonNullable<WebhookWorkerOptions['guard']>['lookup'],
+    };
+    const fake = new FakeClock(clock);
+    const w = worker({ guard, clock: fake, maxAttempts: 12 });
+    expect(await w.runOnce()).toMatchObject({ claimed: 2, delivered: 1, failed: 1, retried: 0 });
+    expect(lookups).toEqual(['hooks.example.test']);
+    expect(r.hits).toHaveLength(1);
+    const [refused] = await listDeliveries(db, bad.id);
+    expect(refused).toMatchObject({ status: 'failed', attempts: 1, lastError: 'url refused at send time: hooks.example.test resolves to 127.0.0.1 (loopback)' });
+    expect((await listDeliveries(db, good.id))[0]).toMatchObject({ status: 'delivered' });
+    // Nothing is due later: no retry was scheduled.
+    fake.advance(48 * 3_600_000);
+    clock += 48 * 3_600_000;
+    expect((await w.runOnce()).claimed).toBe(0);
+    // The subscription stays enabled: the next change is enqueued and tried again.
+    const subs = await db.all<{ id: string; disabled_at: number | null }>('SELECT id, disabled_at FROM webhook_subscriptions ORDER BY id');
+    expect(subs.every((x) => x.disabled_at === null)).toBe(true);
+    await db.transaction((tx) => enqueueForChange(tx, { siteId: `s${site - 1}`, subject: { type: 'user', id: 'u' }, version: 2, items: [], recordChanged: true, at: clock }));
+    expect(await w.runOnce()).toMatchObject({ claimed: 1, failed: 1 });
+  });
+
   it('a Retry-After beyond maxRetryAfterMs ends the delivery', async () => {
     const r = await receiver((res) => res.writeHead(503, { 'retry-after': '86400' }).end());
     const sub = await setup(r.url);

@@ -9,16 +9,23 @@
  * - 429 or 503 with a `Retry-After` (delta-seconds or HTTP-date): the next attempt is not before
  *   it (nor before the backoff); a Retry-After beyond `maxRetryAfterMs` ends the delivery.
  * - anything else (other statuses, 3xx included: redirects are never followed; network errors,
- *   timeouts, an address the guard refuses): exponential backoff with full jitter, a uniform pick
- *   in [0, min(maxMs, baseMs * 2^(attempt-1))) — every non-2xx is retried, as receivers are often
+ *   timeouts): exponential backoff with full jitter, a uniform pick in
+ *   [0, min(maxMs, baseMs * 2^(attempt-1))) — every non-2xx is retried, as receivers are often
  *   briefly misconfigured (Standard Webhooks retry guidance);
- * - after `maxAttempts` attempts: failed. A stored URL the guard now refuses (config changed):
- *   failed at once.
+ * - after `maxAttempts` attempts: failed.
+ * - a target the URL guard refuses: failed at once with the reason, never retried (issue 13: it
+ *   was retried 12 times). Either the stored URL itself (the config changed: a scheme, an address
+ *   literal) or the address its host resolves to at send time (a private or loopback answer:
+ *   the guarded lookup fails the connection with ERR_WEBHOOK_ADDRESS_BLOCKED). Retrying cannot
+ *   make a refusal pass, and only that delivery ends: its subscription stays enabled (the next
+ *   change is tried again, in case DNS answers otherwise then) and other deliveries go on.
  *
  * Every attempt carries the same `webhook-id` (the delivery id) and a fresh `webhook-timestamp`.
  * Nothing is ever thrown out of `runOnce` or the polling loop: errors go to `onError`.
  */
+import dns from 'node:dns';
 import type { Dispatcher } from 'undici';
+import { LRUCache } from 'lru-cache';
 import { systemClock, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
 import { send } from '../lib/http/send.ts';
@@ -26,7 +33,7 @@ import { maskSecrets } from '../lib/mask-secrets.ts';
 import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import type { Db } from '../store/db.ts';
 import { claimDue, recordResult, type ClaimedDelivery, type DeliveryOutcome } from '../store/webhooks.ts';
-import { checkWebhookUrl, createGuardedAgent, type UrlGuardOptions } from './url-guard.ts';
+import { checkWebhookUrl, classifyAddress, createGuardedAgent, type LookupAll, type UrlGuardOptions } from './url-guard.ts';
 import { signWebhook } from './webhook-sign.ts';
 import { InternalError } from '../errors.ts';
 
@@ -87,6 +94,8 @@ export interface WebhookWorker {
 }
 
 const USER_AGENT = 'Tagwarden-Webhooks/1';
+/** The code of url-guard.ts's BlockedAddressError, as the sender reports a refused connection. */
+const BLOCKED_CODE = 'ERR_WEBHOOK_ADDRESS_BLOCKED';
 
 /** The wait before a webhook's next attempt: the kernel's full-jitter backoff (src/lib/backoff.ts). */
 export function webhookBackoffMs(attempt: number, backoff: WebhookBackoff, random: () => number): number {
@@ -116,9 +125,27 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
       // A failing error handler must not break the loop either.
     }
   };
+  // What the own agent's lookups last answered per host, so a refusal at connect time can say
+  // which address it was (undici hands back only the error's code).
+  const answers = new LRUCache<string, readonly string[]>({ max: 1024 });
+  const baseLookup: LookupAll = guard.lookup ?? ((hostname, o, callback) => dns.lookup(hostname, o, callback));
+  const recordingLookup: LookupAll = (hostname, o, callback) =>
+    baseLookup(hostname, o, (err, addresses) => {
+      if (err === null) answers.set(hostname.toLowerCase(), addresses.map((a) => a.address));
+      callback(err, addresses);
+    });
   // Created on first use and closed by stop(), so a stopped worker can be started again.
   let ownAgent: Dispatcher | undefined;
-  const dispatcher = (): Dispatcher => options.dispatcher ?? (ownAgent ??= createGuardedAgent(guard, { connectTimeoutMs: timeoutMs }));
+  const dispatcher = (): Dispatcher => options.dispatcher ?? (ownAgent ??= createGuardedAgent({ ...guard, lookup: recordingLookup }, { connectTimeoutMs: timeoutMs }));
+
+  /** Why the guard refused `host` at connect time, as precisely as the lookup's last answer tells. */
+  function refusedAtSend(host: string): string {
+    for (const address of answers.get(host.toLowerCase()) ?? []) {
+      const range = classifyAddress(address);
+      if (range !== undefined) return `url refused at send time: ${host} resolves to ${address} (${range})`;
+    }
+    return `url refused at send time: ${host} resolves to an address webhooks may not reach`;
+  }
 
   async function attempt(d: ClaimedDelivery): Promise<DeliveryOutcome> {
     const check = checkWebhookUrl(d.url, guard);
@@ -141,6 +168,8 @@ export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorke
       error = o.status >= 300 && o.status <= 399 ? `status_${o.status} (redirects are not followed)` : `status_${o.status}`;
       if ((o.status === 429 || o.status === 503) && o.retryAfter !== undefined) retryAfterMs = parseRetryAfter(o.retryAfter, at);
       if (sent.excerpt !== undefined) error += `: ${sent.excerpt}`;
+    } else if (o.kind === 'network' && o.code === BLOCKED_CODE) {
+      return { kind: 'failed', at, attempt: d.attempts, error: refusedAtSend(check.url.hostname) };
     } else {
       error = o.kind === 'timeout' ? 'timeout' : o.code === undefined ? 'network' : `network_${o.code}`;
     }

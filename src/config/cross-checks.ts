@@ -43,6 +43,14 @@ export function crossFieldIssues(raw: unknown): ConfigIssue[] {
     }
   }
 
+  const api = isRecord(raw.api) ? raw.api : {};
+  const verifyMap = isRecord(api.verify) ? api.verify.categories : undefined;
+  if (isRecord(verifyMap)) {
+    for (const [name, c] of Object.entries(verifyMap)) {
+      if (unknown(c)) issues.push({ path: ['api', 'verify', 'categories', name], message: unknownMessage(c) });
+    }
+  }
+
   const identity = isRecord(raw.identity) ? raw.identity : {};
   const cookie = isRecord(identity.cookie) ? identity.cookie : {};
   // `functional` is the schema's default for identity.cookie.category.

@@ -93,6 +93,105 @@ const idSourceSchema = z
   ])
   .describe('One place to read the visitor id from: `{cookie: name}`, `{query: name}`, `{body: dotted.path}` or `{header: name}`.');
 
+const modeSchema = z.enum(['disabled', 'opt-out', 'opt-in']);
+
+/**
+ * `site.jurisdiction` (DESIGN.md "Data control mode"): the mode per visitor region. The group names
+ * are src/policy/jurisdiction.ts's REGION_GROUPS (a test keeps the two lists equal); a country key
+ * is an ISO 3166-1 alpha-2 code that names a country (not XX, ZZ, AA, QM–QZ, XA–XZ, AP, nor EL: a
+ * header saying EL reads as GR).
+ */
+const jurisdictionSchema = z
+  .object({
+    header: z
+      .string()
+      // Lower case: the name is looked up as Node gives it to the routes.
+      .regex(/^[!#$%&'*+.^_`|~0-9a-z-]{1,128}$/, 'a header name in lower case, e.g. cf-ipcountry')
+      .default('cf-ipcountry')
+      .describe(
+        'The header (lower case) carrying the visitor\'s country (ISO 3166-1 alpha-2), set by the CDN in front of Tagwarden: `cf-ipcountry` (Cloudflare), `cloudfront-viewer-country` (CloudFront), `x-vercel-ip-country` (Vercel), `x-appengine-country`, `fastly-geo-country`… Trust it only when the CDN sets it on every request (overwriting what a client sent). A value that is not two letters naming a country (`XX`, `T1`, missing) is no region.',
+      ),
+    modes: z
+      .record(
+        z.string().regex(/^(?:EU|EEA|UK|(?!AA|ZZ|AP|EL|X[A-Z]|Q[M-Z])[A-Z]{2})$/),
+        modeSchema,
+        { error: (issue) => (issue.code === 'invalid_key' ? 'not a region: an ISO 3166-1 alpha-2 code naming a country, in capitals (e.g. DE, US), or a group: EU, EEA, UK' : undefined) },
+      )
+      .default({})
+      .describe(
+        'Country code or group → data control mode, e.g. {EU: opt-in, EEA: opt-in, UK: opt-in, US: opt-out}. Groups: `EU` (the 27 member states), `EEA` (EU + IS, LI, NO), `UK` (GB). A country\'s own key beats a group; of two groups, the smaller (EU before EEA). Regions not listed, and hits with no valid region, get `site.dataControlMode`. `Sec-GPC: 1` binds in opt-in and opt-out; `disabled` gates nothing (seed seeka-server-side-consent.txt: destinations always receive events).',
+      ),
+  })
+  .strict()
+  .describe('The data control mode per visitor region, read from a geo header the CDN sets. Absent: `site.dataControlMode` for every hit.');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, 'a header name');
+
+/**
+ * SecurePrivacy's Universal Consent API (seed secureprivacy-universal-consent-api.txt) under
+ * /api/universalconsent: its integration routes are unauthenticated, keyed by the ids listed here.
+ */
+const secureprivacySchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve the SecurePrivacy-compatible routes under /api/universalconsent (with `api.enabled`). The integration routes answer only for the `integrations` listed.'),
+    integrations: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, '1-128 letters, digits, _ or -').describe('The IntegrationId of `/api/universalconsent/integration/:IntegrationId`: anyone who knows it may record consent for this integration, without a key.'),
+            reference: z.string().min(1).max(512).describe('The integration name: the Reference its consents are recorded under and answered with.'),
+            mapCategories: z
+              .boolean()
+              .default(false)
+              .describe('Also set the site categories from ConsentGiven (`consentGiven`). Default false: an unauthenticated route changes only its own reference, never what hits may forward.'),
+          })
+          .strict(),
+      )
+      .max(100)
+      .default([])
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((i, at) => {
+          if (seen.has(i.id)) ctx.addIssue({ code: 'custom', path: [at, 'id'], message: `integration id ${i.id} appears twice` });
+          seen.add(i.id);
+        });
+      })
+      .describe('Integrations allowed to record consent without authentication. Empty: every IntegrationId answers 404.'),
+    mapCategories: z.boolean().default(true).describe('Authenticated routes: also set the site categories from ConsentGiven (`consentGiven`), besides the reference itself.'),
+    consentGiven: z
+      .object({
+        All: z.array(categoryId).max(64).optional().describe('Categories All grants (the others are denied). Absent: every site category.'),
+        Partial: z
+          .array(categoryId)
+          .max(64)
+          .optional()
+          .describe('Categories Partial grants (the others are denied). Absent: `necessary` and `functional`, those of them the site defines.'),
+        None: z.array(categoryId).max(64).default([]).describe('Categories None grants (the others are denied). Default: none.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('How SecurePrivacy\'s ConsentGiven (All, Partial, None) maps onto the site categories. Every name listed must be a site category.'),
+    geoHeaders: z
+      .object({
+        city: headerName.optional().describe('Header with the client\'s city, e.g. cf-ipcity.'),
+        state: headerName.optional().describe('Header with the client\'s region or state, e.g. cf-region.'),
+        country: headerName.optional().describe('Header with the client\'s country code, e.g. cf-ipcountry.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Where the fingerprint\'s City, State and Country come from. Set only headers a proxy in front of Tagwarden sets (and strips from clients): anyone can send any header. Absent: not recorded.'),
+    integrationRateLimit: z
+      .object({
+        perSecond: z.number().positive().max(100_000).default(5).describe('Sustained integration requests per second per client address (each instance counts its own).'),
+        burst: z.int().min(1).max(100_000).default(20).describe('Integration requests a client address may send at once.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Rate limit of the unauthenticated integration routes, per client address (server.trustProxyHops): beyond it, 429 with Retry-After.'),
+  })
+  .strict()
+  .prefault({})
+  .describe('SecurePrivacy-compatible Universal Consent routes (docs/consent-api.md, "SecurePrivacy").');
+
 /** destinations[].maxInFlight when neither the destination nor its template sets it. */
 export const DEFAULT_MAX_IN_FLIGHT = 16;
 
@@ -190,6 +289,7 @@ export const configSchema = z
           .describe(
             '`disabled`: no gating. `opt-out`: forward unless consent is denied (Segment reconciliation rules). `opt-in`: forward only what is granted; unknown goes to each destination\'s `whenUnknown`.',
           ),
+        jurisdiction: jurisdictionSchema.optional(),
         categories: z
           .record(categoryId, categorySchema)
           .default({})
@@ -338,12 +438,56 @@ export const configSchema = z
         maxBatchEvents: z.int().min(1).max(10_000).default(1000).describe('Most consent events in one batch request.'),
         rateLimit: z
           .object({
-            perSecond: z.number().positive().max(100_000).default(50).describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this).'),
-            burst: z.int().min(1).max(100_000).default(100).describe('Requests a key may send at once before the sustained rate applies.'),
+            perSecond: z
+              .number()
+              .positive()
+              .max(100_000)
+              .optional()
+              .describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this). Default 50 when perMinute is not given.'),
+            perMinute: z
+              .int()
+              .min(1)
+              .max(6_000_000)
+              .optional()
+              .describe('Instead of perSecond: sustained requests per minute per API key, as CookieBoss states its plans (100, 500, 1000). A client keeping to this many in any 60 s window is never refused; Retry-After is the wait for the next request, 60 / perMinute s rounded up.'),
+            burst: z
+              .int()
+              .min(1)
+              .max(6_000_000)
+              .optional()
+              .describe('Requests a key may send at once before the sustained rate applies. Default 100 with perSecond, perMinute with perMinute (a minute\'s allowance at once).'),
+          })
+          .strict()
+          .refine((r) => r.perSecond === undefined || r.perMinute === undefined, { message: 'give perSecond or perMinute, not both', path: ['perMinute'] })
+          .prefault({})
+          .describe('Per-key rate limit: beyond it, 429 with Retry-After.'),
+        authFailures: z
+          .object({
+            perMinute: z.int().min(1).max(100_000).default(30).describe('Failed authentications (unknown, revoked or malformed API keys, wrong admin keys) allowed per client address per minute, after the burst; beyond it 429 with Retry-After, the key not even looked up.'),
+            burst: z.int().min(1).max(100_000).default(10).describe('Failed authentications a client address may make at once.'),
+            negativeCacheEntries: z
+              .int()
+              .min(0)
+              .max(1_000_000)
+              .default(10_000)
+              .describe('Digests of recently failed API keys kept (LRU, for the key cache\'s TTL): a key that just failed is answered 401 again without a database look-up. 0: off.'),
           })
           .strict()
           .prefault({})
-          .describe('Per-key rate limit: beyond it, 429 with Retry-After.'),
+          .describe('Throttling of failed authentication per client address (server.trustProxyHops decides the address), for the API keys of /api/v1 and the admin key of /debug.'),
+        verify: z
+          .object({
+            categories: z
+              .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'an answer name is a letter followed by up to 63 letters, digits, _ or -'), categoryId)
+              .refine((m) => Object.keys(m).length > 0, 'map at least one category')
+              .optional()
+              .describe(
+                'Category names of the CookieBoss-compatible verify answer → site category, e.g. {marketing: advertising, analytics: analytics, functional: functional, necessary: necessary}; only the names listed are answered. Absent: the CookieBoss names where the site has them (`marketing` ← the site\'s `marketing`, else its `advertising`; `analytics`, `functional`, `necessary` as themselves) and every other site category under its own id.',
+              ),
+          })
+          .strict()
+          .prefault({})
+          .describe('GET /api/v1/public/sites/:siteId/consent/verify (CookieBoss-compatible).'),
         webhooks: z
           .object({
             allowPrivate: z.boolean().default(false).describe('Allow webhook URLs on loopback, private and link-local addresses (tests, internal services).'),
@@ -352,6 +496,7 @@ export const configSchema = z
           .strict()
           .prefault({})
           .describe('Where consent-change webhooks may be delivered.'),
+        secureprivacy: secureprivacySchema,
       })
       .strict()
       .prefault({})

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeWithLibrary } from '../../test/fixtures/tcf/build.ts';
 import type { Event } from '../ingest/event.ts';
@@ -72,5 +73,61 @@ describe('consent from the request', () => {
     const s = resolver.fromRequest(event(), { gpc: false, tcf: { value, source: 'cookie:euconsent-v2' } }, now);
     expect(s.categories.analytics).toMatchObject({ status: 'denied', source: 'tcf:invalid' });
     expect(s.tcf).toMatchObject({ applies: true, result: { ok: false, reason: 'tcf_expired' } });
+  });
+});
+
+describe('a client clock never outranks a denial (issue 13)', () => {
+  const R = Date.parse('2026-03-01T12:00:00.000Z');
+  const issueSignals: RequestSignals = { gpc: false, gcs: 'G100', gcd: '13p3p3p2p5', gdprApplies: true, tcf: { value: 'garbage', source: 'query:gdpr_consent' } };
+  const grantAll = { advertising: true, analytics: true, functional: true };
+
+  it('the issue\'s hit: a Segment grant dated 2099 loses to the same hit\'s Consent Mode and TCF denials, and is listed as bounded', () => {
+    const s = resolver.fromRequest(event(grantAll, '2099-01-01T00:00:00Z'), issueSignals, now);
+    expect(s.categories.advertising).toMatchObject({ status: 'denied', at: R });
+    expect(s.categories.analytics).toMatchObject({ status: 'denied', at: R });
+    // Nothing else speaks about functional: the grant stands, as of the hit's arrival.
+    expect(s.categories.functional).toEqual({ status: 'granted', source: 'segment', at: R });
+    expect(s.bounded).toEqual([{ source: 'segment', categories: ['advertising', 'analytics', 'functional'], at: Date.parse('2099-01-01T00:00:00Z'), boundedTo: R }]);
+    // The same hit without the timestamp: the same answer (it always was denied).
+    const plain = resolver.fromRequest(event(grantAll), issueSignals, now);
+    expect([plain.categories.advertising?.status, plain.categories.analytics?.status]).toEqual(['denied', 'denied']);
+    expect(plain.bounded).toBeUndefined();
+  });
+
+  it('a stored grant dated 2099 never overrides a denial the hit carries, even one dated before the hit', () => {
+    const store = { source: 'store', at: Date.parse('2099-01-01T00:00:00Z'), categories: { analytics: 'granted' as const, advertising: 'granted' as const } };
+    const s = resolver.fromRequest(event({ analytics: false }, '2026-03-01T11:00:00.000Z'), NO_SIGNALS, now, [store]);
+    expect(s.categories.analytics).toMatchObject({ status: 'denied', source: 'segment' });
+    // What the hit does not speak about, the store decides (as of the hit's arrival).
+    expect(s.categories.advertising).toEqual({ status: 'granted', source: 'store', at: R });
+  });
+
+  it('within the skew, a signal is bounded but not listed', () => {
+    const skewed = createConsentResolver({ categories, tcf: { maxLength: 2048, maxAgeDays: 395, cacheEntries: 100 }, clockSkewMs: 60_000 });
+    expect(skewed.fromRequest(event(grantAll, '2026-03-01T12:01:00.000Z'), NO_SIGNALS, now).bounded).toBeUndefined();
+    expect(skewed.fromRequest(event(grantAll, '2026-03-01T12:01:00.001Z'), NO_SIGNALS, now).bounded).toHaveLength(1);
+  });
+
+  // Any timestamp a client can send (the whole Date range), any time a stored row may carry after the hit.
+  const anyTime = fc.integer({ min: -8_640_000_000_000_000, max: 8_640_000_000_000_000 }).map((t) => new Date(t).toISOString());
+  const afterHit = fc.oneof(fc.integer({ min: R + 1, max: R + 600_000 }), fc.integer({ min: R + 1, max: 8_640_000_000_000_000 }));
+  const hitDenial = fc.constantFrom<{ signals: RequestSignals; prefs: Record<string, boolean> }>(
+    { signals: { gpc: false, gcs: 'G100' }, prefs: { analytics: true } },
+    { signals: { gpc: false, gcd: '13p3p3p2p5' }, prefs: { analytics: true } },
+    { signals: { gpc: false, gdprApplies: true, tcf: { value: 'garbage', source: 'query:gdpr_consent' } }, prefs: { analytics: true } },
+    // The denial is the Segment object itself, dated by the event's timestamp (past or future).
+    { signals: NO_SIGNALS, prefs: { analytics: false } },
+  );
+
+  it('for any hit timestamp, a denial carried by the hit is never overridden by a grant from the same hit or the store dated after its arrival', () => {
+    fc.assert(
+      fc.property(anyTime, hitDenial, fc.option(afterHit, { nil: undefined }), (timestamp, denial, storedAt) => {
+        const extra = storedAt === undefined ? [] : [{ source: 'store', at: storedAt, categories: { analytics: 'granted' as const } }];
+        const s = resolver.fromRequest(event(denial.prefs, timestamp), denial.signals, now, extra);
+        expect(s.categories.analytics?.status).toBe('denied');
+        expect(s.categories.analytics?.at ?? R).toBeLessThanOrEqual(R);
+      }),
+      { seed: 20261202, numRuns: 1000 },
+    );
   });
 });

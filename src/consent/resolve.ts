@@ -1,6 +1,6 @@
 import type { Event } from '../ingest/event.ts';
 import { gcmState, type GcmSignal } from './gcm.ts';
-import { mergeSignals, type CategorySignal } from './merge.ts';
+import { mergeSignals, signalsBeyond, type CategorySignal } from './merge.ts';
 import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
 import type { ConsentState } from './state.ts';
@@ -17,6 +17,12 @@ export interface ResolverCategory extends SiteCategory {
 export interface ResolverOptions {
   categories: Readonly<Record<string, ResolverCategory>>;
   tcf: { maxLength: number; maxAgeDays: number; cacheEntries: number };
+  /**
+   * `site.consentClockSkewMs`: signals dated later than the hit's arrival by more than this are
+   * listed as bounded (explain). Every signal later than the arrival is bounded whatever it is.
+   * Default 300,000 (5 min), the schema's.
+   */
+  clockSkewMs?: number;
 }
 
 export interface ConsentResolver {
@@ -40,6 +46,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
   const saleOrShare = new Set(ids.filter((id) => categories[id]?.saleOrShare === true));
   const gcmMapped = ids.filter((id) => (categories[id]?.gcm?.length ?? 0) > 0);
   const tcfMapped = ids.filter((id) => (categories[id]?.tcf?.purposes.length ?? 0) > 0);
+  const skewMs = options.clockSkewMs ?? 300_000;
   const tcf = createTcfReader({ maxLength: options.tcf.maxLength, maxAgeMs: options.tcf.maxAgeDays * DAY_MS, cacheEntries: options.tcf.cacheEntries });
 
   return {
@@ -88,12 +95,18 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
       // The profile's stored TCF string, when the consent store's signal brings one (./stored-tcf.ts).
       tcfContext = withStoredTcf(tcfContext, extra, signals.gdprApplies);
 
-      return {
-        categories: mergeSignals({ siteCategories: ids, saleOrShare, gpc: signals.gpc, signals: list }),
+      // Every time above is the signal's own (the event's timestamp is the sender's clock, a TCF
+      // string's lastUpdated its CMP's, the store's consentAt whatever it was pushed with): the
+      // merge bounds them all by the hit's arrival (issue 13).
+      const state: ConsentState = {
+        categories: mergeSignals({ siteCategories: ids, saleOrShare, gpc: signals.gpc, signals: list, notAfter: hitTime }),
         preferencesPresent: segment.preferencesPresent,
         gpc: signals.gpc,
         tcf: tcfContext,
       };
+      const bounded = signalsBeyond(list, hitTime, skewMs);
+      if (bounded.length > 0) state.bounded = bounded;
+      return state;
     },
   };
 }

@@ -45,4 +45,16 @@ describe('readSignals', () => {
   it('prefers the CMP cookie for the visitor when configured first', () => {
     expect(readSignals(hit({ cookie: 'cb_vid=v-9' }), event(), identity).visitor).toEqual({ id: 'v-9', source: 'cookie:cb_vid' });
   });
+
+  it('reads the geo header of site.jurisdiction as sent (the policy interprets it), and nothing without one', () => {
+    const geo = { ...identity, regionHeader: 'cf-ipcountry' };
+    expect(readSignals(hit({ 'cf-ipcountry': 'de' }), event(), geo).region).toEqual({ header: 'cf-ipcountry', value: 'de' });
+    expect(readSignals(hit({ 'cf-ipcountry': 'XX' }), event(), geo).region).toEqual({ header: 'cf-ipcountry', value: 'XX' });
+    expect(readSignals(hit({ 'cf-ipcountry': ['DE', 'FR'] }), event(), geo).region).toEqual({ header: 'cf-ipcountry', value: 'DE, FR' });
+    expect(readSignals(hit({ 'cf-ipcountry': 'D'.repeat(5000) }), event(), geo).region?.value).toHaveLength(16);
+    expect(readSignals(hit({ 'cf-ipcountry': '' }), event(), geo).region).toBeUndefined();
+    expect(readSignals(hit({}), event(), geo).region).toBeUndefined();
+    expect(readSignals(hit({ 'cf-ipcountry': 'DE' }), event(), identity).region).toBeUndefined();
+  });
 });
+

@@ -18,7 +18,24 @@ export interface RequestSignals {
   /** The `gdpr` parameter: 1 → true, 0 → false, absent or anything else → undefined. */
   gdprApplies?: boolean;
   visitor?: VisitorId;
+  /**
+   * The geo header of `site.jurisdiction` (the visitor's country as the CDN saw it), as sent, when
+   * present: the policy reads it (src/policy/jurisdiction.ts) to choose the hit's data control mode.
+   * Kept raw so explain can show a value that names no region.
+   */
+  region?: { header: string; value: string };
 }
+
+/** What readSignals needs from config: where the visitor id is (identity), and the geo header. */
+export interface SignalReading {
+  sources: readonly CompiledSource[];
+  maxIdLength: number;
+  /** `site.jurisdiction.header`, lower-case; absent: no region is read. */
+  regionHeader?: string | undefined;
+}
+
+/** Longest geo header value kept: a country code is two letters; anything much longer is not one. */
+const MAX_REGION_CHARS = 16;
 
 /** Longest raw signal string kept; the decoders bound them again (TCF to its configured length). */
 const MAX_SIGNAL_CHARS = 16_384;
@@ -35,7 +52,7 @@ function text(v: unknown): string | undefined {
  * then `context.consent.privacy.tcfConsentString` in the event (Seeka's field), then the
  * `euconsent-v2` cookie a CMP may set on the site's domain.
  */
-export function readSignals(hit: HitSources, event: Event, identity: { sources: readonly CompiledSource[]; maxIdLength: number }): RequestSignals {
+export function readSignals(hit: HitSources, event: Event, identity: SignalReading): RequestSignals {
   const out: RequestSignals = { gpc: hit.headers['sec-gpc'] === '1' };
   const gcs = text(hit.query.get('gcs'));
   if (gcs !== undefined) out.gcs = gcs;
@@ -55,5 +72,12 @@ export function readSignals(hit: HitSources, event: Event, identity: { sources: 
 
   const visitor = visitorIdFrom(identity.sources, hit, identity.maxIdLength);
   if (visitor !== undefined) out.visitor = visitor;
+
+  if (identity.regionHeader !== undefined) {
+    // A header sent twice arrives as one joined value (or an array): not a country, so no region.
+    const raw = hit.headers[identity.regionHeader];
+    const value = Array.isArray(raw) ? raw.join(', ') : raw;
+    if (typeof value === 'string' && value.length > 0) out.region = { header: identity.regionHeader, value: value.slice(0, MAX_REGION_CHARS) };
+  }
   return out;
 }

@@ -14,6 +14,17 @@ export interface CategoryConsent {
   at?: number;
 }
 
+/** A signal whose own time was later than the bound, for explain (src/consent/merge.ts): what it said and what it was bounded to. */
+export interface BoundedSignal {
+  source: string;
+  /** The categories whose time was bounded. */
+  categories: string[];
+  /** The signal's own time (the latest of those categories'), ms since the epoch. */
+  at: number;
+  /** The bound it was given (the hit's receivedAt). */
+  boundedTo: number;
+}
+
 export interface ConsentState {
   /** One entry per site category; a category with no signal is `unknown`. */
   categories: Readonly<Record<string, CategoryConsent>>;
@@ -30,6 +41,12 @@ export interface ConsentState {
    * the decoded string's result. Destinations with a TCF requirement are checked against it.
    */
   tcf?: { applies: boolean; result?: TcfResult; source?: string };
+  /**
+   * Signals dated later than the hit's arrival by more than `site.consentClockSkewMs`: bounded to
+   * the arrival like every later signal, and listed here so explain shows the clock that was off.
+   * Absent when there are none.
+   */
+  bounded?: readonly BoundedSignal[];
 }
 
 export function unknownState(siteCategories: readonly string[]): ConsentState {

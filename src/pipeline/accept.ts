@@ -1,10 +1,10 @@
 import type { ConsentResolver } from '../consent/resolve.ts';
-import { readSignals } from '../consent/signals.ts';
+import { readSignals, type SignalReading } from '../consent/signals.ts';
 import type { HitToDecide } from '../delivery/journal-runtime.ts';
 import { shuttingDownError } from '../errors.ts';
 import { withClickIds } from '../identity/click-ids.ts';
 import { visitorCookie, type VisitorCookieOptions } from '../identity/cookie.ts';
-import { validId, type CompiledSource, type HitSources } from '../identity/visitor.ts';
+import { validId, type HitSources } from '../identity/visitor.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
 import { setCookieOnce } from './set-cookie.ts';
@@ -12,7 +12,8 @@ import { setCookieOnce } from './set-cookie.ts';
 export interface AcceptDeps {
   /** False once shutdown began: a hit is then refused (503), never acknowledged after the drain. */
   accepting: () => boolean;
-  identity: { sources: readonly CompiledSource[]; maxIdLength: number };
+  /** Where the visitor id and the geo header (site.jurisdiction) are read. */
+  identity: SignalReading;
   resolver: ConsentResolver;
   /** Tagwarden's own visitor id cookie (config `identity.cookie`). */
   cookie: VisitorCookieOptions & { enabled: boolean };

@@ -3,7 +3,7 @@ import type { RequestSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { Event } from '../ingest/event.ts';
 import { incrementer } from '../observability/metrics.ts';
-import { decideDestination } from './decide-destination.ts';
+import { dataControlOf, decideDestination } from './decide-destination.ts';
 import { createHandOff } from './hand-off.ts';
 import { createHeld } from './held.ts';
 import { createOutcomes } from './outcomes.ts';
@@ -38,17 +38,19 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   function evaluate(event: Event, signals: RequestSignals): ReturnType<Pipeline['evaluate']> {
     const consent = consentStep.resolve(event, signals, consentStep.cached(signals));
-    const evaluations = destinations.map((d) => render(d, event, decideDestination(d, event, consent, site.dataControlMode)));
-    return { consent, evaluations };
+    const dataControl = dataControlOf(site, signals);
+    const evaluations = destinations.map((d) => render(d, event, decideDestination(d, event, consent, dataControl.mode)));
+    return { consent, evaluations, dataControl };
   }
 
   /** The upstream answered for a held event: decided with its answer joining the event's own signals. */
   function redecide(h: HeldEvent, signal: CategorySignal): void {
     const consent = consentStep.resolve(h.event, h.signals, signal);
+    const mode = dataControlOf(site, h.signals).mode;
     for (const id of h.destinationIds) {
       const d = byId.get(id);
       if (d === undefined) outcomes.settle(h.event, id); // the destination is gone (a reload): nothing will send it
-      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, site.dataControlMode));
+      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, mode));
     }
   }
 
@@ -66,12 +68,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // the profile (without a cached answer joining it, `consent` is the hit's own).
     if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent ?? (cached === undefined ? consent : undefined));
     const askable = held.canAsk(signals, cached);
+    const mode = dataControlOf(site, signals).mode;
     const waiting: string[] = [];
     for (const d of destinations) {
       // A hit resumed from the journal goes only to the destinations not done with it.
       if (only !== undefined && !only.has(d.policy.id)) continue;
       // Decide.
-      const decision = decideDestination(d, event, consent, site.dataControlMode);
+      const decision = decideDestination(d, event, consent, mode);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
       if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision))) waiting.push(d.policy.id);

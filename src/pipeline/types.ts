@@ -10,6 +10,7 @@ import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DataControlMode, Decision, PolicyDestination } from '../policy/decide.ts';
+import type { Jurisdiction, ModeChoice } from '../policy/jurisdiction.ts';
 
 /** One configured destination, ready to use: its policy view and its bound template. */
 export interface RuntimeDestination {
@@ -74,7 +75,8 @@ export interface JournalHooks {
 }
 
 export interface PipelineDeps extends JournalHooks {
-  site: { dataControlMode: DataControlMode };
+  /** The site's mode, and the mode per visitor region (`site.jurisdiction`), which wins where it matches. */
+  site: { dataControlMode: DataControlMode; jurisdiction?: Jurisdiction | undefined };
   resolver: ConsentResolver;
   /** Consent the hit does not carry (the consent store, the upstream verify API); absent: none. */
   upstream?: ConsentSource | undefined;
@@ -107,7 +109,7 @@ export interface Pipeline {
    * Consent, policy and rendering for every destination; sends nothing and asks nobody (an
    * upstream answer is used only when cached). Used by explain.
    */
-  evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[] };
+  evaluate(event: Event, signals: RequestSignals): { consent: ConsentState; evaluations: Evaluation[]; dataControl: ModeChoice };
   /**
    * Decide and hand each outcome on: delivery queue, pending queue, or a counted drop. A
    * destination the hit leaves undecided (its categories unknown) waits in the pending queue

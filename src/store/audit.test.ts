@@ -47,6 +47,13 @@ forEachEngine('audit log', (engine) => {
     expect(await verifyAuditChain(db)).toEqual({ ok: false, brokenAt: out!.auditSeq, reason: 'hash_mismatch', rows: 0 });
   });
 
+  it('keeps a __proto__ key of the evidence as an ordinary key', async () => {
+    const s = createConsentStore(db, { clock: new FakeClock(9_000) });
+    await s.apply([input({ attributes: JSON.parse('{"__proto__":{"x":1},"a":2}') as Record<string, unknown> })]);
+    const row = await db.get<{ attributes: string }>('SELECT attributes FROM audit_log');
+    expect(row!.attributes).toBe('{"__proto__":{"x":1},"a":2}');
+  });
+
   it('refuses evidence beyond 16 KiB with a 400, writing nothing', async () => {
     const s = createConsentStore(db, { clock: new FakeClock(9_000) });
     await expect(s.apply([input({ attributes: { big: 'x'.repeat(20_000) } })])).rejects.toBeInstanceOf(ValidationError);

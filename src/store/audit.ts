@@ -126,7 +126,9 @@ export function auditAttributesJson(attrs: Readonly<Record<string, unknown>> | u
     if (typeof v === 'string') return storableText(v);
     if (Array.isArray(v)) return v.map(sort);
     if (v !== null && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
+      // Null prototype: a `__proto__` key (JSON.parse makes it an own key) is kept as evidence,
+      // not turned into a prototype assignment that would silently drop it.
+      const out = Object.create(null) as Record<string, unknown>;
       for (const k of Object.keys(v).sort()) out[storableText(k)] = sort((v as Record<string, unknown>)[k]);
       return out;
     }

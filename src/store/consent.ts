@@ -183,7 +183,9 @@ async function loadProfile(q: Queryable, siteId: string, key: string, now: numbe
     if (cur === undefined || supersedes(d, cur)) best.set(r.item, d);
     later(d.at);
   }
-  const items: Record<string, ItemState> = {};
+  // Null prototype: an item id is client data ("constructor", "__proto__" pass the id rules), and
+  // a lookup of one must find the record's own item or nothing (issue 13).
+  const items = Object.create(null) as Record<string, ItemState>;
   for (const item of [...best.keys()].sort()) {
     const d = best.get(item)!;
     const expired = d.validUntil !== null && d.validUntil <= now;

@@ -196,6 +196,23 @@ ALTER TABLE journal_work ADD COLUMN code TEXT;
 ALTER TABLE audit_log ADD COLUMN attributes TEXT;
 `,
   },
+  {
+    version: 7,
+    name: 'SecurePrivacy ClientIds: the subject a derived ClientId names',
+    // The ClientId of a CustomUserId is a one-way hash (src/store/client-id.ts), so the routes that
+    // take a ClientId (seed secureprivacy-universal-consent-api.txt) look its subject up here.
+    // Not a link to a visitor:<ClientId> subject: anyone can compute that id from a CustomUserId
+    // and send it as a hit's visitor id, which would make it a handle on that person's profile.
+    sql: () => `
+CREATE TABLE client_ids (
+  site_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  subject_key TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (site_id, client_id)
+);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -25,6 +25,23 @@ export interface WebhookFilters {
   items?: string[];
   /** Only changes whose item state came from these sources (`push`, `import`, …). Absent: every source. */
   sources?: string[];
+  /**
+   * SecurePrivacy's subscription criteria (seed secureprivacy-universal-consent-api.txt): only
+   * changes of a `ref:` item that the change's own subject holds, whose winning input's evidence
+   * (audit attributes) has one of these CustomUserId / Reference / ConsentType values. Linked
+   * subjects that merely see the item through their profile do not match, so one SecurePrivacy
+   * record change is one delivery.
+   */
+  customUserIds?: string[];
+  references?: string[];
+  consentTypes?: string[];
+}
+
+const EVIDENCE_FILTERS = { customUserIds: 'CustomUserId', references: 'Reference', consentTypes: 'ConsentType' } as const;
+const FILTER_KEYS = ['items', 'sources', ...Object.keys(EVIDENCE_FILTERS)];
+
+function hasEvidenceFilter(f: WebhookFilters): boolean {
+  return f.customUserIds !== undefined || f.references !== undefined || f.consentTypes !== undefined;
 }
 
 export interface NewSubscription {
@@ -130,13 +147,13 @@ function parseFilters(filters: unknown): WebhookFilters {
     const fail = (message: string): never => {
       throw new ValidationError(`${path}: ${message}`, { details: { issues: [{ path, message }] } });
     };
-    if (key !== 'items' && key !== 'sources') fail('unknown filter (items, sources)');
+    if (!FILTER_KEYS.includes(key)) fail(`unknown filter (${FILTER_KEYS.join(', ')})`);
     if (value === undefined) continue;
     if (!Array.isArray(value) || value.length === 0) fail('a non-empty array of strings expected (omit the filter to match everything)');
     const list = value as unknown[];
     if (list.length > MAX_FILTER_VALUES) fail(`at most ${MAX_FILTER_VALUES} values`);
     if (!list.every((v) => typeof v === 'string' && v !== '' && v.length <= 200)) fail('non-empty strings of at most 200 characters expected');
-    out[key as 'items' | 'sources'] = [...new Set(list as string[])];
+    out[key as keyof WebhookFilters] = [...new Set(list as string[])];
   }
   return out;
 }
@@ -225,9 +242,38 @@ export async function deleteSubscription(db: Db, siteId: string, id: string, opt
  * one changed item must pass every filter given. A change of the record part only (TCF string,
  * gcm) carries no item, so only unfiltered subscriptions receive it.
  */
-export function matchesFilters(filters: WebhookFilters, change: ConsentChange): boolean {
-  if (filters.items === undefined && filters.sources === undefined) return true;
-  return change.items.some((i) => (filters.items === undefined || filters.items.includes(i.item)) && (filters.sources === undefined || filters.sources.includes(i.source)));
+export function matchesFilters(filters: WebhookFilters, change: ConsentChange, evidence?: ReadonlyMap<string, Readonly<Record<string, unknown>>>): boolean {
+  const byEvidence = hasEvidenceFilter(filters);
+  if (filters.items === undefined && filters.sources === undefined && !byEvidence) return true;
+  const evidenceMatches = (item: string): boolean => {
+    const e = evidence?.get(item);
+    if (e === undefined) return false;
+    return Object.entries(EVIDENCE_FILTERS).every(([key, field]) => {
+      const wanted = filters[key as keyof typeof EVIDENCE_FILTERS];
+      const v = e[field];
+      return wanted === undefined || (typeof v === 'string' && wanted.includes(v));
+    });
+  };
+  return change.items.some(
+    (i) => (filters.items === undefined || filters.items.includes(i.item)) && (filters.sources === undefined || filters.sources.includes(i.source)) && (!byEvidence || evidenceMatches(i.item)),
+  );
+}
+
+/** The evidence of the changed `ref:` items the change's own subject holds (for the evidence filters). */
+async function changeEvidence(tx: Queryable, change: ConsentChange): Promise<Map<string, Record<string, unknown>>> {
+  const out = new Map<string, Record<string, unknown>>();
+  const refs = change.items.map((i) => i.item).filter((item) => item.startsWith('ref:'));
+  if (refs.length === 0) return out;
+  const rows = await tx.all<{ item: string; attributes: string | null }>(
+    `SELECT i.item, a.attributes FROM consent_items i JOIN audit_log a ON a.seq = i.audit_seq WHERE i.site_id = ? AND i.subject_key = ? AND i.item IN (${refs.map(() => '?').join(', ')})`,
+    [change.siteId, `${change.subject.type}:${change.subject.id}`, ...refs],
+  );
+  for (const r of rows) {
+    if (r.attributes === null) continue;
+    const v = JSON.parse(r.attributes) as unknown;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.set(r.item, v as Record<string, unknown>);
+  }
+  return out;
 }
 
 /**
@@ -236,8 +282,10 @@ export function matchesFilters(filters: WebhookFilters, change: ConsentChange): 
  */
 export const enqueueForChange: ChangeHook = async (tx, change) => {
   const subs = await tx.all<{ id: string; filters: string }>('SELECT id, filters FROM webhook_subscriptions WHERE site_id = ? AND disabled_at IS NULL ORDER BY id', [change.siteId]);
-  for (const sub of subs) {
-    if (!matchesFilters(JSON.parse(sub.filters) as WebhookFilters, change)) continue;
+  const parsed = subs.map((sub) => ({ id: sub.id, filters: JSON.parse(sub.filters) as WebhookFilters }));
+  const evidence = parsed.some((sub) => hasEvidenceFilter(sub.filters)) ? await changeEvidence(tx, change) : undefined;
+  for (const sub of parsed) {
+    if (!matchesFilters(sub.filters, change, evidence)) continue;
     const id = newId('msg_');
     const payload: WebhookPayload = {
       id,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsentInput, RecordPatch, SubjectRef } from '../../store/types.ts';
+import { eventEvidence, SEED_SOURCES } from './event-attributes.ts';
 
 /**
  * Consent inputs as the API receives them, turned into store inputs. Three shapes:
@@ -32,8 +33,54 @@ export function parseTime(v: unknown): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/**
+ * SHA-256 (hex) of an input as received: a string as is, anything else as its JSON text. Safe for
+ * any value: JSON.stringify throws on nesting deeper than the stack (issue 13: a body nested 5,000
+ * deep was a 500), on cycles and on BigInt, and then the value is walked without recursion
+ * instead. Values JSON.stringify can write keep exactly that text, so hashes (and the dedup keys
+ * made of them) stay what they were.
+ */
 export function payloadHash(raw: unknown): string {
-  return createHash('sha256').update(typeof raw === 'string' ? raw : JSON.stringify(raw) ?? '').digest('hex');
+  const hash = createHash('sha256');
+  if (typeof raw === 'string') return hash.update(raw).digest('hex');
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(raw) ?? '';
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined) return hash.update(text).digest('hex');
+  // Depth-first with an explicit stack of what is left to write; an object met twice is written
+  // as a marker (a cycle has no JSON text).
+  const seen = new Set<object>();
+  const stack: unknown[] = [raw];
+  const LITERAL = Symbol('literal');
+  const lit = (t: string): { [LITERAL]: string } => ({ [LITERAL]: t });
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'object' && v !== null && LITERAL in v) {
+      hash.update((v as { [LITERAL]: string })[LITERAL]);
+      continue;
+    }
+    if (typeof v === 'bigint') hash.update(`"${v.toString()}n"`);
+    else if (typeof v !== 'object' || v === null) hash.update(JSON.stringify(v) ?? 'null');
+    else if (seen.has(v)) hash.update('"[repeated]"');
+    else {
+      seen.add(v);
+      const parts: unknown[] = [];
+      if (Array.isArray(v)) {
+        parts.push(lit('['));
+        v.forEach((e: unknown, i) => parts.push(...(i === 0 ? [] : [lit(',')]), e));
+        parts.push(lit(']'));
+      } else {
+        parts.push(lit('{'));
+        Object.keys(v).forEach((k, i) => parts.push(lit(`${i === 0 ? '' : ','}${JSON.stringify(k)}:`), (v as Record<string, unknown>)[k]));
+        parts.push(lit('}'));
+      }
+      for (let i = parts.length - 1; i >= 0; i--) stack.push(parts[i]);
+    }
+  }
+  return hash.digest('hex');
 }
 
 function text(v: unknown, max: number): string | undefined {
@@ -46,6 +93,8 @@ export interface EventContext {
   source: string;
   apiKeyId?: string;
   now: number;
+  /** The event's `customer_ids` as sent: kept in the audit attributes (event-attributes.ts). */
+  customerIds?: unknown;
 }
 
 /** A time as Bloomreach sends it (unix seconds), milliseconds, or ISO 8601, read into milliseconds. */
@@ -82,7 +131,11 @@ export const consentEventSchema = z
     })
       .optional(),
     message: optionalText('message', 4096),
-    source: optionalText('source', 256),
+    // The seed's "Source values" table; any other value is an invalid event, which revokes, as the
+    // seed's "Invalid consent events revoke consent" does for an unrecognized action value.
+    source: z.enum(SEED_SOURCES, { error: `source: one of ${SEED_SOURCES.join(', ')}` }).nullish(),
+    // "Email of the person who provided the consent": evidence only (RFC 5321 allows 320 characters).
+    email: optionalText('email', 320),
     identification: optionalText('identification', 256),
     identification_type: optionalText('identification_type', 256),
   })
@@ -97,27 +150,35 @@ export const consentEventSchema = z
  * One Bloomreach-shaped consent event for a known subject, validated by `consentEventSchema`. An
  * event with a usable category gets an input either way (valid, or invalid and revoking: applied
  * as a reject); one without a usable category cannot revoke anything specific and is reported only.
+ * Its attributes as sent (seed and custom ones, `customer_ids`, our `imported_timestamp`) go to the
+ * audit record as `attributes` (event-attributes.ts); evidence beyond the bounds makes it invalid.
  */
 export function consentEventInput(raw: Record<string, unknown>, ctx: EventContext): { input?: ConsentInput; problems: string[] } {
   const parsed = consentEventSchema.safeParse(raw);
-  const problems = parsed.success ? [] : [...new Set(parsed.error.issues.map((i) => i.message))];
+  const evidence = eventEvidence(raw, { source: ctx.source, now: ctx.now, ...(ctx.customerIds === undefined ? {} : { customerIds: ctx.customerIds }) });
+  const problems = [...new Set([...(parsed.success ? [] : parsed.error.issues.map((i) => i.message)), ...evidence.problems])];
   const item = typeof raw.category === 'string' && ITEM.test(raw.category) ? raw.category : undefined;
   if (item === undefined) return { problems };
+  const valid = parsed.success && problems.length === 0;
   const consentAt = parsed.success ? parsed.data.timestamp : parseTime(raw.timestamp);
-  const validUntil = parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
+  const validUntil = valid && parsed.success ? (typeof parsed.data.valid_until === 'number' ? parsed.data.valid_until : null) : null;
+  // Only a seed source value reaches the state (webhook filters, the item's source): an unknown
+  // one stays in the attributes as sent, and the event is invalid.
+  const sent = (SEED_SOURCES as readonly unknown[]).includes(raw.source) ? (raw.source as string) : undefined;
   const input: ConsentInput = {
     siteId: ctx.siteId,
     subject: ctx.subject,
-    action: parsed.success ? parsed.data.action : 'reject',
+    action: valid && parsed.success ? parsed.data.action : 'reject',
     item,
     // An invalid event without a usable time is dated now: it must still revoke.
     consentAt: consentAt ?? ctx.now,
     validUntil,
-    source: text(raw.source, 256) ?? ctx.source,
-    valid: parsed.success,
+    source: sent ?? ctx.source,
+    valid,
     payloadHash: payloadHash(raw),
+    attributes: evidence.attributes,
   };
-  if (!parsed.success) input.invalidReason = problems.join('; ');
+  if (!valid) input.invalidReason = problems.join('; ');
   // Dated "now" above, the default dedup key would change on every resend: key it on the payload
   // instead, so re-importing the same file stays a no-op.
   if (consentAt === undefined) input.dedupKey = `${ctx.subject.type}:${ctx.subject.id}|${input.payloadHash}`;
@@ -155,7 +216,8 @@ export const pushSchema = z
     visitorId: subjectId.optional(),
     userId: subjectId.optional(),
     customUserId: subjectId.optional().describe('SecurePrivacy CustomUserId: a user id whose stable ClientId is returned'),
-    categories: z.record(z.string().regex(ITEM), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
+    // `__proto__` cannot be a key of the record zod builds (it would be dropped silently): refused.
+    categories: z.record(z.string().regex(ITEM).refine((k) => k !== '__proto__', 'categories: __proto__ cannot be a category name'), z.union([z.boolean(), z.enum(['granted', 'denied'])])).optional(),
     consentGiven: z.enum(['All', 'Partial', 'None']).optional(),
     reference: z.string().min(1).max(512).optional(),
     consentType: z.string().min(1).max(128).optional(),

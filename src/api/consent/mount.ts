@@ -15,6 +15,7 @@ import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
+import { secureprivacyRoutes } from '../secureprivacy/index.ts';
 
 export type Scope = 'consent:write' | 'consent:read' | 'audit:read' | 'admin';
 
@@ -108,9 +109,10 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
 
   const router = Router();
   router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, clock }));
-  router.use(consentReadRouter({ siteId, categories, store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
+  router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
+  router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock }));
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =

@@ -13,8 +13,13 @@ export interface ConsentReader {
 
 export interface ReadRouteOptions {
   siteId: string;
-  /** The site's consent categories: the verify answer lists each of them. */
+  /** The site's consent categories. */
   categories: readonly string[];
+  /**
+   * The verify answer's category names → site categories (config `api.verify.categories`);
+   * absent: `defaultVerifyCategories(categories)`.
+   */
+  verifyCategories?: Readonly<Record<string, string>>;
   store: ConsentReader;
   guard: (scope: 'consent:read') => RequestHandler;
   /**
@@ -50,9 +55,35 @@ function subjectParam(type: unknown, id: unknown): SubjectRef {
   return { type: t, id: subjectId };
 }
 
+/**
+ * CookieBoss's category names (seed cookieboss-consent-verification-api.txt: `necessary`,
+ * `analytics`, `marketing`, `functional`) for the site categories that mean them, so a CookieBoss
+ * client reading `categories.marketing` finds the site's `advertising`. `marketing` is the site's
+ * own `marketing` category if it has one, else its `advertising`. Every other site category
+ * answers under its own id (an `advertising` beside a `marketing` too): nothing the site records
+ * is hidden, and no two site categories share one name.
+ */
+export function defaultVerifyCategories(siteCategories: readonly string[]): Record<string, string> {
+  const has = new Set(siteCategories);
+  const out = new Map<string, string>();
+  const marketing = has.has('marketing') ? 'marketing' : has.has('advertising') ? 'advertising' : undefined;
+  if (marketing !== undefined) out.set('marketing', marketing);
+  for (const c of siteCategories) {
+    if (c === marketing || out.has(c)) continue;
+    out.set(c, c);
+  }
+  // fromEntries defines own properties: a site category called "constructor" is a plain key.
+  return Object.fromEntries(out);
+}
+
+/** The consent record's state of `item`, own properties only (an item "constructor" or "__proto__" must not meet Object.prototype). */
+function itemOf(consent: SubjectConsent | undefined, item: string): SubjectConsent['items'][string] | undefined {
+  return consent !== undefined && Object.hasOwn(consent.items, item) ? consent.items[item] : undefined;
+}
+
 /** An item's effective state for a reader: granted only when granted and not expired. */
 function effective(consent: SubjectConsent, item: string, now: number): 'granted' | 'denied' | 'unknown' {
-  const s = consent.items[item];
+  const s = itemOf(consent, item);
   if (s === undefined) return 'unknown';
   const expired = s.expired || (s.validUntil !== null && s.validUntil <= now);
   return s.status === 'granted' && !expired ? 'granted' : 'denied';
@@ -72,6 +103,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
   const router = Router();
   const clock = o.clock ?? systemClock;
   const now = (): number => clock.now();
+  const answerNames = Object.entries(o.verifyCategories ?? defaultVerifyCategories(o.categories));
 
   // CookieBoss-compatible verify, so Tagwarden can be another tag server's upstream.
   router.get('/api/v1/public/sites/:siteId/consent/verify', o.guard('consent:read'), async (req, res) => {
@@ -88,8 +120,15 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
       res.json(NO_CONSENT_FOUND);
       return;
     }
-    const categories: Record<string, boolean> = {};
-    for (const c of o.categories) categories[c] = effective(consent, c, at) === 'granted';
+    // Booleans only, as the seed's answer lists them: granted → true, denied or expired → false,
+    // never stated → absent (not `false`: a client must not read "never asked" as "refused", and
+    // not `null`: the seed's map holds booleans; null is its whole-answer "no consent").
+    const states = new Map<string, boolean>();
+    for (const [name, site] of answerNames) {
+      const state = effective(consent, site, at);
+      if (state !== 'unknown') states.set(name, state === 'granted');
+    }
+    const categories = Object.fromEntries(states);
     res.json({
       hasConsent: true,
       categories,
@@ -114,7 +153,7 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
     const at = now();
     const consent = await o.store.read(o.siteId, subject, at);
     const state = consent === undefined ? 'unknown' : effective(consent, item, at);
-    const detail = consent?.items[item];
+    const detail = itemOf(consent, item);
     res.json({ subject, item, consented: state === 'granted', state, ...(detail === undefined ? {} : { since: new Date(detail.consentAt).toISOString(), validUntil: detail.validUntil === null ? 'unlimited' : new Date(detail.validUntil).toISOString(), expired: detail.expired, source: detail.source }) });
   });
 

@@ -5,7 +5,7 @@ import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { clientIdFor } from '../../store/client-id.ts';
 import { readCsv } from './csv.ts';
-import { consentEventInput, csvHeader, MAX_ID, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
+import { consentEventInput, csvHeader, MAX_ID, payloadHash, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 
 /** What the write routes need of the store. */
@@ -37,23 +37,65 @@ function subjectOf(type: 'visitor' | 'user', v: unknown): SubjectRef | undefined
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID ? { type, id: v } : undefined;
 }
 
-/** A Bloomreach event's customer: `customer_ids.registered`, `customer_id`, `user_id`, or `visitor_id`. */
-function eventSubject(raw: Record<string, unknown>): SubjectRef | undefined {
-  const ids = raw.customer_ids;
-  if (ids !== null && typeof ids === 'object' && !Array.isArray(ids)) {
-    const registered = subjectOf('user', (ids as Record<string, unknown>).registered);
-    if (registered !== undefined) return registered;
-    const cookie = subjectOf('visitor', (ids as Record<string, unknown>).cookie);
-    if (cookie !== undefined) return cookie;
-  }
-  return subjectOf('user', raw.customer_id) ?? subjectOf('user', raw.user_id) ?? subjectOf('visitor', raw.visitor_id);
+/**
+ * The user id of `customer_ids.email`: trimmed and lowercased. An address names one person however
+ * it is capitalised, and a consent store that told "Ann@Example.com" from "ann@example.com" would let a
+ * revocation under one spelling miss the grant under the other. The address as sent stays in the
+ * audit attributes (`customer_ids`).
+ */
+function emailSubject(v: unknown): SubjectRef | undefined {
+  return typeof v === 'string' ? subjectOf('user', v.trim().toLowerCase()) : undefined;
 }
 
-/** Bloomreach's tracking API nests the attributes in `properties`, with the timestamp beside them. */
+/**
+ * A Bloomreach event's customer and the other ids it names. `customer_ids.registered` (the seed's
+ * example id) first; else `customer_ids.email` (a person, so a user id); else `customer_ids.cookie`
+ * (a browser, so a visitor); else the flat shape's `customer_id`, `user_id`, `visitor_id`. Given
+ * both a registered id and an email, the email's user is linked to the registered one: the event
+ * says they are the same customer, and consent given under either then applies to both.
+ */
+function eventSubject(raw: Record<string, unknown>): { subject: SubjectRef; links: SubjectRef[] } | undefined {
+  const ids = raw.customer_ids;
+  if (ids !== null && typeof ids === 'object' && !Array.isArray(ids)) {
+    const given = ids as Record<string, unknown>;
+    const registered = subjectOf('user', given.registered);
+    const email = emailSubject(given.email);
+    if (registered !== undefined) return { subject: registered, links: email === undefined || email.id === registered.id ? [] : [email] };
+    if (email !== undefined) return { subject: email, links: [] };
+    const cookie = subjectOf('visitor', given.cookie);
+    if (cookie !== undefined) return { subject: cookie, links: [] };
+  }
+  const flat = subjectOf('user', raw.customer_id) ?? subjectOf('user', raw.user_id) ?? subjectOf('visitor', raw.visitor_id);
+  return flat === undefined ? undefined : { subject: flat, links: [] };
+}
+
+/** The keys of a flat event that say who it is about or what it is, not what was consented. */
+const FLAT_ID_KEYS: ReadonlySet<string> = new Set(['customer_ids', 'customer_id', 'user_id', 'visitor_id', 'event_type']);
+
+/**
+ * The attributes of an event: Bloomreach's tracking API nests them in `properties`, with the
+ * timestamp beside them (other top-level keys are not attributes); the flat shape has them at the
+ * top level beside the ids. Whatever is not a seed attribute is a custom one (event-attributes.ts).
+ */
 function eventAttributes(raw: Record<string, unknown>): Record<string, unknown> {
   const props = raw.properties;
-  if (props === null || typeof props !== 'object' || Array.isArray(props)) return raw;
+  if (props === null || typeof props !== 'object' || Array.isArray(props)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(raw)) if (!FLAT_ID_KEYS.has(k)) out[k] = v;
+    return out;
+  }
   return { timestamp: raw.timestamp, ...(props as Record<string, unknown>) };
+}
+
+/**
+ * Seed bloomreach-tracking-consent.txt: "The event name must be consent". An event naming another
+ * type (double_opt_in, a page view…) is not consent and is refused, never stored as consent. An
+ * event without `event_type` is Tagwarden's flat shape and is taken as consent: the route says what
+ * it records.
+ */
+function eventTypeProblem(raw: Record<string, unknown>): string | undefined {
+  if (!Object.hasOwn(raw, 'event_type') || raw.event_type === undefined || raw.event_type === 'consent') return undefined;
+  return 'event_type: must be consent (this route records consent events only)';
 }
 
 function describeOutcome(o: InputOutcome): Record<string, unknown> {
@@ -92,7 +134,13 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
   // Consent events in Bloomreach's shape: one event, an array, or {events: [...]}.
   router.post('/api/v1/consent/events', o.guard('consent:write'), jsonBody(o.maxBodyBytes), async (req, res) => {
     const body = req.body as unknown;
-    const list: unknown[] = Array.isArray(body) ? body : body !== null && typeof body === 'object' && Array.isArray((body as { events?: unknown }).events) ? (body as { events: unknown[] }).events : [body];
+    const batch = Array.isArray(body) || (body !== null && typeof body === 'object' && Array.isArray((body as { events?: unknown }).events));
+    const list: unknown[] = Array.isArray(body) ? body : batch ? (body as { events: unknown[] }).events : [body];
+    // One event of another type is a 400; in a batch it is that event's problem only.
+    if (!batch && body !== null && typeof body === 'object') {
+      const refused = eventTypeProblem(body as Record<string, unknown>);
+      if (refused !== undefined) throw new ValidationError(refused, { details: { issues: [{ path: 'event_type', message: 'must be consent' }] } });
+    }
     if (list.length > o.maxBatchEvents) throw new ValidationError(`events: at most ${o.maxBatchEvents} per request`, { details: { issues: [{ path: 'events', message: 'too many' }] } });
     const key = apiKeyId(res);
     const results: Record<string, unknown>[] = [];
@@ -104,16 +152,32 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
         return;
       }
       const raw = item as Record<string, unknown>;
-      const subject = eventSubject(raw);
-      if (subject === undefined) {
-        results.push({ index, stored: false, problems: ['customer_ids.registered, customer_id, user_id or visitor_id: required'] });
+      const refused = eventTypeProblem(raw);
+      if (refused !== undefined) {
+        results.push({ index, stored: false, problems: [refused] });
         return;
       }
-      const { input, problems } = consentEventInput(eventAttributes(raw), { siteId: o.siteId, subject, source: 'private_api', now: now(), ...(key === undefined ? {} : { apiKeyId: key }) });
+      const who = eventSubject(raw);
+      if (who === undefined) {
+        results.push({ index, stored: false, problems: ['customer_ids.registered, customer_ids.email, customer_ids.cookie, customer_id, user_id or visitor_id: required'] });
+        return;
+      }
+      const { input, problems } = consentEventInput(eventAttributes(raw), {
+        siteId: o.siteId,
+        subject: who.subject,
+        // Seed: private_api is "Tracked via API using basic authentication", what an API key is.
+        source: 'private_api',
+        now: now(),
+        ...(raw.customer_ids === undefined ? {} : { customerIds: raw.customer_ids }),
+        ...(key === undefined ? {} : { apiKeyId: key }),
+      });
       if (input === undefined) {
         results.push({ index, stored: false, problems });
         return;
       }
+      if (who.links.length > 0) input.links = who.links;
+      // The hash covers the whole event as sent (ids and event_type too), not only its attributes.
+      input.payloadHash = payloadHash(raw);
       slots.push(results.length);
       results.push({ index, stored: true, ...(problems.length > 0 ? { problems } : {}) });
       inputs.push(input);
