@@ -497,6 +497,14 @@ export const configSchema = z
           .prefault({})
           .describe('Where consent-change webhooks may be delivered.'),
         secureprivacy: secureprivacySchema,
+        expiry: z
+          .object({
+            sweepMs: z.int().min(1000).max(86_400_000).default(60_000).describe('How often each instance looks for granted items whose valid_until has passed, to audit each one (action `expired`) and send `consent.expired` webhooks; an expiry is announced at most this long after it passes.'),
+            batchSize: z.int().min(1).max(10_000).default(200).describe('Most expiries announced per transaction; a full batch is followed by the next at once.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Announcing passed valid_until dates: an audit record and a `consent.expired` webhook per expired grant.'),
       })
       .strict()
       .prefault({})

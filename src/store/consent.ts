@@ -417,7 +417,7 @@ class Writer {
       await this.tx.run(
         `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
-           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq`,
+           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`,
         [input.siteId, key, row.item, status, decision.at, decision.validUntil, decision.source, appended.seq],
       );
       if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });

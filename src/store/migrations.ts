@@ -213,6 +213,18 @@ CREATE TABLE client_ids (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'consent items: when a passed valid_until was announced',
+    // src/store/expiry.ts: a granted item whose valid_until has passed gets one `expired` audit row
+    // and one consent.expired webhook; the marker says it has had them (a later write of the item
+    // clears it, src/store/consent.ts). The partial index holds only grants still to announce, so
+    // the sweep reads the due ones and never walks the expiries announced long ago.
+    sql: () => `
+ALTER TABLE consent_items ADD COLUMN expiry_noted_at BIGINT;
+CREATE INDEX consent_items_expiry_due ON consent_items (valid_until) WHERE status = 'granted' AND valid_until IS NOT NULL AND expiry_noted_at IS NULL;
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

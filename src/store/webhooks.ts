@@ -67,12 +67,18 @@ export interface Subscription {
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'gone' | 'cancelled';
 
+/**
+ * What a delivery announces: `consent.changed` (a write changed what a read returns) or
+ * `consent.expired` (a granted item's valid_until passed, src/store/expiry.ts).
+ */
+export type WebhookEventType = 'consent.changed' | 'consent.expired';
+
 /** The JSON body of a `consent.changed` webhook. */
 /** The body of a delivery: the change (see ConsentChange) with the event's id and type. */
 export interface WebhookPayload extends ConsentChange {
   /** The delivery id: the event's id, sent as `webhook-id` on every attempt. */
   id: string;
-  type: 'consent.changed';
+  type: WebhookEventType;
 }
 
 export interface ClaimedDelivery {
@@ -280,7 +286,12 @@ async function changeEvidence(tx: Queryable, change: ConsentChange): Promise<Map
  * The ChangeHook the consent store calls inside its writing transaction: one pending delivery per
  * active subscription of the site whose filters match, due at once.
  */
-export const enqueueForChange: ChangeHook = async (tx, change) => {
+export const enqueueForChange: ChangeHook = (tx, change) => enqueueEvent(tx, change, 'consent.changed');
+
+/** The same for a passed valid_until (src/store/expiry.ts): `consent.expired`, same shape, same filters. */
+export const enqueueForExpiry: ChangeHook = (tx, change) => enqueueEvent(tx, change, 'consent.expired');
+
+async function enqueueEvent(tx: Queryable, change: ConsentChange, type: WebhookEventType): Promise<void> {
   const subs = await tx.all<{ id: string; filters: string }>('SELECT id, filters FROM webhook_subscriptions WHERE site_id = ? AND disabled_at IS NULL ORDER BY id', [change.siteId]);
   const parsed = subs.map((sub) => ({ id: sub.id, filters: JSON.parse(sub.filters) as WebhookFilters }));
   const evidence = parsed.some((sub) => hasEvidenceFilter(sub.filters)) ? await changeEvidence(tx, change) : undefined;
@@ -289,7 +300,7 @@ export const enqueueForChange: ChangeHook = async (tx, change) => {
     const id = newId('msg_');
     const payload: WebhookPayload = {
       id,
-      type: 'consent.changed',
+      type,
       siteId: change.siteId,
       subject: { type: change.subject.type, id: change.subject.id },
       version: change.version,
@@ -302,7 +313,7 @@ export const enqueueForChange: ChangeHook = async (tx, change) => {
       [id, sub.id, JSON.stringify(payload), change.at, change.at, change.at],
     );
   }
-};
+}
 
 export interface ClaimOptions {
   now: number;

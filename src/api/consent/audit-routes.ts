@@ -26,7 +26,7 @@ const queryTime = z
   .optional();
 
 /** The audit filters of the query string. Unknown parameters are refused: a typo must not widen an export. */
-const auditQuerySchema = z
+export const auditQuerySchema = z
   .object({
     subject: z.string().max(300).regex(/^(visitor|user):./, 'visitor:<id> or user:<id>').optional(),
     category: queryText(140),

@@ -8,9 +8,11 @@ import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
 import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
 import { enqueueForChange } from '../../store/webhooks.ts';
+import { createExpirySweeper } from '../../store/expiry.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
 import { webhookRouter } from './webhook-routes.ts';
 import { deadLetterRouter } from '../dead-letters/routes.ts';
+import { openApiRouter } from '../openapi/route.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
@@ -113,6 +115,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
   router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock }));
+  router.use(openApiRouter());
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 
   const worker =
@@ -127,6 +130,18 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
           ...(o.webhooks ?? {}),
         });
   worker?.start();
+  // Passed valid_until dates: audited and announced (consent.expired) once, across instances.
+  const expiry = createExpirySweeper({
+    db: o.db,
+    clock,
+    intervalMs: config.api.expiry.sweepMs,
+    batchSize: config.api.expiry.batchSize,
+    onCommitted: (r) => {
+      for (const s of r.subjects) if (s.siteId === siteId) changed(s.subjectKey);
+    },
+    onError: (err) => o.log.warn({ err }, 'expiry sweep'),
+  });
+  expiry.start();
 
   return {
     router,
@@ -136,6 +151,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     async close() {
       closing = true;
       await worker?.stop();
+      await expiry.stop();
       await feedReady;
       await feed?.close();
     },

@@ -41,13 +41,13 @@ export interface ReadRouteOptions {
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
 export const NO_CONSENT_FOUND = Object.freeze({ hasConsent: false, categories: null, consentedAt: null, geoCountry: null });
 
-const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
-const checkQuery = z
+export const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
+export const checkQuery = z
   .object({ category: z.string().min(1).max(140).optional(), reference: z.string().min(1).max(520).optional() })
   .strict()
   .refine((q) => (q.category === undefined) !== (q.reference === undefined), { message: 'give exactly one of category or reference', path: ['category'] });
 
-const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: z.string().min(1).max(MAX_ID) }).loose();
+export const subjectParams = z.object({ type: z.enum(['visitor', 'user']), id: z.string().min(1).max(MAX_ID) }).loose();
 
 function subjectParam(type: unknown, id: unknown): SubjectRef {
   if (type !== 'visitor' && type !== 'user') throw new NotFoundError('subjects are /subjects/visitor/:id or /subjects/user/:id');

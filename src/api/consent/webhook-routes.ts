@@ -9,7 +9,7 @@ import { createSubscription } from '../webhook-subscriptions.ts';
 import type { UrlGuardOptions } from '../url-guard.ts';
 import type { Clock } from '../../lib/clock.ts';
 
-const subscriptionSchema = z
+export const subscriptionSchema = z
   .object({
     url: z.string().min(1).max(2048),
     filters: z
