@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/load.ts';
 import { chainSources, createStoreSource, type StoreSource } from '../../consent/store-source.ts';
+import { createStoredTcfReader } from '../../consent/stored-tcf.ts';
 import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
@@ -85,7 +86,9 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
-  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock });
+  // The profile's TCF string, decoded for hits and for verify (seed seeka-server-side-consent.txt).
+  const storedTcf = createStoredTcfReader({ tcf: config.consent.tcf, categories: config.site.categories });
+  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock, tcf: storedTcf });
   late.storeSource = storeSource;
   const source = chainSources(storeSource, o.upstream);
 
@@ -108,7 +111,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
 
   const router = Router();
   router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock }));
-  router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
+  router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
   router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock }));
