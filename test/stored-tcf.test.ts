@@ -96,7 +96,11 @@ forEachEngine('the stored TCF string gates hits and answers verify', (engine) =>
   });
 
   it('an invalid stored string is no valid TCF consent, never consent', async () => {
-    expect(await push({ visitorId: 'seeka-bad', consent: { privacy: { tcfConsentString: 'CQtcfstring' } }, categories: { functional: true } })).toBe(200);
+    // A push of a string that does not decode is refused now (400); one stored before that check
+    // (or edited in the database) must still never read as consent.
+    expect(await push({ visitorId: 'seeka-bad', consent: { privacy: { tcfConsentString: 'CQtcfstring' } }, categories: { functional: true } })).toBe(400);
+    expect(await push({ visitorId: 'seeka-bad', consent: { privacy: { tcfConsentString: tcString } }, categories: { functional: true } })).toBe(200);
+    await db.run("UPDATE consent_records SET tcf_string = 'CQtcfstring' WHERE subject_key = 'visitor:seeka-bad'");
     expect(await hit('bad-1', 'seeka-bad')).toEqual([]);
     expect(await verify('seeka-bad')).toMatchObject({ hasConsent: true, categories: { marketing: false, analytics: false, functional: true } });
   });
