@@ -16,6 +16,7 @@ import { openApiRouter } from '../openapi/route.ts';
 import { auditRouter } from './audit-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
+import { rememberClientId } from '../../store/universal-consent.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { secureprivacyRoutes } from '../secureprivacy/index.ts';
 
@@ -110,7 +111,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   );
 
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, `${subject.type}:${subject.id}`, clock.now()) }));
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
