@@ -18,7 +18,7 @@ import { metaPixelRoutes } from './ingest/meta-pixel-routes.ts';
 import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
-import { countUnresolved, createHeldQueue, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
+import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { createConsentApi } from './api/consent/mount.ts';
@@ -217,10 +217,25 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       clock,
     });
   }
+  // Consent carried by hits, written to the visitor's profile (store.recordHitConsent).
+  const hitConsent =
+    consentApi === undefined || !config.store.recordHitConsent
+      ? undefined
+      : createHitConsentRecorder({
+          siteId: config.site.id,
+          resolver,
+          apply: (inputs, patches) => consentApi.store.apply(inputs, patches),
+          readVisitor: (visitorId) => consentApi.storeSource.readVisitor(visitorId),
+          log,
+          count: (result) => metrics.hitConsentWrites.inc({ result }),
+          clock,
+        });
   const pipeline = createPipeline({
     site: config.site,
     resolver,
     upstream: consentApi?.source ?? upstream,
+    storedTcf: consentApi !== undefined,
+    ...(hitConsent === undefined ? {} : { recordHitConsent: hitConsent.record }),
     destinations: resolution.destinations,
     delivery: {
       enqueue(dest, rendered, origin) {
@@ -242,7 +257,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     clock,
   });
 
-  recheck = (visitorId) => pipeline.recheck(visitorId);
+  recheck = (visitorId) => {
+    hitConsent?.forget(visitorId);
+    pipeline.recheck(visitorId);
+  };
   const linkHit = consentApi === undefined ? undefined : createHitLinker({ siteId: config.site.id, link: (s, a, b) => consentApi.store.link(s, a, b), log });
 
   let accepting = true;
@@ -346,6 +364,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     async flush(deadlineMs) {
       const started = deliveryClock.now();
       intake.drain();
+      await hitConsent?.settled();
       // Upstream answers decide held events, which may then be queued for delivery.
       await pipeline.settled(deadlineMs);
       await delivery.flush(Math.max(0, deadlineMs - (deliveryClock.now() - started)));
@@ -367,6 +386,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     // (consent_unresolved).
     pipeline.close();
     await pipeline.settled(Math.floor(graceMs / 2));
+    // Profile writes of hits already answered finish before the store goes.
+    await hitConsent?.settled();
     const stillHeld = pending.drain();
     if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();

@@ -193,6 +193,15 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     expect(deep.body.error.message).toMatch(/nested deeper than 64 levels/);
   });
 
+  it('a /api/v1 push with customUserId is found by its ClientId on these routes (partial gcm flags accepted)', async () => {
+    const push = await call('POST', '/api/v1/consent', writer, { customUserId: 'v1.pusher', reference: 'Brochure', consentGiven: 'All', gcm: { ad_storage: 'denied' } });
+    expect(push.status).toBe(200);
+    expect(push.body.clientId).toBe(clientIdFor('shop', 'v1.pusher'));
+    const check = await call('GET', `/api/universalconsent/consent-given?ClientId=${String(push.body.clientId)}&Reference=Brochure`, reader);
+    expect(check.status).toBe(200);
+    expect(check.body).toEqual({ ConsentGiven: 'All' });
+  });
+
   it('URI comes from the Origin header when the body has none', async () => {
     const { URI: _uri, ...body } = { ...dealership, CustomUserId: 'origin.user' };
     const r = await call('POST', '/api/universalconsent', writer, body, { origin: 'https://shop.example.com' });

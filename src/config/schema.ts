@@ -420,6 +420,12 @@ export const configSchema = z
           .enum(['process', 'power'])
           .default('process')
           .describe('SQLite only. `process`: WAL with synchronous=NORMAL, a commit survives a crash or SIGKILL of the process (not a power loss or an OS crash). `power`: synchronous=FULL, a commit is fsynced and survives a power loss too, at one disk flush per commit.'),
+        recordHitConsent: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Write the consent a hit carries (Segment `context.consent.categoryPreferences`, gcs/gcd, a TCF string) to its visitor's profile, source `hit`, last-write-wins by the signal's own time (never later than the hit's arrival), so a later hit without signals is decided by it (seed seeka-server-side-consent.txt: one browser consent action reaches every server-side destination). Written after the hit is answered, only when the recorded state differs; a failed write is logged and counted (`tagwarden_hit_consent_writes_total`), never fails the hit. Sec-GPC is not recorded (the browser sends it with every request).",
+          ),
       })
       .strict()
       .prefault({})

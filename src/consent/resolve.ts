@@ -5,6 +5,7 @@ import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
 import type { ConsentState } from './state.ts';
 import { createTcfReader, purposesConsented } from './tcf.ts';
+import { withStoredTcf } from './stored-tcf.ts';
 
 /** A site category as consent resolution needs it (config `site.categories.<id>`). */
 export interface ResolverCategory extends SiteCategory {
@@ -90,6 +91,9 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
           list.push(result.ok ? { source: 'tcf', at: result.tcf.lastUpdated.getTime(), categories: mapped } : { source: 'tcf:invalid', at: hitTime, categories: mapped });
         }
       }
+
+      // The profile's stored TCF string, when the consent store's signal brings one (./stored-tcf.ts).
+      tcfContext = withStoredTcf(tcfContext, extra, signals.gdprApplies);
 
       // Every time above is the signal's own (the event's timestamp is the sender's clock, a TCF
       // string's lastUpdated its CMP's, the store's consentAt whatever it was pushed with): the

@@ -3,6 +3,7 @@ import { subjectKey, type SubjectConsent, type SubjectRef } from '../store/types
 import type { CategorySignal } from './merge.ts';
 import type { ConsentSource } from './upstream/source.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { StoreSignal, StoredTcf, StoredTcfReader } from './stored-tcf.ts';
 
 /**
  * The consent store as a source of consent a hit does not carry (step 2 of DESIGN.md "Consent
@@ -22,9 +23,20 @@ export interface StoreSourceOptions {
   ttlMs?: number;
   /** The time source; default the system clock. */
   clock?: Clock;
+  /**
+   * Decodes the profile's stored TCF string (./stored-tcf.ts): the signal then carries it for the
+   * destinations' TCF requirements, and it decides the TCF-mapped categories no item states.
+   * Absent: a stored string is ignored.
+   */
+  tcf?: StoredTcfReader;
 }
 
-export function storeSignal(consent: SubjectConsent | undefined, categories: readonly string[], now: number): CategorySignal | undefined {
+/**
+ * The signal a stored record gives: its items for the site categories, then, with `tcf`, what the
+ * profile's TCF string decides (seed seeka-server-side-consent.txt: the string on the profile
+ * gates every server-side egress), the decoded string riding along for vendor checks.
+ */
+export function storeSignal(consent: SubjectConsent | undefined, categories: readonly string[], now: number, tcf?: StoredTcfReader): StoreSignal | undefined {
   if (consent === undefined) return undefined;
   const out: Record<string, 'granted' | 'denied'> = {};
   const at: Record<string, number> = {};
@@ -37,8 +49,17 @@ export function storeSignal(consent: SubjectConsent | undefined, categories: rea
     at[c] = item.consentAt;
     if (!(item.consentAt <= latest)) latest = item.consentAt;
   }
-  if (Object.keys(out).length === 0) return undefined;
-  return { source: 'store', at: latest, atByCategory: at, categories: out };
+  const stored: StoredTcf | undefined = tcf?.read(consent, now);
+  if (stored !== undefined && tcf !== undefined) {
+    for (const [c, status] of Object.entries(tcf.categories(consent, stored))) {
+      out[c] = status;
+      at[c] = stored.at;
+    }
+    if (!(stored.at <= latest)) latest = stored.at;
+  }
+  // A stored string alone is an answer too: it binds destinations with a TCF requirement.
+  if (Object.keys(out).length === 0 && stored === undefined) return undefined;
+  return stored === undefined ? { source: 'store', at: latest, atByCategory: at, categories: out } : { source: 'store', at: latest, atByCategory: at, categories: out, tcf: stored };
 }
 
 /** When the first still-valid granted site category expires (ms since the epoch); Infinity when none will. */
@@ -73,7 +94,7 @@ export interface StoreSource extends ConsentSource {
  */
 interface Entry {
   consent: SubjectConsent | undefined;
-  signal: CategorySignal | undefined;
+  signal: StoreSignal | undefined;
   validUntil: number;
 }
 
@@ -93,15 +114,22 @@ export function createStoreSource(o: StoreSourceOptions): StoreSource {
   }
 
   function entryOf(consent: SubjectConsent | undefined, at: number): Entry {
-    return { consent, signal: storeSignal(consent, o.categories, at), validUntil: grantsValidUntil(consent, o.categories, at) };
+    const signal = storeSignal(consent, o.categories, at, o.tcf);
+    return { consent, signal, validUntil: validUntilOf(consent, signal, at) };
+  }
+
+  /** The first moment the derived signal may change by itself: a grant's expiry, or the stored TCF string's age bound. */
+  function validUntilOf(consent: SubjectConsent | undefined, signal: StoreSignal | undefined, at: number): number {
+    const grants = grantsValidUntil(consent, o.categories, at);
+    return o.tcf === undefined ? grants : Math.min(grants, o.tcf.validUntil(signal?.tcf));
   }
 
   /** The entry's signal as of now (derived again once a grant in it has expired). */
   function signalOf(entry: Entry): CategorySignal | undefined {
     const at = now();
     if (at >= entry.validUntil) {
-      entry.signal = storeSignal(entry.consent, o.categories, at);
-      entry.validUntil = grantsValidUntil(entry.consent, o.categories, at);
+      entry.signal = storeSignal(entry.consent, o.categories, at, o.tcf);
+      entry.validUntil = validUntilOf(entry.consent, entry.signal, at);
     }
     return entry.signal;
   }

@@ -10,6 +10,8 @@ export interface Metrics {
   consentLookups: Counter<'result'>;
   heldWaits: Counter<'reason'>;
   heldReasks: Counter<'phase' | 'result'>;
+  /** Consent carried by hits written to the visitor's profile (config store.recordHitConsent), by result. */
+  hitConsentWrites: Counter<'result'>;
   deliveryDuration: Histogram<'destination'>;
   /** Group commits of the delivery journal, and the hits they made durable. */
   journalCommits: Counter;
@@ -92,6 +94,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_held_waits_total',
       help: 'Lookup failures that kept a visitor\'s held events waiting for the upstream (once per failure and visitor), by failure.',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    hitConsentWrites: new Counter({
+      name: 'tagwarden_hit_consent_writes_total',
+      help: "Consent carried by hits and recorded on the visitor's profile (store.recordHitConsent): written, unchanged (the profile already said so), or error.",
+      labelNames: ['result'],
       registers: [registry],
     }),
     heldReasks: new Counter({

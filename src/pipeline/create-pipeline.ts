@@ -9,7 +9,8 @@ import { createHeld } from './held.ts';
 import { createOutcomes } from './outcomes.ts';
 import { render } from './render.ts';
 import { createConsentStep } from './resolve.ts';
-import type { HeldEvent, Pipeline, PipelineDeps } from './types.ts';
+import type { HeldEvent, Pipeline, PipelineDeps, RuntimeDestination } from './types.ts';
+import type { Decision } from '../policy/decide.ts';
 
 /**
  * The spine of Tagwarden, after the accept step (./accept.ts) has read the hit's identity and
@@ -63,6 +64,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const cached = consentStep.cached(signals);
     if (cached !== undefined) lookups(['cache_hit']);
     const consent = consentStep.resolve(event, signals, cached, requestConsent);
+    // A hit decided for the first time (not one resumed from the journal): its own consent goes to
+    // the profile (without a cached answer joining it, `consent` is the hit's own).
+    if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent ?? (cached === undefined ? consent : undefined));
     const askable = held.canAsk(signals, cached);
     const mode = dataControlOf(site, signals).mode;
     const waiting: string[] = [];
@@ -73,7 +77,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const decision = decideDestination(d, event, consent, mode);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
-      if (askable && decision.awaitsConsent) waiting.push(d.policy.id);
+      if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision))) waiting.push(d.policy.id);
       // Render, hand to delivery.
       else handOff(d, event, signals, decision, holdUntil);
     }
@@ -81,4 +85,15 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   return { evaluate, process, release: held.release, recheck: held.recheck, settled: held.settled, close: held.close };
+}
+
+/**
+ * A destination with a TCF requirement that the hit leaves unchecked (no string of its own, and
+ * not `gdpr=0`) waits for the consent store like an unknown category: the visitor's profile may
+ * hold a TCF string that binds it (seed seeka-server-side-consent.txt, src/consent/stored-tcf.ts).
+ * Only a drop is final without it (a stored string can only narrow what the hit allows).
+ */
+function awaitsStoredTcf(deps: PipelineDeps, d: RuntimeDestination, signals: RequestSignals, consent: ConsentState, decision: Decision): boolean {
+  if (deps.storedTcf !== true || d.policy.tcf === undefined || signals.gdprApplies === false) return false;
+  return consent.tcf?.result === undefined && decision.outcome !== 'drop' && decision.reason !== 'data_control_disabled';
 }

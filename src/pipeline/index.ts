@@ -4,6 +4,7 @@
  *                         cookie (set-cookie.ts), id links, click ids
  *   commit.ts, intake.ts  the journal commit before the answer, then decided after it
  *   resolve.ts            resolve: the hit's consent with what is known elsewhere
+ *   record-hit-consent.ts the hit's own consent written to its visitor's profile (store.recordHitConsent)
  *   decide-destination.ts decide: TCF verdict, then the pure policy (src/policy/)
  *   render.ts             render: the vendor request
  *   hand-off.ts           hand to delivery, or record the drop / the hold (outcomes.ts)
@@ -13,6 +14,7 @@
 export { createPipeline } from './create-pipeline.ts';
 export { createIntake, type Intake, type IntakeDeps } from './intake.ts';
 export { createHeldQueue } from './held-queue.ts';
+export { createHitConsentRecorder, type HitConsentRecorder } from './record-hit-consent.ts';
 export { countUnresolved } from './outcomes.ts';
 export { previewRequest, renderDropReason } from './render.ts';
 export type { DeliverySink, EventOrigin, Evaluation, HeldEvent, JournalHooks, Pipeline, PipelineDeps, RuntimeDestination } from './types.ts';

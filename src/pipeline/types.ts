@@ -81,6 +81,16 @@ export interface PipelineDeps extends JournalHooks {
   /** Consent the hit does not carry (the consent store, the upstream verify API); absent: none. */
   upstream?: ConsentSource | undefined;
   destinations: readonly RuntimeDestination[];
+  /**
+   * `upstream` includes the consent store, whose profiles may hold a TCF string: a destination
+   * with a TCF requirement the hit leaves unchecked then waits for it (src/consent/stored-tcf.ts).
+   */
+  storedTcf?: boolean;
+  /**
+   * Writes the consent a first-processed hit carries to its visitor's profile, off the hit's path
+   * (./record-hit-consent.ts, config store.recordHitConsent); absent: not recorded.
+   */
+  recordHitConsent?: (event: Event, signals: RequestSignals, requestConsent: ConsentState | undefined) => void;
   delivery: DeliverySink;
   pending: PendingQueue<HeldEvent>;
   metrics: Metrics;

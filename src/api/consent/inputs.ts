@@ -328,7 +328,8 @@ export const pushSchema = z
     timestamp: isoOrSeconds.optional(),
     validUntil: z.union([z.literal('unlimited'), isoOrSeconds]).optional(),
     tcfString: tcfString.optional(),
-    gcm: z.record(z.enum(['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization']), z.enum(['granted', 'denied'])).optional(),
+    // partialRecord: any subset of the four flags (z.record with an enum key requires all four).
+    gcm: z.partialRecord(z.enum(['ad_storage', 'analytics_storage', 'ad_user_data', 'ad_personalization']), z.enum(['granted', 'denied'])).optional(),
     source: z.string().min(1).max(256).optional(),
     message: z.string().max(4096).optional(),
     geoCountry: z.string().regex(/^[A-Z]{2}$/).optional(),

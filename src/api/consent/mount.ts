@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/load.ts';
 import { chainSources, createStoreSource, type StoreSource } from '../../consent/store-source.ts';
+import { createStoredTcfReader } from '../../consent/stored-tcf.ts';
 import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
@@ -16,6 +17,7 @@ import { auditRouter } from './audit-routes.ts';
 import { consentExpireRouter } from './expire-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
+import { rememberClientId } from '../../store/universal-consent.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { secureprivacyRoutes } from '../secureprivacy/index.ts';
 
@@ -86,7 +88,9 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
-  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock });
+  // The profile's TCF string, decoded for hits and for verify (seed seeka-server-side-consent.txt).
+  const storedTcf = createStoredTcfReader({ tcf: config.consent.tcf, categories: config.site.categories });
+  const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock, tcf: storedTcf });
   late.storeSource = storeSource;
   const source = chainSources(storeSource, o.upstream);
 
@@ -108,8 +112,8 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   );
 
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock }));
-  router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, `${subject.type}:${subject.id}`, clock.now()) }));
+  router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));

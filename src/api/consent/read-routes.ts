@@ -30,6 +30,12 @@ export interface ReadRouteOptions {
   readVisitor?: (visitorId: string) => Promise<SubjectConsent | undefined>;
   /** The time source; default the system clock. */
   clock?: Clock;
+  /**
+   * The record with the categories its stored TCF string decides added as items (categories no
+   * item states, through `site.categories.<id>.tcf.purposes`): consent/stored-tcf.ts. Absent: a
+   * stored string does not answer verify.
+   */
+  tcfItems?: (consent: SubjectConsent, now: number) => SubjectConsent;
 }
 
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
@@ -83,6 +89,16 @@ function effective(consent: SubjectConsent, item: string, now: number): 'granted
   return s.status === 'granted' && !expired ? 'granted' : 'denied';
 }
 
+/**
+ * Verify answers from the profile's TCF string too, as hits are decided by it (seed
+ * seeka-server-side-consent.txt: Seeka decodes the stored string "on every server-side egress"):
+ * a record holding only a string (Seeka's push) is consent found, and the categories no item
+ * states are answered by the string's purposes; an invalid string answers them `false`.
+ */
+function withStoredTcf(o: ReadRouteOptions, consent: SubjectConsent | undefined, now: number): SubjectConsent | undefined {
+  return consent === undefined || o.tcfItems === undefined ? consent : o.tcfItems(consent, now);
+}
+
 export function consentReadRouter(o: ReadRouteOptions): Router {
   const router = Router();
   const clock = o.clock ?? systemClock;
@@ -97,8 +113,11 @@ export function consentReadRouter(o: ReadRouteOptions): Router {
     // surrogate: src/store/ids.ts) is "not found", the answer the seed documents "if the visitor
     // ID is invalid" (cookieboss-consent-verification-api.txt); never sent to the engine.
     const at = now();
-    const consent =
-      idProblem(visitor) !== undefined ? undefined : o.readVisitor !== undefined ? await o.readVisitor(visitor) : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, at);
+    const consent = withStoredTcf(
+      o,
+      idProblem(visitor) !== undefined ? undefined : o.readVisitor !== undefined ? await o.readVisitor(visitor) : await o.store.read(o.siteId, { type: 'visitor', id: visitor }, at),
+      at,
+    );
     if (consent === undefined || Object.keys(consent.items).length === 0) {
       res.json(NO_CONSENT_FOUND);
       return;

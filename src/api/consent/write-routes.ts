@@ -26,6 +26,11 @@ export interface WriteRouteOptions {
   importChunkRows?: number;
   /** The time source; default the system clock. */
   clock?: Clock;
+  /**
+   * Remembers the subject a push's derived ClientId names (SecurePrivacy's routes look subjects up
+   * by ClientId, src/store/universal-consent.ts); called before the write, as those routes do.
+   */
+  rememberClientId?: (clientId: string, subject: SubjectRef) => Promise<void>;
   /** How far ahead of the clock a consent time may be (`site.consentClockSkewMs`). */
   consentClockSkewMs: number;
 }
@@ -142,9 +147,11 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
     const key = apiKeyId(res);
     const { inputs, patch, problems } = pushInputs(body, req.body, { siteId: o.siteId, subject, links, source: 'push', now: now(), skewMs, ...(key === undefined ? {} : { apiKeyId: key }) });
     if (problems.length > 0) throw new ValidationError(problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('; '), { details: { issues: problems } });
+    const clientId = body.customUserId === undefined ? undefined : clientIdFor(o.siteId, body.customUserId);
+    if (clientId !== undefined) await o.rememberClientId?.(clientId, { type: 'user', id: body.customUserId! });
     const outcomes = await o.store.apply(inputs, patch === undefined ? [] : [patch]);
     const answer: Record<string, unknown> = { subject, created: new Date(now()).toISOString(), items: outcomes.map((out, i) => ({ item: inputs[i]?.item, ...describeOutcome(out) })) };
-    if (body.customUserId !== undefined) answer.clientId = clientIdFor(o.siteId, body.customUserId);
+    if (clientId !== undefined) answer.clientId = clientId;
     res.status(200).json(answer);
   });
 
