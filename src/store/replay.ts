@@ -70,10 +70,6 @@ export interface ReplayProblem {
   detail: string;
 }
 
-/** Actions that change state, and the ones known to change none. */
-export const STATE_ACTIONS = ['accept', 'reject', 'record', 'link', 'expire'] as const;
-export const MARK_ACTIONS = ['expired'] as const;
-
 /** gcm as stored: keys sorted, so equal flags compare equal as text. */
 export function gcmText(gcm: Readonly<Record<string, 'granted' | 'denied'>> | null): string | null {
   if (gcm === null) return null;
