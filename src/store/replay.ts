@@ -25,7 +25,8 @@ import { storableText } from './audit.ts';
  * - `expire`: `message` is the seq of an invalid input of the same subject and item; from then on
  *   that input counts as absent (seed bloomreach-tracking-consent.txt: "expire the invalid consent
  *   events to restore the customer's previous consent status").
- * - `expired`: a mark that a valid_until passed (it changes no state): ignored.
+ * - `expired` (src/store/expiry.ts, EXPIRED_ACTION): a mark that a valid_until passed; it changes
+ *   no state (the item still reads as denied from its valid_until): ignored.
  * - any other action: a problem (the replay would not know what it means for the state).
  */
 
