@@ -1,5 +1,5 @@
 import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
-import { storableText } from './audit.ts';
+import { storableText, type AuditColumns } from './audit.ts';
 
 /**
  * The consent state the audit log implies, computed from the log alone (issue 13: "state
@@ -30,19 +30,8 @@ import { storableText } from './audit.ts';
  * - any other action: a problem (the replay would not know what it means for the state).
  */
 
-/** The audit columns the replay reads (a subset of AuditColumns, with the seq). */
-export interface ReplayRow {
-  seq: number;
-  site_id: string;
-  subject_key: string;
-  action: string;
-  item: string | null;
-  consent_at: number | null;
-  valid_until: number | null;
-  message: string | null;
-  source: string;
-  valid: 0 | 1;
-}
+/** The audit columns the replay reads, with the seq. */
+export type ReplayRow = Pick<AuditColumns, 'site_id' | 'subject_key' | 'action' | 'item' | 'consent_at' | 'valid_until' | 'message' | 'source' | 'valid'> & { seq: number };
 
 /** One consent_items row as the log implies it. */
 export interface ImpliedItem {
