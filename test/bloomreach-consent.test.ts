@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../src/api/keys.ts';
-import type { Db } from '../src/store/db.ts';
+import { expect, it } from 'vitest';
+import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
-import { startTagwarden, testConfig } from './helpers.ts';
 
 /**
  * Bloomreach's consent events as seed bloomreach-tracking-consent.txt describes them, on SQLite and
@@ -38,39 +36,11 @@ accept,push_notification,1522112345,1522152855,[email protected]
 const SEED_SOURCES = ['crm', 'import', 'list_unsubscribe', 'page', 'public_api', 'private_api', 'scenario'];
 
 forEachEngine('Bloomreach consent events', (engine) => {
-  let db: Db;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
-  let writer: string;
-  let reader: string;
-  let auditor: string;
-
-  beforeAll(async () => {
-    db = await engine.open();
-    const config = testConfig({
-      site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } },
-      api: { rateLimit: { perSecond: 1000, burst: 1000 } },
-    });
-    tw = await startTagwarden(config, undefined, { db });
-    writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write'] })).key;
-    reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
-    auditor = (await createApiKey(db, { label: 'auditor', scopes: ['audit:read'] })).key;
-  });
-
-  afterAll(async () => {
-    await tw.close();
-    await db.close();
-  });
-
-  async function call(method: string, path: string, key: string, body?: string, type = 'application/json') {
-    const headers: Record<string, string> = { 'x-api-key': key };
-    if (body !== undefined) headers['content-type'] = type;
-    const res = await fetch(`${tw.url}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
-  }
-  const send = (body: unknown) => call('POST', '/api/v1/consent/events', writer, typeof body === 'string' ? body : JSON.stringify(body));
-  const audit = async (subject: string) => (await call('GET', `/api/v1/audit?subject=${encodeURIComponent(subject)}`, auditor)).body.entries as any[];
-  const check = async (type: string, id: string, category: string) => (await call('GET', `/api/v1/subjects/${type}/${encodeURIComponent(id)}/check?category=${category}`, reader)).body;
+  const ctx = consentApiHarness(engine, { site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } } });
+  const { call } = ctx;
+  const send = (body: unknown) => call('POST', '/api/v1/consent/events', ctx.writer, typeof body === 'string' ? body : JSON.stringify(body));
+  const audit = async (subject: string) => (await call('GET', `/api/v1/audit?subject=${encodeURIComponent(subject)}`, ctx.auditor)).body.entries as any[];
+  const check = async (type: string, id: string, category: string) => (await call('GET', `/api/v1/subjects/${type}/${encodeURIComponent(id)}/check?category=${category}`, ctx.reader)).body;
 
   it("the seed's example event is stored valid, with its message and customer_ids kept in the audit attributes", async () => {
     const body = SEED_EVENT.replace(/ *\/\/[^\n]*/g, '');
@@ -95,17 +65,17 @@ forEachEngine('Bloomreach consent events', (engine) => {
     expect(entry.payloadHash).toBe(createHash('sha256').update(JSON.stringify(JSON.parse(body))).digest('hex'));
     // Ours: the time Tagwarden received it, in the seed's unix seconds.
     expect(Math.abs(entry.attributes.imported_timestamp - Date.parse(entry.importedAt) / 1000)).toBeLessThan(5);
-    expect((await call('GET', '/api/v1/audit/verify', auditor)).body).toMatchObject({ ok: true });
+    expect((await call('GET', '/api/v1/audit/verify', ctx.auditor)).body).toMatchObject({ ok: true });
   });
 
   it("the seed's example CSV: the later reject beats the earlier accept, the expired accept reads denied", async () => {
-    const r = await call('POST', '/api/v1/consent/import', writer, SEED_CSV, 'text/csv');
+    const r = await call('POST', '/api/v1/consent/import', ctx.writer, SEED_CSV, 'text/csv');
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ rows: 3, stored: 3, invalid: 0, errors: [] });
     const customer = '[email protected]';
     expect(await check('user', customer, 'weekly_newsletter')).toMatchObject({ consented: false, state: 'denied' });
     expect(await check('user', customer, 'push_notification')).toMatchObject({ consented: false, state: 'denied', expired: true });
-    const record = (await call('GET', `/api/v1/subjects/user/${encodeURIComponent(customer)}`, reader)).body;
+    const record = (await call('GET', `/api/v1/subjects/user/${encodeURIComponent(customer)}`, ctx.reader)).body;
     expect(record.items.weekly_newsletter).toMatchObject({ status: 'denied', consentAt: 1522158555_000 });
     // Accepted, but valid only until 1522112345 (before its own timestamp, long past): it reads denied.
     expect(record.items.push_notification).toMatchObject({ status: 'denied', expired: true, validUntil: 1522112345_000 });
@@ -213,7 +183,7 @@ forEachEngine('Bloomreach consent events', (engine) => {
     await send({ customer_ids: { registered: 'u-ann', email: 'ann.lee@example.com' }, event_type: 'consent', timestamp: 1528114700, properties: { action: 'reject', category: 'newsletter' } });
     expect(await check('user', 'u-ann', 'newsletter')).toMatchObject({ consented: false });
     expect(await check('user', 'ann.lee@example.com', 'newsletter')).toMatchObject({ consented: false });
-    const record = (await call('GET', '/api/v1/subjects/user/u-ann', reader)).body;
+    const record = (await call('GET', '/api/v1/subjects/user/u-ann', ctx.reader)).body;
     expect(record.linked).toEqual(expect.arrayContaining([{ type: 'user', id: 'u-ann' }, { type: 'user', id: 'ann.lee@example.com' }]));
     expect((await audit('user:u-ann'))[0].attributes.customer_ids).toEqual({ registered: 'u-ann', email: 'ann.lee@example.com' });
   });
