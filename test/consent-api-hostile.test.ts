@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../src/api/keys.ts';
-import type { Db } from '../src/store/db.ts';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/lib/fake-clock.ts';
+import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
-import { startTagwarden, testConfig } from './helpers.ts';
+import { testConfig } from './helpers.ts';
 
 /**
  * Issue 13, CookieBoss and hostile input on /api/v1, on both engines: the verify answer in
@@ -13,46 +12,21 @@ import { startTagwarden, testConfig } from './helpers.ts';
  */
 const ADMIN_KEY = 'admin-key-of-the-test-0123456789';
 
-async function call(base: string, method: string, path: string, headers: Record<string, string>, body?: string | Uint8Array) {
-  const res = await fetch(`${base}${path}`, { method, headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { body }) });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, body: json, headers: res.headers };
-}
-
 forEachEngine('consent API: CookieBoss verify and hostile input', (engine) => {
-  let db: Db;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
-  let writer: string;
-  let reader: string;
-  let admin: string;
   const clock = new FakeClock(Date.UTC(2026, 2, 8, 12, 0, 0));
-
-  beforeAll(async () => {
-    db = await engine.open();
-    const config = testConfig({
+  const ctx = consentApiHarness(
+    engine,
+    {
       site: { id: 'site_1', dataControlMode: 'opt-in', categories: { necessary: {}, analytics: {}, advertising: {}, functional: {}, newsletter: {} } },
       api: { rateLimit: { perMinute: 1000 }, authFailures: { perMinute: 30, burst: 10 } },
       debug: { explain: true, adminKey: ADMIN_KEY },
-    });
-    tw = await startTagwarden(config, undefined, { db, consentClock: clock });
-    writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write'] })).key;
-    reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
-    admin = (await createApiKey(db, { label: 'admin', scopes: ['admin'] })).key;
-  });
+    },
+    { deps: { consentClock: clock }, keys: ['consent:write', 'consent:read', 'admin'] },
+  );
+  const { call } = ctx;
 
-  afterAll(async () => {
-    await tw.close();
-    await db.close();
-  });
-
-  const get = (path: string, key = reader) => call(tw.url, 'GET', path, { 'x-api-key': key });
-  const post = (path: string, body: string | Uint8Array, key = writer) => call(tw.url, 'POST', path, { 'x-api-key': key }, body);
+  const get = (path: string, key = ctx.reader) => call('GET', path, key);
+  const post = (path: string, body: string | Uint8Array, key = ctx.writer) => call('POST', path, key, body);
 
   describe('verify answers in CookieBoss names', () => {
     it("the seed's integration reads categories.marketing from the site's advertising; categories never stated are absent", async () => {
@@ -125,19 +99,19 @@ forEachEngine('consent API: CookieBoss verify and hostile input', (engine) => {
     const deep = (n: number) => `{"visitorId":"d","x":${'['.repeat(n)}${']'.repeat(n)}}`;
 
     it.each([
-      ['/api/v1/consent', writer],
-      ['/api/v1/consent/events', writer],
+      ['/api/v1/consent', 'writer'],
+      ['/api/v1/consent/events', 'writer'],
       ['/api/v1/webhooks', 'admin'],
       ['/api/v1/deliveries/dead/replay', 'admin'],
     ])('%s: nested 5,000 deep is a 400 naming the depth, not a 500', async (path, who) => {
-      const r = await post(path, deep(5000), who === 'admin' ? admin : writer);
+      const r = await post(path, deep(5000), who === 'admin' ? ctx.admin : ctx.writer);
       expect(r.status).toBe(400);
       expect(r.body.error).toMatchObject({ code: 'TW_ERR_VALIDATION', details: { issues: [{ path: 'depth' }], limit: 64 } });
       expect(r.body.error.message).toMatch(/nested deeper than 64/);
     });
 
     it('/debug/explain: the same bound', async () => {
-      const r = await call(tw.url, 'POST', '/debug/explain', { 'x-admin-key': ADMIN_KEY }, deep(100_000));
+      const r = await call('POST', '/debug/explain', undefined, deep(100_000), 'application/json', { 'x-admin-key': ADMIN_KEY });
       expect(r.status).toBe(400);
       expect(r.body.error.code).toBe('TW_ERR_VALIDATION');
     });
@@ -179,7 +153,7 @@ forEachEngine('consent API: CookieBoss verify and hostile input', (engine) => {
       expect((await get('/api/v1/subjects/visitor/cb-v1')).status).toBe(200);
       // Wrong admin keys: a budget of their own (a separate throttle), the same rule.
       const admins: number[] = [];
-      for (let i = 0; i < 12; i++) admins.push((await call(tw.url, 'POST', '/debug/explain', { 'x-admin-key': `wrong-${i}` }, '{}')).status);
+      for (let i = 0; i < 12; i++) admins.push((await call('POST', '/debug/explain', undefined, '{}', 'application/json', { 'x-admin-key': `wrong-${i}` })).status);
       expect(admins).toEqual([...Array<number>(10).fill(401), 429, 429]);
       clock.advance(2_000);
       expect((await get('/api/v1/subjects/visitor/cb-v1', 'tw_wrong_again')).status).toBe(401);
@@ -189,24 +163,11 @@ forEachEngine('consent API: CookieBoss verify and hostile input', (engine) => {
 });
 
 forEachEngine('consent API: per-minute rate limit', (engine) => {
-  let db: Db;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
-  let reader: string;
   const clock = new FakeClock(Date.UTC(2026, 2, 8));
-
-  beforeAll(async () => {
-    db = await engine.open();
-    tw = await startTagwarden(testConfig({ site: { id: 's' }, api: { rateLimit: { perMinute: 100 } } }), undefined, { db, consentClock: clock });
-    reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
-  });
-
-  afterAll(async () => {
-    await tw.close();
-    await db.close();
-  });
+  const ctx = consentApiHarness(engine, { site: { id: 's' }, api: { rateLimit: { perMinute: 100 } } }, { deps: { consentClock: clock }, keys: ['consent:read'] });
 
   it("CookieBoss's Pro plan, 100 per minute: the 101st in the minute is 429 with Retry-After", async () => {
-    const verify = () => call(tw.url, 'GET', '/api/v1/public/sites/s/consent/verify?visitor_id=v', { 'x-api-key': reader });
+    const verify = () => ctx.call('GET', '/api/v1/public/sites/s/consent/verify?visitor_id=v', ctx.reader);
     for (let i = 0; i < 100; i++) expect((await verify()).status).toBe(200);
     const limited = await verify();
     expect(limited.status).toBe(429);
