@@ -1,15 +1,14 @@
-import { once } from 'node:events';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { request } from 'node:http';
+import { expect, it } from 'vitest';
 import { createApiKey } from '../src/api/keys.ts';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { clientIdFor } from '../src/store/client-id.ts';
-import type { Db } from '../src/store/db.ts';
 import { listDeliveries, listSubscriptions } from '../src/store/webhooks.ts';
+import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
-import { closeServer, startTagwarden, testConfig } from './helpers.ts';
+import { startTagwarden, testConfig } from './helpers.ts';
+import { startReceiver } from './webhook-receiver.ts';
 
 /**
  * SecurePrivacy's Universal Consent API (seed secureprivacy-universal-consent-api.txt) over HTTP,
@@ -52,39 +51,25 @@ const FINGERPRINT_FIELDS = ['City', 'Country', 'CustomUserId', 'IP', 'ProxifiedI
 const DAY = 86_400_000;
 
 forEachEngine('SecurePrivacy universal consent API', (engine) => {
-  let db: Db;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
-  let writer: string;
-  let reader: string;
-  let auditor: string;
   const clock = new FakeClock(Date.UTC(2026, 0, 15, 9, 0, 0));
-  const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) =>
-    send(tw.url, method, path, { ...(key === undefined ? {} : { 'x-api-key': key }), ...headers }, body);
-
-  beforeAll(async () => {
-    db = await engine.open();
-    const config = testConfig({
+  const ctx = consentApiHarness(
+    engine,
+    {
       server: { trustProxyHops: 1 },
       site: { id: 'shop', categories: { necessary: {}, functional: {}, analytics: {}, advertising: {} } },
       api: {
-        rateLimit: { perSecond: 1000, burst: 1000 },
         secureprivacy: {
           integrations: [{ id: 'int-7f3a9c', reference: 'Newsletter' }],
           geoHeaders: { city: 'cf-ipcity', state: 'cf-region', country: 'cf-ipcountry' },
           integrationRateLimit: { perSecond: 1, burst: 3 },
         },
       },
-    });
-    tw = await startTagwarden(config, undefined, { db, consentClock: clock, webhooks: false });
-    writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write'] })).key;
-    reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
-    auditor = (await createApiKey(db, { label: 'auditor', scopes: ['audit:read'] })).key;
-  });
-
-  afterAll(async () => {
-    await tw.close();
-    await db.close();
-  });
+    },
+    { deps: { consentClock: clock, webhooks: false } },
+  );
+  // Not the harness's call (fetch): the seed's check and query are GETs with a JSON body.
+  const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) =>
+    send(ctx.tw.url, method, path, { ...(key === undefined ? {} : { 'x-api-key': key }), ...headers }, body);
 
   const dealership = {
     ConsentGiven: 'All',
@@ -97,31 +82,31 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
 
   it('create answers Created and ClientId; the same CustomUserId always the same ClientId; keys and scopes as /api/v1', async () => {
     expect((await call('POST', '/api/universalconsent', undefined, dealership)).status).toBe(401);
-    expect((await call('POST', '/api/universalconsent', reader, dealership)).status).toBe(403);
-    const r = await call('POST', '/api/universalconsent', writer, dealership);
+    expect((await call('POST', '/api/universalconsent', ctx.reader, dealership)).status).toBe(403);
+    const r = await call('POST', '/api/universalconsent', ctx.writer, dealership);
     expect(r.status).toBe(200);
     expect(Object.keys(r.body).sort()).toEqual(['ClientId', 'Created']);
     expect(r.body.ClientId).toBe(clientIdFor('shop', 'anna.jensen'));
     expect(r.body.Created).toBe(new Date(clock.now()).toISOString());
     clock.advance(60_000);
-    const call2 = await call('POST', '/api/universalconsent', writer, { ...dealership, Reference: 'Call', ConsentType: 'Call', Metadata: '{"phone":"+4512345678"}' });
+    const call2 = await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, Reference: 'Call', ConsentType: 'Call', Metadata: '{"phone":"+4512345678"}' });
     expect(call2.body.ClientId).toBe(r.body.ClientId);
     // The derived ClientId is not a visitor id of that person's profile (anyone can compute it).
-    expect((await call('GET', `/api/v1/subjects/visitor/${r.body.ClientId as string}`, reader)).status).toBe(404);
+    expect((await call('GET', `/api/v1/subjects/visitor/${r.body.ClientId as string}`, ctx.reader)).status).toBe(404);
     // Field names and ConsentGiven's values also match ignoring case, as ASP.NET binds them.
-    const camel = await call('POST', '/api/universalconsent', writer, { consentGiven: 'all', customUserId: 'camel.case', reference: 'Chatbot', consentType: 'Chatbot' });
+    const camel = await call('POST', '/api/universalconsent', ctx.writer, { consentGiven: 'all', customUserId: 'camel.case', reference: 'Chatbot', consentType: 'Chatbot' });
     expect(camel.body.ClientId).toBe(clientIdFor('shop', 'camel.case'));
     // Without a CustomUserId, a new ClientId each time.
-    const anon1 = await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
-    const anon2 = await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
+    const anon1 = await call('POST', '/api/universalconsent', ctx.writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
+    const anon2 = await call('POST', '/api/universalconsent', ctx.writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
     expect(anon1.status).toBe(200);
     expect(anon1.body.ClientId).not.toBe(anon2.body.ClientId);
-    expect((await call('GET', `/api/universalconsent/${anon1.body.ClientId as string}?Reference=Chatbot`, reader)).body).toMatchObject({ ConsentGiven: 'None', ConsentType: 'Chatbot', ClientId: anon1.body.ClientId });
+    expect((await call('GET', `/api/universalconsent/${anon1.body.ClientId as string}?Reference=Chatbot`, ctx.reader)).body).toMatchObject({ ConsentGiven: 'None', ConsentType: 'Chatbot', ClientId: anon1.body.ClientId });
   });
 
   it('the record has exactly the seed\'s fields, and two ConsentTypes of two References are both kept', async () => {
     const clientId = clientIdFor('shop', 'anna.jensen');
-    const d = await call('GET', `/api/universalconsent/${clientId}?Reference=Dealership`, reader);
+    const d = await call('GET', `/api/universalconsent/${clientId}?Reference=Dealership`, ctx.reader);
     expect(d.status).toBe(200);
     expect(Object.keys(d.body).sort()).toEqual(RECORD_FIELDS);
     expect(d.body).toMatchObject({
@@ -136,30 +121,30 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
       LastUpdated: new Date(Date.UTC(2026, 0, 15, 9, 0, 0)).toISOString(),
     });
     expect(d.body.Id).toMatch(/^[0-9a-f]{24}$/);
-    const c = await call('GET', `/api/universalconsent/${clientId}?Reference=Call`, reader);
+    const c = await call('GET', `/api/universalconsent/${clientId}?Reference=Call`, ctx.reader);
     expect(c.body).toMatchObject({ Reference: 'Call', ConsentType: 'Call', Metadata: '{"phone":"+4512345678"}' });
     expect(c.body.Id).not.toBe(d.body.Id);
     // Without a Reference: the latest updated.
-    expect((await call('GET', `/api/universalconsent/${clientId}`, reader)).body).toMatchObject({ Reference: 'Call' });
-    expect((await call('GET', '/api/universalconsent/unknown-client-id', reader)).status).toBe(404);
+    expect((await call('GET', `/api/universalconsent/${clientId}`, ctx.reader)).body).toMatchObject({ Reference: 'Call' });
+    expect((await call('GET', '/api/universalconsent/unknown-client-id', ctx.reader)).status).toBe(404);
   });
 
   it('check answers ConsentGiven, from a JSON body on GET as the seed sends it, or from the query', async () => {
     const clientId = clientIdFor('shop', 'anna.jensen');
-    const r = await call('GET', '/api/universalconsent/consent-given', reader, { ClientId: clientId, Reference: 'Dealership' });
+    const r = await call('GET', '/api/universalconsent/consent-given', ctx.reader, { ClientId: clientId, Reference: 'Dealership' });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ ConsentGiven: 'All' });
-    expect((await call('GET', `/api/universalconsent/consent-given?ClientId=${clientId}&Reference=Call`, reader)).body).toEqual({ ConsentGiven: 'All' });
-    expect((await call('GET', `/api/universalconsent/consent-given?ClientId=${clientId}&Reference=Nothing`, reader)).body).toEqual({ ConsentGiven: null });
-    expect((await call('GET', '/api/universalconsent/consent-given?ClientId=nobody&Reference=Call', reader)).status).toBe(404);
+    expect((await call('GET', `/api/universalconsent/consent-given?ClientId=${clientId}&Reference=Call`, ctx.reader)).body).toEqual({ ConsentGiven: 'All' });
+    expect((await call('GET', `/api/universalconsent/consent-given?ClientId=${clientId}&Reference=Nothing`, ctx.reader)).body).toEqual({ ConsentGiven: null });
+    expect((await call('GET', '/api/universalconsent/consent-given?ClientId=nobody&Reference=Call', ctx.reader)).status).toBe(404);
   });
 
   it('update by ClientId: Partial is recorded as given, ConsentType and Created kept; the categories follow the mapping', async () => {
     const clientId = clientIdFor('shop', 'anna.jensen');
     clock.advance(60_000);
-    const r = await call('PATCH', '/api/universalconsent', writer, { ClientId: clientId, Reference: 'Dealership', ConsentGiven: 'Partial', Metadata: '{"dealer":"Aarhus Auto","form":"brochure"}' });
+    const r = await call('PATCH', '/api/universalconsent', ctx.writer, { ClientId: clientId, Reference: 'Dealership', ConsentGiven: 'Partial', Metadata: '{"dealer":"Aarhus Auto","form":"brochure"}' });
     expect(r.status).toBe(200);
-    const d = await call('GET', `/api/universalconsent/${clientId}?Reference=Dealership`, reader);
+    const d = await call('GET', `/api/universalconsent/${clientId}?Reference=Dealership`, ctx.reader);
     expect(d.body).toMatchObject({
       ConsentGiven: 'Partial',
       ConsentType: 'Dealership',
@@ -168,44 +153,44 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
       Created: new Date(Date.UTC(2026, 0, 15, 9, 0, 0)).toISOString(),
       LastUpdated: new Date(clock.now()).toISOString(),
     });
-    expect((await call('GET', '/api/universalconsent/consent-given', reader, { ClientId: clientId, Reference: 'Dealership' })).body).toEqual({ ConsentGiven: 'Partial' });
+    expect((await call('GET', '/api/universalconsent/consent-given', ctx.reader, { ClientId: clientId, Reference: 'Dealership' })).body).toEqual({ ConsentGiven: 'Partial' });
     // Partial: necessary and functional granted, the rest denied (config default).
-    const check = async (category: string) => (await call('GET', `/api/v1/subjects/user/${encodeURIComponent('anna.jensen')}/check?category=${category}`, reader)).body.state;
+    const check = async (category: string) => (await call('GET', `/api/v1/subjects/user/${encodeURIComponent('anna.jensen')}/check?category=${category}`, ctx.reader)).body.state;
     expect([await check('necessary'), await check('functional'), await check('analytics'), await check('advertising')]).toEqual(['granted', 'granted', 'denied', 'denied']);
     // The other reference is untouched.
-    expect((await call('GET', `/api/universalconsent/${clientId}?Reference=Call`, reader)).body).toMatchObject({ ConsentGiven: 'All', ConsentType: 'Call' });
-    expect((await call('PATCH', '/api/universalconsent', writer, { ClientId: 'no-such-client', Reference: 'Dealership', ConsentGiven: 'None' })).status).toBe(404);
+    expect((await call('GET', `/api/universalconsent/${clientId}?Reference=Call`, ctx.reader)).body).toMatchObject({ ConsentGiven: 'All', ConsentType: 'Call' });
+    expect((await call('PATCH', '/api/universalconsent', ctx.writer, { ClientId: 'no-such-client', Reference: 'Dealership', ConsentGiven: 'None' })).status).toBe(404);
   });
 
   it('refuses what the seed rules out, naming the field: Metadata over 200 characters, an unknown ConsentGiven', async () => {
-    const long = await call('POST', '/api/universalconsent', writer, { ...dealership, Metadata: 'x'.repeat(201) });
+    const long = await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, Metadata: 'x'.repeat(201) });
     expect(long.status).toBe(400);
     expect(long.body.error.message).toMatch(/^Metadata: /);
-    expect((await call('POST', '/api/universalconsent', writer, { ...dealership, Metadata: 'é'.repeat(200) })).status).toBe(200);
-    const bad = await call('POST', '/api/universalconsent', writer, { ...dealership, ConsentGiven: 'Yes' });
+    expect((await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, Metadata: 'é'.repeat(200) })).status).toBe(200);
+    const bad = await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, ConsentGiven: 'Yes' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/^ConsentGiven: /);
-    expect((await call('POST', '/api/universalconsent', writer, { ConsentGiven: 'All' })).body.error.message).toMatch(/^Reference: required/);
+    expect((await call('POST', '/api/universalconsent', ctx.writer, { ConsentGiven: 'All' })).body.error.message).toMatch(/^Reference: required/);
     // Hostile nesting is a 400, never a 500 from hashing the payload.
     const nested = `{"ConsentGiven":"All","Reference":"Deep","Extra":${'['.repeat(6000)}${']'.repeat(6000)}}`;
-    const deep = await call('POST', '/api/universalconsent', writer, nested);
+    const deep = await call('POST', '/api/universalconsent', ctx.writer, nested);
     expect(deep.status).toBe(400);
     expect(deep.body.error.message).toMatch(/nested deeper than 64 levels/);
   });
 
   it('a /api/v1 push with customUserId is found by its ClientId on these routes (partial gcm flags accepted)', async () => {
-    const push = await call('POST', '/api/v1/consent', writer, { customUserId: 'v1.pusher', reference: 'Brochure', consentGiven: 'All', gcm: { ad_storage: 'denied' } });
+    const push = await call('POST', '/api/v1/consent', ctx.writer, { customUserId: 'v1.pusher', reference: 'Brochure', consentGiven: 'All', gcm: { ad_storage: 'denied' } });
     expect(push.status).toBe(200);
     expect(push.body.clientId).toBe(clientIdFor('shop', 'v1.pusher'));
-    const check = await call('GET', `/api/universalconsent/consent-given?ClientId=${String(push.body.clientId)}&Reference=Brochure`, reader);
+    const check = await call('GET', `/api/universalconsent/consent-given?ClientId=${String(push.body.clientId)}&Reference=Brochure`, ctx.reader);
     expect(check.status).toBe(200);
     expect(check.body).toEqual({ ConsentGiven: 'All' });
   });
 
   it('URI comes from the Origin header when the body has none', async () => {
     const { URI: _uri, ...body } = { ...dealership, CustomUserId: 'origin.user' };
-    const r = await call('POST', '/api/universalconsent', writer, body, { origin: 'https://shop.example.com' });
-    expect((await call('GET', `/api/universalconsent/${r.body.ClientId as string}?Reference=Dealership`, reader)).body.URI).toBe('https://shop.example.com');
+    const r = await call('POST', '/api/universalconsent', ctx.writer, body, { origin: 'https://shop.example.com' });
+    expect((await call('GET', `/api/universalconsent/${r.body.ClientId as string}?Reference=Dealership`, ctx.reader)).body.URI).toBe('https://shop.example.com');
   });
 
   it('integration: records and checks without authentication, answering only the seed\'s fields; unknown integration 404', async () => {
@@ -222,7 +207,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     expect(preflight.status).toBe(204);
     expect(preflight.headers['access-control-allow-origin']).toBe('https://news.example.com');
     // An integration changes only its reference, never the site categories (mapCategories: false).
-    expect((await call('GET', `/api/v1/subjects/user/${encodeURIComponent('newsletter.reader')}/check?category=analytics`, reader)).body.state).toBe('unknown');
+    expect((await call('GET', `/api/v1/subjects/user/${encodeURIComponent('newsletter.reader')}/check?category=analytics`, ctx.reader)).body.state).toBe('unknown');
     // Unknown integration, and a ClientId without a record of this integration: the same 404.
     expect((await call('POST', '/api/universalconsent/integration/int-unknown', undefined, { ConsentGiven: 'All' }, { 'x-forwarded-for': '198.51.100.11' })).status).toBe(404);
     expect((await call('GET', `/api/universalconsent/integration/${post.body.ClientId as string}?IntegrationId=int-unknown`, undefined, undefined, { 'x-forwarded-for': '198.51.100.11' })).status).toBe(404);
@@ -250,12 +235,12 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
 
   it('query: the last week by default, filtered by the fingerprint, answering the seed\'s fields', async () => {
     const fp = { 'x-forwarded-for': '10.1.2.3, 203.0.113.5', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) QueryTest/1.0', 'cf-ipcountry': 'DK', 'cf-ipcity': 'Aarhus', 'cf-region': 'Central Denmark' };
-    await call('POST', '/api/universalconsent', writer, { ...dealership, CustomUserId: 'old.visitor' }, fp);
+    await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, CustomUserId: 'old.visitor' }, fp);
     clock.advance(8 * DAY);
-    await call('POST', '/api/universalconsent', writer, { ...dealership, CustomUserId: 'new.visitor' }, fp);
-    await call('POST', '/api/universalconsent', writer, { ...dealership, CustomUserId: 'swedish.visitor', ConsentGiven: 'None' }, { ...fp, 'x-forwarded-for': '198.51.100.200', 'cf-ipcountry': 'SE' });
+    await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, CustomUserId: 'new.visitor' }, fp);
+    await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, CustomUserId: 'swedish.visitor', ConsentGiven: 'None' }, { ...fp, 'x-forwarded-for': '198.51.100.200', 'cf-ipcountry': 'SE' });
 
-    const all = await call('GET', '/api/universalconsent', reader, {});
+    const all = await call('GET', '/api/universalconsent', ctx.reader, {});
     expect(all.status).toBe(200);
     const users = (all.body as any[]).map((c) => c.Fingerprint.CustomUserId);
     expect(users).toContain('new.visitor');
@@ -263,7 +248,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     // Everything from before the clock jumped is older than a week.
     expect(users).not.toContain('anna.jensen');
 
-    const byIp = await call('GET', '/api/universalconsent?IP=203.0.113.5', reader);
+    const byIp = await call('GET', '/api/universalconsent?IP=203.0.113.5', ctx.reader);
     expect(byIp.body).toHaveLength(1);
     const c = byIp.body[0];
     expect(Object.keys(c).sort()).toEqual(QUERY_FIELDS);
@@ -276,53 +261,43 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
       Fingerprint: { CustomUserId: 'new.visitor', IP: '203.0.113.5', ProxifiedIP: '10.1.2.3, 203.0.113.5', UserAgent: 'Mozilla/5.0 (X11; Linux x86_64) QueryTest/1.0', City: 'Aarhus', State: 'Central Denmark', Country: 'DK' },
     });
     // The seed's request as a body on GET.
-    const body = await call('GET', '/api/universalconsent', reader, { UserAgent: 'Mozilla/5.0 (X11; Linux x86_64) QueryTest/1.0', Country: 'SE' });
+    const body = await call('GET', '/api/universalconsent', ctx.reader, { UserAgent: 'Mozilla/5.0 (X11; Linux x86_64) QueryTest/1.0', Country: 'SE' });
     expect((body.body as any[]).map((x) => x.Fingerprint.CustomUserId)).toEqual(['swedish.visitor']);
     expect(body.body[0].ConsentGiven).toBe(false);
-    expect((await call('GET', '/api/universalconsent?Country=NO', reader)).body).toEqual([]);
-    expect((await call('GET', '/api/universalconsent?ConsentGiven=false&ConsentType=Dealership', reader)).body.map((x: any) => x.Fingerprint.CustomUserId)).toEqual(['swedish.visitor']);
+    expect((await call('GET', '/api/universalconsent?Country=NO', ctx.reader)).body).toEqual([]);
+    expect((await call('GET', '/api/universalconsent?ConsentGiven=false&ConsentType=Dealership', ctx.reader)).body.map((x: any) => x.Fingerprint.CustomUserId)).toEqual(['swedish.visitor']);
     // An explicit window reaches the older one.
     const from = new Date(clock.now() - 9 * DAY).toISOString();
-    const old = await call('GET', `/api/universalconsent?FromDate=${from}&CustomUserId=${encodeURIComponent('old.visitor')}`, reader);
+    const old = await call('GET', `/api/universalconsent?FromDate=${from}&CustomUserId=${encodeURIComponent('old.visitor')}`, ctx.reader);
     expect(old.body.map((x: any) => x.Fingerprint.CustomUserId)).toEqual(['old.visitor']);
-    expect((await call('GET', '/api/universalconsent?FromDate=yesterday', reader)).status).toBe(400);
+    expect((await call('GET', '/api/universalconsent?FromDate=yesterday', ctx.reader)).status).toBe(400);
     expect((await call('GET', '/api/universalconsent', undefined)).status).toBe(401);
-    expect((await call('GET', `/api/universalconsent?Reference=Dealership&CustomUserId=new.visitor`, reader)).body).toHaveLength(1);
-    expect((await call('GET', `/api/universalconsent?Reference=Call&CustomUserId=new.visitor`, reader)).body).toEqual([]);
+    expect((await call('GET', `/api/universalconsent?Reference=Dealership&CustomUserId=new.visitor`, ctx.reader)).body).toHaveLength(1);
+    expect((await call('GET', `/api/universalconsent?Reference=Call&CustomUserId=new.visitor`, ctx.reader)).body).toEqual([]);
     // The evidence is the audit row's, hash-chained with it.
-    const audit = await call('GET', `/api/v1/audit?subject=${encodeURIComponent('user:new.visitor')}&reference=Dealership`, auditor);
+    const audit = await call('GET', `/api/v1/audit?subject=${encodeURIComponent('user:new.visitor')}&reference=Dealership`, ctx.auditor);
     expect(audit.body.entries[0].attributes).toMatchObject({ Reference: 'Dealership', ConsentGiven: 'All', ConsentType: 'Dealership', IP: '203.0.113.5', Country: 'DK', ClientId: clientIdFor('shop', 'new.visitor') });
-    expect((await call('GET', '/api/v1/audit/verify', auditor)).body).toMatchObject({ ok: true });
+    expect((await call('GET', '/api/v1/audit/verify', ctx.auditor)).body).toMatchObject({ ok: true });
   });
 
   it('query pages are bounded; the next page\'s cursor comes in X-Next-Cursor', async () => {
-    for (const who of ['p1', 'p2', 'p3']) await call('POST', '/api/universalconsent', writer, { ...dealership, CustomUserId: `${who}@example.com`, ConsentType: 'Paging' });
-    const first = await call('GET', '/api/universalconsent?ConsentType=Paging&PageSize=2', reader);
+    for (const who of ['p1', 'p2', 'p3']) await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, CustomUserId: `${who}@example.com`, ConsentType: 'Paging' });
+    const first = await call('GET', '/api/universalconsent?ConsentType=Paging&PageSize=2', ctx.reader);
     expect(first.body).toHaveLength(2);
     const cursor = first.headers['x-next-cursor'] as string;
     expect(cursor).toBeTruthy();
-    const second = await call('GET', `/api/universalconsent?ConsentType=Paging&PageSize=2&Cursor=${cursor}`, reader);
+    const second = await call('GET', `/api/universalconsent?ConsentType=Paging&PageSize=2&Cursor=${cursor}`, ctx.reader);
     expect(second.body).toHaveLength(1);
     expect(second.headers['x-next-cursor']).toBeUndefined();
-    expect((await call('GET', '/api/universalconsent?PageSize=5000', reader)).status).toBe(400);
+    expect((await call('GET', '/api/universalconsent?PageSize=5000', ctx.reader)).status).toBe(400);
   });
 });
 
 forEachEngine('SecurePrivacy subscriptions', (engine) => {
   it('a subscription with a Reference filter is delivered only the matching changes, signed', async () => {
     const db = await engine.open();
-    const received: { headers: Record<string, string | string[] | undefined>; body: string; path: string }[] = [];
-    const receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body, path: req.url ?? '' });
-        res.writeHead(200).end();
-      });
-    });
-    receiver.listen(0, '127.0.0.1');
-    await once(receiver, 'listening');
-    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const receiver = await startReceiver('', (res) => res.writeHead(200).end());
+    const { hits: received, url: base } = receiver;
     const tw = await startTagwarden(
       testConfig({ site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }),
       undefined,
@@ -362,7 +337,7 @@ forEachEngine('SecurePrivacy subscriptions', (engine) => {
       expect(anna).toEqual([expect.objectContaining({ type: 'consent.changed', subject: { type: 'user', id: 'anna.jensen' } })]);
     } finally {
       await tw.close();
-      await closeServer(receiver);
+      await receiver.close();
       await db.close();
     }
   });
