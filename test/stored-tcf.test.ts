@@ -1,9 +1,7 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../src/api/keys.ts';
-import type { Db } from '../src/store/db.ts';
+import { expect, it } from 'vitest';
+import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
-import { startTagwarden, startVendor, testConfig } from './helpers.ts';
 
 /**
  * Seed seeka-server-side-consent.txt: consent for server-side destinations "is stored on the
@@ -20,59 +18,43 @@ forEachEngine('the stored TCF string gates hits and answers verify', (engine) =>
   // Purposes 1, 3 and 4 (advertising here), not 8 (analytics needs 1 and 8); vendor 7 consented, vendor 8 not.
   const tcString = encodeWithLibrary({ lastUpdated: today, purposeConsents: [1, 3, 4], vendorConsents: [7] });
   const revoked = encodeWithLibrary({ lastUpdated: today, purposeConsents: [], vendorConsents: [] });
-  let db: Db;
-  let tw: Awaited<ReturnType<typeof startTagwarden>>;
-  let vendor: Awaited<ReturnType<typeof startVendor>>;
-  let writer: string;
-  let reader: string;
-
-  beforeAll(async () => {
-    db = await engine.open();
-    vendor = await startVendor();
-    const config = testConfig({
+  const ctx = consentApiHarness(
+    engine,
+    (vendorUrl) => ({
       site: {
         id: 'shop',
         dataControlMode: 'opt-in',
         categories: { advertising: { tcf: { purposes: [1, 3, 4] } }, analytics: { tcf: { purposes: [1, 8] } }, functional: {} },
       },
       destinations: [
-        { id: 'ads', template: 'webhook', settings: { url: `${vendor.url}/ads` }, consent: { categories: ['advertising'], tcf: { vendorId: 7, purposes: [1, 3, 4] } } },
-        { id: 'partner', template: 'webhook', settings: { url: `${vendor.url}/partner` }, consent: { categories: ['advertising'], tcf: { vendorId: 8, purposes: [1] } } },
-        { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'] } },
+        { id: 'ads', template: 'webhook', settings: { url: `${vendorUrl}/ads` }, consent: { categories: ['advertising'], tcf: { vendorId: 7, purposes: [1, 3, 4] } } },
+        { id: 'partner', template: 'webhook', settings: { url: `${vendorUrl}/partner` }, consent: { categories: ['advertising'], tcf: { vendorId: 8, purposes: [1] } } },
+        { id: 'stats', template: 'webhook', settings: { url: `${vendorUrl}/stats` }, consent: { categories: ['analytics'] } },
         // Not gated by category, only by its TCF requirement: it must wait for the profile too.
-        { id: 'crm', template: 'webhook', settings: { url: `${vendor.url}/crm` }, consent: { categories: [], tcf: { vendorId: 7, purposes: [1] } } },
-        { id: 'crm9', template: 'webhook', settings: { url: `${vendor.url}/crm9` }, consent: { categories: [], tcf: { vendorId: 9, purposes: [1] } } },
+        { id: 'crm', template: 'webhook', settings: { url: `${vendorUrl}/crm` }, consent: { categories: [], tcf: { vendorId: 7, purposes: [1] } } },
+        { id: 'crm9', template: 'webhook', settings: { url: `${vendorUrl}/crm9` }, consent: { categories: [], tcf: { vendorId: 9, purposes: [1] } } },
       ],
-      api: { rateLimit: { perSecond: 1000, burst: 1000 } },
-    });
-    tw = await startTagwarden(config, undefined, { db });
-    writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write'] })).key;
-    reader = (await createApiKey(db, { label: 'reader', scopes: ['consent:read'] })).key;
-  });
-
-  afterAll(async () => {
-    await tw.close();
-    await vendor.close();
-    await db.close();
-  });
+    }),
+    { vendor: true, keys: ['consent:write', 'consent:read'] },
+  );
 
   async function push(body: unknown): Promise<number> {
-    const r = await fetch(`${tw.url}/api/v1/consent`, { method: 'POST', headers: { 'x-api-key': writer, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await fetch(`${ctx.tw.url}/api/v1/consent`, { method: 'POST', headers: { 'x-api-key': ctx.writer, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     await r.text();
     return r.status;
   }
 
   async function verify(visitorId: string): Promise<unknown> {
-    const r = await fetch(`${tw.url}/api/v1/public/sites/shop/consent/verify?visitor_id=${encodeURIComponent(visitorId)}`, { headers: { 'x-api-key': reader } });
+    const r = await fetch(`${ctx.tw.url}/api/v1/public/sites/shop/consent/verify?visitor_id=${encodeURIComponent(visitorId)}`, { headers: { 'x-api-key': ctx.reader } });
     return r.json();
   }
 
   /** A hit with no consent signal at all; returns the paths of the vendors it reached. */
   async function hit(messageId: string, anonymousId: string): Promise<string[]> {
-    const r = await fetch(`${tw.url}/v1/track`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messageId, event: 'Order Completed', anonymousId }) });
+    const r = await fetch(`${ctx.tw.url}/v1/track`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messageId, event: 'Order Completed', anonymousId }) });
     expect(r.status).toBe(200);
-    await tw.app.flush(5000);
-    return vendor.hits.filter((h) => (h.body as { batch: { messageId: string }[] }).batch.some((e) => e.messageId === messageId)).map((h) => h.path).sort();
+    await ctx.tw.app.flush(5000);
+    return ctx.vendor.hits.filter((h) => (h.body as { batch: { messageId: string }[] }).batch.some((e) => e.messageId === messageId)).map((h) => h.path).sort();
   }
 
   it("Seeka's identity payload: the pushed string decides each destination of a hit without signals", async () => {
@@ -100,7 +82,7 @@ forEachEngine('the stored TCF string gates hits and answers verify', (engine) =>
     // (or edited in the database) must still never read as consent.
     expect(await push({ visitorId: 'seeka-bad', consent: { privacy: { tcfConsentString: 'CQtcfstring' } }, categories: { functional: true } })).toBe(400);
     expect(await push({ visitorId: 'seeka-bad', consent: { privacy: { tcfConsentString: tcString } }, categories: { functional: true } })).toBe(200);
-    await db.run("UPDATE consent_records SET tcf_string = 'CQtcfstring' WHERE subject_key = 'visitor:seeka-bad'");
+    await ctx.db.run("UPDATE consent_records SET tcf_string = 'CQtcfstring' WHERE subject_key = 'visitor:seeka-bad'");
     expect(await hit('bad-1', 'seeka-bad')).toEqual([]);
     expect(await verify('seeka-bad')).toMatchObject({ hasConsent: true, categories: { marketing: false, analytics: false, functional: true } });
   });
