@@ -5,9 +5,6 @@
  * later sweeps; a grant replaced before it expired is not announced; two sweepers never announce
  * one expiry twice; the chain still verifies. Time is a FakeClock; nothing sleeps. Both engines.
  */
-import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createApiKey } from '../src/api/keys.ts';
 import type { UrlGuardOptions } from '../src/api/url-guard.ts';
@@ -25,37 +22,11 @@ import type { ConsentInput } from '../src/store/types.ts';
 import { enqueueForChange, type WebhookPayload } from '../src/store/webhooks.ts';
 import { forEachEngine } from './engines.ts';
 import { startTagwarden, testConfig } from './helpers.ts';
+import { startReceiver } from './webhook-receiver.ts';
 
 const SITE = 'shop';
 const T0 = 1_750_000_000_000;
 const GUARD: UrlGuardOptions = { allowHosts: ['127.0.0.1'] };
-
-interface Hit {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-async function startReceiver(): Promise<{ url: string; hits: Hit[]; close(): Promise<void> }> {
-  const hits: Hit[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      hits.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(204).end();
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
-    hits,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function grant(over: Partial<ConsentInput> = {}): ConsentInput {
   return { siteId: SITE, subject: { type: 'user', id: 'u1' }, action: 'accept', item: 'newsletter', consentAt: T0 - 1000, validUntil: T0 + 10_000, source: 'private_api', valid: true, payloadHash: 'p'.repeat(64), ...over };
@@ -79,7 +50,7 @@ forEachEngine('expiry events', (engine) => {
     db = await engine.open();
     clock = new FakeClock(T0);
     store = createConsentStore(db, { clock, onChange: enqueueForChange });
-    receiver = await startReceiver();
+    receiver = await startReceiver('/hooks');
     closers.push(() => receiver.close());
     secret = (await createSubscription(db, { siteId: SITE, url: receiver.url, filters: {} }, { guard: GUARD, clock })).secret;
     worker = createWebhookWorker({ db, guard: GUARD, clock, random: () => 0.5, timeoutMs: 5000, lockMs: 30_000 });
@@ -276,7 +247,7 @@ forEachEngine('expiry events', (engine) => {
   });
 
   it("a subscription's item filter applies to consent.expired as to consent.changed", async () => {
-    const r2 = await startReceiver();
+    const r2 = await startReceiver('/hooks');
     closers.push(() => r2.close());
     await createSubscription(db, { siteId: SITE, url: r2.url, filters: { items: ['analytics'] } }, { guard: GUARD, clock });
     await store.apply([grant()]);
