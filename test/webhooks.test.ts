@@ -4,9 +4,7 @@
  * allowlist), and records the outcome. Time is a fake clock driven by the test; runOnce is called
  * by hand. Both engines.
  */
-import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { LookupAll, UrlGuardOptions } from '../src/api/url-guard.ts';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
@@ -18,45 +16,11 @@ import type { ConsentInput } from '../src/store/types.ts';
 import { claimDue, enqueueForChange, getSubscription, listDeliveries, type WebhookPayload } from '../src/store/webhooks.ts';
 import { createSubscription } from '../src/api/webhook-subscriptions.ts';
 import { forEachEngine } from './engines.ts';
+import { startReceiver, type Receiver } from './webhook-receiver.ts';
 
 const SITE = 'shop';
 const T0 = 1_750_000_000_000;
 const GUARD: UrlGuardOptions = { allowHosts: ['127.0.0.1'] };
-
-interface Hit {
-  headers: IncomingHttpHeaders;
-  body: string;
-  path: string;
-}
-
-interface Receiver {
-  url: string;
-  hits: Hit[];
-  close(): Promise<void>;
-}
-
-/** A webhook receiver on 127.0.0.1; `respond` answers the n-th request (0-based). */
-async function startReceiver(respond: (res: ServerResponse, n: number) => void = (res) => res.writeHead(204).end()): Promise<Receiver> {
-  const hits: Hit[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      hits.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), path: req.url ?? '' });
-      respond(res, hits.length - 1);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/consent`,
-    hits,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 function consent(over: Partial<ConsentInput> = {}): ConsentInput {
   return { siteId: SITE, subject: { type: 'visitor', id: 'v1' }, action: 'accept', item: 'analytics', consentAt: T0 - 1000, validUntil: null, source: 'push', valid: true, payloadHash: 'p'.repeat(64), ...over };
@@ -79,7 +43,7 @@ forEachEngine('consent-change webhooks', (engine) => {
   });
 
   async function receiver(respond?: (res: ServerResponse, n: number) => void): Promise<Receiver> {
-    const r = await startReceiver(respond);
+    const r = await startReceiver('/hooks/consent', respond);
     closers.push(() => r.close());
     return r;
   }
