@@ -1,10 +1,8 @@
 import { expect, it } from 'vitest';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
-import { createApiKey } from '../src/api/keys.ts';
 import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
 import { encodeWithLibrary } from './fixtures/tcf/build.ts';
-import { startTagwarden, testConfig } from './helpers.ts';
 import { startReceiver } from './webhook-receiver.ts';
 /**
  * The consent API over HTTP, the same contract on SQLite and on PostgreSQL: keys and scopes,
@@ -175,18 +173,12 @@ forEachEngine('consent API', (engine) => {
 });
 
 forEachEngine('consent-change webhooks through the API', (engine) => {
+  const ctx = consentApiHarness(engine, { site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }, { deps: { webhooks: { pollMs: 50 } }, keys: ['admin', 'consent:write'] });
   it('a push is delivered, signed, to a subscribed receiver; subscriptions need the admin scope', async () => {
-    const db = await engine.open();
     const receiver = await startReceiver('/hook', (res) => res.writeHead(200).end());
     const { hits: received, url: receiverUrl } = receiver;
-    const tw = await startTagwarden(
-      testConfig({ site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }),
-      undefined,
-      { db, webhooks: { pollMs: 50 } },
-    );
     try {
-      const admin = (await createApiKey(db, { label: 'admin', scopes: ['admin'] })).key;
-      const writer = (await createApiKey(db, { label: 'w', scopes: ['consent:write'] })).key;
+      const { admin, writer, tw } = ctx;
       const post = (path: string, key: string, body: unknown) =>
         fetch(`${tw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body) });
       expect((await post('/api/v1/webhooks', writer, { url: receiverUrl })).status).toBe(403);
@@ -201,9 +193,7 @@ forEachEngine('consent-change webhooks through the API', (engine) => {
       expect(verifyWebhook(secret, hit.headers, hit.body)).toMatchObject({ ok: true });
       expect(JSON.parse(hit.body)).toMatchObject({ type: 'consent.changed', siteId: 'shop', subject: { type: 'visitor', id: 'hooked' }, version: expect.any(Number), items: [expect.objectContaining({ item: 'analytics', status: 'granted' })] });
     } finally {
-      await tw.close();
       await receiver.close();
-      await db.close();
     }
   });
 });
