@@ -1,13 +1,11 @@
 import { request } from 'node:http';
 import { expect, it } from 'vitest';
-import { createApiKey } from '../src/api/keys.ts';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { clientIdFor } from '../src/store/client-id.ts';
 import { listDeliveries, listSubscriptions } from '../src/store/webhooks.ts';
 import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
-import { startTagwarden, testConfig } from './helpers.ts';
 import { startReceiver } from './webhook-receiver.ts';
 
 /**
@@ -294,18 +292,12 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
 });
 
 forEachEngine('SecurePrivacy subscriptions', (engine) => {
+  const ctx = consentApiHarness(engine, { site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }, { deps: { webhooks: { pollMs: 50 } }, keys: ['admin', 'consent:write'] });
   it('a subscription with a Reference filter is delivered only the matching changes, signed', async () => {
-    const db = await engine.open();
     const receiver = await startReceiver('', (res) => res.writeHead(200).end());
     const { hits: received, url: base } = receiver;
-    const tw = await startTagwarden(
-      testConfig({ site: { id: 'shop', categories: { analytics: {} } }, api: { webhooks: { allowPrivate: true } } }),
-      undefined,
-      { db, webhooks: { pollMs: 50 } },
-    );
     try {
-      const admin = (await createApiKey(db, { label: 'admin', scopes: ['admin'] })).key;
-      const writer = (await createApiKey(db, { label: 'w', scopes: ['consent:write'] })).key;
+      const { admin, writer, db, tw } = ctx;
       const call = (method: string, path: string, key: string, body: unknown) => send(tw.url, method, path, { 'x-api-key': key }, body);
       expect((await call('POST', '/api/universalconsent/subscribe', writer, { Reference: 'Dealership', WebhookUrl: `${base}/any` })).status).toBe(403);
       const byRef = await call('POST', '/api/universalconsent/subscribe', admin, { Reference: 'Dealership', WebhookUrl: `${base}/dealership` });
@@ -336,9 +328,7 @@ forEachEngine('SecurePrivacy subscriptions', (engine) => {
       const anna = received.filter((h) => h.path === '/anna').map((h) => JSON.parse(h.body));
       expect(anna).toEqual([expect.objectContaining({ type: 'consent.changed', subject: { type: 'user', id: 'anna.jensen' } })]);
     } finally {
-      await tw.close();
       await receiver.close();
-      await db.close();
     }
   });
 });
