@@ -77,7 +77,7 @@ describe('mergeSignals: the precedence of docs/consent.md', () => {
     });
 
     it('the time shown is the bounded one', () => {
-      expect(merge([sig('segment', 99_999, { analytics: 'granted' })]).analytics).toEqual({ status: 'granted', source: 'segment', at: R });
+      expect(merge([sig('segment', 99_999, { analytics: 'granted' })]).analytics).toEqual({ status: 'granted', source: 'segment', at: R, late: true });
       expect(merge([sig('store', 99_999, { analytics: 'denied' })]).analytics).toEqual({ status: 'denied', source: 'store', at: R });
     });
 

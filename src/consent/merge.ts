@@ -91,13 +91,18 @@ export function mergeSignals(input: MergeInput): Record<string, CategoryConsent>
         if (lateGrant === undefined || supersedes(claim, lateGrant)) lateGrant = claim;
       } else if (best === undefined || supersedes(claim, best)) best = claim;
     }
-    if (lateGrant !== undefined && (best === undefined || (best.status === 'granted' && supersedes(lateGrant, best)))) best = lateGrant;
-    out[category] =
+    const late = lateGrant !== undefined && (best === undefined || (best.status === 'granted' && supersedes(lateGrant, best)));
+    if (late) best = lateGrant;
+    const decided: CategoryConsent =
       best === undefined
         ? { status: 'unknown', source: 'none' }
         : Number.isFinite(best.at)
           ? { status: best.status, source: best.source, at: best.at }
           : { status: best.status, source: best.source };
+    // Marked so the pipeline still asks the consent store (a revocation stored before the hit must
+    // win, as the rule above says) and the hit's recorder never writes it over a stored denial.
+    if (late) decided.late = true;
+    out[category] = decided;
   }
   return out;
 }

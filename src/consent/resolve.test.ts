@@ -86,7 +86,7 @@ describe('a client clock never outranks a denial (issue 13)', () => {
     expect(s.categories.advertising).toMatchObject({ status: 'denied', at: R });
     expect(s.categories.analytics).toMatchObject({ status: 'denied', at: R });
     // Nothing else speaks about functional: the grant stands, as of the hit's arrival.
-    expect(s.categories.functional).toEqual({ status: 'granted', source: 'segment', at: R });
+    expect(s.categories.functional).toEqual({ status: 'granted', source: 'segment', at: R, late: true });
     expect(s.bounded).toEqual([{ source: 'segment', categories: ['advertising', 'analytics', 'functional'], at: Date.parse('2099-01-01T00:00:00Z'), boundedTo: R }]);
     // The same hit without the timestamp: the same answer (it always was denied).
     const plain = resolver.fromRequest(event(grantAll), issueSignals, now);
@@ -99,7 +99,7 @@ describe('a client clock never outranks a denial (issue 13)', () => {
     const s = resolver.fromRequest(event({ analytics: false }, '2026-03-01T11:00:00.000Z'), NO_SIGNALS, now, [store]);
     expect(s.categories.analytics).toMatchObject({ status: 'denied', source: 'segment' });
     // What the hit does not speak about, the store decides (as of the hit's arrival).
-    expect(s.categories.advertising).toEqual({ status: 'granted', source: 'store', at: R });
+    expect(s.categories.advertising).toEqual({ status: 'granted', source: 'store', at: R, late: true });
   });
 
   it('within the skew, a signal is bounded but not listed', () => {

@@ -12,6 +12,11 @@ export interface CategoryConsent {
   source: string;
   /** When that signal was given, by its own clock (ms since the epoch), when known. */
   at?: number;
+  /**
+   * A grant dated after the hit's arrival decided (src/consent/merge.ts): it stands only because no
+   * known signal denies, so a denial stored earlier must still be looked for before it is used.
+   */
+  late?: true;
 }
 
 /** A signal whose own time was later than the bound, for explain (src/consent/merge.ts): what it said and what it was bounded to. */

@@ -77,7 +77,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const decision = decideDestination(d, event, consent, mode);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
-      if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision))) waiting.push(d.policy.id);
+      if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) waiting.push(d.policy.id);
       // Render, hand to delivery.
       else handOff(d, event, signals, decision, holdUntil);
     }
@@ -85,6 +85,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   return { evaluate, process, release: held.release, recheck: held.recheck, settled: held.settled, close: held.close };
+}
+
+/**
+ * A destination allowed by a grant dated after the hit's arrival (`late`, src/consent/merge.ts)
+ * waits for the consent store like an unknown category: such a grant never overrides a denial,
+ * and a revocation stored before the hit is one (issue 13: a client clock never outranks a
+ * denial). Once the answer joins the hit's signals the merge decides, and no late grant is asked twice.
+ */
+function awaitsStoredDenial(d: RuntimeDestination, consent: ConsentState, decision: Decision): boolean {
+  return decision.outcome !== 'drop' && d.policy.categories.some((c) => consent.categories[c]?.late === true);
 }
 
 /**

@@ -64,6 +64,8 @@ interface HitItem {
   status: 'granted' | 'denied';
   at: number;
   signal: string;
+  /** A grant dated after the hit's arrival (src/consent/merge.ts): never written over a stored denial. */
+  late?: true;
 }
 
 interface HitRecord {
@@ -90,6 +92,13 @@ function alreadyRecorded(profile: SubjectConsent | undefined, rec: HitRecord, no
   return rec.tcf === undefined || profile.tcfString === rec.tcf.value;
 }
 
+/** The profile states the item, and it reads as denied (a denial, or a grant expired). */
+function deniedIn(profile: SubjectConsent | undefined, item: string, now: number): boolean {
+  const s = profile !== undefined && Object.hasOwn(profile.items, item) ? profile.items[item] : undefined;
+  if (s === undefined) return false;
+  return s.status !== 'granted' || s.expired || (s.validUntil !== null && s.validUntil <= now);
+}
+
 export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecorder {
   const { clock, log } = deps;
   const written = new LRUCache<string, string>({ max: deps.maxEntries ?? 100_000 });
@@ -106,7 +115,9 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
     const items: HitItem[] = [];
     for (const [item, c] of Object.entries(state.categories)) {
       if (c.status === 'unknown' || !RECORDED.has(c.source)) continue;
-      items.push({ item, status: c.status, at: bounded(c.at), signal: c.source });
+      const hitItem: HitItem = { item, status: c.status, at: bounded(c.at), signal: c.source };
+      if (c.late === true) hitItem.late = true;
+      items.push(hitItem);
     }
     let tcf: HitRecord['tcf'];
     if (signals.tcf !== undefined) {
@@ -147,10 +158,15 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
   async function write(visitorId: string, rec: HitRecord, event: Event): Promise<void> {
     const subject: SubjectRef = { type: 'visitor', id: visitorId };
     try {
-      if (alreadyRecorded(await deps.readVisitor(visitorId), rec, clock.now())) {
+      const profile = await deps.readVisitor(visitorId);
+      // A grant dated after the hit's arrival, written at the arrival, would outrank a revocation
+      // stored before it: like the hit's own decision (src/consent/merge.ts), it never overrides a denial.
+      const kept = rec.items.filter((i) => i.late !== true || !deniedIn(profile, i.item, clock.now()));
+      const toRecord = kept.length === rec.items.length ? rec : { ...rec, items: kept };
+      if ((toRecord.items.length === 0 && toRecord.tcf === undefined) || alreadyRecorded(profile, toRecord, clock.now())) {
         deps.count('unchanged');
       } else {
-        const { inputs, patches } = toWrite(rec, subject, event);
+        const { inputs, patches } = toWrite(toRecord, subject, event);
         await deps.apply(inputs, patches);
         deps.count('written');
       }

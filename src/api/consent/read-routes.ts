@@ -41,7 +41,9 @@ export interface ReadRouteOptions {
 /** CookieBoss's documented "no consent found" answer (seed cookieboss-consent-verification-api.txt). */
 export const NO_CONSENT_FOUND = Object.freeze({ hasConsent: false, categories: null, consentedAt: null, geoCountry: null });
 
-export const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }).min(1, 'required') }).loose();
+// Required (the seed: "The visitor_id query parameter is required"); an empty one is present but
+// invalid, answered like any id that could never be stored (below).
+export const verifyQuery = z.object({ visitor_id: z.string({ error: 'required' }) }).loose();
 export const checkQuery = z
   .object({ category: z.string().min(1).max(140).optional(), reference: z.string().min(1).max(520).optional() })
   .strict()
