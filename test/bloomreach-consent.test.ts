@@ -87,6 +87,14 @@ forEachEngine('Bloomreach consent events', (engine) => {
     expect(entries.filter((e) => e.item === 'weekly_newsletter').map((e) => [e.action, e.applied])).toEqual(expect.arrayContaining([['reject', true], ['accept', false]]));
   });
 
+  it('a CSV file\'s further columns (message, email, custom) are each row\'s evidence', async () => {
+    const csv = 'action,category,valid_until,timestamp,customer_id,message,email,campaign\naccept,weekly_newsletter,unlimited,1522156555,u-csv-extra,"Do you agree to...?",u@example.com,spring\n';
+    const r = await call('POST', '/api/v1/consent/import', ctx.writer, csv, 'text/csv');
+    expect(r.body).toMatchObject({ rows: 1, stored: 1, invalid: 0, errors: [] });
+    const [entry] = await audit('user:u-csv-extra');
+    expect(entry).toMatchObject({ message: 'Do you agree to...?', attributes: { message: 'Do you agree to...?', email: 'u@example.com', custom: { campaign: 'spring' }, source: 'import' } });
+  });
+
   it('only event_type consent: another type is a 400 alone, and only that event refused in a batch', async () => {
     const other = { customer_ids: { registered: 'u-type' }, event_type: 'double_opt_in', timestamp: 1528114618, properties: { action: 'accept', category: 'newsletter', valid_until: 'unlimited' } };
     const alone = await send(other);

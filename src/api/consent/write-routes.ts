@@ -333,12 +333,18 @@ async function importCsv(req: Request, o: WriteRouteOptions, key: string | undef
     }
     outcomes.forEach(count);
   };
+  let extras: { name: string; at: number }[] = [];
   for await (const record of readCsv(limited(req, o.maxCsvBytes, () => (report.tooLarge = true)), { encoding })) {
     if (columns === undefined) {
       if ('error' in record) throw new ValidationError(`header: ${record.error}`, { details: { issues: [{ path: 'header', message: record.error }] } });
       const header = csvHeader(record.fields);
       if (typeof header === 'string') throw new ValidationError(`header: ${header}`, { details: { issues: [{ path: 'header', message: header }] } });
       columns = header;
+      // Other columns (message, email, source, custom ones) are the row's further attributes, kept
+      // as evidence like an event's (seed bloomreach-tracking-consent.txt: "You can also track any
+      // additional custom attributes you need"); consentEventInput bounds and checks them.
+      const known = new Set(Object.values(header));
+      extras = record.fields.flatMap((name, at) => (known.has(at) || name.trim() === '' ? [] : [{ name: name.trim(), at }]));
       continue;
     }
     if ('error' in record && record.fatal === true) {
@@ -360,7 +366,12 @@ async function importCsv(req: Request, o: WriteRouteOptions, key: string | undef
       problem(record.row, `customer_id: ${badId}`, false);
       continue;
     }
-    const raw: Record<string, unknown> = { action: cell('action').trim(), category: cell('category').trim(), timestamp: cell('timestamp').trim(), valid_until: cell('valid_until').trim() };
+    const raw: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const { name, at } of extras) {
+      const v = record.fields[at] ?? '';
+      if (v !== '') raw[name] = v;
+    }
+    Object.assign(raw, { action: cell('action').trim(), category: cell('category').trim(), timestamp: cell('timestamp').trim(), valid_until: cell('valid_until').trim() });
     const { input, problems } = consentEventInput(raw, { siteId: o.siteId, subject: { type: 'user', id: customer }, source: 'import', now: now(), skewMs, ...(key === undefined ? {} : { apiKeyId: key }) });
     if (input === undefined) {
       problem(record.row, problems.join('; '), false);
