@@ -147,9 +147,15 @@ describe('the stored TCF string (seed seeka-server-side-consent.txt)', () => {
     const s = storeSignal(withString(tc), ids, NOW, reader);
     expect(s).toMatchObject({ source: 'store', categories: { advertising: 'granted', analytics: 'denied' }, atByCategory: { advertising: DAY, analytics: DAY } });
     expect(s?.tcf).toMatchObject({ value: tc, at: DAY, result: { ok: true } });
-    // An item stated for a category decides it; the string fills in the rest.
-    const stated = storeSignal(withString(tc, { advertising: { item: 'advertising', status: 'denied', consentAt: 10, validUntil: null, source: 'push', expired: false } }), ids, NOW, reader);
+    // An item stated for a category after the string decides it; the string fills in the rest.
+    const stated = storeSignal(withString(tc, { advertising: { item: 'advertising', status: 'denied', consentAt: DAY + 10, validUntil: null, source: 'push', expired: false } }), ids, NOW, reader);
     expect(stated?.categories).toEqual({ advertising: 'denied', analytics: 'denied' });
+    // An item older than the string is overridden by it: last write wins (seed seeka-server-side-consent.txt).
+    const older = storeSignal(withString(tc, { advertising: { item: 'advertising', status: 'denied', consentAt: 10, validUntil: null, source: 'push', expired: false } }), ids, NOW, reader);
+    expect(older?.categories).toEqual({ advertising: 'granted', analytics: 'denied' });
+    // An invalid string has no time of its own: it never overrides a stated item.
+    const invalid = storeSignal(withString('garbage', { advertising: { item: 'advertising', status: 'granted', consentAt: 10, validUntil: null, source: 'push', expired: false } }), ids, NOW, reader);
+    expect(invalid?.categories).toEqual({ advertising: 'granted', analytics: 'denied' });
     // Without the reader (or without a string) nothing changes.
     expect(storeSignal(withString(tc), ids, NOW)).toBeUndefined();
   });
@@ -219,8 +225,8 @@ describe('the stored TCF string (seed seeka-server-side-consent.txt)', () => {
     expect(withStoredTcf({ applies: false }, [], undefined)).toEqual({ applies: false });
   });
 
-  it('verify view: the string decides as items only where no item states the category', () => {
-    const c = withString(tc, { analytics: { item: 'analytics', status: 'granted', consentAt: 10, validUntil: null, source: 'push', expired: false } });
+  it('verify view: the string decides as items where no newer item states the category', () => {
+    const c = withString(tc, { analytics: { item: 'analytics', status: 'granted', consentAt: DAY + 10, validUntil: null, source: 'push', expired: false } });
     const view = reader.withItems(c, NOW);
     expect(view.items.advertising).toMatchObject({ status: 'granted', source: 'tcf', consentAt: DAY });
     expect(view.items.analytics).toMatchObject({ status: 'granted', source: 'push' });

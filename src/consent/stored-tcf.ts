@@ -1,4 +1,5 @@
 import type { SubjectConsent } from '../store/types.ts';
+import { supersedes } from './last-write-wins.ts';
 import type { CategorySignal } from './merge.ts';
 import type { ConsentState } from './state.ts';
 import { createTcfReader, purposesConsented, type TcfReader, type TcfResult } from './tcf.ts';
@@ -39,8 +40,9 @@ export interface StoredTcfReader {
   /** The profile's string decoded as of `now`; undefined when none is stored. */
   read(consent: SubjectConsent | undefined, now: number): StoredTcf | undefined;
   /**
-   * The site categories the stored string decides: each category mapped to TCF purposes that the
-   * profile's items do not state, granted when every purpose has consent in a valid string.
+   * The site categories the stored string decides: each category mapped to TCF purposes that no
+   * item states, or whose item the (valid) string is newer than; granted when every purpose has
+   * consent in a valid string.
    */
   categories(consent: SubjectConsent, stored: StoredTcf): Record<string, 'granted' | 'denied'>;
   /** When a decoded string stops being valid (its age bound), for a cache of derived answers; Infinity when it never will. */
@@ -73,10 +75,18 @@ export function createStoredTcfReader(o: StoredTcfReaderOptions): StoredTcfReade
   function categories(consent: SubjectConsent, stored: StoredTcf): Record<string, 'granted' | 'denied'> {
     const out: Record<string, 'granted' | 'denied'> = {};
     for (const [id, purposes] of mapped) {
-      // An item stated for the category (a push, an event, a hit's Segment object) decides it; the
-      // string fills in what no item states.
-      if (Object.hasOwn(consent.items, id)) continue;
-      out[id] = stored.result.ok && purposesConsented(stored.result.tcf, purposes) ? 'granted' : 'denied';
+      const status: 'granted' | 'denied' = stored.result.ok && purposesConsented(stored.result.tcf, purposes) ? 'granted' : 'denied';
+      const item = Object.hasOwn(consent.items, id) ? consent.items[id] : undefined;
+      if (item !== undefined) {
+        // An item stated for the category (a push, an event, a hit's Segment object) and the
+        // string are two writes of the same consent: the later wins (last-write-wins, seed
+        // seeka-server-side-consent.txt), by the one precedence rule. An invalid string has no
+        // time of its own, so it never overrides a stated item; it only fills in.
+        if (!stored.result.ok) continue;
+        const claim = { status, at: stored.at, validUntil: null, source: 'tcf' };
+        if (!supersedes(claim, { status: item.status, at: item.consentAt, validUntil: item.validUntil, source: item.source })) continue;
+      }
+      out[id] = status;
     }
     return out;
   }
