@@ -52,11 +52,15 @@ export const PushAnswer = z
 
 /** A Bloomreach event: its attributes at the top level or in `properties`, with the customer's ids. */
 const customer = z.object({
-  customer_ids: z.object({ registered: z.union([z.string(), z.number()]).optional(), cookie: z.union([z.string(), z.number()]).optional() }).loose().optional(),
+  customer_ids: z
+    .object({ registered: z.union([z.string(), z.number()]).optional(), email: z.string().optional().describe('A user id, trimmed and lowercased'), cookie: z.union([z.string(), z.number()]).optional() })
+    .loose()
+    .optional(),
   customer_id: z.union([z.string(), z.number()]).optional(),
   user_id: z.union([z.string(), z.number()]).optional(),
   visitor_id: z.union([z.string(), z.number()]).optional(),
-  event_type: z.string().optional(),
+  // Seed bloomreach-tracking-consent.txt: "The event name must be consent"; the route refuses any other.
+  event_type: z.literal('consent').optional().describe('Only `consent` (absent: the flat shape, taken as consent); another event type is refused'),
 });
 /**
  * The attributes nested in `properties`: consentEventSchema itself, but `timestamp` may sit beside

@@ -137,8 +137,11 @@ export async function writeRecord(o: RecordsOptions, w: RecordWrite, current: Re
       source: SOURCE,
       valid: true,
       payloadHash: hash,
-      // Two references recorded in the same millisecond set the same category: both are kept.
-      dedupKey: JSON.stringify(['secureprivacy', w.subject.type, w.subject.id, item, at, evidence.Reference, evidence.ConsentGiven]),
+      // Two references recorded in the same millisecond set the same category: both are kept. So
+      // are two requests for one reference dated the same millisecond (concurrent requests read the
+      // same current record on PostgreSQL): each answered 200 keeps its own evidence (ConsentType,
+      // Metadata, URI, fingerprint) in its own audit row, never taken for the other's duplicate.
+      dedupKey: JSON.stringify(['secureprivacy', w.subject.type, w.subject.id, item, at, evidence.Reference, evidence.ConsentGiven, attributes, hash]),
       attributes,
     };
     if (w.apiKeyId !== undefined) input.apiKeyId = w.apiKeyId;
