@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { expect, it } from 'vitest';
 import { verifyWebhook } from '../src/api/webhook-sign.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
-import { clientIdFor } from '../src/store/client-id.ts';
+import { clientIdFor, loadClientIdKey } from '../src/store/client-id.ts';
 import { listDeliveries, listSubscriptions } from '../src/store/webhooks.ts';
 import { consentApiHarness } from './consent-api-harness.ts';
 import { forEachEngine } from './engines.ts';
@@ -66,6 +66,8 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     { deps: { consentClock: clock, webhooks: false } },
   );
   // Not the harness's call (fetch): the seed's check and query are GETs with a JSON body.
+  // The ClientId a CustomUserId gets on this store (keyed by the store's secret).
+  const clientIdOf = async (customUserId: string): Promise<string> => clientIdFor(await loadClientIdKey(ctx.db, 0), 'shop', customUserId);
   const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) =>
     send(ctx.tw.url, method, path, { ...(key === undefined ? {} : { 'x-api-key': key }), ...headers }, body);
 
@@ -84,7 +86,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     const r = await call('POST', '/api/universalconsent', ctx.writer, dealership);
     expect(r.status).toBe(200);
     expect(Object.keys(r.body).sort()).toEqual(['ClientId', 'Created']);
-    expect(r.body.ClientId).toBe(clientIdFor('shop', 'anna.jensen'));
+    expect(r.body.ClientId).toBe((await clientIdOf('anna.jensen')));
     expect(r.body.Created).toBe(new Date(clock.now()).toISOString());
     clock.advance(60_000);
     const call2 = await call('POST', '/api/universalconsent', ctx.writer, { ...dealership, Reference: 'Call', ConsentType: 'Call', Metadata: '{"phone":"+4512345678"}' });
@@ -93,7 +95,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     expect((await call('GET', `/api/v1/subjects/visitor/${r.body.ClientId as string}`, ctx.reader)).status).toBe(404);
     // Field names and ConsentGiven's values also match ignoring case, as ASP.NET binds them.
     const camel = await call('POST', '/api/universalconsent', ctx.writer, { consentGiven: 'all', customUserId: 'camel.case', reference: 'Chatbot', consentType: 'Chatbot' });
-    expect(camel.body.ClientId).toBe(clientIdFor('shop', 'camel.case'));
+    expect(camel.body.ClientId).toBe((await clientIdOf('camel.case')));
     // Without a CustomUserId, a new ClientId each time.
     const anon1 = await call('POST', '/api/universalconsent', ctx.writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
     const anon2 = await call('POST', '/api/universalconsent', ctx.writer, { ConsentGiven: 'None', Reference: 'Chatbot', ConsentType: 'Chatbot' });
@@ -103,7 +105,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
   });
 
   it('the record has exactly the seed\'s fields, and two ConsentTypes of two References are both kept', async () => {
-    const clientId = clientIdFor('shop', 'anna.jensen');
+    const clientId = (await clientIdOf('anna.jensen'));
     const d = await call('GET', `/api/universalconsent/${clientId}?Reference=Dealership`, ctx.reader);
     expect(d.status).toBe(200);
     expect(Object.keys(d.body).sort()).toEqual(RECORD_FIELDS);
@@ -128,7 +130,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
   });
 
   it('check answers ConsentGiven, from a JSON body on GET as the seed sends it, or from the query', async () => {
-    const clientId = clientIdFor('shop', 'anna.jensen');
+    const clientId = (await clientIdOf('anna.jensen'));
     const r = await call('GET', '/api/universalconsent/consent-given', ctx.reader, { ClientId: clientId, Reference: 'Dealership' });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({ ConsentGiven: 'All' });
@@ -138,7 +140,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
   });
 
   it('update by ClientId: Partial is recorded as given, ConsentType and Created kept; the categories follow the mapping', async () => {
-    const clientId = clientIdFor('shop', 'anna.jensen');
+    const clientId = (await clientIdOf('anna.jensen'));
     clock.advance(60_000);
     const r = await call('PATCH', '/api/universalconsent', ctx.writer, { ClientId: clientId, Reference: 'Dealership', ConsentGiven: 'Partial', Metadata: '{"dealer":"Aarhus Auto","form":"brochure"}' });
     expect(r.status).toBe(200);
@@ -179,7 +181,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
   it('a /api/v1 push with customUserId is found by its ClientId on these routes (partial gcm flags accepted)', async () => {
     const push = await call('POST', '/api/v1/consent', ctx.writer, { customUserId: 'v1.pusher', reference: 'Brochure', consentGiven: 'All', gcm: { ad_storage: 'denied' } });
     expect(push.status).toBe(200);
-    expect(push.body.clientId).toBe(clientIdFor('shop', 'v1.pusher'));
+    expect(push.body.clientId).toBe((await clientIdOf('v1.pusher')));
     const check = await call('GET', `/api/universalconsent/consent-given?ClientId=${String(push.body.clientId)}&Reference=Brochure`, ctx.reader);
     expect(check.status).toBe(200);
     expect(check.body).toEqual({ ConsentGiven: 'All' });
@@ -196,7 +198,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     const post = await call('POST', '/api/universalconsent/integration/int-7f3a9c', undefined, { CustomUserId: 'newsletter.reader', ConsentGiven: 'All', ConsentType: 'EmailMarketing' }, headers);
     expect(post.status).toBe(200);
     expect(Object.keys(post.body).sort()).toEqual(['ClientId', 'Created', 'CustomUserId', 'Reference']);
-    expect(post.body).toMatchObject({ ClientId: clientIdFor('shop', 'newsletter.reader'), Reference: 'Newsletter', CustomUserId: 'newsletter.reader' });
+    expect(post.body).toMatchObject({ ClientId: (await clientIdOf('newsletter.reader')), Reference: 'Newsletter', CustomUserId: 'newsletter.reader' });
     const get = await call('GET', `/api/universalconsent/integration/${post.body.ClientId as string}?IntegrationId=int-7f3a9c`, undefined, undefined, headers);
     expect(get.status).toBe(200);
     expect(get.body).toEqual({ ClientId: post.body.ClientId, Reference: 'Newsletter', ConsentGiven: 'All', Created: post.body.Created, Metadata: null });
@@ -209,7 +211,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     // Unknown integration, and a ClientId without a record of this integration: the same 404.
     expect((await call('POST', '/api/universalconsent/integration/int-unknown', undefined, { ConsentGiven: 'All' }, { 'x-forwarded-for': '198.51.100.11' })).status).toBe(404);
     expect((await call('GET', `/api/universalconsent/integration/${post.body.ClientId as string}?IntegrationId=int-unknown`, undefined, undefined, { 'x-forwarded-for': '198.51.100.11' })).status).toBe(404);
-    const dealer = clientIdFor('shop', 'anna.jensen');
+    const dealer = (await clientIdOf('anna.jensen'));
     const other = await call('GET', `/api/universalconsent/integration/${dealer}?IntegrationId=int-7f3a9c`, undefined, undefined, { 'x-forwarded-for': '198.51.100.12' });
     expect(other.status).toBe(404);
     expect(JSON.stringify(other.body)).not.toContain('Dealership');
@@ -255,7 +257,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
       ConsentGiven: true,
       Reference: 'Dealership',
       ConsentType: 'Dealership',
-      ClientId: clientIdFor('shop', 'new.visitor'),
+      ClientId: (await clientIdOf('new.visitor')),
       Fingerprint: { CustomUserId: 'new.visitor', IP: '203.0.113.5', ProxifiedIP: '10.1.2.3, 203.0.113.5', UserAgent: 'Mozilla/5.0 (X11; Linux x86_64) QueryTest/1.0', City: 'Aarhus', State: 'Central Denmark', Country: 'DK' },
     });
     // The seed's request as a body on GET.
@@ -274,7 +276,7 @@ forEachEngine('SecurePrivacy universal consent API', (engine) => {
     expect((await call('GET', `/api/universalconsent?Reference=Call&CustomUserId=new.visitor`, ctx.reader)).body).toEqual([]);
     // The evidence is the audit row's, hash-chained with it.
     const audit = await call('GET', `/api/v1/audit?subject=${encodeURIComponent('user:new.visitor')}&reference=Dealership`, ctx.auditor);
-    expect(audit.body.entries[0].attributes).toMatchObject({ Reference: 'Dealership', ConsentGiven: 'All', ConsentType: 'Dealership', IP: '203.0.113.5', Country: 'DK', ClientId: clientIdFor('shop', 'new.visitor') });
+    expect(audit.body.entries[0].attributes).toMatchObject({ Reference: 'Dealership', ConsentGiven: 'All', ConsentType: 'Dealership', IP: '203.0.113.5', Country: 'DK', ClientId: (await clientIdOf('new.visitor')) });
     expect((await call('GET', '/api/v1/audit/verify', ctx.auditor)).body).toMatchObject({ ok: true });
   });
 

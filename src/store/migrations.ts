@@ -237,6 +237,19 @@ ALTER TABLE consent_items ADD COLUMN expiry_noted_at BIGINT;
 CREATE INDEX consent_items_expiry_due ON consent_items (valid_until) WHERE status = 'granted' AND valid_until IS NOT NULL AND expiry_noted_at IS NULL;
 `,
   },
+  {
+    version: 9,
+    name: 'secrets of this store (the ClientId key)',
+    // src/store/client-id.ts: SecurePrivacy ClientIds are keyed by a secret of the store, created
+    // on first use, so nobody can compute a person's ClientId from their CustomUserId.
+    sql: () => `
+CREATE TABLE instance_secrets (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

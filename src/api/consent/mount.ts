@@ -18,6 +18,7 @@ import { consentExpireRouter } from './expire-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
 import { rememberClientId } from '../../store/universal-consent.ts';
+import { clientIdKeys } from '../../store/client-id.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { secureprivacyRoutes } from '../secureprivacy/index.ts';
 
@@ -111,13 +112,15 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     (err: unknown) => o.log.error({ err }, 'consent change feed could not start; other instances\' changes reach this one only when cache entries expire'),
   );
 
+  // SecurePrivacy ClientIds are keyed by a secret of the store (src/store/client-id.ts).
+  const clientIdKey = clientIdKeys(o.db, () => clock.now());
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, `${subject.type}:${subject.id}`, clock.now()) }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, clientIdKey, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, `${subject.type}:${subject.id}`, clock.now()) }));
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
-  router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock }));
+  router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock, clientIdKey }));
   router.use(openApiRouter());
   router.use(deadLetterRouter({ siteId, db: o.db, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, clock, ...(o.onDeadLettersReplayed === undefined ? {} : { onReplayed: o.onDeadLettersReplayed }) }));
 

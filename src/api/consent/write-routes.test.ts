@@ -39,6 +39,7 @@ function app(store: ConsentWriter, importChunkRows = 100) {
       importChunkRows,
       clock: new FakeClock(NOW),
       consentClockSkewMs: 300_000,
+      clientIdKey: () => Promise.resolve({ secret: Buffer.alloc(32) }),
     }),
   );
   a.use(errorHandler(pino({ level: 'silent' })));

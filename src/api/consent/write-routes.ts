@@ -3,7 +3,7 @@ import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from
 import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
-import { clientIdFor } from '../../store/client-id.ts';
+import { clientIdFor, type ClientIdKey } from '../../store/client-id.ts';
 import { csvEncoding, readCsv, type CsvEncoding } from './csv.ts';
 import { consentEventInput, csvHeader, MAX_ID, payloadHash, pushInputs, pushSchema, type CSV_COLUMNS } from './inputs.ts';
 import { idProblem } from './ids.ts';
@@ -31,6 +31,8 @@ export interface WriteRouteOptions {
    * by ClientId, src/store/universal-consent.ts); called before the write, as those routes do.
    */
   rememberClientId?: (clientId: string, subject: SubjectRef) => Promise<void>;
+  /** The store's ClientId key (src/store/client-id.ts): a push with customUserId answers its ClientId. */
+  clientIdKey: () => Promise<ClientIdKey>;
   /** How far ahead of the clock a consent time may be (`site.consentClockSkewMs`). */
   consentClockSkewMs: number;
 }
@@ -147,7 +149,7 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
     const key = apiKeyId(res);
     const { inputs, patch, problems } = pushInputs(body, req.body, { siteId: o.siteId, subject, links, source: 'push', now: now(), skewMs, ...(key === undefined ? {} : { apiKeyId: key }) });
     if (problems.length > 0) throw new ValidationError(problems.map((p) => (p.path === '' ? p.message : `${p.path}: ${p.message}`)).join('; '), { details: { issues: problems } });
-    const clientId = body.customUserId === undefined ? undefined : clientIdFor(o.siteId, body.customUserId);
+    const clientId = body.customUserId === undefined ? undefined : clientIdFor(await o.clientIdKey(), o.siteId, body.customUserId);
     if (clientId !== undefined) await o.rememberClientId?.(clientId, { type: 'user', id: body.customUserId! });
     const outcomes = await o.store.apply(inputs, patch === undefined ? [] : [patch]);
     const answer: Record<string, unknown> = { subject, created: new Date(now()).toISOString(), items: outcomes.map((out, i) => ({ item: inputs[i]?.item, ...describeOutcome(out) })) };

@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Config } from '../../config/load.ts';
 import type { Clock } from '../../lib/clock.ts';
+import type { ClientIdKey } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
 import type { ConsentInput, InputOutcome } from '../../store/types.ts';
 import { createRateLimiter } from '../rate-limit.ts';
@@ -22,13 +23,14 @@ export function secureprivacyRoutes(o: {
   guard: (scope: 'consent:write' | 'consent:read' | 'admin') => RequestHandler;
   urlGuard: UrlGuardOptions;
   clock: Clock;
+  clientIdKey: () => Promise<ClientIdKey>;
 }): Router {
   const { config } = o;
   const sp = config.api.secureprivacy;
   const router = Router();
   if (!sp.enabled) return router;
   const categories = Object.keys(config.site.categories);
-  const records = { siteId: config.site.id, db: o.db, store: o.store, categories, grants: resolveGrants(categories, sp.consentGiven), clock: o.clock };
+  const records = { siteId: config.site.id, db: o.db, store: o.store, categories, grants: resolveGrants(categories, sp.consentGiven), clock: o.clock, clientIdKey: o.clientIdKey };
   const common = { maxBodyBytes: config.api.maxBodyBytes, trustProxyHops: config.server.trustProxyHops, geoHeaders: sp.geoHeaders };
   // The integration routes first: `/integration/:ClientId` must not reach the authenticated `/:clientId`.
   router.use(

@@ -73,7 +73,7 @@ export function integrationRouter(o: IntegrationRouteOptions): Router {
     const given = consentGiven(f, true);
     const cui = text(f, 'CustomUserId', MAX_CUSTOM_USER_ID);
     const consentType = text(f, 'ConsentType', MAX_CONSENT_TYPE);
-    const { clientId: client, subject } = newClient(o.siteId, cui);
+    const { clientId: client, subject } = newClient(await o.clientIdKey(), o.siteId, cui);
     const current = cui === undefined ? undefined : await currentRecordOf(o, subject, int.reference);
     const { created } = await writeRecord(
       o,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { RefRecord } from '../../store/universal-consent.ts';
-import { clientIdFor } from '../../store/client-id.ts';
+import { clientIdFor, type ClientIdKey } from '../../store/client-id.ts';
+
+const KEY: ClientIdKey = { secret: Buffer.alloc(32, 7) };
 import { consentGivenOf, queryAnswer, recordAnswer, resolveGrants } from './records.ts';
 
 const rec = (over: Partial<RefRecord> = {}): RefRecord => ({
@@ -11,7 +13,7 @@ const rec = (over: Partial<RefRecord> = {}): RefRecord => ({
   validUntil: null,
   auditSeq: 7,
   source: 'secureprivacy',
-  attributes: { ConsentGiven: 'Partial', ConsentType: 'Dealership', Metadata: '{}', URI: 'https://x.example', CustomUserId: 'anna', ClientId: clientIdFor('shop', 'anna'), IP: '203.0.113.5' },
+  attributes: { ConsentGiven: 'Partial', ConsentType: 'Dealership', Metadata: '{}', URI: 'https://x.example', CustomUserId: 'anna', ClientId: clientIdFor(KEY, 'shop', 'anna'), IP: '203.0.113.5' },
   created: Date.UTC(2026, 0, 1),
   ...over,
 });
@@ -31,14 +33,14 @@ describe('SecurePrivacy records', () => {
   });
 
   it("answers with exactly the seed's fields", () => {
-    const a = recordAnswer('shop', rec(), 0);
+    const a = recordAnswer(KEY, 'shop', rec(), 0);
     expect(Object.keys(a).sort()).toEqual(['ClientId', 'ConsentGiven', 'ConsentType', 'Created', 'CustomUserId', 'Id', 'LastUpdated', 'Metadata', 'Reference', 'URI']);
-    expect(a).toMatchObject({ Created: '2026-01-01T00:00:00.000Z', LastUpdated: '2026-01-02T00:00:00.000Z', Reference: 'Dealership', ClientId: clientIdFor('shop', 'anna') });
+    expect(a).toMatchObject({ Created: '2026-01-01T00:00:00.000Z', LastUpdated: '2026-01-02T00:00:00.000Z', Reference: 'Dealership', ClientId: clientIdFor(KEY, 'shop', 'anna') });
     // A visitor's record (no CustomUserId) has no CustomUserId field; its ClientId is the visitor id.
-    const v = recordAnswer('shop', rec({ subjectKey: 'visitor:c-1', attributes: null }), 0);
+    const v = recordAnswer(KEY, 'shop', rec({ subjectKey: 'visitor:c-1', attributes: null }), 0);
     expect(v).not.toHaveProperty('CustomUserId');
     expect(v.ClientId).toBe('c-1');
-    const q = queryAnswer('shop', rec(), 0);
+    const q = queryAnswer(KEY, 'shop', rec(), 0);
     expect(q).toMatchObject({ ConsentGiven: true, Fingerprint: { CustomUserId: 'anna', IP: '203.0.113.5', City: null } });
   });
 });

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ConfigError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
-import { clientIdFor } from '../../store/client-id.ts';
+import { clientIdFor, type ClientIdKey } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
 import type { ConsentInput, InputOutcome, SubjectRef } from '../../store/types.ts';
 import { clientIdSubject, currentRefRecord, profileMembers, rememberClientId, type RefRecord } from '../../store/universal-consent.ts';
@@ -37,6 +37,8 @@ export interface RecordsOptions {
   /** Categories each ConsentGiven grants (the others it denies). */
   grants: Grants;
   clock: Clock;
+  /** The store's ClientId key (src/store/client-id.ts), loaded once. */
+  clientIdKey: () => Promise<ClientIdKey>;
 }
 
 /**
@@ -88,12 +90,12 @@ export async function findClient(o: RecordsOptions, clientId: string): Promise<C
 }
 
 /** A create's ClientId and subject: derived from the CustomUserId, or new. */
-export function newClient(siteId: string, customUserId: string | undefined): { clientId: string; subject: SubjectRef } {
+export function newClient(key: ClientIdKey, siteId: string, customUserId: string | undefined): { clientId: string; subject: SubjectRef } {
   if (customUserId === undefined) {
     const clientId = randomUUID();
     return { clientId, subject: { type: 'visitor', id: clientId } };
   }
-  return { clientId: clientIdFor(siteId, customUserId), subject: { type: 'user', id: customUserId } };
+  return { clientId: clientIdFor(key, siteId, customUserId), subject: { type: 'user', id: customUserId } };
 }
 
 /** The current record of `reference` for a subject's profile (a create names the subject, not a ClientId). */
@@ -187,11 +189,11 @@ export function customUserIdOf(rec: RefRecord): string | undefined {
   return attr(rec, 'CustomUserId') ?? (rec.subjectKey.startsWith('user:') ? rec.subjectKey.slice('user:'.length) : undefined);
 }
 
-export function clientIdOf(siteId: string, rec: RefRecord): string {
+export function clientIdOf(key: ClientIdKey, siteId: string, rec: RefRecord): string {
   const stored = attr(rec, 'ClientId');
   if (stored !== null) return stored;
   const cui = customUserIdOf(rec);
-  return cui !== undefined ? clientIdFor(siteId, cui) : rec.subjectKey.slice(rec.subjectKey.indexOf(':') + 1);
+  return cui !== undefined ? clientIdFor(key, siteId, cui) : rec.subjectKey.slice(rec.subjectKey.indexOf(':') + 1);
 }
 
 export function referenceOf(rec: RefRecord): string {
@@ -208,8 +210,8 @@ export function iso(ms: number): string {
 }
 
 /** The seed's "full universal user consent record" (GET /api/universalconsent/:clientId). */
-export function recordAnswer(siteId: string, rec: RefRecord, now: number): Record<string, unknown> {
-  const clientId = clientIdOf(siteId, rec);
+export function recordAnswer(key: ClientIdKey, siteId: string, rec: RefRecord, now: number): Record<string, unknown> {
+  const clientId = clientIdOf(key, siteId, rec);
   const reference = referenceOf(rec);
   const cui = customUserIdOf(rec);
   return {
@@ -227,8 +229,8 @@ export function recordAnswer(siteId: string, rec: RefRecord, now: number): Recor
 }
 
 /** One consent of the seed's query answer: ConsentGiven as a boolean, the fingerprint nested. */
-export function queryAnswer(siteId: string, rec: RefRecord, now: number): Record<string, unknown> {
-  const clientId = clientIdOf(siteId, rec);
+export function queryAnswer(key: ClientIdKey, siteId: string, rec: RefRecord, now: number): Record<string, unknown> {
+  const clientId = clientIdOf(key, siteId, rec);
   const reference = referenceOf(rec);
   return {
     Id: recordId(siteId, clientId, reference),

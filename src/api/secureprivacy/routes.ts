@@ -71,7 +71,7 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const consentType = text(f, 'ConsentType', MAX_CONSENT_TYPE);
     const metadata = text(f, 'Metadata', MAX_METADATA_CHARS);
     const uri = text(f, 'URI', MAX_URI) ?? originOf(req);
-    const { clientId: client, subject } = newClient(o.siteId, cui);
+    const { clientId: client, subject } = newClient(await o.clientIdKey(), o.siteId, cui);
     const current = cui === undefined ? undefined : await currentRecordOf(o, subject, reference);
     const { created } = await writeRecord(
       o,
@@ -169,7 +169,8 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     );
     // The seed's answer is the list itself: the next page's cursor travels in a header.
     if (page.nextCursor !== undefined) res.setHeader('X-Next-Cursor', page.nextCursor);
-    res.json(page.records.map((r) => queryAnswer(o.siteId, r, now)));
+    const key = await o.clientIdKey();
+    res.json(page.records.map((r) => queryAnswer(key, o.siteId, r, now)));
   });
 
   // Subscribe to changes of the records matching every criterion given.
@@ -199,7 +200,7 @@ export function secureprivacyRouter(o: SecurePrivacyRouteOptions): Router {
     const found = await findClient(o, client);
     const rec = await currentRecord(o, found?.members, reference);
     if (rec === undefined) throw new NotFoundError(found === undefined ? 'no consent recorded for this ClientId' : 'no consent recorded for this ClientId and Reference');
-    res.json(recordAnswer(o.siteId, rec, o.clock.now()));
+    res.json(recordAnswer(await o.clientIdKey(), o.siteId, rec, o.clock.now()));
   });
 
   return router;
