@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createApiKey } from '../src/api/keys.ts';
+import { listDead } from '../src/store/journal.ts';
+import { openDb } from '../src/store/open.ts';
 import { post, startTagwarden, startVendor, testConfig, type VendorHit } from './helpers.ts';
 
 /**
@@ -8,7 +11,7 @@ import { post, startTagwarden, startVendor, testConfig, type VendorHit } from '.
  * so a batch that is resent after a failure must carry the very ids of the first attempt, which
  * are the events' messageIds (templates/meta-capi/cases/event-id-dedup.json). A fake Meta on
  * 127.0.0.1 answers the first request 503 (no Retry-After: meta-capi has an idempotency key, so a
- * bare 5xx is retried) and the second 200.
+ * bare 5xx is retried) and the second 200; a dead letter replayed later carries the same ids.
  */
 
 interface MetaBody {
@@ -53,6 +56,39 @@ describe('meta-capi deduplication across retries', () => {
     expect(ids(retry)).toEqual(ids(first));
     // The whole request is the same, not only the ids: Meta sees one event three times at most as a repeat.
     expect(retry.body).toEqual(first.body);
+  });
+});
+
+describe('meta-capi deduplication across a replay', () => {
+  it('a dead letter (Meta refused the token) replayed through the API is sent with the event_id of the first attempt', async () => {
+    const db = await openDb('sqlite::memory:');
+    let accepting = false;
+    const vendor = await startVendor(() =>
+      accepting ? { status: 200, body: '{"events_received":1}' } : { status: 400, body: '{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}' },
+    );
+    const tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'disabled', categories: { advertising: {} } },
+        destinations: [{ id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 'meta-secret-token' }, endpoint: `${vendor.url}/meta/events` }],
+      }),
+      undefined,
+      { db },
+    );
+    cleanups.push(() => db.close(), () => vendor.close(), () => tw.close());
+    const key = (await createApiKey(db, { label: 'ops', scopes: ['admin'] })).key;
+
+    expect((await post(`${tw.url}/v1/track`, { event: 'Order Completed', messageId: 'evt-replayed', anonymousId: 'v1', context })).status).toBe(200);
+    const deadline = Date.now() + 10_000;
+    while ((await listDead(db, { siteId: 'shop' })).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(vendor.hits).toHaveLength(1);
+
+    accepting = true;
+    expect(await post(`${tw.url}/api/v1/deliveries/dead/replay`, { destinationId: 'meta' }, { 'x-api-key': key })).toEqual({ status: 200, body: { replayed: 1 } });
+    while (vendor.hits.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+
+    expect(vendor.hits).toHaveLength(2);
+    expect(ids(vendor.hits[0]!)).toEqual(['Purchase:evt-replayed']);
+    expect(ids(vendor.hits[1]!)).toEqual(ids(vendor.hits[0]!));
   });
 });
 
