@@ -7,12 +7,12 @@
 import { birthDate, countryCode, phoneDigits, usStateCode } from '../customer-info.ts';
 
 export const HASH_KINDS = [
-  'email', 'phone', 'name', 'city', 'state', 'zip', 'country', 'externalId', 'gender', 'dateOfBirth', 'plain',
+  'email', 'phone', 'phoneE164', 'name', 'city', 'state', 'zip', 'country', 'externalId', 'gender', 'dateOfBirth', 'plain',
 ] as const;
 export type HashKind = (typeof HASH_KINDS)[number];
 
 export interface NormalizeOptions {
-  /** For `phone`: the customer's country (ISO code or name), to read a national number. */
+  /** For `phone` and `phoneE164`: the customer's country (ISO code or name), to read a national number. */
   country?: string;
 }
 
@@ -39,6 +39,13 @@ export function normalizeForHash(kind: HashKind, raw: string, options: Normalize
     case 'phone':
       out = phoneDigits(raw, options.country);
       break;
+    case 'phoneE164': {
+      // TikTok's Events API hashes the E.164 form with its "+" (`+12133734253`), where Meta hashes
+      // the digits alone: https://business-api.tiktok.com/portal/docs?id=1771100865818625
+      const digits = phoneDigits(raw, options.country);
+      out = digits === undefined ? undefined : `+${digits}`;
+      break;
+    }
     case 'name':
     case 'city':
       out = lettersOnly(raw);

@@ -15,8 +15,10 @@ describe('@hash', () => {
     // No country, or one that is not a string: the digits as they are.
     expect(run(mapping, { p: '020 7946 0958' })).toBe(sha('2079460958'));
     expect(run(mapping, { p: '020 7946 0958', c: 44 })).toBe(sha('2079460958'));
+    const e164 = { '@hash': { kind: 'phoneE164', value: { '@path': '$.p' }, country: { '@path': '$.c' } } };
+    expect(run(e164, { p: '020 7946 0958', c: 'GB' })).toBe(sha('+442079460958'));
     expect(issues({ '@hash': { kind: 'email', value: 'a@b.c', country: 'US' } })).toEqual([
-      { path: 'm.@hash.country', message: '"country" applies to kind "phone" only' },
+      { path: 'm.@hash.country', message: '"country" applies to kinds "phone" and "phoneE164" only' },
     ]);
   });
 });
