@@ -169,4 +169,43 @@ describe('end to end: tiktok-events against a fake TikTok Events API', () => {
     expect(logs.join('')).toContain('"reason":"status_503"');
     expect(logs.join('')).not.toContain(TOKEN);
   });
+
+  it('TikTok answers 200 to errors: code 40100 (rate limit) is retried with the same event_id, code 40002 fails with TikTok\'s message, code 0 is delivered', async () => {
+    const clock = new FakeClock(Date.now());
+    let limited = false;
+    const { vendor, tw, logs } = await setup((hit) => {
+      const id = String((hit.body as TikTokBody).data[0]?.event_id);
+      if (id === 'm-bad') return { status: 200, body: JSON.stringify({ code: 40002, message: 'Invalid value for event', request_id: 'r-2', data: {} }) };
+      if (!limited) {
+        limited = true;
+        return { status: 200, body: JSON.stringify({ code: 40100, message: 'Too many requests', request_id: 'r-1', data: {} }) };
+      }
+      return { status: 200, body: OK };
+    }, clock);
+    expect((await post(`${tw.url}/v1/track`, purchase('m-limited', true))).status).toBe(200);
+    const flushing = tw.app.flush(60_000);
+    for (let i = 0; i < 600 && vendor.hits.length < 2; i++) {
+      await settleIo();
+      clock.advance(100);
+    }
+    await flushing;
+    expect(vendor.hits).toHaveLength(2);
+    const [first, second] = vendor.hits.map((h) => h.body as TikTokBody);
+    expect(second).toEqual(first);
+    expect(second!.data.map((e) => e.event_id)).toEqual(['m-limited']);
+
+    expect((await post(`${tw.url}/v1/track`, purchase('m-bad', true))).status).toBe(200);
+    await tw.app.flush(5_000);
+    expect(vendor.hits).toHaveLength(3);
+
+    const metrics = await (await fetch(`${tw.url}/metrics`)).text();
+    expect(metrics).toContain('tagwarden_deliveries_total{destination="tiktok",outcome="delivered"} 1');
+    expect(metrics).toContain('tagwarden_deliveries_total{destination="tiktok",outcome="retry_scheduled"} 1');
+    expect(metrics).toContain('tagwarden_deliveries_total{destination="tiktok",outcome="failed"} 1');
+    const text = logs.join('');
+    expect(text).toContain('"reason":"status_200_transient"');
+    expect(text).toContain('"reason":"status_200_rejected"');
+    expect(text).toContain('Invalid value for event');
+    expect(text).not.toContain(TOKEN);
+  });
 });

@@ -79,6 +79,19 @@ describe('decideRetry: idempotency', () => {
   });
 });
 
+describe('decideRetry: a 2xx whose body names a failure (a template\'s successCode: TikTok)', () => {
+  it('final: given up as status_<n>_rejected, a rejection', () => {
+    expect(decideRetry(input({ kind: 'response', status: 200, rejected: 'final' }))).toEqual({ action: 'give_up', reason: 'status_200_rejected', error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false } });
+  });
+
+  it('transient: retried as status_<n>_transient; without a key only when retrySafe lists status_transient', () => {
+    const outcome: AttemptOutcome = { kind: 'response', status: 200, rejected: 'transient', transient: true };
+    expect(decideRetry(input(outcome))).toMatchObject({ action: 'retry', reason: 'status_200_transient', error: { code: 'TW_ERR_DELIVERY_RETRYABLE' } });
+    expect(decideRetry(input(outcome, { idempotent: false }))).toMatchObject({ action: 'give_up', reason: 'not_idempotent' });
+    expect(decideRetry(input(outcome, { idempotent: false, retrySafe: new Set(['status_transient']) }))).toMatchObject({ action: 'retry' });
+  });
+});
+
 describe('decideRetry: what the vendor refused is retried whatever the key', () => {
   // A POST without an idempotency key and a template that declares nothing safe (GA4's case).
   const keyless = (outcome: AttemptOutcome, over: Partial<RetryInput> = {}) => decideRetry(input(outcome, { idempotent: false, ...over }));

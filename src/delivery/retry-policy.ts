@@ -133,7 +133,14 @@ export function decideRetry(input: RetryInput): RetryDecision {
   let retryAfterHeader: string | undefined;
   switch (outcome.kind) {
     case 'response': {
-      if (outcome.status >= 200 && outcome.status <= 299) return { action: 'success' };
+      if (outcome.status >= 200 && outcome.status <= 299) {
+        // A 2xx whose body names a failure (the template's successCode, e.g. TikTok's `code`).
+        if (outcome.rejected === undefined) return { action: 'success' };
+        if (outcome.rejected === 'final') return { action: 'give_up', reason: `status_${outcome.status}_rejected`, error: REJECTED };
+        reason = `status_${outcome.status}_transient`;
+        retryAfterHeader = outcome.retryAfter;
+        break;
+      }
       // 3xx included: vendor endpoints do not redirect, and we never follow redirects with a
       // body that may carry secrets.
       const retryable = isRetryableStatus(outcome.status);

@@ -171,6 +171,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         secretValues: job.destination.secretValues,
         isTransient: (status, body) => job.destination.transientResponse(status, body),
         rejectsBatch: (status, body) => job.destination.rejectsBatch(status, body),
+        ...(job.destination.answerRejected === undefined ? {} : { answerRejected: job.destination.answerRejected }),
         now: () => clock.now(),
       });
     } catch (err) {

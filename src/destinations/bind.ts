@@ -337,6 +337,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     secretValues,
     transientResponse: template.transient,
     rejectsBatch: template.rejectsBatch,
+    ...(template.answerRejected === undefined ? {} : { answerRejected: template.answerRejected }),
     redactions: redactionNames,
     render,
     buildRequest,

@@ -14,7 +14,8 @@ import { compileMapping, type CompiledMapping } from './mapping/compile.ts';
 import { joinPath } from './mapping/issue-path.ts';
 import type { TransformFn } from './mapping/transforms.ts';
 import type { MappingIssue } from './mapping/types.ts';
-import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type RetryRuleDefinition, type TemplateDefinition } from './template-schema.ts';
+import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type RetryRuleDefinition, type SuccessCodeDefinition, type TemplateDefinition } from './template-schema.ts';
+import type { AnswerRejection } from '../lib/http/send.ts';
 import type { BatchLimits } from './types.ts';
 import { deepFreeze } from '../lib/freeze.ts';
 
@@ -89,6 +90,11 @@ export interface CompiledTemplate {
   transient: (status: number, body: string) => boolean;
   /** Whether an error answer rejects the whole batch for one invalid event, by `bisectOn` (always false without it). */
   rejectsBatch: (status: number, body: string) => boolean;
+  /**
+   * A 2xx answer's verdict by `successCode` (undefined = a success); absent without it, so that
+   * delivery reads no 2xx body for the other templates.
+   */
+  answerRejected: ((status: number, body: string) => AnswerRejection | undefined) | undefined;
 }
 
 export interface CompileResult {
@@ -219,7 +225,31 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       redactions,
       transient: compileResponseRules(def.retryOn ?? []),
       rejectsBatch: compileResponseRules(def.bisectOn ?? []),
+      answerRejected: compileSuccessCode(def.successCode),
     },
+  };
+}
+
+/**
+ * `successCode` as a predicate on 2xx answers. A body that is not a JSON object, or has no such
+ * field, is a success: the rule only turns an answer that names a failure into one.
+ */
+function compileSuccessCode(rule: SuccessCodeDefinition | undefined): ((status: number, body: string) => AnswerRejection | undefined) | undefined {
+  if (rule === undefined) return undefined;
+  const segments = dottedSegments(rule.json);
+  const transient = rule.transient;
+  return (status, body) => {
+    if (status < 200 || status > 299 || !body.trimStart().startsWith('{')) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+    const code = getDotted(parsed, segments);
+    if (code === undefined || code === null || rule.ok.some((v) => v === code)) return undefined;
+    const temporary = transient.some((t) => (typeof t === 'object' ? typeof code === 'number' && code >= t.min && code <= t.max : t === code));
+    return temporary ? 'transient' : 'final';
   };
 }
 

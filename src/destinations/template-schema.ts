@@ -199,6 +199,21 @@ export const BisectRuleSchema = z
   .strict()
   .describe('A vendor answer that rejects a whole batch for one invalid event: one of the statuses, and a JSON body matching every path');
 
+const codeValue = z.union([z.string(), z.number(), z.boolean()]);
+
+export const SuccessCodeSchema = z
+  .object({
+    json: dottedPath.describe('Dotted path into the JSON body of a 2xx answer: the field holding the vendor\'s result code (TikTok: `code`)'),
+    ok: z.array(codeValue).min(1).max(50).describe('Values of that field that mean success (TikTok: 0)'),
+    transient: z
+      .array(z.union([codeValue, z.object({ min: z.number().describe('Lowest code of the range'), max: z.number().describe('Highest code of the range') }).strict()]))
+      .max(50)
+      .default([])
+      .describe('Other values that are temporary (retried like a 429): a value, or a numeric range {min, max} inclusive; every other value is a final rejection'),
+  })
+  .strict()
+  .describe('For vendors that answer 2xx to errors (TikTok\'s Business API): a 2xx whose JSON body has the field with a value not in `ok` is an error answer, not a delivery');
+
 export const RedactionRuleSchema = z
   .object({
     remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
@@ -245,6 +260,7 @@ export const TemplateSchema = z
       .max(16)
       .optional()
       .describe('Error answers with which the vendor rejects a whole batch for one invalid event (Meta: 400, error.code 100): such a batch is split in halves and resent until the invalid events are alone, and only they give up'),
+    successCode: SuccessCodeSchema.optional(),
     redact: z
       .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
       .optional()
@@ -277,4 +293,5 @@ export type MappingRuleDefinition = z.output<typeof MappingRuleSchema>;
 export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
 export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
 export type BisectRuleDefinition = z.output<typeof BisectRuleSchema>;
+export type SuccessCodeDefinition = z.output<typeof SuccessCodeSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

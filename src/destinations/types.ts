@@ -1,3 +1,4 @@
+import type { AnswerRejection } from '../lib/http/send.ts';
 import type { Event } from '../ingest/event.ts';
 
 /**
@@ -78,6 +79,11 @@ export interface BoundDestination {
    * the batch to isolate the invalid events (src/delivery/bisect.ts).
    */
   rejectsBatch(status: number, body: string): boolean;
+  /**
+   * For a vendor that answers 2xx to errors (the template's `successCode`; TikTok): whether a 2xx
+   * answer is in fact a rejection, temporary or final. Absent or undefined: a 2xx is a success.
+   */
+  answerRejected?: (status: number, body: string) => AnswerRejection | undefined;
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**

@@ -64,6 +64,37 @@ describe('send', () => {
     expect(seen).toEqual([[400, answers[0][1]], [400, answers[1][1]]]);
   });
 
+  it('answerRejected: a 2xx whose body names a failure is an error answer with an excerpt (secrets masked); error answers are not asked', async () => {
+    const answers = [
+      [200, '{"code":0,"message":"OK"}'],
+      [200, '{"code":40002,"message":"Invalid parameter for tok-SECRET"}'],
+      [200, '{"code":40100,"message":"Too many requests"}'],
+      [500, '{"code":50000}'],
+    ] as const;
+    const s = await server((_req, res, i) => {
+      res.statusCode = answers[i]![0];
+      res.end(answers[i]![1]);
+    });
+    const seen: number[] = [];
+    const answerRejected = (status: number, body: string) => {
+      seen.push(status);
+      const code = (JSON.parse(body) as { code: number }).code;
+      return code === 0 ? undefined : code === 40100 ? ('transient' as const) : ('final' as const);
+    };
+    const results = [];
+    for (let i = 0; i < answers.length; i++) results.push(await send(agent, post(s.url), { timeoutMs: 2000, answerRejected, secretValues: ['tok-SECRET'] }));
+    expect(results.map((r) => r.outcome)).toEqual([
+      { kind: 'response', status: 200 },
+      { kind: 'response', status: 200, rejected: 'final' },
+      { kind: 'response', status: 200, rejected: 'transient', transient: true },
+      { kind: 'response', status: 500 },
+    ]);
+    expect(results[0]!.excerpt).toBeUndefined();
+    expect(results[1]!.excerpt).toContain('"code":40002');
+    expect(results[1]!.excerpt).not.toContain('tok-SECRET');
+    expect(seen).toEqual([200, 200, 200]);
+  });
+
   it('503 with Retry-After: the outcome carries the header for the retry policy, nothing is retried here', async () => {
     const s = await server((_req, res) => {
       res.writeHead(503, { 'retry-after': '1' });

@@ -27,10 +27,17 @@ export interface OutboundRequest {
   body?: string | Buffer;
 }
 
+/** A 2xx answer whose body says the request failed (a template's successCode): temporary or not. */
+export type AnswerRejection = 'transient' | 'final';
+
 /** What one exchange produced. */
 export type SendOutcome =
-  /** `transient`: the caller's `isTransient` says this error answer is temporary (a template's retryOn). */
-  | { kind: 'response'; status: number; retryAfter?: string; transient?: boolean }
+  /**
+   * `transient`: the caller's `isTransient` says this error answer is temporary (a template's
+   * retryOn), or `answerRejected` called a 2xx a temporary rejection. `rejected`: a 2xx that
+   * `answerRejected` called a rejection; delivery treats it as an error answer.
+   */
+  | { kind: 'response'; status: number; retryAfter?: string; transient?: boolean; rejected?: AnswerRejection }
   | { kind: 'network'; code?: string }
   | { kind: 'timeout' };
 
@@ -49,6 +56,11 @@ export interface SendOptions {
   isTransient?: (status: number, body: string) => boolean;
   /** Whether an error answer rejects the whole batch for one invalid event (BoundDestination.rejectsBatch). */
   rejectsBatch?: (status: number, body: string) => boolean;
+  /**
+   * Whether a 2xx answer is a rejection by its body (BoundDestination.answerRejected); given, every
+   * 2xx body is read (up to maxResponseBytes) and decoded.
+   */
+  answerRejected?: (status: number, body: string) => AnswerRejection | undefined;
   /** Values masked out of the excerpt (a receiver may echo a token back in an error message). */
   secretValues?: readonly string[];
   /** Runs the request timer (and, without `now`, measures the duration). Default: the system clock. */
@@ -216,12 +228,20 @@ function responseResult(
   const outcome: SendOutcome = { kind: 'response', status };
   if (retryAfter !== undefined) outcome.retryAfter = retryAfter;
   const result: SendResult = { outcome, durationMs, responseBytes: size, truncated };
-  const success = status >= 200 && status <= 299;
-  if (success && options.keepBody !== true) return result;
+  let success = status >= 200 && status <= 299;
+  if (success && options.keepBody !== true && options.answerRejected === undefined) return result;
   const buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   if (options.keepBody === true) result.body = buffer;
+  const text = success && options.answerRejected === undefined ? '' : buffer.toString('utf8');
+  if (success && options.answerRejected !== undefined) {
+    const rejected = options.answerRejected(status, text);
+    if (rejected !== undefined) {
+      outcome.rejected = rejected;
+      if (rejected === 'transient') outcome.transient = true;
+      success = false;
+    }
+  }
   if (success) return result;
-  const text = buffer.toString('utf8');
   if (status >= 400 && options.isTransient?.(status, text) === true) outcome.transient = true;
   if (status >= 400 && options.rejectsBatch?.(status, text) === true) result.rejectsBatch = true;
   if (buffer.length > 0) result.excerpt = responseExcerpt(text, options.secretValues ?? [], options.excerptChars ?? DEFAULT_EXCERPT_CHARS);
