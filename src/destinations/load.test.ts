@@ -122,6 +122,26 @@ describe('request.retrySafe', () => {
   });
 });
 
+describe('successCode', () => {
+  test('a 2xx whose code is not ok is a rejection, temporary by value or range; no body, no field or no rule is a success', () => {
+    const t = parseTemplate(minimalTemplate({ successCode: { json: 'code', ok: [0], transient: [40100, { min: 50000, max: 59999 }] } }));
+    const check = t.answerRejected!;
+    const body = (o: unknown) => JSON.stringify(o);
+    expect(check(200, body({ code: 0, message: 'OK' }))).toBeUndefined();
+    expect(check(200, body({ code: 40002 }))).toBe('final');
+    expect(check(200, body({ code: '40100' }))).toBe('final');
+    expect(check(200, body({ code: 40100 }))).toBe('transient');
+    expect(check(202, body({ code: 50002 }))).toBe('transient');
+    expect(check(200, body({ code: 60000 }))).toBe('final');
+    expect(check(200, body({ message: 'no code' }))).toBeUndefined();
+    expect(check(200, body({ code: null }))).toBeUndefined();
+    expect(check(200, 'OK')).toBeUndefined();
+    expect(check(200, '{"code":')).toBeUndefined();
+    expect(check(400, body({ code: 40002 }))).toBeUndefined();
+    expect(parseTemplate(minimalTemplate()).answerRejected).toBeUndefined();
+  });
+});
+
 describe('retryOn', () => {
   test('a JSON error body matching every path of a rule with its status is temporary; anything else is not', () => {
     const t = parseTemplate(minimalTemplate({ retryOn: [{ status: [400], json: { 'error.code': [4, 17], 'error.type': ['OAuthException'] } }, { status: [500], json: { 'error.is_transient': [true] } }] }));
