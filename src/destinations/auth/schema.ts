@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 
-const settingName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'setting names are identifiers');
+const settingName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'setting names are identifiers').describe('Name of a setting declared in settings');
 
 export const AuthValueSchema = z
   .union([z.string().min(1).max(2048), z.object({ '@setting': settingName }).strict()])
