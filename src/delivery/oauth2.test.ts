@@ -80,8 +80,8 @@ describe('token source', () => {
     [answer(200, { token_type: 'Bearer' }), true, 'auth_invalid_response'],
     [answer(200, { access_token: 'a\r\nb' }), true, 'auth_invalid_response'],
     [answer(200, 'not json'), true, 'auth_invalid_response'],
-    [{ outcome: { kind: 'timeout' }, durationMs: 1, responseBytes: 0, truncated: false } as SendResult, true, 'auth_timeout'],
-    [{ outcome: { kind: 'network', code: 'ECONNREFUSED' }, durationMs: 1, responseBytes: 0, truncated: false } as SendResult, true, 'auth_network'],
+    [{ outcome: { kind: 'timeout' }, durationMs: 1, responseBytes: 0, truncated: false }, true, 'auth_timeout'],
+    [{ outcome: { kind: 'network', code: 'ECONNREFUSED' }, durationMs: 1, responseBytes: 0, truncated: false }, true, 'auth_network'],
   ])('a failed exchange is a fixed reason: %#', async (sent, retryable, reason) => {
     const tokens = createTokenSource({ clock: new FakeClock(), exchange: () => Promise.resolve(sent) });
     expect(await tokens.get(auth, 1000)).toEqual({ ok: false, outcome: { kind: 'auth', retryable, reason } });
