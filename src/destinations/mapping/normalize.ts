@@ -8,6 +8,7 @@ import { birthDate, countryCode, phoneDigits, usStateCode } from '../customer-in
 
 export const HASH_KINDS = [
   'email', 'phone', 'name', 'city', 'state', 'zip', 'country', 'externalId', 'gender', 'dateOfBirth', 'plain',
+  'googleEmail', 'googlePhone',
 ] as const;
 export type HashKind = (typeof HASH_KINDS)[number];
 
@@ -39,6 +40,21 @@ export function normalizeForHash(kind: HashKind, raw: string, options: Normalize
     case 'phone':
       out = phoneDigits(raw, options.country);
       break;
+    case 'googleEmail': {
+      // Google Ads Enhanced Conversions: trimmed and lowercased, and for gmail.com and
+      // googlemail.com addresses the periods of the local part removed
+      // (https://developers.google.com/google-ads/api/docs/conversions/enhance-conversions#normalize-and-hash).
+      out = raw.trim().toLowerCase();
+      const at = out.lastIndexOf('@');
+      if (at > 0 && /^(?:gmail|googlemail)\.com$/.test(out.slice(at + 1))) out = `${out.slice(0, at).replace(/\./g, '')}${out.slice(at)}`;
+      break;
+    }
+    case 'googlePhone': {
+      // Google wants E.164 with its plus sign ("+11234567890") before hashing, unlike Meta's digits.
+      const digits = phoneDigits(raw, options.country);
+      out = digits === undefined ? undefined : `+${digits}`;
+      break;
+    }
     case 'name':
     case 'city':
       out = lettersOnly(raw);

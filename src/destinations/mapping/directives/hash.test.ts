@@ -16,7 +16,7 @@ describe('@hash', () => {
     expect(run(mapping, { p: '020 7946 0958' })).toBe(sha('2079460958'));
     expect(run(mapping, { p: '020 7946 0958', c: 44 })).toBe(sha('2079460958'));
     expect(issues({ '@hash': { kind: 'email', value: 'a@b.c', country: 'US' } })).toEqual([
-      { path: 'm.@hash.country', message: '"country" applies to kind "phone" only' },
+      { path: 'm.@hash.country', message: '"country" applies to kinds "phone" and "googlePhone" only' },
     ]);
   });
 });

@@ -27,7 +27,7 @@ function validate(arg: unknown, ctx: CompileContext, at: string): HashArgs | und
   const value = compileChild(ctx, arg.value, joinPath(at, 'value'));
   if (!Object.hasOwn(arg, 'country')) return { kind, value };
   // Only a phone number reads differently by country (its calling code and trunk prefix).
-  if (kind !== 'phone') return report(ctx, joinPath(at, 'country'), '"country" applies to kind "phone" only');
+  if (kind !== 'phone' && kind !== 'googlePhone') return report(ctx, joinPath(at, 'country'), '"country" applies to kinds "phone" and "googlePhone" only');
   return { kind, value, country: compileChild(ctx, arg.country, joinPath(at, 'country')) };
 }
 
@@ -35,7 +35,7 @@ function evaluator({ kind, value, country }: HashArgs): Evaluator {
   if (country === undefined) return (scope) => hashValue(kind, value(scope));
   return (scope) => {
     const code = country(scope);
-    return hashValue('phone', value(scope), typeof code === 'string' ? { country: code } : {});
+    return hashValue(kind, value(scope), typeof code === 'string' ? { country: code } : {});
   };
 }
 
