@@ -71,7 +71,7 @@ describe('token source', () => {
     expect(new URLSearchParams(String(ep.calls[0]!.body)).has('client_secret')).toBe(false);
   });
 
-  it.each([
+  it.each<[SendResult, boolean, string]>([
     [answer(400, { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' }), false, 'auth_invalid_grant'],
     [answer(401, { error: 'invalid_client' }), false, 'auth_invalid_client'],
     [answer(403, 'nope'), false, 'auth_status_403'],
