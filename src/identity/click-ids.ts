@@ -2,7 +2,7 @@ import type { Event } from '../ingest/event.ts';
 
 /**
  * Ad click ids from the landing page URL, kept on the event for destinations that attribute
- * conversions: `gclid` (Google Ads), `fbclid` (Meta; also turned into the `fbc` value the
+ * conversions: `gclid`, `gbraid` and `wbraid` (Google Ads: https://developers.google.com/google-ads/api/reference/rpc/v26/ClickConversion), `fbclid` (Meta; also turned into the `fbc` value the
  * Conversions API expects when the hit carries none:
  * https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc/ ,
  * `fb.1.<creation time in ms>.<fbclid>`), and `ttclid` (TikTok). Bounded: ids longer than 512
