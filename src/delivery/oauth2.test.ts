@@ -55,6 +55,20 @@ describe('token source', () => {
     expect(ep.calls).toHaveLength(2);
   });
 
+  it('an absent expires_in counts as 300 s, a huge one as a day', async () => {
+    const clock = new FakeClock();
+    let n = 0;
+    const answers = [{ access_token: 'a' }, { access_token: 'b', expires_in: 1e12 }, { access_token: 'c' }];
+    const tokens = createTokenSource({ clock, exchange: () => Promise.resolve(answer(200, answers[n++])) });
+    expect(await tokens.get(auth, 1000)).toEqual({ ok: true, token: 'a' });
+    clock.advance(240_000);
+    expect(await tokens.get(auth, 1000)).toEqual({ ok: true, token: 'b' });
+    clock.advance(86_400_000 - 60_000 - 1);
+    expect(await tokens.get(auth, 1000)).toEqual({ ok: true, token: 'b' });
+    clock.advance(1);
+    expect(await tokens.get(auth, 1000)).toEqual({ ok: true, token: 'c' });
+  });
+
   it('is single-flight: concurrent callers share one exchange', async () => {
     const ep = tokenEndpoint();
     const tokens = createTokenSource({ clock: new FakeClock(), exchange: ep.exchange });

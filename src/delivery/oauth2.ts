@@ -40,6 +40,8 @@ const MAX_TOKEN_RESPONSE_BYTES = 16 * 1024;
 const TOKEN_SHAPE = /^[\x21-\x7e]{1,4096}$/;
 /** When a token answer has no `expires_in` (RFC 6749 §5.1 only recommends it): assume a short life. */
 const DEFAULT_EXPIRES_IN_S = 300;
+/** Longest a token is kept, whatever its expires_in says: a day (Google's live an hour). */
+const MAX_EXPIRES_IN_S = 86_400;
 /** Cached credentials at most; the oldest is forgotten first (reloads with new credentials add entries). */
 const MAX_CACHED = 256;
 
@@ -69,7 +71,7 @@ function readAnswer(sent: SendResult, now: number, marginMs: number): { token: s
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return failure(true, 'auth_invalid_response');
     if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer')) return failure(true, 'auth_invalid_response');
     const raw = typeof record.expires_in === 'string' ? Number(record.expires_in) : record.expires_in;
-    const expiresIn = typeof raw === 'number' && Number.isFinite(raw) && raw > 0 ? raw : DEFAULT_EXPIRES_IN_S;
+    const expiresIn = typeof raw === 'number' && Number.isFinite(raw) && raw > 0 ? Math.min(raw, MAX_EXPIRES_IN_S) : DEFAULT_EXPIRES_IN_S;
     return { token, expiresAt: now + expiresIn * 1000 - marginMs };
   }
   if (status === 408 || status === 429 || (status >= 500 && status <= 599)) return failure(true, `auth_status_${status}`);
