@@ -157,6 +157,26 @@ export class DeliveryRejectedError extends TagwardenError {
   override readonly status = 502;
 }
 
+/**
+ * A template's OAuth 2.0 token endpoint (docs/templates.md, "auth") could not give an access token
+ * for now: it timed out, could not be reached, answered 408/429/5xx or an unreadable success.
+ * The vendor request never left, so it is retried like a refusal.
+ */
+export class AuthRetryableError extends TagwardenError {
+  override readonly code = 'TW_ERR_AUTH_RETRYABLE';
+  override readonly status = 502;
+  override readonly retryable = true;
+}
+
+/**
+ * A template's OAuth 2.0 token endpoint refused the destination's credentials for good (another
+ * 4xx, e.g. `invalid_grant` for a revoked refresh token): not retried, fix the settings.
+ */
+export class AuthRejectedError extends TagwardenError {
+  override readonly code = 'TW_ERR_AUTH_REJECTED';
+  override readonly status = 502;
+}
+
 /** Every class, for the docs sync test and for code-to-class look-ups. */
 export const ERROR_CLASSES = [
   InternalError,
@@ -179,6 +199,8 @@ export const ERROR_CLASSES = [
   RenderError,
   DeliveryRetryableError,
   DeliveryRejectedError,
+  AuthRetryableError,
+  AuthRejectedError,
 ] as const;
 
 export type ErrorClass = (typeof ERROR_CLASSES)[number];

@@ -28,6 +28,7 @@ import type { DeliveryResult } from './result.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import type { RecheckHook, SendFn } from './scheduler.ts';
 import { send as sendOutbound, DEFAULT_MAX_RESPONSE_BYTES } from '../lib/http/send.ts';
+import { createTokenSource, withAuth } from './oauth2.ts';
 
 export type { Outbox, OutboxEntry, OutboxReason } from './outbox.ts';
 export { createMemoryOutbox } from './outbox.ts';
@@ -74,7 +75,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const random = options.random ?? Math.random;
   const settings = resolveDeliverySettings(options);
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const send: SendFn = (req, sendOptions) => sendOutbound(options.agent, req, { ...sendOptions, maxResponseBytes });
+  const raw: SendFn = (req, sendOptions) => sendOutbound(options.agent, req, { ...sendOptions, maxResponseBytes });
+  // The one auth hook: a template's `auth` (docs/templates.md) is applied here, just before the
+  // wire, so every attempt, retry and bisected part of a batch goes through it.
+  const tokens = createTokenSource({ clock, exchange: (req, exchangeOptions) => sendOutbound(options.agent, req, exchangeOptions) });
+  const send = withAuth(raw, tokens);
   const lanes = new Map<string, Lane>();
   const each = (run: (lane: Lane) => void): void => lanes.forEach(run);
 

@@ -5,13 +5,24 @@
  */
 import { fullJitterBackoffMs } from '../lib/backoff.ts';
 import { parseRetryAfter } from '../lib/retry-after.ts';
-import { DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, type ErrorCode } from '../errors.ts';
+import { AuthRejectedError, AuthRetryableError, DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, type ErrorCode } from '../errors.ts';
 import type { RetrySafeFailure } from '../destinations/types.ts';
 
 import type { SendOutcome } from '../lib/http/send.ts';
 
-/** What one attempt produced, as the outbound sender (src/lib/http/send.ts) reports it. */
-export type AttemptOutcome = SendOutcome;
+/**
+ * A template's auth step (src/delivery/oauth2.ts) could not get an access token, so the vendor
+ * request never left. `reason` is a fixed label (`auth_invalid_grant`, `auth_status_503`, …),
+ * never text from the token endpoint beyond its RFC 6749 error code.
+ */
+export interface AuthOutcome {
+  kind: 'auth';
+  retryable: boolean;
+  reason: string;
+}
+
+/** What one attempt produced: as the outbound sender (src/lib/http/send.ts) reports it, or an auth failure before it. */
+export type AttemptOutcome = SendOutcome | AuthOutcome;
 
 export interface RetryPolicy {
   /** Most attempts in total, the first one included. */
@@ -58,6 +69,8 @@ export type RetryDecision =
 
 const RETRYABLE = errorCodeOf(DeliveryRetryableError);
 const REJECTED = errorCodeOf(DeliveryRejectedError);
+const AUTH_RETRYABLE = errorCodeOf(AuthRetryableError);
+const AUTH_REJECTED = errorCodeOf(AuthRejectedError);
 
 
 /**
@@ -117,6 +130,9 @@ export function classifyFailure(outcome: AttemptOutcome, retryAfterMs: number | 
       return outcome.code !== undefined && NEVER_SENT_CODES.has(outcome.code) ? 'never_sent' : 'network';
     case 'timeout':
       return 'timeout';
+    case 'auth':
+      // No token, no request: the vendor saw nothing.
+      return 'never_sent';
   }
 }
 
@@ -155,11 +171,16 @@ export function decideRetry(input: RetryInput): RetryDecision {
     case 'timeout':
       reason = 'timeout';
       break;
+    case 'auth':
+      if (!outcome.retryable) return { action: 'give_up', reason: outcome.reason, error: AUTH_REJECTED };
+      reason = outcome.reason;
+      break;
   }
+  const failedCode = outcome.kind === 'auth' ? AUTH_RETRYABLE : RETRYABLE;
 
   const retryAfterMs = retryAfterHeader === undefined ? undefined : parseRetryAfter(retryAfterHeader, input.now);
   const giveUp = (why: string): RetryDecision =>
-    retryAfterMs === undefined ? { action: 'give_up', reason: why, error: RETRYABLE } : { action: 'give_up', reason: why, error: RETRYABLE, retryAfterMs };
+    retryAfterMs === undefined ? { action: 'give_up', reason: why, error: failedCode } : { action: 'give_up', reason: why, error: failedCode, retryAfterMs };
   // A non-idempotent request may have been processed even though we saw no answer; repeating it
   // without a key the vendor deduplicates on could double-count, unless the vendor refused it, it
   // never left, or the template says its vendor takes a repeat after this kind of failure.
@@ -176,6 +197,6 @@ export function decideRetry(input: RetryInput): RetryDecision {
   const delayMs = Math.max(retryAfterMs ?? 0, fullJitterBackoffMs(Math.max(1, input.attempt), { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, input.random));
   if (input.now + delayMs > deadline) return giveUp('max_total_time');
   return retryAfterMs === undefined
-    ? { action: 'retry', delayMs, reason, error: RETRYABLE }
-    : { action: 'retry', delayMs, reason, error: RETRYABLE, retryAfterMs };
+    ? { action: 'retry', delayMs, reason, error: failedCode }
+    : { action: 'retry', delayMs, reason, error: failedCode, retryAfterMs };
 }

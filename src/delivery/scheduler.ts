@@ -18,15 +18,21 @@ import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
-import { decideRetry, type RetryPolicy } from './retry-policy.ts';
+import { decideRetry, type AttemptOutcome, type RetryPolicy } from './retry-policy.ts';
 import type { SendOptions, SendResult } from '../lib/http/send.ts';
 import { asError, errorCodeOf, InternalError, TemplateError, UnavailableError, type ErrorCode } from '../errors.ts';
 
 /** Returns the ids still allowed to go out; called before every send. A revocation wins. */
 export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
 
-/** One HTTP exchange (send of src/lib/http/send.ts over the shared agent); must report failures as outcomes. */
-export type SendFn = (request: VendorRequest, options: SendOptions) => Promise<SendResult>;
+/** What one attempt produced: the sender's result, or an auth failure before anything left (oauth2.ts). */
+export type AttemptResult = Omit<SendResult, 'outcome'> & { outcome: AttemptOutcome };
+
+/**
+ * One HTTP exchange (send of src/lib/http/send.ts over the shared agent, behind the auth step of
+ * oauth2.ts); must report failures as outcomes. `destination` is the job's, for its `auth`.
+ */
+export type SendFn = (request: VendorRequest, options: SendOptions, destination?: BoundDestination) => Promise<AttemptResult>;
 
 export interface SchedulerOptions {
   destination: BoundDestination;
@@ -163,7 +169,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const abort = new AbortController();
     job.abort = abort;
     inFlight.add(job);
-    let sending: Promise<SendResult>;
+    let sending: Promise<AttemptResult>;
     try {
       sending = options.send(req, {
         timeoutMs: options.requestTimeoutMs,
@@ -173,7 +179,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         rejectsBatch: (status, body) => job.destination.rejectsBatch(status, body),
         ...(job.destination.answerRejected === undefined ? {} : { answerRejected: job.destination.answerRejected }),
         now: () => clock.now(),
-      });
+      }, job.destination);
     } catch (err) {
       sending = Promise.reject(asError(err));
     }

@@ -9,6 +9,7 @@ import { getDotted, isPlainRecord, withDotted, withoutDotted } from '../lib/dott
 import type { CompiledRule, CompiledTemplate, FieldRef } from './load.ts';
 import { isPresent } from './mapping/present.ts';
 import { applyTransform } from './mapping/transforms.ts';
+import { bindAuth } from './auth/bind.ts';
 import type { BoundDestination, ItemsJson, RenderedEvent, VendorRequest } from './types.ts';
 
 const CLOSE_ITEMS = Buffer.from(']}');
@@ -164,6 +165,8 @@ export function bindDestination(options: BindOptions): BoundDestination {
     endpoint = new URL(options.endpoint);
   }
   const settings: Readonly<Record<string, SettingValue>> = Object.freeze(values);
+  const bound = template.definition.auth === undefined ? undefined : bindAuth(template.definition.auth, settings);
+  if (bound !== undefined && 'issue' in bound) throw new ConfigError(`destination "${id}" (${template.id}): ${bound.issue}`);
   const secretValues = Object.entries(template.definition.settings)
     .filter(([name, s]) => s.secret === true && Object.hasOwn(settings, name))
     .map(([name]) => String(settings[name]))
@@ -327,7 +330,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     return Buffer.concat([Buffer.from(`${head.slice(0, -2)}[`), itemJson.joined, CLOSE_ITEMS]);
   }
 
-  return {
+  const destination: BoundDestination = {
     id,
     templateId: template.id,
     needsItems,
@@ -342,4 +345,6 @@ export function bindDestination(options: BindOptions): BoundDestination {
     render,
     buildRequest,
   };
+  if (bound !== undefined) destination.auth = bound.auth;
+  return destination;
 }

@@ -8,6 +8,7 @@ import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from './types.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from '../lib/dotted.ts';
 import { TRANSFORMS, type TransformFn } from './mapping/transforms.ts';
+import { AuthSchema, authIssues } from './auth/schema.ts';
 
 const dottedPath = z
   .string()
@@ -261,6 +262,7 @@ export const TemplateSchema = z
       .optional()
       .describe('Error answers with which the vendor rejects a whole batch for one invalid event (Meta: 400, error.code 100): such a batch is split in halves and resent until the invalid events are alone, and only they give up'),
     successCode: SuccessCodeSchema.optional(),
+    auth: AuthSchema.optional().describe('How delivery authorises the vendor request (OAuth 2.0 refresh-token grant); omitted = the request carries its own credentials'),
     redact: z
       .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
       .optional()
@@ -283,6 +285,9 @@ export const TemplateSchema = z
     }
     if (template.request.method === 'GET' && template.batch?.into !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['batch', 'into'], message: 'GET requests have no body to batch into' });
+    }
+    if (template.auth !== undefined) {
+      for (const issue of authIssues(template.auth, template.settings, Object.keys(template.request.headers ?? {}))) ctx.addIssue({ code: 'custom', ...issue });
     }
   })
   .describe('A destination template (templates/<id>/template.json)');

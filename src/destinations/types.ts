@@ -1,5 +1,6 @@
 import type { AnswerRejection } from '../lib/http/send.ts';
 import type { Event } from '../ingest/event.ts';
+import type { BoundAuth } from './auth/bind.ts';
 
 /**
  * Failures after which the vendor may or may not have processed the request: a template without an
@@ -68,6 +69,12 @@ export interface BoundDestination {
   retrySafe: ReadonlySet<RetrySafeFailure>;
   /** Values of the settings the template marks secret, for masking in explain output and logs. */
   secretValues: string[];
+  /**
+   * The template's `auth` bound to this destination's settings: delivery obtains an access token
+   * with it and adds `authorization: Bearer` just before sending (src/delivery/oauth2.ts).
+   * `buildRequest` never adds it, so explain output and template cases never hold a token.
+   */
+  auth?: BoundAuth;
   /**
    * Whether a vendor's error answer is temporary by the template's `retryOn` rules (Meta answers
    * some rate limits with 400): delivery then retries it like a 429.

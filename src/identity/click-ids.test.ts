@@ -8,6 +8,7 @@ const now = new Date(1_700_000_000_000);
 describe('click ids', () => {
   it.each([
     ['https://shop.example/?gclid=Cj0KCQ', { gclid: 'Cj0KCQ' }],
+    ['https://shop.example/?wbraid=WB1&gbraid=GB2', { wbraid: 'WB1', gbraid: 'GB2' }],
     ['https://shop.example/p?fbclid=IwAR2x&utm_source=fb', { fbclid: 'IwAR2x', fbc: 'fb.1.1700000000000.IwAR2x' }],
     ['https://shop.example/?ttclid=E.C.P.abc', { ttclid: 'E.C.P.abc' }],
     ['https://shop.example/?gclid=', undefined],

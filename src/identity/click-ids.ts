@@ -2,7 +2,7 @@ import type { Event } from '../ingest/event.ts';
 
 /**
  * Ad click ids from the landing page URL, kept on the event for destinations that attribute
- * conversions: `gclid` (Google Ads), `fbclid` (Meta; also turned into the `fbc` value the
+ * conversions: `gclid`, `gbraid` and `wbraid` (Google Ads: https://developers.google.com/google-ads/api/reference/rpc/v26/ClickConversion), `fbclid` (Meta; also turned into the `fbc` value the
  * Conversions API expects when the hit carries none:
  * https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc/ ,
  * `fb.1.<creation time in ms>.<fbclid>`), and `ttclid` (TikTok). Bounded: ids longer than 512
@@ -10,6 +10,9 @@ import type { Event } from '../ingest/event.ts';
  */
 export interface ClickIds {
   gclid?: string;
+  /** Google Ads click ids of iOS app (gbraid) and web (wbraid) clicks, sent instead of a gclid. */
+  gbraid?: string;
+  wbraid?: string;
   fbclid?: string;
   ttclid?: string;
   fbc?: string;
@@ -19,7 +22,7 @@ const MAX_ID = 512;
 const SAFE = /^[\x21-\x7e]+$/;
 
 export function clickIdsFrom(url: string | undefined, now: Date): ClickIds | undefined {
-  if (url === undefined || url.length > 8192 || !url.includes('clid=')) return undefined;
+  if (url === undefined || url.length > 8192 || (!url.includes('clid=') && !url.includes('braid='))) return undefined;
   let params: URLSearchParams;
   try {
     params = new URL(url).searchParams;
@@ -27,7 +30,7 @@ export function clickIdsFrom(url: string | undefined, now: Date): ClickIds | und
     return undefined;
   }
   const out: ClickIds = {};
-  for (const key of ['gclid', 'fbclid', 'ttclid'] as const) {
+  for (const key of ['gclid', 'gbraid', 'wbraid', 'fbclid', 'ttclid'] as const) {
     const v = params.get(key);
     if (v !== null && v.length > 0 && v.length <= MAX_ID && SAFE.test(v)) out[key] = v;
   }

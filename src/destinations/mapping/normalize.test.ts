@@ -9,6 +9,11 @@ const SHA_RE = /^[0-9a-fA-F]{64}$/;
 describe('@hash', () => {
   test.each<[HashKind, string, string | undefined]>([
     ['email', '  Someone@Example.COM ', 'someone@example.com'],
+    ['googleEmail', ' Jane.Doe@GMAIL.com ', 'janedoe@gmail.com'],
+    ['googleEmail', 'j.o.e@googlemail.com', 'joe@googlemail.com'],
+    ['googleEmail', 'Jane.Doe@example.com', 'jane.doe@example.com'],
+    ['phoneE164', '+1 (650) 555-1212', '+16505551212'],
+    ['phoneE164', 'n/a', undefined],
     ['phone', '+44 (0)20 7946-0018', '442079460018'],
     ['phone', '0044 20 7946 0018', '442079460018'],
     ['phone', '+1 (650) 555-1212', '16505551212'],

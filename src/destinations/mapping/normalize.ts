@@ -8,6 +8,7 @@ import { birthDate, countryCode, phoneDigits, usStateCode } from '../customer-in
 
 export const HASH_KINDS = [
   'email', 'phone', 'phoneE164', 'name', 'city', 'state', 'zip', 'country', 'externalId', 'gender', 'dateOfBirth', 'plain',
+  'googleEmail',
 ] as const;
 export type HashKind = (typeof HASH_KINDS)[number];
 
@@ -39,9 +40,20 @@ export function normalizeForHash(kind: HashKind, raw: string, options: Normalize
     case 'phone':
       out = phoneDigits(raw, options.country);
       break;
+    case 'googleEmail': {
+      // Google Ads Enhanced Conversions: trimmed and lowercased, and for gmail.com and
+      // googlemail.com addresses the periods of the local part removed
+      // (https://developers.google.com/google-ads/api/docs/conversions/enhance-conversions#normalize-and-hash).
+      out = raw.trim().toLowerCase();
+      const at = out.lastIndexOf('@');
+      if (at > 0 && /^(?:gmail|googlemail)\.com$/.test(out.slice(at + 1))) out = `${out.slice(0, at).replace(/\./g, '')}${out.slice(at)}`;
+      break;
+    }
     case 'phoneE164': {
-      // TikTok's Events API hashes the E.164 form with its "+" (`+12133734253`), where Meta hashes
-      // the digits alone: https://business-api.tiktok.com/portal/docs?id=1771100865818625
+      // The E.164 form with its "+", where Meta hashes the digits alone: TikTok's Events API
+      // (`+12133734253`, https://business-api.tiktok.com/portal/docs?id=1771100865818625) and Google
+      // Ads Enhanced Conversions ("+11234567890",
+      // https://developers.google.com/google-ads/api/docs/conversions/enhance-conversions#normalize-and-hash).
       const digits = phoneDigits(raw, options.country);
       out = digits === undefined ? undefined : `+${digits}`;
       break;

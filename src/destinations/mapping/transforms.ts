@@ -8,7 +8,7 @@ import { isPresent } from './present.ts';
 
 export const TRANSFORMS = [
   'lower', 'upper', 'trim', 'snakeCase', 'unixSeconds', 'unixMillis', 'unixMicros', 'isoDate',
-  'toString', 'toNumber', 'toBoolean', 'truncateIp', 'stripQuery',
+  'toString', 'toNumber', 'toBoolean', 'truncateIp', 'stripQuery', 'googleDateTime',
 ] as const;
 export type TransformFn = (typeof TRANSFORMS)[number];
 
@@ -85,6 +85,17 @@ export function applyTransform(fn: TransformFn, value: unknown): unknown {
     case 'isoDate': {
       const micros = toEpochMicros(value);
       out = micros === undefined ? undefined : new Date(Math.floor(micros / 1e3)).toISOString();
+      break;
+    }
+    case 'googleDateTime': {
+      // Google Ads' "yyyy-mm-dd hh:mm:ss+|-hh:mm" (ClickConversion.conversion_date_time,
+      // https://developers.google.com/google-ads/api/reference/rpc/v26/ClickConversion), in UTC:
+      // the offset is part of the value, so +00:00 names the same instant as the visitor's zone would.
+      const micros = toEpochMicros(value);
+      if (micros === undefined) break;
+      const iso = new Date(Math.floor(micros / 1e6) * 1e3).toISOString();
+      // Years outside 0000–9999 are written ±YYYYYY by toISOString and have no such form.
+      out = /^\d{4}-/.test(iso) ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}+00:00` : undefined;
       break;
     }
     case 'toString':
