@@ -26,7 +26,7 @@ export function render(d: RuntimeDestination, event: Event, decision: Decision):
 function vendorRuleDrop(decision: Decision, rule: string): Decision {
   const reason: Reason = { code: 'vendor_rule', rule };
   const { category: _category, ...rest } = decision;
-  return { ...rest, outcome: 'drop', reason: reason.code, metricLabel: reasonText(reason), awaitsConsent: false, reasons: [...decision.reasons, reason], redactions: [] };
+  return { ...rest, outcome: 'drop', reason: reason.code, metricLabel: reasonText(reason), awaitsConsent: false, reasons: [...decision.reasons, reason] };
 }
 
 /** The event with `context.ip` truncated (an address that cannot be parsed is removed, never sent whole). */

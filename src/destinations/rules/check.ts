@@ -53,13 +53,9 @@ export function parseRulePath(source: string): RulePath {
 function reach(root: unknown, segments: readonly string[], prefix: string): Reached[] {
   const out: Reached[] = [];
   const walk = (value: unknown, index: number, path: string): void => {
-    if (out.length > MAX_REACHED) return;
-    if (out.length === MAX_REACHED) {
-      out.push(TRUNCATED);
-      return;
-    }
+    if (out[out.length - 1] === TRUNCATED) return;
     if (index === segments.length) {
-      if (value !== undefined) out.push({ path, value });
+      if (value !== undefined) out.push(out.length === MAX_REACHED ? TRUNCATED : { path, value });
       return;
     }
     const segment = segments[index] as string;
