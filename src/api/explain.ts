@@ -99,6 +99,8 @@ function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<strin
   };
   if (ev.decision.redactions.length > 0) out.redactions = ev.decision.redactions;
   if (dest.dryRun) out.dryRun = true;
+  // Which field broke the vendor rule named in `reasons` (its path, never its value).
+  if (ev.vendorRule !== undefined) out.vendorRule = ev.vendorRule;
   const r = ev.rendered;
   if (r === undefined) return out;
   if (!r.ok) {

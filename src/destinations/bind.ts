@@ -244,6 +244,9 @@ export function bindDestination(options: BindOptions): BoundDestination {
           return fail(messageId, `${at}: field "${ref.source}" does not match ${ref.regex.source}`, { field: ref.source });
         }
       }
+      // Last, on exactly what would be sent (after redaction): the vendor's documented limits.
+      const broken = template.vendorRules?.check(envelope, item, Date.parse(event.receivedAt));
+      if (broken !== undefined) return { ok: false, kind: 'vendor_rule', rule: broken.rule, path: broken.path, messageId };
       const groupKey = JSON.stringify(envelope);
       if (request.idempotencyKey !== undefined) {
         const key = scalarText(getDotted(item, request.idempotencyKey));

@@ -15,6 +15,7 @@ import { bindDestination } from './bind.ts';
 import type { CompiledTemplate } from './load.ts';
 import { joinPath } from './mapping/issue-path.ts';
 import { bodyText, type VendorRequest } from './types.ts';
+import { reasonText } from '../policy/reasons.ts';
 
 const record = z.record(z.string(), z.unknown());
 
@@ -59,9 +60,12 @@ export const CaseSchema = z
       .union([
         z.object({ request: ExpectedRequestSchema }).strict(),
         z.object({ skip: z.string().min(1).describe('Skip reason') }).strict(),
+        z
+          .object({ drop: z.string().regex(/^vendor_rule:[a-z][a-z0-9_]*$/).describe('Drop reason: the rendered event breaks one of the template\'s vendor rules (vendor_rule:<id>)') })
+          .strict(),
         z.object({ error: z.string().regex(/^TW_ERR_[A-Z_]+$/).describe('Error code') }).strict(),
       ])
-      .describe('The single request, the skip reason, or the error code'),
+      .describe('The single request, the skip reason, the vendor-rule drop reason, or the error code'),
   })
   .strict();
 
@@ -98,6 +102,7 @@ export type TemplateCase = z.output<typeof CaseSchema>;
 export type CaseOutcome =
   | { request: { method: string; url: string; headers: Record<string, string>; body?: unknown } }
   | { skip: string }
+  | { drop: string }
   | { error: string; message: string };
 
 export interface LoadedCase {
@@ -113,6 +118,28 @@ function zodIssues(error: z.ZodError, prefix = ''): string[] {
     for (const key of i.path) path = joinPath(path, typeof key === 'number' ? key : String(key));
     return path === '' ? i.message : `${path}: ${i.message}`;
   });
+}
+
+/**
+ * `{{template.apiVersion}}` in an expected URL is the template's apiVersion, so a version bump is
+ * one line of template.json, not one per case.
+ */
+function withApiVersion(raw: unknown, apiVersion: string | undefined): unknown {
+  if (apiVersion === undefined) return raw;
+  if (typeof raw === 'string') return raw.replaceAll('{{template.apiVersion}}', apiVersion);
+  if (Array.isArray(raw)) return raw.map((v: unknown) => withApiVersion(v, apiVersion));
+  if (typeof raw === 'object' && raw !== null) return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, withApiVersion(v, apiVersion)]));
+  return raw;
+}
+
+/** The apiVersion of `<templateDir>/template.json`, when it declares one. */
+function apiVersionOf(templateDir: string): string | undefined {
+  try {
+    const raw = JSON.parse(readFileSync(join(templateDir, 'template.json'), 'utf8')) as { apiVersion?: unknown };
+    return typeof raw.apiVersion === 'string' ? raw.apiVersion : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One file's cases: a single case, or each row of a case table (named `<file>[<row>]`). */
@@ -137,6 +164,7 @@ function casesOfFile(file: string, name: string, raw: unknown): LoadedCase[] {
 export function loadCases(templateDir: string): LoadedCase[] {
   const dir = join(templateDir, 'cases');
   if (!existsSync(dir)) return [];
+  const apiVersion = apiVersionOf(templateDir);
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
@@ -144,7 +172,7 @@ export function loadCases(templateDir: string): LoadedCase[] {
       const file = join(dir, name);
       let raw: unknown;
       try {
-        raw = JSON.parse(readFileSync(file, 'utf8'));
+        raw = withApiVersion(JSON.parse(readFileSync(file, 'utf8')), apiVersion);
       } catch (err) {
         return [{ file, name, issues: [`invalid JSON: ${(err as Error).message}`] }];
       }
@@ -169,6 +197,8 @@ export function runCase(template: CompiledTemplate, c: TemplateCase): CaseOutcom
     const rendered = destination.render(caseEvent(c), c.redactions);
     if (!rendered.ok) {
       if (rendered.kind === 'skip') return { skip: rendered.reason };
+      // What the pipeline decides for it (src/pipeline/render.ts): a drop with the rule's reason.
+      if (rendered.kind === 'vendor_rule') return { drop: reasonText({ code: 'vendor_rule', rule: rendered.rule }) };
       const code = rendered.error instanceof TagwardenError ? rendered.error.code : 'TW_ERR_INTERNAL';
       return { error: code, message: rendered.error.message };
     }

@@ -18,6 +18,7 @@ import { TemplateSchema, type ConsentDefaults, type BisectRuleDefinition, type R
 import type { AnswerRejection } from '../lib/http/send.ts';
 import type { BatchLimits } from './types.ts';
 import { deepFreeze } from '../lib/freeze.ts';
+import { compileVendorRules, type CompiledVendorRules } from './rules/check.ts';
 
 /** `<repo>/templates`. */
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -95,6 +96,8 @@ export interface CompiledTemplate {
    * delivery reads no 2xx body for the other templates.
    */
   answerRejected: ((status: number, body: string) => AnswerRejection | undefined) | undefined;
+  /** The vendor's documented limits checked on each rendered event (`rules.checks`); undefined without any. */
+  vendorRules: CompiledVendorRules | undefined;
 }
 
 export interface CompileResult {
@@ -120,9 +123,16 @@ function fieldRef(source: string): FieldRef {
   return { target: 'item', segments, source };
 }
 
+/** Fields of template.json that mappings may read as `{{template.<name>}}` (the one place a version is written). */
+type TemplateFields = Readonly<Record<string, string>>;
+
+function templateFields(raw: { apiVersion?: unknown }): TemplateFields {
+  return typeof raw.apiVersion === 'string' ? { apiVersion: raw.apiVersion } : {};
+}
+
 /** Compile a mapping value and record its issues. */
-function compilePart(value: unknown, settings: readonly string[], at: string, issues: TemplateIssue[]): CompiledMapping {
-  const compiled = compileMapping(value, { settings, at });
+function compilePart(value: unknown, settings: readonly string[], at: string, issues: TemplateIssue[], template?: TemplateFields): CompiledMapping {
+  const compiled = compileMapping(value, { settings, at, ...(template === undefined ? {} : { template }) });
   issues.push(...compiled.issues);
   return compiled;
 }
@@ -133,13 +143,14 @@ function compilePart(value: unknown, settings: readonly string[], at: string, is
  */
 function compileLoosely(raw: Record<string, unknown>, issues: TemplateIssue[]): void {
   const settings = isPlainRecord(raw.settings) ? Object.keys(raw.settings) : [];
+  const fields = templateFields(raw);
   const request = raw.request;
   if (isPlainRecord(request)) {
-    if (Object.hasOwn(request, 'url')) compilePart(request.url, settings, 'request.url', issues);
+    if (Object.hasOwn(request, 'url')) compilePart(request.url, settings, 'request.url', issues, fields);
     for (const part of ['query', 'headers'] as const) {
       const record = request[part];
       if (isPlainRecord(record)) {
-        for (const [key, value] of Object.entries(record)) compilePart(value, settings, joinPath(joinPath(`request`, part), key), issues);
+        for (const [key, value] of Object.entries(record)) compilePart(value, settings, joinPath(joinPath(`request`, part), key), issues, fields);
       }
     }
   }
@@ -168,13 +179,14 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
     issues.push({ path: 'id', message: `id "${def.id}" must equal the directory name "${expectedId}"` });
   }
   const settings = Object.keys(def.settings);
+  const fields = templateFields(def);
 
   const request: CompiledRequest = {
     method: def.request.method,
     format: def.request.format,
-    url: compilePart(def.request.url, settings, 'request.url', issues),
-    query: Object.entries(def.request.query ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.query', k), issues)]),
-    headers: Object.entries(def.request.headers ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.headers', k), issues)]),
+    url: compilePart(def.request.url, settings, 'request.url', issues, fields),
+    query: Object.entries(def.request.query ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.query', k), issues, fields)]),
+    headers: Object.entries(def.request.headers ?? {}).map(([k, v]) => [k, compilePart(v, settings, joinPath('request.headers', k), issues, fields)]),
     idempotencyKey: def.request.idempotencyKey === undefined ? undefined : fieldRef(def.request.idempotencyKey).segments,
     retrySafe: new Set(def.request.retrySafe ?? []),
     maxInFlight: def.request.maxInFlight,
@@ -226,6 +238,7 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       transient: compileResponseRules(def.retryOn ?? []),
       rejectsBatch: compileResponseRules(def.bisectOn ?? []),
       answerRejected: compileSuccessCode(def.successCode),
+      vendorRules: (def.rules?.checks ?? []).length === 0 ? undefined : compileVendorRules(def.rules ?? {}),
     },
   };
 }

@@ -230,6 +230,112 @@ export const RedactionRuleSchema = z
   .strict()
   .describe('A named reshaping applied after rendering, when the policy asks for it: removals, then transforms, then sets');
 
+/** A path of a vendor rule: a dotted path whose `*` segments stand for every key or element. */
+const rulePath = z
+  .string()
+  .superRefine((value, ctx) => {
+    const segments = value.split('.');
+    if (segments.length > 16) ctx.addIssue({ code: 'custom', message: 'path deeper than 16 segments' });
+    for (const segment of segments) {
+      if (segment === '*') continue;
+      const parsed = parseDottedPath(segment);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    }
+  })
+  .describe('A dotted path into the rendered item ("envelope." prefix for the envelope); a "*" segment is every key of an object or element of an array, e.g. "params.*"');
+
+const ruleScalar = z.union([z.string(), z.number(), z.boolean()]);
+
+/** What every check carries: its id (the drop reason `vendor_rule:<id>`), what it enforces, and the vendor page that says so. */
+const checkBase = {
+  id: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,63}$/, 'a rule id is lowercase letters, digits and _ (it becomes the drop reason vendor_rule:<id>)')
+    .describe('Rule id; an event that breaks the rule is dropped with reason vendor_rule:<id>'),
+  description: z.string().min(1).describe('The vendor limit the check enforces'),
+  docs: z.url().describe('The vendor documentation that states the limit'),
+  path: rulePath,
+};
+
+const nameRules = {
+  pattern: regexSource.optional().describe('A regular expression each name must match'),
+  maxLength: z.number().int().min(1).max(10_000).optional().describe('Most characters (code points) in a name'),
+  reserved: z.array(z.string().min(1)).max(500).optional().describe('Names the vendor reserves'),
+  reservedPrefixes: z.array(z.string().min(1)).max(50).optional().describe('Prefixes the vendor reserves'),
+};
+
+export const VendorCheckSchema = z
+  .discriminatedUnion('kind', [
+    z.object({ ...checkBase, kind: z.literal('name').describe('Each string at path is a name: pattern, length, reserved names and prefixes'), ...nameRules }).strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('keys').describe('Each object at path: how many keys, and each key as a name'),
+        maxCount: z.number().int().min(0).max(10_000).optional().describe('Most keys in the object'),
+        ...nameRules,
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('maxLength').describe('Each string at path has at most max characters'),
+        max: z.number().int().min(1).max(1_000_000).describe('Most characters (code points)'),
+        except: z.record(dottedPath, z.number().int().min(1).max(1_000_000)).optional().describe('Concrete paths with their own maximum, e.g. {"params.page_location": 1000}'),
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('timeWindow').describe("The timestamp at path, against the event's receivedAt: not older than maxAgeSeconds, not later than maxFutureSeconds"),
+        unit: z.enum(['seconds', 'millis', 'micros']).describe('Unit of the epoch timestamp at path'),
+        maxAgeSeconds: z.number().int().min(0).optional().describe('Most seconds the time may be before receivedAt'),
+        maxFutureSeconds: z.number().int().min(0).optional().describe('Most seconds the time may be after receivedAt (0 = not in the future)'),
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('oneOf').describe('A present value at path is one of values'),
+        values: z.array(ruleScalar).min(1).max(200).describe('The values the vendor accepts'),
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('requiredWhen').describe('path must be present when the field at when.path holds one of when.equals'),
+        when: z
+          .object({
+            path: rulePath,
+            equals: z.array(ruleScalar).min(1).max(50).describe('The values that make path required'),
+          })
+          .strict()
+          .describe('The condition'),
+      })
+      .strict(),
+  ])
+  .describe('One documented vendor limit, checked on the rendered event before it is batched');
+
+export const VendorRulesSchema = z
+  .object({
+    maxEventsPerRequest: z.number().int().min(1).optional().describe('The most events the vendor takes in one request; batch.maxEvents may not exceed it'),
+    maxRequestBytes: z.number().int().min(1).optional().describe('The most bytes the vendor takes in one request body; batch.maxBytes (which counts the items only) must be below it, leaving room for the envelope'),
+    docs: z.url().optional().describe('The vendor documentation of the request limits'),
+    checks: z
+      .array(VendorCheckSchema)
+      .max(100)
+      .optional()
+      .superRefine((checks, ctx) => {
+        const seen = new Set<string>();
+        (checks ?? []).forEach((c, i) => {
+          if (seen.has(c.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate rule id "${c.id}"` });
+          seen.add(c.id);
+        });
+      })
+      .describe('Checks of each rendered event, in order; the first that fails drops the event with reason vendor_rule:<id>'),
+  })
+  .strict()
+  .describe("The vendor's documented limits: request limits the batch must keep, and checks of each rendered event");
+
 export const TemplateSchema = z
   .object({
     $schema: z.string().optional().describe('Optional JSON Schema reference for editors'),
@@ -267,6 +373,7 @@ export const TemplateSchema = z
       .record(z.string().regex(/^[A-Za-z0-9_:.-]+$/, 'redaction names use letters, digits, _ : . -'), RedactionRuleSchema)
       .optional()
       .describe('Redaction rules by name (e.g. consent_unknown, ad_user_data:denied, limited_data_use)'),
+    rules: VendorRulesSchema.optional(),
   })
   .strict()
   .superRefine((template, ctx) => {
@@ -282,6 +389,14 @@ export const TemplateSchema = z
     }
     if (template.bisectOn !== undefined && (template.batch === undefined || template.batch.maxEvents === 1)) {
       ctx.addIssue({ code: 'custom', path: ['bisectOn'], message: 'bisectOn needs batches of several events (batch.maxEvents > 1): a single event cannot be split' });
+    }
+    const rules = template.rules;
+    const maxEvents = template.batch?.maxEvents ?? 1;
+    if (rules?.maxEventsPerRequest !== undefined && maxEvents > rules.maxEventsPerRequest) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'maxEvents'], message: `batch.maxEvents ${maxEvents} exceeds the vendor's rules.maxEventsPerRequest ${rules.maxEventsPerRequest}` });
+    }
+    if (rules?.maxRequestBytes !== undefined && (template.batch === undefined || template.batch.maxBytes >= rules.maxRequestBytes)) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'maxBytes'], message: `rules.maxRequestBytes ${rules.maxRequestBytes} needs batch.maxBytes below it (the batcher counts the items, the envelope comes on top)` });
     }
     if (template.request.method === 'GET' && template.batch?.into !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['batch', 'into'], message: 'GET requests have no body to batch into' });
@@ -299,4 +414,6 @@ export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
 export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
 export type BisectRuleDefinition = z.output<typeof BisectRuleSchema>;
 export type SuccessCodeDefinition = z.output<typeof SuccessCodeSchema>;
+export type VendorRulesDefinition = z.output<typeof VendorRulesSchema>;
+export type VendorCheckDefinition = z.output<typeof VendorCheckSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

@@ -50,6 +50,12 @@ export type RenderedEvent =
       messageId: string;
     }
   | { ok: false; kind: 'skip'; reason: string; messageId: string }
+  /**
+   * The rendered event breaks one of the vendor's documented limits (the template's `rules`):
+   * it must not be sent; the pipeline decides it `drop` with reason `vendor_rule:<rule>`. `path` is
+   * the field that broke it (no value: it may be personal data).
+   */
+  | { ok: false; kind: 'vendor_rule'; rule: string; path: string; messageId: string }
   | { ok: false; kind: 'error'; error: Error; messageId: string };
 
 /**

@@ -29,7 +29,13 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       deps.hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, label, holdUntil);
       return;
     }
-    const { rendered } = render(d, event, decision);
+    const evaluation = render(d, event, decision);
+    if (evaluation.decision.outcome === 'drop') {
+      // A vendor rule the rendered event breaks (src/pipeline/render.ts): a drop with its reason.
+      outcomes.drop(id, evaluation.decision.metricLabel, event);
+      return;
+    }
+    const { rendered } = evaluation;
     if (rendered === undefined || !rendered.ok) {
       // A template that cannot render this event (no mapping, missing required field) is a
       // drop with a reason, not a failure of the hit.

@@ -27,6 +27,8 @@ export interface Evaluation {
   decision: Decision;
   /** Present when the decision is forward or redact. */
   rendered?: RenderedEvent;
+  /** The vendor rule the rendered event broke, when that turned the decision into a drop (explain shows the field). */
+  vendorRule?: { rule: string; path: string };
 }
 
 /** The delivery side as the pipeline sees it (the seam a durable outbox plugs into). */

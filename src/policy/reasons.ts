@@ -8,13 +8,19 @@ export type Reason =
   | { code: 'data_control_disabled' | 'not_gated' | 'integrations_disabled' | 'integrations_all_false' }
   | { code: CategoryReasonCode; category: string }
   | { code: 'redaction_unavailable'; redaction: string }
+  /**
+   * The rendered event breaks a limit its vendor documents (the template's `rules.checks`, e.g.
+   * GA4's 40-character event names, Meta's 7-day event_time): dropped rather than sent to be
+   * silently discarded or to fail its batch. `rule` is the check's id in template.json.
+   */
+  | { code: 'vendor_rule'; rule: string }
   | TcfReason;
 
 export type ReasonCode = Reason['code'];
 
 /**
  * The stable text of a reason (`consent_denied:advertising`, `tcf_vendor_not_consented:755`,
- * `gpc_opt_out`…): what the explain API answers, the drop log writes and
+ * `gpc_opt_out`, `vendor_rule:ga4_event_name`…): what the explain API answers, the drop log writes and
  * `tagwarden_decisions_total{reason}` counts. The one place it is spelled (docs/policy.md lists them).
  */
 export function reasonText(r: Reason): string {
@@ -34,6 +40,8 @@ export function reasonText(r: Reason): string {
       return `${r.code}:${r.category}`;
     case 'redaction_unavailable':
       return `${r.code}:${r.redaction}`;
+    case 'vendor_rule':
+      return `${r.code}:${r.rule}`;
     case 'tcf_invalid':
       return `${r.code}:${r.failure}`;
     default:

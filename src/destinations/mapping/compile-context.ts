@@ -10,6 +10,8 @@ import type { Evaluator, MappingIssue } from './types.ts';
 export interface CompileContext {
   /** Names of the declared settings; reading any other is a load error. */
   readonly settings: ReadonlySet<string>;
+  /** Fields of template.json a `{{template.<name>}}` placeholder reads (apiVersion: the one place a version is written). */
+  readonly template: Readonly<Record<string, string>>;
   readonly issues: MappingIssue[];
   /** Inside an `@arrayPath` item mapping, `$` is the element, not the event. */
   readonly inArray: boolean;

@@ -33,12 +33,15 @@ export interface CompileOptions {
   settings?: Iterable<string>;
   /** JSON path of the mapping inside its file, prefixed to issue paths. */
   at?: string;
+  /** Fields of template.json `{{template.<name>}}` may read (`apiVersion`); request mappings only. */
+  template?: Readonly<Record<string, string>>;
 }
 
 /** Compile a mapping once; collect every problem rather than stopping at the first. */
 export function compileMapping(mapping: unknown, options: CompileOptions = {}): CompiledMapping {
   const ctx: CompileContext = {
     settings: new Set(options.settings ?? []),
+    template: options.template ?? {},
     issues: [],
     inArray: false,
     depth: 0,

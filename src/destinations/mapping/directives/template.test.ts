@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { compileMapping } from '../compile.ts';
 import { event, issues, run } from '../test-helpers.ts';
 
 describe('@template', () => {
@@ -23,11 +24,21 @@ describe('@template', () => {
 
   test.each([
     ['{{settings.nope}}', /undeclared setting/],
-    ['{{event}}', /must be settings.<name> or a \$ path/],
+    ['{{event}}', /must be settings.<name>, template.apiVersion or a \$ path/],
+    ['{{template.apiVersion}}', /declares no apiVersion/],
     ['a {{ b', /unbalanced/],
     ['a }} b', /unbalanced/],
     ['{{$.__proto__}}', /not allowed/],
   ])('%s is a compile error', (text, message) => {
     expect(issues({ '@template': text }, ['pixelId'])[0]?.message).toMatch(message);
+  });
+});
+
+describe('@template {{template.apiVersion}}', () => {
+  test('reads the version template.json declares, so a URL never spells it again', () => {
+    const compiled = compileMapping({ '@template': 'https://graph.facebook.com/{{template.apiVersion}}/{{settings.pixelId}}/events' }, { settings: ['pixelId'], template: { apiVersion: 'v26.0' } });
+    expect(compiled.issues).toEqual([]);
+    expect(compiled.readsEvent).toBe(false);
+    expect(compiled.evaluate({}, { pixelId: '123' })).toBe('https://graph.facebook.com/v26.0/123/events');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `@template`: text with `{{settings.<name>}}` and `{{$ path}}` placeholders, for URLs and headers
+ * `@template`: text with `{{settings.<name>}}`, `{{template.apiVersion}}` and `{{$ path}}` placeholders, for URLs and headers
  * built from settings and event fields. Values are URL-encoded unless `encode: false` (an
  * `Authorization` header), and one absent or non-scalar placeholder makes the whole text absent:
  * a URL with a hole in it must not be sent.
@@ -46,10 +46,16 @@ function validate(arg: unknown, ctx: CompileContext, at: string): TemplateArgs |
     let reader: Evaluator | undefined;
     if (expression.startsWith('settings.')) {
       reader = compileSettingRead(expression.slice('settings.'.length), ctx, at);
+    } else if (expression.startsWith('template.')) {
+      // A field of template.json itself (apiVersion), so the version is written once and the URL reads it.
+      const name = expression.slice('template.'.length);
+      const value = Object.hasOwn(ctx.template, name) ? ctx.template[name] : undefined;
+      if (value === undefined) report(ctx, at, `placeholder {{${expression}}}: the template declares no ${name} (known: ${Object.keys(ctx.template).join(', ') || 'none'})`);
+      else reader = () => value;
     } else if (expression.startsWith('$')) {
       reader = compileReader(expression, ctx, at);
     } else {
-      report(ctx, at, `placeholder {{${expression}}} must be settings.<name> or a $ path`);
+      report(ctx, at, `placeholder {{${expression}}} must be settings.<name>, template.apiVersion or a $ path`);
     }
     if (reader === undefined) ok = false;
     else parts.push(reader);
