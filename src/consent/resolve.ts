@@ -65,8 +65,14 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
       if (Object.keys(valid).length > 0) list.push({ source: 'segment', at: segmentAt, categories: valid });
       if (Object.keys(invalid).length > 0) list.push({ source: 'segment:invalid', at: segmentAt, categories: invalid });
 
-      if (gcmMapped.length > 0 && (signals.gcs !== undefined || signals.gcd !== undefined)) {
-        const gcm = gcmState({ gcs: signals.gcs, gcd: signals.gcd });
+      const gcm = signals.gcs !== undefined || signals.gcd !== undefined ? gcmState({ gcs: signals.gcs, gcd: signals.gcd }) : undefined;
+      // The two signals that reshape rather than gate, as the hit states them (src/policy/decide.ts).
+      let consentMode: ConsentState['consentMode'];
+      for (const s of ['ad_user_data', 'ad_personalization'] as const) {
+        const v = gcm?.[s];
+        if (v === 'granted' || v === 'denied') (consentMode ??= {})[s] = v;
+      }
+      if (gcm !== undefined && gcmMapped.length > 0) {
         const mapped: Record<string, 'granted' | 'denied'> = {};
         for (const id of gcmMapped) {
           const needs = categories[id]?.gcm ?? [];
@@ -104,6 +110,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
         gpc: signals.gpc,
         tcf: tcfContext,
       };
+      if (consentMode !== undefined) state.consentMode = consentMode;
       const bounded = signalsBeyond(list, hitTime, skewMs);
       if (bounded.length > 0) state.bounded = bounded;
       return state;

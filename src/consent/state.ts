@@ -42,6 +42,13 @@ export interface ConsentState {
   /** The hit carried `Sec-GPC: 1`. */
   gpc?: boolean;
   /**
+   * The hit's own Google Consent Mode v2 values (gcs/gcd) of the two signals that reshape rather
+   * than gate: a denial strips user data / turns personalisation off through the destination
+   * template's `ad_user_data:denied` / `ad_personalization:denied` rules (src/policy/decide.ts).
+   * Absent when the hit carried no Consent Mode, or neither signal was set.
+   */
+  consentMode?: { ad_user_data?: 'granted' | 'denied'; ad_personalization?: 'granted' | 'denied' };
+  /**
    * IAB TCF: whether it applies to this hit (`gdpr=1`, or a string present without `gdpr=0`) and
    * the decoded string's result. Destinations with a TCF requirement are checked against it.
    */

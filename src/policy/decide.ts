@@ -1,7 +1,7 @@
 import type { ConsentState } from '../consent/state.ts';
 import type { TcfRequirement } from '../consent/tcf.ts';
 import type { TcfVerdict } from '../consent/tcf-verdict.ts';
-import { reasonText, type Reason, type ReasonCode } from './reasons.ts';
+import { reasonText, type ConsentModeSignal, type Reason, type ReasonCode } from './reasons.ts';
 
 export type Outcome = 'forward' | 'redact' | 'hold' | 'drop';
 export type DataControlMode = 'disabled' | 'opt-out' | 'opt-in';
@@ -23,7 +23,7 @@ export interface PolicyDestination {
 }
 
 /** The per-category consent the policy reads; TCF comes as a verdict, already checked. */
-export type PolicyConsent = Pick<ConsentState, 'categories' | 'preferencesPresent'>;
+export type PolicyConsent = Pick<ConsentState, 'categories' | 'preferencesPresent'> & Partial<Pick<ConsentState, 'consentMode'>>;
 
 export interface Decision {
   destinationId: string;
@@ -47,6 +47,9 @@ export interface Decision {
 
 /** The redaction rule a template defines to serve `whenUnknown: redact`. */
 export const CONSENT_UNKNOWN_REDACTION = 'consent_unknown';
+
+/** Consent Mode signals whose denial reshapes an event (each through the template's `<signal>:denied` rule). */
+const CONSENT_MODE_SIGNALS: readonly ConsentModeSignal[] = ['ad_user_data', 'ad_personalization'];
 
 /** The reasons of a decision as stable text (explain, logs). */
 export function reasonTexts(decision: Pick<Decision, 'reasons'>): string[] {
@@ -97,6 +100,21 @@ export function decide(
         if (dest.whenUnknown === 'redact') reasons.push({ code: 'redaction_unavailable', redaction: CONSENT_UNKNOWN_REDACTION });
         outcome = 'drop';
       }
+    }
+  }
+
+  // Reshape, never widen: a Consent Mode denial of ad_user_data or ad_personalization that the
+  // categories let through is served by the template's `<signal>:denied` rule when it has one
+  // (Google: with ad_user_data denied, conversions may be sent without user data). A template
+  // without the rule is left as the categories decided: the site chose what those flags gate by
+  // listing them, or not, in `site.categories.*.gcm`. Not in `disabled` mode, which gates nothing.
+  if ((outcome === 'forward' || outcome === 'redact') && mode !== 'disabled') {
+    for (const signal of CONSENT_MODE_SIGNALS) {
+      const rule = `${signal}:denied`;
+      if (consent.consentMode?.[signal] !== 'denied' || !dest.redactions.includes(rule)) continue;
+      reasons.push({ code: 'consent_mode_denied', signal });
+      redactions = [...redactions, rule];
+      outcome = 'redact';
     }
   }
 

@@ -14,7 +14,17 @@ export type Reason =
    * silently discarded or to fail its batch. `rule` is the check's id in template.json.
    */
   | { code: 'vendor_rule'; rule: string }
+  /**
+   * The hit's Google Consent Mode denied `ad_user_data` or `ad_personalization` while the
+   * destination's categories allow it: the event is reshaped by the template's `<signal>:denied`
+   * rule (user data stripped, personalisation flags off) instead of being dropped or sent whole.
+   * https://developers.google.com/tag-platform/security/concepts/consent-mode
+   */
+  | { code: 'consent_mode_denied'; signal: ConsentModeSignal }
   | TcfReason;
+
+/** The Consent Mode v2 signals that reshape an event rather than gate it. */
+export type ConsentModeSignal = 'ad_user_data' | 'ad_personalization';
 
 export type ReasonCode = Reason['code'];
 
@@ -42,6 +52,8 @@ export function reasonText(r: Reason): string {
       return `${r.code}:${r.redaction}`;
     case 'vendor_rule':
       return `${r.code}:${r.rule}`;
+    case 'consent_mode_denied':
+      return `${r.code}:${r.signal}`;
     case 'tcf_invalid':
       return `${r.code}:${r.failure}`;
     default:
