@@ -12,6 +12,7 @@ import { post, startTagwarden, startVendor, testConfig, type VendorHit } from '.
  */
 interface MetaEvent {
   event_id: string;
+  data_processing_options?: string[];
   user_data: Record<string, unknown>;
   opt_out?: boolean;
 }
@@ -24,8 +25,12 @@ describe('Consent Mode reshapes a Meta event (ad_user_data, ad_personalization)'
     vendor = await startVendor();
     tw = await startTagwarden(
       testConfig({
-        site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: { gcm: ['ad_storage'] } } },
-        destinations: [{ id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 'meta-secret-token' }, endpoint: `${vendor.url}/meta/events`, consent: { categories: ['advertising'] } }],
+        site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: { saleOrShare: true, gcm: ['ad_storage'] } } },
+        destinations: [
+          { id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 'meta-secret-token' }, endpoint: `${vendor.url}/meta/events`, consent: { categories: ['advertising'] } },
+          // The same pixel, asking Meta's Limited Data Use for a GPC opt-out instead of dropping.
+          { id: 'meta-ldu', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: 'meta-secret-token' }, endpoint: `${vendor.url}/meta-ldu/events`, consent: { categories: ['advertising'], whenGpc: 'limitedDataUse' } },
+        ],
       }),
     );
   });
@@ -35,11 +40,11 @@ describe('Consent Mode reshapes a Meta event (ad_user_data, ad_personalization)'
     await vendor.close();
   });
 
-  async function send(id: string, gcd: string): Promise<MetaEvent | undefined> {
+  async function send(id: string, gcd: string, headers?: Record<string, string>, path = '/meta/events'): Promise<MetaEvent | undefined> {
     const body = { type: 'track', event: 'Order Completed', messageId: id, anonymousId: `v-${id}`, timestamp: new Date().toISOString(), properties: { value: 10, currency: 'EUR' }, context: { userAgent: 'Mozilla/5.0 (test)', ip: '203.0.113.7', page: { url: 'https://shop.example/thanks' }, traits: { email: 'jane@example.com' } } };
-    expect((await post(`${tw.url}/v1/track?gcd=${gcd}`, body)).status).toBe(200);
+    expect((await post(`${tw.url}/v1/track?gcd=${gcd}`, body, headers)).status).toBe(200);
     await tw.app.flush(5_000);
-    const events = vendor.hits.flatMap((h: VendorHit) => (h.body as { data: MetaEvent[] }).data);
+    const events = vendor.hits.filter((h: VendorHit) => h.path === path).flatMap((h: VendorHit) => (h.body as { data: MetaEvent[] }).data);
     return events.find((e) => e.event_id === id);
   }
 
@@ -59,6 +64,13 @@ describe('Consent Mode reshapes a Meta event (ad_user_data, ad_personalization)'
     const e = await send('ap-denied', '13r3r3r2q5');
     expect(e?.user_data.em).toBeDefined();
     expect(e?.opt_out).toBe(true);
+  });
+
+  it('Sec-GPC: 1 drops by default; a destination with whenGpc: limitedDataUse gets it with Meta LDU', async () => {
+    const gpc = { 'sec-gpc': '1' };
+    expect(await send('gpc-default', '13r3r3r2r5', gpc)).toBeUndefined();
+    const e = await send('gpc-ldu', '13r3r3r2r5', gpc, '/meta-ldu/events');
+    expect(e?.data_processing_options).toEqual(['LDU']);
   });
 
   it('ad_storage denied: the category is denied, nothing is sent', async () => {

@@ -51,6 +51,12 @@ export const consentRequirementSchema = z
       .optional()
       .describe('`all`: every listed category must be granted (Segment semantics). `any`: one granted category is enough.'),
     whenUnknown: whenUnknownSchema.optional(),
+    whenGpc: z
+      .enum(['drop', 'limitedDataUse'])
+      .optional()
+      .describe(
+        "What a Global Privacy Control opt-out (`Sec-GPC: 1`) of this destination's sale/share categories does. `drop` (default): nothing is sent. `limitedDataUse`: the event is sent reshaped by the template's `limited_data_use` rule (Meta's LDU, TikTok's `limited_data_use`, Google's ad personalisation off), the vendors' own mechanism for processing under a US opt-out; a template without the rule drops. Only when GPC is the sole denial.",
+      ),
     tcf: tcfRequirementSchema.optional(),
   })
   .strict()

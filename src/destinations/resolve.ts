@@ -98,6 +98,7 @@ export function resolveDestinations(config: Config, templates: TemplateCatalog):
         categories: d.consent?.categories ?? defaults?.categories ?? [],
         combine: d.consent?.combine ?? defaults?.combine ?? 'all',
         whenUnknown: d.consent?.whenUnknown ?? defaults?.whenUnknown ?? 'drop',
+        whenGpc: d.consent?.whenGpc ?? 'drop',
         integrationNames: d.integrationNames ?? [],
         redactions: bound.redactions,
         tcf: d.consent?.tcf,

@@ -37,6 +37,33 @@ const rows: [string, ConsentState, PolicyDestination, DataControlMode, string, s
   ['a destination not gated by category is reshaped', consent('granted', { ad_user_data: 'denied' }), { ...META, categories: [] }, 'opt-in', 'redact', ['ad_user_data:denied'], ['not_gated', 'consent_mode_denied:ad_user_data']],
 ];
 
+function gpc(): ConsentState {
+  return { categories: { advertising: { status: 'denied', source: 'gpc' } }, preferencesPresent: false, gpc: true };
+}
+
+const gpcRows: [string, ConsentState, PolicyDestination, string, string[]][] = [
+  ['GPC, whenGpc absent: dropped', gpc(), META, 'drop', []],
+  ['GPC, whenGpc drop: dropped', gpc(), { ...META, whenGpc: 'drop' }, 'drop', []],
+  ['GPC, whenGpc limitedDataUse: sent with limited data use', gpc(), { ...META, whenGpc: 'limitedDataUse' }, 'redact', ['limited_data_use']],
+  ['GPC, limitedDataUse but the template has no such rule: dropped', gpc(), { ...META, whenGpc: 'limitedDataUse', redactions: [] }, 'drop', []],
+  ['a consent denial is never turned into limited data use', consent('denied'), { ...META, whenGpc: 'limitedDataUse' }, 'drop', []],
+  [
+    'GPC and another required category denied: dropped',
+    { categories: { advertising: { status: 'denied', source: 'gpc' }, analytics: { status: 'denied', source: 'segment' } }, preferencesPresent: true, gpc: true },
+    { ...META, categories: ['advertising', 'analytics'], whenGpc: 'limitedDataUse' },
+    'drop',
+    [],
+  ],
+];
+
+describe('GPC opt-out: drop, or the vendor\'s limited data use when the destination asks for it', () => {
+  it.each(gpcRows)('%s', (_name, state, dest, outcome, redactions) => {
+    const d = decide({}, state, dest, 'opt-in', TCF_NOT_CHECKED);
+    expect(d.outcome).toBe(outcome);
+    expect(d.redactions).toEqual(redactions);
+  });
+});
+
 describe('Consent Mode reshapes (ad_user_data, ad_personalization)', () => {
   it.each(rows)('%s', (_name, state, dest, mode, outcome, redactions, reasons) => {
     const d = decide({}, state, dest, mode, TCF_NOT_CHECKED);

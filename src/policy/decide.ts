@@ -14,6 +14,11 @@ export interface PolicyDestination {
   categories: readonly string[];
   combine: 'all' | 'any';
   whenUnknown: WhenUnknown;
+  /**
+   * A GPC opt-out that is the only denial: `drop`, or `limited_data_use` reshaping when the template
+   * defines that rule (config `consent.whenGpc: limitedDataUse`). Absent: `drop`.
+   */
+  whenGpc?: 'drop' | 'limitedDataUse';
   /** Keys of the Segment integrations object that address this destination besides its id. */
   integrationNames: readonly string[];
   /** Redaction rules the destination's template defines. */
@@ -47,6 +52,9 @@ export interface Decision {
 
 /** The redaction rule a template defines to serve `whenUnknown: redact`. */
 export const CONSENT_UNKNOWN_REDACTION = 'consent_unknown';
+
+/** The redaction rule a template defines for a GPC or US opt-out (config `consent.whenGpc: limitedDataUse`). */
+export const LIMITED_DATA_USE_REDACTION = 'limited_data_use';
 
 /** Consent Mode signals whose denial reshapes an event (each through the template's `<signal>:denied` rule). */
 const CONSENT_MODE_SIGNALS: readonly ConsentModeSignal[] = ['ad_user_data', 'ad_personalization'];
@@ -90,7 +98,13 @@ export function decide(
     reasons.push(...gate.reasons);
     unknown = gate.reasons.some((r) => r.code === 'consent_unknown' || r.code === 'opt_out_no_signal');
     if (gate.result === 'denied') {
-      outcome = 'drop';
+      // A GPC opt-out alone may be served by the vendor's limited-data-use mode instead, where the
+      // destination asks for it and its template has the rule; any other denial drops.
+      const onlyGpc = gate.reasons.every((r) => r.code === 'gpc_opt_out');
+      if (onlyGpc && dest.whenGpc === 'limitedDataUse' && dest.redactions.includes(LIMITED_DATA_USE_REDACTION)) {
+        outcome = 'redact';
+        redactions = [LIMITED_DATA_USE_REDACTION];
+      } else outcome = 'drop';
     } else if (gate.result === 'unknown') {
       if (dest.whenUnknown === 'hold') outcome = 'hold';
       else if (dest.whenUnknown === 'redact' && dest.redactions.includes(CONSENT_UNKNOWN_REDACTION)) {
