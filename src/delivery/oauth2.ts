@@ -13,6 +13,7 @@
  *   outcome carries a fixed reason, and the access token is added to the request's secret values
  *   so an error answer that echoes it is masked in its excerpt.
  */
+import { LRUCache } from 'lru-cache';
 import type { BoundAuth } from '../destinations/auth/bind.ts';
 import type { BoundDestination, VendorRequest } from '../destinations/types.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -98,7 +99,8 @@ function tokenRequest(auth: BoundAuth): VendorRequest {
 
 export function createTokenSource(options: { clock: Clock; exchange: ExchangeFn }): TokenSource {
   const { clock, exchange } = options;
-  const cache = new Map<string, Cached>();
+  // peek, not get, on reads: the entry stored longest ago is forgotten first, however often it is read.
+  const cache = new LRUCache<string, Cached>({ max: MAX_CACHED });
   const pending = new Map<string, Promise<TokenResult>>();
 
   async function fetchToken(auth: BoundAuth, timeoutMs: number): Promise<TokenResult> {
@@ -112,17 +114,13 @@ export function createTokenSource(options: { clock: Clock; exchange: ExchangeFn 
     const read = readAnswer(sent, clock.now(), auth.marginMs);
     if ('ok' in read) return read;
     // A token whose life is shorter than the margin serves the requests waiting for it, but is not kept.
-    if (read.expiresAt > clock.now()) {
-      cache.delete(auth.cacheKey);
-      cache.set(auth.cacheKey, read);
-      if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
-    }
+    if (read.expiresAt > clock.now()) cache.set(auth.cacheKey, read);
     return { ok: true, token: read.token };
   }
 
   return {
     get(auth, timeoutMs) {
-      const cached = cache.get(auth.cacheKey);
+      const cached = cache.peek(auth.cacheKey);
       if (cached !== undefined && cached.expiresAt > clock.now()) return Promise.resolve({ ok: true, token: cached.token });
       let running = pending.get(auth.cacheKey);
       if (running === undefined) {
@@ -134,7 +132,7 @@ export function createTokenSource(options: { clock: Clock; exchange: ExchangeFn 
       return running;
     },
     invalidate(auth, token) {
-      if (cache.get(auth.cacheKey)?.token === token) cache.delete(auth.cacheKey);
+      if (cache.peek(auth.cacheKey)?.token === token) cache.delete(auth.cacheKey);
     },
   };
 }
