@@ -243,6 +243,16 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
   };
 }
 
+/** A vendor answer's body, parsed, when it looks like a JSON object; undefined when not or when it does not parse. */
+function jsonObjectBody(body: string): unknown {
+  if (!body.trimStart().startsWith('{')) return undefined;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * `successCode` as a predicate on 2xx answers. A body that is not a JSON object, or has no such
  * field, is a success: the rule only turns an answer that names a failure into one.
@@ -252,14 +262,8 @@ function compileSuccessCode(rule: SuccessCodeDefinition | undefined): ((status: 
   const segments = dottedSegments(rule.json);
   const transient = rule.transient;
   return (status, body) => {
-    if (status < 200 || status > 299 || !body.trimStart().startsWith('{')) return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-    const code = getDotted(parsed, segments);
+    if (status < 200 || status > 299) return undefined;
+    const code = getDotted(jsonObjectBody(body), segments);
     if (code === undefined || code === null || rule.ok.some((v) => v === code)) return undefined;
     const temporary = transient.some((t) => (typeof t === 'object' ? typeof code === 'number' && code >= t.min && code <= t.max : t === code));
     return temporary ? 'transient' : 'final';
@@ -279,13 +283,9 @@ function compileResponseRules(rules: readonly (RetryRuleDefinition | BisectRuleD
   }));
   return (status, body) => {
     const candidates = compiled.filter((r) => r.status.has(status));
-    if (candidates.length === 0 || !body.trimStart().startsWith('{')) return false;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return false;
-    }
+    if (candidates.length === 0) return false;
+    const parsed = jsonObjectBody(body);
+    if (parsed === undefined) return false;
     return candidates.some((r) => r.fields.every((f) => {
       const v = getDotted(parsed, f.segments);
       return f.values.some((want) => want === v);
