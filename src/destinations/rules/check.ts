@@ -7,6 +7,7 @@
  * event's own `receivedAt`), no I/O, and never throws on any JSON input.
  */
 import { isPlainRecord } from '../../lib/dotted.ts';
+import { isPresent } from '../mapping/present.ts';
 import type { VendorCheckDefinition, VendorRulesDefinition } from '../template-schema.ts';
 
 /** Which check failed and where (a concrete path, `*` resolved; no value: it may be personal data). */
@@ -102,10 +103,6 @@ const UNIT_MS = { seconds: 1000, millis: 1, micros: 0.001 } as const;
 function timeOf(value: unknown, unit: keyof typeof UNIT_MS): number | undefined {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   return Number.isFinite(n) ? n * UNIT_MS[unit] : undefined;
-}
-
-function isPresent(value: unknown): boolean {
-  return value !== undefined && value !== null && value !== '';
 }
 
 function compileCheck(def: VendorCheckDefinition): Check {
