@@ -44,7 +44,7 @@ const MAX_REACHED = 10_000;
 /** The marker of a walk that stopped at MAX_REACHED. */
 const TRUNCATED: Reached = Object.freeze({ path: '', value: Symbol('truncated') });
 
-export function parseRulePath(source: string): RulePath {
+function parseRulePath(source: string): RulePath {
   const segments = source.split('.');
   if (segments[0] === 'envelope' && segments.length > 1) return { target: 'envelope', segments: segments.slice(1) };
   return { target: 'item', segments };
