@@ -13,7 +13,7 @@ test('every template loads', () => {
 
 for (const name of templateDirectories(DEFAULT_TEMPLATES_DIR)) {
   const dir = join(DEFAULT_TEMPLATES_DIR, name);
-  const cases = loadCases(dir);
+  const cases = loadCases(dir, templates.get(name)?.definition.apiVersion);
 
   describe(`template ${name}`, () => {
     test('ships a README and at least 4 cases', () => {

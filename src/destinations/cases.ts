@@ -132,16 +132,6 @@ function withApiVersion(raw: unknown, apiVersion: string | undefined): unknown {
   return raw;
 }
 
-/** The apiVersion of `<templateDir>/template.json`, when it declares one. */
-function apiVersionOf(templateDir: string): string | undefined {
-  try {
-    const raw = JSON.parse(readFileSync(join(templateDir, 'template.json'), 'utf8')) as { apiVersion?: unknown };
-    return typeof raw.apiVersion === 'string' ? raw.apiVersion : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** One file's cases: a single case, or each row of a case table (named `<file>[<row>]`). */
 function casesOfFile(file: string, name: string, raw: unknown): LoadedCase[] {
   if (typeof raw !== 'object' || raw === null || !Object.hasOwn(raw, 'each')) {
@@ -160,11 +150,13 @@ function casesOfFile(file: string, name: string, raw: unknown): LoadedCase[] {
   });
 }
 
-/** Read and validate every `cases/*.json` of one template directory (sorted by file name). */
-export function loadCases(templateDir: string): LoadedCase[] {
+/**
+ * Read and validate every `cases/*.json` of one template directory (sorted by file name).
+ * `apiVersion` is the loaded template's (`definition.apiVersion`), for `{{template.apiVersion}}`.
+ */
+export function loadCases(templateDir: string, apiVersion: string | undefined): LoadedCase[] {
   const dir = join(templateDir, 'cases');
   if (!existsSync(dir)) return [];
-  const apiVersion = apiVersionOf(templateDir);
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()

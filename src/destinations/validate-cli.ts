@@ -19,7 +19,7 @@ function main(argv: readonly string[]): number {
     const template = templates.get(name);
     if (template === undefined) continue;
     const lines: string[] = [];
-    const cases = loadCases(join(dir, name));
+    const cases = loadCases(join(dir, name), template.definition.apiVersion);
     for (const loaded of cases) {
       const shown = displayPath(loaded.file);
       if (loaded.case === undefined) {
