@@ -131,12 +131,9 @@ export function createFailureThrottle(o: RateLimiterOptions): FailureThrottle {
   const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 100_000 });
   return {
     blocked(key) {
-      const bucket = buckets.get(key);
-      if (bucket === undefined) return undefined;
-      const at = Math.max(clock.now(), bucket.at);
-      const tokens = Math.min(o.burst, bucket.tokens + (at - bucket.at) * refillPerMs(o));
-      if (tokens >= 1 - EPSILON) return undefined;
-      return { retryAfterSeconds: retryAfterSeconds((1 - tokens) / refillPerMs(o)) };
+      // A look at the bucket, not a take: the result is not stored (only failures take tokens).
+      const peek = takeToken(buckets.get(key), clock.now(), o);
+      return peek.allowed ? undefined : { retryAfterSeconds: retryAfterSeconds(peek.retryAfterMs) };
     },
     fail(key) {
       buckets.set(key, takeToken(buckets.get(key), clock.now(), o).bucket);
