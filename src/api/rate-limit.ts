@@ -141,10 +141,12 @@ export function createFailureThrottle(o: RateLimiterOptions): FailureThrottle {
   };
 }
 
-/** 429 + `Retry-After` when `key` has failed too often lately (see FailureThrottle); otherwise undefined. */
-export function checkFailureThrottle(throttle: FailureThrottle, key: string, res: { setHeader(name: string, value: string): unknown }): RateLimitedError | undefined {
+/**
+ * 429 when `key` has failed too often lately (see FailureThrottle); otherwise undefined. Its
+ * `Retry-After` travels on the error (`retryAfterS`), set by whichever handler answers it.
+ */
+export function checkFailureThrottle(throttle: FailureThrottle, key: string): RateLimitedError | undefined {
   const over = throttle.blocked(key);
   if (over === undefined) return undefined;
-  res.setHeader('Retry-After', String(over.retryAfterSeconds));
-  return new RateLimitedError(`too many failed authentications from this address; retry after ${over.retryAfterSeconds} s`, { details: { retryAfterSeconds: over.retryAfterSeconds } });
+  return new RateLimitedError(`too many failed authentications from this address; retry after ${over.retryAfterSeconds} s`, { retryAfterS: over.retryAfterSeconds, details: { retryAfterSeconds: over.retryAfterSeconds } });
 }
