@@ -3,7 +3,7 @@ import { ConfigError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { clientIdFor, type ClientIdKey } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
-import type { ConsentInput, InputOutcome, SubjectRef } from '../../store/types.ts';
+import { parseSubjectKey, type ConsentInput, type InputOutcome, type SubjectRef } from '../../store/types.ts';
 import { clientIdSubject, currentRefRecord, profileMembers, rememberClientId, type RefRecord } from '../../store/universal-consent.ts';
 import { payloadHash } from '../consent/inputs.ts';
 import type { ConsentGiven } from './fields.ts';
@@ -163,9 +163,7 @@ export async function writeRecord(o: RecordsOptions, w: RecordWrite, current: Re
 
 /** The subject an update of a ClientId's reference goes to: the one holding the record, else the ClientId's. */
 export function subjectFor(client: Client, current: RefRecord | undefined): SubjectRef {
-  const key = current?.subjectKey ?? client.subjectKey;
-  const at = key.indexOf(':');
-  return { type: key.slice(0, at) === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
+  return parseSubjectKey(current?.subjectKey ?? client.subjectKey);
 }
 
 // ---- reading a record back, as the seed's answers name its parts ----
