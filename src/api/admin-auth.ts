@@ -20,10 +20,10 @@ export interface AdminAuthOptions {
  */
 export function requireAdminKey(adminKey: string, o: AdminAuthOptions = {}): RequestHandler {
   const expected = createHash('sha256').update(adminKey).digest();
-  return (req, res, next) => {
+  return (req, _res, next) => {
     const failureKey = o.failures === undefined ? undefined : requestFailureKey(req, o.trustProxyHops ?? 0);
     if (o.failures !== undefined && failureKey !== undefined) {
-      const throttled = checkFailureThrottle(o.failures, failureKey, res);
+      const throttled = checkFailureThrottle(o.failures, failureKey);
       if (throttled !== undefined) {
         next(throttled);
         return;

@@ -171,7 +171,7 @@ export function requireScope(scope: Scope, deps: AuthDeps): RequestHandler {
       const failureKey = deps.failures === undefined ? undefined : requestFailureKey(req, deps.trustProxyHops ?? 0);
       let key = deps.keys.cached?.(presented);
       if (key === undefined && deps.failures !== undefined && failureKey !== undefined) {
-        const throttled = checkFailureThrottle(deps.failures, failureKey, res);
+        const throttled = checkFailureThrottle(deps.failures, failureKey);
         if (throttled !== undefined) {
           next(throttled);
           return;

@@ -131,12 +131,9 @@ export function createFailureThrottle(o: RateLimiterOptions): FailureThrottle {
   const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 100_000 });
   return {
     blocked(key) {
-      const bucket = buckets.get(key);
-      if (bucket === undefined) return undefined;
-      const at = Math.max(clock.now(), bucket.at);
-      const tokens = Math.min(o.burst, bucket.tokens + (at - bucket.at) * refillPerMs(o));
-      if (tokens >= 1 - EPSILON) return undefined;
-      return { retryAfterSeconds: retryAfterSeconds((1 - tokens) / refillPerMs(o)) };
+      // A look at the bucket, not a take: the result is not stored (only failures take tokens).
+      const peek = takeToken(buckets.get(key), clock.now(), o);
+      return peek.allowed ? undefined : { retryAfterSeconds: retryAfterSeconds(peek.retryAfterMs) };
     },
     fail(key) {
       buckets.set(key, takeToken(buckets.get(key), clock.now(), o).bucket);
@@ -144,10 +141,12 @@ export function createFailureThrottle(o: RateLimiterOptions): FailureThrottle {
   };
 }
 
-/** 429 + `Retry-After` when `key` has failed too often lately (see FailureThrottle); otherwise undefined. */
-export function checkFailureThrottle(throttle: FailureThrottle, key: string, res: { setHeader(name: string, value: string): unknown }): RateLimitedError | undefined {
+/**
+ * 429 when `key` has failed too often lately (see FailureThrottle); otherwise undefined. Its
+ * `Retry-After` travels on the error (`retryAfterS`), set by whichever handler answers it.
+ */
+export function checkFailureThrottle(throttle: FailureThrottle, key: string): RateLimitedError | undefined {
   const over = throttle.blocked(key);
   if (over === undefined) return undefined;
-  res.setHeader('Retry-After', String(over.retryAfterSeconds));
-  return new RateLimitedError(`too many failed authentications from this address; retry after ${over.retryAfterSeconds} s`, { details: { retryAfterSeconds: over.retryAfterSeconds } });
+  return new RateLimitedError(`too many failed authentications from this address; retry after ${over.retryAfterSeconds} s`, { retryAfterS: over.retryAfterSeconds, details: { retryAfterSeconds: over.retryAfterSeconds } });
 }

@@ -6,7 +6,7 @@ import type { Db, Queryable } from './db.ts';
 import { idProblem, MAX_ITEM_TEXT } from './ids.ts';
 import { notifyChange } from './notify.ts';
 import { gcmText, replayAudit, type ReplayRow } from './replay.ts';
-import { subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
+import { parseSubjectKey, subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
@@ -145,12 +145,6 @@ export function dedupKeyOf(input: ConsentInput): string {
     ? ['v1', input.siteId, subjectKey(input.subject), input.action, input.item, input.consentAt, input.validUntil, input.valid]
     : ['key', input.siteId, input.dedupKey];
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
-}
-
-function parseSubjectKey(key: string): SubjectRef {
-  const at = key.indexOf(':');
-  const type = key.slice(0, at);
-  return { type: type === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
 }
 
 function isTime(v: unknown): v is number {

@@ -16,6 +16,13 @@ export function subjectKey(s: SubjectRef): string {
   return `${s.type}:${s.id}`;
 }
 
+/** The subject a key (`subjectKey`) names: `user:<id>` is a user, anything else a visitor. */
+export function parseSubjectKey(key: string): SubjectRef {
+  const at = key.indexOf(':');
+  const type = key.slice(0, at);
+  return { type: type === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
+}
+
 /**
  * One consent input about one item (a category id, or `ref:<reference>` for consent to an
  * object). An invalid input is stored (audit) and revokes the item: it is applied as a reject

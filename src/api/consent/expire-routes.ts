@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 import { jsonBody } from '../../http/body.ts';
 import { MAX_EXPIRE, type ConsentStore, type ExpireTarget } from '../../store/consent.ts';
-import type { SubjectRef } from '../../store/types.ts';
+import { parseSubjectKey } from '../../store/types.ts';
 import { parseOr400 } from './validate.ts';
 
 /**
@@ -40,9 +40,7 @@ function targetOf(body: z.output<typeof expireSchema>): ExpireTarget {
   }
   if (body.subject === undefined) return refuse('seqs', 'required (or subject with category or reference)');
   if ((body.category === undefined) === (body.reference === undefined)) return refuse('category', 'one of category or reference with subject');
-  const at = body.subject.indexOf(':');
-  const subject: SubjectRef = { type: body.subject.slice(0, at) === 'user' ? 'user' : 'visitor', id: body.subject.slice(at + 1) };
-  return { subject, item: body.category ?? `ref:${body.reference!}` };
+  return { subject: parseSubjectKey(body.subject), item: body.category ?? `ref:${body.reference!}` };
 }
 
 export function consentExpireRouter(o: ExpireRouteOptions): Router {

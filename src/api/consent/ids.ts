@@ -26,7 +26,7 @@ export const queryTextSchema = (max: number) =>
     if (!v.isWellFormed() || v.includes('\u0000')) ctx.addIssue({ code: 'custom', message: 'no NUL and no lone UTF-16 surrogate' });
   });
 
-/** A query filter naming an item (audit `category`, `reference`): the id rule, as the store applies it to items. */
+/** Text naming an item (a push's `reference`; the audit filters `category`, `reference`): the id rule, as the store applies it to items. */
 export const queryItemSchema = (max: number) =>
   z.string().min(1).max(max).superRefine((v, ctx) => {
     const problem = idProblem(v, max);

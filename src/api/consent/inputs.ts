@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsentInput, RecordPatch, SubjectRef } from '../../store/types.ts';
 import { createTcfReader } from '../../consent/tcf.ts';
-import { idProblem, MAX_SUBJECT_ID, subjectIdSchema } from './ids.ts';
+import { MAX_SUBJECT_ID, queryItemSchema, subjectIdSchema } from './ids.ts';
 import { eventEvidence, SEED_SOURCES } from './event-attributes.ts';
 
 /**
@@ -305,14 +305,7 @@ const tcfString = z
   });
 
 /** An object reference becomes the item `ref:<reference>`: the store's item rule (src/store/ids.ts) applies. */
-const reference = z
-  .string()
-  .min(1)
-  .max(512)
-  .superRefine((v, ctx) => {
-    const problem = idProblem(v, 512);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  });
+const reference = queryItemSchema(512);
 
 /** A push: consent for a visitor and/or a user, in Tagwarden's shape, SecurePrivacy's or Seeka's identity payload. */
 export const pushSchema = z

@@ -3,7 +3,7 @@ import { ConfigError } from '../../errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { clientIdFor, type ClientIdKey } from '../../store/client-id.ts';
 import type { Db } from '../../store/db.ts';
-import type { ConsentInput, InputOutcome, SubjectRef } from '../../store/types.ts';
+import { parseSubjectKey, subjectKey, type ConsentInput, type InputOutcome, type SubjectRef } from '../../store/types.ts';
 import { clientIdSubject, currentRefRecord, profileMembers, rememberClientId, type RefRecord } from '../../store/universal-consent.ts';
 import { payloadHash } from '../consent/inputs.ts';
 import type { ConsentGiven } from './fields.ts';
@@ -100,7 +100,7 @@ export function newClient(key: ClientIdKey, siteId: string, customUserId: string
 
 /** The current record of `reference` for a subject's profile (a create names the subject, not a ClientId). */
 export async function currentRecordOf(o: RecordsOptions, subject: SubjectRef, reference: string): Promise<RefRecord | undefined> {
-  return currentRecord(o, await profileMembers(o.db, o.siteId, `${subject.type}:${subject.id}`), reference);
+  return currentRecord(o, await profileMembers(o.db, o.siteId, subjectKey(subject)), reference);
 }
 
 export function currentRecord(o: RecordsOptions, members: readonly string[] | undefined, reference?: string): Promise<RefRecord | undefined> {
@@ -156,16 +156,14 @@ export async function writeRecord(o: RecordsOptions, w: RecordWrite, current: Re
   }
   // Before the write: a mapping without a record is harmless (the routes answer 404 for it), a
   // record its ClientId cannot find is not.
-  if (w.subject.type === 'user') await rememberClientId(o.db, o.siteId, evidence.ClientId, `user:${w.subject.id}`, at);
+  if (w.subject.type === 'user') await rememberClientId(o.db, o.siteId, evidence.ClientId, subjectKey(w.subject), at);
   await o.store.apply(inputs);
   return { at, created: current?.created ?? at };
 }
 
 /** The subject an update of a ClientId's reference goes to: the one holding the record, else the ClientId's. */
 export function subjectFor(client: Client, current: RefRecord | undefined): SubjectRef {
-  const key = current?.subjectKey ?? client.subjectKey;
-  const at = key.indexOf(':');
-  return { type: key.slice(0, at) === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
+  return parseSubjectKey(current?.subjectKey ?? client.subjectKey);
 }
 
 // ---- reading a record back, as the seed's answers name its parts ----
