@@ -3,7 +3,7 @@ import { gcmState, type GcmSignal } from './gcm.ts';
 import { mergeSignals, signalsBeyond, type CategorySignal } from './merge.ts';
 import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
-import type { ConsentState } from './state.ts';
+import type { ConsentModeSignal, ConsentState } from './state.ts';
 import { createTcfReader, purposesConsented } from './tcf.ts';
 import { withStoredTcf } from './stored-tcf.ts';
 
@@ -34,6 +34,9 @@ export interface ConsentResolver {
 }
 
 const DAY_MS = 86_400_000;
+
+/** The Consent Mode signals the state carries as stated (policy reshapes by them, src/policy/decide.ts). */
+const RESHAPING: readonly ConsentModeSignal[] = ['ad_user_data', 'ad_personalization'];
 
 /**
  * Turns every signal a hit carries into one ConsentState: the Segment consent object, Google
@@ -68,7 +71,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
       const gcm = signals.gcs !== undefined || signals.gcd !== undefined ? gcmState({ gcs: signals.gcs, gcd: signals.gcd }) : undefined;
       // The two signals that reshape rather than gate, as the hit states them (src/policy/decide.ts).
       let consentMode: ConsentState['consentMode'];
-      for (const s of ['ad_user_data', 'ad_personalization'] as const) {
+      for (const s of RESHAPING) {
         const v = gcm?.[s];
         if (v === 'granted' || v === 'denied') (consentMode ??= {})[s] = v;
       }
