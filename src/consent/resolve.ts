@@ -4,7 +4,7 @@ import { mergeSignals, signalsBeyond, type CategorySignal } from './merge.ts';
 import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
 import type { ConsentModeSignal, ConsentState } from './state.ts';
-import { createTcfReader, purposesConsented } from './tcf.ts';
+import { createTcfReader, purposesConsented, type TcfReader } from './tcf.ts';
 import { withStoredTcf } from './stored-tcf.ts';
 
 /** A site category as consent resolution needs it (config `site.categories.<id>`). */
@@ -31,6 +31,8 @@ export interface ConsentResolver {
    * resolution"), merged with `extra` signals from elsewhere (the consent store, the upstream).
    */
   fromRequest(event: Event, signals: RequestSignals, now: Date, extra?: readonly CategorySignal[]): ConsentState;
+  /** The bounded, cached reader of TCF strings (`consent.tcf`), shared with the stored-string reader (./stored-tcf.ts). */
+  readonly tcf: TcfReader;
 }
 
 const DAY_MS = 86_400_000;
@@ -53,6 +55,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
   const tcf = createTcfReader({ maxLength: options.tcf.maxLength, maxAgeMs: options.tcf.maxAgeDays * DAY_MS, cacheEntries: options.tcf.cacheEntries });
 
   return {
+    tcf,
     fromRequest(event, signals, now, extra = []) {
       const hitTime = Date.parse(event.receivedAt);
       const list: CategorySignal[] = [...extra];
