@@ -203,6 +203,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           guard: apiGuard(deps.db, config, clock),
           clock,
           upstream,
+          // One cache of decoded TCF strings for hits' and profiles' strings alike.
+          tcfReader: resolver.tcf,
           onVisitorChanged: (visitorId) => recheck(visitorId),
           // A replay through the API is sent now, not at the next takeover (one lease period later).
           onDeadLettersReplayed: () => journal?.takeOver(),

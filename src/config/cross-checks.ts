@@ -36,18 +36,13 @@ export function crossFieldIssues(raw: unknown): ConfigIssue[] {
     });
   }
 
-  const upstream = isRecord(raw.upstream) && isRecord(raw.upstream.verify) ? raw.upstream.verify.categories : undefined;
-  if (isRecord(upstream)) {
-    for (const [name, c] of Object.entries(upstream)) {
-      if (unknown(c)) issues.push({ path: ['upstream', 'verify', 'categories', name], message: unknownMessage(c) });
-    }
-  }
-
-  const api = isRecord(raw.api) ? raw.api : {};
-  const verifyMap = isRecord(api.verify) ? api.verify.categories : undefined;
-  if (isRecord(verifyMap)) {
-    for (const [name, c] of Object.entries(verifyMap)) {
-      if (unknown(c)) issues.push({ path: ['api', 'verify', 'categories', name], message: unknownMessage(c) });
+  // The two verify category maps (name → site category): the upstream's answers, and the verify API's.
+  for (const part of ['upstream', 'api'] as const) {
+    const section = raw[part];
+    const map = isRecord(section) && isRecord(section.verify) ? section.verify.categories : undefined;
+    if (!isRecord(map)) continue;
+    for (const [name, c] of Object.entries(map)) {
+      if (unknown(c)) issues.push({ path: [part, 'verify', 'categories', name], message: unknownMessage(c) });
     }
   }
 

@@ -100,6 +100,20 @@ describe('config', () => {
     );
   });
 
+  it('checks both verify category maps (upstream.verify and api.verify) against site.categories', () => {
+    const issues = issuesOf({
+      ...minimal,
+      upstream: { verify: { url: 'https://v.test/{visitorId}', categories: { marketing: 'ads' } } },
+      api: { verify: { categories: { ads: 'adverts' } } },
+    });
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'upstream.verify.categories.marketing: unknown category "ads" (site.categories has: advertising)',
+        'api.verify.categories.ads: unknown category "adverts" (site.categories has: advertising)',
+      ]),
+    );
+  });
+
   it('skips a cross-field rule whose own fields are malformed (the schema reports those)', () => {
     expect(issuesOf({ site: { id: 'shop', categories: 'nope' }, destinations: [{ id: 'm', template: 'webhook', consent: { categories: ['ads'] } }] })).toEqual([
       expect.stringMatching(/^site\.categories: /),

@@ -3,8 +3,8 @@ import { gcmState, type GcmSignal } from './gcm.ts';
 import { mergeSignals, signalsBeyond, type CategorySignal } from './merge.ts';
 import { consentFromSegment, type SiteCategory } from './segment.ts';
 import type { RequestSignals } from './signals.ts';
-import type { ConsentState } from './state.ts';
-import { createTcfReader, purposesConsented } from './tcf.ts';
+import type { ConsentModeSignal, ConsentState } from './state.ts';
+import { createTcfReader, purposesConsented, type TcfReader } from './tcf.ts';
 import { withStoredTcf } from './stored-tcf.ts';
 
 /** A site category as consent resolution needs it (config `site.categories.<id>`). */
@@ -31,9 +31,14 @@ export interface ConsentResolver {
    * resolution"), merged with `extra` signals from elsewhere (the consent store, the upstream).
    */
   fromRequest(event: Event, signals: RequestSignals, now: Date, extra?: readonly CategorySignal[]): ConsentState;
+  /** The bounded, cached reader of TCF strings (`consent.tcf`), shared with the stored-string reader (./stored-tcf.ts). */
+  readonly tcf: TcfReader;
 }
 
 const DAY_MS = 86_400_000;
+
+/** The Consent Mode signals the state carries as stated (policy reshapes by them, src/policy/decide.ts). */
+const RESHAPING: readonly ConsentModeSignal[] = ['ad_user_data', 'ad_personalization'];
 
 /**
  * Turns every signal a hit carries into one ConsentState: the Segment consent object, Google
@@ -50,6 +55,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
   const tcf = createTcfReader({ maxLength: options.tcf.maxLength, maxAgeMs: options.tcf.maxAgeDays * DAY_MS, cacheEntries: options.tcf.cacheEntries });
 
   return {
+    tcf,
     fromRequest(event, signals, now, extra = []) {
       const hitTime = Date.parse(event.receivedAt);
       const list: CategorySignal[] = [...extra];
@@ -68,7 +74,7 @@ export function createConsentResolver(options: ResolverOptions): ConsentResolver
       const gcm = signals.gcs !== undefined || signals.gcd !== undefined ? gcmState({ gcs: signals.gcs, gcd: signals.gcd }) : undefined;
       // The two signals that reshape rather than gate, as the hit states them (src/policy/decide.ts).
       let consentMode: ConsentState['consentMode'];
-      for (const s of ['ad_user_data', 'ad_personalization'] as const) {
+      for (const s of RESHAPING) {
         const v = gcm?.[s];
         if (v === 'granted' || v === 'denied') (consentMode ??= {})[s] = v;
       }

@@ -30,6 +30,9 @@ export interface BoundedSignal {
   boundedTo: number;
 }
 
+/** The Consent Mode v2 signals that reshape an event rather than gate it (src/policy/decide.ts). */
+export type ConsentModeSignal = 'ad_user_data' | 'ad_personalization';
+
 export interface ConsentState {
   /** One entry per site category; a category with no signal is `unknown`. */
   categories: Readonly<Record<string, CategoryConsent>>;
@@ -47,7 +50,7 @@ export interface ConsentState {
    * template's `ad_user_data:denied` / `ad_personalization:denied` rules (src/policy/decide.ts).
    * Absent when the hit carried no Consent Mode, or neither signal was set.
    */
-  consentMode?: { ad_user_data?: 'granted' | 'denied'; ad_personalization?: 'granted' | 'denied' };
+  consentMode?: Partial<Record<ConsentModeSignal, 'granted' | 'denied'>>;
   /**
    * IAB TCF: whether it applies to this hit (`gdpr=1`, or a string present without `gdpr=0`) and
    * the decoded string's result. Destinations with a TCF requirement are checked against it.

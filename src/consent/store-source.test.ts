@@ -225,6 +225,14 @@ describe('the stored TCF string (seed seeka-server-side-consent.txt)', () => {
     expect(withStoredTcf({ applies: false }, [], undefined)).toEqual({ applies: false });
   });
 
+  it("shares the resolver's reader: a string the hit carries and the profile stores is decoded and cached once", () => {
+    const resolver = createConsentResolver({ categories: siteCategories, tcf: tcfOptions });
+    const shared = createStoredTcfReader({ tcf: tcfOptions, categories: siteCategories, reader: resolver.tcf });
+    expect(resolver.tcf.read(tc, new Date(NOW))).toMatchObject({ ok: true });
+    expect(storeSignal(withString(tc), ids, NOW, shared)?.tcf).toMatchObject({ value: tc, result: { ok: true } });
+    expect(resolver.tcf.cacheSize).toBe(1);
+  });
+
   it('verify view: the string decides as items where no newer item states the category', () => {
     const c = withString(tc, { analytics: { item: 'analytics', status: 'granted', consentAt: DAY + 10, validUntil: null, source: 'push', expired: false } });
     const view = reader.withItems(c, NOW);

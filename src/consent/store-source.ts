@@ -31,6 +31,12 @@ export interface StoreSourceOptions {
   tcf?: StoredTcfReader;
 }
 
+/** A stored item's effective status: granted only while granted and not expired (flag or valid_until). */
+export function itemStatus(item: SubjectConsent['items'][string], now: number): 'granted' | 'denied' {
+  const expired = item.expired || (item.validUntil !== null && item.validUntil <= now);
+  return item.status === 'granted' && !expired ? 'granted' : 'denied';
+}
+
 /**
  * The signal a stored record gives: its items for the site categories, then, with `tcf`, what the
  * profile's TCF string decides (seed seeka-server-side-consent.txt: the string on the profile
@@ -44,8 +50,7 @@ export function storeSignal(consent: SubjectConsent | undefined, categories: rea
   for (const c of categories) {
     const item = consent.items[c];
     if (item === undefined) continue;
-    const expired = item.expired || (item.validUntil !== null && item.validUntil <= now);
-    out[c] = item.status === 'granted' && !expired ? 'granted' : 'denied';
+    out[c] = itemStatus(item, now);
     at[c] = item.consentAt;
     if (!(item.consentAt <= latest)) latest = item.consentAt;
   }

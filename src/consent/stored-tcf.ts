@@ -34,6 +34,12 @@ export interface StoredTcfReaderOptions {
   tcf: { maxLength: number; maxAgeDays: number; cacheEntries: number };
   /** The site categories (`site.categories`); those with `tcf.purposes` are the ones a string can decide. */
   categories: Readonly<Record<string, { tcf?: { purposes: readonly number[] } | undefined }>>;
+  /**
+   * The reader of hits' strings (ConsentResolver.tcf, built from the same `consent.tcf`): a string
+   * a hit carries and its profile stores is then decoded and cached once, and the cache stays
+   * within `consent.tcf.cacheEntries`. Absent: a reader of its own.
+   */
+  reader?: TcfReader;
 }
 
 export interface StoredTcfReader {
@@ -54,10 +60,10 @@ export interface StoredTcfReader {
 const DAY_MS = 86_400_000;
 
 export function createStoredTcfReader(o: StoredTcfReaderOptions): StoredTcfReader {
-  // Its own LRU of decoded strings: profiles share strings (one CMP version writes the same string
-  // for every visitor who made the same choice), so most reads are cache hits; the date checks run
-  // on every read, so a cached string still expires on time.
-  const reader: TcfReader = createTcfReader({ maxLength: o.tcf.maxLength, maxAgeMs: o.tcf.maxAgeDays * DAY_MS, cacheEntries: Math.max(1, o.tcf.cacheEntries) });
+  // An LRU of decoded strings: profiles share strings (one CMP version writes the same string for
+  // every visitor who made the same choice), so most reads are cache hits; the date checks run on
+  // every read, so a cached string still expires on time.
+  const reader: TcfReader = o.reader ?? createTcfReader({ maxLength: o.tcf.maxLength, maxAgeMs: o.tcf.maxAgeDays * DAY_MS, cacheEntries: Math.max(1, o.tcf.cacheEntries) });
   const maxAgeMs = o.tcf.maxAgeDays * DAY_MS;
   const mapped = Object.entries(o.categories)
     .map(([id, c]) => [id, c.tcf?.purposes ?? []] as const)

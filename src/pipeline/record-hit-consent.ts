@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { ConsentResolver } from '../consent/resolve.ts';
 import type { RequestSignals } from '../consent/signals.ts';
+import { itemStatus } from '../consent/store-source.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -85,9 +86,7 @@ function alreadyRecorded(profile: SubjectConsent | undefined, rec: HitRecord, no
   if (profile === undefined) return false;
   for (const i of rec.items) {
     const s = Object.hasOwn(profile.items, i.item) ? profile.items[i.item] : undefined;
-    if (s === undefined) return false;
-    const expired = s.expired || (s.validUntil !== null && s.validUntil <= now);
-    if ((s.status === 'granted' && !expired ? 'granted' : 'denied') !== i.status) return false;
+    if (s === undefined || itemStatus(s, now) !== i.status) return false;
   }
   return rec.tcf === undefined || profile.tcfString === rec.tcf.value;
 }
@@ -95,8 +94,7 @@ function alreadyRecorded(profile: SubjectConsent | undefined, rec: HitRecord, no
 /** The profile states the item, and it reads as denied (a denial, or a grant expired). */
 function deniedIn(profile: SubjectConsent | undefined, item: string, now: number): boolean {
   const s = profile !== undefined && Object.hasOwn(profile.items, item) ? profile.items[item] : undefined;
-  if (s === undefined) return false;
-  return s.status !== 'granted' || s.expired || (s.validUntil !== null && s.validUntil <= now);
+  return s !== undefined && itemStatus(s, now) === 'denied';
 }
 
 export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecorder {

@@ -1,7 +1,7 @@
-import type { ConsentState } from '../consent/state.ts';
+import type { ConsentModeSignal, ConsentState } from '../consent/state.ts';
 import type { TcfRequirement } from '../consent/tcf.ts';
 import type { TcfVerdict } from '../consent/tcf-verdict.ts';
-import { reasonText, type ConsentModeSignal, type Reason, type ReasonCode } from './reasons.ts';
+import { reasonText, type Reason, type ReasonCode } from './reasons.ts';
 
 export type Outcome = 'forward' | 'redact' | 'hold' | 'drop';
 export type DataControlMode = 'disabled' | 'opt-out' | 'opt-in';

@@ -1,3 +1,4 @@
+import type { ConsentModeSignal } from '../consent/state.ts';
 import type { TcfReason } from '../consent/tcf-verdict.ts';
 
 /** Reasons about one required site category. */
@@ -22,9 +23,6 @@ export type Reason =
    */
   | { code: 'consent_mode_denied'; signal: ConsentModeSignal }
   | TcfReason;
-
-/** The Consent Mode v2 signals that reshape an event rather than gate it. */
-export type ConsentModeSignal = 'ad_user_data' | 'ad_personalization';
 
 export type ReasonCode = Reason['code'];
 

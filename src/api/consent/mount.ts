@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../config/load.ts';
 import { chainSources, createStoreSource, type StoreSource } from '../../consent/store-source.ts';
 import { createStoredTcfReader } from '../../consent/stored-tcf.ts';
+import type { TcfReader } from '../../consent/tcf.ts';
 import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
@@ -43,6 +44,8 @@ export interface ConsentApiOptions {
    * change feed's reconnects: the app's consent clock. Default: the system clock.
    */
   clock?: Clock;
+  /** The hit path's TCF reader (ConsentResolver.tcf), so a string is decoded and cached once. Absent: one of its own. */
+  tcfReader?: TcfReader;
 }
 
 export interface ConsentApi {
@@ -90,7 +93,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
   // The profile's TCF string, decoded for hits and for verify (seed seeka-server-side-consent.txt).
-  const storedTcf = createStoredTcfReader({ tcf: config.consent.tcf, categories: config.site.categories });
+  const storedTcf = createStoredTcfReader({ tcf: config.consent.tcf, categories: config.site.categories, ...(o.tcfReader === undefined ? {} : { reader: o.tcfReader }) });
   const storeSource = createStoreSource({ siteId, categories, read: (s, subject, at) => store.read(s, subject, at), clock, tcf: storedTcf });
   late.storeSource = storeSource;
   const source = chainSources(storeSource, o.upstream);
