@@ -5,6 +5,7 @@ import { parseOr400 } from './validate.ts';
 import type { SubjectConsent, SubjectRef } from '../../store/types.ts';
 import { idProblem, subjectIdSchema } from './ids.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
+import { itemStatus } from '../../consent/store-source.ts';
 
 /** What the read routes need of the store. */
 export interface ConsentReader {
@@ -86,9 +87,7 @@ function itemOf(consent: SubjectConsent | undefined, item: string): SubjectConse
 /** An item's effective state for a reader: granted only when granted and not expired. */
 function effective(consent: SubjectConsent, item: string, now: number): 'granted' | 'denied' | 'unknown' {
   const s = itemOf(consent, item);
-  if (s === undefined) return 'unknown';
-  const expired = s.expired || (s.validUntil !== null && s.validUntil <= now);
-  return s.status === 'granted' && !expired ? 'granted' : 'denied';
+  return s === undefined ? 'unknown' : itemStatus(s, now);
 }
 
 /**
