@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { appendAudit, chainHeadHash, lockAuditChain, type AuditColumns } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
 import { notifyChange } from './notify.ts';
-import { type ChangeHook, type ConsentChange, type SubjectRef } from './types.ts';
+import { parseSubjectKey, type ChangeHook, type ConsentChange, type SubjectRef } from './types.ts';
 import { enqueueForExpiry } from './webhooks.ts';
 import { every } from '../lib/every.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
@@ -86,11 +86,6 @@ interface DueRow {
 // The terms of the partial index consent_items_expiry_due (migration 8), spelled as its predicate
 // so both engines' planners use it.
 const dueWhere = (t: string): string => `${t}status = 'granted' AND ${t}valid_until IS NOT NULL AND ${t}expiry_noted_at IS NULL AND ${t}valid_until <= ?`;
-
-function subjectOf(key: string): SubjectRef {
-  const at = key.indexOf(':');
-  return { type: key.slice(0, at) === 'user' ? 'user' : 'visitor', id: key.slice(at + 1) };
-}
 
 /** Same bytes for the same expiry on any instance: the audit row's dedup key. */
 export function expiryDedupKey(siteId: string, subjectKey: string, item: string, validUntil: number): string {
@@ -157,7 +152,7 @@ export async function sweepExpired(db: Db, opts: SweepOptions): Promise<SweepRes
       };
       const appended = await appendAudit(tx, head, row);
       await mark();
-      const subject = subjectOf(r.subject_key);
+      const subject = parseSubjectKey(r.subject_key);
       const base = { siteId: r.site_id, subject, item: r.item, validUntil, consentAt, source: r.source, grantSeq };
       if (appended === undefined) {
         // Announced before (its marker was lost): marked again, announced never twice.
