@@ -323,6 +323,14 @@ function itemKey3(siteId: string, subjectKey: string, item: string): string {
   return `${siteId}\u0000${subjectKey}\u0000${item}`;
 }
 
+/**
+ * Writes an item's state (params: site, subject key, item, status, consent_at, valid_until, source,
+ * audit_seq). A write clears the expiry marker: the sweep (src/store/expiry.ts) judges the new row.
+ */
+const WRITE_ITEM_SQL = `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
+    valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`;
+
 /** One apply or link: the transaction's state (chain head, views before the first write). */
 class Writer {
   private head = '';
@@ -525,9 +533,7 @@ class Writer {
     if (input.links !== undefined && input.links.length > 0) await this.linkAll(input.siteId, [input.subject, ...input.links], decision.source);
     if (applied) {
       await this.tx.run(
-        `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
-           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`,
+        WRITE_ITEM_SQL,
         [input.siteId, key, row.item, status, decision.at, decision.validUntil, decision.source, appended.seq],
       );
       if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
@@ -641,9 +647,7 @@ class Writer {
     if (now === undefined) await this.tx.run('DELETE FROM consent_items WHERE site_id = ? AND subject_key = ? AND item = ?', [siteId, key, item]);
     else {
       await this.tx.run(
-        `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
-           valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`,
+        WRITE_ITEM_SQL,
         [siteId, key, item, now.status, now.consentAt, now.validUntil, now.source, now.auditSeq],
       );
     }
