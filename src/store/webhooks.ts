@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
-import type { ChangeHook, ConsentChange } from './types.ts';
+import { subjectKey, type ChangeHook, type ConsentChange } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 export interface WebhookFilters {
@@ -272,7 +272,7 @@ async function changeEvidence(tx: Queryable, change: ConsentChange): Promise<Map
   if (refs.length === 0) return out;
   const rows = await tx.all<{ item: string; attributes: string | null }>(
     `SELECT i.item, a.attributes FROM consent_items i JOIN audit_log a ON a.seq = i.audit_seq WHERE i.site_id = ? AND i.subject_key = ? AND i.item IN (${refs.map(() => '?').join(', ')})`,
-    [change.siteId, `${change.subject.type}:${change.subject.id}`, ...refs],
+    [change.siteId, subjectKey(change.subject), ...refs],
   );
   for (const r of rows) {
     if (r.attributes === null) continue;
