@@ -69,6 +69,22 @@ function parseAttributes(text: string | null): Record<string, unknown> | null {
   }
 }
 
+/** A consent_items row joined with its audit row's evidence, as a record; `created` null: its own consent time. */
+function refRecordOf(r: ItemRow, created: number | null): RefRecord {
+  const consentAt = Number(r.consent_at);
+  return {
+    subjectKey: r.subject_key,
+    item: r.item,
+    status: r.status === 'granted' ? 'granted' : 'denied',
+    consentAt,
+    validUntil: r.valid_until === null ? null : Number(r.valid_until),
+    auditSeq: Number(r.audit_seq),
+    source: r.source,
+    attributes: parseAttributes(r.attributes),
+    created: created === null ? consentAt : Number(created),
+  };
+}
+
 /**
  * The current record of `item` (`ref:<Reference>`) over `members` (a profile's subjects), by the
  * one last-write-wins rule; without `item`, the most recently decided reference of the profile.
@@ -98,18 +114,7 @@ export async function currentRefRecord(db: Queryable, siteId: string, members: r
   }
   if (best === undefined) return undefined;
   const first = await db.get<{ created: number | null }>(`SELECT MIN(consent_at) AS created FROM audit_log WHERE site_id = ? AND subject_key IN (${marks}) AND item = ?`, [siteId, ...members, best.item]);
-  const c = claim(best);
-  return {
-    subjectKey: best.subject_key,
-    item: best.item,
-    status: c.status,
-    consentAt: c.at,
-    validUntil: c.validUntil,
-    auditSeq: Number(best.audit_seq),
-    source: best.source,
-    attributes: parseAttributes(best.attributes),
-    created: first?.created === null || first?.created === undefined ? c.at : Number(first.created),
-  };
+  return refRecordOf(best, first?.created ?? null);
 }
 
 /** Evidence fields the query filters on (exact match); the names are the attributes' keys. */
@@ -192,19 +197,7 @@ export async function queryRefRecords(db: Db, q: RefQuery, cursor: string | unde
      ORDER BY a.consent_at, a.seq LIMIT ?`,
     params,
   );
-  const records = rows.map(
-    (r): RefRecord => ({
-      subjectKey: r.subject_key,
-      item: r.item,
-      status: r.status === 'granted' ? 'granted' : 'denied',
-      consentAt: Number(r.consent_at),
-      validUntil: r.valid_until === null ? null : Number(r.valid_until),
-      auditSeq: Number(r.audit_seq),
-      source: r.source,
-      attributes: parseAttributes(r.attributes),
-      created: r.created === null ? Number(r.consent_at) : Number(r.created),
-    }),
-  );
+  const records = rows.map((r) => refRecordOf(r, r.created));
   const last = records[records.length - 1];
   return records.length === limit && last !== undefined ? { records, nextCursor: encodeCursor(last.consentAt, last.auditSeq) } : { records };
 }
