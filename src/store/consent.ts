@@ -5,7 +5,7 @@ import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storab
 import type { Db, Queryable } from './db.ts';
 import { idProblem, MAX_ITEM_TEXT } from './ids.ts';
 import { notifyChange } from './notify.ts';
-import { gcmText, replayAudit, type ReplayRow } from './replay.ts';
+import { gcmText, inputClaim, replayAudit, type ReplayRow } from './replay.ts';
 import { parseSubjectKey, subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
@@ -490,9 +490,7 @@ class Writer {
 
   async input(input: ConsentInput): Promise<InputOutcome> {
     const key = subjectKey(input.subject);
-    const status: Status = input.valid && input.action === 'accept' ? 'granted' : 'denied';
-    // An expiry only means something for a grant; a denial stays denied.
-    const decision: Decision = { status, at: input.consentAt, validUntil: status === 'granted' ? input.validUntil : null, source: storableText(input.source) };
+    const decision: Decision = inputClaim(input.action, input.valid, input.consentAt, input.validUntil, storableText(input.source));
     const known = this.items.get(itemKey3(input.siteId, key, input.item));
     const stored =
       known !== undefined
@@ -534,9 +532,9 @@ class Writer {
     if (applied) {
       await this.tx.run(
         WRITE_ITEM_SQL,
-        [input.siteId, key, row.item, status, decision.at, decision.validUntil, decision.source, appended.seq],
+        [input.siteId, key, row.item, decision.status, decision.at, decision.validUntil, decision.source, appended.seq],
       );
-      if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
+      if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status: decision.status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
     }
     return { auditSeq: appended.seq, ...base, applied, duplicate: false };
   }

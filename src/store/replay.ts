@@ -66,6 +66,16 @@ export function gcmText(gcm: Readonly<Record<string, 'granted' | 'denied'>> | nu
   return JSON.stringify(Object.fromEntries(Object.entries(gcm).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
 }
 
+/**
+ * The claim a consent input makes, for the writer (src/store/consent.ts, Writer.input) and the
+ * replay alike: an invalid input is a reject (seed bloomreach-tracking-consent.txt, "Invalid
+ * consent events revoke consent"), and an expiry only means something for a grant.
+ */
+export function inputClaim(action: string, valid: boolean, consentAt: number, validUntil: number | null, source: string): ConsentClaim & { status: 'granted' | 'denied'; validUntil: number | null } {
+  const status = valid && action === 'accept' ? 'granted' : 'denied';
+  return { status, at: consentAt, validUntil: status === 'granted' ? validUntil : null, source };
+}
+
 type Candidate = ConsentClaim & { status: 'granted' | 'denied'; validUntil: number | null; seq: number };
 
 interface ItemHistory {
@@ -118,8 +128,7 @@ export class AuditReplay {
       case 'accept':
       case 'reject': {
         if (r.item === null || r.consent_at === null) return bad('an input without item or consent_at');
-        const status = r.valid === 1 && r.action === 'accept' ? 'granted' : 'denied';
-        const c: Candidate = { status, at: r.consent_at, validUntil: status === 'granted' ? r.valid_until : null, source: r.source, seq: r.seq };
+        const c: Candidate = { ...inputClaim(r.action, r.valid === 1, r.consent_at, r.valid_until, r.source), seq: r.seq };
         const k = key3(r.site_id, r.subject_key, r.item);
         const h = this.items.get(k) ?? { valid: undefined, invalid: [], seen: false };
         if (r.valid === 1) {
