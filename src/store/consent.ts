@@ -331,6 +331,18 @@ const WRITE_ITEM_SQL = `INSERT INTO consent_items (site_id, subject_key, item, s
   ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
     valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`;
 
+/**
+ * Sets a subject's version (a subject without a record keeps a row for its version only). The
+ * caller picks it one above its profile's highest (see the top of this file); the expiry sweep
+ * (src/store/expiry.ts) bumps through here too.
+ */
+export async function writeVersion(q: Queryable, siteId: string, key: string, version: number, now: number): Promise<void> {
+  await q.run(
+    'INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
+    [siteId, key, version, now],
+  );
+}
+
 /** One apply or link: the transaction's state (chain head, views before the first write). */
 class Writer {
   private head = '';
@@ -688,10 +700,7 @@ class Writer {
     const changes: ConsentChange[] = [];
     for (const { siteId, key, before, after } of changed) {
       const version = versions.get(`${siteId}\u0000${after.profileId}`)!;
-      await this.tx.run(
-        'INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
-        [siteId, key, version, this.now],
-      );
+      await writeVersion(this.tx, siteId, key, version, this.now);
       const items = Object.values(after.items).filter((s) => {
         const was = before?.items[s.item];
         return was === undefined || itemKey(was) !== itemKey(s);

@@ -22,6 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { appendAudit, chainHeadHash, lockAuditChain, type AuditColumns } from './audit.ts';
+import { writeVersion } from './consent.ts';
 import type { Db, Queryable } from './db.ts';
 import { notifyChange } from './notify.ts';
 import { parseSubjectKey, type ChangeHook, type ConsentChange, type SubjectRef } from './types.ts';
@@ -199,10 +200,7 @@ async function bumpVersion(tx: Queryable, siteId: string, key: string, now: numb
   const members = rows.map((r) => r.subject_key);
   if (!members.includes(key)) members.push(key);
   const version = rows.reduce((max, r) => Math.max(max, r.version === null ? 0 : Number(r.version)), 0) + 1;
-  await tx.run(
-    'INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
-    [siteId, key, version, now],
-  );
+  await writeVersion(tx, siteId, key, version, now);
   return { version, members: members.sort() };
 }
 
