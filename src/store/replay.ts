@@ -281,8 +281,9 @@ export class AuditReplay {
   /** The first implied item no stored row was marked for. */
   unseenItem(): { siteId: string; subjectKey: string; item: string; state: ImpliedItem } | undefined {
     for (const [k, h] of this.items) {
+      if (h.seen) continue;
       const state = implied(h);
-      if (h.seen || state === undefined) continue;
+      if (state === undefined) continue;
       const [siteId, subjectKey, item] = k.split(SEP) as [string, string, string];
       return { siteId, subjectKey, item, state };
     }
