@@ -19,6 +19,7 @@ import { consentExpireRouter } from './expire-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
 import { rememberClientId } from '../../store/universal-consent.ts';
+import { subjectKey } from '../../store/types.ts';
 import { clientIdKeys } from '../../store/client-id.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { secureprivacyRoutes } from '../secureprivacy/index.ts';
@@ -87,7 +88,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     onChange: enqueueForChange,
     afterCommit: (changes) => {
       for (const c of changes) {
-        if (c.siteId === siteId) changed(`${c.subject.type}:${c.subject.id}`);
+        if (c.siteId === siteId) changed(subjectKey(c.subject));
       }
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
@@ -118,7 +119,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   // SecurePrivacy ClientIds are keyed by a secret of the store (src/store/client-id.ts).
   const clientIdKey = clientIdKeys(o.db, () => clock.now());
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, clientIdKey, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, `${subject.type}:${subject.id}`, clock.now()) }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, clientIdKey, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, subjectKey(subject), clock.now()) }));
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
