@@ -20,7 +20,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(tokenAnswer?: () => { status: number; body: string }) {
+async function setup(tokenAnswer?: () => { status: number; body: string }, options: { answer?: (conversions: { orderId: string }[]) => { status: number; body: string }; delivery?: Record<string, unknown> } = {}) {
   const clock = new FakeClock(Date.parse('2026-12-01T10:00:00.000Z'));
   const issued: string[] = [];
   const valid = new Set<string>();
@@ -34,7 +34,8 @@ async function setup(tokenAnswer?: () => { status: number; body: string }) {
   const google = await startVendor((hit) => {
     const bearer = String(hit.headers.authorization ?? '').replace(/^Bearer /, '');
     if (!valid.has(bearer)) return { status: 401, body: JSON.stringify({ error: { code: 401, message: `Request had invalid authentication credentials: ${bearer}`, status: 'UNAUTHENTICATED' } }) };
-    const conversions = (hit.body as { conversions: unknown[] }).conversions;
+    const conversions = (hit.body as { conversions: { orderId: string }[] }).conversions;
+    if (options.answer !== undefined) return options.answer(conversions);
     return { status: 200, body: JSON.stringify({ results: conversions.map(() => ({})), jobId: '42' }) };
   });
   const raw: string[] = [];
@@ -47,6 +48,7 @@ async function setup(tokenAnswer?: () => { status: number; body: string }) {
   const tw = await startTagwarden(
     testConfig({
       site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: {}, analytics: {} } },
+      ...(options.delivery === undefined ? {} : { delivery: options.delivery }),
       destinations: [
         {
           id: 'gads',
@@ -74,6 +76,10 @@ async function setup(tokenAnswer?: () => { status: number; body: string }) {
         consent: { categoryPreferences: { advertising, analytics: true } },
       },
     });
+  /** Posts purchases (one batch once flushed). */
+  const post3 = async (...ids: string[]) => {
+    for (const id of ids) expect((await purchase(id, true)).status).toBe(200);
+  };
   /** Sends one purchase and waits until delivery has done everything it can without the clock moving. */
   const send = async (messageId: string, advertising = true) => {
     expect((await purchase(messageId, advertising)).status).toBe(200);
@@ -82,7 +88,7 @@ async function setup(tokenAnswer?: () => { status: number; body: string }) {
   const uploads = (): VendorHit[] => google.hits.filter((h) => h.path === UPLOAD_PATH);
   const bearerOf = (h: VendorHit) => h.headers.authorization;
   const log = () => raw.join('');
-  return { clock, issued, valid, oauth, google, tw, send, uploads, bearerOf, log };
+  return { clock, issued, valid, oauth, google, tw, send, post: post3, uploads, bearerOf, log };
 }
 
 describe('google-ads end to end (fake Google Ads API and OAuth token endpoint on 127.0.0.1)', () => {
@@ -192,5 +198,99 @@ describe('google-ads end to end (fake Google Ads API and OAuth token endpoint on
     const lines = s.log().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((l) => l.msg === 'delivery retry scheduled' && l.destination === 'gads')).toMatchObject({ code: 'TW_ERR_AUTH_RETRYABLE', reason: 'auth_status_503' });
     expect(s.log()).not.toContain('ya29.later');
+  });
+
+  describe('partial failure: a 200 that lists failed rows (rowErrors)', () => {
+    /**
+     * Google's answer to uploadClickConversions with partialFailure: true when some rows failed: a
+     * `partialFailureError` Status whose details hold a GoogleAdsFailure with one error per failed
+     * row (its index in `location.fieldPathElements`), and an empty result for each failed row
+     * (https://developers.google.com/google-ads/api/docs/best-practices/partial-failures).
+     */
+    const partialAnswer = (conversions: { orderId: string }[], failed: Record<string, string>) => {
+      const errors = conversions.flatMap((c, index) =>
+        failed[c.orderId] === undefined
+          ? []
+          : [{ errorCode: { conversionUploadError: failed[c.orderId] }, message: `The imported event failed (${c.orderId}).`, trigger: { stringValue: 'Gclid' }, location: { fieldPathElements: [{ fieldName: 'conversions', index }, { fieldName: 'gclid' }] } }],
+      );
+      return {
+        status: 200,
+        body: JSON.stringify({
+          partialFailureError: { code: 3, message: 'Multiple errors in ‘details’.', details: [{ '@type': 'type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure', errors, requestId: 'req-1' }] },
+          results: conversions.map((c) => (failed[c.orderId] === undefined ? { gclid: `Gclid-${c.orderId}`, conversionAction: `customers/${CUSTOMER}/conversionActions/987654321`, conversionDateTime: '2026-12-01 09:59:00+00:00' } : {})),
+          jobId: '43',
+        }),
+      };
+    };
+    const lines = (log: string) => log.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failures = { p2: 'UNPARSEABLE_GCLID', p3: 'TOO_RECENT_EVENT' };
+
+    it('delivers the rows Google took and dead-letters the failed ones with their code; a TOO_RECENT row beyond the retry window too', async () => {
+      const s = await setup(undefined, { answer: (c) => partialAnswer(c, failures) });
+      await s.post('p1', 'p2', 'p3');
+      await s.tw.app.flush(5_000);
+      expect(s.uploads()).toHaveLength(1);
+      expect((s.uploads()[0]!.body as { conversions: { orderId: string }[] }).conversions.map((c) => c.orderId)).toEqual(['p1', 'p2', 'p3']);
+
+      const metrics = await (await fetch(`${s.tw.url}/metrics`)).text();
+      expect(metrics).toContain('tagwarden_deliveries_total{destination="gads",outcome="delivered"} 1');
+      expect(metrics).toContain('tagwarden_deliveries_total{destination="gads",outcome="failed"} 2');
+      const notCompleted = lines(s.log()).filter((l) => l.msg === 'delivery not completed' && l.destination === 'gads');
+      // The final code gives up at once; the transient one asks for 6 h, beyond the default 4 h window.
+      expect(notCompleted).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ reason: 'row_rejected:UNPARSEABLE_GCLID', code: 'TW_ERR_DELIVERY_REJECTED', outcome: 'failed' }),
+          expect.objectContaining({ reason: 'retry_after_beyond_deadline', code: 'TW_ERR_DELIVERY_RETRYABLE', outcome: 'failed' }),
+        ]),
+      );
+      // Google's message text never reaches the log.
+      expect(s.log()).not.toContain('The imported event failed');
+    });
+
+    it('retries only the TOO_RECENT row, after the 6 h Google asks for, when the retry window allows it', async () => {
+      let answered = 0;
+      const s = await setup(undefined, {
+        delivery: { maxTotalMs: 8 * 3_600_000 },
+        answer: (c) => (answered++ === 0 ? partialAnswer(c, failures) : { status: 200, body: JSON.stringify({ results: c.map(() => ({ gclid: 'x' })) }) }),
+      });
+      await s.post('p1', 'p2', 'p3');
+      const flushing = s.tw.app.flush(9 * 3_600_000);
+      for (let i = 0; i < 400 && s.uploads().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 30; i++) await new Promise<void>((r) => setImmediate(r));
+      expect(s.uploads()).toHaveLength(1);
+      // Nothing before the 6 h: the row waits on the delivery clock.
+      s.clock.advance(6 * 3_600_000 - 1_000);
+      for (let i = 0; i < 30; i++) await new Promise<void>((r) => setImmediate(r));
+      expect(s.uploads()).toHaveLength(1);
+      for (let i = 0; i < 200 && s.uploads().length === 1; i++) {
+        s.clock.advance(60_000);
+        for (let j = 0; j < 10; j++) await new Promise<void>((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await flushing;
+      expect(s.uploads()).toHaveLength(2);
+      expect((s.uploads()[1]!.body as { conversions: { orderId: string }[] }).conversions.map((c) => c.orderId)).toEqual(['p3']);
+      const metrics = await (await fetch(`${s.tw.url}/metrics`)).text();
+      expect(metrics).toContain('tagwarden_deliveries_total{destination="gads",outcome="delivered"} 2');
+      expect(metrics).toContain('tagwarden_deliveries_total{destination="gads",outcome="failed"} 1');
+      expect(lines(s.log()).find((l) => l.msg === 'delivery retry scheduled' && l.destination === 'gads')).toMatchObject({ reason: 'row_transient', code: 'TW_ERR_DELIVERY_RETRYABLE' });
+    });
+
+    it('an answer it cannot read for certain (a row index outside the batch, a body that is not JSON) acknowledges no row', async () => {
+      for (const body of [
+        JSON.stringify({ partialFailureError: { code: 3, details: [{ errors: [{ errorCode: { conversionUploadError: 'UNPARSEABLE_GCLID' }, location: { fieldPathElements: [{ fieldName: 'conversions', index: 7 }] } }] }] } }),
+        JSON.stringify({ partialFailureError: { code: 3, details: [{ errors: [{ errorCode: { conversionUploadError: 'UNPARSEABLE_GCLID' } }] }] } }),
+        '<html>not json</html>',
+      ]) {
+        const s = await setup(undefined, { answer: () => ({ status: 200, body }) });
+        await s.post('u1', 'u2');
+        await s.tw.app.flush(5_000);
+        const metrics = await (await fetch(`${s.tw.url}/metrics`)).text();
+        expect(metrics).not.toMatch(/destination="gads",outcome="delivered"/);
+        expect(metrics).toContain('tagwarden_deliveries_total{destination="gads",outcome="failed"} 2');
+        expect(lines(s.log()).find((l) => l.msg === 'delivery not completed' && l.destination === 'gads')).toMatchObject({ reason: 'status_200_rejected', code: 'TW_ERR_DELIVERY_REJECTED' });
+        await s.tw.close();
+      }
+    });
   });
 });

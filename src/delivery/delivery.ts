@@ -75,7 +75,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const random = options.random ?? Math.random;
   const settings = resolveDeliverySettings(options);
   const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-  const raw: SendFn = (req, sendOptions) => sendOutbound(options.agent, req, { ...sendOptions, maxResponseBytes });
+  // A destination whose 2xx bodies list failed rows (rowErrors) reads more of them than an error page.
+  const raw: SendFn = (req, sendOptions) => sendOutbound(options.agent, req, { ...sendOptions, maxResponseBytes: sendOptions.maxResponseBytes ?? maxResponseBytes });
   // The one auth hook: a template's `auth` (docs/templates.md) is applied here, just before the
   // wire, so every attempt, retry and bisected part of a batch goes through it.
   const tokens = createTokenSource({ clock, exchange: (req, exchangeOptions) => sendOutbound(options.agent, req, exchangeOptions) });

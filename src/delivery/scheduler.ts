@@ -18,9 +18,14 @@ import type { Clock, TimerHandle } from '../lib/clock.ts';
 import type { OutboxEntry, OutboxReason } from './outbox.ts';
 import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
+import type { RowFailure } from '../destinations/row-errors.ts';
+import { splitRows } from './row-split.ts';
 import { decideRetry, type AttemptOutcome, type RetryPolicy } from './retry-policy.ts';
 import type { SendOptions, SendResult } from '../lib/http/send.ts';
-import { asError, errorCodeOf, InternalError, TemplateError, UnavailableError, type ErrorCode } from '../errors.ts';
+import { asError, DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, InternalError, TemplateError, UnavailableError, type ErrorCode } from '../errors.ts';
+
+const ROW_REJECTED = errorCodeOf(DeliveryRejectedError);
+const ROW_RETRYABLE = errorCodeOf(DeliveryRetryableError);
 
 /** Returns the ids still allowed to go out; called before every send. A revocation wins. */
 export type RecheckHook = (destinationId: string, messageIds: string[]) => Promise<Set<string>> | Set<string>;
@@ -178,6 +183,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         isTransient: (status, body) => job.destination.transientResponse(status, body),
         rejectsBatch: (status, body) => job.destination.rejectsBatch(status, body),
         ...(job.destination.answerRejected === undefined ? {} : { answerRejected: job.destination.answerRejected }),
+        ...(job.destination.rowErrors === undefined ? {} : { keepBody: true, maxResponseBytes: job.destination.rowErrors.maxResponseBytes }),
         now: () => clock.now(),
       }, job.destination);
     } catch (err) {
@@ -188,6 +194,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         .then((sent) => {
           inFlight.delete(job);
           delete job.abort;
+          const { outcome, rows } = readRows(job, sent);
           const decision = decideRetry({
             attempt: job.attempts,
             firstAttemptAt: job.firstAttemptAt ?? clock.now(),
@@ -195,13 +202,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
             method: req.method,
             idempotent: job.destination.idempotent,
             retrySafe: job.destination.retrySafe,
-            outcome: sent.outcome,
+            outcome,
             policy,
             random: options.random,
           });
           const { next, pauseMs } = afterAttempt({
             decision,
-            outcome: sent.outcome,
+            outcome,
             rejectsBatch: sent.rejectsBatch === true,
             parking: options.parking(),
             size: job.batch.entries.length,
@@ -215,8 +222,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
           switch (next.action) {
             case 'deliver':
-              report(base);
-              release(job);
+              if (rows !== undefined) settleRows(job, base, rows, req.method);
+              else {
+                report(base);
+                release(job);
+              }
               break;
             case 'park':
               if (next.retryInMs !== undefined) job.dueAt = clock.now() + next.retryInMs;
@@ -240,6 +250,82 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }),
       job,
     );
+  }
+
+  /**
+   * A 2xx answer of a destination with `rowErrors` (Google Ads partial failure) is read for the
+   * rows it failed. One it cannot read for certain counts as a final rejection of the whole batch:
+   * a dead letter to replay (the vendor deduplicates the rows it took by their idempotency key)
+   * rather than rows acknowledged that never arrived.
+   */
+  function readRows(job: Job, sent: AttemptResult): { outcome: AttemptOutcome; rows?: RowFailure[] } {
+    const reader = job.destination.rowErrors;
+    const outcome = sent.outcome;
+    if (reader === undefined || outcome.kind !== 'response' || outcome.status < 200 || outcome.status > 299 || outcome.rejected !== undefined) return { outcome };
+    const cut = sent.truncated || sent.interrupted !== undefined;
+    const verdict = reader.read(sent.body?.toString('utf8') ?? '', cut, job.batch.entries.length);
+    if (verdict === undefined) return { outcome };
+    if (verdict.kind === 'unreadable') return { outcome: { ...outcome, rejected: 'final' } };
+    return { outcome, rows: verdict.failures };
+  }
+
+  /**
+   * Carries out a 2xx answer that failed some rows (row-split.ts): the rows it took are delivered,
+   * each final code's rows give up as one dead letter (reason `row_rejected:<code>`), and the
+   * transient rows go to the retry policy as a part of their own, with the wait the template asks
+   * for (`rowErrors.retryAfterSeconds`). That wait is the rows' own: it does not pause the
+   * destination, whose other requests the vendor takes.
+   */
+  function settleRows(job: Job, base: DeliveryResult, failures: readonly RowFailure[], method: string): void {
+    const split = splitRows(job.batch.entries.length, failures);
+    const last: LastExchange = { status: base.status, durationMs: base.durationMs };
+    const partOf = (indices: readonly number[]): Job => {
+      const chosen = new Set(indices.map((i) => job.batch.entries[i]));
+      const part: Job = { destination: job.destination, batch: keepEntries(job.batch, (e) => chosen.has(e)), attempts: job.attempts };
+      if (job.firstAttemptAt !== undefined) part.firstAttemptAt = job.firstAttemptAt;
+      return part;
+    };
+    if (split.delivered.length > 0) {
+      const part = partOf(split.delivered);
+      report({ ...base, messageIds: ids(part) });
+      release(part);
+    }
+    for (const [code, indices] of split.rejected) {
+      const part = partOf(indices);
+      const reason = `row_rejected:${code}`;
+      report({ ...base, messageIds: ids(part), outcome: 'failed', reason, error: ROW_REJECTED });
+      park([part], `gave_up:${reason}`, last, ROW_REJECTED);
+    }
+    if (split.transient.length === 0) return;
+    const part = partOf(split.transient);
+    const wait = job.destination.rowErrors?.retryAfterSeconds;
+    const outcome: AttemptOutcome = { kind: 'response', status: base.status ?? 200, rejected: 'transient', transient: true };
+    if (wait !== undefined) outcome.retryAfter = String(wait);
+    const decision = decideRetry({
+      attempt: part.attempts,
+      firstAttemptAt: part.firstAttemptAt ?? clock.now(),
+      now: clock.now(),
+      method,
+      idempotent: part.destination.idempotent,
+      retrySafe: part.destination.retrySafe,
+      outcome,
+      policy,
+      random: options.random,
+    });
+    if (decision.action === 'retry') {
+      if (options.parking()) {
+        part.dueAt = clock.now() + decision.delayMs;
+        park([part], 'shutdown', last);
+        return;
+      }
+      report({ ...base, messageIds: ids(part), outcome: 'retry_scheduled', reason: 'row_transient', error: decision.error, retryInMs: decision.delayMs });
+      scheduleRetry(part, decision.delayMs);
+      return;
+    }
+    const reason = decision.action === 'give_up' ? decision.reason : 'row_transient';
+    const error = decision.action === 'give_up' ? decision.error : ROW_RETRYABLE;
+    report({ ...base, messageIds: ids(part), outcome: 'failed', reason, error });
+    park([part], `gave_up:${reason}`, last, error);
   }
 
   /**

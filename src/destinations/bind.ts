@@ -344,6 +344,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
     transientResponse: template.transient,
     rejectsBatch: template.rejectsBatch,
     ...(template.answerRejected === undefined ? {} : { answerRejected: template.answerRejected }),
+    ...(template.rowErrors === undefined ? {} : { rowErrors: template.rowErrors }),
     redactions: redactionNames,
     render,
     buildRequest,

@@ -19,6 +19,7 @@ import type { AnswerRejection } from '../lib/http/send.ts';
 import type { BatchLimits } from './types.ts';
 import { deepFreeze } from '../lib/freeze.ts';
 import { compileVendorRules, type CompiledVendorRules } from './rules/check.ts';
+import { compileRowErrors, type CompiledRowErrors, type RowErrorsDefinition } from './row-errors.ts';
 
 /** `<repo>/templates`. */
 export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -98,6 +99,8 @@ export interface CompiledTemplate {
   answerRejected: ((status: number, body: string) => AnswerRejection | undefined) | undefined;
   /** The vendor's documented limits checked on each rendered event (`rules.checks`); undefined without any. */
   vendorRules: CompiledVendorRules | undefined;
+  /** Where a 2xx answer lists failed rows (`rowErrors`); undefined without it, so no 2xx body is read for that. */
+  rowErrors: { read: CompiledRowErrors['read']; maxResponseBytes: number; retryAfterSeconds?: number | undefined } | undefined;
 }
 
 export interface CompileResult {
@@ -238,9 +241,16 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       transient: compileResponseRules(def.retryOn ?? []),
       rejectsBatch: compileResponseRules(def.bisectOn ?? []),
       answerRejected: compileSuccessCode(def.successCode),
+      rowErrors: def.rowErrors === undefined ? undefined : { read: rowErrorsReader(def.rowErrors), maxResponseBytes: def.rowErrors.maxResponseBytes, retryAfterSeconds: def.rowErrors.retryAfterSeconds },
       vendorRules: (def.rules?.checks ?? []).length === 0 ? undefined : compileVendorRules(def.rules ?? {}),
     },
   };
+}
+
+/** The compiled `rowErrors` reader as a plain function (it keeps no `this`). */
+function rowErrorsReader(def: RowErrorsDefinition): CompiledRowErrors['read'] {
+  const compiled = compileRowErrors(def);
+  return (body, truncated, size) => compiled.read(body, truncated, size);
 }
 
 /** A vendor answer's body, parsed, when it looks like a JSON object; undefined when not or when it does not parse. */

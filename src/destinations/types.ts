@@ -1,6 +1,7 @@
 import type { AnswerRejection } from '../lib/http/send.ts';
 import type { Event } from '../ingest/event.ts';
 import type { BoundAuth } from './auth/bind.ts';
+import type { CompiledRowErrors } from './row-errors.ts';
 
 /**
  * Failures after which the vendor may or may not have processed the request: a template without an
@@ -97,6 +98,12 @@ export interface BoundDestination {
    * answer is in fact a rejection, temporary or final. Absent or undefined: a 2xx is a success.
    */
   answerRejected?: (status: number, body: string) => AnswerRejection | undefined;
+  /**
+   * For a vendor that answers 2xx to a batch some rows of which failed (the template's
+   * `rowErrors`; Google Ads partial failure): which rows, read from the body of at most
+   * `maxResponseBytes` (src/destinations/row-errors.ts). Absent: a 2xx delivers every row.
+   */
+  rowErrors?: { read: CompiledRowErrors['read']; maxResponseBytes: number; retryAfterSeconds?: number | undefined };
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**
