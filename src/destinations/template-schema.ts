@@ -332,6 +332,30 @@ export const VendorCheckSchema = z
           .describe('The condition'),
       })
       .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('maxItems').describe('Each array at path has at most max elements (e.g. Google Ads: at most 5 userIdentifiers)'),
+        max: z.number().int().min(0).max(1_000_000).describe('Most elements'),
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('exactlyOne').describe('Exactly one of path and the others is present (e.g. Google Ads: one of gclid, gbraid, wbraid)'),
+        others: z.array(rulePath).min(1).max(20).describe('The other paths of the group'),
+      })
+      .strict(),
+    z
+      .object({
+        ...checkBase,
+        kind: z.literal('absentWhen').describe('path must be absent when any field at when.path is present (e.g. Google Ads: no userIdentifiers with a gbraid or wbraid)'),
+        when: z
+          .object({ paths: z.array(rulePath).min(1).max(20).describe('The fields whose presence forbids path') })
+          .strict()
+          .describe('The condition'),
+      })
+      .strict(),
   ])
   .describe('One documented vendor limit, checked on the rendered event before it is batched');
 

@@ -1,8 +1,9 @@
 // Table tests of the vendor-rule checker: one row per rule kind and boundary, against the shipped
-// GA4 and Meta rules where a template's mapping cannot produce the failing field (its parameter
+// GA4, Meta, Google Ads and TikTok rules where a template's mapping cannot produce the failing field (its parameter
 // names are fixed, Meta's action_source is a constant), and inline rules for the edges.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_TEMPLATES_DIR } from '../load.ts';
 import { TemplateSchema, VendorRulesSchema } from '../template-schema.ts';
@@ -78,6 +79,44 @@ describe('Meta Conversions API rules (templates/meta-capi)', () => {
   });
 });
 
+describe('Google Ads click conversion rules (templates/google-ads)', () => {
+  const ads = shippedRules('google-ads');
+  const ok = { gclid: 'G-1', conversionDateTime: '2024-05-01 12:30:15+00:00', userIdentifiers: [{ hashedEmail: 'h' }] };
+  const ids = (n: number): Array<Record<string, string>> => Array.from({ length: n }, (_, i) => ({ hashedEmail: `h${i}` }));
+  test.each([
+    ['a valid conversion', ok, undefined],
+    ['a wbraid alone', { conversionDateTime: ok.conversionDateTime, wbraid: 'W-1' }, undefined],
+    ['no click id', { conversionDateTime: ok.conversionDateTime }, { rule: 'gads_click_id', path: 'gclid' }],
+    ['an empty gclid and no other', { gclid: '', conversionDateTime: ok.conversionDateTime }, { rule: 'gads_click_id', path: 'gclid' }],
+    ['gclid and gbraid', { ...ok, gbraid: 'B-1' }, { rule: 'gads_click_id', path: 'gclid' }],
+    ['gbraid and wbraid', { gbraid: 'B-1', wbraid: 'W-1', conversionDateTime: ok.conversionDateTime }, { rule: 'gads_click_id', path: 'gclid' }],
+    ['a gbraid with userIdentifiers', { gbraid: 'B-1', conversionDateTime: ok.conversionDateTime, userIdentifiers: ids(1) }, { rule: 'gads_braid_user_identifiers', path: 'userIdentifiers' }],
+    ['5 user identifiers', { ...ok, userIdentifiers: ids(5) }, undefined],
+    ['6 user identifiers', { ...ok, userIdentifiers: ids(6) }, { rule: 'gads_user_identifier_count', path: 'userIdentifiers' }],
+    ['a negative offset', { ...ok, conversionDateTime: '2024-05-01 12:30:15-08:00' }, undefined],
+    ['an ISO 8601 time', { ...ok, conversionDateTime: '2024-05-01T12:30:15Z' }, { rule: 'gads_conversion_date_time', path: 'conversionDateTime' }],
+    ['a time without its zone', { ...ok, conversionDateTime: '2024-05-01 12:30:15' }, { rule: 'gads_conversion_date_time', path: 'conversionDateTime' }],
+  ])('%s', (_name, item, expected) => {
+    expect(ads.check({ partialFailure: true }, item as Record<string, unknown>, RECEIVED)).toEqual(expected);
+  });
+});
+
+describe('TikTok Events API rules (templates/tiktok-events)', () => {
+  const tiktok = shippedRules('tiktok-events');
+  const ok = { event: 'CompletePayment', properties: { currency: 'USD', content_type: 'product' } };
+  test.each([
+    ['a valid event', ok, undefined],
+    ['no properties', { event: 'Pageview' }, undefined],
+    ['a lower-case currency', { ...ok, properties: { ...ok.properties, currency: 'usd' } }, { rule: 'tiktok_currency', path: 'properties.currency' }],
+    ['a four-letter currency', { ...ok, properties: { ...ok.properties, currency: 'EURO' } }, { rule: 'tiktok_currency', path: 'properties.currency' }],
+    ['a numeric currency', { ...ok, properties: { ...ok.properties, currency: 978 } }, { rule: 'tiktok_currency', path: 'properties.currency' }],
+    ['content_type product_group', { ...ok, properties: { ...ok.properties, content_type: 'product_group' } }, undefined],
+    ['content_type products', { ...ok, properties: { ...ok.properties, content_type: 'products' } }, { rule: 'tiktok_content_type', path: 'properties.content_type' }],
+  ])('%s', (_name, item, expected) => {
+    expect(tiktok.check({ event_source: 'web' }, item as Record<string, unknown>, RECEIVED)).toEqual(expected);
+  });
+});
+
 describe('the checker', () => {
   test('an unreadable receive time skips time windows (nothing to measure against)', () => {
     const rules = compileVendorRules(VendorRulesSchema.parse({ checks: [{ id: 't', kind: 'timeWindow', path: 'ts', unit: 'seconds', maxAgeSeconds: 1, description: 'd', docs: 'https://example.com/' }] }));
@@ -97,6 +136,45 @@ describe('the checker', () => {
     expect(rules.check({}, { n: 'toolong', o: 'y' }, 0)).toEqual({ rule: 'a', path: 'n' });
     expect(rules.check({}, { o: 'y' }, 0)).toEqual({ rule: 'b', path: 'o' });
     expect(rules.check({}, { l: ['a', 'bb'] }, 0)).toEqual({ rule: 'c', path: 'l.1' });
+  });
+
+  test('maxItems, exactlyOne and absentWhen read the envelope too; non-arrays pass maxItems', () => {
+    const docs = { description: 'd', docs: 'https://example.com/' };
+    const rules = compileVendorRules(VendorRulesSchema.parse({
+      checks: [
+        { id: 'm', kind: 'maxItems', path: 'envelope.list', max: 1, ...docs },
+        { id: 'x', kind: 'exactlyOne', path: 'a', others: ['envelope.b'], ...docs },
+        { id: 'w', kind: 'absentWhen', path: 'c.*', when: { paths: ['envelope.b'] }, ...docs },
+      ],
+    }));
+    expect(rules.check({ list: 'not an array' }, { a: 1 }, 0)).toBeUndefined();
+    expect(rules.check({ list: [1, 2] }, { a: 1 }, 0)).toEqual({ rule: 'm', path: 'envelope.list' });
+    expect(rules.check({ b: 1 }, { a: 1 }, 0)).toEqual({ rule: 'x', path: 'a' });
+    expect(rules.check({ b: 1 }, { c: [null, 'y'] }, 0)).toEqual({ rule: 'w', path: 'c.1' });
+    expect(rules.check({ b: 1 }, { c: [null, ''] }, 0)).toBeUndefined();
+  });
+
+  test('property: never throws on any JSON, whatever the kind; a failure names a check of the rules', () => {
+    const docs = { description: 'd', docs: 'https://example.com/' };
+    const rules = compileVendorRules(VendorRulesSchema.parse({
+      checks: [
+        { id: 'n', kind: 'name', path: 'a.*', pattern: '^x$', maxLength: 3, reserved: ['y'], reservedPrefixes: ['z'], ...docs },
+        { id: 'k', kind: 'keys', path: '*', maxCount: 3, pattern: '^[a-z]+$', ...docs },
+        { id: 'l', kind: 'maxLength', path: '*.*', max: 2, ...docs },
+        { id: 't', kind: 'timeWindow', path: 'a', unit: 'seconds', maxAgeSeconds: 10, maxFutureSeconds: 10, ...docs },
+        { id: 'o', kind: 'oneOf', path: 'b', values: ['x', 1, true], ...docs },
+        { id: 'r', kind: 'requiredWhen', path: 'c', when: { path: 'envelope.d', equals: ['x'] }, ...docs },
+        { id: 'm', kind: 'maxItems', path: '*', max: 2, ...docs },
+        { id: 'x', kind: 'exactlyOne', path: 'a', others: ['b', 'envelope.c.*'], ...docs },
+        { id: 'w', kind: 'absentWhen', path: '*.*', when: { paths: ['envelope.*'] }, ...docs },
+      ],
+    }));
+    const ids = new Set(['n', 'k', 'l', 't', 'o', 'r', 'm', 'x', 'w']);
+    const record = fc.dictionary(fc.string(), fc.jsonValue()) as fc.Arbitrary<Record<string, unknown>>;
+    fc.assert(fc.property(record, record, fc.oneof(fc.integer(), fc.double()), (envelope, item, received) => {
+      const failure = rules.check(envelope, item, received);
+      expect(failure === undefined || ids.has(failure.rule)).toBe(true);
+    }));
   });
 
   test('a wildcard walk is bounded (failing closed beyond the bound) and reads own fields only', () => {

@@ -183,6 +183,31 @@ function compileKind(def: VendorCheckDefinition, fail: (path: string) => VendorR
         return present ? undefined : fail(def.path);
       };
     }
+    case 'maxItems':
+      return (reached) => {
+        for (const f of reached) if (Array.isArray(f.value) && f.value.length > def.max) return fail(f.path);
+        return undefined;
+      };
+    case 'exactlyOne': {
+      const others = def.others.map(parseRulePath);
+      return (reached, envelope, item) => {
+        let count = reached.some((f) => isPresent(f.value)) ? 1 : 0;
+        for (const other of others) {
+          const root = other.target === 'envelope' ? envelope : item;
+          if (reach(root, other.segments, other.target === 'envelope' ? 'envelope' : '').some((f) => isPresent(f.value))) count++;
+        }
+        return count === 1 ? undefined : fail(def.path);
+      };
+    }
+    case 'absentWhen': {
+      const whens = def.when.paths.map(parseRulePath);
+      return (reached, envelope, item) => {
+        const fired = whens.some((w) => reach(w.target === 'envelope' ? envelope : item, w.segments, w.target === 'envelope' ? 'envelope' : '').some((f) => isPresent(f.value)));
+        if (!fired) return undefined;
+        const present = reached.find((f) => isPresent(f.value));
+        return present === undefined ? undefined : fail(present.path);
+      };
+    }
   }
 }
 
