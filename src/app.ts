@@ -21,6 +21,7 @@ import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
 import { createConsentResolver } from './consent/resolve.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
+import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import type { Db } from './store/db.ts';
@@ -188,6 +189,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             breaker: verify.breaker,
             dispatcher: upstreamAgent,
             clock,
+            onExchange: (x) => metrics.upstreamVerifyCalls.inc({ outcome: exchangeOutcome(x) }),
           }),
         );
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
@@ -266,6 +268,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const linkHit = consentApi === undefined ? undefined : createHitLinker({ siteId: config.site.id, link: (s, a, b) => consentApi.store.link(s, a, b), log });
 
   let accepting = true;
+  // Read when /metrics is scraped: queue depth per destination, and readiness (docs/monitoring.md).
+  metrics.observe({
+    deliveryQueues: () =>
+      Object.entries(delivery.stats()).map(([destination, st]) => ({ destination, queued: st.queued, capacity: config.delivery.maxQueuedEvents })),
+    ready: () => accepting,
+  });
   // Every client's hits: accepted while the request is at hand, committed before the answer,
   // decided after it (src/pipeline/).
   const intake = createIntake({

@@ -133,6 +133,11 @@ describe('end to end: consent from the upstream verify API', () => {
     await s.tw.app.flush(5000);
     expect(s.upstream.hits).toHaveLength(1);
     expect(s.delivered('/stats')).toEqual([]);
+    // The one request the upstream answered 429 is counted as such; the lookups refused locally
+    // while its Retry-After runs are lookups (upstream_rate_limited), not calls.
+    const text = await (await fetch(`${s.tw.url}/metrics`)).text();
+    expect(text).toContain('tagwarden_upstream_verify_calls_total{outcome="http_429"} 1\n');
+    expect(Number(/tagwarden_consent_lookups_total\{result="upstream_rate_limited"\} (\d+)/.exec(text)?.[1])).toBeGreaterThan(1);
   });
 
   it('the pending queue is bounded: what does not fit is dropped as consent_unresolved, the rest decided by the answer', async () => {

@@ -15,3 +15,27 @@ describe('incrementer', () => {
     ]);
   });
 });
+
+describe('scrape-time gauges', () => {
+  it('read the delivery queues and readiness from the sources given to observe', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    let ready = true;
+    let queues = [
+      { destination: 'meta', queued: 7, capacity: 100 },
+      { destination: 'ga4', queued: 0, capacity: 100 },
+    ];
+    m.observe({ deliveryQueues: () => queues, ready: () => ready });
+    let text = await m.registry.metrics();
+    expect(text).toContain('tagwarden_delivery_queued_events{destination="meta"} 7\n');
+    expect(text).toContain('tagwarden_delivery_queued_events{destination="ga4"} 0\n');
+    expect(text).toContain('tagwarden_delivery_queue_capacity_events{destination="meta"} 100\n');
+    expect(text).toContain('tagwarden_ready 1\n');
+    ready = false;
+    queues = [{ destination: 'ga4', queued: 3, capacity: 100 }];
+    text = await m.registry.metrics();
+    expect(text).toContain('tagwarden_ready 0\n');
+    // A destination no longer reported leaves no stale series.
+    expect(text).not.toContain('destination="meta"');
+    expect(text).toContain('tagwarden_delivery_queued_events{destination="ga4"} 3\n');
+  });
+});

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one app instance (its own registry, so tests can run several apps). */
 export interface Metrics {
@@ -16,6 +16,22 @@ export interface Metrics {
   /** Group commits of the delivery journal, and the hits they made durable. */
   journalCommits: Counter;
   journalHits: Counter;
+  /** Exchanges with the upstream verify API by how they ended (http_429, answer, timeout, ...): requests made, not lookups. */
+  upstreamVerifyCalls: Counter<'outcome'>;
+  /** Read at each scrape from what `observe` was given (docs/monitoring.md). */
+  deliveryQueued: Gauge<'destination'>;
+  deliveryQueueCapacity: Gauge<'destination'>;
+  ready: Gauge;
+  /** Sets what the gauges above read (createApp calls it once; a later call replaces the sources). */
+  observe(sources: GaugeSources): void;
+}
+
+/** What the scrape-time gauges read. */
+export interface GaugeSources {
+  /** Per destination: events accepted by its delivery queue and not finished, and the queue's bound. */
+  deliveryQueues(): Iterable<{ destination: string; queued: number; capacity: number }>;
+  /** False once shutdown began (what /readyz answers). */
+  ready(): boolean;
 }
 
 /**
@@ -47,9 +63,48 @@ export function incrementer<L extends string>(counter: Counter<L>, names: readon
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
+  let sources: GaugeSources | undefined;
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'tagwarden_' });
   return {
     registry,
+    observe: (s) => {
+      sources = s;
+    },
+    upstreamVerifyCalls: new Counter({
+      name: 'tagwarden_upstream_verify_calls_total',
+      help: 'Requests made to the upstream verify API, by how they ended: answer, malformed, timeout, network, closed, http_429, http_4xx, http_5xx, http_other.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    // Gauges read when scraped, not kept up to date on the per-hit path.
+    deliveryQueued: new Gauge({
+      name: 'tagwarden_delivery_queued_events',
+      help: 'Events a destination\'s delivery queue holds and has not finished (batching, in flight, awaiting a retry); new events are refused at the capacity.',
+      labelNames: ['destination'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const q of sources?.deliveryQueues() ?? []) this.set({ destination: q.destination }, q.queued);
+      },
+    }),
+    deliveryQueueCapacity: new Gauge({
+      name: 'tagwarden_delivery_queue_capacity_events',
+      help: 'The bound of each destination\'s delivery queue (delivery.maxQueuedEvents).',
+      labelNames: ['destination'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const q of sources?.deliveryQueues() ?? []) this.set({ destination: q.destination }, q.capacity);
+      },
+    }),
+    ready: new Gauge({
+      name: 'tagwarden_ready',
+      help: '1 while the instance takes hits, 0 once shutdown began (what /readyz answers).',
+      registers: [registry],
+      collect() {
+        this.set(sources === undefined || sources.ready() ? 1 : 0);
+      },
+    }),
     eventsReceived: new Counter({
       name: 'tagwarden_events_received_total',
       help: 'Events accepted from clients, by client protocol and event type.',

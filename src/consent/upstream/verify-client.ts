@@ -118,7 +118,9 @@ export function createVerifyClient(options: VerifyClientOptions): VerifyClient {
 
     calls++;
     flight.started = true;
-    const result = admission.settle(await transport.exchange(visitorId), permits, clock.now());
+    const exchange = await transport.exchange(visitorId);
+    options.onExchange?.(exchange);
+    const result = admission.settle(exchange, permits, clock.now());
     // A failure claims nothing, so it passes through; an answer is withheld.
     if (closed) return 'failed' in result ? result : fail('closed');
     if (flight.superseded) return 'failed' in result ? result : fail('superseded');

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../../lib/clock.ts';
 import { UpstreamAdmission } from './admission.ts';
 import type { BreakerOptions } from './circuit-breaker.ts';
 import { DEFAULT_URL_TEMPLATE, verifyUrlFor } from './verify-url.ts';
+import type { Exchange } from './transport.ts';
 
 export const DEFAULT_API_KEY_HEADER = 'X-API-Key';
 /** The documented body is ~150 bytes; 16 KiB leaves room for extra fields and bounds memory. */
@@ -61,6 +62,8 @@ export interface VerifyClientOptions {
   clock?: Clock;
   /** Uniform in [0, 1), for the backoff jitter. Default Math.random. */
   random?: () => number;
+  /** Told how each request to the upstream ended (the app counts them: tagwarden_upstream_verify_calls_total). */
+  onExchange?: (x: Exchange) => void;
 }
 
 /** The checked options, ready to build the client's parts from. */
