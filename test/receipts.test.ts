@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli.ts';
+import { openDb } from '../src/store/open.ts';
 import { createApiKey } from '../src/api/keys.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import { createReceiptWriter } from '../src/receipts/writer.ts';
@@ -157,5 +162,27 @@ describe('the receipt writer', () => {
     clock.advance(1000);
     await w.flush();
     expect(written).toEqual([['a', 'b']]);
+  });
+});
+
+describe('tagwarden receipts <visitor>', () => {
+  it("prints a visitor's receipts, one line each, or as JSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-receipts-'));
+    try {
+      const url = `sqlite:${join(dir, 'tw.db')}`;
+      const db = await openDb(url);
+      await insertReceipts(db, 'shop', [{ decidedAt: Date.UTC(2026, 0, 1), messageId: 'm1', destinationId: 'stats', visitorId: 'v-cli', phase: 'decided', outcome: 'drop', reason: 'consent_denied:analytics', rules: ['consent_denied:analytics'] }]);
+      await db.close();
+      let stdout = '';
+      const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: () => true }, env: {} };
+      expect(await runCli(['receipts', 'v-cli', '--store', url, '--site', 'shop'], io)).toBe(0);
+      expect(stdout).toBe('2026-01-01T00:00:00.000Z  m1  stats  decided  drop  consent_denied:analytics\n');
+      stdout = '';
+      expect(await runCli(['receipts', 'v-cli', '--store', url, '--site', 'shop', '--json'], io)).toBe(0);
+      expect(JSON.parse(stdout)).toEqual([expect.objectContaining({ messageId: 'm1', reason: 'consent_denied:analytics' })]);
+      expect(await runCli(['receipts', '--store', url, '--site', 'shop'], io)).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
