@@ -25,6 +25,8 @@ import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import type { Db } from './store/db.ts';
+import { createReceipts } from './receipts/compose.ts';
+import type { ReceiptWriter } from './receipts/writer.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import type { RequestSignals } from './consent/signals.ts';
@@ -77,6 +79,8 @@ export interface TagwardenApp {
   metrics: Metrics;
   destinations: Resolution;
   pending: PendingQueue<HeldEvent>;
+  /** The decision receipt writer (config receipts.enabled, with a store); absent: off. */
+  receipts?: ReceiptWriter | undefined;
   /**
    * Takes over the journal's unfinished hits (this instance's before a restart or crash; on
    * PostgreSQL, those of instances whose lease lapsed) and processes them again, consent included.
@@ -234,7 +238,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           count: (result) => metrics.hitConsentWrites.inc({ result }),
           clock,
         });
+  // Decision receipts (docs/receipts.md), written in batches off the hit's path.
+  const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
+    receipts,
     site: config.site,
     resolver,
     upstream: consentApi?.source ?? upstream,
@@ -370,6 +377,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     metrics,
     destinations: resolution,
     pending,
+    receipts,
     recover: async () => (journal === undefined ? 0 : journal.recover()),
     async flush(deadlineMs) {
       const started = deliveryClock.now();
@@ -378,6 +386,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // Upstream answers decide held events, which may then be queued for delivery.
       await pipeline.settled(deadlineMs);
       await delivery.flush(Math.max(0, deadlineMs - (deliveryClock.now() - started)));
+      await receipts?.flush();
     },
     shutdown(graceMs) {
       // Idempotent: a second signal or caller waits on the first shutdown.
@@ -402,6 +411,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();
     try {
+      // Receipts buffered so far are written before the store goes.
+      await receipts?.close();
       await consentApi?.close();
       await upstream?.close();
       if (upstreamAgent !== undefined && deps.upstreamAgent === undefined) await upstreamAgent.close();

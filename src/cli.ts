@@ -13,6 +13,7 @@ import { listDead, purgeDead, type DeadFilter } from './store/journal.ts';
 import { ValidationError } from './errors.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import type { Db } from './store/db.ts';
+import { MAX_RECEIPT_PAGE, queryReceipts } from './store/receipts.ts';
 import { openDb } from './store/open.ts';
 import { verifyAuditState } from './store/audit.ts';
 
@@ -36,6 +37,7 @@ export const EXIT_USAGE = 2;
 export const USAGE = `Usage: npx tagwarden keys <command> [options]
        npx tagwarden audit verify [options]
        npx tagwarden dlq <command> [filters] [options]
+       npx tagwarden receipts <visitorId> [--site <id>] [--limit <n>] [--json]
        (or npm run cli -- <command> …)
 
 Commands:
@@ -46,6 +48,7 @@ Commands:
   dlq list                                       list dead letters (deliveries given up), oldest first; never the event's data
   dlq replay                                     send matching dead letters again (consent re-checked); prints how many
   dlq purge --yes                                delete matching dead letters for good
+  receipts <visitorId>                           a visitor's decision receipts, oldest first (docs/receipts.md)
 
 Dead-letter filters (all optional; none: every dead letter of the site):
   --destination <id>   one destination
@@ -257,7 +260,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       db = await openDb(storeUrl(argv, p, env, config));
       return await run(db);
     }
-    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit, dlq)`);
+    if (group === 'receipts') {
+      if (command === undefined || rest.length > 0) throw new UsageError('receipts takes one visitor id');
+      const config = p.flags.has('store') && p.flags.has('site') ? undefined : configOf(argv, p, env);
+      const siteId = p.flags.get('site') ?? config?.site.id;
+      if (siteId === undefined) throw new UsageError('receipts needs the site: --site <id>, or a config file with site.id');
+      const limit = Number(p.flags.get('limit') ?? '100');
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RECEIPT_PAGE) throw new UsageError(`--limit: 1 to ${String(MAX_RECEIPT_PAGE)}`);
+      db = await openDb(storeUrl(argv, p, env, config));
+      const page = await queryReceipts(db, { siteId, visitorId: command }, limit);
+      if (p.json) out(`${JSON.stringify(page.receipts)}\n`);
+      else for (const r of page.receipts) out(`${new Date(r.decidedAt).toISOString()}  ${r.messageId}  ${r.destinationId}  ${r.phase}  ${r.outcome}  ${r.reason}\n`);
+      return EXIT_OK;
+    }
+    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit, dlq, receipts)`);
     for (const flag of ['site', ...DLQ_FLAGS]) if (p.flags.has(flag)) throw new UsageError(`--${flag} is an option of dlq commands`);
     if (p.yes) throw new UsageError('--yes is an option of dlq purge');
 

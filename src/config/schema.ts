@@ -436,6 +436,20 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Where consent records, the audit log, API keys and webhook subscriptions live.'),
+    receipts: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Store a decision receipt per event and destination (docs/receipts.md): the consent signals seen, the mode, the rules applied, the outcome. Ids only, no event data. Needs the store. Off by default: one row per destination of every hit is a write load a site should choose.'),
+        retentionDays: z.int().min(1).max(3650).default(30).describe('Receipts older than this are deleted.'),
+        maxRows: z.int().min(1000).max(100_000_000).default(1_000_000).describe('At most this many receipts are kept; the oldest go first.'),
+        flushMs: z.int().min(100).max(60_000).default(1000).describe('How often buffered receipts are written, in one transaction.'),
+        maxBuffer: z.int().min(100).max(1_000_000).default(10_000).describe('Receipts buffered at most between writes; beyond, receipts are dropped and counted (`tagwarden_receipts_dropped_total`), never slowing a hit.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Decision receipts: why each event went, or did not go, to each destination.'),
     api: z
       .object({
         enabled: z.boolean().default(true).describe('Serve the consent API under /api/v1 (keys from `npx tagwarden keys create`).'),

@@ -12,6 +12,8 @@ export interface Metrics {
   heldReasks: Counter<'phase' | 'result'>;
   /** Consent carried by hits written to the visitor's profile (config store.recordHitConsent), by result. */
   hitConsentWrites: Counter<'result'>;
+  /** Decision receipts not stored (src/receipts/writer.ts): buffer_full or write_error. */
+  receiptsDropped: Counter<'reason'>;
   deliveryDuration: Histogram<'destination'>;
   /** Group commits of the delivery journal, and the hits they made durable. */
   journalCommits: Counter;
@@ -148,6 +150,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     heldWaits: new Counter({
       name: 'tagwarden_held_waits_total',
       help: 'Lookup failures that kept a visitor\'s held events waiting for the upstream (once per failure and visitor), by failure.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    receiptsDropped: new Counter({
+      name: 'tagwarden_receipts_dropped_total',
+      help: 'Decision receipts not stored: buffer_full (the writer was behind) or write_error (a batch failed).',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -11,6 +11,7 @@ import { render } from './render.ts';
 import { createConsentStep } from './resolve.ts';
 import type { HeldEvent, Pipeline, PipelineDeps, RuntimeDestination } from './types.ts';
 import type { Decision } from '../policy/decide.ts';
+import { buildReceipt, type ReceiptContext } from '../receipts/receipt.ts';
 
 /**
  * The spine of Tagwarden, after the accept step (./accept.ts) has read the hit's identity and
@@ -22,7 +23,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const byId = new Map(destinations.map((d) => [d.policy.id, d]));
   const lookups = incrementer(metrics.consentLookups, ['result']);
   const consentStep = createConsentStep({ resolver: deps.resolver, upstream, clock });
-  const outcomes = createOutcomes({ metrics, log, clock, settle: deps.settle });
+  const counted = createOutcomes({ metrics, log, clock, settle: deps.settle });
+  const receipts = deps.receipts;
+  // The signals of the events decided here, for the receipt of a hold given up (outcomes.unresolved gets the event only).
+  const signalsOf = new WeakMap<Event, RequestSignals>();
+  const outcomes: typeof counted =
+    receipts === undefined
+      ? counted
+      : {
+          ...counted,
+          unresolved(event, destinationIds) {
+            const ids = [...destinationIds];
+            counted.unresolved(event, ids);
+            for (const id of ids) receipts.record(buildReceipt(event, signalsOf.get(event), id, { outcome: 'drop', reason: 'consent_unresolved' }, undefined, undefined, clock.now()));
+          },
+        };
   const held = createHeld({
     pending,
     upstream,
@@ -34,7 +49,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     held: deps.held,
     redecide,
   });
-  const handOff = createHandOff({ delivery: deps.delivery, outcomes, hold: held.hold, log, requeue: deps.requeue });
+  const handOffOnly = createHandOff({ delivery: deps.delivery, outcomes, hold: held.hold, log, requeue: deps.requeue });
+  /** Hand-off, then the decision's receipt (when receipts are on). */
+  function handOff(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, ctx: ReceiptContext, holdUntil?: number): void {
+    const settled = handOffOnly(d, event, signals, decision, holdUntil);
+    receipts?.record(buildReceipt(event, signals, d.policy.id, settled, decision, ctx, clock.now()));
+  }
 
   function evaluate(event: Event, signals: RequestSignals): ReturnType<Pipeline['evaluate']> {
     const consent = consentStep.resolve(event, signals, consentStep.cached(signals));
@@ -46,15 +66,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   /** The upstream answered for a held event: decided with its answer joining the event's own signals. */
   function redecide(h: HeldEvent, signal: CategorySignal): void {
     const consent = consentStep.resolve(h.event, h.signals, signal);
-    const mode = dataControlOf(site, h.signals).mode;
+    const choice = dataControlOf(site, h.signals);
+    const ctx: ReceiptContext = { consent, mode: choice, joined: signal, phase: 'held_decided' };
     for (const id of h.destinationIds) {
       const d = byId.get(id);
       if (d === undefined) outcomes.settle(h.event, id); // the destination is gone (a reload): nothing will send it
-      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, mode));
+      else handOff(d, h.event, h.signals, decideDestination(d, h.event, consent, choice.mode), ctx);
     }
   }
 
   function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void {
+    if (receipts !== undefined) signalsOf.set(event, signals);
     if (holdUntil !== undefined && holdUntil <= clock.now()) {
       // A hold that ran out while the process was down: what it waited for is not asked again now.
       outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
@@ -68,7 +90,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     // the profile (without a cached answer joining it, `consent` is the hit's own).
     if (only === undefined) deps.recordHitConsent?.(event, signals, requestConsent ?? (cached === undefined ? consent : undefined));
     const askable = held.canAsk(signals, cached);
-    const mode = dataControlOf(site, signals).mode;
+    const choice = dataControlOf(site, signals);
+    const mode = choice.mode;
+    const ctx: ReceiptContext = { consent, mode: choice, joined: cached, phase: 'decided' };
     const waiting: string[] = [];
     for (const d of destinations) {
       // A hit resumed from the journal goes only to the destinations not done with it.
@@ -77,9 +101,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const decision = decideDestination(d, event, consent, mode);
       // Nothing known in the hit, nothing cached: ask the upstream before deciding. Until it
       // answers, the destination gets nothing (never forwarded on a miss).
-      if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) waiting.push(d.policy.id);
+      if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) {
+        waiting.push(d.policy.id);
+        receipts?.record(buildReceipt(event, signals, d.policy.id, { outcome: 'hold', reason: 'consent_resolving' }, decision, ctx, clock.now()));
+      }
       // Render, hand to delivery.
-      else handOff(d, event, signals, decision, holdUntil);
+      else handOff(d, event, signals, decision, ctx, holdUntil);
     }
     held.askUpstream(event, signals, waiting, holdUntil);
   }

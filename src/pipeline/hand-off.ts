@@ -10,7 +10,13 @@ import type { DeliverySink, HeldEvent, JournalHooks, RuntimeDestination } from '
 export type Hold = (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => void;
 
 /** Steps "render" and "hand to delivery" for one destination's decision. */
-export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number) => void;
+export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number) => Settled;
+
+/** What the hand-off did with the decision (a render or a full queue may turn it into a drop), for the decision receipt. */
+export interface Settled {
+  outcome: string;
+  reason: string;
+}
 
 /**
  * A drop is recorded, a hold goes to the pending queue, anything else is rendered and queued for
@@ -23,41 +29,46 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
     const label = decision.metricLabel;
     if (decision.outcome === 'drop') {
       outcomes.drop(id, label, event);
-      return;
+      return { outcome: 'drop', reason: label };
     }
     if (decision.outcome === 'hold') {
       deps.hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, label, holdUntil);
-      return;
+      return { outcome: 'hold', reason: label };
     }
     const evaluation = render(d, event, decision);
     if (evaluation.decision.outcome === 'drop') {
       // A vendor rule the rendered event breaks (src/pipeline/render.ts): a drop with its reason.
       outcomes.drop(id, evaluation.decision.metricLabel, event);
-      return;
+      return { outcome: 'drop', reason: evaluation.decision.metricLabel };
     }
     const { rendered } = evaluation;
     if (rendered === undefined || !rendered.ok) {
       // A template that cannot render this event (no mapping, missing required field) is a
       // drop with a reason, not a failure of the hit.
-      outcomes.count(id, 'drop', rendered === undefined ? 'not_rendered' : renderDropReason(rendered));
+      const reason = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
+      outcomes.count(id, 'drop', reason);
       if (rendered !== undefined && rendered.kind === 'error') outcomes.renderError(id, event, rendered.error);
       outcomes.settle(event, id);
-      return;
+      return { outcome: 'drop', reason };
     }
     if (d.dryRun) {
       log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
       outcomes.count(id, decision.outcome, label);
       outcomes.settle(event, id);
-      return;
+      return { outcome: decision.outcome, reason: label };
     }
-    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) outcomes.count(id, decision.outcome, label);
-    else if (deps.requeue !== undefined) {
+    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) {
+      outcomes.count(id, decision.outcome, label);
+      return { outcome: decision.outcome, reason: label };
+    }
+    if (deps.requeue !== undefined) {
       // Acknowledged and journaled: waits for room instead of being dropped.
       outcomes.count(id, 'hold', 'queue_full');
       deps.requeue(event, signals, id);
-    } else {
-      outcomes.count(id, 'drop', 'queue_full');
-      outcomes.settle(event, id);
+      return { outcome: 'hold', reason: 'queue_full' };
     }
+    outcomes.count(id, 'drop', 'queue_full');
+    outcomes.settle(event, id);
+    return { outcome: 'drop', reason: 'queue_full' };
   };
 }

@@ -11,6 +11,7 @@ import type { Clock } from '../lib/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DataControlMode, Decision, PolicyDestination } from '../policy/decide.ts';
 import type { Jurisdiction, ModeChoice } from '../policy/jurisdiction.ts';
+import type { ReceiptSink } from '../receipts/receipt.ts';
 
 /** One configured destination, ready to use: its policy view and its bound template. */
 export interface RuntimeDestination {
@@ -94,6 +95,8 @@ export interface PipelineDeps extends JournalHooks {
    */
   recordHitConsent?: (event: Event, signals: RequestSignals, requestConsent: ConsentState | undefined) => void;
   delivery: DeliverySink;
+  /** Where each settled decision's receipt goes (src/receipts/, config receipts.enabled); absent: none. */
+  receipts?: ReceiptSink | undefined;
   pending: PendingQueue<HeldEvent>;
   metrics: Metrics;
   log: Logger;

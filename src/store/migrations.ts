@@ -250,6 +250,30 @@ CREATE TABLE instance_secrets (
 );
 `,
   },
+  {
+    version: 10,
+    name: 'decision receipts',
+    // src/store/receipts.ts (docs/receipts.md): one row per event × destination decision, what it
+    // saw and why, ids only. Pruned by age and by count (config receipts.*).
+    sql: (engine) => `
+CREATE TABLE decision_receipts (
+  seq ${autoId(engine)},
+  site_id TEXT NOT NULL,
+  decided_at BIGINT NOT NULL,
+  message_id TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  visitor_key TEXT,
+  user_key TEXT,
+  phase TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX decision_receipts_by_visitor ON decision_receipts (site_id, visitor_key, seq);
+CREATE INDEX decision_receipts_by_user ON decision_receipts (site_id, user_key, seq);
+CREATE INDEX decision_receipts_by_time ON decision_receipts (decided_at);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

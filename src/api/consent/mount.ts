@@ -15,6 +15,7 @@ import { webhookRouter } from './webhook-routes.ts';
 import { deadLetterRouter } from '../dead-letters/routes.ts';
 import { openApiRouter } from '../openapi/route.ts';
 import { auditRouter } from './audit-routes.ts';
+import { receiptRouter } from './receipt-routes.ts';
 import { consentExpireRouter } from './expire-routes.ts';
 import { consentReadRouter } from './read-routes.ts';
 import { consentWriteRouter } from './write-routes.ts';
@@ -123,6 +124,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));
+  router.use(receiptRouter({ siteId, db: o.db, guard: o.guard }));
   router.use(webhookRouter({ siteId, db: o.db, guard: o.guard, urlGuard, maxBodyBytes: config.api.maxBodyBytes, clock }));
   router.use(secureprivacyRoutes({ config, db: o.db, store, guard: o.guard, urlGuard, clock, clientIdKey }));
   router.use(openApiRouter());

@@ -9,6 +9,7 @@
  */
 import type { z } from 'zod';
 import { auditQuerySchema } from '../consent/audit-routes.ts';
+import { receiptQuerySchema } from '../consent/receipt-routes.ts';
 import { expireSchema } from '../consent/expire-routes.ts';
 import { pushSchema } from '../consent/inputs.ts';
 import { checkQuery, subjectParams, verifyQuery } from '../consent/read-routes.ts';
@@ -84,6 +85,15 @@ export const API_ROUTES: readonly ApiRoute[] = [
     ok: { status: 200, description: 'One entry per line (`format=ndjson`, each an AuditEntry) or CSV rows (`format=csv`)', other: { 'application/x-ndjson': 'AuditEntry objects, one per line', 'text/csv': 'A header row, then one row per entry' } },
   }),
   op('get', '/api/v1/audit/verify', 'audit:read', "Checks the audit log's hash chain, and that the stored state is the state the log implies", { ok: ok(S.ChainVerdict) }),
+  // Decision receipts (src/api/consent/receipt-routes.ts, docs/receipts.md)
+  op('get', '/api/v1/receipts', 'audit:read', "A subject's decision receipts, oldest first, a page at a time (NDJSON with `Accept: application/x-ndjson`)", {
+    query: receiptQuerySchema,
+    ok: { status: 200, description: 'A page of receipts', json: S.ReceiptPage, other: { 'application/x-ndjson': 'Receipt objects, one per line' } },
+  }),
+  op('get', '/api/v1/receipts/export', 'audit:read', "A subject's decision receipts, streamed as NDJSON", {
+    query: receiptQuerySchema,
+    ok: { status: 200, description: 'One receipt per line', other: { 'application/x-ndjson': 'Receipt objects, one per line' } },
+  }),
   // Webhook subscriptions (src/api/consent/webhook-routes.ts)
   op('post', '/api/v1/webhooks', 'admin', 'Subscribe a URL to consent.changed and consent.expired', { body: json(subscriptionSchema), ok: ok(S.SubscriptionCreated, 'Created; the signing secret is shown this once', 201) }),
   op('get', '/api/v1/webhooks', 'admin', "The site's subscriptions (never their secrets)", { ok: ok(S.SubscriptionList) }),

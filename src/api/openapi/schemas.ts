@@ -141,6 +141,27 @@ export const AuditEntry = z
   })
   .loose();
 
+export const Receipt = z
+  .object({
+    seq: z.int(),
+    decidedAt: z.int().describe('ms since the epoch'),
+    messageId: z.string(),
+    destinationId: z.string(),
+    visitorId: z.string().optional(),
+    userId: z.string().optional(),
+    phase: z.enum(['decided', 'held_decided', 'unresolved']),
+    outcome: z.string(),
+    reason: z.string(),
+    rules: z.array(z.string()),
+    mode: z.object({ mode: z.string(), rule: z.string(), region: z.string().optional(), matched: z.string().optional() }).optional(),
+    consent: z.record(z.string(), z.object({ status: z.string(), source: z.string(), at: z.int().optional() })).optional(),
+    signals: z.record(z.string(), z.unknown()).optional(),
+    joined: z.object({ source: z.string(), at: z.int() }).optional(),
+  })
+  .describe('A decision receipt (docs/receipts.md)');
+
+export const ReceiptPage = z.object({ receipts: z.array(Receipt), nextCursor: z.string().optional().describe('Pass as `cursor` for the next page') });
+
 export const AuditPage = z.object({ entries: z.array(AuditEntry), nextCursor: z.string().optional().describe('Pass as `cursor` for the next page') });
 
 export const ChainVerdict = z
