@@ -19,7 +19,7 @@ import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
-import { createConsentResolver } from './consent/resolve.ts';
+import { consentResolverOf, signalReadingOf } from './pipeline/from-config.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
 import { createConsentApi } from './api/consent/mount.ts';
@@ -30,7 +30,6 @@ import type { ReceiptWriter } from './receipts/writer.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
 import { verifySource } from './consent/upstream/source.ts';
 import type { RequestSignals } from './consent/signals.ts';
-import { compileSources } from './identity/visitor.ts';
 import { scriptProxyRouter } from './proxy/scripts.ts';
 import { createHitLinker } from './api/consent/hit-links.ts';
 import type { Event } from './ingest/event.ts';
@@ -164,9 +163,9 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
   const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
 
-  const resolver = createConsentResolver({ categories: config.site.categories, tcf: config.consent.tcf, clockSkewMs: config.site.consentClockSkewMs });
+  const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
-  const identity = { sources: compileSources(config.identity.visitorId), maxIdLength: config.identity.maxIdLength, regionHeader: config.site.jurisdiction?.header };
+  const identity = signalReadingOf(config);
   // Refused hits and events, logged at warn: at most 10 lines a minute per client and reason.
   const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const verify = config.upstream.verify;

@@ -9,7 +9,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { forEachEngine } from '../test/engines.ts';
 import { createKeyCache, requireScope } from './api/auth.ts';
 import { findApiKey, hashApiKey, listApiKeys } from './api/keys.ts';
+import { createApp } from './app.ts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli } from './cli.ts';
+import { loadConfigWithTemplates } from './destinations/load-config.ts';
+import { FakeClock } from './lib/fake-clock.ts';
 import { errorHandler } from './http/errors.ts';
 import type { Db } from './store/db.ts';
 import { openDb } from './store/open.ts';
@@ -388,5 +391,137 @@ describe('cli dlq usage', () => {
     } finally {
       process.chdir(cwd);
     }
+  });
+});
+
+describe('cli validate', () => {
+  const write = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+
+  it('prints OK with the site, destinations and templates (exit 0), and opens no store', async () => {
+    const config = write('ok.yaml', `site:\n  id: shop\n  categories: { analytics: {} }\nstore:\n  url: ${JSON.stringify(`sqlite:${join(dir, 'never.db')}`)}\ndestinations:\n  - id: hook\n    template: webhook\n    dryRun: true\n    settings: { url: https://hooks.example.invalid/x }\n    consent: { categories: [analytics] }\n  - id: meta\n    template: meta-capi\n    enabled: if-configured\n    settings: { pixelId: '', accessToken: '' }\n    consent: { categories: [analytics] }\n`);
+    const r = await cli(['validate', config]);
+    expect(r).toMatchObject({ code: EXIT_OK, stderr: '' });
+    expect(r.stdout).toMatch(/^OK .*ok\.yaml\nsite: shop \(opt-in\)\ndestinations: 1 enabled, 1 disabled\n {2}hook: webhook v1 \(dry run\)\n {2}meta: disabled \(settings not set: pixelId, accessToken\)\ntemplates: \d+ in .*: .*webhook v1/);
+    const json = JSON.parse((await cli(['validate', '--json', '--config', config])).stdout);
+    expect(json).toMatchObject({ ok: true, site: { id: 'shop', dataControlMode: 'opt-in' }, destinations: [{ id: 'hook', template: 'webhook', version: 1, dryRun: true }], disabled: [{ id: 'meta' }] });
+    expect(existsSync(join(dir, 'never.db'))).toBe(false);
+  });
+
+  it('lists every config problem with its path (exit 1), as the server would refuse to start', async () => {
+    const config = write('bad.yaml', 'site:\n  id: shop\n  colour: blue\ndestinations:\n  - id: a\n    template: nope\n  - id: b\n    template: webhook\n    settings: {}\n');
+    const r = await cli(['validate', config]);
+    expect(r.code).toBe(EXIT_FAILED);
+    expect(r.stdout).toMatch(/^FAIL .*bad\.yaml: 3 problems\n/);
+    expect(r.stdout).toContain('  site.colour: unknown key\n');
+    expect(r.stdout).toMatch(/ {2}destinations\[0\]\.template: unknown template "nope"/);
+    expect(r.stdout).toContain('  destinations[1].settings.url: required\n');
+    const json = JSON.parse((await cli(['validate', config, '--json'])).stdout);
+    expect(json.ok).toBe(false);
+    expect(json.errors).toContainEqual({ path: 'site.colour', message: 'unknown key' });
+  });
+
+  it('a template directory with a broken template names its file (exit 1); a missing file fails too', async () => {
+    const templates = join(dir, 'templates');
+    spawnSync('mkdir', ['-p', join(templates, 'broken')]);
+    writeFileSync(join(templates, 'broken', 'template.json'), '{"id": "broken"}');
+    const r = await cli(['validate', write('t.yaml', `site:\n  id: shop\ntemplatesDir: ${JSON.stringify(templates)}\n`), '--json']);
+    expect(r.code).toBe(EXIT_FAILED);
+    const errors = JSON.parse(r.stdout).errors as Array<{ file?: string }>;
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => e.file?.endsWith(join('broken', 'template.json')))).toBe(true);
+    expect(await cli(['validate', join(dir, 'missing.yaml')])).toMatchObject({ code: EXIT_FAILED, stdout: expect.stringMatching(/cannot read configuration/) });
+  });
+
+  it.each<[string[], RegExp]>([
+    [['validate', 'a.yaml', 'b.yaml'], /unexpected argument "b.yaml"/],
+    [['validate', 'a.yaml', '--config', 'b.yaml'], /the config once/],
+    [['validate', 'a.yaml', '--store', 'sqlite:x.db'], /validate takes no --store/],
+    [['explain'], /explain needs the hit file/],
+    [['explain', 'h.json', '--ip', 'nope'], /--ip: "nope" is not an IPv4 or IPv6 address/],
+    [['keys', 'list', '--ip', '1.2.3.4'], /--ip is an option of explain/],
+  ])('%j exits 2', async (argv, message) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
+describe('cli explain', () => {
+  const ADMIN = 'cli-explain-admin-key-0123456789';
+  const settings = { site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: { gcm: ['analytics_storage'] } } }, debug: { explain: true, adminKey: ADMIN } };
+  const destinations = [
+    { id: 'hook', template: 'webhook', settings: { url: 'https://hooks.example.invalid/x', secret: 'hook-secret-value' }, consent: { categories: ['analytics'] } },
+    { id: 'meta', template: 'meta-capi', enabled: 'if-configured', settings: { pixelId: '', accessToken: '' }, consent: { categories: ['analytics'] } },
+  ];
+  const configFile = () => {
+    const path = join(dir, 'tw.json');
+    writeFileSync(path, JSON.stringify({ ...settings, destinations }));
+    return path;
+  };
+  const hitFile = (body: unknown) => {
+    const path = join(dir, `hit-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(path, typeof body === 'string' ? body : JSON.stringify(body));
+    return path;
+  };
+  const AT = 1_760_000_000_000;
+  const event = { type: 'track', event: 'Order Completed', messageId: 'm-1', timestamp: '2025-10-09T08:00:00.000Z', anonymousId: 'v-1', properties: { value: 42 }, context: { consent: { categoryPreferences: { analytics: true } } } };
+
+  async function routeAnswer(body: unknown) {
+    const config = loadConfigWithTemplates(configFile(), {});
+    const app = createApp(config.config, { logger: pino({ level: 'silent' }), templates: config.templates, consentClock: new FakeClock(AT), webhooks: false });
+    try {
+      return await request(app.handler).post('/debug/explain').set('authorization', `Bearer ${ADMIN}`).send(body as object);
+    } finally {
+      await app.shutdown(0);
+    }
+  }
+  const explain = async (argv: string[]) => {
+    let stdout = '';
+    let stderr = '';
+    const code = await runCli(['explain', ...argv, '--config', configFile()], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {}, clock: new FakeClock(AT) });
+    return { code, stdout, stderr };
+  };
+
+  it.each<[string, unknown]>([
+    ['a Segment event', event],
+    ['a raw Segment hit', { hit: { path: '/v1/track', headers: { 'user-agent': 'Mozilla/5.0 test', 'sec-gpc': '1' }, body: event } }],
+    ['a raw GA4 hit', { hit: { path: '/g/collect?v=2&tid=G-1&cid=1.2&en=page_view&gcs=G111&_p=1&dl=https%3A%2F%2Fshop.example%2F' } }],
+  ])('prints what POST /debug/explain answers for %s (exit 0)', async (_name, body) => {
+    const r = await explain([hitFile(body), '--ip', '127.0.0.1']);
+    expect(r.code).toBe(EXIT_OK);
+    const route = await routeAnswer(body);
+    expect(route.status).toBe(200);
+    const answer = JSON.parse(r.stdout);
+    // A hit without a messageId gets a random one, on both sides.
+    const noIds = (a: any) => JSON.parse(JSON.stringify(a).replace(/"messageId":"[0-9a-f-]{36}"/g, '"messageId":"*"'));
+    expect(noIds(answer)).toEqual(noIds(route.body));
+    expect(r.stdout).not.toContain('hook-secret-value');
+    // Disabled destinations are said on stderr, as the server logs them at start.
+    expect(r.stderr).toBe('note: destination meta is disabled (settings not set: pixelId, accessToken): not explained\n');
+  });
+
+  it('the Segment event decides as the route does: granted analytics forwards, the request shown', async () => {
+    const r = await explain([hitFile(event), '--json']);
+    expect(r).toMatchObject({ code: EXIT_OK, stderr: '' });
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    const answer = JSON.parse(r.stdout);
+    expect(answer.destinations).toMatchObject([{ id: 'hook', template: 'webhook', decision: 'forward', reasons: ['consent_granted:analytics'], request: { method: 'POST', url: 'https://hooks.example.invalid/x' } }]);
+    expect(answer.event.receivedAt).toBe(new Date(AT).toISOString());
+  });
+
+  it('a hit the route refuses fails with its message and code (exit 1); so do an unreadable file and a bad config', async () => {
+    const bad = await explain([hitFile({ hit: { path: '/nope' } })]);
+    expect(bad).toMatchObject({ code: EXIT_FAILED, stdout: '' });
+    expect(bad.stderr).toMatch(/hit\.path: "\/nope" is not a client route .*\(TW_ERR_VALIDATION; \/debug\/explain answers 400\)/);
+    const notJson = await explain([hitFile('{nope')]);
+    expect(notJson.stderr).toMatch(/not valid JSON.*TW_ERR_MALFORMED_BODY/);
+    expect((await explain([join(dir, 'missing.json')])).stderr).toMatch(/cannot read the hit file/);
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(config, 'site: {}\n');
+    const r = await runCli(['explain', hitFile(event), '--config', config], { stdout: { write: () => true }, stderr: { write: () => true }, env: {} });
+    expect(r).toBe(EXIT_FAILED);
   });
 });

@@ -1,5 +1,5 @@
 // Tagwarden's operator CLI: `npx tagwarden keys create|list|revoke`, `audit verify`,
-// `dlq list|replay|purge` (bin/tagwarden.mjs runs this
+// `dlq list|replay|purge`, `validate`, `explain` (bin/tagwarden.mjs runs this
 // file under the pinned Node; `npm run cli -- …` too). A separate entry from
 // main.ts (which serves); `runCli` does the work so tests call it without spawning a process.
 import { existsSync } from 'node:fs';
@@ -11,6 +11,9 @@ import { replayMatching } from './api/dead-letters/replay.ts';
 import { deadLetterView, type DeadLetterView } from './api/dead-letters/view.ts';
 import { listDead, purgeDead, type DeadFilter } from './store/journal.ts';
 import { ValidationError } from './errors.ts';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, type CommandIo } from './cli/exit.ts';
+import { explainCommand } from './cli/explain.ts';
+import { validateCommand } from './cli/validate.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import type { Db } from './store/db.ts';
 import { MAX_RECEIPT_PAGE, queryReceipts } from './store/receipts.ts';
@@ -29,15 +32,14 @@ export interface CliIo {
   clock?: Clock;
 }
 
-/** Exit codes: 0 done, 1 failed (store, config, unknown key id), 2 usage (unknown command, flag or scope). */
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './cli/exit.ts';
 
 export const USAGE = `Usage: npx tagwarden keys <command> [options]
        npx tagwarden audit verify [options]
        npx tagwarden dlq <command> [filters] [options]
        npx tagwarden receipts <visitorId> [--site <id>] [--limit <n>] [--json]
+       npx tagwarden validate [<config>] [--json]
+       npx tagwarden explain <hit-file> [--config <path>] [--ip <address>] [--json]
        (or npm run cli -- <command> …)
 
 Commands:
@@ -49,6 +51,8 @@ Commands:
   dlq replay                                     send matching dead letters again (consent re-checked); prints how many
   dlq purge --yes                                delete matching dead letters for good
   receipts <visitorId>                           a visitor's decision receipts, oldest first (docs/receipts.md)
+  validate [<config>]                            check a config and its templates as the server starts them (exit 1 with every problem); opens nothing
+  explain <hit-file>                             what POST /debug/explain answers for the file (its body: a Segment event or {"hit": {...}}), for the config
 
 Dead-letter filters (all optional; none: every dead letter of the site):
   --destination <id>   one destination
@@ -62,17 +66,15 @@ Options:
   --config <path>   the configuration file (default: TAGWARDEN_CONFIG, else ${DEFAULT_CONFIG_PATH})
   --site <id>       the site of dlq commands (default: site.id of the config)
   --yes             confirm dlq purge
+  --ip <address>    the client's address of an explained hit (default: none)
   --json            machine-readable output
   --help            this text
 
 Scopes: ${SCOPES.join(', ')} (admin implies every scope).
 `;
 
-/** A command line that cannot be run as given: printed with the usage text. */
-class UsageError extends ValidationError {}
-
 const DLQ_FLAGS = ['destination', 'reason', 'since', 'before', 'limit'] as const;
-const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config', 'site', ...DLQ_FLAGS]);
+const VALUE_FLAGS = new Set(['scopes', 'label', 'store', 'config', 'site', 'ip', ...DLQ_FLAGS]);
 const BOOL_FLAGS = new Set(['json', 'help', 'yes']);
 
 interface Parsed {
@@ -222,6 +224,19 @@ function dlqCommand(command: string | undefined, rest: string[], p: Parsed, conf
   throw new UsageError(command === undefined ? 'dlq needs a command: list, replay or purge' : `unknown command "dlq ${command}" (expected: list, replay, purge)`);
 }
 
+/** `validate [<config>]` and `explain <hit-file>`: the config and a file, never the store. */
+function fileCommand(group: 'validate' | 'explain', arg: string | undefined, rest: string[], argv: readonly string[], p: Parsed, env: Readonly<Record<string, string | undefined>>, clock: Clock, io: CommandIo): Promise<number> {
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  for (const flag of ['store', 'site', 'scopes', 'label', ...(group === 'validate' ? ['ip'] : []), ...DLQ_FLAGS]) if (p.flags.has(flag)) throw new UsageError(`${group} takes no --${flag}`);
+  if (p.yes) throw new UsageError(`${group} takes no --yes`);
+  if (group === 'validate') {
+    if (arg !== undefined && p.flags.has('config')) throw new UsageError('validate takes the config once: <config> or --config');
+    return Promise.resolve(validateCommand(arg ?? configPathFrom(argv, env), env, p.json, io));
+  }
+  if (arg === undefined) throw new UsageError('explain needs the hit file: a JSON file holding what POST /debug/explain takes (docs/explain.md)');
+  return explainCommand({ configPath: configPathFrom(argv, env), hitFile: arg, ip: p.flags.get('ip'), env, clock, json: p.json }, io);
+}
+
 /** Runs one CLI invocation; resolves with the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const env = io.env ?? processEnv();
@@ -240,6 +255,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return EXIT_USAGE;
     }
     const [group, command, ...rest] = p.positional;
+    if (group === 'validate' || group === 'explain') return await fileCommand(group, command, rest, argv, p, env, clock, { out, err });
+    if (p.flags.has('ip')) throw new UsageError('--ip is an option of explain');
     if (group === 'audit') {
       if (command !== 'verify' || rest.length > 0) throw new UsageError('audit takes one command: verify');
       db = await openDb(storeUrl(argv, p, env));
@@ -273,7 +290,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       else for (const r of page.receipts) out(`${new Date(r.decidedAt).toISOString()}  ${r.messageId}  ${r.destinationId}  ${r.phase}  ${r.outcome}  ${r.reason}\n`);
       return EXIT_OK;
     }
-    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit, dlq, receipts)`);
+    if (group !== 'keys') throw new UsageError(`unknown command "${group ?? ''}" (expected: keys, audit, dlq, receipts, validate, explain)`);
     for (const flag of ['site', ...DLQ_FLAGS]) if (p.flags.has(flag)) throw new UsageError(`--${flag} is an option of dlq commands`);
     if (p.yes) throw new UsageError('--yes is an option of dlq purge');
 

@@ -1,9 +1,8 @@
 // Tagwarden's entry point: the only place that reads argv, listens and exits.
 import { once } from 'node:events';
 import { createApp } from './app.ts';
-import { configPathFrom, loadConfigFile, processEnv } from './config/load.ts';
-import { DEFAULT_TEMPLATES_DIR, loadTemplates } from './destinations/load.ts';
-import { checkDestinations, type TemplateCatalog } from './destinations/resolve.ts';
+import { configPathFrom, processEnv } from './config/load.ts';
+import { loadConfigWithTemplates } from './destinations/load-config.ts';
 import { ConfigError, TagwardenError } from './errors.ts';
 import { createHttpServer } from './http/server.ts';
 import { createLogger } from './observability/logger.ts';
@@ -12,19 +11,12 @@ import { openDb } from './store/open.ts';
 async function main(): Promise<void> {
   const env = processEnv();
   const path = configPathFrom(process.argv.slice(2), env);
-  let templates: TemplateCatalog | undefined;
-  const config = loadConfigFile(path, {
-    env,
-    extraChecks: (raw) => {
-      const dir = typeof (raw as { templatesDir?: unknown }).templatesDir === 'string' ? (raw as { templatesDir: string }).templatesDir : DEFAULT_TEMPLATES_DIR;
-      templates = loadTemplates(dir);
-      return checkDestinations(raw, templates);
-    },
-  });
+  // The same checks as `tagwarden validate` (src/destinations/load-config.ts).
+  const { config, templates } = loadConfigWithTemplates(path, env);
   const log = createLogger(config.log.level);
   // The consent store is opened (created and migrated on first start) before any hit is taken.
   const db = await openDb(config.store.url, { durability: config.store.durability });
-  const app = createApp(config, { logger: log, templates: templates!, db });
+  const app = createApp(config, { logger: log, templates, db });
   // Hits acknowledged before a restart or a crash and not finished resume before new ones arrive.
   await app.recover();
   const server = createHttpServer(config.server, app.handler);

@@ -1,7 +1,9 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import { Router } from 'express';
 import { queryString } from '../http/query.ts';
 import { PayloadTooLargeError, ValidationError } from '../errors.ts';
-import { jsonBody } from '../http/body.ts';
+import { API_JSON_LIMITS, jsonBody, readJsonBody } from '../http/body.ts';
 import { parseSegmentEvent } from '../ingest/segment.ts';
 import { previewRequest, renderDropReason, type Evaluation, type Pipeline, type RuntimeDestination } from '../pipeline/index.ts';
 import { bodyText } from '../destinations/types.ts';
@@ -16,6 +18,28 @@ import { jsonBytes, rawHitOf, readRawHit } from './explain-hit.ts';
 import { requireAdminKey, type AdminAuthOptions } from './admin-auth.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
+/** What explaining needs: the route's limits (config `server`), the app's pipeline and destinations, and how signals are read. */
+export interface ExplainOptions {
+  maxEventBytes: number;
+  maxBatchBytes: number;
+  maxBatchEvents: number;
+  maxHeaderBytes: number;
+  pipeline: Pipeline;
+  destinations: readonly RuntimeDestination[];
+  identity: SignalReading;
+}
+
+/**
+ * What explain reads from the explain request itself: in the first form, the event's consent
+ * signals (headers, query string); in both, the client's address.
+ */
+export interface ExplainRequest {
+  headers: IncomingHttpHeaders;
+  /** The raw query string, without `?` ('' when none). */
+  query: string;
+  ip: string | undefined;
+}
+
 /**
  * `POST /debug/explain`: runs a hit through consent, policy and the templates and answers, per
  * destination, the decision, its reasons and the vendor request that would be sent (secrets
@@ -24,27 +48,50 @@ import { systemClock, type Clock } from '../lib/clock.ts';
  * headers, body}}`: a raw request of any client, read by that client's route code
  * (explain-hit.ts), each of its hits explained.
  */
-export function explainRouter(opts: {
-  adminKey: string;
-  /** Throttling of wrong admin keys per client address (src/api/admin-auth.ts). */
-  adminAuth?: AdminAuthOptions;
-  maxEventBytes: number;
-  maxBatchBytes: number;
-  maxBatchEvents: number;
-  maxHeaderBytes: number;
-  pipeline: Pipeline;
-  destinations: readonly RuntimeDestination[];
-  identity: SignalReading;
-  /** The time an explained hit is received at (the app's consent clock); default the system clock. */
-  clock?: Clock;
-}): Router {
+export function explainRouter(
+  opts: ExplainOptions & {
+    adminKey: string;
+    /** Throttling of wrong admin keys per client address (src/api/admin-auth.ts). */
+    adminAuth?: AdminAuthOptions;
+    /** The time an explained hit is received at (the app's consent clock); default the system clock. */
+    clock?: Clock;
+  },
+): Router {
   const router = Router();
   const clock = opts.clock ?? systemClock;
-  // The envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text).
-  const envelopeLimit = Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
+  router.post('/debug/explain', requireAdminKey(opts.adminKey, opts.adminAuth), jsonBody(explainBodyLimit(opts)), (req, res, next) => {
+    explainBody(opts, req.body, { headers: req.headers, query: queryString(req), ip: req.ip }, new Date(clock.now()))
+      .then((answer) => {
+        res.json(answer);
+      })
+      .catch(next);
+  });
+  return router;
+}
 
+/** The largest explain body: the envelope of a raw hit carries a whole batch or GA4 body (escaped as JSON text). */
+export function explainBodyLimit(opts: Pick<ExplainOptions, 'maxEventBytes' | 'maxBatchBytes'>): number {
+  return Math.max(opts.maxEventBytes, opts.maxBatchBytes) * 2;
+}
+
+/**
+ * An explain body held in memory (`tagwarden explain <file>`), read as the route reads its
+ * request's: readJsonBody with the same limit, shape bounds and strict UTF-8.
+ */
+export function readExplainBody(bytes: Buffer, opts: Pick<ExplainOptions, 'maxEventBytes' | 'maxBatchBytes'>): Promise<unknown> {
+  const req = Object.assign(Readable.from([bytes]), { headers: {} }) as unknown as IncomingMessage;
+  return new Promise((resolve, reject) => {
+    readJsonBody(req, explainBodyLimit(opts), (outcome) => ('error' in outcome ? reject(outcome.error) : resolve(outcome.body)), { shape: API_JSON_LIMITS, fatalUtf8: true });
+  });
+}
+
+/**
+ * The answer of `POST /debug/explain` to `body`, received at `at`: the route's and the CLI's
+ * (`tagwarden explain`) one implementation. Throws the error the route answers (a 400, a 413).
+ */
+export async function explainBody(opts: ExplainOptions, body: unknown, request: ExplainRequest, at: Date): Promise<Record<string, unknown>> {
   /** One accepted hit, as the pipeline would take it (click ids added as the accept step does, src/pipeline/accept.ts). */
-  const explain = (event: Event, sources: HitSources, at: Date): Record<string, unknown> => {
+  const explain = (event: Event, sources: HitSources): Record<string, unknown> => {
     const signals = readSignals(sources, event, opts.identity);
     const withIds = withClickIds(event, at);
     const { consent, evaluations, dataControl } = opts.pipeline.evaluate(withIds, signals);
@@ -58,36 +105,28 @@ export function explainRouter(opts: {
     };
   };
 
-  router.post('/debug/explain', requireAdminKey(opts.adminKey, opts.adminAuth), jsonBody(envelopeLimit), (req, res, next) => {
-    const body = req.body as Record<string, unknown>;
-    const at = new Date(clock.now());
-    if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {
-      const extra = Object.keys(body).find((k) => k !== 'hit');
-      if (extra !== undefined) throw new ValidationError(`${extra}: unknown key (a raw hit is {"hit": {...}} alone)`, { details: { issues: [{ path: extra, message: 'unknown key' }] } });
-      const limits = { maxEventBytes: opts.maxEventBytes, maxBatchBytes: opts.maxBatchBytes, maxBatchEvents: opts.maxBatchEvents, maxHeaderBytes: opts.maxHeaderBytes };
-      const hit = rawHitOf(body.hit, limits);
-      readRawHit(hit, { ip: req.ip, now: at }, limits)
-        .then(({ client, hits, rejected }) => {
-          if (hits.length === 0) {
-            const first = rejected[0];
-            const why = first?.reason ?? first?.issues?.map((i) => (i.path === '' ? i.message : `${i.path}: ${i.message}`)).join('; ') ?? 'nothing to read';
-            throw new ValidationError(`no valid ${client} hit: ${why}`, { details: { client, rejected } });
-          }
-          res.json({ client, hits: hits.map((h) => ({ index: h.index, ...explain(h.event, h.sources, at) })), rejected });
-        })
-        .catch(next);
-      return;
+  if (body !== null && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'hit')) {
+    const envelope = body as Record<string, unknown>;
+    const extra = Object.keys(envelope).find((k) => k !== 'hit');
+    if (extra !== undefined) throw new ValidationError(`${extra}: unknown key (a raw hit is {"hit": {...}} alone)`, { details: { issues: [{ path: extra, message: 'unknown key' }] } });
+    const limits = { maxEventBytes: opts.maxEventBytes, maxBatchBytes: opts.maxBatchBytes, maxBatchEvents: opts.maxBatchEvents, maxHeaderBytes: opts.maxHeaderBytes };
+    const hit = rawHitOf(envelope.hit, limits);
+    const { client, hits, rejected } = await readRawHit(hit, { ip: request.ip, now: at }, limits);
+    if (hits.length === 0) {
+      const first = rejected[0];
+      const why = first?.reason ?? first?.issues?.map((i) => (i.path === '' ? i.message : `${i.path}: ${i.message}`)).join('; ') ?? 'nothing to read';
+      throw new ValidationError(`no valid ${client} hit: ${why}`, { details: { client, rejected } });
     }
-    if (jsonBytes(body) > opts.maxEventBytes) throw new PayloadTooLargeError(`the event is larger than ${opts.maxEventBytes} bytes`);
-    const routeType = body !== null && typeof body === 'object' && body.type === undefined ? 'track' : undefined;
-    const parsed = parseSegmentEvent(body, routeType, { ip: req.ip, userAgent: req.headers['user-agent'], now: at });
-    if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
-    // The explain request's own headers and query carry the signals (Sec-GPC, cookies, gdpr_consent,
-    // gcs/gcd), so an operator can replay what a browser sent.
-    const query = new URLSearchParams(queryString(req));
-    res.json(explain(parsed.event, { headers: req.headers, query, body }, at));
-  });
-  return router;
+    return { client, hits: hits.map((h) => ({ index: h.index, ...explain(h.event, h.sources) })), rejected };
+  }
+  if (jsonBytes(body) > opts.maxEventBytes) throw new PayloadTooLargeError(`the event is larger than ${opts.maxEventBytes} bytes`);
+  const routeType = body !== null && typeof body === 'object' && (body as Record<string, unknown>).type === undefined ? 'track' : undefined;
+  const ua = request.headers['user-agent'];
+  const parsed = parseSegmentEvent(body, routeType, { ip: request.ip, userAgent: typeof ua === 'string' ? ua : undefined, now: at });
+  if (!parsed.ok) throw new ValidationError('invalid event', { details: { issues: parsed.issues } });
+  // The explain request's own headers and query carry the signals (Sec-GPC, cookies, gdpr_consent,
+  // gcs/gcd), so an operator can replay what a browser sent.
+  return explain(parsed.event, { headers: request.headers, query: new URLSearchParams(request.query), body });
 }
 
 function destinationView(ev: Evaluation, dest: RuntimeDestination): Record<string, unknown> {
