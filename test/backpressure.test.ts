@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { pino } from 'pino';
 import type { Db } from '../src/store/db.ts';
 import { forEachEngine } from './engines.ts';
 import { closeServer, post, startTagwarden, testConfig } from './helpers.ts';
@@ -17,6 +18,7 @@ forEachEngine('backpressure: a full destination queue refuses hits with 503', (e
   let tw: Awaited<ReturnType<typeof startTagwarden>>;
   const held: Array<() => void> = [];
   let stalled = true;
+  const logLines: string[] = [];
   const received: string[] = [];
   const vendor = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -42,7 +44,7 @@ forEachEngine('backpressure: a full destination queue refuses hits with 503', (e
         delivery: { maxQueuedEvents: 20, journal: { retryAfterS: 3 } },
         destinations: [{ id: 'hook', template: 'webhook', settings: { url }, timeoutMs: 60_000 }],
       }),
-      undefined,
+      pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }),
       { db },
     );
   });
@@ -75,6 +77,11 @@ forEachEngine('backpressure: a full destination queue refuses hits with 503', (e
     const metrics = await (await fetch(`${tw.url}/metrics`)).text();
     expect(metrics).not.toMatch(/reason="queue_full"\} [1-9]/);
     expect(metrics).toMatch(/tagwarden_events_rejected_total\{client="journal",code="TW_ERR_UNAVAILABLE"\} [1-9]/);
+    // Each refusal is logged at warn with its reason, at most 10 lines a minute, and no event data.
+    const refusedLines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'hit refused');
+    expect(refusedLines.length).toBe(Math.min(refused, 10));
+    expect(refusedLines[0]).toMatchObject({ level: 40, client: 'journal', reason: 'queue_full', destination: 'hook', code: 'TW_ERR_UNAVAILABLE' });
+    expect(logLines.join('')).not.toContain('"anonymousId"');
 
     stalled = false;
     for (const answer of held.splice(0)) answer();

@@ -18,6 +18,7 @@ import type { ConsentState } from '../consent/state.ts';
 import { UnavailableError, type TagwardenError } from '../errors.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Db } from '../store/db.ts';
 import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from '../store/journal.ts';
 import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
@@ -112,6 +113,8 @@ export interface JournalRuntime {
 
 export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
   const { db, clock, log, metrics, journal: cfg } = o;
+  // Hits refused with 503 are logged like the routes' refusals: warn, 10 lines a minute per reason.
+  const refusals = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const writer: JournalWriter = createJournalWriter({
     db,
     owner: o.owner,
@@ -268,6 +271,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       for (const id of o.destinationIds) {
         if ((stats[id]?.queued ?? 0) + hits.length > o.maxQueuedEvents) {
           metrics.eventsRejected.inc({ client: 'journal', code: 'TW_ERR_UNAVAILABLE' }, hits.length);
+          refusals('warn', `journal:queue_full:${id}`, { client: 'journal', code: 'TW_ERR_UNAVAILABLE', reason: 'queue_full', destination: id, hits: hits.length, status: 503 }, 'hit refused');
           fail(new UnavailableError('a destination is catching up; retry later', { retryAfterS: cfg.retryAfterS }));
           return;
         }
@@ -283,6 +287,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
         },
         (err) => {
           metrics.eventsRejected.inc({ client: 'journal', code: err.code }, hits.length);
+          refusals('warn', `journal:${err.code}`, { client: 'journal', code: err.code, reason: 'journal_unavailable', hits: hits.length, status: err.status }, 'hit refused');
           fail(err);
         },
       );

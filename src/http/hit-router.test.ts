@@ -86,3 +86,24 @@ describe('hitRouter', () => {
     expect(() => hitRouter(new Map([['/tr/', {}]]), { accepting: () => true, log: silent })).toThrow(/trailing slash/);
   });
 });
+
+describe('hitRouter: the log of an unexpected error', () => {
+  it('names the method and path, never the query string (the hit itself)', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const boom = (): void => {
+      throw new Error('boom');
+    };
+    const router = hitRouter(new Map([['/g/collect', { GET: boom, POST: (_req, _res, t) => t.fail(new Error('late')) }]]), { accepting: () => true, log });
+    const app = (req: IncomingMessage, res: ServerResponse): void => void router(req, res);
+    expect((await request(app).get('/g/collect?cid=visitor-1&uid=alice%40example.com')).status).toBe(500);
+    expect((await request(app).post('/g/collect?cid=visitor-2').send('x')).status).toBe(500);
+    expect(lines).toHaveLength(2);
+    const parsed = lines.map((l) => JSON.parse(l) as { level: number; path: string; method: string });
+    expect(parsed.map((p) => [p.level, p.method, p.path])).toEqual([
+      [50, 'GET', '/g/collect'],
+      [50, 'POST', '/g/collect'],
+    ]);
+    expect(lines.join('')).not.toMatch(/visitor-|alice|cid=/);
+  });
+});

@@ -67,8 +67,10 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
   }
   const unavailable = shuttingDownError();
 
-  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
-    const e = answerableError(err, opts.log, req.method, req.url);
+  // `path` without the query string: on /g/collect and /tr the query string is the hit (visitor
+  // ids, page URLs, hashed user data), which a log line never carries.
+  const fail = (req: IncomingMessage, res: ServerResponse, path: string, err: unknown): void => {
+    const e = answerableError(err, opts.log, req.method, path);
     if (res.headersSent) res.end();
     else sendErrorJson(res, e);
   };
@@ -104,11 +106,11 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
       sendErrorJson(res, unavailable);
       return true;
     }
-    const target: HitTarget = { path, query: q === -1 ? '' : url.slice(q + 1), fail: (err) => fail(req, res, err) };
+    const target: HitTarget = { path, query: q === -1 ? '' : url.slice(q + 1), fail: (err) => fail(req, res, path, err) };
     try {
       handler(req, res, target);
     } catch (err) {
-      fail(req, res, err);
+      fail(req, res, path, err);
     }
     return true;
   };
