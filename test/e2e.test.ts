@@ -240,7 +240,10 @@ describe('end to end: whenUnknown redact and hold, opt-out mode', () => {
       await tw.app.flush(2000);
       expect(vendor.hits.filter((h) => h.path === '/r/ga4')).toHaveLength(0);
       const metrics = await (await fetch(`${tw.url}/metrics`)).text();
-      expect(metrics).toContain('tagwarden_decisions_total{destination="ga4",outcome="hold",reason="consent_unknown:analytics"} 1');
+      // The hold is counted as begun, and its end is the one decision of the event for ga4.
+      expect(metrics).toContain('tagwarden_holds_started_total{destination="ga4",reason="consent_unknown:analytics"} 1');
+      expect(metrics).toContain('tagwarden_held_events{destination="ga4"} 0');
+      expect(metrics).not.toContain('outcome="hold"');
       expect(metrics).toContain('tagwarden_decisions_total{destination="ga4",outcome="drop",reason="consent_unresolved"} 1');
       expect(metrics).toContain('tagwarden_decisions_total{destination="meta",outcome="redact",reason="consent_unknown:advertising"} 1');
     } finally {

@@ -6,6 +6,10 @@ export interface Metrics {
   eventsReceived: Counter<'client' | 'type'>;
   eventsRejected: Counter<'client' | 'code'>;
   decisions: Counter<'destination' | 'outcome' | 'reason'>;
+  /** Holds begun (an event × destination waiting for consent or for queue room), by the reason they began with. */
+  holdsStarted: Counter<'destination' | 'reason'>;
+  /** Event × destination pairs held now: begun and not yet finally decided. */
+  heldEvents: Gauge<'destination'>;
   deliveries: Counter<'destination' | 'outcome'>;
   consentLookups: Counter<'result'>;
   heldWaits: Counter<'reason'>;
@@ -131,8 +135,20 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     decisions: new Counter({
       name: 'tagwarden_decisions_total',
-      help: 'Policy decisions per destination: forward, redact, hold or drop, with the first reason.',
+      help: 'Final decisions, once per event and destination: forward, redact, drop (policy, template skip, vendor rule) or failed (render error, delivery queue refused), with the first reason. Holds are in tagwarden_holds_started_total and tagwarden_held_events.',
       labelNames: ['destination', 'outcome', 'reason'],
+      registers: [registry],
+    }),
+    holdsStarted: new Counter({
+      name: 'tagwarden_holds_started_total',
+      help: 'Holds begun per destination (consent_resolving, consent_unknown:<c>, queue_full), once per event and destination however often it is decided again while held.',
+      labelNames: ['destination', 'reason'],
+      registers: [registry],
+    }),
+    heldEvents: new Gauge({
+      name: 'tagwarden_held_events',
+      help: 'Events held now per destination (waiting for consent, or with the journal for room in the delivery queue): holds begun and not yet finally decided.',
+      labelNames: ['destination'],
       registers: [registry],
     }),
     deliveries: new Counter({

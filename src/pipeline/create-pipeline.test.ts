@@ -50,8 +50,9 @@ function setup(lookup?: (visitorId: string) => Promise<LookupOutcome>) {
     settle: (e, id) => settled.push(`${e.messageId}:${id}`),
     clock,
   });
-  const decisions = async (): Promise<string> => (await metrics.registry.getSingleMetricAsString('tagwarden_decisions_total')).split('\n').filter((l) => !l.startsWith('#')).sort().join('\n');
-  return { pipeline, clock, sent, settled, decisions };
+  const series = async (name: string): Promise<string> => (await metrics.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#')).sort().join('\n');
+  const decisions = (): Promise<string> => series('tagwarden_decisions_total');
+  return { pipeline, clock, sent, settled, decisions, series };
 }
 
 describe('createPipeline', () => {
@@ -70,12 +71,33 @@ describe('createPipeline', () => {
   });
 
   it('holds what awaits consent while the upstream is asked, and decides it with the answer', async () => {
-    const { pipeline, sent, decisions } = setup(() => Promise.resolve({ signal: { source: 'upstream', at: T0, categories: { analytics: 'granted' } } }));
+    const { pipeline, sent, decisions, series } = setup(() => Promise.resolve({ signal: { source: 'upstream', at: T0, categories: { analytics: 'granted' } } }));
     pipeline.process(event('held'), visitor);
     expect(sent).toEqual([]);
     await pipeline.settled(1_000);
     expect(sent).toEqual(['held']);
-    expect(await decisions()).toContain('outcome="hold",reason="consent_resolving"} 1');
+    // Counted once, by its final decision; the hold it went through has its own counts.
+    expect(await decisions()).toBe('tagwarden_decisions_total{destination="stats",outcome="forward",reason="consent_granted:analytics"} 1');
+    expect(await series('tagwarden_holds_started_total')).toBe('tagwarden_holds_started_total{destination="stats",reason="consent_resolving"} 1');
+    expect(await series('tagwarden_held_events')).toBe('tagwarden_held_events{destination="stats"} 0');
+  });
+
+  it('an event held again by an answer that leaves it unknown is one hold, and one decision when it is decided', async () => {
+    const answers: LookupOutcome[] = [
+      { signal: { source: 'store:none', at: T0, categories: {} } },
+      { signal: { source: 'store', at: T0, categories: { analytics: 'denied' } } },
+    ];
+    const { pipeline, decisions, series } = setup(() => Promise.resolve(answers.shift()!));
+    pipeline.process(event('twice'), visitor);
+    await pipeline.settled(1_000);
+    // Still unknown: held (whenUnknown: hold), not decided yet.
+    expect(await decisions()).toBe('');
+    expect(await series('tagwarden_held_events')).toBe('tagwarden_held_events{destination="stats"} 1');
+    pipeline.recheck('v-1');
+    await pipeline.settled(1_000);
+    expect(await decisions()).toBe('tagwarden_decisions_total{destination="stats",outcome="drop",reason="consent_denied:analytics"} 1');
+    expect(await series('tagwarden_holds_started_total')).toBe('tagwarden_holds_started_total{destination="stats",reason="consent_resolving"} 1');
+    expect(await series('tagwarden_held_events')).toBe('tagwarden_held_events{destination="stats"} 0');
   });
 
   it('waits for lookups in flight until the deadline on the injected clock, not the wall clock', async () => {

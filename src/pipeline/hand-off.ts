@@ -43,32 +43,35 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
     }
     const { rendered } = evaluation;
     if (rendered === undefined || !rendered.ok) {
-      // A template that cannot render this event (no mapping, missing required field) is a
-      // drop with a reason, not a failure of the hit.
+      // A template that skips this event (no mapping, a skip rule) drops it with a reason; one that
+      // cannot render it (a missing required field) fails it: not sent, for a fault to fix rather
+      // than by the policy. Neither fails the hit.
       const reason = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
-      outcomes.count(id, 'drop', reason);
+      const outcome = rendered === undefined || rendered.kind === 'error' ? 'failed' : 'drop';
+      outcomes.count(id, outcome, reason, event);
       if (rendered !== undefined && rendered.kind === 'error') outcomes.renderError(id, event, rendered.error);
       outcomes.settle(event, id);
-      return { outcome: 'drop', reason };
+      return { outcome, reason };
     }
     if (d.dryRun) {
       log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
-      outcomes.count(id, decision.outcome, label);
+      outcomes.count(id, decision.outcome, label, event);
       outcomes.settle(event, id);
       return { outcome: decision.outcome, reason: label };
     }
     if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) {
-      outcomes.count(id, decision.outcome, label);
+      outcomes.count(id, decision.outcome, label, event);
       return { outcome: decision.outcome, reason: label };
     }
     if (deps.requeue !== undefined) {
-      // Acknowledged and journaled: waits for room instead of being dropped.
-      outcomes.count(id, 'hold', 'queue_full');
+      // Acknowledged and journaled: waits for room instead of being dropped (one hold, however
+      // many times it is tried again; its final decision is counted when the queue takes it).
+      outcomes.hold(id, 'queue_full', event);
       deps.requeue(event, signals, id);
       return { outcome: 'hold', reason: 'queue_full' };
     }
-    outcomes.count(id, 'drop', 'queue_full');
+    outcomes.count(id, 'failed', 'queue_full', event);
     outcomes.settle(event, id);
-    return { outcome: 'drop', reason: 'queue_full' };
+    return { outcome: 'failed', reason: 'queue_full' };
   };
 }

@@ -13,7 +13,7 @@ import type { HeldEvent } from './types.ts';
 export function createHeldQueue(deps: {
   hold: { maxEvents: number; maxBytes?: number | undefined; maxAgeMs: number };
   clock: Clock;
-  metrics: Pick<Metrics, 'decisions'>;
+  metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>;
   settle: (event: Event, destinationId: string) => void;
 }): PendingQueue<HeldEvent> {
   return createPendingQueue<HeldEvent>({

@@ -81,7 +81,7 @@ export function createHeld(deps: HeldDeps): Held {
       outcomes.unresolved(held.event, held.destinationIds);
       return;
     }
-    for (const id of held.destinationIds) outcomes.count(id, 'hold', reason);
+    for (const id of held.destinationIds) outcomes.hold(id, reason, held.event);
     deps.held?.(held.event, held.destinationIds, deadline, reason);
   }
 

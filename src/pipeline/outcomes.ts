@@ -3,16 +3,26 @@ import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
+import { heldCount } from './held-count.ts';
 import type { HeldEvent } from './types.ts';
 
 /** Policy drops logged per destination and reason within each interval (the rest are counted on the next line). */
 const DROP_LOG_LINES = 10;
 const DROP_LOG_INTERVAL_MS = 60_000;
 
+/**
+ * A final decision, counted once per event × destination: sent (`forward`, `redact`), not sent by
+ * the policy, the template or a vendor rule (`drop`), or not sent because it could not be (`failed`:
+ * the template could not render it, the delivery queue refused it). A hold is not final.
+ */
+export type FinalOutcome = 'forward' | 'redact' | 'drop' | 'failed';
+
 /** How every destination's outcome is recorded: counted, logged when dropped, settled for the journal. */
 export interface Outcomes {
-  /** `tagwarden_decisions_total{destination, outcome, reason}`. */
-  count(destinationId: string, outcome: string, reason: string): void;
+  /** `tagwarden_decisions_total{destination, outcome, reason}`; ends the event's hold for the destination, if any. */
+  count(destinationId: string, outcome: FinalOutcome, reason: string, event: Event): void;
+  /** The event waits for the destination (pending queue, or journal requeue): a hold begun, unless it is held already. */
+  hold(destinationId: string, reason: string, event: Event): void;
   /** A drop: counted, logged (rate-limited) and settled. */
   drop(destinationId: string, reason: string, event: Event): void;
   /** Consent could not be resolved for these destinations: each is dropped as `consent_unresolved`. */
@@ -25,21 +35,24 @@ export interface Outcomes {
 
 export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clock; settle?: ((event: Event, destinationId: string) => void) | undefined }): Outcomes {
   const decisions = incrementer(deps.metrics.decisions, ['destination', 'outcome', 'reason']);
+  const held = heldCount(deps.metrics);
   const settle = deps.settle ?? ((): void => undefined);
   // A policy drop is Tagwarden doing what the consent and the config say, not a fault: logged at
   // info, rate-limited per destination and reason (docs/policy.md), with no event data.
   const dropLog = createRateLimitedLog({ log: deps.log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, clock: deps.clock });
 
-  function count(destination: string, outcome: string, reason: string): void {
+  function count(destination: string, outcome: FinalOutcome, reason: string, event: Event): void {
     decisions([destination, outcome, reason]);
+    held.done(event, destination);
   }
   function drop(destination: string, reason: string, event: Event): void {
-    count(destination, 'drop', reason);
+    count(destination, 'drop', reason, event);
     dropLog('info', `${destination}\u0000${reason}`, { destination, reason, messageId: event.messageId }, 'event dropped by policy');
     settle(event, destination);
   }
   return {
     count,
+    hold: (destination, reason, event) => held.hold(event, destination, reason),
     drop,
     unresolved(event, destinationIds) {
       for (const id of destinationIds) drop(id, 'consent_unresolved', event);
@@ -54,8 +67,12 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
 
 /**
  * A held event that expired, or is still held at a shutdown without a journal: counted as a
- * `consent_unresolved` drop (never forwarded, not logged: the count says it).
+ * `consent_unresolved` drop (never forwarded, not logged: the count says it), its hold ended.
  */
-export function countUnresolved(metrics: Pick<Metrics, 'decisions'>, held: HeldEvent): void {
-  for (const id of held.destinationIds) metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
+export function countUnresolved(metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>, held: HeldEvent): void {
+  const count = heldCount(metrics);
+  for (const id of held.destinationIds) {
+    metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
+    count.done(held.event, id);
+  }
 }
