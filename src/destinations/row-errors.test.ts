@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compileRowErrors, parseRowErrorsPath } from './row-errors.ts';
+import { compileRowErrors } from './row-errors.ts';
+import { RowErrorsSchema } from './template-schema.ts';
 
 /** templates/google-ads/template.json's rowErrors. */
 const google = compileRowErrors({
@@ -44,11 +45,12 @@ describe('rowErrors reader (Google Ads partial failure)', () => {
     expect(google.read(body, false, 1)).toEqual({ kind: 'rows', failures: [{ index: 0, code: 'X_Y', transient: false }] });
   });
 
-  it('paths: `*` and numeric segments allowed, prototype keys and empty segments refused', () => {
-    expect(parseRowErrorsPath('a.*.b.0')).toEqual({ segments: ['a', '*', 'b', '0'] });
-    expect(parseRowErrorsPath('a..b')).toHaveProperty('error');
-    expect(parseRowErrorsPath('a.__proto__')).toHaveProperty('error');
-    expect(parseRowErrorsPath('')).toHaveProperty('error');
+  it('paths: `*` and numeric segments allowed, prototype keys and empty segments refused (the template schema)', () => {
+    const paths = (errors: string) => RowErrorsSchema.safeParse({ errors, index: 'i', code: 'c' });
+    expect(paths('a.*.b.0').success).toBe(true);
+    expect(paths('a..b').success).toBe(false);
+    expect(paths('a.__proto__').success).toBe(false);
+    expect(paths('').success).toBe(false);
   });
 
   it('never throws, and a verdict only names rows of the batch (property)', () => {

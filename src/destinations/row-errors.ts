@@ -13,8 +13,7 @@
  * `unreadable`: the caller then treats the whole batch as rejected rather than guess which rows
  * arrived.
  */
-import { TemplateError } from '../errors.ts';
-import { FORBIDDEN_KEYS, isPlainRecord } from '../lib/dotted.ts';
+import { isPlainRecord } from '../lib/dotted.ts';
 
 export interface RowErrorsDefinition {
   /** Path into the body to each error object; `*` fans out over an array's elements or an object's values. */
@@ -56,26 +55,8 @@ const MAX_ERRORS = 20_000;
 /** A code as reported: upper-case identifier of at most 64 characters, else UNKNOWN (never free text). */
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
-const PATH_SEGMENT = /^(?:\*|[A-Za-z0-9_$@-]+)$/;
-
-/** Parse a row-errors path (dotted, `*` allowed), or explain why it is not one. */
-export function parseRowErrorsPath(source: string): { segments: string[] } | { error: string } {
-  if (source.length === 0) return { error: 'empty path' };
-  const segments = source.split('.');
-  if (segments.length > 32) return { error: 'path deeper than 32 segments' };
-  for (const segment of segments) {
-    if (!PATH_SEGMENT.test(segment)) return { error: `invalid path segment "${segment}" (use letters, digits, _ $ @ - or *)` };
-    if (FORBIDDEN_KEYS.has(segment)) return { error: `path segment "${segment}" is not allowed` };
-  }
-  return { segments };
-}
-
-function segmentsOf(source: string): string[] {
-  const parsed = parseRowErrorsPath(source);
-  // The template schema validated the path already; this guards direct callers.
-  if ('error' in parsed) throw new TemplateError(`rowErrors path "${source}": ${parsed.error}`);
-  return parsed.segments;
-}
+/** A path's segments; the template schema validated it (template-schema.ts `rulePath`: `*` or a dotted-path segment). */
+const segmentsOf = (source: string): string[] => source.split('.');
 
 /** The child of `value` named by one segment: own properties of objects, numeric indices of arrays. */
 function child(value: unknown, segment: string): unknown {

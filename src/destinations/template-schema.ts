@@ -7,7 +7,6 @@ import { z } from 'zod';
 import { RETRY_SAFE_FAILURES, type RetrySafeFailure } from './types.ts';
 import { EVENT_TYPES, type EventType } from '../ingest/event.ts';
 import { parseDottedPath } from '../lib/dotted.ts';
-import { parseRowErrorsPath } from './row-errors.ts';
 import { TRANSFORMS, type TransformFn } from './mapping/transforms.ts';
 import { AuthSchema, authIssues } from './auth/schema.ts';
 
@@ -216,25 +215,6 @@ export const SuccessCodeSchema = z
   .strict()
   .describe('For vendors that answer 2xx to errors (TikTok\'s Business API): a 2xx whose JSON body has the field with a value not in `ok` is an error answer, not a delivery');
 
-const rowErrorsPath = z
-  .string()
-  .superRefine((value, ctx) => {
-    const parsed = parseRowErrorsPath(value);
-    if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
-  });
-
-export const RowErrorsSchema = z
-  .object({
-    errors: rowErrorsPath.describe('Path into the JSON body of a 2xx answer to each per-row error object; `*` fans out over array elements or object values (Google Ads: `partialFailureError.details.*.errors.*`)'),
-    index: rowErrorsPath.describe('Path in an error object to the failed row\'s 0-based index in the batch; numeric segments index arrays (Google Ads: `location.fieldPathElements.0.index`)'),
-    code: rowErrorsPath.describe('Path in an error object to its code; `*` takes the first string (Google Ads: `errorCode.*`). A code that is not an upper-case identifier is reported as UNKNOWN'),
-    transient: z.array(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/)).max(100).default([]).describe('Codes after which the row may be taken later: retried by the retry policy; every other code gives the row up at once'),
-    retryAfterSeconds: z.number().int().positive().max(7 * 86_400).optional().describe('The wait the vendor asks for before a transient row is sent again, applied like a Retry-After (beyond the retry window the row becomes a dead letter to replay)'),
-    maxResponseBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(4 * 1024 * 1024).describe('Most bytes of a 2xx body read to find the failed rows; a longer body counts as unreadable (the whole batch gives up)'),
-  })
-  .strict()
-  .describe('For vendors that answer 2xx to a batch some rows of which failed (Google Ads partial failure): where the failed rows are listed. Failed rows give up (or retry) on their own; the rest are delivered');
-
 export const RedactionRuleSchema = z
   .object({
     remove: z.array(dottedPath).optional().describe('Dotted paths to delete ("envelope." prefix for the envelope)'),
@@ -263,6 +243,18 @@ const rulePath = z
     }
   })
   .describe('A dotted path into the rendered item ("envelope." prefix for the envelope); a "*" segment is every key of an object or element of an array, e.g. "params.*"');
+
+export const RowErrorsSchema = z
+  .object({
+    errors: rulePath.describe('Path into the JSON body of a 2xx answer to each per-row error object; `*` fans out over array elements or object values (Google Ads: `partialFailureError.details.*.errors.*`)'),
+    index: rulePath.describe('Path in an error object to the failed row\'s 0-based index in the batch; numeric segments index arrays (Google Ads: `location.fieldPathElements.0.index`)'),
+    code: rulePath.describe('Path in an error object to its code; `*` takes the first string (Google Ads: `errorCode.*`). A code that is not an upper-case identifier is reported as UNKNOWN'),
+    transient: z.array(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/)).max(100).default([]).describe('Codes after which the row may be taken later: retried by the retry policy; every other code gives the row up at once'),
+    retryAfterSeconds: z.number().int().positive().max(7 * 86_400).optional().describe('The wait the vendor asks for before a transient row is sent again, applied like a Retry-After (beyond the retry window the row becomes a dead letter to replay)'),
+    maxResponseBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(4 * 1024 * 1024).describe('Most bytes of a 2xx body read to find the failed rows; a longer body counts as unreadable (the whole batch gives up)'),
+  })
+  .strict()
+  .describe('For vendors that answer 2xx to a batch some rows of which failed (Google Ads partial failure): where the failed rows are listed. Failed rows give up (or retry) on their own; the rest are delivered');
 
 const ruleScalar = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -459,7 +451,6 @@ export type RedactionRuleDefinition = z.output<typeof RedactionRuleSchema>;
 export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
 export type BisectRuleDefinition = z.output<typeof BisectRuleSchema>;
 export type SuccessCodeDefinition = z.output<typeof SuccessCodeSchema>;
-export type RowErrorsSchemaDefinition = z.output<typeof RowErrorsSchema>;
 export type VendorRulesDefinition = z.output<typeof VendorRulesSchema>;
 export type VendorCheckDefinition = z.output<typeof VendorCheckSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

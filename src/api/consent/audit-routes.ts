@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseOr400 } from './validate.ts';
 import type { Queryable } from '../../store/db.ts';
 import { iterateAudit, MAX_AUDIT_PAGE, queryAudit, verifyAuditState, type AuditFilters, type AuditRow } from '../../store/audit.ts';
-import { parseTime } from './inputs.ts';
+import { queryTimeSchema } from './inputs.ts';
 import { idProblem, queryItemSchema, queryTextSchema } from './ids.ts';
 
 export interface AuditRouteOptions {
@@ -13,18 +13,6 @@ export interface AuditRouteOptions {
 }
 
 const queryText = (max: number) => z.string().min(1).max(max).optional();
-const queryTime = z
-  .string()
-  .max(64)
-  .transform((v, ctx) => {
-    const t = parseTime(v);
-    if (t === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'unix seconds, milliseconds or ISO 8601' });
-      return z.NEVER;
-    }
-    return t;
-  })
-  .optional();
 
 /** The audit filters of the query string. Unknown parameters are refused: a typo must not widen an export. */
 export const auditQuerySchema = z
@@ -42,8 +30,8 @@ export const auditQuerySchema = z
     category: queryItemSchema(140).optional(),
     reference: queryItemSchema(520).optional(),
     source: queryTextSchema(300).optional(),
-    from: queryTime,
-    to: queryTime,
+    from: queryTimeSchema,
+    to: queryTimeSchema,
     valid: z.enum(['true', 'false']).optional(),
     limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).optional(),
     cursor: queryText(512),

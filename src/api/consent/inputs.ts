@@ -77,6 +77,20 @@ export function parseTime(v: unknown): number | undefined {
   return ms !== undefined && ms > 0 && ms <= MAX_TIME ? ms : undefined;
 }
 
+/** A time filter of a query string (audit, receipts): what `parseTime` reads, as milliseconds. */
+export const queryTimeSchema = z
+  .string()
+  .max(64)
+  .transform((v, ctx) => {
+    const t = parseTime(v);
+    if (t === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'unix seconds, milliseconds or ISO 8601' });
+      return z.NEVER;
+    }
+    return t;
+  })
+  .optional();
+
 export const TIME_FORMAT = 'unix seconds, milliseconds or ISO 8601 with a zone (Z or ±hh:mm), up to the year 9999';
 
 /** A time read and checked (`consentTime`): milliseconds, or why it was refused (the field's name not included). */

@@ -2,8 +2,8 @@ import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Queryable } from '../../store/db.ts';
 import { MAX_RECEIPT_PAGE, queryReceipts, type ReceiptFilters } from '../../store/receipts.ts';
-import { idProblem } from './ids.ts';
-import { parseTime } from './inputs.ts';
+import { MAX_SUBJECT_ID, queryItemSchema } from './ids.ts';
+import { queryTimeSchema } from './inputs.ts';
 import { parseOr400 } from './validate.ts';
 
 export interface ReceiptRouteOptions {
@@ -12,36 +12,16 @@ export interface ReceiptRouteOptions {
   guard: (scope: 'audit:read') => RequestHandler;
 }
 
-const queryId = z
-  .string()
-  .min(1)
-  .max(256)
-  // The one id rule (./ids.ts): a NUL would reach PostgreSQL otherwise.
-  .superRefine((v, ctx) => {
-    const problem = idProblem(v);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .optional();
-const queryTime = z
-  .string()
-  .max(64)
-  .transform((v, ctx) => {
-    const t = parseTime(v);
-    if (t === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'unix seconds, milliseconds or ISO 8601' });
-      return z.NEVER;
-    }
-    return t;
-  })
-  .optional();
+// The one id rule (./ids.ts), as for item names: a NUL would reach PostgreSQL otherwise.
+const queryId = queryItemSchema(MAX_SUBJECT_ID).optional();
 
 /** The receipt filters of the query string (docs/receipts.md). Unknown parameters are refused; one subject is required. */
 export const receiptQuerySchema = z
   .object({
     visitorId: queryId,
     userId: queryId,
-    from: queryTime,
-    to: queryTime,
+    from: queryTimeSchema,
+    to: queryTimeSchema,
     limit: z.coerce.number().int().min(1).max(MAX_RECEIPT_PAGE).optional(),
     cursor: z.string().regex(/^\d{1,18}$/).optional(),
   })
