@@ -20,7 +20,7 @@ import { createPauseGate } from './pause.ts';
 import type { DeliveryResult, LastExchange } from './result.ts';
 import type { RowFailure } from '../destinations/row-errors.ts';
 import { splitRows } from './row-split.ts';
-import { decideRetry, type AttemptOutcome, type RetryPolicy } from './retry-policy.ts';
+import { decideRetry, type AttemptOutcome, type RetryDecision, type RetryPolicy } from './retry-policy.ts';
 import type { SendOptions, SendResult } from '../lib/http/send.ts';
 import { asError, DeliveryRejectedError, DeliveryRetryableError, errorCodeOf, InternalError, TemplateError, UnavailableError, type ErrorCode } from '../errors.ts';
 
@@ -195,17 +195,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           inFlight.delete(job);
           delete job.abort;
           const { outcome, rows } = readRows(job, sent);
-          const decision = decideRetry({
-            attempt: job.attempts,
-            firstAttemptAt: job.firstAttemptAt ?? clock.now(),
-            now: clock.now(),
-            method: req.method,
-            idempotent: job.destination.idempotent,
-            retrySafe: job.destination.retrySafe,
-            outcome,
-            policy,
-            random: options.random,
-          });
+          const decision = retryDecision(job, req.method, outcome);
           const { next, pauseMs } = afterAttempt({
             decision,
             outcome,
@@ -250,6 +240,21 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }),
       job,
     );
+  }
+
+  /** The retry policy's verdict on a job's latest attempt (retry-policy.ts). */
+  function retryDecision(job: Job, method: string, outcome: AttemptOutcome): RetryDecision {
+    return decideRetry({
+      attempt: job.attempts,
+      firstAttemptAt: job.firstAttemptAt ?? clock.now(),
+      now: clock.now(),
+      method,
+      idempotent: job.destination.idempotent,
+      retrySafe: job.destination.retrySafe,
+      outcome,
+      policy,
+      random: options.random,
+    });
   }
 
   /**
@@ -301,17 +306,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const wait = job.destination.rowErrors?.retryAfterSeconds;
     const outcome: AttemptOutcome = { kind: 'response', status: base.status ?? 200, rejected: 'transient', transient: true };
     if (wait !== undefined) outcome.retryAfter = String(wait);
-    const decision = decideRetry({
-      attempt: part.attempts,
-      firstAttemptAt: part.firstAttemptAt ?? clock.now(),
-      now: clock.now(),
-      method,
-      idempotent: part.destination.idempotent,
-      retrySafe: part.destination.retrySafe,
-      outcome,
-      policy,
-      random: options.random,
-    });
+    const decision = retryDecision(part, method, outcome);
     if (decision.action === 'retry') {
       if (options.parking()) {
         part.dueAt = clock.now() + decision.delayMs;
