@@ -250,7 +250,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     delivery: {
       enqueue(dest, rendered, origin) {
         const queued = delivery.enqueue(dest, rendered);
-        if (queued && origin !== undefined) {
+        if (queued === 'queued' && origin !== undefined) {
           revocation?.remember(dest.id, rendered.messageId, origin, origin.receivedAt);
           journal?.enqueued(dest.id, origin.event);
         }

@@ -151,7 +151,7 @@ async function run(h: Hit, waitsFirst = false): Promise<Set<string>> {
     enqueue(dest) {
       forwarded.add(dest.id);
       if (waitsFirst && clock.now() >= windowEnd) forwardedAfterWait++;
-      return true;
+      return 'queued';
     },
   };
   let calls = 0;

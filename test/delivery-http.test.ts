@@ -62,7 +62,7 @@ describe('delivery over HTTP', () => {
     const s = await server();
     const dest = fakeDestination({ url: `${s.url}/collect`, limits: { maxEvents: 3, lingerMs: 10_000 } });
     const { delivery, log } = setup();
-    for (const id of ids('e', 7)) expect(delivery.enqueue(dest, renderedItem(id))).toBe(true);
+    for (const id of ids('e', 7)) expect(delivery.enqueue(dest, renderedItem(id))).toBe('queued');
     await delivery.flush(1_000);
     expect(s.received.map((r) => [r.method, r.url, r.headers['content-type']])).toEqual(Array(3).fill(['POST', '/collect', 'application/json']));
     expect(s.received.map((r) => batchIds(r.body))).toEqual([['e0', 'e1', 'e2'], ['e3', 'e4', 'e5'], ['e6']]);

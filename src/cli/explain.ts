@@ -43,7 +43,7 @@ export function offlineExplain(config: Config, templates: TemplateCatalog, clock
     resolver: consentResolverOf(config),
     destinations: resolution.destinations,
     // Never called by evaluate: an explained hit is not sent, held or settled.
-    delivery: { enqueue: () => false },
+    delivery: { enqueue: () => 'internal_error' },
     pending: createHeldQueue({ hold: config.hold, clock, metrics, settle: () => undefined }),
     metrics,
     log: createLogger('silent'),

@@ -60,7 +60,7 @@ describe('delivery: batching', () => {
     const { agent, received } = vendor();
     const { delivery, log } = setup({ agent });
     const d = dest({ limits: { maxEvents: 3, lingerMs: 10_000 } });
-    for (const id of ids('e', 7)) expect(delivery.enqueue(d, renderedItem(id))).toBe(true);
+    for (const id of ids('e', 7)) expect(delivery.enqueue(d, renderedItem(id))).toBe('queued');
     await log.until((l) => l.of('delivered').length === 2);
     expect(delivery.stats().fake).toMatchObject({ queued: 1, open: 1 });
     await delivery.flush(1_000);
@@ -98,7 +98,7 @@ describe('delivery: batching', () => {
   it('refuses an item over maxBytes as a failed delivery, never sent', async () => {
     const { agent, received } = vendor();
     const { delivery, log } = setup({ agent });
-    expect(delivery.enqueue(dest({ limits: { maxBytes: 50 } }), renderedItem('huge', { padBytes: 100 }))).toBe(false);
+    expect(delivery.enqueue(dest({ limits: { maxBytes: 50 } }), renderedItem('huge', { padBytes: 100 }))).toBe('item_too_large');
     await delivery.flush(500);
     expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['huge'], outcome: 'failed', attempt: 0, reason: 'item_too_large', error: { code: 'TW_ERR_RENDER', retryable: false }, durationMs: 0 }]);
     expect(received).toEqual([]);
@@ -108,12 +108,12 @@ describe('delivery: batching', () => {
     const { agent } = vendor();
     const { delivery, log } = setup({ agent, defaults: { maxQueuedEvents: 2 } });
     const d = dest({ limits: { maxEvents: 10, lingerMs: 10_000 } });
-    expect(delivery.enqueue(d, renderedItem('q0'))).toBe(true);
-    expect(delivery.enqueue(d, renderedItem('q1'))).toBe(true);
-    expect(delivery.enqueue(d, renderedItem('q2'))).toBe(false);
+    expect(delivery.enqueue(d, renderedItem('q0'))).toBe('queued');
+    expect(delivery.enqueue(d, renderedItem('q1'))).toBe('queued');
+    expect(delivery.enqueue(d, renderedItem('q2'))).toBe('queue_full');
     expect(log.of('failed')).toEqual([{ destinationId: 'fake', messageIds: ['q2'], outcome: 'failed', attempt: 0, reason: 'queue_full', error: { code: 'TW_ERR_UNAVAILABLE', retryable: true }, durationMs: 0 }]);
     await delivery.flush(1_000);
-    expect(delivery.enqueue(d, renderedItem('q3'))).toBe(true);
+    expect(delivery.enqueue(d, renderedItem('q3'))).toBe('queued');
   });
 
   it("keeps at most the destination's maxInFlight requests open; an override applies to its destination only", async () => {
@@ -237,7 +237,7 @@ describe('delivery: flush, shutdown and the outbox', () => {
     expect(outbox.entries).toEqual([expect.objectContaining({ messageIds: ['s0', 's1'], reason: 'shutdown', attempts: 0 })]);
     expect(outbox.entries[0]!.firstAttemptAt).toBeUndefined();
     expect(log.of('parked')).toHaveLength(1);
-    expect(delivery.enqueue(d, renderedItem('s2'))).toBe(false);
+    expect(delivery.enqueue(d, renderedItem('s2'))).toBe('closed');
     expect(log.of('failed')).toEqual([expect.objectContaining({ messageIds: ['s2'], reason: 'closed' })]);
   });
 
@@ -258,7 +258,7 @@ describe('delivery: flush, shutdown and the outbox', () => {
         throw new Error('observer bug');
       },
     });
-    expect(delivery.enqueue(dest({ limits: { maxEvents: 1 } }), renderedItem('t0'))).toBe(true);
+    expect(delivery.enqueue(dest({ limits: { maxEvents: 1 } }), renderedItem('t0'))).toBe('queued');
     await delivery.flush(1_000);
     expect(received).toEqual([['t0']]);
   });
@@ -271,7 +271,7 @@ describe('delivery: flush, shutdown and the outbox', () => {
         throw new Error('bad template');
       },
     });
-    expect(delivery.enqueue(broken, renderedItem('i0'))).toBe(false);
+    expect(delivery.enqueue(broken, renderedItem('i0'))).toBe('internal_error');
     expect(log.results).toEqual([{ destinationId: 'fake', messageIds: ['i0'], outcome: 'failed', attempt: 0, reason: 'internal_error', error: { code: 'TW_ERR_INTERNAL', retryable: false }, durationMs: 0 }]);
   });
 });

@@ -16,7 +16,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { BoundDestination } from '../destinations/types.ts';
-import { REFUSAL_ERRORS, type RenderedItem } from './batcher.ts';
+import { REFUSAL_ERRORS, type RefusalReason, type RenderedItem } from './batcher.ts';
 import { errorCodeOf, InternalError, UnavailableError, type ErrorCode } from '../errors.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { resolveDeliverySettings, type DestinationDeliveryOptions } from './delivery-options.ts';
@@ -56,9 +56,18 @@ export interface DeliveryOptions {
   recheck?: RecheckHook;
 }
 
+/**
+ * Why enqueue refused an event: the batcher's reasons (batcher.ts: `queue_full` drains, while
+ * `item_too_large` and `item_unserializable` render the same way every time), `closed` after
+ * close(), `internal_error` for a fault. Only `queue_full` is worth trying again later.
+ */
+export type EnqueueRefusal = RefusalReason | 'closed' | 'internal_error';
+/** What enqueue did with one event: `queued`, or the reason it was refused. */
+export type EnqueueResult = 'queued' | EnqueueRefusal;
+
 export interface Delivery {
-  /** Queues one rendered event; false (and a `failed` result with the reason) when refused. */
-  enqueue(destination: BoundDestination, rendered: RenderedItem): boolean;
+  /** Queues one rendered event: `queued`, or the refusal's reason (and a `failed` result with it). */
+  enqueue(destination: BoundDestination, rendered: RenderedItem): EnqueueResult;
   /**
    * Sends everything pending now, waits for in-flight requests and for retries due within
    * `deadlineMs` (a budget from now), then parks whatever is left with reason `shutdown`.
@@ -126,9 +135,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 
   return {
     enqueue(destination, rendered) {
-      const refuse = (reason: string, error: ErrorCode): false => {
+      const refuse = (reason: EnqueueRefusal, error: ErrorCode): EnqueueRefusal => {
         report({ destinationId: destination.id, messageIds: [rendered.messageId], outcome: 'failed', attempt: 0, reason, error, durationMs: 0 });
-        return false;
+        return reason;
       };
       try {
         if (lifecycle.closed) return refuse('closed', errorCodeOf(UnavailableError));
@@ -140,7 +149,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           lane.flushAll();
           lifecycle.changed();
         }
-        return true;
+        return 'queued';
       } catch {
         return refuse('internal_error', errorCodeOf(InternalError));
       }

@@ -41,7 +41,7 @@ function setup(lookup?: (visitorId: string) => Promise<LookupOutcome>) {
     delivery: {
       enqueue: (_dest, rendered) => {
         sent.push(rendered.messageId);
-        return true;
+        return 'queued';
       },
     },
     pending: createPendingQueue<HeldEvent>({ maxItems: 10, maxAgeMs: 60_000, clock, onExpire: () => undefined }),

@@ -59,19 +59,23 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       outcomes.settle(event, id);
       return { outcome: decision.outcome, reason: label };
     }
-    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) {
+    const queued = delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt });
+    if (queued === 'queued') {
       outcomes.count(id, decision.outcome, label, event);
       return { outcome: decision.outcome, reason: label };
     }
-    if (deps.requeue !== undefined) {
+    if (queued === 'queue_full' && deps.requeue !== undefined) {
       // Acknowledged and journaled: waits for room instead of being dropped (one hold, however
       // many times it is tried again; its final decision is counted when the queue takes it).
       outcomes.hold(id, 'queue_full', event);
       deps.requeue(event, signals, id);
       return { outcome: 'hold', reason: 'queue_full' };
     }
-    outcomes.count(id, 'failed', 'queue_full', event);
+    // Any other refusal (an event larger than a whole batch, one that cannot be serialised) would be
+    // refused the same way every time: final, with its own reason, never tried again. The delivery
+    // reported (and the app logged) it once.
+    outcomes.count(id, 'failed', queued, event);
     outcomes.settle(event, id);
-    return { outcome: 'failed', reason: 'queue_full' };
+    return { outcome: 'failed', reason: queued };
   };
 }

@@ -5,6 +5,7 @@ import type { ConsentResolver } from '../consent/resolve.ts';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { ConsentSource, LookupOutcome } from '../consent/upstream/source.ts';
+import type { EnqueueResult } from '../delivery/delivery.ts';
 import type { BoundDestination, RenderedEvent } from '../destinations/types.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -35,10 +36,12 @@ export interface Evaluation {
 /** The delivery side as the pipeline sees it (the seam a durable outbox plugs into). */
 export interface DeliverySink {
   /**
-   * False when refused (queue full); the event is then counted as dropped, never silently lost.
-   * `origin` says whose event it is and when it arrived, for the consent recheck before a retry.
+   * `queued`, or the reason it was refused (src/delivery/delivery.ts EnqueueRefusal); the event is
+   * then counted as failed with that reason, never silently lost (with a journal, `queue_full` is
+   * tried again later instead). `origin` says whose event it is and when it arrived, for the
+   * consent recheck before a retry.
    */
-  enqueue(dest: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>, origin?: EventOrigin): boolean;
+  enqueue(dest: BoundDestination, rendered: Extract<RenderedEvent, { ok: true }>, origin?: EventOrigin): EnqueueResult;
 }
 
 export interface EventOrigin {
