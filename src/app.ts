@@ -10,14 +10,14 @@ import { createPool } from './lib/http/pool.ts';
 import { systemClock, type Clock } from './lib/clock.ts';
 import { resolveDestinations, type Resolution, type TemplateCatalog } from './destinations/resolve.ts';
 import { shuttingDownError, UnavailableError } from './errors.ts';
-import { errorHandler, notFound } from './http/errors.ts';
+import { errorHandler, notFound, requestIdLocals } from './http/errors.ts';
 import { hitRouter } from './http/hit-router.ts';
 import { segmentRoutes } from './ingest/segment-routes.ts';
 import { ga4Routes } from './ingest/ga4-routes.ts';
 import { metaPixelRoutes } from './ingest/meta-pixel-routes.ts';
 import { guarded } from './proxy/host-guard.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { createRateLimitedLog } from './observability/rate-limited-log.ts';
+import { createRateLimitedLog, type RateLimitedLog } from './observability/rate-limited-log.ts';
 import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntake, createPipeline, type HeldEvent, type Pipeline } from './pipeline/index.ts';
 import { consentResolverOf, signalReadingOf } from './pipeline/from-config.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
@@ -109,6 +109,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // drives the deadline too, and the budget and the waits it bounds cannot drift apart.
   const deliveryClock = deps.deliveryClock ?? systemClock;
 
+  // Deliveries not completed and retries, logged per destination, outcome and reason: 10 lines a minute each.
+  const deliveryLog = createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock: deliveryClock });
   const resolution = resolveDestinations(config, deps.templates);
   for (const d of resolution.disabled) log.info({ destination: d.id, reason: d.reason }, 'destination disabled');
 
@@ -129,7 +131,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // hold/queue_full). Counting or logging each try would report failures that did not happen
       // (and write a warn line per event per second).
       if (journal?.requeued(r) === true) return;
-      onDeliveryResult(r, metrics, log);
+      onDeliveryResult(r, metrics, deliveryLog);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -161,7 +163,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const clock = deps.consentClock ?? systemClock;
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, log, settle: (event, id) => journal?.settle(event, id) });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -297,6 +299,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   let shuttingDown: Promise<void> | undefined;
   const app = express();
+  app.use(requestIdLocals);
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', config.server.trustProxyHops);
@@ -338,7 +341,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const scripts = config.scripts.enabled ? scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }) : undefined;
   if (scripts !== undefined) app.use(scripts);
   app.use(notFound);
-  app.use(errorHandler(log));
+  app.use(errorHandler(log, refusals));
 
   // The client hit routes, each with its one implementation on node:http (src/http/hit-router.ts);
   // Express serves the rest. Hits are stamped on the consent clock, as their consent is read.
@@ -357,7 +360,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // The Meta pixel pointed at this domain (fbevents.js → /tr): the same path from here on.
       ...metaPixelRoutes({ ...hitOptions, maxBytes: config.server.maxEventBytes }),
     ]),
-    { accepting: () => accepting, log },
+    { accepting: () => accepting, log, refusals },
   );
   // Never an open proxy: every request's target and Host are checked first, once (400, 421); the
   // health probes and /metrics answer any Host (a load balancer asks the instance's address).
@@ -367,6 +370,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       if (!hits(req, res)) app(req, res);
     },
     ['/healthz', '/readyz', '/metrics'],
+    refusals,
   );
 
   return {
@@ -407,7 +411,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     // Profile writes of hits already answered finish before the store goes.
     await hitConsent?.settled();
     const stillHeld = pending.drain();
-    if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
+    if (journal === undefined) {
+      for (const h of stillHeld) countUnresolved(metrics, h);
+      if (stillHeld.length > 0) log.info({ reason: 'consent_unresolved', events: stillHeld.length }, 'held events dropped at shutdown');
+    }
     scripts?.close();
     try {
       // Receipts buffered so far are written before the store goes.
@@ -424,15 +431,22 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   }
 }
 
-function onDeliveryResult(r: DeliveryResult, metrics: Metrics, log: Logger): void {
+function onDeliveryResult(r: DeliveryResult, metrics: Metrics, log: RateLimitedLog): void {
   metrics.deliveries.inc({ destination: r.destinationId, outcome: r.outcome }, r.messageIds.length);
   if (r.durationMs > 0) metrics.deliveryDuration.observe({ destination: r.destinationId }, r.durationMs / 1000);
+  // The batch's first messageIds (a batch may hold a thousand), never a request id: a batch mixes many requests' events.
+  const messageIds = r.messageIds.slice(0, MESSAGE_IDS_LOGGED);
   if (r.outcome === 'failed' || r.outcome === 'parked' || r.outcome === 'dropped') {
-    log.warn(
-      { destination: r.destinationId, outcome: r.outcome, code: r.error?.code, reason: r.reason, status: r.status, attempt: r.attempt, events: r.messageIds.length, response: r.responseExcerpt },
+    log(
+      'warn',
+      `${r.destinationId}\u0000${r.outcome}\u0000${r.reason ?? ''}`,
+      { destination: r.destinationId, outcome: r.outcome, code: r.error?.code, reason: r.reason, status: r.status, attempt: r.attempt, events: r.messageIds.length, messageIds, response: r.responseExcerpt },
       'delivery not completed',
     );
   } else if (r.outcome === 'retry_scheduled') {
-    log.info({ destination: r.destinationId, status: r.status, attempt: r.attempt, code: r.error?.code, reason: r.reason, retryInMs: r.retryInMs }, 'delivery retry scheduled');
+    log('info', `${r.destinationId}\u0000retry`, { destination: r.destinationId, status: r.status, attempt: r.attempt, code: r.error?.code, reason: r.reason, retryInMs: r.retryInMs, events: r.messageIds.length, messageIds }, 'delivery retry scheduled');
   }
 }
+
+/** messageIds a delivery line lists (the rest are counted in `events`). */
+const MESSAGE_IDS_LOGGED = 10;

@@ -235,7 +235,8 @@ export function asError(thrown: unknown): Error {
 
 /** The one JSON error shape every route answers with. */
 export interface ErrorBody {
-  error: { code: string; message: string; details?: unknown };
+  /** `requestId`: the request's id (X-Request-Id), set by the Express error handler. */
+  error: { code: string; message: string; details?: unknown; requestId?: string };
 }
 
 export function toErrorBody(err: TagwardenError): ErrorBody {

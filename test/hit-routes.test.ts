@@ -37,7 +37,7 @@ function send(port: number, method: string, path: string, headers: Record<string
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const pick = ['content-type', 'access-control-allow-origin', 'access-control-allow-credentials', 'vary', 'set-cookie', 'connection', 'allow', 'cache-control'];
+        const pick = ['content-type', 'access-control-allow-origin', 'access-control-allow-credentials', 'vary', 'set-cookie', 'connection', 'allow', 'cache-control', 'x-request-id'];
         resolve({ status: res.statusCode ?? 0, headers: Object.fromEntries(pick.map((h) => [h, res.headers[h] as string | undefined])), body: Buffer.concat(chunks).toString('utf8') });
       });
     });
@@ -213,9 +213,17 @@ describe('the hit routes of Segment, GA4 and the pixel', () => {
     expect(got.status).toBe(want.status);
     expect(got.headers).toMatchObject(want.cors === true ? CORS : NO_CORS);
     expect(got.headers.allow).toBe(want.allow);
+    // Every answer, the guard's refusals included, names its request (src/http/request-id.ts).
+    expect(got.headers['x-request-id']).toMatch(/^[A-Za-z0-9_-]{22}$/);
     if (want.json !== undefined) {
       expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
-      expect(JSON.parse(got.body)).toEqual(want.json);
+      const body = JSON.parse(got.body) as { error?: { requestId?: string } };
+      // Express's error answers carry it in the body too (docs/errors.md).
+      if (body.error?.requestId !== undefined) {
+        expect(body.error.requestId).toBe(got.headers['x-request-id']);
+        delete body.error.requestId;
+      }
+      expect(body).toEqual(want.json);
     } else if (want.gif === true) {
       expect(got.headers['content-type']).toBe('image/gif');
       expect(got.body.startsWith('GIF89a')).toBe(true);

@@ -119,7 +119,7 @@ describe('refusals and drops are logged, rate-limited, without personal data', (
     await tw.app.flush(2000);
     const line = logged('event dropped by policy').find((l) => l.messageId === 'm-denied');
     expect(line).toEqual(expect.objectContaining({ level: 30, destination: 'hook', reason: 'consent_denied:analytics', messageId: 'm-denied' }));
-    expect(Object.keys(line ?? {}).sort()).toEqual(['destination', 'hostname', 'level', 'messageId', 'msg', 'pid', 'reason', 'time'].sort());
+    expect(Object.keys(line ?? {}).sort()).toEqual(['destination', 'hostname', 'level', 'messageId', 'msg', 'pid', 'reason', 'requestId', 'time'].sort());
   });
 
   it('logs at most 10 lines a minute per client and reason, then says how many it held back', async () => {

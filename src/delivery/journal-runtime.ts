@@ -12,6 +12,7 @@
  * the pipeline holds for consent is journaled as held until the hold's deadline; resumed, it is
  * decided again with no more than what is left of that hold (`holdUntil`).
  */
+import { requestIdOf } from '../http/request-id.ts';
 import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';
@@ -271,7 +272,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       for (const id of o.destinationIds) {
         if ((stats[id]?.queued ?? 0) + hits.length > o.maxQueuedEvents) {
           metrics.eventsRejected.inc({ client: 'journal', code: 'TW_ERR_UNAVAILABLE' }, hits.length);
-          refusals('warn', `journal:queue_full:${id}`, { client: 'journal', code: 'TW_ERR_UNAVAILABLE', reason: 'queue_full', destination: id, hits: hits.length, status: 503 }, 'hit refused');
+          refusals('warn', `journal:queue_full:${id}`, { requestId: requestIdOf(hits[0]?.event), client: 'journal', code: 'TW_ERR_UNAVAILABLE', reason: 'queue_full', destination: id, hits: hits.length, status: 503 }, 'hit refused');
           fail(new UnavailableError('a destination is catching up; retry later', { retryAfterS: cfg.retryAfterS }));
           return;
         }
@@ -287,7 +288,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
         },
         (err) => {
           metrics.eventsRejected.inc({ client: 'journal', code: err.code }, hits.length);
-          refusals('warn', `journal:${err.code}`, { client: 'journal', code: err.code, reason: 'journal_unavailable', hits: hits.length, status: err.status }, 'hit refused');
+          refusals('warn', `journal:${err.code}`, { requestId: requestIdOf(hits[0]?.event), client: 'journal', code: err.code, reason: 'journal_unavailable', hits: hits.length, status: err.status }, 'hit refused');
           fail(err);
         },
       );

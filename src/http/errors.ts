@@ -2,6 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { InternalError, NotFoundError, TagwardenError, toErrorBody } from '../errors.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
+import { requestIdOf } from './request-id.ts';
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`no route for ${req.method} ${req.path}`));
@@ -12,22 +14,39 @@ export const notFound: RequestHandler = (req, _res, next) => {
  * the request's method and path, never its body) and answered as an InternalError, so an
  * unexpected error never leaks its message. Shared by Express's error handler and the hit router.
  */
-export function answerableError(err: unknown, log: Logger, method: string | undefined, path: string | undefined): TagwardenError {
+export function answerableError(err: unknown, log: Logger, method: string | undefined, path: string | undefined, requestId?: string): TagwardenError {
   if (err instanceof TagwardenError) return err;
-  log.error({ err, method, path }, 'unexpected error');
+  log.error({ err, requestId, method, path }, 'unexpected error');
   return new InternalError('internal error');
 }
 
-/** Every error leaves as `{error: {code, message, details?}}`; unexpected ones never leak their message. */
-export function errorHandler(log: Logger): ErrorRequestHandler {
+/** Sets `res.locals.requestId` from the id the request was given (src/http/request-id.ts), for the routes and the error handler. */
+export const requestIdLocals: RequestHandler = (req, res, next) => {
+  res.locals.requestId = requestIdOf(req);
+  next();
+};
+
+/**
+ * Every error leaves as `{error: {code, message, details?, requestId?}}`; unexpected ones never
+ * leak their message. Each answer is logged (`request refused`, rate-limited per code: warn for a
+ * 5xx, info for a 4xx) with its route pattern (never the path: it may hold an id) and request id.
+ */
+export function errorHandler(log: Logger, refusals?: RateLimitedLog): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const e = answerableError(err, log, req.method, req.path);
+    const requestId = requestIdOf(req);
+    const e = answerableError(err, log, req.method, req.path, requestId);
+    if (e instanceof TagwardenError && err === e) {
+      const route = (req.route as { path?: unknown } | undefined)?.path;
+      refusals?.(e.status >= 500 ? 'warn' : 'info', `http:${e.code}`, { requestId, method: req.method, route: typeof route === 'string' ? route : undefined, status: e.status, code: e.code, reason: e.code }, 'request refused');
+    }
     if (res.headersSent) {
       res.end();
       return;
     }
     if (e.retryAfterS !== undefined) res.setHeader('retry-after', String(e.retryAfterS));
-    res.status(e.status).json(toErrorBody(e));
+    const body = toErrorBody(e);
+    if (requestId !== undefined) body.error.requestId = requestId;
+    res.status(e.status).json(body);
   };
 }
 

@@ -15,8 +15,8 @@ function serve(routes: ReadonlyMap<string, HitRoute>, accepting = (): boolean =>
   };
 }
 
-function recording(): { route: HitRoute; seen: Array<{ method: string | undefined } & Omit<HitTarget, 'fail'>> } {
-  const seen: Array<{ method: string | undefined } & Omit<HitTarget, 'fail'>> = [];
+function recording(): { route: HitRoute; seen: Array<{ method: string | undefined } & Omit<HitTarget, 'fail' | 'requestId'>> } {
+  const seen: Array<{ method: string | undefined } & Omit<HitTarget, 'fail' | 'requestId'>> = [];
   const answer = (req: IncomingMessage, res: ServerResponse, t: HitTarget): void => {
     seen.push({ method: req.method, path: t.path, query: t.query });
     res.writeHead(204).end();

@@ -13,9 +13,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { InternalError, MethodNotAllowedError, shuttingDownError } from '../errors.ts';
+import { InternalError, MethodNotAllowedError, shuttingDownError, type TagwardenError } from '../errors.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Cors } from './cors.ts';
 import { answerableError, sendErrorJson } from './errors.ts';
+import { requestIdOf } from './request-id.ts';
 
 /** Where a hit was sent, and how its handler answers an error. */
 export interface HitTarget {
@@ -23,6 +25,8 @@ export interface HitTarget {
   path: string;
   /** The raw query string, '' when none. */
   query: string;
+  /** The request's id (src/http/request-id.ts), for every log line about it; undefined when none was assigned. */
+  requestId: string | undefined;
   /** Answers `err` (a TagwardenError as its JSON body; anything else as a logged 500). */
   fail: (err: unknown) => void;
 }
@@ -42,6 +46,8 @@ export interface HitRouterOptions {
   accepting: () => boolean;
   /** Where an unexpected error of a handler is logged. */
   log: Logger;
+  /** Where the router's own refusals (405, 503 during shutdown) are logged, rate-limited; absent: not logged. */
+  refusals?: RateLimitedLog;
 }
 
 /** Serves the request and returns true when its path is a hit route; returns false, untouched, otherwise. */
@@ -70,9 +76,15 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
   // `path` without the query string: on /g/collect and /tr the query string is the hit (visitor
   // ids, page URLs, hashed user data), which a log line never carries.
   const fail = (req: IncomingMessage, res: ServerResponse, path: string, err: unknown): void => {
-    const e = answerableError(err, opts.log, req.method, path);
+    const e = answerableError(err, opts.log, req.method, path, requestIdOf(req));
     if (res.headersSent) res.end();
     else sendErrorJson(res, e);
+  };
+
+  /** A refusal of the router itself: logged (warn, rate-limited per reason; the route is the registered one, never the query), then answered. */
+  const refused = (requestId: string | undefined, path: string, reason: string, err: TagwardenError, res: ServerResponse): void => {
+    opts.refusals?.('warn', `router:${reason}`, { requestId, route: path, status: err.status, code: err.code, reason }, 'request refused');
+    sendErrorJson(res, err);
   };
 
   return (req, res) => {
@@ -96,17 +108,18 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
       return true;
     }
     const handler = method === 'POST' ? route.POST : method === 'GET' || method === 'HEAD' ? route.GET : undefined;
+    const requestId = requestIdOf(req);
     if (handler === undefined) {
       res.setHeader('allow', entry.allow);
-      sendErrorJson(res, new MethodNotAllowedError(`${path} takes ${entry.allow}`));
+      refused(requestId, path, 'method_not_allowed', new MethodNotAllowedError(`${path} takes ${entry.allow}`), res);
       return true;
     }
     // During shutdown a hit is refused, not acknowledged: the sender keeps it and retries elsewhere.
     if (!opts.accepting()) {
-      sendErrorJson(res, unavailable);
+      refused(requestId, path, 'shutting_down', unavailable, res);
       return true;
     }
-    const target: HitTarget = { path, query: q === -1 ? '' : url.slice(q + 1), fail: (err) => fail(req, res, path, err) };
+    const target: HitTarget = { path, query: q === -1 ? '' : url.slice(q + 1), requestId, fail: (err) => fail(req, res, path, err) };
     try {
       handler(req, res, target);
     } catch (err) {

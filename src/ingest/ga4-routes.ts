@@ -35,15 +35,15 @@ export function ga4Routes(opts: Ga4RouteOptions): Map<string, HitRoute> {
   const received = incrementer(opts.metrics.eventsReceived, ['client', 'type']);
   const rejected = incrementer(opts.metrics.eventsRejected, ['client', 'code']);
   // gtag.js never sees a refusal (it gets 204 whatever): the log line and the metric are where it shows.
-  const refused = (reason: string, hits: number): void => {
-    opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route: ROUTE, code: 'TW_ERR_VALIDATION', reason, hits }, 'hit refused');
+  const refused = (t: HitTarget, reason: string, hits: number): void => {
+    opts.refusals?.('warn', `${CLIENT}:${reason}`, { requestId: t.requestId, client: CLIENT, route: ROUTE, code: 'TW_ERR_VALIDATION', reason, hits }, 'hit refused');
   };
 
   /** The hits of the query string and the body (`null`: a body that cannot be read), then 204. */
   const answer = (req: IncomingMessage, res: ServerResponse, t: HitTarget, body: string | null | undefined): void => {
     if (body === null) {
       rejected([CLIENT, 'TW_ERR_VALIDATION']);
-      refused('unreadable_body', 1);
+      refused(t, 'unreadable_body', 1);
       res.writeHead(204).end();
       return;
     }
@@ -52,7 +52,7 @@ export function ga4Routes(opts: Ga4RouteOptions): Map<string, HitRoute> {
       rejected([CLIENT, 'TW_ERR_VALIDATION'], invalid);
       const byCode = new Map<string, number>();
       for (const i of issues) byCode.set(i.code, (byCode.get(i.code) ?? 0) + 1);
-      for (const [code, n] of byCode) refused(code, n);
+      for (const [code, n] of byCode) refused(t, code, n);
     }
     const accepted: AcceptedHit[] = [];
     for (const { event, params } of hits) {
@@ -76,7 +76,7 @@ export function ga4Routes(opts: Ga4RouteOptions): Map<string, HitRoute> {
           } else if (outcome.error instanceof PayloadTooLargeError) {
             // The one refusal gtag.js can see (413); counted and logged like the others.
             rejected([CLIENT, outcome.error.code]);
-            opts.refusals?.('warn', `${CLIENT}:too_large`, { client: CLIENT, route: ROUTE, code: outcome.error.code, reason: 'too_large' }, 'hit refused');
+            opts.refusals?.('warn', `${CLIENT}:too_large`, { requestId: t.requestId, client: CLIENT, route: ROUTE, code: outcome.error.code, reason: 'too_large' }, 'hit refused');
             closeAfterAnswer(req, res);
             t.fail(outcome.error);
           } else answer(req, res, t, undefined);

@@ -42,7 +42,7 @@ export function metaPixelRoutes(opts: MetaPixelRouteOptions): Map<string, HitRou
   // where it shows. `reason` is a code, never the hit's text (a parameter name is input too).
   const rejected = (code: string, reason: string, t: HitTarget): void => {
     count([CLIENT, code]);
-    opts.refusals?.('warn', `${CLIENT}:${reason}`, { client: CLIENT, route: routeOf(t), code, reason }, 'hit refused');
+    opts.refusals?.('warn', `${CLIENT}:${reason}`, { requestId: t.requestId, client: CLIENT, route: routeOf(t), code, reason }, 'hit refused');
   };
 
   /** The accepted hit, or none when it is refused (counted and logged here). */

@@ -47,10 +47,10 @@ export function segmentRoutes(opts: SegmentRouteOptions): Map<string, HitRoute> 
   const log = opts.refusals;
 
   /** An invalid event (of a single route, or a batch's with its index): its fields at fault. */
-  const eventRefused = (route: string, issues: readonly FieldIssue[], item: unknown, index: number | undefined, status?: number): void => {
+  const eventRefused = (t: HitTarget, issues: readonly FieldIssue[], item: unknown, index: number | undefined, status?: number): void => {
     if (log === undefined) return;
     const reason = refusalReason(issues);
-    const fields = refusalFields(route, reason, issues, item, index);
+    const fields = { requestId: t.requestId, ...refusalFields(t.path, reason, issues, item, index) };
     log('warn', `segment:${reason}`, status === undefined ? fields : { ...fields, status }, 'event refused');
   };
 
@@ -61,9 +61,9 @@ export function segmentRoutes(opts: SegmentRouteOptions): Map<string, HitRoute> 
     const issues = err instanceof ValidationError && Array.isArray(details?.issues) ? (details.issues as FieldIssue[]) : [];
     if (log !== undefined && issues.length > 0) {
       const reason = refusalReason(issues);
-      log('warn', `segment:${reason}`, { ...refusalFields(t.path, reason, issues, undefined, undefined), status: err.status }, 'request refused');
+      log('warn', `segment:${reason}`, { requestId: t.requestId, ...refusalFields(t.path, reason, issues, undefined, undefined), status: err.status }, 'request refused');
     } else {
-      log?.('warn', `segment:${err.code}`, { client: 'segment', route: t.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
+      log?.('warn', `segment:${err.code}`, { requestId: t.requestId, client: 'segment', route: t.path, status: err.status, code: err.code, reason: err.code }, 'request refused');
     }
     if (err instanceof PayloadTooLargeError) closeAfterAnswer(req, res);
     t.fail(err);
@@ -113,7 +113,7 @@ export function segmentRoutes(opts: SegmentRouteOptions): Map<string, HitRoute> 
         const result = parseSegmentEvent(body, type, facts(req));
         if (!result.ok) {
           rejected(['segment', 'TW_ERR_VALIDATION']);
-          eventRefused(t.path, result.issues, body, undefined, 400);
+          eventRefused(t, result.issues, body, undefined, 400);
           t.fail(new ValidationError(describe(result.issues), { details: { issues: result.issues } }));
           return;
         }
@@ -131,7 +131,7 @@ export function segmentRoutes(opts: SegmentRouteOptions): Map<string, HitRoute> 
     if (refused.length > 0) {
       rejected(['segment', 'TW_ERR_VALIDATION'], refused.length);
       const items = (body as { batch: unknown[] }).batch;
-      for (const r of refused) eventRefused(t.path, r.issues, items[r.index], r.index);
+      for (const r of refused) eventRefused(t, r.issues, items[r.index], r.index);
       if (accepted.length === 0) {
         t.fail(new ValidationError('no valid event in the batch', { details: { rejected: refused } }));
         return;

@@ -1,3 +1,4 @@
+import { requestIdOf, tagRequestId } from '../http/request-id.ts';
 import type { ConsentResolver } from '../consent/resolve.ts';
 import { readSignals, type SignalReading } from '../consent/signals.ts';
 import type { HitToDecide } from '../delivery/journal-runtime.ts';
@@ -45,6 +46,9 @@ export function createAccept(deps: AcceptDeps): (event: Event, hit: HitSources) 
     if (linkHit !== undefined && signals.visitor !== undefined && event.userId !== undefined && validId(event.userId, identity.maxIdLength) !== undefined) {
       linkHit(signals.visitor.id, event.userId);
     }
-    return { event: withClickIds(event, now), signals, requestConsent };
+    const accepted = withClickIds(event, now);
+    // The request's id travels with the event by identity, not in it (src/http/request-id.ts).
+    tagRequestId(accepted, requestIdOf(hit.response));
+    return { event: accepted, signals, requestConsent };
   };
 }

@@ -1,3 +1,4 @@
+import { requestIdOf } from '../http/request-id.ts';
 import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { Event } from '../ingest/event.ts';
@@ -54,7 +55,7 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       return { outcome, reason };
     }
     if (d.dryRun) {
-      log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
+      log.info({ requestId: requestIdOf(event), destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
       outcomes.count(id, decision.outcome, label, event);
       outcomes.settle(event, id);
       return { outcome: decision.outcome, reason: label };

@@ -1,3 +1,4 @@
+import { requestIdOf } from '../http/request-id.ts';
 import type { Logger } from 'pino';
 import { classifyOutcome, createHeldRetry, type HeldRetry } from '../consent/held-retry.ts';
 import type { CategorySignal } from '../consent/merge.ts';
@@ -143,7 +144,7 @@ export function createHeld(deps: HeldDeps): Held {
       if ('failure' in outcome) {
         // Never consent: a failure waiting cannot mend (a 4xx, a malformed body), or a source
         // that cannot say when to ask again. The events are dropped.
-        log.debug({ messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
+        log.debug({ requestId: requestIdOf(held.event), messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
         outcomes.unresolved(held.event, held.destinationIds);
         continue;
       }

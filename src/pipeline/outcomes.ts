@@ -1,3 +1,4 @@
+import { requestIdOf } from '../http/request-id.ts';
 import type { Logger } from 'pino';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -47,7 +48,7 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
   }
   function drop(destination: string, reason: string, event: Event): void {
     count(destination, 'drop', reason, event);
-    dropLog('info', `${destination}\u0000${reason}`, { destination, reason, messageId: event.messageId }, 'event dropped by policy');
+    dropLog('info', `${destination}\u0000${reason}`, { requestId: requestIdOf(event), destination, reason, messageId: event.messageId }, 'event dropped by policy');
     settle(event, destination);
   }
   return {
@@ -59,7 +60,7 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
     },
     renderError(destination, event, err) {
       // A site sending the same incomplete hit must not flood the log.
-      dropLog('warn', `${destination}\u0000render_error`, { destination, messageId: event.messageId, err: err.message }, 'render failed');
+      dropLog('warn', `${destination}\u0000render_error`, { requestId: requestIdOf(event), destination, messageId: event.messageId, err: err.message }, 'render failed');
     },
     settle,
   };

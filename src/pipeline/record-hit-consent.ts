@@ -1,3 +1,4 @@
+import { requestIdOf } from '../http/request-id.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
@@ -172,9 +173,9 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
       written.set(visitorId, rec.digest);
     } catch (err) {
       deps.count('error');
-      // No ids and no signal values: the error's kind only.
+      // No ids (but the request's) and no signal values: the error's kind only.
       const code = err !== null && typeof err === 'object' && 'code' in err ? String(err.code) : undefined;
-      log.warn({ code, name: err instanceof Error ? err.name : typeof err }, 'recording consent carried by a hit failed');
+      log.warn({ requestId: requestIdOf(event), code, name: err instanceof Error ? err.name : typeof err }, 'recording consent carried by a hit failed');
     } finally {
       if (writing.get(visitorId) === rec.digest) writing.delete(visitorId);
     }
@@ -189,7 +190,7 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
         rec = whatTheHitSays(event, signals, requestConsent);
       } catch (err) {
         deps.count('error');
-        log.warn({ name: err instanceof Error ? err.name : typeof err }, 'reading consent carried by a hit failed');
+        log.warn({ requestId: requestIdOf(event), name: err instanceof Error ? err.name : typeof err }, 'reading consent carried by a hit failed');
         return;
       }
       if (rec === undefined) return;

@@ -16,6 +16,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { MisdirectedRequestError, ValidationError } from '../errors.ts';
 import { sendErrorJson } from '../http/errors.ts';
+import { assignRequestId, requestIdOf } from '../http/request-id.ts';
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
 
@@ -111,22 +113,24 @@ const MESSAGES: Record<Exclude<RequestTargetClass, 'ok'>, string> = {
  * the instance's address) are served whatever the Host; matched as Express matches a route
  * (case-insensitive, one optional trailing slash).
  */
-function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = []): (req: IncomingMessage, res: ServerResponse) => boolean {
+function requestGuard(allowedHosts: readonly string[], anyHost: readonly string[] = [], refusals?: RateLimitedLog): (req: IncomingMessage, res: ServerResponse) => boolean {
   const allowed = new Set(allowedHosts.map(normalizeHost));
   const probes = new Set(anyHost.map((p) => p.toLowerCase()));
+  // Logged by reason only: the target and the Host are the sender's text (a probe, an attack), never repeated.
+  const refuse = (req: IncomingMessage, res: ServerResponse, reason: string, err: ValidationError | MisdirectedRequestError): false => {
+    refusals?.('warn', `guard:${reason}`, { requestId: requestIdOf(req), status: err.status, code: err.code, reason }, 'request refused by the guard');
+    sendErrorJson(res, err);
+    return false;
+  };
   return (req, res) => {
     // `req.url` is the request-target exactly as Node received it.
     const url = req.url ?? '';
     const verdict = classifyRequestTarget(url);
-    if (verdict !== 'ok') {
-      sendErrorJson(res, new ValidationError(MESSAGES[verdict]));
-      return false;
-    }
+    if (verdict !== 'ok') return refuse(req, res, `target_${verdict}`, new ValidationError(MESSAGES[verdict]));
     if (allowed.size > 0) {
       const host = req.headers.host;
       if ((host === undefined || !allowed.has(normalizeHost(host))) && !probes.has(probePath(url))) {
-        sendErrorJson(res, new MisdirectedRequestError('this server does not serve that host'));
-        return false;
+        return refuse(req, res, 'host_not_allowed', new MisdirectedRequestError('this server does not serve that host'));
       }
     }
     return true;
@@ -139,10 +143,15 @@ function probePath(url: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
 }
 
-/** `listener` behind the guard (src/app.ts serves the hit routes and Express this way). */
-export function guarded(allowedHosts: readonly string[], listener: RequestListener, anyHost: readonly string[] = []): RequestListener {
-  const guard = requestGuard(allowedHosts, anyHost);
+/**
+ * `listener` behind the guard (src/app.ts serves the hit routes and Express this way). Every
+ * request is given its id first (src/http/request-id.ts), so even a refused one answers with it.
+ * `refusals`: where the guard's refusals are logged (warn, rate-limited per reason); absent: not logged.
+ */
+export function guarded(allowedHosts: readonly string[], listener: RequestListener, anyHost: readonly string[] = [], refusals?: RateLimitedLog): RequestListener {
+  const guard = requestGuard(allowedHosts, anyHost, refusals);
   return (req, res) => {
+    assignRequestId(req, res);
     if (guard(req, res)) listener(req, res);
   };
 }

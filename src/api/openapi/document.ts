@@ -248,6 +248,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions = {}): Json {
           code: { type: 'string', enum: documentedErrorCodes(), description: 'Stable TW_ERR_* code (docs/errors.md)' },
           message: { type: 'string' },
           details: { description: 'Structured details, e.g. `issues: [{path, message}]` for a 400' },
+          requestId: { type: 'string', description: 'The request id, as in the X-Request-Id answer header: quote it when reporting a problem (docs/logs.md)' },
         },
         required: ['code', 'message'],
       },

@@ -1,0 +1,47 @@
+/**
+ * Every request's id, for the log lines about it (docs/logs.md): the inbound `X-Request-Id` when it
+ * is short and plain (a load balancer's or a client's own, so lines can be matched across hops),
+ * else a fresh one; echoed in the answer's `X-Request-Id`. An inbound value that is long or holds
+ * other characters is replaced, never logged: it could be anything, a log injection included.
+ *
+ * The id is kept beside the objects it belongs to (the request, its response, each event a hit
+ * accepted), not in them: the event is what vendors receive and, with the request signals, what
+ * the journal stores. So a hit resumed from the journal after a restart has no request id; its
+ * lines carry none.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+const ids = new WeakMap<object, string>();
+
+/** The inbound id when safe to keep (≤ 64 of `A-Za-z0-9._-`), else undefined. Pure. */
+export function safeRequestId(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && SAFE_ID.test(value) ? value : undefined;
+}
+
+/** A new id: 16 random bytes, base64url (22 characters). */
+export function newRequestId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** Gives the request its id (kept or new), echoes it in the answer's header; returns it. Once per request. */
+export function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const id = safeRequestId(req.headers[REQUEST_ID_HEADER]) ?? newRequestId();
+  ids.set(req, id);
+  ids.set(res, id);
+  res.setHeader(REQUEST_ID_HEADER, id);
+  return id;
+}
+
+/** Says that `thing` (an accepted event) belongs to the request with `id`; nothing when `id` is undefined. */
+export function tagRequestId(thing: object, id: string | undefined): void {
+  if (id !== undefined) ids.set(thing, id);
+}
+
+/** The request id of a request, its response, or an event a hit accepted; undefined when it has none (a resumed hit). */
+export function requestIdOf(thing: object | undefined): string | undefined {
+  return thing === undefined ? undefined : ids.get(thing);
+}
