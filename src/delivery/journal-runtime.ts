@@ -12,7 +12,7 @@
  * the pipeline holds for consent is journaled as held until the hold's deadline; resumed, it is
  * decided again with no more than what is left of that hold (`holdUntil`).
  */
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { ConsentState } from '../consent/state.ts';

@@ -17,7 +17,7 @@ import { InternalError, MethodNotAllowedError, shuttingDownError, type Tagwarden
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Cors } from './cors.ts';
 import { answerableError, sendErrorJson } from './errors.ts';
-import { requestIdOf } from './request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 
 /** Where a hit was sent, and how its handler answers an error. */
 export interface HitTarget {
@@ -25,7 +25,7 @@ export interface HitTarget {
   path: string;
   /** The raw query string, '' when none. */
   query: string;
-  /** The request's id (src/http/request-id.ts), for every log line about it; undefined when none was assigned. */
+  /** The request's id (src/observability/request-id.ts), for every log line about it; undefined when none was assigned. */
   requestId: string | undefined;
   /** Answers `err` (a TagwardenError as its JSON body; anything else as a logged 500). */
   fail: (err: unknown) => void;

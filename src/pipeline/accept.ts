@@ -1,4 +1,4 @@
-import { requestIdOf, tagRequestId } from '../http/request-id.ts';
+import { requestIdOf, tagRequestId } from '../observability/request-id.ts';
 import type { ConsentResolver } from '../consent/resolve.ts';
 import { readSignals, type SignalReading } from '../consent/signals.ts';
 import type { HitToDecide } from '../delivery/journal-runtime.ts';
@@ -47,7 +47,7 @@ export function createAccept(deps: AcceptDeps): (event: Event, hit: HitSources) 
       linkHit(signals.visitor.id, event.userId);
     }
     const accepted = withClickIds(event, now);
-    // The request's id travels with the event by identity, not in it (src/http/request-id.ts).
+    // The request's id travels with the event by identity, not in it (src/observability/request-id.ts).
     tagRequestId(accepted, requestIdOf(hit.response));
     return { event: accepted, signals, requestConsent };
   };

@@ -1,4 +1,4 @@
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { Event } from '../ingest/event.ts';

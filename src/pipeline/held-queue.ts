@@ -1,7 +1,7 @@
 import { createPendingQueue, type PendingQueue } from '../consent/pending.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import { createRateLimitedLog } from '../observability/rate-limited-log.ts';

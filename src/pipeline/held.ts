@@ -1,4 +1,4 @@
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import type { Logger } from 'pino';
 import { classifyOutcome, createHeldRetry, type HeldRetry } from '../consent/held-retry.ts';
 import type { CategorySignal } from '../consent/merge.ts';

@@ -1,4 +1,4 @@
-import { requestIdOf } from '../http/request-id.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';

@@ -16,7 +16,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { MisdirectedRequestError, ValidationError } from '../errors.ts';
 import { sendErrorJson } from '../http/errors.ts';
-import { assignRequestId, requestIdOf } from '../http/request-id.ts';
+import { assignRequestId, requestIdOf } from '../observability/request-id.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 
 export type RequestTargetClass = 'ok' | 'absolute' | 'authority' | 'traversal';
@@ -145,7 +145,7 @@ function probePath(url: string): string {
 
 /**
  * `listener` behind the guard (src/app.ts serves the hit routes and Express this way). Every
- * request is given its id first (src/http/request-id.ts), so even a refused one answers with it.
+ * request is given its id first (src/observability/request-id.ts), so even a refused one answers with it.
  * `refusals`: where the guard's refusals are logged (warn, rate-limited per reason); absent: not logged.
  */
 export function guarded(allowedHosts: readonly string[], listener: RequestListener, anyHost: readonly string[] = [], refusals?: RateLimitedLog): RequestListener {
