@@ -132,6 +132,11 @@ describe('request ids and refusal lines', () => {
     const res = await track('m-late', { 'x-request-id': 'late-1' });
     expect(res.status).toBe(503);
     expect(logged('request refused').at(-1)).toMatchObject({ level: 40, requestId: 'late-1', route: '/v1/track', status: 503, reason: 'shutting_down' });
+    // Express's 503 (readiness, the API) is logged at warn by its code, the route pattern as the route.
+    const ready = await send('GET', '/readyz', { 'x-request-id': 'late-2' });
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { error: { requestId: string } }).error.requestId).toBe('late-2');
+    expect(logged('request refused').at(-1)).toMatchObject({ level: 40, requestId: 'late-2', method: 'GET', route: '/readyz', status: 503, code: 'TW_ERR_UNAVAILABLE', reason: 'TW_ERR_UNAVAILABLE' });
   });
 
   /** A request with a raw target and Host (fetch normalises both). */

@@ -1,3 +1,4 @@
+import { requestIdOf } from '../observability/request-id.ts';
 import type { Logger } from 'pino';
 import type { HitToDecide, JournalRuntime } from '../delivery/journal-runtime.ts';
 import { createDeferredProcessing } from '../ingest/deferred.ts';
@@ -28,7 +29,7 @@ export function createIntake(deps: IntakeDeps): Intake {
   const deferred = createDeferredProcessing<HitToDecide>(
     (h) => deps.pipeline.process(h.event, h.signals, h.requestConsent),
     (err, h) => {
-      deps.log.error({ err, messageId: h.event.messageId }, 'pipeline failed for an event');
+      deps.log.error({ err, requestId: requestIdOf(h.event), messageId: h.event.messageId }, 'pipeline failed for an event');
       deps.metrics.eventsRejected.inc({ client: 'pipeline', code: 'TW_ERR_INTERNAL' });
     },
   );
