@@ -5,7 +5,9 @@ import { configPathFrom, processEnv } from './config/load.ts';
 import { loadConfigWithTemplates } from './destinations/load-config.ts';
 import { ConfigError, TagwardenError } from './errors.ts';
 import { createHttpServer } from './http/server.ts';
+import { systemClock } from './lib/clock.ts';
 import { createLogger } from './observability/logger.ts';
+import { createRateLimitedLog } from './observability/rate-limited-log.ts';
 import { openDb } from './store/open.ts';
 
 async function main(): Promise<void> {
@@ -19,7 +21,8 @@ async function main(): Promise<void> {
   const app = createApp(config, { logger: log, templates, db });
   // Hits acknowledged before a restart or a crash and not finished resume before new ones arrive.
   await app.recover();
-  const server = createHttpServer(config.server, app.handler);
+  // Requests Node's parser refuses before any route (431, 408, 400): 10 lines a minute per reason.
+  const server = createHttpServer(config.server, app.handler, createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock: systemClock }));
   server.listen(config.server.port, config.server.host);
   try {
     await once(server, 'listening');

@@ -1,3 +1,4 @@
+import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
 import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HeadersTooLargeError, MalformedBodyError, RequestTimeoutError, toErrorBody, type TagwardenError } from '../errors.ts';
@@ -26,8 +27,10 @@ export function checkingIntervalMs(limits: Pick<ServerLimits, 'headersTimeoutMs'
  * headers, `requestTimeoutMs` for the whole request, both counted from its first byte, or from the
  * connection for its first request, answered 408 and closed), a header size limit and JSON error
  * bodies even for errors Node's parser raises before any route runs (431, 400, 408).
+ * `refusals`: where those are logged (warn, rate-limited per reason, no request id: no request was
+ * read, and nothing the client sent); absent: not logged.
  */
-export function createHttpServer(limits: ServerLimits, listener: RequestListener): Server {
+export function createHttpServer(limits: ServerLimits, listener: RequestListener, refusals?: RateLimitedLog): Server {
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -49,6 +52,8 @@ export function createHttpServer(limits: ServerLimits, listener: RequestListener
       return;
     }
     const e = clientErrorOf(err, limits);
+    const reason = CLIENT_ERROR_REASONS[e.status] ?? 'malformed_request';
+    refusals?.('warn', `server:${reason}`, { status: e.status, code: e.code, reason }, 'request refused by the server');
     const body = JSON.stringify(toErrorBody(e));
     const answer = `HTTP/1.1 ${STATUS_LINES[e.status] ?? '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
     // Closed both ways once the answer is out: the server's sockets are half-open by default, and
@@ -57,6 +62,8 @@ export function createHttpServer(limits: ServerLimits, listener: RequestListener
   });
   return server;
 }
+
+const CLIENT_ERROR_REASONS: Readonly<Record<number, string>> = { 408: 'request_timeout', 431: 'headers_too_large' };
 
 const STATUS_LINES: Readonly<Record<number, string>> = {
   400: '400 Bad Request',
