@@ -76,7 +76,11 @@ export function hitRouter(routes: ReadonlyMap<string, HitRoute>, opts: HitRouter
   // `path` without the query string: on /g/collect and /tr the query string is the hit (visitor
   // ids, page URLs, hashed user data), which a log line never carries.
   const fail = (req: IncomingMessage, res: ServerResponse, path: string, err: unknown): void => {
-    const e = answerableError(err, opts.log, req.method, path, requestIdOf(req));
+    const requestId = requestIdOf(req);
+    const e = answerableError(err, opts.log, req.method, path, requestId);
+    // The routes log their own refusals; a hit whose body was still arriving when shutdown began
+    // is refused by the accept step, and logged here.
+    if (e.status === 503 && !opts.accepting()) opts.refusals?.('warn', 'router:shutting_down', { requestId, route: path, status: e.status, code: e.code, reason: 'shutting_down' }, 'request refused');
     if (res.headersSent) res.end();
     else sendErrorJson(res, e);
   };
