@@ -62,6 +62,10 @@ export interface DeliveryOptions {
  * close(), `internal_error` for a fault. Only `queue_full` is worth trying again later.
  */
 export type EnqueueRefusal = RefusalReason | 'closed' | 'internal_error';
+// A record, so that a new refusal reason must be listed here too (the type checker says so).
+const REFUSALS: Readonly<Record<EnqueueRefusal, true>> = { queue_full: true, item_too_large: true, item_unserializable: true, closed: true, internal_error: true };
+/** Every EnqueueRefusal: the reasons of the `failed` results enqueue reports when it refuses. */
+export const ENQUEUE_REFUSALS: ReadonlySet<string> = new Set(Object.keys(REFUSALS));
 /** What enqueue did with one event: `queued`, or the reason it was refused. */
 export type EnqueueResult = 'queued' | EnqueueRefusal;
 

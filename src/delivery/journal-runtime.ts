@@ -23,15 +23,13 @@ import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Db } from '../store/db.ts';
 import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from '../store/journal.ts';
 import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
-import type { DeliveryResult, DeliveryStats } from './delivery.ts';
+import { ENQUEUE_REFUSALS, type DeliveryResult, type DeliveryStats } from './delivery.ts';
 import { every, unrefTimer } from '../lib/every.ts';
 import { decodeJournaledHit, encodeJournaledHit, type JournaledHit } from './journal-payload.ts';
 import { createJournalTracker, type JournalTracker } from './journal-tracker.ts';
 import { createTickSink, type TickSink } from './journal-tick-sink.ts';
 import { createJournalWriter, type JournalWriter } from './journal-writer.ts';
 
-/** Reasons of the `failed` results `Delivery.enqueue` reports when it returns false (docs/delivery.md). */
-const ENQUEUE_REFUSALS = new Set(['closed', 'queue_full', 'item_too_large', 'item_unserializable', 'internal_error']);
 /** How long a journaled event refused by a full destination queue waits before it is tried again. */
 export const REQUEUE_MS = 1000;
 /** Hits claimed per store round trip at start and at each takeover. */
@@ -261,7 +259,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     );
   }
 
-  /** Results the pipeline settles itself (enqueue returned false): another hit with the same messageId may be queued. */
+  /** Results the pipeline settles itself (enqueue refused the event): another hit with the same messageId may be queued. */
   const refusedAtEnqueue = (r: DeliveryResult): boolean => r.attempt === 0 && r.outcome === 'failed' && ENQUEUE_REFUSALS.has(r.reason ?? '');
 
   return {

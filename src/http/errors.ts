@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { InternalError, NotFoundError, TagwardenError, toErrorBody } from '../errors.ts';
 import type { RateLimitedLog } from '../observability/rate-limited-log.ts';
-import { requestIdOf } from '../observability/request-id.ts';
+import { assignRequestId, requestIdOf } from '../observability/request-id.ts';
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`no route for ${req.method} ${req.path}`));
@@ -20,9 +20,12 @@ export function answerableError(err: unknown, log: Logger, method: string | unde
   return new InternalError('internal error');
 }
 
-/** Sets `res.locals.requestId` from the id the request was given (src/observability/request-id.ts), for the routes and the error handler. */
+/**
+ * Sets `res.locals.requestId` for the routes: the id the request was given in front of Express
+ * (src/proxy/host-guard.ts `guarded`), or one given now when Express is served alone.
+ */
 export const requestIdLocals: RequestHandler = (req, res, next) => {
-  res.locals.requestId = requestIdOf(req);
+  res.locals.requestId = requestIdOf(req) ?? assignRequestId(req, res);
   next();
 };
 
