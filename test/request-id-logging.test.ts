@@ -127,8 +127,12 @@ describe('request ids and refusal lines', () => {
     expect(failed.at(-1)).toMatchObject({ level: 40, outcome: 'failed', reason: 'status_400', status: 400, events: 1, messageIds: [expect.stringMatching(/^m-/)] });
   });
 
-  it('a hit during shutdown is refused with 503 and logged (shutting_down) with its request id', async () => {
+  it('a hit during shutdown is refused with 503 and logged (shutting_down) with its request id; what was still held is logged once', async () => {
+    expect((await track('m-held-2')).status).toBe(200);
+    await tw.app.flush(2000);
     await tw.app.shutdown(100);
+    // Without the journal a held event is dropped at shutdown: one line says how many.
+    expect(logged('held events dropped at shutdown')).toEqual([expect.objectContaining({ level: 30, reason: 'consent_unresolved', events: 1 })]);
     const res = await track('m-late', { 'x-request-id': 'late-1' });
     expect(res.status).toBe(503);
     expect(logged('request refused').at(-1)).toMatchObject({ level: 40, requestId: 'late-1', route: '/v1/track', status: 503, reason: 'shutting_down' });

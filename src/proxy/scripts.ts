@@ -16,6 +16,7 @@
  * The body is piped untouched: a gzip/br answer reaches the browser byte for byte with its
  * `content-encoding`. Upstream errors and timeouts are answered 502 `TW_ERR_UPSTREAM` JSON.
  */
+import { requestIdOf } from '../observability/request-id.ts';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -155,7 +156,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
           });
           proxyServer.on('proxyRes', (proxyRes: IncomingMessage, req: Request, res: Response) => onProxyRes(proxyRes, req, res, vendor));
           proxyServer.on('error', (err: Error, req?: Request, res?: Response | Socket) => {
-            o.log?.warn({ err, vendor, path: req === undefined ? undefined : targets.get(req) }, 'script proxy upstream failed');
+            o.log?.warn({ err, requestId: requestIdOf(req), vendor, path: req === undefined ? undefined : targets.get(req) }, 'script proxy upstream failed');
             if (res === undefined) return;
             if (!('writeHead' in res)) {
               res.destroy();
@@ -176,7 +177,7 @@ export function scriptProxyRouter(o: ScriptProxyOptions = {}): ScriptProxy {
     const status = proxyRes.statusCode ?? 502;
     if (status !== 200 && status !== 304) {
       proxyRes.resume(); // discard the body, so the socket can go back to the pool
-      o.log?.warn({ vendor, status, path: targets.get(req) }, 'script proxy upstream answered an unexpected status');
+      o.log?.warn({ requestId: requestIdOf(req), vendor, status, path: targets.get(req) }, 'script proxy upstream answered an unexpected status');
       if (status === 404) sendErrorJson(res, new NotFoundError(`${vendor} has no such script`));
       else sendErrorJson(res, new UpstreamError(`${vendor} answered ${status}`));
       return;
