@@ -34,7 +34,10 @@ function route() {
  */
 
 function Login(/** @type {{ notice?: string }} */ { notice }) {
-  const failed = new URLSearchParams(location.search).get('login') === 'failed';
+  const login = new URLSearchParams(location.search).get('login');
+  // The server's redirect after a refused form login says why (docs/ui.md).
+  const refused = login === 'failed' ? 'That key did not work. Check it and try again.' : login === 'throttled' ? 'Too many tries with a wrong key. Wait a minute, then try again.' : undefined;
+  const failed = refused !== undefined;
   const ref = useRef(/** @type {HTMLInputElement | null} */ (null));
   useEffect(() => {
     ref.current?.focus();
@@ -43,7 +46,7 @@ function Login(/** @type {{ notice?: string }} */ { notice }) {
     <h1>Tagwarden</h1>
     <p class="intro">Sign in to see what your site sends to each vendor, and what consent kept back.</p>
     <div class="messages" aria-live="assertive" role="alert">
-      ${failed ? html`<p class="message error">That key did not work. Check it and try again.</p>` : null}
+      ${failed ? html`<p class="message error">${refused}</p>` : null}
       ${!failed && notice ? html`<p class="message info">${notice}</p>` : null}
     </div>
     <form method="post" action="/ui/login" class="card">

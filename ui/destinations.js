@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, aborted } from './api.js';
 import { Empty, Section, html } from './html.js';
 
-/** @typedef {{ id: string, template: string, templateVersion?: string | number, enabled: boolean, categories: string[], settings: Record<string, unknown> }} Destination */
+/** @typedef {{ id: string, template: string, templateVersion?: number, enabled: boolean, disabledReason?: string, dryRun?: boolean, categories: string[], settings: Record<string, unknown>, endpoint?: string }} Destination */
 
 /** A setting's value as text (objects as compact JSON; the server has masked secrets). */
 function settingText(/** @type {unknown} */ v) {
@@ -36,8 +36,11 @@ export function Destinations(/** @type {{ report: import('./app.js').Report }} *
               (d) => html`<li class="card">
                 <h3><span class="dest">${d.id}</span> ${d.enabled ? html`<span class="badge on">On</span>` : html`<span class="badge off">Off</span>`}</h3>
                 <dl class="facts">
+                  ${d.enabled ? null : html`<dt>Why it is off</dt><dd>${d.disabledReason ?? 'Switched off in the configuration'}</dd>`}
+                  ${d.dryRun ? html`<dt>Dry run</dt><dd>Events are prepared but not sent to the vendor</dd>` : null}
                   <dt>Template</dt><dd>${d.template}${d.templateVersion === undefined ? '' : ` (version ${d.templateVersion})`}</dd>
                   <dt>Needs consent for</dt><dd>${d.categories.length === 0 ? 'Nothing: every event is sent' : d.categories.join(', ')}</dd>
+                  ${d.endpoint ? html`<dt>Sends to</dt><dd class="id">${d.endpoint}</dd>` : null}
                   ${Object.entries(d.settings ?? {}).map(([k, v]) => html`<dt>${k}</dt><dd class="id">${settingText(v)}</dd>`)}
                 </dl>
               </li>`,

@@ -19,6 +19,14 @@ const REFRESH_MS = 15_000;
  * @typedef {{ window: string, bucketMs: number, start: number, buckets: number[], destinations: DestinationCounts[] }} OverviewData
  */
 
+/** A bucket's length in words: "minute", "15 seconds", "12 minutes". */
+function bucketWords(/** @type {number} */ ms) {
+  const s = Math.round(ms / 1000);
+  if (s % 3600 === 0) return s === 3600 ? 'hour' : `${s / 3600} hours`;
+  if (s % 60 === 0) return s === 60 ? 'minute' : `${s / 60} minutes`;
+  return s === 1 ? 'second' : `${s} seconds`;
+}
+
 /** The series of one destination, or of all of them added up. */
 function seriesOf(/** @type {OverviewData} */ data, /** @type {string} */ dest) {
   const chosen = dest === '' ? data.destinations : data.destinations.filter((d) => d.id === dest);
@@ -50,7 +58,9 @@ function CountsTable(/** @type {{ data: OverviewData }} */ { data }) {
 }
 
 function Reasons(/** @type {{ data: OverviewData }} */ { data }) {
-  const withReasons = data.destinations.filter((d) => Object.keys(d.filteredReasons ?? {}).length > 0);
+  const withReasons = data.destinations
+    .map((d) => ({ id: d.id, reasons: Object.entries(d.filteredReasons ?? {}).filter(([, n]) => n > 0) }))
+    .filter((d) => d.reasons.length > 0);
   return html`<div class="card">
     <h3>Why events were filtered by consent</h3>
     ${withReasons.length === 0
@@ -59,7 +69,7 @@ function Reasons(/** @type {{ data: OverviewData }} */ { data }) {
           (d) => html`<div class="reasons">
             <h4>${d.id}</h4>
             <ul>
-              ${Object.entries(d.filteredReasons)
+              ${d.reasons
                 .sort((a, b) => b[1] - a[1])
                 .map(([reason, n]) => html`<li><span class="n">${count(n)}</span> ${reasonText(reason)} <code>${reason}</code></li>`)}
             </ul>
@@ -94,16 +104,20 @@ export function Overview(/** @type {{ report: import('./app.js').Report }} */ { 
 
   return html`<${Section} id="overview" title="Overview" intro="What arrived for each destination and what became of it. Counts refresh every 15 seconds and start again when Tagwarden restarts.">
     <form class="controls" onSubmit=${(/** @type {Event} */ e) => e.preventDefault()}>
-      <label for="ov-window">Time window</label>
-      <select id="ov-window" value=${win} onChange=${(/** @type {Event} */ e) => setWin(/** @type {HTMLSelectElement} */ (e.currentTarget).value)}>
-        ${WINDOWS.map((w) => html`<option value=${w.id}>${w.label}</option>`)}
-      </select>
+      <span class="pair">
+        <label for="ov-window">Time window</label>
+        <select id="ov-window" value=${win} onChange=${(/** @type {Event} */ e) => setWin(/** @type {HTMLSelectElement} */ (e.currentTarget).value)}>
+          ${WINDOWS.map((w) => html`<option value=${w.id}>${w.label}</option>`)}
+        </select>
+      </span>
       ${data !== null && data.destinations.length > 1
-        ? html`<label for="ov-dest">Chart</label>
+        ? html`<span class="pair">
+            <label for="ov-dest">Chart</label>
             <select id="ov-dest" value=${dest} onChange=${(/** @type {Event} */ e) => setDest(/** @type {HTMLSelectElement} */ (e.currentTarget).value)}>
               <option value="">All destinations</option>
               ${data.destinations.map((d) => html`<option value=${d.id}>${d.id}</option>`)}
-            </select>`
+            </select>
+          </span>`
         : null}
     </form>
     ${data === null
@@ -114,7 +128,7 @@ export function Overview(/** @type {{ report: import('./app.js').Report }} */ { 
             ${anything ? null : html`<${Empty}>No events in this window yet. When your site sends events, they are counted here.</${Empty}>`}
             <${CountsTable} data=${data} />
             <${LineChart}
-              label=${`Events per ${Math.round(data.bucketMs / 1000)} seconds, ${dest === '' ? 'all destinations' : dest}`}
+              label=${`Events per ${bucketWords(data.bucketMs)}, ${dest === '' ? 'all destinations' : dest}`}
               x=${data.buckets}
               series=${series}
             />
