@@ -7,6 +7,12 @@ import { Empty, Section, Time, html } from './html.js';
 import { readEventStream } from './sse.js';
 import { outcomeClass, outcomeText, reasonText } from './words.js';
 
+/** Templates whose test events are shown under a test event code, and where the code is found. */
+const CODE_TOOLS = /** @type {Record<string, string>} */ ({
+  'meta-capi': 'Meta Events Manager, Test events',
+  'tiktok-events': 'TikTok Events Manager, Test events',
+});
+
 /** Most decisions kept on the page: a busy preview must not grow the page without end. */
 const KEEP = 200;
 
@@ -45,6 +51,19 @@ export function Preview(/** @type {{ report: import('./app.js').Report }} */ { r
   const [live, setLive] = useState(/** @type {'off' | 'connecting' | 'on' | 'ended'} */ ('off'));
   const [items, setItems] = useState(/** @type {PreviewDecision[]} */ ([]));
   const stream = useRef(/** @type {AbortController | null} */ (null));
+  // Destinations whose vendor shows test events under a code you copy from its tools.
+  const [coded, setCoded] = useState(/** @type {{ id: string, template: string }[]} */ ([]));
+  const [codes, setCodes] = useState(/** @type {Record<string, string>} */ ({}));
+
+  useEffect(() => {
+    const ctl = new AbortController();
+    api('/ui/api/destinations', { signal: ctl.signal })
+      .then((/** @type {{ id: string, template: string, enabled: boolean }[]} */ ds) => setCoded(ds.filter((d) => d.enabled && Object.hasOwn(CODE_TOOLS, d.template))))
+      .catch(() => {
+        // Without the list there are no code fields; the preview works without codes.
+      });
+    return () => ctl.abort();
+  }, []);
 
   // Leaving the section closes the stream (the preview itself runs on until stopped or expired).
   useEffect(() => () => stream.current?.abort(), []);
@@ -88,7 +107,9 @@ export function Preview(/** @type {{ report: import('./app.js').Report }} */ { r
   async function start(/** @type {Event} */ e) {
     e.preventDefault();
     try {
-      const s = /** @type {PreviewSession} */ (await api('/api/v1/preview', { method: 'POST', body: { mode, ttlMinutes: Number(ttl) } }));
+      const testEventCodes = Object.fromEntries(Object.entries(codes).filter(([, c]) => c.trim() !== '').map(([id, c]) => [id, c.trim()]));
+      const body = { mode, ttlMinutes: Number(ttl), ...(mode === 'test' && Object.keys(testEventCodes).length > 0 ? { testEventCodes } : {}) };
+      const s = /** @type {PreviewSession} */ (await api('/api/v1/preview', { method: 'POST', body }));
       setItems([]);
       setSession(s);
       void listen(s);
@@ -119,6 +140,15 @@ export function Preview(/** @type {{ report: import('./app.js').Report }} */ { r
             <label class="choice"><input type="radio" name="preview-mode" value="test" checked=${mode === 'test'} onChange=${() => setMode('test')} /> Test: send with the vendors’ test modes (Meta and TikTok test events, GA4 debug view); vendors without a test mode get nothing</label>
             <label class="choice"><input type="radio" name="preview-mode" value="silent" checked=${mode === 'silent'} onChange=${() => setMode('silent')} /> Silent: send nothing to any vendor, only show the decisions</label>
           </fieldset>
+          ${mode === 'test'
+            ? coded.map(
+                (d) => html`<div class="field">
+                  <label for=${`preview-code-${d.id}`}>Test event code for ${d.id} (optional)</label>
+                  <p class="hint" id=${`preview-code-${d.id}-hint`}>From ${CODE_TOOLS[d.template]}. Without it the vendor may not show the events as tests.</p>
+                  <input id=${`preview-code-${d.id}`} type="text" maxlength="100" autocomplete="off" spellcheck="false" aria-describedby=${`preview-code-${d.id}-hint`} value=${codes[d.id] ?? ''} onInput=${(/** @type {Event} */ e) => setCodes({ ...codes, [d.id]: /** @type {HTMLInputElement} */ (e.currentTarget).value })} />
+                </div>`,
+              )
+            : null}
           <div class="field">
             <label for="preview-ttl">Runs for (minutes)</label>
             <input id="preview-ttl" type="number" min="1" max="240" required value=${ttl} onInput=${(/** @type {Event} */ e) => setTtl(/** @type {HTMLInputElement} */ (e.currentTarget).value)} />
