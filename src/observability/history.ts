@@ -17,7 +17,7 @@ export const OVERVIEW_WINDOWS = {
   '24h': { spanMs: 24 * 3_600_000, bucketMs: 720_000 },
 } as const;
 export type OverviewWindow = keyof typeof OVERVIEW_WINDOWS;
-export const OVERVIEW_WINDOW_NAMES = Object.keys(OVERVIEW_WINDOWS) as OverviewWindow[];
+export const OVERVIEW_WINDOW_NAMES = ['15m', '1h', '6h', '24h'] as const satisfies readonly OverviewWindow[];
 
 /** Every window's bucket is a multiple of it: one sample per tick serves them all. */
 const TICK_MS = 15_000;
