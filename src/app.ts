@@ -24,6 +24,7 @@ import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
+import { createDashboard } from './api/ui/mount.ts';
 import type { Db } from './store/db.ts';
 import { createReceipts } from './receipts/compose.ts';
 import type { ReceiptWriter } from './receipts/writer.ts';
@@ -195,17 +196,22 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             onExchange: (x) => metrics.upstreamVerifyCalls.inc({ outcome: exchangeOutcome(x) }),
           }),
         );
+  // Guesses of the admin key, by /debug and the dashboard's login alike, share one budget per address.
+  const adminFailures = authFailureThrottle(config, clock);
+  // The dashboard at /ui (docs/ui.md); its session counts as an admin key for the API guard.
+  const dashboard = createDashboard({ config, clock, metrics, templates: deps.templates, resolution, failures: adminFailures, log }, deps.db !== undefined);
+  const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock, dashboard?.session);
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
   // the events waiting for that visitor (bound late: the pipeline is built next).
   let recheck: (visitorId: string) => void = () => undefined;
   const consentApi =
-    deps.db === undefined
+    deps.db === undefined || guard === undefined
       ? undefined
       : createConsentApi({
           config,
           db: deps.db,
           log,
-          guard: apiGuard(deps.db, config, clock),
+          guard,
           clock,
           upstream,
           // One cache of decoded TCF strings for hits' and profiles' strings alike.
@@ -323,7 +329,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     app.use(
       explainRouter({
         adminKey: config.debug.adminKey,
-        adminAuth: { failures: authFailureThrottle(config, clock), trustProxyHops: config.server.trustProxyHops },
+        adminAuth: { failures: adminFailures, trustProxyHops: config.server.trustProxyHops },
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,
@@ -335,6 +341,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       }),
     );
   }
+  if (dashboard !== undefined && guard !== undefined) app.use(dashboard.router(guard));
   const scripts = config.scripts.enabled ? scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }) : undefined;
   if (scripts !== undefined) app.use(scripts);
   app.use(notFound);
@@ -409,6 +416,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     const stillHeld = pending.drain();
     if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();
+    dashboard?.close();
     try {
       // Receipts buffered so far are written before the store goes.
       await receipts?.close();

@@ -32,9 +32,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       ? counted
       : {
           ...counted,
-          unresolved(event, destinationIds) {
+          unresolved(event, destinationIds, visitorId) {
             const ids = [...destinationIds];
-            counted.unresolved(event, ids);
+            counted.unresolved(event, ids, visitorId);
             for (const id of ids) receipts.record(buildReceipt(event, signalsOf.get(event), id, { outcome: 'drop', reason: 'consent_unresolved' }, undefined, undefined, clock.now()));
           },
         };
@@ -79,7 +79,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (receipts !== undefined) signalsOf.set(event, signals);
     if (holdUntil !== undefined && holdUntil <= clock.now()) {
       // A hold that ran out while the process was down: what it waited for is not asked again now.
-      outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
+      outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id), signals.visitor?.id);
       return;
     }
     // Resolve.

@@ -27,8 +27,9 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
   return (d, event, signals, decision, holdUntil) => {
     const id = d.policy.id;
     const label = decision.metricLabel;
+    const visitorId = signals.visitor?.id;
     if (decision.outcome === 'drop') {
-      outcomes.drop(id, label, event);
+      outcomes.drop(id, label, event, visitorId);
       return { outcome: 'drop', reason: label };
     }
     if (decision.outcome === 'hold') {
@@ -38,7 +39,7 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
     const evaluation = render(d, event, decision);
     if (evaluation.decision.outcome === 'drop') {
       // A vendor rule the rendered event breaks (src/pipeline/render.ts): a drop with its reason.
-      outcomes.drop(id, evaluation.decision.metricLabel, event);
+      outcomes.drop(id, evaluation.decision.metricLabel, event, visitorId);
       return { outcome: 'drop', reason: evaluation.decision.metricLabel };
     }
     const { rendered } = evaluation;
@@ -48,29 +49,29 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       // than by the policy. Neither fails the hit.
       const reason = rendered === undefined ? 'not_rendered' : renderDropReason(rendered);
       const outcome = rendered === undefined || rendered.kind === 'error' ? 'failed' : 'drop';
-      outcomes.count(id, outcome, reason, event);
+      outcomes.count(id, outcome, reason, event, visitorId);
       if (rendered !== undefined && rendered.kind === 'error') outcomes.renderError(id, event, rendered.error);
       outcomes.settle(event, id);
       return { outcome, reason };
     }
     if (d.dryRun) {
       log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
-      outcomes.count(id, decision.outcome, label, event);
+      outcomes.count(id, decision.outcome, label, event, visitorId);
       outcomes.settle(event, id);
       return { outcome: decision.outcome, reason: label };
     }
-    if (delivery.enqueue(d.bound, rendered, { event, visitorId: signals.visitor?.id, userId: event.userId, receivedAt: event.receivedAt })) {
-      outcomes.count(id, decision.outcome, label, event);
+    if (delivery.enqueue(d.bound, rendered, { event, visitorId, userId: event.userId, receivedAt: event.receivedAt })) {
+      outcomes.count(id, decision.outcome, label, event, visitorId);
       return { outcome: decision.outcome, reason: label };
     }
     if (deps.requeue !== undefined) {
       // Acknowledged and journaled: waits for room instead of being dropped (one hold, however
       // many times it is tried again; its final decision is counted when the queue takes it).
-      outcomes.hold(id, 'queue_full', event);
+      outcomes.hold(id, 'queue_full', event, visitorId);
       deps.requeue(event, signals, id);
       return { outcome: 'hold', reason: 'queue_full' };
     }
-    outcomes.count(id, 'failed', 'queue_full', event);
+    outcomes.count(id, 'failed', 'queue_full', event, visitorId);
     outcomes.settle(event, id);
     return { outcome: 'failed', reason: 'queue_full' };
   };
