@@ -7,8 +7,8 @@ export const COUNTS = /** @type {const} */ (['received', 'forwarded', 'redacted'
 /** @type {Record<string, { label: string, help: string, color: string }>} */
 export const COUNT_WORDS = {
   received: { label: 'Received', help: 'Events that arrived for this destination.', color: '#4b5563' },
-  forwarded: { label: 'Sent', help: 'Sent to the vendor as they were.', color: '#15803d' },
-  redacted: { label: 'Sent without personal data', help: 'Sent, but with personal data removed because consent was limited.', color: '#0e7490' },
+  forwarded: { label: 'Forwarded', help: 'Let through by consent and handed to the vendor as they were. If the vendor then refused them, they also count under Retried or Gave up.', color: '#15803d' },
+  redacted: { label: 'Forwarded without personal data', help: 'Handed to the vendor with personal data removed, because consent was limited.', color: '#0e7490' },
   held: { label: 'Waiting for consent', help: 'Held until the visitor makes a consent choice.', color: '#a16207' },
   filtered: { label: 'Filtered by consent', help: 'Not sent because the visitor did not consent (the reasons are listed below).', color: '#7c3aed' },
   failed: { label: 'Failed', help: 'Could not be prepared or sent.', color: '#b91c1c' },
@@ -18,8 +18,8 @@ export const COUNT_WORDS = {
 
 /** @type {Record<string, string>} */
 const OUTCOMES = {
-  forward: 'Sent',
-  redact: 'Sent without personal data',
+  forward: 'Forwarded',
+  redact: 'Forwarded without personal data',
   hold: 'Waiting for consent',
   drop: 'Not sent',
   failed: 'Failed',
