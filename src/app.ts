@@ -37,6 +37,7 @@ import { createRevocationCheck, type RevocationCheck } from './consent/revocatio
 import { createJournalRuntime, type JournalRuntime } from './delivery/journal-runtime.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { createPreview } from './preview/compose.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -130,6 +131,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // (and write a warn line per event per second).
       if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, log);
+      preview?.delivered(r);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -198,14 +200,16 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
   // the events waiting for that visitor (bound late: the pipeline is built next).
   let recheck: (visitorId: string) => void = () => undefined;
+  // One guard (keys, rate limits, failure throttle) for every /api/v1 route.
+  const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock);
   const consentApi =
-    deps.db === undefined
+    deps.db === undefined || guard === undefined
       ? undefined
       : createConsentApi({
           config,
           db: deps.db,
           log,
-          guard: apiGuard(deps.db, config, clock),
+          guard,
           clock,
           upstream,
           // One cache of decoded TCF strings for hits' and profiles' strings alike.
@@ -237,6 +241,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           count: (result) => metrics.hitConsentWrites.inc({ result }),
           clock,
         });
+  // Preview (docs/preview.md): a marketer's own browser's hits shown live and sent in the vendors'
+  // test modes or not at all. Its API is admin's, so it needs the store's keys and the admin key
+  // its tokens are signed with.
+  const preview =
+    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
+      ? createPreview({ adminKey: config.debug.adminKey, guard, destinationIds: resolution.destinations.map((d) => d.policy.id), maxBodyBytes: config.api.maxBodyBytes, clock, log })
+      : undefined;
+  if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
   // Decision receipts (docs/receipts.md), written in batches off the hit's path.
   const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
@@ -258,6 +270,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       },
     },
     pending,
+    preview: preview?.sink,
     metrics,
     log,
     settle: (event, destinationId) => journal?.settle(event, destinationId),
@@ -288,6 +301,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     resolver,
     cookie: config.identity.cookie,
     linkHit,
+    preview: preview?.read,
     clock,
     journal,
     pipeline,
@@ -319,6 +333,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     });
     app.use(consentApi.router);
   }
+  if (preview !== undefined) app.use(preview.router);
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(
       explainRouter({
@@ -409,6 +424,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     const stillHeld = pending.drain();
     if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();
+    preview?.close();
     try {
       // Receipts buffered so far are written before the store goes.
       await receipts?.close();

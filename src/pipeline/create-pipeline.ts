@@ -54,6 +54,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function handOff(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, ctx: ReceiptContext, holdUntil?: number): void {
     const settled = handOffOnly(d, event, signals, decision, holdUntil);
     receipts?.record(buildReceipt(event, signals, d.policy.id, settled, decision, ctx, clock.now()));
+    if (signals.preview !== undefined) {
+      deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: settled.outcome, reason: settled.reason, decision, consent: ctx.consent, rendered: settled.rendered, sent: settled.sent === true });
+    }
   }
 
   function evaluate(event: Event, signals: RequestSignals): ReturnType<Pipeline['evaluate']> {
@@ -104,6 +107,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) {
         waiting.push(d.policy.id);
         receipts?.record(buildReceipt(event, signals, d.policy.id, { outcome: 'hold', reason: 'consent_resolving' }, decision, ctx, clock.now()));
+        if (signals.preview !== undefined) deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: 'hold', reason: 'consent_resolving', decision, consent, sent: false });
       }
       // Render, hand to delivery.
       else handOff(d, event, signals, decision, ctx, holdUntil);
