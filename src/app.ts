@@ -163,7 +163,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const clock = deps.consentClock ?? systemClock;
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id), expired: (h) => preview?.heldExpired(h) });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -246,7 +246,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // its tokens are signed with.
   const preview =
     guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
-      ? createPreview({ adminKey: config.debug.adminKey, guard, destinationIds: resolution.destinations.map((d) => d.policy.id), maxBodyBytes: config.api.maxBodyBytes, clock, log })
+      ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
       : undefined;
   if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
   // Decision receipts (docs/receipts.md), written in batches off the hit's path.

@@ -93,7 +93,10 @@ describe('preview', () => {
           { id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: META_TOKEN }, endpoint: `${vendor.url}/meta/events` },
           // The webhook template has no test mode: never sent in preview.
           { id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` }, consent: { categories: ['advertising'] } },
+          // Waits for consent the hit does not carry.
+          { id: 'held', template: 'webhook', settings: { url: `${vendor.url}/held` }, consent: { categories: ['advertising'], whenUnknown: 'hold' } },
         ],
+        hold: { maxEvents: 100, maxAgeMs: 120_000 },
         api: { rateLimit: { perSecond: 1000, burst: 1000 } },
         debug: { adminKey: ADMIN_KEY },
       }),
@@ -274,11 +277,23 @@ describe('preview', () => {
     for (const s of [...streams.slice(1), again]) await s.close();
   });
 
-  it('counts still add up: per destination, decisions_total = events considered (no holds here)', async () => {
+  it('a preview hit held for consent: the stream shows the hold, then the drop when it expires', async () => {
+    const started = await startPreview({ mode: 'silent' });
+    const stream = await openStream(`${tw.url}/api/v1/preview/${started.body.id}/stream`, admin);
+    expect((await post(`${tw.url}/v1/track`, { messageId: 'm-held', event: 'x', anonymousId: 'v-held' }, { 'x-tagwarden-preview': started.body.token })).status).toBe(200);
+    await settle();
+    expect((await stream.waitFor((m) => m.event === 'decision' && m.data.destinationId === 'held')).data).toMatchObject({ messageId: 'm-held', outcome: 'hold', reason: 'consent_resolving', sent: false });
+    clock.advance(120_001);
+    await settle();
+    expect((await stream.waitFor((m) => m.event === 'decision' && m.data.destinationId === 'held' && m.data.outcome === 'drop')).data).toMatchObject({ messageId: 'm-held', reason: 'consent_unresolved', sent: false });
+    await stream.close();
+  });
+
+  it('counts still add up: per destination, decisions_total = events considered (none still held)', async () => {
     await settle();
     const text = await metrics();
     const received = sum(text, 'tagwarden_events_received_total') - sum(text, 'tagwarden_events_rejected_total', ['client="journal"']);
-    for (const d of ['meta', 'hook']) {
+    for (const d of ['meta', 'hook', 'held']) {
       expect(sum(text, 'tagwarden_decisions_total', [`destination="${d}"`]), d).toBe(received);
       expect(sum(text, 'tagwarden_held_events', [`destination="${d}"`]), d).toBe(0);
     }
