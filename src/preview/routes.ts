@@ -19,7 +19,7 @@ export interface PreviewRouteOptions {
   clock: Clock;
 }
 
-const startSchema = z
+export const previewStartSchema = z
   .object({
     mode: z.enum(['test', 'silent']),
     ttlMinutes: z.number().int().min(1).max(240).default(60),
@@ -41,7 +41,7 @@ export function previewRouter(o: PreviewRouteOptions): Router {
   const router = Router();
 
   router.post('/api/v1/preview', o.guard('admin'), jsonBody(o.maxBodyBytes), (req, res) => {
-    const parsed = startSchema.safeParse(req.body);
+    const parsed = previewStartSchema.safeParse(req.body);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
       throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
