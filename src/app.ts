@@ -38,6 +38,7 @@ import { createRevocationCheck, type RevocationCheck } from './consent/revocatio
 import { createJournalRuntime, type JournalRuntime } from './delivery/journal-runtime.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { createPreview } from './preview/compose.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -131,6 +132,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // (and write a warn line per event per second).
       if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, log);
+      preview?.delivered(r);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -162,7 +164,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const clock = deps.consentClock ?? systemClock;
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id), expired: (h) => preview?.heldExpired(h) });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -200,6 +202,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const adminFailures = authFailureThrottle(config, clock);
   // The dashboard at /ui (docs/ui.md); its session counts as an admin key for the API guard.
   const dashboard = createDashboard({ config, clock, metrics, templates: deps.templates, resolution, failures: adminFailures, log }, deps.db !== undefined);
+  // One guard (keys, rate limits, failure throttle) for every /api/v1 route.
   const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock, dashboard?.session);
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
   // the events waiting for that visitor (bound late: the pipeline is built next).
@@ -243,6 +246,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           count: (result) => metrics.hitConsentWrites.inc({ result }),
           clock,
         });
+  // Preview (docs/preview.md): a marketer's own browser's hits shown live and sent in the vendors'
+  // test modes or not at all. Its API is admin's, so it needs the store's keys and the admin key
+  // its tokens are signed with.
+  const preview =
+    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
+      ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
+      : undefined;
+  if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
   // Decision receipts (docs/receipts.md), written in batches off the hit's path.
   const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
@@ -264,6 +275,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       },
     },
     pending,
+    preview: preview?.sink,
     metrics,
     log,
     settle: (event, destinationId) => journal?.settle(event, destinationId),
@@ -294,6 +306,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     resolver,
     cookie: config.identity.cookie,
     linkHit,
+    preview: preview?.read,
     clock,
     journal,
     pipeline,
@@ -325,6 +338,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     });
     app.use(consentApi.router);
   }
+  if (preview !== undefined) app.use(preview.router);
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(
       explainRouter({
@@ -417,6 +431,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
     scripts?.close();
     dashboard?.close();
+    preview?.close();
     try {
       // Receipts buffered so far are written before the store goes.
       await receipts?.close();

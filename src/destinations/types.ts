@@ -104,6 +104,12 @@ export interface BoundDestination {
    * `maxResponseBytes` (src/destinations/row-errors.ts). Absent: a 2xx delivers every row.
    */
   rowErrors?: { read: CompiledRowErrors['read']; maxResponseBytes: number; retryAfterSeconds?: number | undefined };
+  /**
+   * The template's test mode (`testMode`), for a preview's events (src/preview/): `needsCode` when
+   * the vendor takes a test event code (Meta, TikTok); `apply` returns the rendered event with it
+   * (and the fixed fields) set, its group key recomputed. Absent: the destination is not sent in preview.
+   */
+  testMode?: { needsCode: boolean; apply(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined): Extract<RenderedEvent, { ok: true }> };
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**

@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { RequestSignals } from '../consent/signals.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Decision } from '../policy/decide.ts';
+import type { RenderedEvent } from '../destinations/types.ts';
+import { previewRoute } from '../preview/test-mode.ts';
 import type { Outcomes } from './outcomes.ts';
 import { dryRunView, render, renderDropReason } from './render.ts';
 import type { DeliverySink, HeldEvent, JournalHooks, RuntimeDestination } from './types.ts';
@@ -16,6 +18,10 @@ export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSign
 export interface Settled {
   outcome: string;
   reason: string;
+  /** The event as rendered for the vendor (test mode applied when a preview sends it), for a preview's stream. */
+  rendered?: Extract<RenderedEvent, { ok: true }>;
+  /** Handed to delivery (a preview's stream says whether its event went out). */
+  sent?: boolean;
 }
 
 /**
@@ -42,7 +48,7 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       outcomes.drop(id, evaluation.decision.metricLabel, event, visitorId);
       return { outcome: 'drop', reason: evaluation.decision.metricLabel };
     }
-    const { rendered } = evaluation;
+    let { rendered } = evaluation;
     if (rendered === undefined || !rendered.ok) {
       // A template that skips this event (no mapping, a skip rule) drops it with a reason; one that
       // cannot render it (a missing required field) fails it: not sent, for a fault to fix rather
@@ -54,15 +60,27 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       outcomes.settle(event, id);
       return { outcome, reason };
     }
+    // A preview's event (src/preview/, docs/preview.md): decided as usual, then sent with the vendor's
+    // test mode in a request of its own, or not at all; such a drop is counted like any other.
+    const preview = signals.preview;
+    if (preview !== undefined) {
+      const route = previewRoute(preview, d.bound, rendered);
+      if ('drop' in route) {
+        outcomes.count(id, 'drop', route.drop, event, visitorId);
+        outcomes.settle(event, id);
+        return { outcome: 'drop', reason: route.drop, rendered, sent: false };
+      }
+      rendered = route.send;
+    }
     if (d.dryRun) {
       log.info({ destination: id, messageId: event.messageId, dryRun: dryRunView(d.bound, rendered) }, 'dry run: would send');
       outcomes.count(id, decision.outcome, label, event, visitorId);
       outcomes.settle(event, id);
-      return { outcome: decision.outcome, reason: label };
+      return { outcome: decision.outcome, reason: label, rendered, sent: false };
     }
     if (delivery.enqueue(d.bound, rendered, { event, visitorId, userId: event.userId, receivedAt: event.receivedAt })) {
       outcomes.count(id, decision.outcome, label, event, visitorId);
-      return { outcome: decision.outcome, reason: label };
+      return { outcome: decision.outcome, reason: label, rendered, sent: true };
     }
     if (deps.requeue !== undefined) {
       // Acknowledged and journaled: waits for room instead of being dropped (one hold, however

@@ -15,6 +15,8 @@ export function createHeldQueue(deps: {
   clock: Clock;
   metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>;
   settle: (event: Event, destinationId: string) => void;
+  /** Told of each expired event after it is counted (a preview's stream shows the drop); absent: nobody. */
+  expired?: ((held: HeldEvent) => void) | undefined;
 }): PendingQueue<HeldEvent> {
   return createPendingQueue<HeldEvent>({
     maxItems: deps.hold.maxEvents,
@@ -24,6 +26,7 @@ export function createHeldQueue(deps: {
     onExpire: (h) => {
       countUnresolved(deps.metrics, h);
       for (const id of h.destinationIds) deps.settle(h.event, id);
+      deps.expired?.(h);
     },
   });
 }
