@@ -210,10 +210,27 @@ describe.skipIf(missing !== undefined)('the dashboard in Chromium (laptop and ph
         await check('destinations');
         if (vp.name === 'laptop') await shot('destinations');
 
-        // Preview: the form (starting one is the preview branch's route).
+        // Preview: start a silent one, a hit carrying its token shows up live, stop it.
         await page.getByRole('link', { name: 'Preview' }).click();
         await page.getByRole('button', { name: 'Start preview' }).waitFor();
         await check('preview');
+        if (vp.name === 'laptop') {
+          await page.getByRole('radio', { name: /Silent/ }).check();
+          await page.getByRole('button', { name: 'Start preview' }).click();
+          const link = page.getByRole('link', { name: /\/preview\/start\?token=/ });
+          const token = new URL((await link.getAttribute('href'))!).searchParams.get('token')!;
+          await page.getByText('(listening)').waitFor();
+          const hit = await post(`${tw.url}/v1/track`, { messageId: 'm-preview', event: 'Product Viewed', anonymousId: 'v-preview', context: { consent: { categoryPreferences: { analytics: true } } } }, { 'x-tagwarden-preview': token });
+          expect(hit.status).toBe(200);
+          const live = page.locator('ol.receipts li', { hasText: 'Product Viewed' });
+          await expect.poll(() => live.count()).toBe(2);
+          await live.filter({ hasText: 'stats' }).getByText('Preview (silent): decided, not sent to the vendor').waitFor();
+          await check('preview live');
+          await shot('preview');
+          await page.getByRole('button', { name: 'Stop preview' }).click();
+          await page.getByText('Preview stopped.').waitFor();
+          expect(vendor.hits.some((h) => JSON.stringify(h.body).includes('m-preview'))).toBe(false);
+        }
 
         // Sign out: back to the login form, and the session is gone.
         await page.getByRole('button', { name: 'Sign out' }).click();
