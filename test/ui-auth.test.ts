@@ -4,7 +4,6 @@ import { createRequire } from 'node:module';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/lib/fake-clock.ts';
-import type { Db } from '../src/store/db.ts';
 import { openDb } from '../src/store/open.ts';
 import { startTagwarden, startVendor, testConfig } from './helpers.ts';
 
@@ -133,6 +132,11 @@ describe('dashboard auth', () => {
     expect(login.status).toBe(403);
     expect(login.headers['set-cookie']).toBeUndefined();
     expect((await request(url).post('/ui/login').set('Origin', 'null').type('form').send({ key: ADMIN_KEY })).status).toBe(403);
+    expect((await request(url).post('/ui/login').set('Sec-Fetch-Site', 'same-site').type('form').send({ key: ADMIN_KEY })).status).toBe(403);
+    // A browser's same-origin form post may say `Origin: null`; its Sec-Fetch-Site is believed.
+    const sameOrigin = await request(url).post('/ui/login').set('Origin', 'null').set('Sec-Fetch-Site', 'same-origin').type('form').send({ key: ADMIN_KEY });
+    expect(sameOrigin.status).toBe(303);
+    expect(sameOrigin.headers.location).toBe('/ui');
   });
 
   it('the page: CSP allowing exactly its import map by hash, no framing, no sniffing, not cached', async () => {

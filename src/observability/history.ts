@@ -141,7 +141,9 @@ export function createHistory(deps: { metrics: Sources; clock: Clock }): History
   function sample(): void {
     const now = clock.now();
     pending = pending.then(async () => {
-      const snapshot = await read(metrics);
+      // A failed read loses one sample (the next bucket takes its counts), never the chain.
+      const snapshot = await read(metrics).catch(() => undefined);
+      if (snapshot === undefined) return;
       for (const w of OVERVIEW_WINDOW_NAMES) {
         const { bucketMs, spanMs } = OVERVIEW_WINDOWS[w];
         const ring = rings.get(w)!;

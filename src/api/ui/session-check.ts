@@ -34,15 +34,19 @@ export function sessionToken(req: Request): string | undefined {
 }
 
 /**
- * 403 for a state-changing request (not GET, HEAD, OPTIONS) whose `Origin` is not this host, or
- * that the browser marks `Sec-Fetch-Site: cross-site`; undefined otherwise. A request without
- * either header (curl, an old browser) passes: the CSRF token or the key is what authenticates it.
- * The host is Express's `req.host`: the Host header, or X-Forwarded-Host behind trusted proxies.
+ * 403 for a state-changing request (not GET, HEAD, OPTIONS) from another origin; undefined
+ * otherwise. A browser that sends `Sec-Fetch-Site` is believed: only `same-origin` (and `none`,
+ * a request the user made) pass. Without it, an `Origin` that is not this host is refused; it is
+ * the fallback because a browser may send `Origin: null` on a same-origin form post (under a
+ * no-referrer policy). A request without either header (curl, an old browser) passes: the CSRF
+ * token or the key is what authenticates it. The host is Express's `req.host`: the Host header,
+ * or X-Forwarded-Host behind trusted proxies.
  */
 export function crossOriginProblem(req: Request): ForbiddenError | undefined {
   if (SAFE_METHODS.has(req.method)) return undefined;
   const refuse = (): ForbiddenError => new ForbiddenError('a cross-origin request cannot change anything here', { details: { reason: 'origin' } });
-  if (req.headers['sec-fetch-site'] === 'cross-site') return refuse();
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? undefined : refuse();
   const origin = req.headers.origin;
   if (origin === undefined) return undefined;
   return sameHost(origin, req.host) ? undefined : refuse();
