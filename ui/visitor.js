@@ -88,7 +88,8 @@ function Receipts(/** @type {{ part: Part, more?: () => void }} */ { part: p, mo
   if (p.state !== 'ok') return html`<p class=${p.state === 'error' ? 'message error' : 'empty'}>${p.text}</p>`;
   const receipts = /** @type {any[]} */ (p.value.receipts ?? []);
   if (receipts.length === 0) return html`<${Empty}>No decisions are recorded for this id (receipts are deleted after the configured number of days).</${Empty}>`;
-  return html`<ol class="receipts">
+  return html`<p class="hint">Oldest first: one per event and destination, and another when an event that waited for consent was decided.</p>
+    <ol class="receipts">
       ${receipts.map(
         (r) => html`<li class="card">
           <div class="receipt-head">
