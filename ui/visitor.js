@@ -168,7 +168,7 @@ export function VisitorLookup(/** @type {{ args: string[], report: import('./app
       </div>
       <div class="field grow">
         <label for="lookup-id">Id</label>
-        <input id="lookup-id" type="search" value=${id} required maxlength="1024" autocomplete="off" spellcheck="false" onInput=${(/** @type {Event} */ e) => setId(/** @type {HTMLInputElement} */ (e.currentTarget).value)} />
+        <input id="lookup-id" type="search" value=${id} required maxlength="256" autocomplete="off" spellcheck="false" onInput=${(/** @type {Event} */ e) => setId(/** @type {HTMLInputElement} */ (e.currentTarget).value)} />
       </div>
       <button type="submit" class="primary">Look up</button>
     </form>
