@@ -86,6 +86,10 @@ describe('dashboard auth', () => {
     csrf = s.body.csrf;
     expect(csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(s.headers['cache-control']).toBe('no-store');
+    // Another site's page cannot read it: no CORS on /ui.
+    const cross = await request(url).get('/ui/api/session').set('Cookie', cookie).set('Origin', 'https://evil.example');
+    expect(cross.headers['access-control-allow-origin']).toBeUndefined();
+    expect((await request(url).options('/ui/api/session').set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'GET')).headers['access-control-allow-origin']).toBeUndefined();
     // JSON login works the same way.
     expect(sessionCookieOf(await request(url).post('/ui/login').send({ key: ADMIN_KEY }).expect(303)).pair).toMatch(/^tw_ui=v1\./);
   });
