@@ -18,7 +18,10 @@ export type PreviewRoute = { send: RenderedItem } | { drop: PreviewDropReason };
  * A preview's event that the policy forwards or redacts, as it goes to `bound`: with the vendor's
  * test mode applied (template data, src/destinations/bind.ts), in a batch of its own preview (the
  * group key names the preview, so the batcher never puts it in a request with other visitors'
- * events; delivery, retries and auth are otherwise the same), or not at all.
+ * events; delivery, retries and auth are otherwise the same), or not at all. The vendors' test modes:
+ * Meta CAPI `test_event_code` (https://developers.facebook.com/docs/marketing-api/conversions-api/using-the-api#testEventCode),
+ * TikTok Events API `test_event_code` (https://business-api.tiktok.com/portal/docs?id=1771100865818625),
+ * GA4 `debug_mode` (https://support.google.com/analytics/answer/7201382); each template's `testMode` says where.
  */
 export function previewRoute(mark: PreviewMark, bound: BoundDestination, rendered: RenderedItem): PreviewRoute {
   if (mark.mode === 'silent') return { drop: 'preview_silent' };
