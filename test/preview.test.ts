@@ -13,6 +13,7 @@ import { post, startTagwarden, startVendor, testConfig, type VendorHit } from '.
  */
 const ADMIN_KEY = 'preview-admin-key-0123456789';
 const META_TOKEN = 'meta-secret-token-abc';
+const GA_SECRET = 'ga-api-secret-xyz';
 
 interface SseMessage {
   event: string;
@@ -91,6 +92,7 @@ describe('preview', () => {
         site: { id: 'shop', dataControlMode: 'opt-in', categories: { advertising: {} } },
         destinations: [
           { id: 'meta', template: 'meta-capi', settings: { pixelId: '1234567890', accessToken: META_TOKEN }, endpoint: `${vendor.url}/meta/events` },
+          { id: 'ga', template: 'ga4', settings: { measurementId: 'G-ABCDEF1', apiSecret: GA_SECRET }, endpoint: `${vendor.url}/ga/mp/collect`, consent: { categories: ['advertising'] } },
           // The webhook template has no test mode: never sent in preview.
           { id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` }, consent: { categories: ['advertising'] } },
           // Waits for consent the hit does not carry.
@@ -155,6 +157,13 @@ describe('preview', () => {
     expect((prev[0]!.body as any).test_event_code).toBe('TEST4242');
     expect((norm[0]!.body as any).test_event_code).toBeUndefined();
     expect(ids(norm[0]!)).toEqual(['m-norm']);
+    // GA4: debug_mode on the preview's event only, each in its own request.
+    const gaPrev = requestsWith('m-prev', '/ga/mp/collect');
+    const gaNorm = requestsWith('m-norm', '/ga/mp/collect');
+    expect(gaPrev).toHaveLength(1);
+    expect(gaNorm).toHaveLength(1);
+    expect((gaPrev[0]!.body as any).events.map((e: any) => e.params.debug_mode)).toEqual([true]);
+    expect((gaNorm[0]!.body as any).events.map((e: any) => e.params.debug_mode)).toEqual([undefined]);
     // Not sent where the template has no test mode; the visitor's event is.
     expect(requestsWith('m-prev', '/hook')).toHaveLength(0);
     expect(requestsWith('m-norm', '/hook')).toHaveLength(1);
@@ -177,6 +186,11 @@ describe('preview', () => {
     const all = JSON.stringify(stream.messages);
     expect(all).not.toContain(META_TOKEN);
     expect(all).not.toContain(encodeURIComponent(META_TOKEN));
+    expect(all).not.toContain(GA_SECRET);
+    const ga = await stream.waitFor((m) => m.event === 'decision' && m.data.destinationId === 'ga');
+    expect(ga.data).toMatchObject({ outcome: 'forward', sent: true });
+    expect(ga.data.request.url).toContain('api_secret=%5Bsecret%5D');
+    expect(ga.data.request.body.events[0].params.debug_mode).toBe(true);
     expect(all).not.toContain('m-norm');
     // Meta needs its code: a test preview without one sends nothing to Meta, and says why.
     const codeless = await startPreview({ mode: 'test' });
@@ -293,7 +307,7 @@ describe('preview', () => {
     await settle();
     const text = await metrics();
     const received = sum(text, 'tagwarden_events_received_total') - sum(text, 'tagwarden_events_rejected_total', ['client="journal"']);
-    for (const d of ['meta', 'hook', 'held']) {
+    for (const d of ['meta', 'ga', 'hook', 'held']) {
       expect(sum(text, 'tagwarden_decisions_total', [`destination="${d}"`]), d).toBe(received);
       expect(sum(text, 'tagwarden_held_events', [`destination="${d}"`]), d).toBe(0);
     }

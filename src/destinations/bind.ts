@@ -334,7 +334,7 @@ export function bindDestination(options: BindOptions): BoundDestination {
   }
 
   /** The template's test mode on one rendered event: the code and the fixed fields set, as a redaction's `set` does. */
-  function applyTestMode(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined): Extract<RenderedEvent, { ok: true }> {
+  function applyTestMode(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined, receivedAt: number): Extract<RenderedEvent, { ok: true } | { kind: 'vendor_rule' }> {
     const mode = template.testMode!;
     let envelope = rendered.envelope;
     let item = isPlainRecord(rendered.item) ? rendered.item : undefined;
@@ -343,6 +343,8 @@ export function bindDestination(options: BindOptions): BoundDestination {
       if (ref.target === 'envelope') envelope = withDotted(envelope, ref.segments, ref.value);
       else if (item !== undefined) item = withDotted(item, ref.segments, ref.value);
     }
+    const broken = template.vendorRules?.check(envelope, item ?? {}, receivedAt);
+    if (broken !== undefined) return { ok: false, kind: 'vendor_rule', rule: broken.rule, path: broken.path, messageId: rendered.messageId };
     return { ...rendered, envelope, item: item ?? rendered.item, groupKey: JSON.stringify(envelope) };
   }
 

@@ -107,9 +107,14 @@ export interface BoundDestination {
   /**
    * The template's test mode (`testMode`), for a preview's events (src/preview/): `needsCode` when
    * the vendor takes a test event code (Meta, TikTok); `apply` returns the rendered event with it
-   * (and the fixed fields) set, its group key recomputed. Absent: the destination is not sent in preview.
+   * (and the fixed fields) set, its group key recomputed, and the vendor's rules checked again on
+   * it (`receivedAt`: the event's, ms), so a field the test mode adds cannot break one unseen (GA4's
+   * 25 parameters). Absent: the destination is not sent in preview.
    */
-  testMode?: { needsCode: boolean; apply(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined): Extract<RenderedEvent, { ok: true }> };
+  testMode?: {
+    needsCode: boolean;
+    apply(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined, receivedAt: number): Extract<RenderedEvent, { ok: true } | { kind: 'vendor_rule' }>;
+  };
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**

@@ -64,7 +64,7 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
     // test mode in a request of its own, or not at all; such a drop is counted like any other.
     const preview = signals.preview;
     if (preview !== undefined) {
-      const route = previewRoute(preview, d.bound, rendered);
+      const route = previewRoute(preview, d.bound, rendered, Date.parse(event.receivedAt));
       if ('drop' in route) {
         outcomes.count(id, 'drop', route.drop, event, visitorId);
         outcomes.settle(event, id);

@@ -36,7 +36,7 @@ export function createPreview(o: { adminKey: string; guard: (scope: 'admin') => 
     },
   };
   return {
-    router: previewRouter({ registry, guard: o.guard, destinationIds: [...byId.keys()], maxBodyBytes: o.maxBodyBytes, clock: o.clock }),
+    router: previewRouter({ registry, guard: o.guard, destinationIds: [...byId.keys()], maxBodyBytes: o.maxBodyBytes, clock: o.clock, log: o.log }),
     read: previewReader(registry, o.log),
     sink,
     heldExpired(h) {

@@ -46,7 +46,8 @@ export function decisionMessage(d: PreviewDecision, at: number): DecisionMessage
     consent,
     sent: d.sent,
   };
-  const name = d.event.type === 'track' ? d.event.event : undefined;
+  // A track event's name, or a page's or screen's.
+  const name = d.event.type === 'track' ? d.event.event : d.event.name;
   if (typeof name === 'string') m.eventName = name;
   if (d.rendered !== undefined) {
     try {

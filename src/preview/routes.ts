@@ -2,6 +2,7 @@ import { Router, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { NotFoundError, RateLimitedError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
+import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.ts';
 import type { PreviewRegistry } from './registry.ts';
 import { openEventStream } from './sse.ts';
@@ -17,6 +18,8 @@ export interface PreviewRouteOptions {
   destinationIds: readonly string[];
   maxBodyBytes: number;
   clock: Clock;
+  /** Starts and stops are logged at info (who: the API key's id; never the token). */
+  log?: Logger | undefined;
 }
 
 export const previewStartSchema = z
@@ -52,12 +55,15 @@ export function previewRouter(o: PreviewRouteOptions): Router {
       throw new ValidationError(`testEventCodes: unknown destination ${unknown.map((u) => `"${u}"`).join(', ')}`, { details: { issues: unknown.map((u) => ({ path: `testEventCodes.${u}`, message: 'no such destination' })) } });
     }
     const started = registry.start({ mode: body.mode, ttlMs: body.ttlMinutes * 60_000, testEventCodes: body.testEventCodes });
+    o.log?.info({ preview: started.id, mode: started.mode, expiresAt: started.expiresAt, destinationsWithCode: Object.keys(body.testEventCodes), apiKeyId: res.locals.apiKeyId as unknown }, 'preview started');
     res.status(201).setHeader('cache-control', 'no-store');
     res.json({ ...started, startUrl: `/preview/start?token=${encodeURIComponent(started.token)}` });
   });
 
   router.delete('/api/v1/preview/:id', o.guard('admin'), (req, res) => {
-    if (!registry.stop(idOf(req.params.id))) throw new NotFoundError('no such preview (stopped or expired)');
+    const id = idOf(req.params.id);
+    if (!registry.stop(id)) throw new NotFoundError('no such preview (stopped or expired)');
+    o.log?.info({ preview: id, apiKeyId: res.locals.apiKeyId as unknown }, 'preview stopped');
     res.status(204).end();
   });
 
