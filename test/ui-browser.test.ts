@@ -139,6 +139,10 @@ describe.skipIf(missing !== undefined)('the dashboard in Chromium (laptop and ph
         await expect.poll(async () => Number((await received.textContent())?.replace(/\D/g, '') ?? 0), { timeout: 8000 }).toBeGreaterThanOrEqual(3);
         const filtered = page.locator('tr', { has: page.locator('th', { hasText: 'stats' }) }).locator('td[data-count="filtered"]');
         expect(Number((await filtered.textContent())?.replace(/\D/g, ''))).toBeGreaterThanOrEqual(1);
+        // The vendor accepted the two consented ones; none waits for consent.
+        const delivered = page.locator('tr', { has: page.locator('th', { hasText: 'stats' }) }).locator('td[data-count="delivered"]');
+        await expect.poll(async () => Number((await delivered.textContent())?.replace(/\D/g, '') ?? 0), { timeout: 8000 }).toBeGreaterThanOrEqual(2);
+        expect(await page.locator('tr', { has: page.locator('th', { hasText: 'stats' }) }).locator('td[data-count="held"]').textContent()).toBe('0');
         await page.getByText('Filtered by visitor consent: “analytics” was declined').first().waitFor();
         await page.locator('.chart canvas').first().waitFor();
         await page.getByLabel('Time window').selectOption('15m');

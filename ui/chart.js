@@ -20,7 +20,8 @@ export function LineChart({ label, x, series }) {
         width: Math.max(el.clientWidth, 200),
         height: height(),
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        // From 0 (or below: a bucket's change of held events can be negative), at least to 1.
+        scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] } },
         axes: [{}, { size: 48 }],
         series: [{ label: 'Time' }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: false } }))],
       },

@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, aborted } from './api.js';
 import { LineChart } from './chart.js';
 import { Empty, Section, html } from './html.js';
-import { COUNTS, COUNT_WORDS, count, reasonText } from './words.js';
+import { COUNTS, COUNT_WORDS, consentReason, count, reasonText } from './words.js';
 
 const WINDOWS = [
   { id: '15m', label: 'Last 15 minutes' },
@@ -15,7 +15,7 @@ const WINDOWS = [
 const REFRESH_MS = 15_000;
 
 /**
- * @typedef {{ id: string, template: string, series: Record<string, number[]>, totals: Record<string, number>, filteredReasons: Record<string, number> }} DestinationCounts
+ * @typedef {{ id: string, template: string, series: Record<string, number[]>, totals: Record<string, number>, heldNow?: number, filteredReasons: Record<string, number> }} DestinationCounts
  * @typedef {{ window: string, bucketMs: number, start: number, buckets: number[], destinations: DestinationCounts[] }} OverviewData
  */
 
@@ -37,6 +37,15 @@ function seriesOf(/** @type {OverviewData} */ data, /** @type {string} */ dest) 
   }));
 }
 
+/**
+ * A destination's number in the table: the window's total, except "waiting for consent", which is
+ * how many wait now (the window's total of holds begun less holds decided can be negative).
+ */
+function cell(/** @type {DestinationCounts} */ d, /** @type {string} */ k) {
+  if (k === 'held' && typeof d.heldNow === 'number') return d.heldNow;
+  return d.totals[k] ?? 0;
+}
+
 function CountsTable(/** @type {{ data: OverviewData }} */ { data }) {
   return html`<table class="stack counts">
     <caption>Events per destination, ${WINDOWS.find((w) => w.id === data.window)?.label.toLowerCase() ?? data.window}</caption>
@@ -50,7 +59,7 @@ function CountsTable(/** @type {{ data: OverviewData }} */ { data }) {
       ${data.destinations.map(
         (d) => html`<tr>
           <th scope="row" data-label="Destination"><span class="dest">${d.id}</span> <span class="muted">${d.template}</span></th>
-          ${COUNTS.map((k) => html`<td class="num" data-label=${COUNT_WORDS[k].label} data-count=${k}>${count(d.totals[k] ?? 0)}</td>`)}
+          ${COUNTS.map((k) => html`<td class="num" data-label=${COUNT_WORDS[k].label} data-count=${k}>${count(cell(d, k))}</td>`)}
         </tr>`,
       )}
     </tbody>
@@ -62,16 +71,17 @@ function Reasons(/** @type {{ data: OverviewData }} */ { data }) {
     .map((d) => ({ id: d.id, reasons: Object.entries(d.filteredReasons ?? {}).filter(([, n]) => n > 0) }))
     .filter((d) => d.reasons.length > 0);
   return html`<div class="card">
-    <h3>Why events were filtered by consent</h3>
+    <h3>Why events were filtered</h3>
+    <p class="hint">Consent reasons first: what visitors did not agree to. Then the rules of the event, the template or the vendor.</p>
     ${withReasons.length === 0
-      ? html`<${Empty}>No event was filtered by consent in this window.</${Empty}>`
+      ? html`<${Empty}>No event was filtered in this window.</${Empty}>`
       : withReasons.map(
           (d) => html`<div class="reasons">
             <h4>${d.id}</h4>
             <ul>
               ${d.reasons
-                .sort((a, b) => b[1] - a[1])
-                .map(([reason, n]) => html`<li><span class="n">${count(n)}</span> ${reasonText(reason)} <code>${reason}</code></li>`)}
+                .sort((a, b) => Number(consentReason(b[0])) - Number(consentReason(a[0])) || b[1] - a[1])
+                .map(([reason, n]) => html`<li class=${consentReason(reason) ? 'consent' : 'rule'}><span class="n">${count(n)}</span> ${reasonText(reason)} <code>${reason}</code></li>`)}
             </ul>
           </div>`,
         )}
@@ -100,7 +110,7 @@ export function Overview(/** @type {{ report: import('./app.js').Report }} */ { 
   }, [win]);
 
   const series = useMemo(() => (data === null ? [] : seriesOf(data, dest)), [data, dest]);
-  const anything = data !== null && data.destinations.some((d) => (d.totals.received ?? 0) > 0);
+  const anything = data !== null && data.destinations.some((d) => (d.totals.received ?? 0) > 0 || (d.heldNow ?? 0) > 0);
 
   return html`<${Section} id="overview" title="Overview" intro="What arrived for each destination and what became of it. Counts refresh every 15 seconds and start again when Tagwarden restarts.">
     <form class="controls" onSubmit=${(/** @type {Event} */ e) => e.preventDefault()}>

@@ -1,20 +1,27 @@
 // Plain words for what the server reports in codes: outcomes, decision reasons, counts. The page
 // shows the words and keeps the code beside them (people ask support about the code).
 
-/** The overview's counts, in the order the table and chart show them. */
-export const COUNTS = /** @type {const} */ (['received', 'forwarded', 'redacted', 'held', 'filtered', 'failed', 'retried', 'dead']);
+/** The overview's counts, in the order the table and chart show them (GET /ui/api/overview). */
+export const COUNTS = /** @type {const} */ (['received', 'forwarded', 'redacted', 'held', 'filtered', 'failed', 'delivered', 'retried', 'dead', 'revoked']);
 
 /** @type {Record<string, { label: string, help: string, color: string }>} */
 export const COUNT_WORDS = {
   received: { label: 'Received', help: 'Events that arrived for this destination.', color: '#4b5563' },
-  forwarded: { label: 'Forwarded', help: 'Let through by consent and handed to the vendor as they were. If the vendor then refused them, they also count under Retried or Gave up.', color: '#15803d' },
-  redacted: { label: 'Forwarded without personal data', help: 'Handed to the vendor with personal data removed, because consent was limited.', color: '#0e7490' },
-  held: { label: 'Waiting for consent', help: 'Held until the visitor makes a consent choice.', color: '#a16207' },
-  filtered: { label: 'Filtered by consent', help: 'Not sent because the visitor did not consent (the reasons are listed below).', color: '#7c3aed' },
-  failed: { label: 'Failed', help: 'Could not be prepared or sent.', color: '#b91c1c' },
-  retried: { label: 'Retried', help: 'Sending was tried again after the vendor did not accept it.', color: '#c2410c' },
+  forwarded: { label: 'Forwarded', help: 'Let through and handed to the vendor as they were.', color: '#15803d' },
+  redacted: { label: 'Without personal data', help: 'Handed to the vendor with personal data removed, because consent was limited.', color: '#0e7490' },
+  held: { label: 'Waiting for consent', help: 'Held until the visitor makes a consent choice. In the table: how many wait right now; in the chart: how many started waiting less how many were decided.', color: '#a16207' },
+  filtered: { label: 'Filtered', help: 'Not sent: the visitor did not consent, or a rule (the event itself, the template, a vendor limit) kept it back. The reasons are listed below.', color: '#7c3aed' },
+  failed: { label: 'Failed', help: 'Could not be prepared for the vendor, or the delivery queue was full.', color: '#b91c1c' },
+  delivered: { label: 'Delivered', help: 'The vendor accepted them.', color: '#166534' },
+  retried: { label: 'Retried', help: 'Sending was tried again after the vendor did not accept it (counted per try).', color: '#c2410c' },
   dead: { label: 'Gave up', help: 'The vendor kept refusing: the event is in Dead letters, where you can send it again.', color: '#1f2937' },
+  revoked: { label: 'Withdrawn', help: 'Not delivered because the visitor withdrew consent before it went out.', color: '#6d28d9' },
 };
+
+/** True for the reasons that are the visitor's consent (the rest are rules of the event, template or vendor). */
+export function consentReason(/** @type {string} */ reason) {
+  return /^(consent_|gpc_|tcf_)/.test(reason);
+}
 
 /** @type {Record<string, string>} */
 const OUTCOMES = {
