@@ -1,4 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,14 +19,16 @@ import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
  * the hits, the visitor lookup shows the consent, its audit trail and the receipts, the tabs are
  * reached and opened with the keyboard, a dead letter is sent again, secrets stay masked, signing
  * out returns to the login form. No console errors, no sideways scrolling, every field labelled and
- * every button named. Screenshots go to docs/ui/ (docs/ui-pages.md shows them).
+ * every button named. Screenshots go to a temporary directory; with UPDATE_SCREENSHOTS=1 to
+ * docs/ui/ (docs/ui-pages.md shows them), so a test run does not rewrite tracked files.
  */
 const missing = chromiumMissing();
 if (missing !== undefined) console.warn(missing);
 
 const ADMIN_KEY = 'ui-admin-key-0123456789';
 const HOOK_SECRET = 'hook-secret-do-not-show';
-const SHOTS = fileURLToPath(new URL('../docs/ui/', import.meta.url));
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../docs/ui/', import.meta.url)) : `${mkdtempSync(join(tmpdir(), 'tagwarden-ui-'))}/`;
 
 const VIEWPORTS = [
   { name: 'laptop', width: 1280, height: 800 },
