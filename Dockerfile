@@ -17,6 +17,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
 COPY templates ./templates
+# The dashboard's page and modules (docs/ui.md), served as they are.
+COPY ui ./ui
 COPY config ./config
 RUN mkdir -p /data && chown node:node /data
 USER node

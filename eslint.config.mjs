@@ -214,6 +214,24 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: false, project: false }, globals: { process: 'readonly' } },
   },
   {
+    // The dashboard (ui/) is browser code served as it is (plain ES modules, JSDoc types, no build
+    // step), outside the TypeScript project: no type-aware rules, the browser's globals.
+    files: ['ui/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'module',
+      parserOptions: { projectService: false, project: false },
+      globals: Object.fromEntries(
+        [
+          'window', 'document', 'location', 'history', 'navigator', 'console', 'fetch', 'Response', 'Headers', 'URL', 'URLSearchParams',
+          'AbortController', 'AbortSignal', 'DOMException', 'TextDecoderStream', 'ResizeObserver', 'Intl', 'Event', 'HTMLElement',
+          'HTMLInputElement', 'HTMLSelectElement', 'HTMLDivElement', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval',
+          'addEventListener', 'removeEventListener', 'requestAnimationFrame',
+        ].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['src/config/**'],
     rules: { 'no-restricted-properties': 'off' },
   },

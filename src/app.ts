@@ -24,6 +24,7 @@ import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
+import { createDashboard } from './api/ui/mount.ts';
 import type { Db } from './store/db.ts';
 import { createReceipts } from './receipts/compose.ts';
 import type { ReceiptWriter } from './receipts/writer.ts';
@@ -37,6 +38,7 @@ import { createRevocationCheck, type RevocationCheck } from './consent/revocatio
 import { createJournalRuntime, type JournalRuntime } from './delivery/journal-runtime.ts';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { createPreview } from './preview/compose.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -132,6 +134,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // (and write a warn line per event per second).
       if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, deliveryLog);
+      preview?.delivered(r);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -163,7 +166,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
 
   const clock = deps.consentClock ?? systemClock;
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, log, settle: (event, id) => journal?.settle(event, id) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, log, settle: (event, id) => journal?.settle(event, id), expired: (h) => preview?.heldExpired(h) });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -197,17 +200,23 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             onExchange: (x) => metrics.upstreamVerifyCalls.inc({ outcome: exchangeOutcome(x) }),
           }),
         );
+  // Guesses of the admin key, by /debug and the dashboard's login alike, share one budget per address.
+  const adminFailures = authFailureThrottle(config, clock);
+  // The dashboard at /ui (docs/ui.md); its session counts as an admin key for the API guard.
+  const dashboard = createDashboard({ config, clock, metrics, templates: deps.templates, resolution, failures: adminFailures, log }, deps.db !== undefined);
+  // One guard (keys, rate limits, failure throttle) for every /api/v1 route.
+  const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock, dashboard?.session);
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
   // the events waiting for that visitor (bound late: the pipeline is built next).
   let recheck: (visitorId: string) => void = () => undefined;
   const consentApi =
-    deps.db === undefined
+    deps.db === undefined || guard === undefined
       ? undefined
       : createConsentApi({
           config,
           db: deps.db,
           log,
-          guard: apiGuard(deps.db, config, clock),
+          guard,
           clock,
           upstream,
           // One cache of decoded TCF strings for hits' and profiles' strings alike.
@@ -239,6 +248,14 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           count: (result) => metrics.hitConsentWrites.inc({ result }),
           clock,
         });
+  // Preview (docs/preview.md): a marketer's own browser's hits shown live and sent in the vendors'
+  // test modes or not at all. Its API is admin's, so it needs the store's keys and the admin key
+  // its tokens are signed with.
+  const preview =
+    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
+      ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
+      : undefined;
+  if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
   // Decision receipts (docs/receipts.md), written in batches off the hit's path.
   const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
@@ -260,6 +277,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       },
     },
     pending,
+    preview: preview?.sink,
     metrics,
     log,
     settle: (event, destinationId) => journal?.settle(event, destinationId),
@@ -290,6 +308,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     resolver,
     cookie: config.identity.cookie,
     linkHit,
+    preview: preview?.read,
     clock,
     journal,
     pipeline,
@@ -322,11 +341,12 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     });
     app.use(consentApi.router);
   }
+  if (preview !== undefined) app.use(preview.router);
   if (config.debug.explain && config.debug.adminKey !== undefined) {
     app.use(
       explainRouter({
         adminKey: config.debug.adminKey,
-        adminAuth: { failures: authFailureThrottle(config, clock), trustProxyHops: config.server.trustProxyHops },
+        adminAuth: { failures: adminFailures, trustProxyHops: config.server.trustProxyHops },
         maxEventBytes: config.server.maxEventBytes,
         maxBatchBytes: config.server.maxBatchBytes,
         maxBatchEvents: config.server.maxBatchEvents,
@@ -338,6 +358,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       }),
     );
   }
+  if (dashboard !== undefined && guard !== undefined) app.use(dashboard.router(guard));
   const scripts = config.scripts.enabled ? scriptProxyRouter({ origins: config.scripts.origins, timeoutMs: config.scripts.timeoutMs, log }) : undefined;
   if (scripts !== undefined) app.use(scripts);
   app.use(notFound);
@@ -416,6 +437,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       if (stillHeld.length > 0) log.info({ reason: 'consent_unresolved', events: stillHeld.length }, 'held events dropped at shutdown');
     }
     scripts?.close();
+    dashboard?.close();
+    preview?.close();
     try {
       // Receipts buffered so far are written before the store goes.
       await receipts?.close();

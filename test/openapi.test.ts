@@ -13,6 +13,10 @@ import { createConsentApi } from '../src/api/consent/mount.ts';
 import { buildOpenApiDocument, documentedErrorCodes, openApiPath } from '../src/api/openapi/document.ts';
 import { API_ROUTES } from '../src/api/openapi/routes.ts';
 import { openDb } from '../src/store/open.ts';
+import { systemClock } from '../src/lib/clock.ts';
+import { createPreviewRegistry } from '../src/preview/registry.ts';
+import { previewRouter } from '../src/preview/routes.ts';
+import { previewTokens } from '../src/preview/token.ts';
 import { startTagwarden, testConfig } from './helpers.ts';
 
 interface Layer {
@@ -41,7 +45,7 @@ type Json = Record<string, any>;
 describe('OpenAPI document of /api/v1', () => {
   const doc: Json = buildOpenApiDocument();
 
-  it('lists exactly the routes the consent API mounts under /api/v1, both ways', async () => {
+  it('lists exactly the routes the consent API and preview mount under /api/v1, both ways', async () => {
     const db = await openDb('sqlite::memory:');
     const api = createConsentApi({
       config: testConfig({ site: { id: 'shop', categories: { analytics: {} } } }),
@@ -53,7 +57,9 @@ describe('OpenAPI document of /api/v1', () => {
       onVisitorChanged: () => undefined,
     });
     try {
-      const mounted = new Set(mountedRoutes(api.router as unknown as Router & { stack: Layer[] }).filter((r) => r.split(' ')[1]!.startsWith('/api/v1/')));
+      const preview = previewRouter({ registry: createPreviewRegistry({ tokens: previewTokens('admin-key-0123456789'), clock: systemClock }), guard: () => (_req, _res, next) => next(), destinationIds: [], maxBodyBytes: 1024, clock: systemClock });
+      const routers = [api.router, preview] as unknown as Array<Router & { stack: Layer[] }>;
+      const mounted = new Set(routers.flatMap((r) => mountedRoutes(r)).filter((r) => r.split(' ')[1]!.startsWith('/api/v1/')));
       const listed = new Set(API_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`));
       expect(mounted.size).toBeGreaterThan(10);
       // A route mounted but not in src/api/openapi/routes.ts: add its op(...) line there.

@@ -7,6 +7,7 @@ import { clientIp } from '../http/client-ip.ts';
 import { findApiKey, hasScope, hashApiKey, type ApiKeyInfo, type Scope } from './keys.ts';
 import { checkFailureThrottle, checkRateLimit, type FailureThrottle, type RateLimiter } from './rate-limit.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { SessionAuth } from './ui/session-check.ts';
 
 /**
  * API-key authentication for the server-to-server API. The key comes in `X-API-Key` or
@@ -143,7 +144,16 @@ export interface AuthDeps {
   failures?: FailureThrottle;
   /** Trusted reverse proxies in front (config `server.trustProxyHops`), for the client address. Default 0. */
   trustProxyHops?: number;
+  /**
+   * The dashboard's sessions (src/api/ui/session-check.ts): a request presenting no API key but a
+   * valid session cookie and its CSRF token is admitted as an `admin` key, rate limited as one
+   * key (`ui-session`). Absent: the dashboard is off and only API keys count.
+   */
+  session?: SessionAuth;
 }
+
+/** The key id a dashboard session acts as: in `res.locals.apiKeyId`, the audit trail and the rate limiter. */
+export const SESSION_KEY_ID = 'ui-session';
 
 /** The key a request presents: `X-API-Key`, else `Authorization: Bearer <key>` (scheme case-insensitive). */
 export function presentedKey(headers: { authorization?: string | undefined; 'x-api-key'?: string | string[] | undefined }): string | undefined {
@@ -155,11 +165,21 @@ export function presentedKey(headers: { authorization?: string | undefined; 'x-a
 
 const CHALLENGE = 'Bearer realm="tagwarden"';
 
-/** Admits requests holding an active API key with `scope` (see the module comment for the answers). */
+/**
+ * Admits requests holding an active API key with `scope` (see the module comment for the answers),
+ * or with no key, a dashboard session (AuthDeps.session), which has every scope.
+ */
 export function requireScope(scope: Scope, deps: AuthDeps): RequestHandler {
   return async (req, res, next) => {
     try {
       const presented = presentedKey(req.headers);
+      const session = presented === undefined ? deps.session?.(req) : undefined;
+      if (session !== undefined) {
+        const refused = 'error' in session ? session.error : deps.limiter === undefined ? undefined : checkRateLimit(deps.limiter, SESSION_KEY_ID, res);
+        if (refused === undefined) res.locals.apiKeyId = SESSION_KEY_ID;
+        next(refused);
+        return;
+      }
       if (presented === undefined) {
         res.setHeader('WWW-Authenticate', CHALLENGE);
         next(new UnauthorizedError('an API key is required (X-API-Key: <key> or Authorization: Bearer <key>)'));

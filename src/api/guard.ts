@@ -4,19 +4,21 @@ import type { Db } from '../store/db.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import { apiKeyGuard, createKeyCache } from './auth.ts';
 import type { Scope } from './keys.ts';
+import type { SessionAuth } from './ui/session-check.ts';
 import { createFailureThrottle, createRateLimiter, rateLimitFromConfig, type FailureThrottle } from './rate-limit.ts';
 
 /**
  * The consent API's guard: API keys from the store (cached briefly, wrong ones too), each rate
  * limited (config `api.rateLimit`), failed authentications throttled per client address
- * (`api.authFailures`).
+ * (`api.authFailures`). With `session`, a dashboard session counts as an admin key (src/api/auth.ts).
  */
-export function apiGuard(db: Db, config: Config, clock: Clock = systemClock): (scope: Scope) => RequestHandler {
+export function apiGuard(db: Db, config: Config, clock: Clock = systemClock, session?: SessionAuth): (scope: Scope) => RequestHandler {
   return apiKeyGuard({
     keys: createKeyCache(db, { clock, negativeMax: config.api.authFailures.negativeCacheEntries }),
     limiter: createRateLimiter({ ...rateLimitFromConfig(config.api.rateLimit), clock }),
     failures: authFailureThrottle(config, clock),
     trustProxyHops: config.server.trustProxyHops,
+    ...(session === undefined ? {} : { session }),
   });
 }
 

@@ -2,10 +2,10 @@ import type { ConfigIssue } from './issues.ts';
 
 /**
  * Rules that span several fields of the config: unique destination ids, every category named
- * anywhere defined in `site.categories`, `debug.adminKey` when explain is on. They read the raw
- * (env-expanded) config, not the schema's output, so they run even when the schema refused
- * something elsewhere: every problem is reported at once. A rule whose fields are themselves
- * malformed is skipped (the schema reports those).
+ * anywhere defined in `site.categories`, `debug.adminKey` when explain or the dashboard is asked
+ * for. They read the raw (env-expanded) config, not the schema's output, so they run even when the
+ * schema refused something elsewhere: every problem is reported at once. A rule whose fields are
+ * themselves malformed is skipped (the schema reports those).
  */
 export function crossFieldIssues(raw: unknown): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -54,6 +54,10 @@ export function crossFieldIssues(raw: unknown): ConfigIssue[] {
 
   const debug = isRecord(raw.debug) ? raw.debug : {};
   if (debug.explain === true && debug.adminKey === undefined) issues.push({ path: ['debug', 'adminKey'], message: 'required when debug.explain is true' });
+  // The dashboard is on by default and quietly off without a key (logged at startup); asking for it
+  // by name without one is a mistake worth refusing.
+  const ui = isRecord(raw.ui) ? raw.ui : {};
+  if (ui.enabled === true && debug.adminKey === undefined) issues.push({ path: ['debug', 'adminKey'], message: 'required when ui.enabled is true (the dashboard\'s login key)' });
   return issues;
 }
 

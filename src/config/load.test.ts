@@ -73,6 +73,12 @@ describe('config', () => {
     ]);
   });
 
+  it('the dashboard asked for by name needs the admin key; by default it is quietly off without one', () => {
+    expect(issuesOf({ ...minimal, ui: { enabled: true } })).toEqual(["debug.adminKey: required when ui.enabled is true (the dashboard's login key)"]);
+    expect(issuesOf({ ...minimal, ui: { sessionTtlSeconds: 600 } })).toEqual([]);
+    expect(issuesOf({ ...minimal, ui: { enabled: true }, debug: { adminKey: 'k'.repeat(16) } })).toEqual([]);
+  });
+
   it('config with a schema error and an unknown category reports both', () => {
     expect(
       issuesOf({

@@ -601,11 +601,31 @@ export const configSchema = z
     debug: z
       .object({
         explain: z.boolean().default(false).describe('Enable POST /debug/explain (needs adminKey).'),
-        adminKey: z.string().min(16).optional().describe('Key for /debug routes, sent as `Authorization: Bearer <key>` or `X-Admin-Key`. At least 16 characters.'),
+        adminKey: z.string().min(16).optional().describe('Key for /debug routes, sent as `Authorization: Bearer <key>` or `X-Admin-Key`, and the login key of the dashboard (/ui). At least 16 characters.'),
       })
       .strict()
       .prefault({})
       .describe('Operator tools.'),
+    ui: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe('Serve the dashboard at /ui (docs/ui.md). It is on only with debug.adminKey (its login key) and the store; otherwise /ui answers 404 and startup logs why.'),
+        sessionTtlSeconds: z
+          .int()
+          .min(60)
+          .max(604_800)
+          .default(28_800)
+          .describe('How long a dashboard login lasts (the session cookie\'s Max-Age and the signed token\'s expiry).'),
+        secureCookie: z
+          .boolean()
+          .default(false)
+          .describe('Always mark the session cookie Secure. Without it the cookie is Secure when the login came over https (directly or per server.trustProxyHops).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The dashboard: delivery overview, decisions, visitor lookup, dead letters, destinations, live preview.'),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),

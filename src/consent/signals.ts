@@ -1,6 +1,7 @@
 import type { Event } from '../ingest/event.ts';
 import { readCookie } from '../http/cookies.ts';
 import { visitorIdFrom, type CompiledSource, type HitSources, type VisitorId } from '../identity/visitor.ts';
+import type { PreviewMark } from '../preview/types.ts';
 
 /**
  * The consent signals a hit carries besides the Segment consent object (which is part of the
@@ -24,6 +25,12 @@ export interface RequestSignals {
    * Kept raw so explain can show a value that names no region.
    */
   region?: { header: string; value: string };
+  /**
+   * The preview the hit belongs to (a valid preview token in its cookie or header, src/preview/),
+   * set at accept. Preview hits are not journaled (src/pipeline/commit.ts), so it never reaches
+   * the store: a restart loses them rather than sending them as ordinary hits.
+   */
+  preview?: PreviewMark;
 }
 
 /** What readSignals needs from config: where the visitor id is (identity), and the geo header. */

@@ -333,6 +333,21 @@ export function bindDestination(options: BindOptions): BoundDestination {
     return Buffer.concat([Buffer.from(`${head.slice(0, -2)}[`), itemJson.joined, CLOSE_ITEMS]);
   }
 
+  /** The template's test mode on one rendered event: the code and the fixed fields set, as a redaction's `set` does. */
+  function applyTestMode(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined, receivedAt: number): Extract<RenderedEvent, { ok: true } | { kind: 'vendor_rule' }> {
+    const mode = template.testMode!;
+    let envelope = rendered.envelope;
+    let item = isPlainRecord(rendered.item) ? rendered.item : undefined;
+    const sets = mode.code === undefined || code === undefined ? mode.set : [...mode.set, { ...mode.code, value: code }];
+    for (const ref of sets) {
+      if (ref.target === 'envelope') envelope = withDotted(envelope, ref.segments, ref.value);
+      else if (item !== undefined) item = withDotted(item, ref.segments, ref.value);
+    }
+    const broken = template.vendorRules?.check(envelope, item ?? {}, receivedAt);
+    if (broken !== undefined) return { ok: false, kind: 'vendor_rule', rule: broken.rule, path: broken.path, messageId: rendered.messageId };
+    return { ...rendered, envelope, item: item ?? rendered.item, groupKey: JSON.stringify(envelope) };
+  }
+
   const destination: BoundDestination = {
     id,
     templateId: template.id,
@@ -350,5 +365,6 @@ export function bindDestination(options: BindOptions): BoundDestination {
     buildRequest,
   };
   if (bound !== undefined) destination.auth = bound.auth;
+  if (template.testMode !== undefined) destination.testMode = { needsCode: template.testMode.code !== undefined, apply: applyTestMode };
   return destination;
 }

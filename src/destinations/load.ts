@@ -58,6 +58,13 @@ export interface CompiledRedaction {
   set: Array<FieldRef & { value: unknown }>;
 }
 
+/** A template's `testMode`, compiled: where the preview's test event code goes, and the fields it sets. */
+export interface CompiledTestMode {
+  docs: string;
+  code: FieldRef | undefined;
+  set: Array<FieldRef & { value: unknown }>;
+}
+
 export interface CompiledRequest {
   method: 'GET' | 'POST' | 'PUT';
   /** `json` bodies, or `urlencoded-lines` (envelope in the query string, one item per body line). */
@@ -101,6 +108,8 @@ export interface CompiledTemplate {
   vendorRules: CompiledVendorRules | undefined;
   /** Where a 2xx answer lists failed rows (`rowErrors`); undefined without it, so no 2xx body is read for that. */
   rowErrors: { read: CompiledRowErrors['read']; maxResponseBytes: number; retryAfterSeconds?: number | undefined } | undefined;
+  /** How a preview's events are sent in test mode (`testMode`); undefined: not sent in preview. */
+  testMode: CompiledTestMode | undefined;
 }
 
 export interface CompileResult {
@@ -243,6 +252,14 @@ export function compileTemplate(raw: unknown, source = '<inline>', expectedId?: 
       answerRejected: compileSuccessCode(def.successCode),
       rowErrors: def.rowErrors === undefined ? undefined : { read: rowErrorsReader(def.rowErrors), maxResponseBytes: def.rowErrors.maxResponseBytes, retryAfterSeconds: def.rowErrors.retryAfterSeconds },
       vendorRules: (def.rules?.checks ?? []).length === 0 ? undefined : compileVendorRules(def.rules ?? {}),
+      testMode:
+        def.testMode === undefined
+          ? undefined
+          : {
+              docs: def.testMode.docs,
+              code: def.testMode.code === undefined ? undefined : fieldRef(def.testMode.code),
+              set: Object.entries(def.testMode.set ?? {}).map(([path, value]) => ({ ...fieldRef(path), value: deepFreeze(value) })),
+            },
     },
   };
 }

@@ -36,4 +36,18 @@ describe('TemplateSchema', () => {
     const withTypo = { ...base, request: { ...(base.request as object), idempotency_key: 'x' } };
     expect(TemplateSchema.safeParse(withTypo).error?.issues[0]).toMatchObject({ code: 'unrecognized_keys', path: ['request'] });
   });
+
+  test('testMode: docs and a code or fields to set, nothing else', () => {
+    const base = JSON.parse(readFileSync(join(DEFAULT_TEMPLATES_DIR, 'webhook', 'template.json'), 'utf8')) as Record<string, unknown>;
+    const docs = 'https://vendor.example/test-mode';
+    const ok = (testMode: unknown) => TemplateSchema.safeParse({ ...base, testMode }).success;
+    expect(ok({ docs, code: 'envelope.test_event_code' })).toBe(true);
+    expect(ok({ docs, set: { 'params.debug_mode': true } })).toBe(true);
+    expect(ok({ docs })).toBe(false);
+    expect(ok({ docs, set: {} })).toBe(false);
+    expect(ok({ code: 'test_event_code' })).toBe(false);
+    expect(ok({ docs, code: 'a..b' })).toBe(false);
+    expect(ok({ docs, code: 'x', mode: 'debug' })).toBe(false);
+    expect(ok({ docs, set: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, 1])) })).toBe(false);
+  });
 });

@@ -230,6 +230,27 @@ export const RedactionRuleSchema = z
   .strict()
   .describe('A named reshaping applied after rendering, when the policy asks for it: removals, then transforms, then sets');
 
+/**
+ * How a rendered event is sent in a preview's test mode (src/preview/, docs/preview.md): data, not
+ * code. `code` names the field that takes the preview's test event code for this destination (Meta,
+ * TikTok: the vendor shows such events in its test tool and does not use them for ads); `set` the
+ * fields set to fixed values (GA4: `params.debug_mode`). A template without `testMode` is not sent
+ * in preview.
+ */
+export const TestModeSchema = z
+  .object({
+    docs: z.url().describe('The vendor documentation of its test mode'),
+    code: dottedPath.optional().describe('Dotted path that takes the preview\'s test event code ("envelope." prefix for the envelope); a preview without a code for the destination does not send to it'),
+    set: z
+      .record(dottedPath, z.json())
+      .optional()
+      .refine((set) => set === undefined || Object.keys(set).length <= 8, 'at most 8 fields')
+      .describe('Dotted path → JSON value set in test mode, creating parent objects ("envelope." prefix for the envelope)'),
+  })
+  .strict()
+  .refine((t) => t.code !== undefined || (t.set !== undefined && Object.keys(t.set).length > 0), 'code or set is required')
+  .describe("The vendor's test mode, applied to a preview's events (mode test)");
+
 /** A path of a vendor rule: a dotted path whose `*` segments stand for every key or element. */
 const rulePath = z
   .string()
@@ -411,6 +432,7 @@ export const TemplateSchema = z
       .optional()
       .describe('Redaction rules by name (e.g. consent_unknown, ad_user_data:denied, limited_data_use)'),
     rules: VendorRulesSchema.optional(),
+    testMode: TestModeSchema.optional(),
   })
   .strict()
   .superRefine((template, ctx) => {
@@ -452,5 +474,6 @@ export type RetryRuleDefinition = z.output<typeof RetryRuleSchema>;
 export type BisectRuleDefinition = z.output<typeof BisectRuleSchema>;
 export type SuccessCodeDefinition = z.output<typeof SuccessCodeSchema>;
 export type VendorRulesDefinition = z.output<typeof VendorRulesSchema>;
+export type TestModeDefinition = z.output<typeof TestModeSchema>;
 export type VendorCheckDefinition = z.output<typeof VendorCheckSchema>;
 export type ConsentDefaults = z.output<typeof ConsentDefaultsSchema>;

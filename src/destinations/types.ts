@@ -104,6 +104,17 @@ export interface BoundDestination {
    * `maxResponseBytes` (src/destinations/row-errors.ts). Absent: a 2xx delivers every row.
    */
   rowErrors?: { read: CompiledRowErrors['read']; maxResponseBytes: number; retryAfterSeconds?: number | undefined };
+  /**
+   * The template's test mode (`testMode`), for a preview's events (src/preview/): `needsCode` when
+   * the vendor takes a test event code (Meta, TikTok); `apply` returns the rendered event with it
+   * (and the fixed fields) set, its group key recomputed, and the vendor's rules checked again on
+   * it (`receivedAt`: the event's, ms), so a field the test mode adds cannot break one unseen (GA4's
+   * 25 parameters). Absent: the destination is not sent in preview.
+   */
+  testMode?: {
+    needsCode: boolean;
+    apply(rendered: Extract<RenderedEvent, { ok: true }>, code: string | undefined, receivedAt: number): Extract<RenderedEvent, { ok: true } | { kind: 'vendor_rule' }>;
+  };
   /** Names of the redaction rules the template defines (e.g. `consent_unknown`). */
   redactions: readonly string[];
   /**

@@ -9,6 +9,8 @@ import { validId, type HitSources } from '../identity/visitor.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
 import { setCookieOnce } from './set-cookie.ts';
+import type { PreviewMark } from '../preview/types.ts';
+import type { IncomingHttpHeaders } from 'node:http';
 
 export interface AcceptDeps {
   /** False once shutdown began: a hit is then refused (503), never acknowledged after the drain. */
@@ -20,6 +22,11 @@ export interface AcceptDeps {
   cookie: VisitorCookieOptions & { enabled: boolean };
   /** Links the hit's visitor id and user id in the consent store; absent: no store. */
   linkHit?: ((visitorId: string, userId: string) => void) | undefined;
+  /**
+   * The preview a request's hits belong to (src/preview/mark.ts, read once per request: every
+   * event of a batch shares the request's headers); absent: preview is off.
+   */
+  preview?: ((headers: IncomingHttpHeaders) => PreviewMark | undefined) | undefined;
   clock: Clock;
 }
 
@@ -37,6 +44,8 @@ export function createAccept(deps: AcceptDeps): (event: Event, hit: HitSources) 
     const now = new Date(clock.now());
     // Identity and signals (the visitor id is one of them).
     const signals = readSignals(hit, event, identity);
+    const preview = deps.preview?.(hit.headers);
+    if (preview !== undefined) signals.preview = preview;
     // The hit's own consent, only where the cookie needs it at the answer; the pipeline reuses it.
     const requestConsent = cookie.enabled ? resolver.fromRequest(event, signals, now) : undefined;
     if (requestConsent !== undefined && hit.response !== undefined) {

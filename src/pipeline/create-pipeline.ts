@@ -25,17 +25,26 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const consentStep = createConsentStep({ resolver: deps.resolver, upstream, clock });
   const counted = createOutcomes({ metrics, log, clock, settle: deps.settle });
   const receipts = deps.receipts;
-  // The signals of the events decided here, for the receipt of a hold given up (outcomes.unresolved gets the event only).
+  // The signals of the events decided here, for the receipt of a hold given up (outcomes.unresolved
+  // gets the event only) and for a preview's stream.
   const signalsOf = new WeakMap<Event, RequestSignals>();
+  const keepSignals = (signals: RequestSignals): boolean => receipts !== undefined || (deps.preview !== undefined && signals.preview !== undefined);
   const outcomes: typeof counted =
-    receipts === undefined
+    receipts === undefined && deps.preview === undefined
       ? counted
       : {
           ...counted,
-          unresolved(event, destinationIds) {
+          unresolved(event, destinationIds, visitorId) {
             const ids = [...destinationIds];
-            counted.unresolved(event, ids);
-            for (const id of ids) receipts.record(buildReceipt(event, signalsOf.get(event), id, { outcome: 'drop', reason: 'consent_unresolved' }, undefined, undefined, clock.now()));
+            counted.unresolved(event, ids, visitorId);
+            const signals = signalsOf.get(event);
+            for (const id of ids) {
+              receipts?.record(buildReceipt(event, signals, id, { outcome: 'drop', reason: 'consent_unresolved' }, undefined, undefined, clock.now()));
+              const d = byId.get(id);
+              if (signals?.preview !== undefined && d !== undefined) {
+                deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: 'drop', reason: 'consent_unresolved', decision: undefined, consent: undefined, sent: false });
+              }
+            }
           },
         };
   const held = createHeld({
@@ -54,6 +63,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   function handOff(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, ctx: ReceiptContext, holdUntil?: number): void {
     const settled = handOffOnly(d, event, signals, decision, holdUntil);
     receipts?.record(buildReceipt(event, signals, d.policy.id, settled, decision, ctx, clock.now()));
+    if (signals.preview !== undefined) {
+      deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: settled.outcome, reason: settled.reason, decision, consent: ctx.consent, rendered: settled.rendered, sent: settled.sent === true });
+    }
   }
 
   function evaluate(event: Event, signals: RequestSignals): ReturnType<Pipeline['evaluate']> {
@@ -76,10 +88,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   }
 
   function process(event: Event, signals: RequestSignals, requestConsent?: ConsentState, only?: ReadonlySet<string>, holdUntil?: number): void {
-    if (receipts !== undefined) signalsOf.set(event, signals);
+    if (keepSignals(signals)) signalsOf.set(event, signals);
     if (holdUntil !== undefined && holdUntil <= clock.now()) {
       // A hold that ran out while the process was down: what it waited for is not asked again now.
-      outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id));
+      outcomes.unresolved(event, only ?? destinations.map((d) => d.policy.id), signals.visitor?.id);
       return;
     }
     // Resolve.
@@ -104,6 +116,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) {
         waiting.push(d.policy.id);
         receipts?.record(buildReceipt(event, signals, d.policy.id, { outcome: 'hold', reason: 'consent_resolving' }, decision, ctx, clock.now()));
+        if (signals.preview !== undefined) deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: 'hold', reason: 'consent_resolving', decision, consent, sent: false });
       }
       // Render, hand to delivery.
       else handOff(d, event, signals, decision, ctx, holdUntil);

@@ -10,8 +10,8 @@ import { incrementer, type Metrics } from '../observability/metrics.ts';
  * that add up").
  */
 export interface HeldCount {
-  /** The pair waits (again): counted as a hold begun unless it is held already. */
-  hold(event: Event, destinationId: string, reason: string): void;
+  /** The pair waits (again): counted as a hold begun unless it is held already. True when the hold began now. */
+  hold(event: Event, destinationId: string, reason: string): boolean;
   /** The pair's final decision was counted: it is held no more (nothing when it was not held). */
   done(event: Event, destinationId: string): void;
 }
@@ -42,11 +42,12 @@ function createHeldCount(metrics: Pick<Metrics, 'heldEvents' | 'holdsStarted'>):
     hold(event, destinationId, reason) {
       let ids = held.get(event);
       if (ids === undefined) held.set(event, (ids = new Set()));
-      if (ids.has(destinationId)) return;
+      if (ids.has(destinationId)) return false;
       ids.add(destinationId);
       live++;
       gauge(destinationId).inc();
       started([destinationId, reason]);
+      return true;
     },
     done(event, destinationId) {
       if (live === 0) return;

@@ -20,6 +20,8 @@ export function createHeldQueue(deps: {
   metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>;
   settle: (event: Event, destinationId: string) => void;
   log?: Logger;
+  /** Told of each expired event after it is counted (a preview's stream shows the drop); absent: nobody. */
+  expired?: ((held: HeldEvent) => void) | undefined;
 }): PendingQueue<HeldEvent> {
   const log = deps.log;
   const expired = log === undefined ? undefined : createRateLimitedLog({ log, maxPerInterval: 10, intervalMs: 60_000, clock: deps.clock });
@@ -34,6 +36,7 @@ export function createHeldQueue(deps: {
         expired?.('info', `${id}\u0000consent_unresolved`, { requestId: requestIdOf(h.event), destination: id, reason: 'consent_unresolved', messageId: h.event.messageId }, 'held event expired');
         deps.settle(h.event, id);
       }
+      deps.expired?.(h);
     },
   });
 }

@@ -79,10 +79,10 @@ export function createHeld(deps: HeldDeps): Held {
   function hold(key: string, held: HeldEvent, reason: string, holdUntil: number | undefined): void {
     const deadline = pending.add(key, held, sizeOf(held.event), holdUntil);
     if (deadline === undefined) {
-      outcomes.unresolved(held.event, held.destinationIds);
+      outcomes.unresolved(held.event, held.destinationIds, held.signals.visitor?.id);
       return;
     }
-    for (const id of held.destinationIds) outcomes.hold(id, reason, held.event);
+    for (const id of held.destinationIds) outcomes.hold(id, reason, held.event, held.signals.visitor?.id);
     deps.held?.(held.event, held.destinationIds, deadline, reason);
   }
 
@@ -125,7 +125,7 @@ export function createHeld(deps: HeldDeps): Held {
       if (wait.length === 0) return undefined;
       return wait.length === held.destinationIds.length ? held : { ...held, destinationIds: wait };
     });
-    for (const [held, ids] of drop) outcomes.unresolved(held.event, ids);
+    for (const [held, ids] of drop) outcomes.unresolved(held.event, ids, held.signals.visitor?.id);
     if (left > 0) {
       waits([failure]);
       retry?.wait(visitorId, retryAt);
@@ -145,7 +145,7 @@ export function createHeld(deps: HeldDeps): Held {
         // Never consent: a failure waiting cannot mend (a 4xx, a malformed body), or a source
         // that cannot say when to ask again. The events are dropped.
         log.debug({ requestId: requestIdOf(held.event), messageId: held.event.messageId, failure: outcome.failure }, 'consent unresolved');
-        outcomes.unresolved(held.event, held.destinationIds);
+        outcomes.unresolved(held.event, held.destinationIds, held.signals.visitor?.id);
         continue;
       }
       deps.redecide(held, outcome.signal);

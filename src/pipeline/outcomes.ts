@@ -4,6 +4,7 @@ import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
+import { recentDecisions } from '../observability/recent-decisions.ts';
 import { heldCount } from './held-count.ts';
 import type { HeldEvent } from './types.ts';
 
@@ -18,16 +19,20 @@ const DROP_LOG_INTERVAL_MS = 60_000;
  */
 export type FinalOutcome = 'forward' | 'redact' | 'drop' | 'failed';
 
-/** How every destination's outcome is recorded: counted, logged when dropped, settled for the journal. */
+/**
+ * How every destination's outcome is recorded: counted, listed in the dashboard's recent decisions
+ * (src/observability/recent-decisions.ts, with the visitor id when the caller knows it), logged when
+ * dropped, settled for the journal.
+ */
 export interface Outcomes {
   /** `tagwarden_decisions_total{destination, outcome, reason}`; ends the event's hold for the destination, if any. */
-  count(destinationId: string, outcome: FinalOutcome, reason: string, event: Event): void;
+  count(destinationId: string, outcome: FinalOutcome, reason: string, event: Event, visitorId?: string): void;
   /** The event waits for the destination (pending queue, or journal requeue): a hold begun, unless it is held already. */
-  hold(destinationId: string, reason: string, event: Event): void;
+  hold(destinationId: string, reason: string, event: Event, visitorId?: string): void;
   /** A drop: counted, logged (rate-limited) and settled. */
-  drop(destinationId: string, reason: string, event: Event): void;
+  drop(destinationId: string, reason: string, event: Event, visitorId?: string): void;
   /** Consent could not be resolved for these destinations: each is dropped as `consent_unresolved`. */
-  unresolved(event: Event, destinationIds: Iterable<string>): void;
+  unresolved(event: Event, destinationIds: Iterable<string>, visitorId?: string): void;
   /** A template failed to render: logged at warn, rate-limited like the drops. */
   renderError(destinationId: string, event: Event, err: Error): void;
   /** The destination is done with the event without the delivery (the journal may finish the hit). */
@@ -37,26 +42,30 @@ export interface Outcomes {
 export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clock; settle?: ((event: Event, destinationId: string) => void) | undefined }): Outcomes {
   const decisions = incrementer(deps.metrics.decisions, ['destination', 'outcome', 'reason']);
   const held = heldCount(deps.metrics);
+  const recent = recentDecisions(deps.metrics);
   const settle = deps.settle ?? ((): void => undefined);
   // A policy drop is Tagwarden doing what the consent and the config say, not a fault: logged at
   // info, rate-limited per destination and reason (docs/policy.md), with no event data.
   const dropLog = createRateLimitedLog({ log: deps.log, maxPerInterval: DROP_LOG_LINES, intervalMs: DROP_LOG_INTERVAL_MS, clock: deps.clock });
 
-  function count(destination: string, outcome: FinalOutcome, reason: string, event: Event): void {
+  function count(destination: string, outcome: FinalOutcome, reason: string, event: Event, visitorId?: string): void {
     decisions([destination, outcome, reason]);
+    recent.record(destination, outcome, reason, event, visitorId);
     held.done(event, destination);
   }
-  function drop(destination: string, reason: string, event: Event): void {
-    count(destination, 'drop', reason, event);
+  function drop(destination: string, reason: string, event: Event, visitorId?: string): void {
+    count(destination, 'drop', reason, event, visitorId);
     dropLog('info', `${destination}\u0000${reason}`, { requestId: requestIdOf(event), destination, reason, messageId: event.messageId }, 'event dropped by policy');
     settle(event, destination);
   }
   return {
     count,
-    hold: (destination, reason, event) => held.hold(event, destination, reason),
+    hold(destination, reason, event, visitorId) {
+      if (held.hold(event, destination, reason)) recent.record(destination, 'hold', reason, event, visitorId);
+    },
     drop,
-    unresolved(event, destinationIds) {
-      for (const id of destinationIds) drop(id, 'consent_unresolved', event);
+    unresolved(event, destinationIds, visitorId) {
+      for (const id of destinationIds) drop(id, 'consent_unresolved', event, visitorId);
     },
     renderError(destination, event, err) {
       // A site sending the same incomplete hit must not flood the log.
@@ -72,8 +81,10 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
  */
 export function countUnresolved(metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>, held: HeldEvent): void {
   const count = heldCount(metrics);
+  const recent = recentDecisions(metrics);
   for (const id of held.destinationIds) {
     metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
+    recent.record(id, 'drop', 'consent_unresolved', held.event, held.signals.visitor?.id);
     count.done(held.event, id);
   }
 }

@@ -13,6 +13,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { DataControlMode, Decision, PolicyDestination } from '../policy/decide.ts';
 import type { Jurisdiction, ModeChoice } from '../policy/jurisdiction.ts';
 import type { ReceiptSink } from '../receipts/receipt.ts';
+import type { PreviewMark } from '../preview/types.ts';
 
 /** One configured destination, ready to use: its policy view and its bound template. */
 export interface RuntimeDestination {
@@ -101,6 +102,8 @@ export interface PipelineDeps extends JournalHooks {
   /** Where each settled decision's receipt goes (src/receipts/, config receipts.enabled); absent: none. */
   receipts?: ReceiptSink | undefined;
   pending: PendingQueue<HeldEvent>;
+  /** Where a preview hit's decisions go (its live stream, src/preview/); absent: preview is off. */
+  preview?: PreviewSink | undefined;
   metrics: Metrics;
   log: Logger;
   /**
@@ -139,4 +142,23 @@ export interface Pipeline {
   settled(deadlineMs: number): Promise<void>;
   /** Stops asking again for held events (shutdown); what still waits stays in the pending queue. */
   close(): void;
+}
+
+/** One decision of a preview's hit (a hold included), for its live stream. */
+export interface PreviewDecision {
+  mark: PreviewMark;
+  destination: RuntimeDestination;
+  event: Event;
+  /** The decision's outcome and reason after the hand-off (a render, the preview or a full queue may have changed it). */
+  outcome: string;
+  reason: string;
+  decision: Decision | undefined;
+  consent: ConsentState | undefined;
+  /** The event as rendered for the vendor (test mode applied when it was sent in preview). */
+  rendered?: Extract<RenderedEvent, { ok: true }> | undefined;
+  sent: boolean;
+}
+
+export interface PreviewSink {
+  decided(d: PreviewDecision): void;
 }

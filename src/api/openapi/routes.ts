@@ -16,6 +16,7 @@ import { checkQuery, subjectParams, verifyQuery } from '../consent/read-routes.t
 import { subscriptionSchema } from '../consent/webhook-routes.ts';
 import { deadBodySchema, deadListSchema } from '../dead-letters/filter.ts';
 import type { Scope } from '../keys.ts';
+import { previewStartSchema } from '../../preview/routes.ts';
 import * as S from './schemas.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -102,6 +103,13 @@ export const API_ROUTES: readonly ApiRoute[] = [
   op('get', '/api/v1/deliveries/dead', 'admin', 'Dead letters: deliveries given up, without the event data', { query: deadListSchema, ok: ok(S.DeadLetterList) }),
   op('post', '/api/v1/deliveries/dead/replay', 'admin', 'Replay dead letters by filter, one {hitId, destinationId}, or {"all": true} (consent re-checked)', { body: json(deadBodySchema), ok: ok(S.Replayed), errors: [404] }),
   op('delete', '/api/v1/deliveries/dead', 'admin', 'Purge dead letters by filter, one {hitId, destinationId}, or {"all": true}', { body: json(deadBodySchema), ok: ok(S.Purged), errors: [404] }),
+  // Preview (src/preview/routes.ts, docs/preview.md): mounted with debug.adminKey set
+  op('post', '/api/v1/preview', 'admin', "Start a preview: a browser's own hits shown live and sent with the vendors' test modes (test) or to no vendor (silent)", { body: json(previewStartSchema), ok: ok(S.PreviewStarted, 'Started', 201) }),
+  op('delete', '/api/v1/preview/:id', 'admin', 'Stop a preview: its token is refused from now on, its streams end', { ok: { status: 204, description: 'Stopped' }, errors: [404] }),
+  op('get', '/api/v1/preview/:id/stream', 'admin', "The preview's decisions, live (server-sent events: decision, delivery, end)", {
+    ok: { status: 200, description: 'The stream', other: { 'text/event-stream': 'event: decision | delivery | end, data: JSON (docs/preview.md); a heartbeat comment every 15 s' } },
+    errors: [404],
+  }),
   // This document (src/api/openapi/route.ts)
   op('get', '/api/v1/openapi.json', null, 'This OpenAPI document', { ok: { status: 200, description: 'The OpenAPI 3.1 document of /api/v1', other: { 'application/json': 'OpenAPI 3.1' } } }),
 ];

@@ -193,6 +193,14 @@ export const Subscription = z
 
 export const SubscriptionCreated = z.object({ id: z.string(), secret: z.string().describe('The signing secret (`whsec_…`), shown this once'), url: z.string(), filters }).loose();
 
+export const PreviewStarted = z.object({
+  id: z.string(),
+  token: z.string().describe('The preview token: opened in the browser to preview through startUrl, or sent as X-Tagwarden-Preview'),
+  expiresAt: z.int().describe('ms since the epoch'),
+  mode: z.enum(['test', 'silent']),
+  startUrl: z.string().describe('/preview/start?token=…, to open on the tagging domain in the browser to preview'),
+});
+
 export const SubscriptionList = z.object({ subscriptions: z.array(Subscription) });
 
 export const DeadLetter = z
