@@ -55,7 +55,7 @@ export function previewRouter(o: PreviewRouteOptions): Router {
       throw new ValidationError(`testEventCodes: unknown destination ${unknown.map((u) => `"${u}"`).join(', ')}`, { details: { issues: unknown.map((u) => ({ path: `testEventCodes.${u}`, message: 'no such destination' })) } });
     }
     const started = registry.start({ mode: body.mode, ttlMs: body.ttlMinutes * 60_000, testEventCodes: body.testEventCodes });
-    o.log?.info({ preview: started.id, mode: started.mode, expiresAt: started.expiresAt, destinationsWithCode: Object.keys(body.testEventCodes), apiKeyId: res.locals.apiKeyId as unknown }, 'preview started');
+    o.log?.info({ preview: started.id, mode: started.mode, expiresAt: started.expiresAt, destinationsWithCode: Object.keys(body.testEventCodes), apiKeyId: res.locals.apiKeyId as unknown, requestId: res.locals.requestId as unknown }, 'preview started');
     res.status(201).setHeader('cache-control', 'no-store');
     res.json({ ...started, startUrl: `/preview/start?token=${encodeURIComponent(started.token)}` });
   });
@@ -63,7 +63,7 @@ export function previewRouter(o: PreviewRouteOptions): Router {
   router.delete('/api/v1/preview/:id', o.guard('admin'), (req, res) => {
     const id = idOf(req.params.id);
     if (!registry.stop(id)) throw new NotFoundError('no such preview (stopped or expired)');
-    o.log?.info({ preview: id, apiKeyId: res.locals.apiKeyId as unknown }, 'preview stopped');
+    o.log?.info({ preview: id, apiKeyId: res.locals.apiKeyId as unknown, requestId: res.locals.requestId as unknown }, 'preview stopped');
     res.status(204).end();
   });
 
