@@ -57,3 +57,31 @@ describe('an event too large for its destination is refused as item_too_large on
     expect(vendor.hits).toEqual([]);
   });
 });
+
+describe('without the journal, the same event is counted with its own reason, not queue_full', () => {
+  let tw: Awaited<ReturnType<typeof startTagwarden>>;
+  let vendor: Awaited<ReturnType<typeof startVendor>>;
+
+  beforeAll(async () => {
+    vendor = await startVendor();
+    tw = await startTagwarden(
+      testConfig({
+        server: { maxEventBytes: 1_048_576 },
+        site: { id: 'shop', dataControlMode: 'disabled', categories: {} },
+        destinations: [{ id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` } }],
+      }),
+    );
+  });
+  afterAll(async () => {
+    await tw.close();
+    await vendor.close();
+  });
+
+  it('is failed{reason=item_too_large}', async () => {
+    expect((await post(`${tw.url}/v1/track`, { messageId: 'm-huge', event: 'Big', anonymousId: 'a-1', properties: { blob: 'x'.repeat(600_000) } })).status).toBe(200);
+    await tw.app.flush(1000);
+    const text = await (await fetch(`${tw.url}/metrics`)).text();
+    expect(text).toMatch(/tagwarden_decisions_total\{destination="hook",outcome="failed",reason="item_too_large"\} 1\n/);
+    expect(text).not.toMatch(/reason="queue_full"/);
+  });
+});
