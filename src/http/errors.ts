@@ -11,7 +11,7 @@ export const notFound: RequestHandler = (req, _res, next) => {
 
 /**
  * The error a request is answered with: a TagwardenError as it is; anything else is logged (with
- * the request's method and path, never its body) and answered as an InternalError, so an
+ * the request's method and path or route pattern, never its body or query) and answered as an InternalError, so an
  * unexpected error never leaks its message. Shared by Express's error handler and the hit router.
  */
 export function answerableError(err: unknown, log: Logger, method: string | undefined, path: string | undefined, requestId?: string): TagwardenError {
@@ -37,11 +37,11 @@ export const requestIdLocals: RequestHandler = (req, res, next) => {
 export function errorHandler(log: Logger, refusals?: RateLimitedLog): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const requestId = requestIdOf(req);
-    const e = answerableError(err, log, req.method, req.path, requestId);
-    if (e instanceof TagwardenError && err === e) {
-      const route = (req.route as { path?: unknown } | undefined)?.path;
-      refusals?.(e.status >= 500 ? 'warn' : 'info', `http:${e.code}`, { requestId, method: req.method, route: typeof route === 'string' ? route : undefined, status: e.status, code: e.code, reason: e.code }, 'request refused');
-    }
+    // The route's pattern (`/api/v1/visitors/:visitorId`), never the path: it may hold an id.
+    const pattern = (req.route as { path?: unknown } | undefined)?.path;
+    const route = typeof pattern === 'string' ? pattern : undefined;
+    const e = answerableError(err, log, req.method, route, requestId);
+    if (err === e) refusals?.(e.status >= 500 ? 'warn' : 'info', `http:${e.code}`, { requestId, method: req.method, route, status: e.status, code: e.code, reason: e.code }, 'request refused');
     if (res.headersSent) {
       res.end();
       return;
