@@ -8,6 +8,7 @@ import { itemStatus } from '../consent/store-source.ts';
 import type { ConsentState } from '../consent/state.ts';
 import type { Event } from '../ingest/event.ts';
 import type { Clock } from '../lib/clock.ts';
+import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectConsent, SubjectRef } from '../store/types.ts';
 
 /**
@@ -99,7 +100,9 @@ function deniedIn(profile: SubjectConsent | undefined, item: string, now: number
 }
 
 export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecorder {
-  const { clock, log } = deps;
+  const { clock } = deps;
+  // A store that fails every write must not write a line per hit: 10 a minute per kind of failure.
+  const failures = createRateLimitedLog({ log: deps.log, maxPerInterval: 10, intervalMs: 60_000, clock });
   const written = new LRUCache<string, string>({ max: deps.maxEntries ?? 100_000 });
   /** Digest of the write in flight per visitor: the same state again meanwhile is not written twice. */
   const writing = new Map<string, string>();
@@ -175,7 +178,7 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
       deps.count('error');
       // No ids (but the request's) and no signal values: the error's kind only.
       const code = err !== null && typeof err === 'object' && 'code' in err ? String(err.code) : undefined;
-      log.warn({ requestId: requestIdOf(event), code, name: err instanceof Error ? err.name : typeof err }, 'recording consent carried by a hit failed');
+      failures('warn', `write:${code ?? ''}`, { requestId: requestIdOf(event), code, name: err instanceof Error ? err.name : typeof err }, 'recording consent carried by a hit failed');
     } finally {
       if (writing.get(visitorId) === rec.digest) writing.delete(visitorId);
     }
@@ -190,7 +193,7 @@ export function createHitConsentRecorder(deps: HitConsentDeps): HitConsentRecord
         rec = whatTheHitSays(event, signals, requestConsent);
       } catch (err) {
         deps.count('error');
-        log.warn({ requestId: requestIdOf(event), name: err instanceof Error ? err.name : typeof err }, 'reading consent carried by a hit failed');
+        failures('warn', 'read', { requestId: requestIdOf(event), name: err instanceof Error ? err.name : typeof err }, 'reading consent carried by a hit failed');
         return;
       }
       if (rec === undefined) return;
