@@ -214,7 +214,7 @@ describe('the hit routes of Segment, GA4 and the pixel', () => {
     expect(got.headers).toMatchObject(want.cors === true ? CORS : NO_CORS);
     expect(got.headers.allow).toBe(want.allow);
     // Every answer, the guard's refusals included, names its request (src/observability/request-id.ts).
-    expect(got.headers['x-request-id']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(got.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     if (want.json !== undefined) {
       expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
       const body = JSON.parse(got.body) as { error?: { requestId?: string } };

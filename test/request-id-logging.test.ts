@@ -63,7 +63,7 @@ describe('request ids and refusal lines', () => {
     expect(kept.headers.get('x-request-id')).toBe('lb-1234.abc_DEF');
     for (const bad of ['x'.repeat(65), 'has space', 'semi;colon', '']) {
       const id = (await track(`m-${bad.length}`, bad === '' ? {} : { 'x-request-id': bad })).headers.get('x-request-id');
-      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
       expect(id).not.toBe(bad);
     }
     expect(raw.join('')).not.toContain('semi;colon');
