@@ -34,6 +34,8 @@ describe('dashboard session tokens', () => {
       `${v}.${exp}.${nonce}`,
       `${v}.-1.${nonce}.${mac}`,
       'x'.repeat(10_000),
+      // As long as the MAC in characters but not in bytes: refused, not a thrown RangeError (a 500).
+      `${v}.${exp}.${nonce}.${'é'.repeat(mac.length)}`,
     ]) {
       expect(sessions.verify(bad), String(bad).slice(0, 40)).toBeUndefined();
     }
@@ -55,6 +57,7 @@ describe('dashboard session tokens', () => {
     expect(sessions.csrfMatches(a, undefined)).toBe(false);
     expect(sessions.csrfMatches(a, [a.csrf])).toBe(false);
     expect(sessions.csrfMatches(a, `${a.csrf}x`)).toBe(false);
+    expect(sessions.csrfMatches(a, 'é'.repeat(a.csrf.length))).toBe(false);
   });
 
   it('the cookie: HttpOnly, SameSite=Strict, Path=/, Secure when asked', () => {

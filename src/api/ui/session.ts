@@ -1,5 +1,6 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { Clock } from '../../lib/clock.ts';
+import { sameText } from '../../lib/same-text.ts';
 
 /**
  * Dashboard sessions (docs/ui.md): stateless signed tokens, so any instance holding the same
@@ -42,7 +43,6 @@ export function createUiSessions(o: { adminKey: string; ttlSeconds: number; cloc
   const mac = (text: string): string => createHmac('sha256', key).update(text).digest('base64url');
   const csrfOf = (nonce: string): string => mac(`csrf|${nonce}`);
   const revoked = new Map<string, number>();
-  const same = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
   return {
     ttlSeconds: o.ttlSeconds,
@@ -58,13 +58,13 @@ export function createUiSessions(o: { adminKey: string; ttlSeconds: number; cloc
       if (parts.length !== 4) return undefined;
       const [version, expiry, nonce, given] = parts as [string, string, string, string];
       if (version !== VERSION || !EXPIRY.test(expiry) || !NONCE.test(nonce)) return undefined;
-      if (!same(given, mac(`${version}.${expiry}.${nonce}`))) return undefined;
+      if (!sameText(given, mac(`${version}.${expiry}.${nonce}`))) return undefined;
       const expiresAt = Number(expiry);
       if (expiresAt <= o.clock.now() || revoked.has(nonce)) return undefined;
       return { nonce, expiresAt, csrf: csrfOf(nonce) };
     },
     csrfMatches(session, given) {
-      return typeof given === 'string' && same(given, session.csrf);
+      return typeof given === 'string' && sameText(given, session.csrf);
     },
     revoke(session) {
       const now = o.clock.now();
