@@ -94,7 +94,8 @@ forEachEngine('consent inputs, any sequence', (engine) => {
   });
 
   async function send(path: string, body: string | Buffer, type: string): Promise<{ status: number; body: any }> {
-    const res = await fetch(`${tw.url}${path}`, { method: 'POST', headers: { 'x-api-key': writer, 'content-type': type }, body });
+    // The request id is the step's number, so both engines' error bodies (which carry it) compare alike.
+    const res = await fetch(`${tw.url}${path}`, { method: 'POST', headers: { 'x-api-key': writer, 'content-type': type, 'x-request-id': `step-${transcript.length}` }, body });
     const out = { status: res.status, body: (await res.json()) as any };
     transcript.push([path, out]);
     return out;
