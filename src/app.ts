@@ -130,6 +130,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       // (and write a warn line per event per second).
       if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, log);
+      receipts?.delivered(r);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -160,8 +161,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       : undefined;
 
   const clock = deps.consentClock ?? systemClock;
+  // Decision receipts (docs/receipts.md), written in batches off the hit's path.
+  const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, settle: (event, id) => journal?.settle(event, id), receipts });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -237,8 +240,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           count: (result) => metrics.hitConsentWrites.inc({ result }),
           clock,
         });
-  // Decision receipts (docs/receipts.md), written in batches off the hit's path.
-  const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
     receipts,
     site: config.site,
@@ -407,7 +408,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     // Profile writes of hits already answered finish before the store goes.
     await hitConsent?.settled();
     const stillHeld = pending.drain();
-    if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h);
+    if (journal === undefined) for (const h of stillHeld) countUnresolved(metrics, h, receipts === undefined ? undefined : { sink: receipts, now: clock.now() });
     scripts?.close();
     try {
       // Receipts buffered so far are written before the store goes.
