@@ -118,6 +118,26 @@ forEachEngine('decision receipts', (engine) => {
     expect(first.nextCursor).toBeDefined();
   });
 
+  it('a delivery result after the receipt was written updates its row (migration 11)', async () => {
+    const own = await engine.open();
+    try {
+      const clock = new FakeClock(Date.UTC(2026, 0, 1));
+      const of = async (): Promise<Receipt | undefined> => (await queryReceipts(own, { siteId: 'shop', visitorId: 'v-late' }, 100)).receipts[0];
+      const w = createReceiptWriter({ write: (b, d) => writeReceipts(own, 'shop', b, d), prune: () => Promise.resolve(), clock, flushMs: 1000, pruneEveryMs: 60_000, maxBuffer: 100, onDrop: () => undefined, onError: (e) => { throw e; } });
+      w.record({ decidedAt: clock.now(), messageId: 'm-late', destinationId: 'stats', visitorId: 'v-late', phase: 'decided', outcome: 'forward', reason: 'consent_granted:analytics', rules: [] });
+      await w.flush();
+      expect((await of())?.delivery).toBeUndefined(); // pending
+      w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'retry_scheduled', attempt: 1, status: 503, error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, durationMs: 5 });
+      await w.flush();
+      expect((await of())?.delivery).toMatchObject({ status: 'retrying', attempt: 1, httpStatus: 503, code: 'TW_ERR_DELIVERY_RETRYABLE' });
+      w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'delivered', attempt: 2, status: 200, durationMs: 5 });
+      await w.close();
+      expect((await of())?.delivery).toMatchObject({ status: 'delivered', attempt: 2, httpStatus: 200 });
+    } finally {
+      await own.close();
+    }
+  });
+
   it('retention prunes by age (on the injected clock) and by row count', async () => {
     const own = await engine.open();
     try {
@@ -263,19 +283,6 @@ describe('receipts: holds that end undecided, delivery results, the store versio
     ]);
     // No response body in a receipt.
     expect(JSON.stringify(bad)).not.toContain('bad"');
-  });
-
-  it('a result after the receipt was written updates its row', async () => {
-    const w = createReceiptWriter({ write: (b, d) => writeReceipts(db, 'shop', b, d), prune: () => Promise.resolve(), clock, flushMs: 1000, pruneEveryMs: 60_000, maxBuffer: 100, onDrop: () => undefined, onError: (e) => { throw e; } });
-    w.record({ decidedAt: clock.now(), messageId: 'm-late', destinationId: 'stats', visitorId: 'v-late', phase: 'decided', outcome: 'forward', reason: 'consent_granted:analytics', rules: [] });
-    await w.flush();
-    expect((await receiptsOf('v-late'))[0]?.delivery).toBeUndefined(); // pending
-    w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'retry_scheduled', attempt: 1, status: 503, error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, durationMs: 5 });
-    await w.flush();
-    expect((await receiptsOf('v-late'))[0]?.delivery).toMatchObject({ status: 'retrying', attempt: 1, httpStatus: 503 });
-    w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'delivered', attempt: 2, status: 200, durationMs: 5 });
-    await w.close();
-    expect((await receiptsOf('v-late'))[0]?.delivery).toMatchObject({ status: 'delivered', attempt: 2, httpStatus: 200 });
   });
 
   it("a store answer names the profile version it was read at, and the item's audit row by its consent time", async () => {
