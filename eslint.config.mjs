@@ -17,7 +17,7 @@ import tseslint from 'typescript-eslint';
 const packages = (names) => ({ regex: `^(${names.map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})(/|$)` });
 const parts = (...names) => names.map((n) => `**/${n}/**`);
 const PIPELINE = ['**/pipeline/**', '**/pipeline.ts'];
-const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline'];
+const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline', 'receipts'];
 // http/ modules that only read a request header and write nothing: consent/, identity/ and the pipeline may use them.
 const HEADER_READERS = ['!**/http/cookies.ts', '!**/http/client-ip.ts'];
 const HTTP_PACKAGES = ['express', 'undici', 'http-proxy-middleware', 'busboy', 'node:http', 'node:https', 'node:http2'];
@@ -59,6 +59,17 @@ const store = boundary('storage knows no HTTP and no policy', [
     group: [...parts('http', 'api', 'policy', 'ingest', 'delivery', 'proxy'), ...PIPELINE],
   }],
   ['store-packages', 'no express, undici or node:http.', packages(HTTP_PACKAGES)],
+  // A receipt's shape, never its composition (which reads policy/ reason texts).
+  ['store-receipts', 'from receipts/ it imports types only.', { group: parts('receipts'), allowTypeImports: true }],
+]);
+// Decision receipts: what a settled decision saw, buffered and written to the store. The pipeline
+// and app.ts hand them in; the API reads them back through store/receipts.ts.
+const receipts = boundary('receipts know no HTTP', [
+  ['receipts', 'no api/, http/, proxy/, destinations/, identity/, ingest routes (from ingest/ only event.ts) or pipeline.', {
+    group: [...parts('api', 'http', 'proxy', 'destinations', 'identity', 'ingest'), ...PIPELINE, '!**/ingest/event.ts'],
+  }],
+  ['receipts-types', 'from consent/ and delivery/ types only (a receipt records signals and results, it resolves and sends nothing).', { group: parts('consent', 'delivery'), allowTypeImports: true }],
+  ['receipts-packages', 'no express, undici or node:http.', packages(HTTP_PACKAGES)],
 ]);
 
 // Whatever reads a request (routes, the router, body readers) may import http/ and observability/.
@@ -154,6 +165,7 @@ const importBoundaries = [
   block(['src/lib/**'], lib),
   block(['src/policy/**'], policy),
   block(['src/store/**'], store),
+  block(['src/receipts/**'], receipts),
   block(['src/ingest/**'], ingest),
   block(PARSERS, parsers),
   block(['src/consent/**'], consent),

@@ -20,13 +20,13 @@ import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
 import type { SinkPathStats } from './servers/sink.ts';
 
-export type TargetName = 'tagwarden' | 'storeonly' | 'nojournal' | 'express' | 'raw';
+export type TargetName = 'tagwarden' | 'receipts' | 'storeonly' | 'nojournal' | 'express' | 'raw';
 /** The default sequence; `storeonly` runs only when asked for. */
 export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'nojournal', 'express', 'raw'];
-export const KNOWN_TARGETS: readonly TargetName[] = ['tagwarden', 'storeonly', 'nojournal', 'express', 'raw'];
+export const KNOWN_TARGETS: readonly TargetName[] = ['tagwarden', 'receipts', 'storeonly', 'nojournal', 'express', 'raw'];
 /** The targets that are Tagwarden (with a sink and counters), with or without its journal and store. */
-const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'storeonly' || name === 'nojournal';
-const JOURNAL_MODE: Partial<Record<TargetName, string>> = { tagwarden: 'on', storeonly: 'store', nojournal: 'off' };
+const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'receipts' || name === 'storeonly' || name === 'nojournal';
+const JOURNAL_MODE: Partial<Record<TargetName, string>> = { tagwarden: 'on', receipts: 'on', storeonly: 'store', nojournal: 'off' };
 
 /** Tagwarden must keep at least this share of the Express baseline's hits/s... */
 export const MIN_THROUGHPUT_RATIO = 0.7;
@@ -34,6 +34,8 @@ export const MIN_THROUGHPUT_RATIO = 0.7;
 export const MAX_P99_RATIO = 2;
 /** The journal may cost at most this share of Tagwarden's hits/s (issue 11's goal). */
 export const MAX_JOURNAL_COST = 0.15;
+/** Decision receipts may cost at most this share of Tagwarden's hits/s (issue 15's goal). */
+export const MAX_RECEIPTS_COST = 0.1;
 
 const TARGETS: Record<TargetName, { label: string; script: string; does: string }> = {
   tagwarden: {
@@ -43,6 +45,11 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
       'full pipeline: validates the Segment event, reads consent, decides per destination (meta-capi, ga4, webhook), ' +
       'renders each template (SHA-256 of the email for Meta), batches and delivers to the sink; answers 200 {"success":true} ' +
       'once the hit is committed to the delivery journal (SQLite file, group commit)',
+  },
+  receipts: {
+    label: 'tagwarden (receipts on)',
+    script: 'servers/tagwarden.ts',
+    does: 'tagwarden (journal on) with receipts.enabled: a decision receipt per event x destination, buffered and written in batches, with its delivery result',
   },
   storeonly: {
     label: 'tagwarden (store, journal off)',
@@ -301,6 +308,7 @@ async function runTarget(
     if (isTagwarden(name)) {
       sink = await startChild('sink', here('./servers/sink.ts'), []);
       args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(','), '--journal', JOURNAL_MODE[name] ?? 'off'];
+      if (name === 'receipts') args.push('--receipts');
     }
     const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
     server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
@@ -510,6 +518,12 @@ function journalLines(report: IngestReport, summaries: readonly TargetSummary[])
     const cpu = on.cpuUsPerHit / ex.cpuUsPerHit;
     lines.push(ratioLine('journal on / express', on, ex, `  (goal: CPU per hit <= 2x) ${cpu <= 2 ? 'HOLDS' : 'MISSED'}`));
     if (off?.cpuUsPerHit !== undefined) lines.push(ratioLine('journal off (no store) / express', off, ex, '  (the floor without a journal)'));
+  }
+  const rec = summaries.find((x) => x.target === 'receipts');
+  if (rec !== undefined) {
+    const goal = 1 - MAX_RECEIPTS_COST;
+    const ratio = rec.hitsPerSec / on.hitsPerSec;
+    lines.push(ratioLine('receipts on / receipts off', rec, on, `  (goal: req/s >= ${goal.toFixed(2)}) ${ratio >= goal ? 'HOLDS' : 'MISSED'}`));
   }
   if (lines.length > 0) {
     out.push('');

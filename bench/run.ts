@@ -9,6 +9,8 @@
  *   --rate <n>          fixed offered load in req/s for every target (default: as fast as possible)
  *   --targets <list>    comma-separated: tagwarden,nojournal,express,raw (default, in that order) and storeonly;
  *                       nojournal: Tagwarden without a store; storeonly: with the store, journal off
+ *                       receipts: Tagwarden (journal on) with decision receipts on; with tagwarden in the same run
+ *                       it prints receipts on / off (hits/s, CPU us per hit)
  *   --log <level>       Tagwarden's log level (default warn)
  *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
  *   --event <name>      track event name (default purchase)

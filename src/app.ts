@@ -135,6 +135,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       if (journal?.requeued(r) === true) return;
       onDeliveryResult(r, metrics, deliveryLog);
       preview?.delivered(r);
+      receipts?.delivered(r);
       if (r.outcome !== 'retry_scheduled') revocation?.settled(r.destinationId, r.messageIds);
       journal?.onResult(r);
     },
@@ -165,8 +166,10 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       : undefined;
 
   const clock = deps.consentClock ?? systemClock;
+  // Decision receipts (docs/receipts.md), written in batches off the hit's path.
+  const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   // Held events wait here; one that expires is dropped (consent_unresolved), never forwarded.
-  const pending = createHeldQueue({ hold: config.hold, clock, metrics, log, settle: (event, id) => journal?.settle(event, id), expired: (h) => preview?.heldExpired(h) });
+  const pending = createHeldQueue({ hold: config.hold, clock, metrics, log, settle: (event, id) => journal?.settle(event, id), expired: (h) => preview?.heldExpired(h), receipts });
 
   const resolver = consentResolverOf(config);
   // What a hit's signals are read with: the visitor id sources, and the geo header of site.jurisdiction.
@@ -256,8 +259,6 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
       ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
       : undefined;
   if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
-  // Decision receipts (docs/receipts.md), written in batches off the hit's path.
-  const receipts = createReceipts(config, deps.db, { clock, metrics, log });
   const pipeline = createPipeline({
     receipts,
     site: config.site,
@@ -433,7 +434,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
     await hitConsent?.settled();
     const stillHeld = pending.drain();
     if (journal === undefined) {
-      for (const h of stillHeld) countUnresolved(metrics, h);
+      for (const h of stillHeld) countUnresolved(metrics, h, receipts === undefined ? undefined : { sink: receipts, now: clock.now() });
       if (stillHeld.length > 0) log.info({ reason: 'consent_unresolved', events: stillHeld.length }, 'held events dropped at shutdown');
     }
     scripts?.close();

@@ -9,7 +9,7 @@ import { FakeClock } from '../src/lib/fake-clock.ts';
 import { createReceiptWriter } from '../src/receipts/writer.ts';
 import type { Receipt } from '../src/receipts/receipt.ts';
 import type { Db } from '../src/store/db.ts';
-import { insertReceipts, pruneReceipts, queryReceipts } from '../src/store/receipts.ts';
+import { insertReceipts, pruneReceipts, queryReceipts, writeReceipts } from '../src/store/receipts.ts';
 import { forEachEngine } from './engines.ts';
 import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
 
@@ -85,9 +85,9 @@ forEachEngine('decision receipts', (engine) => {
     let got = await receipts('visitorId=v-held');
     // Nothing in the hit: both wait for the store; its answer (nothing stored) redacts one and keeps the other held.
     expect(got.map((r) => [r.destinationId, r.phase, r.outcome, r.reason])).toEqual([
-      ['stats', 'decided', 'hold', 'consent_resolving'],
-      ['red', 'decided', 'hold', 'consent_resolving'],
-      ['stats', 'held_decided', 'hold', 'consent_unknown:analytics'],
+      ['stats', 'held', 'hold', 'consent_resolving'],
+      ['red', 'held', 'hold', 'consent_resolving'],
+      ['stats', 'held', 'hold', 'consent_unknown:analytics'],
       ['red', 'held_decided', 'redact', 'consent_unknown:analytics'],
     ]);
     expect(got[3]).toMatchObject({ joined: { source: 'store:none' }, rules: ['consent_unknown:analytics'] });
@@ -116,6 +116,26 @@ forEachEngine('decision receipts', (engine) => {
     const first = (await page.json()) as { receipts: Receipt[]; nextCursor?: string };
     expect(first.receipts).toHaveLength(2);
     expect(first.nextCursor).toBeDefined();
+  });
+
+  it('a delivery result after the receipt was written updates its row (migration 11)', async () => {
+    const own = await engine.open();
+    try {
+      const clock = new FakeClock(Date.UTC(2026, 0, 1));
+      const of = async (): Promise<Receipt | undefined> => (await queryReceipts(own, { siteId: 'shop', visitorId: 'v-late' }, 100)).receipts[0];
+      const w = createReceiptWriter({ write: (b, d) => writeReceipts(own, 'shop', b, d), prune: () => Promise.resolve(), clock, flushMs: 1000, pruneEveryMs: 60_000, maxBuffer: 100, onDrop: () => undefined, onError: (e) => { throw e; } });
+      w.record({ decidedAt: clock.now(), messageId: 'm-late', destinationId: 'stats', visitorId: 'v-late', phase: 'decided', outcome: 'forward', reason: 'consent_granted:analytics', rules: [] });
+      await w.flush();
+      expect((await of())?.delivery).toBeUndefined(); // pending
+      w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'retry_scheduled', attempt: 1, status: 503, error: { code: 'TW_ERR_DELIVERY_RETRYABLE', retryable: true }, durationMs: 5 });
+      await w.flush();
+      expect((await of())?.delivery).toMatchObject({ status: 'retrying', attempt: 1, httpStatus: 503, code: 'TW_ERR_DELIVERY_RETRYABLE' });
+      w.delivered({ destinationId: 'stats', messageIds: ['m-late'], outcome: 'delivered', attempt: 2, status: 200, durationMs: 5 });
+      await w.close();
+      expect((await of())?.delivery).toMatchObject({ status: 'delivered', attempt: 2, httpStatus: 200 });
+    } finally {
+      await own.close();
+    }
   });
 
   it('retention prunes by age (on the injected clock) and by row count', async () => {
@@ -184,5 +204,136 @@ describe('tagwarden receipts <visitor>', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/**
+ * Issue 15, receipts' gaps: a hold that ends without a decision (refused, expired, at shutdown
+ * without a journal) has one final receipt; a forwarded event's receipt says what became of its
+ * delivery; a store answer names the profile version it was read at.
+ */
+describe('receipts: holds that end undecided, delivery results, the store version', () => {
+  let db: Db;
+  let tw: Awaited<ReturnType<typeof startTagwarden>>;
+  let vendor: Awaited<ReturnType<typeof startVendor>>;
+  let writer: string;
+  let auditor: string;
+  const clock = new FakeClock(Date.now());
+
+  beforeAll(async () => {
+    db = await openDb('sqlite::memory:');
+    // The vendor refuses one event for good (400), takes the rest.
+    vendor = await startVendor((hit) => (JSON.stringify(hit.body).includes('m-rejected') ? { status: 400, body: '{"error":"bad"}' } : { status: 200, body: '{}' }));
+    tw = await startTagwarden(
+      testConfig({
+        site: { id: 'shop', dataControlMode: 'opt-in', categories: { analytics: {} } },
+        // One held event at a time: the second is refused (and dropped as unresolved).
+        hold: { maxEvents: 1, maxAgeMs: 60_000 },
+        destinations: [
+          { id: 'stats', template: 'webhook', settings: { url: `${vendor.url}/stats` }, consent: { categories: ['analytics'], whenUnknown: 'hold' } },
+          { id: 'red', template: 'webhook', settings: { url: `${vendor.url}/red` }, consent: { categories: ['analytics'], whenUnknown: 'redact' } },
+        ],
+        delivery: { journal: { enabled: false } },
+        api: { rateLimit: { perSecond: 1000, burst: 1000 } },
+        receipts: { enabled: true },
+      }),
+      undefined,
+      { db, consentClock: clock },
+    );
+    writer = (await createApiKey(db, { label: 'writer', scopes: ['consent:write', 'consent:read'] })).key;
+    auditor = (await createApiKey(db, { label: 'auditor', scopes: ['audit:read'] })).key;
+  });
+  afterAll(async () => {
+    await tw.close();
+    await vendor.close();
+    await db.close();
+  });
+
+  const track = (messageId: string, anonymousId: string, analytics?: boolean) =>
+    post(`${tw.url}/v1/track`, { messageId, event: 'x', anonymousId, ...(analytics === undefined ? {} : { context: { consent: { categoryPreferences: { analytics } } } }) });
+  const settle = async () => {
+    await tw.app.flush(5000);
+    await tw.app.flush(5000);
+  };
+  // Read from the store: after the shutdown the API answers 503.
+  const receiptsOf = async (visitorId: string): Promise<Receipt[]> => (await queryReceipts(db, { siteId: 'shop', visitorId }, 100)).receipts;
+  const steps = (rs: Receipt[]) => rs.map((r) => [r.destinationId, r.phase, r.outcome, r.reason]);
+  /** One final receipt (any phase but `held`) per event × destination. */
+  const finals = (rs: Receipt[]) => {
+    const keys = rs.filter((r) => r.phase !== 'held').map((r) => `${r.messageId}/${r.destinationId}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    return keys.length;
+  };
+
+  it('a delivered event and one the vendor refuses: the receipt says delivered, or dead with the code', async () => {
+    // One after the other: in one batch, the refusal would be both events'.
+    expect((await track('m-ok', 'v-ok', true)).status).toBe(200);
+    await settle();
+    expect((await track('m-rejected', 'v-rej', true)).status).toBe(200);
+    await settle();
+    const ok = await receiptsOf('v-ok');
+    expect(ok.map((r) => [r.destinationId, r.outcome, r.delivery?.status, r.delivery?.httpStatus])).toEqual([
+      ['stats', 'forward', 'delivered', 200],
+      ['red', 'forward', 'delivered', 200],
+    ]);
+    const bad = await receiptsOf('v-rej');
+    expect(bad.map((r) => [r.destinationId, r.outcome, r.delivery?.status, r.delivery?.httpStatus, r.delivery?.code])).toEqual([
+      ['stats', 'forward', 'dead', 400, 'TW_ERR_DELIVERY_REJECTED'],
+      ['red', 'forward', 'dead', 400, 'TW_ERR_DELIVERY_REJECTED'],
+    ]);
+    // No response body in a receipt.
+    expect(JSON.stringify(bad)).not.toContain('bad"');
+  });
+
+  it("a store answer names the profile version it was read at, and the item's audit row by its consent time", async () => {
+    const push = await post(`${tw.url}/api/v1/consent`, { visitorId: 'v-ver', categories: { analytics: true } }, { 'x-api-key': writer });
+    expect(push.status).toBe(200);
+    expect((await track('m-ver', 'v-ver')).status).toBe(200);
+    await settle();
+    const got = await receiptsOf('v-ver');
+    expect(steps(got)).toEqual([
+      ['stats', 'held', 'hold', 'consent_resolving'],
+      ['red', 'held', 'hold', 'consent_resolving'],
+      ['stats', 'held_decided', 'forward', 'consent_granted:analytics'],
+      ['red', 'held_decided', 'forward', 'consent_granted:analytics'],
+    ]);
+    const profile = (await (await fetch(`${tw.url}/api/v1/subjects/visitor/v-ver`, { headers: { 'x-api-key': writer } })).json()) as { version: number };
+    const audit = (await (await fetch(`${tw.url}/api/v1/audit?subject=visitor:v-ver`, { headers: { 'x-api-key': auditor } })).json()) as { entries: { seq: number; item: string | null; consentAt: string | null }[] };
+    const row = audit.entries.find((e) => e.item === 'analytics');
+    expect(row).toBeDefined();
+    expect(got[2]?.joined).toMatchObject({ source: 'store', version: profile.version });
+    expect(got[2]?.consent?.analytics).toEqual({ status: 'granted', source: 'store', at: Date.parse(row?.consentAt ?? '') });
+    expect(got[2]?.delivery?.status).toBe('delivered');
+  });
+
+  it('a hold refused by the full queue, one that expires, one still held at shutdown without a journal: one final receipt each, unresolved', async () => {
+    expect((await track('m-exp', 'v-exp')).status).toBe(200);
+    await settle();
+    // The queue is full now (m-exp waits for stats): the next hold is refused, and final at once.
+    expect((await track('m-refused', 'v-refused')).status).toBe(200);
+    await settle();
+    expect(steps(await receiptsOf('v-refused'))).toEqual([
+      ['stats', 'unresolved', 'drop', 'consent_unresolved'],
+      ['red', 'unresolved', 'drop', 'consent_unresolved'],
+    ]);
+    clock.advance(60_000);
+    await settle();
+    const exp = await receiptsOf('v-exp');
+    expect(steps(exp)).toEqual([
+      ['stats', 'held', 'hold', 'consent_resolving'],
+      ['red', 'held', 'hold', 'consent_resolving'],
+      ['stats', 'held', 'hold', 'consent_unknown:analytics'],
+      ['red', 'held_decided', 'redact', 'consent_unknown:analytics'],
+      ['stats', 'unresolved', 'drop', 'consent_unresolved'],
+    ]);
+    expect(exp[4]).toMatchObject({ messageId: 'm-exp', visitorId: 'v-exp' });
+    expect(finals(exp)).toBe(2);
+    // Held at the shutdown, with no journal to keep it: dropped, and its receipt written before the store goes.
+    expect((await track('m-shut', 'v-shut')).status).toBe(200);
+    await settle();
+    await tw.app.shutdown(1000);
+    const shut = await receiptsOf('v-shut');
+    expect(steps(shut).slice(-1)).toEqual([['stats', 'unresolved', 'drop', 'consent_unresolved']]);
+    expect(finals(shut)).toBe(2);
   });
 });

@@ -6,7 +6,7 @@
  * only, to see what the pipeline and delivery cost).
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
- *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store]
+ *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store] [--receipts]
  *                                   [--max-in-flight ga4=64,meta=8] [--connections-per-origin N]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
@@ -54,6 +54,11 @@ const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
 const raw = benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }) as Record<string, unknown>;
 if (journalMode === 'store') raw.delivery = { ...(raw.delivery as object | undefined), journal: { enabled: false } };
+// `--receipts`: decision receipts on (they need the store: not with `--journal off`).
+if (process.argv.includes('--receipts')) {
+  if (journalMode === 'off') throw new Error('--receipts needs the store (--journal on|store)');
+  raw.receipts = { enabled: true };
+}
 if (process.argv.includes('--connections-per-origin')) {
   raw.delivery = { ...(raw.delivery as object | undefined), connectionsPerOrigin: Number(arg('connections-per-origin')) };
 }

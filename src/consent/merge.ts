@@ -14,6 +14,8 @@ export interface CategorySignal {
   /** Per-category times where they differ (the consent store keeps one per category); `at` otherwise. */
   atByCategory?: Readonly<Record<string, number>>;
   categories: Readonly<Record<string, 'granted' | 'denied'>>;
+  /** The consent store's profile version the answer was read at (`store` only): the record a decision receipt relied on. */
+  version?: number;
 }
 
 export interface MergeInput {

@@ -27,7 +27,7 @@ describe('storeSignal', () => {
       ['analytics', 'advertising'],
       NOW,
     );
-    expect(s).toEqual({ source: 'store', at: 20, atByCategory: { analytics: 10, advertising: 20 }, categories: { analytics: 'granted', advertising: 'denied' } });
+    expect(s).toEqual({ source: 'store', at: 20, atByCategory: { analytics: 10, advertising: 20 }, categories: { analytics: 'granted', advertising: 'denied' }, version: 1 });
     expect(storeSignal(consent({}), ['analytics'], NOW)).toBeUndefined();
     expect(storeSignal(undefined, ['analytics'], NOW)).toBeUndefined();
   });

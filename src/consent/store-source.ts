@@ -64,7 +64,10 @@ export function storeSignal(consent: SubjectConsent | undefined, categories: rea
   }
   // A stored string alone is an answer too: it binds destinations with a TCF requirement.
   if (Object.keys(out).length === 0 && stored === undefined) return undefined;
-  return stored === undefined ? { source: 'store', at: latest, atByCategory: at, categories: out } : { source: 'store', at: latest, atByCategory: at, categories: out, tcf: stored };
+  // The profile's version names the record this answer is: a decision receipt cites it.
+  const signal: StoreSignal = { source: 'store', at: latest, atByCategory: at, categories: out, version: consent.version };
+  if (stored !== undefined) signal.tcf = stored;
+  return signal;
 }
 
 /** When the first still-valid granted site category expires (ms since the epoch); Infinity when none will. */

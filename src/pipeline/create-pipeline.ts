@@ -59,12 +59,18 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     redecide,
   });
   const handOffOnly = createHandOff({ delivery: deps.delivery, outcomes, hold: held.hold, log, requeue: deps.requeue });
-  /** Hand-off, then the decision's receipt (when receipts are on). */
+  /**
+   * Hand-off, then the decision's receipt (when receipts are on): one per final decision, and a
+   * `held` one when the event begins to wait (never for a hold the queue refused: that is final,
+   * `unresolved`, and has its receipt from `outcomes.unresolved`).
+   */
   function handOff(d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, ctx: ReceiptContext, holdUntil?: number): void {
     const settled = handOffOnly(d, event, signals, decision, holdUntil);
-    receipts?.record(buildReceipt(event, signals, d.policy.id, settled, decision, ctx, clock.now()));
+    if (settled !== undefined) receipts?.record(buildReceipt(event, signals, d.policy.id, settled, decision, settled.outcome === 'hold' ? { ...ctx, phase: 'held' } : ctx, clock.now()));
     if (signals.preview !== undefined) {
-      deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: settled.outcome, reason: settled.reason, decision, consent: ctx.consent, rendered: settled.rendered, sent: settled.sent === true });
+      // A hold the queue refused is final: the stream shows it as the unresolved drop it became.
+      const shown = settled ?? { outcome: 'drop', reason: 'consent_unresolved' };
+      deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: shown.outcome, reason: shown.reason, decision, consent: ctx.consent, rendered: settled?.rendered, sent: settled?.sent === true });
     }
   }
 
@@ -106,6 +112,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const mode = choice.mode;
     const ctx: ReceiptContext = { consent, mode: choice, joined: cached, phase: 'decided' };
     const waiting: string[] = [];
+    const waitingDecisions: Decision[] = [];
     for (const d of destinations) {
       // A hit resumed from the journal goes only to the destinations not done with it.
       if (only !== undefined && !only.has(d.policy.id)) continue;
@@ -115,13 +122,17 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // answers, the destination gets nothing (never forwarded on a miss).
       if (askable && (decision.awaitsConsent || awaitsStoredTcf(deps, d, signals, consent, decision) || awaitsStoredDenial(d, consent, decision))) {
         waiting.push(d.policy.id);
-        receipts?.record(buildReceipt(event, signals, d.policy.id, { outcome: 'hold', reason: 'consent_resolving' }, decision, ctx, clock.now()));
+        waitingDecisions.push(decision);
         if (signals.preview !== undefined) deps.preview?.decided({ mark: signals.preview, destination: d, event, outcome: 'hold', reason: 'consent_resolving', decision, consent, sent: false });
       }
       // Render, hand to delivery.
       else handOff(d, event, signals, decision, ctx, holdUntil);
     }
-    held.askUpstream(event, signals, waiting, holdUntil);
+    // A `held` receipt only once the queue took the event (refused, it is unresolved, with that receipt).
+    if (held.askUpstream(event, signals, waiting, holdUntil) && receipts !== undefined) {
+      const heldCtx: ReceiptContext = { ...ctx, phase: 'held' };
+      waiting.forEach((id, i) => receipts.record(buildReceipt(event, signals, id, { outcome: 'hold', reason: 'consent_resolving' }, waitingDecisions[i], heldCtx, clock.now())));
+    }
   }
 
   return { evaluate, process, release: held.release, recheck: held.recheck, settled: held.settled, close: held.close };

@@ -9,11 +9,14 @@ import type { Outcomes } from './outcomes.ts';
 import { dryRunView, render, renderDropReason } from './render.ts';
 import type { DeliverySink, HeldEvent, JournalHooks, RuntimeDestination } from './types.ts';
 
-/** Holds an event for consent; from ./held.ts. */
-export type Hold = (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => void;
+/** Holds an event for consent; from ./held.ts. False: the pending queue refused it, and it was dropped as unresolved (receipt included). */
+export type Hold = (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => boolean;
 
-/** Steps "render" and "hand to delivery" for one destination's decision. */
-export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number) => Settled;
+/**
+ * Steps "render" and "hand to delivery" for one destination's decision. Undefined: a hold the
+ * pending queue refused, whose final outcome (`consent_unresolved`) was recorded there already.
+ */
+export type HandOff = (d: RuntimeDestination, event: Event, signals: RequestSignals, decision: Decision, holdUntil?: number) => Settled | undefined;
 
 /** What the hand-off did with the decision (a render or a full queue may turn it into a drop), for the decision receipt. */
 export interface Settled {
@@ -40,8 +43,8 @@ export function createHandOff(deps: { delivery: DeliverySink; outcomes: Outcomes
       return { outcome: 'drop', reason: label };
     }
     if (decision.outcome === 'hold') {
-      deps.hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, label, holdUntil);
-      return { outcome: 'hold', reason: label };
+      const held = deps.hold(signals.visitor?.id ?? event.userId ?? event.messageId, { event, signals, destinationIds: [id] }, label, holdUntil);
+      return held ? { outcome: 'hold', reason: label } : undefined;
     }
     const evaluation = render(d, event, decision);
     if (evaluation.decision.outcome === 'drop') {

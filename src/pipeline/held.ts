@@ -17,12 +17,12 @@ import type { HeldEvent, JournalHooks, RuntimeDestination } from './types.ts';
  * (src/consent/held-retry.ts). A released event is decided again by `redecide`.
  */
 export interface Held {
-  /** Held until `holdUntil` at the latest (a resumed hold), else for the pending queue's maxAgeMs; dropped as unresolved when refused. */
-  hold: (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => void;
+  /** Held until `holdUntil` at the latest (a resumed hold), else for the pending queue's maxAgeMs; dropped as unresolved when refused (false). */
+  hold: (key: string, held: HeldEvent, reason: string, holdUntil: number | undefined) => boolean;
   /** True when the upstream may be asked for this hit's visitor (one is configured, the hit names a visitor, nothing is cached). */
   canAsk: (signals: RequestSignals, cached: CategorySignal | undefined) => boolean;
-  /** Holds the event for these destinations while the upstream is asked for the hit's visitor. */
-  askUpstream: (event: Event, signals: RequestSignals, destinationIds: readonly string[], holdUntil: number | undefined) => void;
+  /** Holds the event for these destinations while the upstream is asked for the hit's visitor; false when not held (refused: dropped as unresolved). */
+  askUpstream: (event: Event, signals: RequestSignals, destinationIds: readonly string[], holdUntil: number | undefined) => boolean;
   release: (visitorId: string, outcome: { signal: CategorySignal } | LookupOutcome) => void;
   recheck: (visitorId: string) => void;
   settled: (deadlineMs: number) => Promise<void>;
@@ -76,14 +76,15 @@ export function createHeld(deps: HeldDeps): Held {
           onReask: (phase, result) => reasks([phase, result]),
         });
 
-  function hold(key: string, held: HeldEvent, reason: string, holdUntil: number | undefined): void {
+  function hold(key: string, held: HeldEvent, reason: string, holdUntil: number | undefined): boolean {
     const deadline = pending.add(key, held, sizeOf(held.event), holdUntil);
     if (deadline === undefined) {
       outcomes.unresolved(held.event, held.destinationIds, held.signals.visitor?.id);
-      return;
+      return false;
     }
     for (const id of held.destinationIds) outcomes.hold(id, reason, held.event, held.signals.visitor?.id);
     deps.held?.(held.event, held.destinationIds, deadline, reason);
+    return true;
   }
 
   /** Asks the upstream for a visitor unless a lookup is in flight; its outcome releases the visitor's events. */
@@ -157,10 +158,10 @@ export function createHeld(deps: HeldDeps): Held {
     canAsk: (signals, cached) => upstream !== undefined && signals.visitor !== undefined && cached === undefined,
     askUpstream(event, signals, destinationIds, holdUntil) {
       const visitor = signals.visitor?.id;
-      if (destinationIds.length === 0 || upstream === undefined || visitor === undefined) return;
-      const before = pending.size;
-      hold(visitor, { event, signals, destinationIds }, 'consent_resolving', holdUntil);
-      if (pending.size > before) ask(upstream, visitor);
+      if (destinationIds.length === 0 || upstream === undefined || visitor === undefined) return false;
+      if (!hold(visitor, { event, signals, destinationIds }, 'consent_resolving', holdUntil)) return false;
+      ask(upstream, visitor);
+      return true;
     },
     release,
     recheck(visitorId) {

@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.ts';
 import { incrementer, type Metrics } from '../observability/metrics.ts';
 import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import { recentDecisions } from '../observability/recent-decisions.ts';
+import { buildReceipt, type ReceiptSink } from '../receipts/receipt.ts';
 import { heldCount } from './held-count.ts';
 import type { HeldEvent } from './types.ts';
 
@@ -77,14 +78,18 @@ export function createOutcomes(deps: { metrics: Metrics; log: Logger; clock: Clo
 
 /**
  * A held event that expired, or is still held at a shutdown without a journal: counted as a
- * `consent_unresolved` drop (never forwarded, not logged: the count says it), its hold ended.
+ * `consent_unresolved` drop (never forwarded, not logged: the count says it), its hold ended, and
+ * with receipts on, its final receipt (phase `unresolved`) recorded at `now`.
  */
-export function countUnresolved(metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>, held: HeldEvent): void {
+export function countUnresolved(metrics: Pick<Metrics, 'decisions' | 'heldEvents' | 'holdsStarted'>, held: HeldEvent, receipts?: { sink: ReceiptSink; now: number }): void {
   const count = heldCount(metrics);
   const recent = recentDecisions(metrics);
   for (const id of held.destinationIds) {
     metrics.decisions.inc({ destination: id, outcome: 'drop', reason: 'consent_unresolved' });
     recent.record(id, 'drop', 'consent_unresolved', held.event, held.signals.visitor?.id);
     count.done(held.event, id);
+    receipts?.sink.record(buildReceipt(held.event, held.signals, id, UNRESOLVED, undefined, undefined, receipts.now));
   }
 }
+
+const UNRESOLVED = Object.freeze({ outcome: 'drop', reason: 'consent_unresolved' });

@@ -3,7 +3,7 @@ import type { Config } from '../config/load.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Db } from '../store/db.ts';
-import { insertReceipts, pruneReceipts } from '../store/receipts.ts';
+import { pruneReceipts, writeReceipts } from '../store/receipts.ts';
 import { createReceiptWriter, type ReceiptWriter } from './writer.ts';
 
 /** Retention runs at most this often (after a flush). */
@@ -15,7 +15,7 @@ export function createReceipts(config: Config, db: Db | undefined, deps: { clock
   if (!o.enabled || db === undefined) return undefined;
   const siteId = config.site.id;
   return createReceiptWriter({
-    write: (batch) => insertReceipts(db, siteId, batch),
+    write: (batch, deliveries) => writeReceipts(db, siteId, batch, deliveries),
     prune: () => pruneReceipts(db, deps.clock.now(), o.retentionDays, o.maxRows),
     clock: deps.clock,
     flushMs: o.flushMs,

@@ -17,8 +17,12 @@ export interface Receipt {
   destinationId: string;
   visitorId?: string;
   userId?: string;
-  /** `decided`: first decision of the hit; `held_decided`: a held event decided by the answer it waited for; `unresolved`: a hold given up. */
-  phase: 'decided' | 'held_decided' | 'unresolved';
+  /**
+   * `held`: the event began to wait (not final; outcome `hold`); the final decision, one per
+   * event × destination: `decided` (the hit's own), `held_decided` (a held event decided by the
+   * answer it waited for), `unresolved` (a hold refused, expired, given up, or dropped at shutdown).
+   */
+  phase: 'held' | 'decided' | 'held_decided' | 'unresolved';
   /** `forward`, `redact`, `hold`, `drop`. */
   outcome: string;
   /** The settling rule's text (`consent_denied:analytics`, `queue_full`…): the decision metric's reason. */
@@ -40,8 +44,32 @@ export interface Receipt {
     /** Signals dated after the arrival, bounded to it. */
     bounded?: ConsentState['bounded'];
   };
-  /** The answer from elsewhere that joined the hit's signals (consent store or upstream): source and time. */
-  joined?: { source: string; at: number };
+  /**
+   * The answer from elsewhere that joined the hit's signals (consent store or upstream): source,
+   * time, and for the store the profile version it was read at (GET /api/v1/consent shows it, and
+   * the audit rows up to that change are what it rests on).
+   */
+  joined?: { source: string; at: number; version?: number };
+  /**
+   * What became of the delivery of a forwarded (or redacted) event, from the delivery's result;
+   * absent: pending (queued, or in flight). See ./delivery.ts.
+   */
+  delivery?: ReceiptDelivery;
+}
+
+/** A delivery result as a receipt shows it (./delivery.ts deliveryOf). */
+export interface ReceiptDelivery {
+  /** `delivered`; `retrying` (an attempt failed, another is scheduled); `dead` (given up: a dead letter); `dropped` (a revocation before it left); `parked` (shutdown: the outbox). */
+  status: 'delivered' | 'retrying' | 'dead' | 'dropped' | 'parked';
+  /** When the result arrived (ms since the epoch). */
+  at: number;
+  attempt: number;
+  /** The vendor's HTTP status of the attempt, when one answered. */
+  httpStatus?: number;
+  /** The error's code (`TW_ERR_DELIVERY_REJECTED`…) of a failure or a retry. */
+  code?: string;
+  /** The delivery's stable reason (a retry policy reason, `revoked`, `shutdown`…). */
+  reason?: string;
 }
 
 export interface ReceiptContext {
@@ -93,7 +121,8 @@ export function buildReceipt(
     if (tcf !== undefined) s.tcf = { applies: tcf.applies, ...(tcf.source === undefined ? {} : { source: tcf.source }), ...(tcf.result === undefined ? {} : { valid: tcf.result.ok }) };
     if (ctx.consent.bounded !== undefined) s.bounded = ctx.consent.bounded;
     r.signals = s;
-    if (ctx.joined !== undefined) r.joined = { source: ctx.joined.source, at: finite(ctx.joined.at) ?? 0 };
+    const j = ctx.joined;
+    if (j !== undefined) r.joined = { source: j.source, at: finite(j.at) ?? 0, ...(j.version === undefined ? {} : { version: j.version }) };
   }
   return r;
 }

@@ -274,6 +274,16 @@ CREATE INDEX decision_receipts_by_user ON decision_receipts (site_id, user_key, 
 CREATE INDEX decision_receipts_by_time ON decision_receipts (decided_at);
 `,
   },
+  {
+    version: 11,
+    name: 'decision receipts delivery',
+    // What became of a forwarded event's delivery, set on the final receipt when the result comes
+    // after the receipt was written (src/receipts/writer.ts); found by message and destination.
+    sql: () => `
+ALTER TABLE decision_receipts ADD COLUMN delivery TEXT;
+CREATE INDEX decision_receipts_by_message ON decision_receipts (site_id, message_id, destination_id);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

@@ -1,5 +1,6 @@
 import type { Db, Param, Queryable } from './db.ts';
 import { subjectKey } from './types.ts';
+import type { DeliveryUpdate } from '../receipts/delivery.ts';
 import type { Receipt } from '../receipts/receipt.ts';
 
 /**
@@ -14,12 +15,24 @@ export const MAX_RECEIPT_PAGE = 1000;
 interface ReceiptRow {
   seq: number | string | bigint;
   body: string;
+  delivery: string | null;
   [k: string]: unknown;
 }
 
 export async function insertReceipts(db: Db, siteId: string, receipts: readonly Receipt[]): Promise<void> {
-  if (receipts.length === 0) return;
+  await writeReceipts(db, siteId, receipts, []);
+}
+
+/**
+ * One batch of the writer in one transaction: new receipts, then the delivery results of receipts
+ * written before (set on the final receipt of that event × destination; a `held` one sends nothing).
+ */
+export async function writeReceipts(db: Db, siteId: string, receipts: readonly Receipt[], deliveries: readonly DeliveryUpdate[]): Promise<void> {
+  if (receipts.length === 0 && deliveries.length === 0) return;
   await db.transaction(async (tx) => {
+    for (const d of deliveries) {
+      await tx.run("UPDATE decision_receipts SET delivery = ? WHERE site_id = ? AND message_id = ? AND destination_id = ? AND phase <> 'held'", [JSON.stringify(d.delivery), siteId, d.messageId, d.destinationId]);
+    }
     for (const r of receipts) {
       await tx.run(
         'INSERT INTO decision_receipts (site_id, decided_at, message_id, destination_id, visitor_key, user_key, phase, outcome, reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -79,8 +92,9 @@ export async function queryReceipts(db: Queryable, f: ReceiptFilters, limit: num
     params.push(cursor);
   }
   const n = Math.min(Math.max(1, limit), MAX_RECEIPT_PAGE);
-  const rows = await db.all<ReceiptRow>(`SELECT seq, body FROM decision_receipts WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ${String(n + 1)}`, params);
-  const page = rows.slice(0, n).map((row) => ({ seq: Number(row.seq), ...(JSON.parse(row.body) as Receipt) }));
+  const rows = await db.all<ReceiptRow>(`SELECT seq, body, delivery FROM decision_receipts WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ${String(n + 1)}`, params);
+  // A result that came after the row was written is in `delivery`; one that came before is in the body.
+  const page = rows.slice(0, n).map((row) => ({ seq: Number(row.seq), ...(JSON.parse(row.body) as Receipt), ...(row.delivery === null ? {} : { delivery: JSON.parse(row.delivery) as Receipt['delivery'] }) }));
   const last = page[page.length - 1];
   return rows.length > n && last !== undefined ? { receipts: page, nextCursor: String(last.seq) } : { receipts: page };
 }

@@ -149,14 +149,25 @@ export const Receipt = z
     destinationId: z.string(),
     visitorId: z.string().optional(),
     userId: z.string().optional(),
-    phase: z.enum(['decided', 'held_decided', 'unresolved']),
+    phase: z.enum(['held', 'decided', 'held_decided', 'unresolved']).describe('`held`: the event began to wait (outcome `hold`, not final); the others are the one final decision of the event × destination'),
     outcome: z.string(),
     reason: z.string(),
     rules: z.array(z.string()),
     mode: z.object({ mode: z.string(), rule: z.string(), region: z.string().optional(), matched: z.string().optional() }).optional(),
     consent: z.record(z.string(), z.object({ status: z.string(), source: z.string(), at: z.int().optional() })).optional(),
     signals: z.record(z.string(), z.unknown()).optional(),
-    joined: z.object({ source: z.string(), at: z.int() }).optional(),
+    joined: z.object({ source: z.string(), at: z.int(), version: z.int().optional().describe('The consent store profile version the answer was read at') }).optional(),
+    delivery: z
+      .object({
+        status: z.enum(['delivered', 'retrying', 'dead', 'dropped', 'parked']),
+        at: z.int().describe('When the result arrived, ms since the epoch'),
+        attempt: z.int(),
+        httpStatus: z.int().optional(),
+        code: z.string().optional().describe('The TW_ERR_* code of a failure or a retry'),
+        reason: z.string().optional(),
+      })
+      .optional()
+      .describe('What became of the delivery of a forwarded or redacted event; absent: pending (or nothing to send)'),
   })
   .describe('A decision receipt (docs/receipts.md)');
 
