@@ -11,6 +11,7 @@ import { openDb } from '../src/store/open.ts';
 import { accessibilityProblems } from './browser/a11y.ts';
 import { chromiumMissing, launchLocalOnly, localContext } from './browser/chromium.ts';
 import { post, startTagwarden, startVendor, testConfig } from './helpers.ts';
+import { UPDATE_SCREENSHOTS } from './test-database.ts';
 
 /**
  * The dashboard (/ui, issue 15) in Debian's Chromium against the real app: a store, receipts, a
@@ -28,7 +29,7 @@ if (missing !== undefined) console.warn(missing);
 const ADMIN_KEY = 'ui-admin-key-0123456789';
 const HOOK_SECRET = 'hook-secret-do-not-show';
 const SHOTS =
-  process.env.UPDATE_SCREENSHOTS === '1' ? fileURLToPath(new URL('../docs/ui/', import.meta.url)) : `${mkdtempSync(join(tmpdir(), 'tagwarden-ui-'))}/`;
+  UPDATE_SCREENSHOTS ? fileURLToPath(new URL('../docs/ui/', import.meta.url)) : `${mkdtempSync(join(tmpdir(), 'tagwarden-ui-'))}/`;
 
 const VIEWPORTS = [
   { name: 'laptop', width: 1280, height: 800 },
