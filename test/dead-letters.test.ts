@@ -71,6 +71,13 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
     }
   }
   const delivered = (messageId: string) => received.some((body) => body.includes(messageId));
+  /** The counters of /metrics that add up: hook's decisions, its resumed pairs, events received. */
+  async function counts(): Promise<{ decisions: number; resumed: number; received: number }> {
+    const text = await (await fetch(`${tw.url}/metrics`)).text();
+    const sum = (name: string, label = ''): number =>
+      [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))].filter((m) => m[1]!.includes(label)).reduce((a, m) => a + Number(m[2]), 0);
+    return { decisions: sum('tagwarden_decisions_total', 'destination="hook"'), resumed: sum('tagwarden_events_resumed_total', 'destination="hook"'), received: sum('tagwarden_events_received_total') };
+  }
   /** Sends one event while the vendor refuses it, and waits for its dead letter. */
   async function dies(messageId: string): Promise<number> {
     accepting = false;
@@ -132,10 +139,15 @@ forEachEngine('dead letters can be listed, replayed and purged (CLI and API)', (
     ]);
 
     accepting = true;
+    const before = await counts();
     const replayed = await api('POST', '/api/v1/deliveries/dead/replay', { hitId, destinationId: 'hook' });
     expect(replayed.status).toBe(200);
     expect(await replayed.json()).toEqual({ replayed: 1 });
     await until('the replayed event at the vendor', () => delivered('m-api-replay'));
+    // The replay is decided once more (consent re-checked) and counted as resumed, not received, so
+    // received + resumed = decisions + held still holds for the destination (docs/monitoring.md).
+    const after = await counts();
+    expect({ decisions: after.decisions - before.decisions, resumed: after.resumed - before.resumed, received: after.received - before.received }).toEqual({ decisions: 1, resumed: 1, received: 0 });
     expect(await listDead(db, { siteId: 'shop' })).toEqual([]);
     // Replayed already: naming it again is a 404.
     const again = await api('POST', '/api/v1/deliveries/dead/replay', { hitId, destinationId: 'hook' });

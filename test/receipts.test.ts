@@ -138,6 +138,28 @@ forEachEngine('decision receipts', (engine) => {
     }
   });
 
+  it('a replayed dead letter: its new result goes on the new receipt, the first one stays dead (regression: the UPDATE matched every receipt of the pair)', async () => {
+    const own = await engine.open();
+    try {
+      const clock = new FakeClock(Date.UTC(2026, 0, 2));
+      const all = async (): Promise<Receipt[]> => (await queryReceipts(own, { siteId: 'shop', visitorId: 'v-replay' }, 100)).receipts;
+      const w = createReceiptWriter({ write: (b, d) => writeReceipts(own, 'shop', b, d), prune: () => Promise.resolve(), clock, flushMs: 1000, pruneEveryMs: 60_000, maxBuffer: 100, onDrop: () => undefined, onError: (e) => { throw e; } });
+      const decided = (): Receipt => ({ decidedAt: clock.now(), messageId: 'm-replay', destinationId: 'stats', visitorId: 'v-replay', phase: 'decided', outcome: 'forward', reason: 'consent_granted:analytics', rules: [] });
+      w.record(decided());
+      await w.flush();
+      w.delivered({ destinationId: 'stats', messageIds: ['m-replay'], outcome: 'failed', attempt: 1, status: 400, error: { code: 'TW_ERR_DELIVERY_REJECTED', retryable: false }, durationMs: 5 });
+      await w.flush();
+      // The replay: decided again, its receipt written, then the vendor takes it.
+      w.record(decided());
+      await w.flush();
+      w.delivered({ destinationId: 'stats', messageIds: ['m-replay'], outcome: 'delivered', attempt: 1, status: 200, durationMs: 5 });
+      await w.close();
+      expect((await all()).map((r) => r.delivery?.status)).toEqual(['dead', 'delivered']);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('retention prunes by age (on the injected clock) and by row count', async () => {
     const own = await engine.open();
     try {

@@ -56,7 +56,7 @@ export interface JournalRuntimeOptions {
   maxQueuedEvents: number;
   clock: Clock;
   log: Logger;
-  metrics: Pick<Metrics, 'journalCommits' | 'journalHits' | 'eventsRejected'>;
+  metrics: Pick<Metrics, 'journalCommits' | 'journalHits' | 'eventsRejected' | 'eventsResumed'>;
   /**
    * Whether other instances may share the journal (default: on PostgreSQL). A sole owner (one
    * process on its SQLite file) does not renew leases, which rewrites every unfinished row: with
@@ -171,8 +171,14 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       writer.finish([hit.id]);
       return;
     }
+    // Each destination handed to the pipeline here is decided (and counted) once more: counted as
+    // resumed, so received + resumed = decisions + held still holds per destination.
+    const resumed = (ids: Iterable<string>): void => {
+      for (const id of ids) metrics.eventsResumed.inc({ destination: id });
+    };
     if (!hit.tracked) {
       tracker.begin(stored.event, hit.id, o.destinationIds);
+      resumed(o.destinationIds);
       o.decide({ event: stored.event, signals: stored.signals, requestConsent: undefined });
       return;
     }
@@ -182,6 +188,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     // in this instance): only the destinations not at work are started, or they would go twice.
     const reopened = tracker.reopen(hit.id, left.map((w) => w.destinationId), stored.event);
     if (reopened !== undefined) {
+      resumed(reopened.added);
       if (reopened.added.length > 0) o.process(reopened.event, stored.signals, new Set(reopened.added));
       return;
     }
@@ -195,6 +202,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       runs.set(key, run);
     }
     for (const { at, holdUntil, only } of runs.values()) {
+      resumed(only);
       const run = (): void => o.process(stored.event, stored.signals, only, holdUntil);
       const wait = at - clock.now();
       if (wait <= 0) run();

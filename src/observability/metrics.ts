@@ -22,6 +22,12 @@ export interface Metrics {
   /** Group commits of the delivery journal, and the hits they made durable. */
   journalCommits: Counter;
   journalHits: Counter;
+  /**
+   * Event × destination pairs the journal handed to the pipeline again: hits resumed after a restart
+   * or taken over from a lapsed instance, and replayed dead letters. Each is decided (and counted in
+   * decisions_total) once more, so it is what events received leaves out (docs/monitoring.md).
+   */
+  eventsResumed: Counter<'destination'>;
   /** Exchanges with the upstream verify API by how they ended (http_429, answer, timeout, ...): requests made, not lookups. */
   upstreamVerifyCalls: Counter<'outcome'>;
   /** Read at each scrape from what `observe` was given (docs/monitoring.md). */
@@ -131,6 +137,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_events_rejected_total',
       help: 'Events refused at ingest (invalid), by client and error code.',
       labelNames: ['client', 'code'],
+      registers: [registry],
+    }),
+    eventsResumed: new Counter({
+      name: 'tagwarden_events_resumed_total',
+      help: 'Event x destination pairs the delivery journal decides again: hits resumed after a restart or a takeover, and replayed dead letters (each then counted once more in tagwarden_decisions_total).',
+      labelNames: ['destination'],
       registers: [registry],
     }),
     decisions: new Counter({

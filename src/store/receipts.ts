@@ -25,13 +25,18 @@ export async function insertReceipts(db: Db, siteId: string, receipts: readonly 
 
 /**
  * One batch of the writer in one transaction: new receipts, then the delivery results of receipts
- * written before (set on the final receipt of that event × destination; a `held` one sends nothing).
+ * written before (set on the latest final receipt of that event × destination; a `held` one gets none).
  */
 export async function writeReceipts(db: Db, siteId: string, receipts: readonly Receipt[], deliveries: readonly DeliveryUpdate[]): Promise<void> {
   if (receipts.length === 0 && deliveries.length === 0) return;
   await db.transaction(async (tx) => {
     for (const d of deliveries) {
-      await tx.run("UPDATE decision_receipts SET delivery = ? WHERE site_id = ? AND message_id = ? AND destination_id = ? AND phase <> 'held'", [JSON.stringify(d.delivery), siteId, d.messageId, d.destinationId]);
+      // The latest final receipt of the pair only: an event decided again (a replayed dead letter, a
+      // resumed hit) has an older receipt whose own delivery result must stay what it was.
+      await tx.run(
+        "UPDATE decision_receipts SET delivery = ? WHERE seq = (SELECT MAX(seq) FROM decision_receipts WHERE site_id = ? AND message_id = ? AND destination_id = ? AND phase <> 'held')",
+        [JSON.stringify(d.delivery), siteId, d.messageId, d.destinationId],
+      );
     }
     for (const r of receipts) {
       await tx.run(
