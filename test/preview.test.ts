@@ -189,7 +189,7 @@ describe('preview', () => {
     expect(all).not.toContain(GA_SECRET);
     const ga = await stream.waitFor((m) => m.event === 'decision' && m.data.destinationId === 'ga');
     expect(ga.data).toMatchObject({ outcome: 'forward', sent: true });
-    expect(ga.data.request.url).toContain('api_secret=%5Bsecret%5D');
+    expect(ga.data.request.url).toContain('api_secret=[secret]');
     expect(ga.data.request.body.events[0].params.debug_mode).toBe(true);
     expect(all).not.toContain('m-norm');
     // Meta needs its code: a test preview without one sends nothing to Meta, and says why.

@@ -20,7 +20,8 @@ async function dashboardApp(clock: FakeClock, extra: Record<string, unknown> = {
       destinations: [
         // The secret also inside a setting that is not secret: masked there too.
         { id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook?k=${SECRET}`, secret: SECRET }, consent: { categories: ['analytics'] } },
-        { id: 'off', template: 'webhook', enabled: false, settings: { url: `${vendor.url}/off`, secret: 'another-secret-value-1234' } },
+        // A credential in the URL's query that no setting declares (audit, issue 15): masked by its name.
+        { id: 'off', template: 'webhook', enabled: false, settings: { url: `${vendor.url}/off?token=QUERYSECRET_zz9`, secret: 'another-secret-value-1234' } },
       ],
       api: { rateLimit: { perSecond: 1000, burst: 1000 } },
       receipts: { enabled: true },
@@ -219,9 +220,10 @@ describe('dashboard auth', () => {
     expect(res.status).toBe(200);
     expect(res.text).not.toContain(SECRET);
     expect(res.text).not.toContain('another-secret-value-1234');
+    expect(res.text).not.toContain('QUERYSECRET_zz9');
     expect(res.body).toEqual([
       expect.objectContaining({ id: 'hook', template: 'webhook', templateVersion: 1, enabled: true, categories: ['analytics'], settings: { url: expect.stringContaining('/hook?k=[secret]'), secret: '••••' } }),
-      expect.objectContaining({ id: 'off', enabled: false, disabledReason: 'enabled: false', settings: { url: expect.stringContaining('/off'), secret: '••••' } }),
+      expect.objectContaining({ id: 'off', enabled: false, disabledReason: 'enabled: false', settings: { url: expect.stringContaining('/off?token=[secret]'), secret: '••••' } }),
     ]);
   });
 

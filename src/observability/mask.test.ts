@@ -17,4 +17,9 @@ describe('maskRequest', () => {
     expect(out.body).toBe('{"token":"[secret]"}');
     expect(out.headers['content-type']).toBe('application/json');
   });
+
+  it('masks a credential in the URL query that no setting declares (a webhook URL with ?token=; audit, issue 15)', () => {
+    const out = maskRequest({ method: 'POST', url: 'https://hooks.test/in?token=QUERYSECRET&x=1', headers: {} }, []);
+    expect(out.url).toBe('https://hooks.test/in?token=[secret]&x=1');
+  });
 });

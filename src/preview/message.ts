@@ -2,10 +2,9 @@ import { bodyText } from '../destinations/types.ts';
 import { previewRequest } from '../pipeline/render.ts';
 import type { PreviewDecision } from '../pipeline/types.ts';
 import { reasonText } from '../policy/reasons.ts';
+import { maskUrlCredentials } from '../lib/mask-secrets.ts';
 
 const MASK = '[secret]';
-/** Query parameters whose values are credentials whatever the template calls them (access_token, api_secret, key…). */
-const SECRET_PARAM = /token|secret|key|password|auth|signature|sig$/i;
 
 /** The `event: decision` message of a preview's stream (docs/preview.md). */
 export interface DecisionMessage {
@@ -62,16 +61,8 @@ export function decisionMessage(d: PreviewDecision, at: number): DecisionMessage
 }
 
 function maskUrl(href: string): string {
-  let url: URL;
-  try {
-    url = new URL(href);
-  } catch {
-    return MASK;
-  }
-  url.username = '';
-  url.password = '';
-  for (const name of [...new Set(url.searchParams.keys())]) if (SECRET_PARAM.test(name)) url.searchParams.set(name, MASK);
-  return url.href;
+  // Not a URL at all: shown as masked rather than as it is.
+  return URL.canParse(href) ? maskUrlCredentials(href) : MASK;
 }
 
 function jsonOrText(text: string): unknown {

@@ -1,6 +1,6 @@
 import type { Config } from '../../config/load.ts';
 import type { Resolution, TemplateCatalog } from '../../destinations/resolve.ts';
-import { secretMasker } from '../../lib/mask-secrets.ts';
+import { maskUrlCredentials, secretMasker } from '../../lib/mask-secrets.ts';
 
 /** What the dashboard shows for a secret setting: that it is set, never any of it. */
 export const SECRET_MASK = '••••';
@@ -35,7 +35,7 @@ export function destinationViews(config: Config, templates: TemplateCatalog, res
     const mask = secretMasker(secrets);
     const settings: DestinationView['settings'] = {};
     for (const [name, value] of Object.entries(d.settings)) {
-      settings[name] = isSecret(name) ? SECRET_MASK : typeof value === 'string' ? mask(value) : value;
+      settings[name] = isSecret(name) ? SECRET_MASK : typeof value === 'string' ? maskUrlCredentials(mask(value)) : value;
     }
     const r = running.get(d.id);
     const view: DestinationView = {
