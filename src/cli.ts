@@ -287,6 +287,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       db = await openDb(storeUrl(argv, p, env, config));
       const page = await queryReceipts(db, { siteId, visitorId: command }, limit);
       if (p.json) out(`${JSON.stringify(page.receipts)}\n`);
+      else if (page.receipts.length === 0) out(`no receipts for visitor ${command}\n`);
       else for (const r of page.receipts) out(`${new Date(r.decidedAt).toISOString()}  ${r.messageId}  ${r.destinationId}  ${r.phase}  ${r.outcome}  ${r.reason}\n`);
       return EXIT_OK;
     }

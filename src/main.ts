@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.server.port;
   log.info(
     { port, site: config.site.id, mode: config.site.dataControlMode, destinations: app.destinations.destinations.map((d) => d.config.id) },
-    `Tagwarden listening on http://localhost:${port}`,
+    `Tagwarden listening on http://${listenHost(config.server.host)}:${port}`,
   );
 
   let stopping = false;
@@ -81,3 +81,9 @@ main().catch((err: unknown) => {
   else console.error(err);
   process.exit(1);
 });
+
+/** The host of the listening line: the configured one, `localhost` for every interface, IPv6 in brackets. */
+function listenHost(host: string | undefined): string {
+  if (host === undefined || host === '' || host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -91,6 +91,8 @@ forEachEngine('decision receipts', (engine) => {
       ['red', 'held_decided', 'redact', 'consent_unknown:analytics'],
     ]);
     expect(got[3]).toMatchObject({ joined: { source: 'store:none' }, rules: ['consent_unknown:analytics'] });
+    // Nothing stored: no time (it was 0, read as 1970).
+    expect(got[3]!.joined).not.toHaveProperty('at');
     // The grant arrives through the API: the held event is decided again, and says so.
     const push = await post(`${tw.url}/api/v1/consent`, { visitorId: 'v-held', categories: { analytics: true } }, { 'x-api-key': writer });
     expect(push.status).toBe(200);
@@ -223,6 +225,9 @@ describe('tagwarden receipts <visitor>', () => {
       expect(await runCli(['receipts', 'v-cli', '--store', url, '--site', 'shop', '--json'], io)).toBe(0);
       expect(JSON.parse(stdout)).toEqual([expect.objectContaining({ messageId: 'm1', reason: 'consent_denied:analytics' })]);
       expect(await runCli(['receipts', '--store', url, '--site', 'shop'], io)).toBe(2);
+      stdout = '';
+      expect(await runCli(['receipts', 'nobody', '--store', url, '--site', 'shop'], io)).toBe(0);
+      expect(stdout).toBe('no receipts for visitor nobody\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

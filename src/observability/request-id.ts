@@ -32,6 +32,8 @@ export function assignRequestId(req: IncomingMessage, res: ServerResponse): stri
   const id = safeRequestId(req.headers[REQUEST_ID_HEADER]) ?? newRequestId();
   ids.set(req, id);
   ids.set(res, id);
+  // Readers that get only the headers (the preview mark) log with the id too.
+  ids.set(req.headers, id);
   res.setHeader(REQUEST_ID_HEADER, id);
   return id;
 }

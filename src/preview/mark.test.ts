@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../lib/fake-clock.ts';
+import { tagRequestId } from '../observability/request-id.ts';
 import { previewReader } from './mark.ts';
 import { createPreviewRegistry } from './registry.ts';
 import { previewTokens } from './token.ts';
@@ -29,5 +30,16 @@ describe('previewReader', () => {
     expect(read({ 'x-tagwarden-preview': ['two', 'copies'] })).toBeUndefined();
     registry.stop(b.id);
     expect(read({ cookie: `tw_preview=${b.token}` })).toBeUndefined();
+  });
+
+  it('an ignored token is logged at debug with the request id, never the token (audit, issue 15)', () => {
+    registry.start({ mode: 'silent', ttlMs: 60_000, testEventCodes: {} });
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const headers = { 'x-tagwarden-preview': 'tp1.forged.token' };
+    tagRequestId(headers, 'req-7');
+    expect(previewReader(registry, log)(headers)).toBeUndefined();
+    expect(lines).toEqual([expect.objectContaining({ msg: 'preview token ignored (invalid, expired or stopped)', requestId: 'req-7', from: 'header' })]);
+    expect(JSON.stringify(lines)).not.toContain('forged');
   });
 });

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { readCookie } from '../http/cookies.ts';
+import { requestIdOf } from '../observability/request-id.ts';
 import type { PreviewRegistry } from './registry.ts';
 import type { PreviewMark } from './types.ts';
 
@@ -23,7 +24,7 @@ export function previewReader(registry: Pick<PreviewRegistry, 'active' | 'resolv
     const header = headers[PREVIEW_HEADER];
     const token = typeof header === 'string' ? header : readCookie(headers.cookie, PREVIEW_COOKIE);
     const mark = token === undefined ? undefined : registry.resolve(token)?.mark;
-    if (token !== undefined && mark === undefined) log.debug({ from: typeof header === 'string' ? 'header' : 'cookie' }, 'preview token ignored (invalid, expired or stopped)');
+    if (token !== undefined && mark === undefined) log.debug({ requestId: requestIdOf(headers), from: typeof header === 'string' ? 'header' : 'cookie' }, 'preview token ignored (invalid, expired or stopped)');
     read.set(headers, mark ?? null);
     return mark;
   };

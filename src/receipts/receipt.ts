@@ -49,7 +49,7 @@ export interface Receipt {
    * time, and for the store the profile version it was read at (GET /api/v1/consent shows it, and
    * the audit rows up to that change are what it rests on).
    */
-  joined?: { source: string; at: number; version?: number };
+  joined?: { source: string; at?: number; version?: number };
   /**
    * What became of the delivery of a forwarded (or redacted) event, from the delivery's result;
    * absent: pending (queued, or in flight). See ./delivery.ts.
@@ -122,7 +122,11 @@ export function buildReceipt(
     if (ctx.consent.bounded !== undefined) s.bounded = ctx.consent.bounded;
     r.signals = s;
     const j = ctx.joined;
-    if (j !== undefined) r.joined = { source: j.source, at: finite(j.at) ?? 0, ...(j.version === undefined ? {} : { version: j.version }) };
+    // No time when nothing was stored (`store:none`): absent, not 0 (1970).
+    if (j !== undefined) {
+      const at = finite(j.at);
+      r.joined = { source: j.source, ...(at === undefined || at <= 0 ? {} : { at }), ...(j.version === undefined ? {} : { version: j.version }) };
+    }
   }
   return r;
 }

@@ -156,7 +156,7 @@ export const Receipt = z
     mode: z.object({ mode: z.string(), rule: z.string(), region: z.string().optional(), matched: z.string().optional() }).optional(),
     consent: z.record(z.string(), z.object({ status: z.string(), source: z.string(), at: z.int().optional() })).optional(),
     signals: z.record(z.string(), z.unknown()).optional(),
-    joined: z.object({ source: z.string(), at: z.int(), version: z.int().optional().describe('The consent store profile version the answer was read at') }).optional(),
+    joined: z.object({ source: z.string(), at: z.int().optional().describe('When the answer was stored or given; absent when nothing was stored'), version: z.int().optional().describe('The consent store profile version the answer was read at') }).optional(),
     delivery: z
       .object({
         status: z.enum(['delivered', 'retrying', 'dead', 'dropped', 'parked']),
