@@ -269,6 +269,10 @@ describe('preview', () => {
     expect((await startPreview({ mode: 'loud' })).status).toBe(400);
     expect((await startPreview({ mode: 'test', ttlMinutes: 241 })).status).toBe(400);
     expect((await startPreview({ mode: 'test', testEventCodes: { nope: 'X' } })).status).toBe(400);
+    // A failure of the whole body is named `body`, as on the consent routes (was an empty path).
+    const extra = await startPreview({ mode: 'test', extra: 1 });
+    expect(extra.status).toBe(400);
+    expect((extra.body as { error: { message: string } }).error.message).toMatch(/^body: /);
     // Five streams per preview, then 429.
     const streams = await Promise.all([1, 2, 3, 4, 5].map(() => openStream(`${tw.url}/api/v1/preview/${started.body.id}/stream`, admin)));
     expect(streams.map((s) => s.status)).toEqual([200, 200, 200, 200, 200]);

@@ -2,6 +2,7 @@ import { Router, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { NotFoundError, RateLimitedError, ValidationError } from '../errors.ts';
 import { jsonBody } from '../http/body.ts';
+import { parseOr400 } from '../api/consent/validate.ts';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.ts';
 import type { PreviewRegistry } from './registry.ts';
@@ -44,12 +45,8 @@ export function previewRouter(o: PreviewRouteOptions): Router {
   const router = Router();
 
   router.post('/api/v1/preview', o.guard('admin'), jsonBody(o.maxBodyBytes), (req, res) => {
-    const parsed = previewStartSchema.safeParse(req.body);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-      throw new ValidationError(issues.map((i) => `${i.path}: ${i.message}`).join('; '), { details: { issues } });
-    }
-    const body = parsed.data;
+    // The consent routes' 400 (a whole-body failure named `body`).
+    const body = parseOr400(previewStartSchema, req.body, 'body');
     const unknown = Object.keys(body.testEventCodes).filter((id) => !known.has(id));
     if (unknown.length > 0) {
       throw new ValidationError(`testEventCodes: unknown destination ${unknown.map((u) => `"${u}"`).join(', ')}`, { details: { issues: unknown.map((u) => ({ path: `testEventCodes.${u}`, message: 'no such destination' })) } });
