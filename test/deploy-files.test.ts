@@ -87,6 +87,8 @@ describe('deploy/compose: two instances, PostgreSQL and nginx', () => {
     const limit = /client_max_body_size (\d+)m;/.exec(nginx);
     expect(Number(limit?.[1]) * 1024 * 1024).toBeGreaterThanOrEqual(config.server.maxBatchBytes);
     expect(compose.services.nginx?.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    // A stopping instance's 503 (nothing taken) sends the hit, a POST, to the other instance.
+    expect(nginx).toMatch(/proxy_next_upstream [^;]*\bhttp_503\b[^;]*\bnon_idempotent\b/);
   });
 });
 
