@@ -156,7 +156,7 @@ export interface Measurement {
   targetCpu: number | undefined;
   /** CPU time the target process spent per 2xx response, in microseconds. */
   targetCpuUsPerHit: number | undefined;
-  /** CPU used by the sink process (Tagwarden only), in cores. */
+  /** CPU used by the sink process (targets using one), in cores. */
   sinkCpu: number | undefined;
   /** CPU used by this process (the load generator), in cores. */
   generatorCpu: number;
