@@ -1,4 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, expect, it } from 'vitest';
 import { createApiKey } from '../src/api/keys.ts';
 import { FakeClock } from '../src/lib/fake-clock.ts';
 import type { Db } from '../src/store/db.ts';
@@ -20,7 +25,22 @@ import { post, startTagwarden, startVendor, testConfig, upstreamVerify } from '.
  */
 forEachEngine('two instances on one store share their limits', (engine) => {
   if (engine.name !== 'postgres') {
-    describe.skip('(PostgreSQL only: one SQLite file serves one instance; worker processes on one file are the workers\' tests)', () => undefined);
+    // Worker processes on one SQLite file (server.workers): two processes taking grants at once.
+    it('the verify budget on one SQLite file: two processes taking grants at once get the limit in total', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tw-shared-limits-'));
+      try {
+        const file = join(dir, 'store.db');
+        // Created and migrated once, so the workers do not race the migrations.
+        await (await openDb(`sqlite:${file}`)).close();
+        const run = promisify(execFile);
+        const worker = () => run(process.execPath, ['test/fixtures/store/take-grants.ts', file, '200', '10', '1000000'], { timeout: 30_000 });
+        const outs = await Promise.all([worker(), worker()]);
+        const granted = outs.map((o) => Number(o.stdout.trim()));
+        expect(granted[0]! + granted[1]!).toBe(10);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
     return;
   }
   const cleanup: (() => Promise<void>)[] = [];
