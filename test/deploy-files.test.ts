@@ -70,6 +70,8 @@ describe('deploy/compose: two instances, PostgreSQL and nginx', () => {
       const config = validConfig(read(join('compose', mount![0]!)), Object.keys(env));
       expect(config.store.url).toMatch(/^postgres/);
       expect(config.delivery.journal.enabled).toBe(true);
+      // Two instances: the limits are the fleet's, not twice the plan.
+      expect(config.api.rateLimit.scope).toBe('fleet');
       // Its port is the one it exposes, and SIGTERM leaves it the grace it flushes within.
       expect(s.expose).toEqual([String(config.server.port)]);
       expect(durationMs(s.stop_grace_period ?? '10s')).toBeGreaterThan(config.server.shutdownGraceMs);
@@ -122,6 +124,7 @@ describe('deploy/kubernetes: Deployment, Service, PodDisruptionBudget, HPA', () 
     const mount = container.volumeMounts.find((m: { name: string }) => m.name === volume.name);
     expect(configPath).toBe(`${mount.mountPath as string}/tagwarden.yaml`);
     expect(config.delivery.journal.enabled).toBe(true);
+    expect(config.api.rateLimit.scope).toBe('fleet');
   });
 
   it('ports and probes: the config port, /readyz for readiness and /healthz for liveness', () => {
