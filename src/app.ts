@@ -160,7 +160,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           clock: deps.deliveryClock ?? systemClock,
           log,
           metrics,
-          stats: () => delivery.stats(),
+          queued: (id) => delivery.queued(id),
           decide: (h) => intake.decideLater(h),
           process: (event, signals, only, holdUntil) => pipeline.process(event, signals, undefined, only, holdUntil),
         })

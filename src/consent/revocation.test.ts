@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { CategorySignal } from './merge.ts';
+import { FakeClock } from '../lib/fake-clock.ts';
 import { createRevocationCheck, revokedSince } from './revocation.ts';
 
 const HIT = Date.UTC(2026, 10, 23, 12);
@@ -86,5 +87,32 @@ describe('createRevocationCheck', () => {
     const { check } = setup({ 'visitor:v1': { failure: 'store_error' } });
     check.remember('meta', 'a', v('v1'), iso(HIT));
     await expect(check.recheck('meta', ['a'])).rejects.toThrow(/store_error/);
+  });
+
+  test('an event past the ttl is no longer held (sent unchecked, as one never remembered); the bound drops the oldest', async () => {
+    const clock = new FakeClock(HIT);
+    const asked: string[] = [];
+    const check = createRevocationCheck({
+      store: {
+        lookupSubject: (subject) => {
+          asked.push(subject.id);
+          return Promise.resolve(revoked);
+        },
+      },
+      categoriesOf: () => ['advertising'],
+      ttlMs: 1_000,
+      maxEntries: 2,
+      clock,
+    });
+    check.remember('meta', 'a', v('v1'), iso(HIT));
+    clock.advance(1_000);
+    expect([...(await check.recheck('meta', ['a']))]).toEqual(['a']);
+    expect(asked).toEqual([]);
+    check.remember('meta', 'b', v('v2'), iso(HIT));
+    check.remember('meta2', 'c', v('v3'), iso(HIT));
+    check.remember('meta2', 'd', v('v4'), iso(HIT)); // over the bound of 2: meta2's oldest, c, goes
+    expect([...(await check.recheck('meta2', ['c', 'd']))]).toEqual(['c']);
+    expect([...(await check.recheck('meta', ['b']))]).toEqual([]);
+    expect(asked.sort()).toEqual(['v2', 'v4']);
   });
 });

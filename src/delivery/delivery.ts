@@ -81,6 +81,8 @@ export interface Delivery {
   /** Refuses new events and parks everything still held at once (in-flight requests are aborted). */
   close(): Promise<void>;
   stats(): Record<string, DeliveryStats>;
+  /** `stats()[destinationId].queued` alone (0 for a destination not seen yet): asked once per hit, so it builds nothing. */
+  queued(destinationId: string): number;
 }
 
 export function createDelivery(options: DeliveryOptions): Delivery {
@@ -161,5 +163,6 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     flush: (deadlineMs) => lifecycle.flush(deadlineMs),
     close: () => lifecycle.close(() => each((lane) => lane.close())),
     stats: () => Object.fromEntries([...lanes].map(([id, lane]) => [id, lane.stats()])),
+    queued: (destinationId) => lanes.get(destinationId)?.queued ?? 0,
   };
 }

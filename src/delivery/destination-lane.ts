@@ -49,6 +49,8 @@ export interface Lane {
   /** Open batches or jobs still held. */
   readonly busy: boolean;
   stats(): DeliveryStats;
+  /** Events its batcher holds (what stats().queued says), without building the stats. */
+  readonly queued: number;
   /** Cancels the lane's timers (linger, pause) at shutdown. */
   close(): void;
 }
@@ -99,6 +101,9 @@ export function createLane(options: LaneOptions): Lane {
       return batcher.open > 0 || scheduler.busy;
     },
     stats: () => ({ queued: batcher.queued, open: batcher.open, ...scheduler.stats() }),
+    get queued() {
+      return batcher.queued;
+    },
     close() {
       scheduler.close();
       batcher.close();

@@ -7,7 +7,7 @@ import { createMetrics } from '../observability/metrics.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import { appendHits, journalSize, putWork, type WorkRow } from '../store/journal.ts';
 import { openDb } from '../store/open.ts';
-import type { DeliveryResult, DeliveryStats } from './delivery.ts';
+import type { DeliveryResult } from './delivery.ts';
 import { encodeJournaledHit } from './journal-payload.ts';
 import { createJournalRuntime, REQUEUE_MS, type HitToDecide, type JournalRuntime, type JournalRuntimeOptions } from './journal-runtime.ts';
 import { FakeClock } from '../lib/fake-clock.ts';
@@ -107,7 +107,6 @@ describe('journal runtime', () => {
   });
 
   function start(over: Partial<JournalRuntimeOptions> = {}): JournalRuntime {
-    const stats = (): Record<string, DeliveryStats> => ({ ga4: { queued, open: 0, ready: 0, inFlight: 0, awaitingRetry: 0 } });
     runtime = createJournalRuntime({
       db,
       siteId: 'shop',
@@ -118,7 +117,7 @@ describe('journal runtime', () => {
       clock,
       log: pino({ level: 'silent' }),
       metrics: createMetrics({ defaultMetrics: false }),
-      stats,
+      queued: (id) => (id === 'ga4' ? queued : 0),
       decide: (h) => decidedHits.push(h),
       process: (e, _signals, only, holdUntil) =>
         processed.push(`${e.messageId}>${[...only].sort().join(',')}@${clock.now() - T0}${holdUntil === undefined ? '' : ` held until ${holdUntil - T0}`}`),

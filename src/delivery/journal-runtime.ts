@@ -23,7 +23,7 @@ import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Db } from '../store/db.ts';
 import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from '../store/journal.ts';
 import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
-import { ENQUEUE_REFUSALS, type DeliveryResult, type DeliveryStats } from './delivery.ts';
+import { ENQUEUE_REFUSALS, type DeliveryResult } from './delivery.ts';
 import { every, unrefTimer } from '../lib/every.ts';
 import { decodeJournaledHit, encodeJournaledHit, type JournaledHit } from './journal-payload.ts';
 import { createJournalTracker, type JournalTracker } from './journal-tracker.ts';
@@ -64,8 +64,8 @@ export interface JournalRuntimeOptions {
    * takes only released hits (replayed dead letters).
    */
   shared?: boolean;
-  /** The delivery's per-destination counts (`Delivery.stats`). */
-  stats: () => Readonly<Record<string, DeliveryStats | undefined>>;
+  /** Events a destination's delivery queue holds (`Delivery.queued`). */
+  queued: (destinationId: string) => number;
   /** A committed hit, to be decided for every destination (the app defers it past the answer). */
   decide: (hit: HitToDecide) => void;
   /**
@@ -274,9 +274,8 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     commit(hits, ok, fail) {
       // Backpressure: a destination whose queue is full cannot take more now; the hit is refused
       // (503 + Retry-After) rather than acknowledged and left to wait without bound.
-      const stats = o.stats();
       for (const id of o.destinationIds) {
-        if ((stats[id]?.queued ?? 0) + hits.length > o.maxQueuedEvents) {
+        if (o.queued(id) + hits.length > o.maxQueuedEvents) {
           metrics.eventsRejected.inc({ client: 'journal', code: 'TW_ERR_UNAVAILABLE' }, hits.length);
           refusals('warn', `journal:queue_full:${id}`, { requestId: requestIdOf(hits[0]?.event), client: 'journal', code: 'TW_ERR_UNAVAILABLE', reason: 'queue_full', destination: id, hits: hits.length, status: 503 }, 'hit refused');
           fail(new UnavailableError('a destination is catching up; retry later', { retryAfterS: cfg.retryAfterS }));

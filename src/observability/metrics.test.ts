@@ -1,3 +1,4 @@
+import { Counter } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { createMetrics, incrementer } from './metrics.ts';
 
@@ -13,6 +14,21 @@ describe('incrementer', () => {
       [{ destination: 'meta', outcome: 'forward', reason: 'consent_granted:advertising' }, 2],
       [{ destination: 'meta', outcome: 'drop', reason: 'consent_denied:advertising' }, 3],
     ]);
+  });
+
+  it('holds its counts until the counter is read, then adds them once (a scrape reads them too)', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    const inc = incrementer(m.eventsReceived, ['client', 'type']);
+    const other = incrementer(m.eventsReceived, ['client', 'type']);
+    inc(['segment', 'track'], 0);
+    expect(await m.registry.metrics()).toContain('tagwarden_events_received_total{client="segment",type="track"} 0\n');
+    inc(['segment', 'track']);
+    other(['segment', 'track'], 2);
+    m.eventsReceived.inc({ client: 'segment', type: 'track' });
+    expect(await m.registry.metrics()).toContain('tagwarden_events_received_total{client="segment",type="track"} 4\n');
+    expect((await m.eventsReceived.get()).values.map((v) => v.value)).toEqual([4]);
+    expect(() => inc(['segment', 'track'], -1)).toThrow(TypeError);
+    expect(() => incrementer(new Counter({ name: 'x_total', help: 'x', registers: [] }), [])).toThrow(TypeError);
   });
 });
 

@@ -184,6 +184,13 @@ describe('the checker', () => {
     expect(rules.check({}, { a: Array.from({ length: 10_001 }, () => 'x') }, 0)).toEqual({ rule: 'c', path: '*.*' });
     expect(rules.check({}, JSON.parse('{"__proto__": {"x": "long"}}') as Record<string, unknown>, 0)).toEqual({ rule: 'c', path: '__proto__.x' });
   });
+
+  test('lengths count code points: a text longer in UTF-16 units than the limit may still keep it', () => {
+    const rules = compileVendorRules(VendorRulesSchema.parse({ checks: [{ id: 'c', kind: 'maxLength', path: 'a', max: 2, description: 'd', docs: 'https://example.com/' }] }));
+    expect(rules.check({}, { a: '\u{1F600}\u{1F600}' }, 0)).toBeUndefined();
+    expect(rules.check({}, { a: '\u{1F600}\u{1F600}x' }, 0)).toEqual({ rule: 'c', path: 'a' });
+    expect(rules.check({}, { a: 'xy' }, 0)).toBeUndefined();
+  });
 });
 
 describe('the rules block in template.json', () => {
