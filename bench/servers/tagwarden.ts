@@ -19,9 +19,16 @@
  * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
  * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
  *
+ * As a worker of bench/servers/workers.ts (node:cluster) it is one of several processes on one
+ * port, like a worker of `server.workers` above 1: `--port` (the shared port), `--db` (the shared
+ * SQLite file, not deleted at exit), `--reuse-port` (its own SO_REUSEPORT listener instead of
+ * cluster's round-robin); it connects to the supervisor as src/main.ts does (src/cluster/worker-link.ts)
+ * and says when it listens instead of printing the ready line.
+ *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
  */
+import cluster from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,10 +41,14 @@ import { loadTemplates } from '../../src/destinations/load.ts';
 import { checkDestinations } from '../../src/destinations/resolve.ts';
 import { createHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { connectWorker } from '../../src/cluster/worker-link.ts';
+import { systemClock } from '../../src/lib/clock.ts';
 import { arg, reportReady, tieToParent } from './common.ts';
 import { benchConfig } from './config.ts';
 
-tieToParent();
+const link = cluster.isWorker ? connectWorker(process, cluster.worker?.id ?? 0, systemClock) : undefined;
+// A worker's stdin is not the bench's: its supervisor ties it to the bench.
+if (link === undefined) tieToParent();
 
 const sink = arg('sink');
 const level = arg('log', 'warn');
@@ -73,9 +84,12 @@ if (process.argv.includes('--max-in-flight')) {
 const config = parseConfig(raw, { env: {}, extraChecks: (r) => checkDestinations(r, templates) }, 'bench config');
 // Logs go to stderr: stdout carries the ready line and the summary.
 const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
-const dir = journalMode === 'off' ? undefined : mkdtempSync(join(tmpdir(), 'tw-bench-'));
-const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
-const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
+const sharedDb = process.argv.includes('--db') ? arg('db') : undefined;
+const dir = journalMode === 'off' || sharedDb !== undefined ? undefined : mkdtempSync(join(tmpdir(), 'tw-bench-'));
+const dbPath = journalMode === 'off' ? undefined : (sharedDb ?? join(dir!, 'tagwarden.db'));
+const db = dbPath === undefined ? undefined : await openDb(`sqlite:${dbPath}`);
+const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }), ...(link === undefined ? {} : { peers: link }) });
+link?.serve(app.metrics.registry);
 await app.recover();
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
@@ -98,7 +112,9 @@ const server = createHttpServer(config.server, (req, res) => {
   }
   app.handler(req, res);
 });
-server.listen(config.server.port, config.server.host, () => reportReady(server));
+const port = process.argv.includes('--port') ? Number(arg('port')) : config.server.port;
+const reusePort = process.argv.includes('--reuse-port') ? { reusePort: true, exclusive: true } : {};
+server.listen({ port, host: config.server.host, ...reusePort }, () => (link === undefined ? reportReady(server) : link.listening()));
 
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
 async function summary(): Promise<Record<string, Record<string, number>>> {

@@ -282,6 +282,12 @@ export const configSchema = z
           .max(120_000)
           .default(10_000)
           .describe('On SIGTERM/SIGINT: time allowed to finish requests and flush pending deliveries before exiting.'),
+        workers: z
+          .union([z.int().min(1).max(64), z.literal('auto')])
+          .default(1)
+          .describe(
+            'Processes serving the port on this host: 1 (one process, as before), a number up to 64, or `auto` (one per CPU the process may use, os.availableParallelism()). Above 1 a supervising process forks the workers, restarts one that dies (with backoff) and, on SIGHUP, replaces them one at a time; /metrics adds up every worker (docs/deployment.md).',
+          ),
       })
       .strict()
       .prefault({})
