@@ -274,10 +274,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // test modes or not at all. Its API is admin's, so it needs the store's keys and the admin key
   // its tokens are signed with.
   const preview =
-    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
+    // Not with several workers: a preview lives in the memory of the worker that started it, and its
+    // hits reaching another worker would be taken as ordinary hits and sent to the vendors for real.
+    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined && deps.peers === undefined
       ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
       : undefined;
-  if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
+  if (preview === undefined) {
+    const reason = guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : config.debug.adminKey === undefined ? 'no debug.adminKey' : 'server.workers above 1';
+    log.info({ reason }, 'preview off');
+  }
   const pipeline = createPipeline({
     receipts,
     site: config.site,

@@ -1,6 +1,7 @@
 // Tagwarden's entry point: the only place that reads argv, listens and exits.
 import cluster from 'node:cluster';
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { createApp } from './app.ts';
@@ -21,6 +22,8 @@ import { openDb } from './store/open.ts';
  * connections round-robin (measured against SO_REUSEPORT listeners in docs/performance.md).
  */
 const WORKER_LISTEN: { reusePort?: boolean; exclusive?: boolean } = {};
+/** How long a worker told to stop keeps answering on the connections it has, with its listener closed. */
+const WORKER_DRAIN_MS = 500;
 
 /** The usual reasons a port cannot be had, said in one line (the operator's to fix, like the config); anything else as it came. */
 function listenError(err: unknown, port: number): unknown {
@@ -50,7 +53,8 @@ async function main(): Promise<void> {
   // The same checks as `tagwarden validate` (src/destinations/load-config.ts).
   const { config, templates } = loadConfigWithTemplates(path, env);
   const log = createLogger(config.log.level);
-  const workers = config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+  // `auto` within the schema's bound: a 128-core host gets 64 workers, not 128 SQLite writers.
+  const workers = config.server.workers === 'auto' ? Math.min(64, availableParallelism()) : config.server.workers;
   if (workers > 1 && cluster.isPrimary) return supervise(config, log, workers);
   const link = cluster.isWorker ? connectWorker(process, cluster.worker?.id ?? 0, systemClock) : undefined;
   return serve(config, templates, link === undefined ? log : log.child({ worker: process.pid }), link);
@@ -113,8 +117,11 @@ async function serve(config: Config, templates: TemplateCatalog, log: Logger, li
     force.unref();
     server.close();
     server.closeIdleConnections();
-    app
-      .shutdown(config.server.shutdownGraceMs)
+    // A worker of several first only stops listening: a connection the supervisor handed it just
+    // before may still carry its request, which is answered (not refused with 503) while the other
+    // workers take the new connections.
+    (link === undefined ? Promise.resolve() : delay(WORKER_DRAIN_MS).then(() => server.closeIdleConnections()))
+      .then(() => app.shutdown(config.server.shutdownGraceMs))
       .then(() => db.close())
       .then(() => {
         server.closeAllConnections();

@@ -9,6 +9,12 @@ export interface WorkerExit {
   stopping: boolean;
   /** The supervisor asked this worker to go (a rolling restart replaced it). */
   retired: boolean;
+  /**
+   * A rolling restart's new worker: until it listens, its exit stops the roll (the old workers keep
+   * serving) rather than being restarted: a new config or release that does not start would only
+   * fail again.
+   */
+  replacing: boolean;
   /** The worker had told the supervisor it was listening. */
   listened: boolean;
   /** Every worker of the first start has listened once: the configuration is known to work. */
@@ -37,7 +43,7 @@ export const RESTART_BASE_MS = 500;
 export const MAX_RESTART_DELAY_MS = 30_000;
 
 export function afterWorkerExit(e: WorkerExit): ExitAction {
-  if (e.stopping || e.retired) return { kind: 'none' };
+  if (e.stopping || e.retired || (e.replacing && !e.listened)) return { kind: 'none' };
   if (!e.started && !e.listened) return { kind: 'give_up' };
   const crashes = e.uptimeMs >= STABLE_MS ? 1 : e.crashes + 1;
   // No jitter: the workers of one host do not stampede a shared server by restarting.

@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { ConfigError } from '../errors.ts';
 import type { Clock, TimerHandle } from '../lib/clock.ts';
+import { AggregatorRegistry } from 'prom-client';
 import { aggregateMetrics } from './aggregate.ts';
 import { afterWorkerExit } from './exit-policy.ts';
 import { isToPrimary, type MetricsJson, type ToPrimary, type ToWorker } from './messages.ts';
@@ -42,6 +43,8 @@ interface Slot {
   startedAt: number;
   listened: boolean;
   retired: boolean;
+  /** Forked by a rolling restart to replace another. */
+  replacing: boolean;
   /** Settled by the worker's listening message or its exit. */
   onListening: (() => void)[];
   exited: Promise<void>;
@@ -62,6 +65,10 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
   let scrapeId = 0;
   const restartTimers = new Set<TimerHandle>();
   const collecting = new Map<number, { pending: Set<number>; results: MetricsJson[]; finish: () => void }>();
+  // Each worker's counters as the last scrape showed them; once it exits they stay in the sum
+  // (departed), so a restart never makes a summed counter go down (Prometheus would read a reset).
+  const lastSeen = new Map<number, MetricsJson>();
+  let departed: MetricsJson[] = [];
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
@@ -78,10 +85,10 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
     if (w.isConnected()) w.send(m, (err: Error | null) => (err === null ? undefined : log.debug({ err, worker: w.process.pid }, 'message to a worker not sent')));
   };
 
-  function fork(): Slot {
+  function fork(replacing = false): Slot {
     const worker = cluster.fork();
     let exitedResolve!: () => void;
-    const slot: Slot = { worker, startedAt: clock.now(), listened: false, retired: false, onListening: [], exited: new Promise<void>((r) => (exitedResolve = r)) };
+    const slot: Slot = { worker, startedAt: clock.now(), listened: false, retired: false, replacing, onListening: [], exited: new Promise<void>((r) => (exitedResolve = r)) };
     slots.set(worker.id, slot);
     worker.on('message', (m: unknown) => {
       if (isToPrimary(m)) onMessage(slot, m);
@@ -89,6 +96,18 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
     worker.on('exit', (code: number | null, signal: string | null) => {
       slots.delete(worker.id);
       exitedResolve();
+      const seen = lastSeen.get(worker.id);
+      lastSeen.delete(worker.id);
+      if (seen !== undefined) departed.push(monotonic(seen));
+      // Merged into one now and then, so restarts do not grow the list without end.
+      if (departed.length > 8) {
+        const merging = departed;
+        departed = [];
+        AggregatorRegistry.aggregate(merging)
+          .getMetricsAsJSON()
+          .then((merged) => void departed.unshift(merged as MetricsJson))
+          .catch(() => undefined);
+      }
       for (const f of slot.onListening.splice(0)) f();
       // A scrape waiting on this worker need not wait for its timeout.
       for (const c of collecting.values()) if (c.pending.delete(worker.id) && c.pending.size === 0) c.finish();
@@ -121,6 +140,7 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
         const c = collecting.get(m.id);
         if (c === undefined || !c.pending.delete(slot.worker.id)) return;
         c.results.push(m.metrics);
+        lastSeen.set(slot.worker.id, m.metrics);
         if (c.pending.size === 0) c.finish();
         return;
       }
@@ -136,7 +156,7 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
     const finish = (): void => {
       if (!collecting.delete(id)) return;
       if (armed.timer !== undefined) clock.clearTimeout(armed.timer);
-      aggregateMetrics(results, { workers: results.length, restarts })
+      aggregateMetrics([...results, ...departed], { workers: results.length, restarts })
         .metrics()
         .then((text) => send(from.worker, { tw: 'metrics', id: replyId, text }))
         .catch((err: unknown) => log.error({ err }, 'metrics of the workers could not be added up'));
@@ -149,8 +169,9 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
 
   function onExit(slot: Slot, code: number | null, signal: string | null): void {
     const pid = slot.worker.process.pid;
-    if (code !== 0) failedExits += 1;
-    const action = afterWorkerExit({ stopping, retired: slot.retired, listened: slot.listened, started, uptimeMs: clock.now() - slot.startedAt, crashes });
+    // The exit code says how the stop went: a crash before it (restarted) is not a failed stop.
+    if (stopping && code !== 0) failedExits += 1;
+    const action = afterWorkerExit({ stopping, retired: slot.retired, replacing: slot.replacing, listened: slot.listened, started, uptimeMs: clock.now() - slot.startedAt, crashes });
     if (action.kind === 'none') {
       log.info({ worker: pid, code, signal }, 'worker exited');
     } else if (action.kind === 'give_up') {
@@ -209,7 +230,7 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
     for (const s of old) {
       if (stopping) return;
       if (!slots.has(s.worker.id)) continue;
-      const fresh = fork();
+      const fresh = fork(true);
       if (!(await listeningOrGone(fresh, o.startTimeoutMs ?? 60_000))) {
         log.error({ worker: fresh.worker.process.pid }, 'rolling restart stopped: a new worker did not listen; the old ones keep serving');
         fresh.retired = true;
@@ -235,4 +256,9 @@ export function startSupervisor(o: SupervisorOptions): Supervisor {
     },
     done,
   };
+}
+
+/** The counters and histograms of a scrape (what only grows), without the supervisor's own. */
+function monotonic(metrics: MetricsJson): MetricsJson {
+  return metrics.filter((m) => (String(m.type) === 'counter' || String(m.type) === 'histogram') && m.name !== 'tagwarden_worker_restarts_total');
 }
