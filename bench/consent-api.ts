@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { readCsv } from '../src/api/consent/csv.ts';
 import { startChild, type ChildHandle } from './children.ts';
+import { csvFile, waitForKey } from './consent-csv.ts';
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,25 +30,6 @@ const connections = flag('connections', 50);
 const storeIndex = process.argv.indexOf('--store');
 const storeUrl = storeIndex === -1 ? undefined : process.argv[storeIndex + 1];
 const TARGET_IMPORT_S = 10;
-
-function csvFile(n: number): string {
-  const lines = ['action,category,valid_until,timestamp,customer_id'];
-  const base = 1_760_000_000;
-  for (let i = 0; i < n; i++) {
-    const action = i % 3 === 0 ? 'reject' : 'accept';
-    lines.push(`${action},category_${i % 10},${action === 'accept' ? 'unlimited' : ''},${base + i},customer-${Math.floor(i / 10)}@example.com`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-async function waitForKey(child: ChildHandle): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const m = child.messages.find((x): x is { apiKey: string } => typeof (x as { apiKey?: unknown }).apiKey === 'string');
-    if (m !== undefined) return m.apiKey;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the consent server printed no API key');
-}
 
 async function lookups(port: number, key: string | undefined, visitors: number): Promise<{ rps: number; p99: number; non2xx: number }> {
   let n = 0;

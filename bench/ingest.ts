@@ -8,25 +8,43 @@
  *
  * This is a benchmark, not a test: it prints whether the targets hold and never fails because of them.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { responseTally } from './tally.ts';
+import { markdownTable, responseTally } from './tally.ts';
 import { startChild, type ChildHandle } from './children.ts';
 import { eventFactory, ga4Factory, pixelFactory, type BenchClient, type EventFactory } from './event.ts';
 import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
+import { machineBusySeconds, processTreeCpu, treeCpuDelta } from './proc-cpu.ts';
 import type { SinkPathStats } from './servers/sink.ts';
+import { workersUnsupported } from './servers/config.ts';
+import { issueRatioLines } from './issue-ratios.ts';
 
-export type TargetName = 'tagwarden' | 'receipts' | 'storeonly' | 'nojournal' | 'express' | 'raw';
-/** The default sequence; `storeonly` runs only when asked for. */
-export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'nojournal', 'express', 'raw'];
-export const KNOWN_TARGETS: readonly TargetName[] = ['tagwarden', 'receipts', 'storeonly', 'nojournal', 'express', 'raw'];
+export type TargetName = 'tagwarden' | 'receipts' | 'storeonly' | 'nojournal' | 'ingest' | 'forward' | 'naiveproxy' | 'workers2' | 'express' | 'raw';
+/**
+ * The default sequence (`npm run bench`): every target the issue's ratios need, `storeonly` only
+ * when asked for. workers2 is skipped, with a message, by a build whose config lacks server.workers.
+ */
+export const TARGET_NAMES: readonly TargetName[] = ['tagwarden', 'nojournal', 'receipts', 'workers2', 'ingest', 'forward', 'naiveproxy', 'express', 'raw'];
+export const KNOWN_TARGETS: readonly TargetName[] = ['tagwarden', 'receipts', 'storeonly', 'nojournal', 'ingest', 'forward', 'naiveproxy', 'workers2', 'express', 'raw'];
+const JOURNAL_MODE: Partial<Record<TargetName, string>> = { tagwarden: 'on', receipts: 'on', storeonly: 'store', nojournal: 'off', ingest: 'off', forward: 'on', workers2: 'on' };
 /** The targets that are Tagwarden (with a sink and counters), with or without its journal and store. */
-const isTagwarden = (name: TargetName): boolean => name === 'tagwarden' || name === 'receipts' || name === 'storeonly' || name === 'nojournal';
-const JOURNAL_MODE: Partial<Record<TargetName, string>> = { tagwarden: 'on', receipts: 'on', storeonly: 'store', nojournal: 'off' };
+const isTagwarden = (name: TargetName): boolean => JOURNAL_MODE[name] !== undefined;
+/** The targets that send to the sink: Tagwarden's, and the naive proxy. */
+const usesSink = (name: TargetName): boolean => isTagwarden(name) || name === 'naiveproxy';
+/** Targets whose destinations are fixed, whatever --destinations says. */
+const FIXED_DESTINATIONS: Partial<Record<TargetName, readonly string[]>> = { ingest: [], forward: ['webhook'], naiveproxy: ['webhook'] };
+/** `server.workers` of the clustered targets. */
+const WORKERS: Partial<Record<TargetName, number>> = { workers2: 2 };
+
+/** The destinations a target sends each hit to (ids among meta, ga4, webhook; the naive proxy's one is the webhook's path). */
+export function destinationsOf(name: TargetName, o: Pick<IngestOptions, 'destinations'>): readonly string[] {
+  return FIXED_DESTINATIONS[name] ?? (isTagwarden(name) ? o.destinations : []);
+}
 
 /** Tagwarden must keep at least this share of the Express baseline's hits/s... */
 export const MIN_THROUGHPUT_RATIO = 0.7;
@@ -60,6 +78,26 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
     label: 'tagwarden (journal off)',
     script: 'servers/tagwarden.ts',
     does: 'the same pipeline with delivery.journal off (no store): hits answered before anything is durable, as before the journal',
+  },
+  ingest: {
+    label: 'tagwarden ingest (no destinations)',
+    script: 'servers/tagwarden.ts',
+    does: 'ingest alone: validates the event, reads consent, counts it and answers 200; no destinations, no store (journal off)',
+  },
+  forward: {
+    label: 'tagwarden forward (webhook only)',
+    script: 'servers/tagwarden.ts',
+    does: 'the forward path: one destination, the webhook template pointed at the sink; journal on (answered once the hit is durable), batched delivery after the answer',
+  },
+  naiveproxy: {
+    label: 'naive proxy (baseline)',
+    script: 'servers/naive-proxy.ts',
+    does: 'Express 5 + http-proxy-middleware: express.json(), then each hit proxied to the sink\'s /webhook as {"batch":[event]}; answers with the sink\'s answer (waits for the vendor)',
+  },
+  workers2: {
+    label: 'tagwarden (2 workers)',
+    script: 'servers/tagwarden.ts',
+    does: 'tagwarden (journal on) with server.workers: 2: a node:cluster primary and two workers, each with its own store and journal; CPU summed over the process tree',
   },
   express: {
     label: 'express (baseline)',
@@ -118,7 +156,7 @@ export interface Measurement {
   targetCpu: number | undefined;
   /** CPU time the target process spent per 2xx response, in microseconds. */
   targetCpuUsPerHit: number | undefined;
-  /** CPU used by the sink process (Tagwarden only), in cores. */
+  /** CPU used by the sink process (targets using one), in cores. */
   sinkCpu: number | undefined;
   /** CPU used by this process (the load generator), in cores. */
   generatorCpu: number;
@@ -149,7 +187,10 @@ export interface IngestReport {
   options: IngestOptions;
   bodyBytes: number;
   measurements: Measurement[];
+  /** What the sink received for each run of a target using it (Tagwarden's targets and the naive proxy). */
   tagwarden: TagwardenExtras[];
+  /** Targets asked for that could not run here, and why. */
+  skipped: { target: TargetName; reason: string }[];
   /** Cores already busy on the machine in the second before the bench started (other processes). */
   busyBefore: number | undefined;
   /** CPU profiles written (with --profile), and the summary of Tagwarden's last one. */
@@ -158,30 +199,6 @@ export interface IngestReport {
 }
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
-
-/** utime + stime of a process in seconds, from /proc (Linux); undefined elsewhere. */
-export function processCpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of proc(5), counted from the state field (3) here. USER_HZ is 100 on Linux.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Busy CPU ticks of the whole machine, from /proc/stat (Linux); undefined elsewhere. */
-function machineTicks(): { busy: number } | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-    return { busy: t[0]! + t[1]! + t[2]! + t[5]! + t[6]! + t[7]! };
-  } catch {
-    return undefined;
-  }
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -202,9 +219,10 @@ interface LoadRun {
 
 async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
   const tally = responseTally();
-  const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processCpuSeconds(pid)]));
+  // Each watched process with its descendants: a clustered target's workers are children of its pid.
+  const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processTreeCpu(pid)]));
   const ownBefore = process.cpuUsage();
-  const machineBefore = machineTicks();
+  const machineBefore = machineBusySeconds();
   const started = performance.now();
 
   const onResponse = (status: number, ms: number): void => tally.add(status, ms);
@@ -237,12 +255,12 @@ async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>
 
   const wallSec = (performance.now() - started) / 1000;
   const own = process.cpuUsage(ownBefore);
-  const machineAfter = machineTicks();
+  const machineAfter = machineBusySeconds();
   const cores = (k: string): number | undefined => {
     const pid = run.watch[k];
     const before = cpuBefore[k];
-    const after = pid === undefined ? undefined : processCpuSeconds(pid);
-    return before === undefined || after === undefined ? undefined : (after - before) / wallSec;
+    const after = pid === undefined ? undefined : processTreeCpu(pid);
+    return before === undefined || after === undefined ? undefined : treeCpuDelta(before, after) / wallSec;
   };
   const targetCpu = cores('target');
   const { ok, non2xx, statusCodes } = tally;
@@ -263,7 +281,7 @@ async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>
     targetCpuUsPerHit: ok === 0 || targetCpu === undefined ? undefined : (targetCpu * wallSec * 1e6) / ok,
     sinkCpu: cores('sink'),
     generatorCpu: (own.user + own.system) / 1e6 / wallSec,
-    machineCpu: machineBefore === undefined || machineAfter === undefined ? undefined : (machineAfter.busy - machineBefore.busy) / 100 / wallSec,
+    machineCpu: machineBefore === undefined || machineAfter === undefined ? undefined : (machineAfter - machineBefore) / wallSec,
   };
 }
 
@@ -305,10 +323,16 @@ async function runTarget(
   let server: ChildHandle | undefined;
   try {
     let args: string[] = [];
-    if (isTagwarden(name)) {
+    if (usesSink(name)) {
       sink = await startChild('sink', here('./servers/sink.ts'), []);
-      args = ['--sink', `http://127.0.0.1:${sink.port}`, '--log', o.logLevel, '--destinations', o.destinations.length === 0 ? 'none' : o.destinations.join(','), '--journal', JOURNAL_MODE[name] ?? 'off'];
+      args = ['--sink', `http://127.0.0.1:${sink.port}`];
+    }
+    if (isTagwarden(name)) {
+      const destinations = destinationsOf(name, o);
+      args.push('--log', o.logLevel, '--destinations', destinations.length === 0 ? 'none' : destinations.join(','), '--journal', JOURNAL_MODE[name] ?? 'off');
       if (name === 'receipts') args.push('--receipts');
+      const workers = WORKERS[name];
+      if (workers !== undefined) args.push('--workers', String(workers));
     }
     const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
     server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
@@ -320,17 +344,20 @@ async function runTarget(
     await sleep(isTagwarden(name) ? 1_500 : 500);
     if (sink !== undefined) await resetSink(sink);
     log(`${tag}: measuring ${o.durationSec}s with ${o.connections} connections`);
-    const journalBefore = sink === undefined ? undefined : await journalCounters(server.port);
+    // /metrics of a clustered target is one worker's (whichever the connection reached): no journal figures for it.
+    const countJournal = isTagwarden(name) && WORKERS[name] === undefined;
+    const journalBefore = countJournal ? await journalCounters(server.port) : undefined;
     const measured = await load({ ...common, seconds: o.durationSec, watch: { target: server.pid, sink: sink?.pid } });
     const m: Measurement = { target: name, round, ...measured };
-    if (!isTagwarden(name) || sink === undefined) return { m };
-    const journalAfter = await journalCounters(server.port);
+    if (sink === undefined) return { m };
+    const journalAfter = countJournal ? await journalCounters(server.port) : undefined;
     const journal =
       journalAfter === undefined
         ? undefined
         : { transactions: journalAfter.transactions - (journalBefore?.transactions ?? 0), hits: journalAfter.hits - (journalBefore?.hits ?? 0), seconds: measured.durationSec };
 
-    // SIGTERM makes Tagwarden flush its batches (like a deploy would), then print its counters.
+    // SIGTERM makes Tagwarden flush its batches (like a deploy would), then print its counters;
+    // the naive proxy has nothing pending (each hit waited for the sink).
     const exit = await server.stop();
     const summary = server.messages.find((x): x is { summary: Record<string, Record<string, number>> } => typeof x === 'object' && x !== null && 'summary' in x);
     return { m, extras: { target: name, round, sink: await sinkStats(sink), counters: summary?.summary, exit, stderr: server.stderr, journal } };
@@ -340,25 +367,45 @@ async function runTarget(
   }
 }
 
+/** Why a target cannot run in this build or with this client; undefined when it can. */
+function skipReason(name: TargetName, client: BenchClient): string | undefined {
+  const workers = WORKERS[name];
+  if (workers !== undefined) {
+    const why = workersUnsupported(workers);
+    if (why !== undefined) return `${why}; it needs the node:cluster support of issue 16 (server.workers)`;
+  }
+  if (name === 'naiveproxy' && client !== 'segment') return 'the naive proxy takes Segment hits (POST /v1/track) only';
+  return undefined;
+}
+
 export async function runIngestBench(o: IngestOptions, log: (line: string) => void = (l) => console.error(l)): Promise<IngestReport> {
   const runId = Math.random().toString(36).slice(2, 8);
   const client = o.client ?? 'segment';
   const factory = client === 'ga4' ? ga4Factory(runId, o.visitors) : client === 'pixel' ? pixelFactory(runId, o.visitors) : eventFactory(runId, o.visitors, o.eventName);
   const next = { seq: 0 };
-  const before = machineTicks();
+  const before = machineBusySeconds();
   await sleep(1_000);
-  const after = machineTicks();
-  const busyBefore = before === undefined || after === undefined ? undefined : (after.busy - before.busy) / 100;
+  const after = machineBusySeconds();
+  const busyBefore = before === undefined || after === undefined ? undefined : after - before;
   const report: IngestReport = {
     options: o,
     bodyBytes: Buffer.byteLength(factory.body(123_456)),
     measurements: [],
     tagwarden: [],
+    skipped: [],
     busyBefore,
     profiles: [],
   };
+  for (const name of o.targets) {
+    const why = skipReason(name, client);
+    if (why !== undefined) {
+      report.skipped.push({ target: name, reason: why });
+      log(`${TARGETS[name].label}: SKIPPED: ${why}`);
+    }
+  }
   for (let round = 1; round <= o.rounds; round++) {
     for (const name of o.targets) {
+      if (report.skipped.some((x) => x.target === name)) continue;
       const { m, extras } = await runTarget(name, round, o, factory, next, log);
       report.measurements.push(m);
       if (extras !== undefined) report.tagwarden.push(extras);
@@ -395,11 +442,6 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)];
-}
 
 /** A target's figures over the rounds: the median of each. */
 export interface TargetSummary {
@@ -408,22 +450,32 @@ export interface TargetSummary {
   p50Ms: number;
   p99Ms: number;
   cpuUsPerHit: number | undefined;
+  /** CPU of the load generator, and of the sink (targets using one), per 2xx response: the other terms of the cores formula. */
+  generatorUsPerHit: number | undefined;
+  sinkUsPerHit: number | undefined;
   non2xx: number;
   errors: number;
 }
 
 export function summarize(report: IngestReport): TargetSummary[] {
-  return report.options.targets.map((target) => {
+  return report.options.targets.flatMap((target) => {
     const ms = report.measurements.filter((m) => m.target === target);
-    return {
-      target,
-      hitsPerSec: median(ms.map((m) => m.hitsPerSec)),
-      p50Ms: median(ms.map((m) => m.p50Ms)),
-      p99Ms: median(ms.map((m) => m.p99Ms)),
-      cpuUsPerHit: ms.some((m) => m.targetCpuUsPerHit === undefined) ? undefined : median(ms.map((m) => m.targetCpuUsPerHit!)),
-      non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
-      errors: ms.reduce((n, m) => n + m.errors + m.timeouts, 0),
-    };
+    if (ms.length === 0) return [];
+    const perHit = (cores: (m: Measurement) => number | undefined): number | undefined =>
+      ms.some((m) => cores(m) === undefined || m.ok === 0) ? undefined : median(ms.map((m) => (cores(m)! * 1e6) / m.hitsPerSec));
+    return [
+      {
+        target,
+        hitsPerSec: median(ms.map((m) => m.hitsPerSec)),
+        p50Ms: median(ms.map((m) => m.p50Ms)),
+        p99Ms: median(ms.map((m) => m.p99Ms)),
+        cpuUsPerHit: ms.some((m) => m.targetCpuUsPerHit === undefined) ? undefined : median(ms.map((m) => m.targetCpuUsPerHit!)),
+        generatorUsPerHit: perHit((m) => m.generatorCpu),
+        sinkUsPerHit: perHit((m) => m.sinkCpu),
+        non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
+        errors: ms.reduce((n, m) => n + m.errors + m.timeouts, 0),
+      },
+    ];
   });
 }
 
@@ -443,12 +495,34 @@ export function verdict(summaries: readonly TargetSummary[]): Verdict | undefine
   return { throughputRatio, p99Ratio, throughputHolds: throughputRatio >= MIN_THROUGHPUT_RATIO, p99Holds: p99Ratio <= MAX_P99_RATIO };
 }
 
+/** Events the sink received per destination path of a target, against its acknowledged hits. */
+export interface DeliveryCheck {
+  /** Acknowledged (2xx) hits of the measured run. */
+  acknowledged: number;
+  /** Per destination: events received on its path. */
+  received: Record<string, number>;
+  /** Acknowledged events no path received (summed over the destinations): 0 when every one arrived. */
+  missing: number;
+}
+
+export function deliveryCheck(destinations: readonly string[], sink: Readonly<Record<string, SinkPathStats>>, acknowledged: number): DeliveryCheck {
+  const received: Record<string, number> = {};
+  let missing = 0;
+  for (const d of destinations) {
+    const n = sink[`/${d}`]?.events ?? 0;
+    received[d] = n;
+    missing += Math.max(0, acknowledged - n);
+  }
+  return { acknowledged, received, missing };
+}
+
 function sinkLines(o: IngestOptions, tw: TagwardenExtras, ok: number): string[] {
-  const n = o.destinations.length;
+  const destinations = destinationsOf(tw.target, o);
+  const n = destinations.length;
   const out: string[] = [];
   let events = 0;
   out.push(
-    ...table(
+    ...markdownTable(
       ['path', 'vendor requests', 'events', 'events/request', 'largest batch', 'KiB'],
       Object.keys(tw.sink)
         .sort()
@@ -463,6 +537,14 @@ function sinkLines(o: IngestOptions, tw: TagwardenExtras, ok: number): string[] 
     `events delivered: ${events}; expected about ${ok * n} (${n} destinations x ${ok} acknowledged hits; ` +
       `up to ${o.connections * n} more come from hits in flight when the run stopped)`,
   );
+  if (n > 0) {
+    const check = deliveryCheck(destinations, tw.sink, ok);
+    out.push(
+      check.missing === 0
+        ? 'every acknowledged hit reached every destination: yes'
+        : `WARNING: ${check.missing} acknowledged events did not reach the sink (${Object.entries(check.received).map(([d, r]) => `${d} ${r} of ${ok}`).join(', ')})`,
+    );
+  }
   return out;
 }
 
@@ -499,7 +581,7 @@ function journalLines(report: IngestReport, summaries: readonly TargetSummary[])
     if (runs.length > 1) {
       rows.push(['median', '', fmt(median(runs.map((tw) => tw.journal!.transactions / tw.journal!.seconds))), '', fmt(median(runs.map((tw) => tw.journal!.hits / tw.journal!.transactions)), 1)]);
     }
-    out.push(...table(['target', 'transactions', 'transactions/s', 'hits', 'hits per transaction'], rows));
+    out.push(...markdownTable(['target', 'transactions', 'transactions/s', 'hits', 'hits per transaction'], rows));
   }
   const on = summaries.find((x) => x.target === 'tagwarden');
   if (on === undefined) return out;
@@ -547,11 +629,13 @@ export function formatReport(report: IngestReport): string[] {
   }
   out.push('');
   for (const t of o.targets) out.push(`  ${TARGETS[t].label}: ${TARGETS[t].does}`);
-  if (o.targets.includes('tagwarden')) out.push(`  tagwarden destinations: ${o.destinations.length === 0 ? 'none (ingest only)' : o.destinations.join(', ')}`);
+  if (o.targets.some((t) => isTagwarden(t) && FIXED_DESTINATIONS[t] === undefined)) {
+    out.push(`  destinations of tagwarden, nojournal, receipts, storeonly, workers2: ${o.destinations.length === 0 ? 'none (ingest only)' : o.destinations.join(', ')}`);
+  }
   out.push('');
   const label = (m: Measurement): string => (o.rounds > 1 ? `${TARGETS[m.target].label} #${m.round}` : TARGETS[m.target].label);
   out.push(
-    ...table(
+    ...markdownTable(
       ['target', 'req/s (2xx)', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'CPU us/hit', 'target CPU', 'loadgen CPU', 'other CPU'],
       report.measurements.map((m) => [
         label(m),
@@ -586,7 +670,7 @@ export function formatReport(report: IngestReport): string[] {
     out.push('');
     out.push(`medians over ${o.rounds} rounds:`);
     out.push(
-      ...table(
+      ...markdownTable(
         ['target', 'req/s (2xx)', 'p50 ms', 'p99 ms', 'CPU us/hit', 'non-2xx', 'errors'],
         summaries.map((s) => [
           TARGETS[s.target].label,
@@ -622,13 +706,26 @@ export function formatReport(report: IngestReport): string[] {
     out.push(v.throughputHolds && v.p99Holds ? 'TARGETS HOLD' : 'TARGET MISSED (the bench still exits 0: it measures, it does not gate)');
   }
   out.push(...journalLines(report, summaries));
+  const forwardRuns = report.tagwarden.filter((tw) => tw.target === 'forward');
+  out.push(
+    ...issueRatioLines({
+      summaries,
+      forwardMissing:
+        forwardRuns.length === 0
+          ? undefined
+          : forwardRuns.reduce((n, tw) => n + deliveryCheck(destinationsOf('forward', o), tw.sink, report.measurements.find((x) => x.target === tw.target && x.round === tw.round)?.ok ?? 0).missing, 0),
+      skipped: report.skipped,
+      cores: availableParallelism(),
+      fixedRate: o.rate !== undefined,
+    }),
+  );
 
   for (const tw of report.tagwarden) {
     const m = report.measurements.find((x) => x.target === tw.target && x.round === tw.round);
     if (m === undefined) continue;
     out.push('');
     out.push(
-      `${TARGETS[tw.target].label}${o.rounds > 1 ? `, round ${tw.round}` : ''}: sink (fake vendors), from the start of the measured run until Tagwarden had flushed on shutdown (${tw.exit}):`,
+      `${TARGETS[tw.target].label}${o.rounds > 1 ? `, round ${tw.round}` : ''}: sink (fake vendors), from the start of the measured run until ${isTagwarden(tw.target) ? 'Tagwarden had flushed on shutdown' : 'the target stopped'} (${tw.exit}):`,
     );
     out.push(...sinkLines(o, tw, m.ok));
     const drops = Object.entries(tw.counters?.decisions ?? {}).filter(([k]) => k.split('/')[1] === 'drop');

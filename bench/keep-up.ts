@@ -10,7 +10,7 @@
  * the last hit: the backlog the load left behind is a moment's work, not a queue that grew.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processCpuSeconds } from './ingest.ts';
+import { processCpuSeconds } from './proc-cpu.ts';
 
 /** How soon after the last hit every queue must be empty for a destination to keep up. */
 export const DRAIN_BUDGET_MS = 2_000;

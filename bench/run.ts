@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: the ingest benchmark (bench/ingest.ts). Options:
+ * `npm run bench`: the ingest benchmark (bench/ingest.ts), every target of issue 16's ratios in one
+ * run (about 3 minutes at the defaults), ending with one table of the ratios and their goals. Options:
  *
  *   --duration <s>      measured seconds per target (default 10)
  *   --warmup <s>        warm-up seconds per target, not measured (default 3)
@@ -7,15 +8,24 @@
  *   --rounds <n>        run the sequence of targets n times; ratios use the medians (default 1)
  *   --visitors <n>      distinct visitors the hits cycle over (default 100)
  *   --rate <n>          fixed offered load in req/s for every target (default: as fast as possible)
- *   --targets <list>    comma-separated: tagwarden,nojournal,express,raw (default, in that order) and storeonly;
- *                       nojournal: Tagwarden without a store; storeonly: with the store, journal off
- *                       receipts: Tagwarden (journal on) with decision receipts on; with tagwarden in the same run
- *                       it prints receipts on / off (hits/s, CPU us per hit)
+ *   --targets <list>    comma-separated, default (in this order) tagwarden,nojournal,receipts,workers2,ingest,
+ *                       forward,naiveproxy,express,raw; also storeonly.
+ *                       tagwarden: 3 destinations (--destinations), journal on; nojournal: without a store;
+ *                       storeonly: with the store, journal off; receipts: journal and decision receipts on;
+ *                       workers2: tagwarden with server.workers: 2 (node:cluster; skipped with a message when
+ *                       the build's config does not know the key); ingest: no destinations, no store;
+ *                       forward: the webhook alone, journal on; naiveproxy: Express 5 + http-proxy-middleware
+ *                       forwarding each hit to the same sink; express, raw: bare baselines
  *   --log <level>       Tagwarden's log level (default warn)
- *   --destinations <l>  Tagwarden's destinations: comma-separated among meta,ga4,webhook, or none (default all three)
+ *   --destinations <l>  destinations of tagwarden, nojournal, storeonly, receipts, workers2: comma-separated among
+ *                       meta,ga4,webhook, or none (default all three); ingest and forward have their own
  *   --event <name>      track event name (default purchase)
  *   --client <name>     segment (POST /v1/track, default), ga4 (POST /g/collect) or pixel (POST /tr)
  *   --profile <dir>     run Tagwarden with --cpu-prof writing into <dir>, and print the hot spots
+ *
+ *   --suite <name>      another bench instead, its options after it: tcf (bench/tcf-worst.ts), memory
+ *                       (bench/cache-memory.ts), import (bench/csv-import.ts), verify (bench/verify.ts),
+ *                       consent-api (bench/consent-api.ts), small (tcf, memory and import in turn)
  *
  * With the journal on (target tagwarden) it also prints the journal's group commits over each
  * measured run (transactions/s, hits per transaction, read from Tagwarden's /metrics before and
@@ -28,6 +38,8 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { installExitHooks } from './children.ts';
 import { positive } from './args.ts';
 import { machineLine, watchdog } from './tally.ts';
@@ -35,7 +47,37 @@ import { BENCH_CLIENTS, type BenchClient } from './event.ts';
 import { formatReport, KNOWN_TARGETS, runIngestBench, TARGET_NAMES, type TargetName } from './ingest.ts';
 
 
+const SUITES: Readonly<Record<string, string>> = {
+  tcf: 'tcf-worst.ts',
+  memory: 'cache-memory.ts',
+  import: 'csv-import.ts',
+  verify: 'verify.ts',
+  'consent-api': 'consent-api.ts',
+};
+
+/** `--suite <name> [its options]`: runs that bench in its own process; the exit code is the last one's. */
+function runSuite(name: string, rest: string[]): number {
+  const names = name === 'small' ? ['tcf', 'memory', 'import'] : [name];
+  let status = 0;
+  for (const n of names) {
+    const script = SUITES[n];
+    if (script === undefined) throw new Error(`unknown suite ${n} (known: ingest, ${Object.keys(SUITES).join(', ')}, small)`);
+    console.log(`\n## bench ${n}: node bench/${script} ${rest.join(' ')}\n`);
+    // --expose-gc for the memory bench (it re-runs itself with it otherwise; one process less).
+    const nodeArgs = n === 'memory' ? ['--expose-gc'] : [];
+    const r = spawnSync(process.execPath, [...nodeArgs, fileURLToPath(new URL(`./${script}`, import.meta.url)), ...rest], { stdio: 'inherit' });
+    status = r.status ?? 1;
+  }
+  return status;
+}
+
 async function main(): Promise<void> {
+  const suiteAt = process.argv.indexOf('--suite');
+  if (suiteAt !== -1 && process.argv[suiteAt + 1] !== 'ingest') {
+    const rest = [...process.argv.slice(2, suiteAt), ...process.argv.slice(suiteAt + 2)];
+    process.exitCode = runSuite(process.argv[suiteAt + 1] ?? '', rest);
+    return;
+  }
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '10' },
@@ -50,6 +92,7 @@ async function main(): Promise<void> {
       event: { type: 'string', default: 'purchase' },
       client: { type: 'string', default: 'segment' },
       profile: { type: 'string' },
+      suite: { type: 'string' },
     },
     strict: true,
   });

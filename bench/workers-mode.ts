@@ -27,7 +27,7 @@ import autocannon from 'autocannon';
 import { positive } from './args.ts';
 import { startChild, type ChildHandle } from './children.ts';
 import { eventFactory } from './event.ts';
-import { processCpuSeconds } from './ingest.ts';
+import { processCpuSeconds } from './proc-cpu.ts';
 import { machineLine } from './tally.ts';
 import { responseTally } from './tally.ts';
 

@@ -22,6 +22,7 @@ import { countUnresolved, createHeldQueue, createHitConsentRecorder, createIntak
 import { consentResolverOf, signalReadingOf } from './pipeline/from-config.ts';
 import { createVerifyClient } from './consent/upstream/verify-client.ts';
 import { exchangeOutcome } from './consent/upstream/exchange-outcome.ts';
+import { FleetBudget, storeGrantLog, verifyBudgetName } from './consent/upstream/fleet-budget.ts';
 import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import { createDashboard } from './api/ui/mount.ts';
@@ -197,6 +198,19 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   const verify = config.upstream.verify;
   // Its own pool, sized to its concurrency: lookups must not queue behind vendor deliveries.
   const upstreamAgent = verify === undefined ? undefined : (deps.upstreamAgent ?? createPool('upstream-verify', { connections: verify.maxConcurrent }));
+  // The plan's budget shared by every instance on the store (docs/consent.md "Budget"); without a
+  // store there is no fleet to share with, so the instance keeps its own.
+  const storeErrors = createRateLimitedLog({ log, maxPerInterval: 1, intervalMs: 60_000, clock });
+  const storeFailed = (key: string, msg: string) => (err: unknown) => storeErrors('warn', key, { err: err instanceof Error ? err.message : String(err) }, msg);
+  const fleetBudget =
+    verify === undefined || deps.db === undefined || verify.budgetScope !== 'fleet'
+      ? undefined
+      : new FleetBudget({
+          limit: verify.requestsPerMinute,
+          log: storeGrantLog(deps.db, { name: verifyBudgetName(verify.apiKey), limit: verify.requestsPerMinute }),
+          onError: storeFailed('verify-budget', 'upstream verify budget: the store failed, no verify call made (fail closed)'),
+        });
+  if (verify !== undefined) log.info({ budgetScope: fleetBudget === undefined ? 'instance' : 'fleet', requestsPerMinute: verify.requestsPerMinute }, 'upstream verify budget');
   const upstream =
     verify === undefined || upstreamAgent === undefined
       ? undefined
@@ -208,6 +222,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
             apiKeyHeader: verify.apiKeyHeader,
             categoryMap: verify.categories,
             requestsPerMinute: verify.requestsPerMinute,
+            ...(fleetBudget === undefined ? {} : { budget: fleetBudget }),
             cacheTtlMs: verify.cacheTtlMs,
             negativeCacheTtlMs: verify.negativeCacheTtlMs,
             maxCacheEntries: verify.maxCacheEntries,
@@ -226,7 +241,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // The dashboard at /ui (docs/ui.md); its session counts as an admin key for the API guard.
   const dashboard = createDashboard({ config, clock, metrics, templates: deps.templates, resolution, failures: adminFailures, log }, deps.db !== undefined);
   // One guard (keys, rate limits, failure throttle) for every /api/v1 route.
-  const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock, dashboard?.session);
+  const guard = deps.db === undefined ? undefined : apiGuard(deps.db, config, clock, dashboard?.session, storeFailed('api-rate-limit', 'API rate limit: the store failed, request let through (fail open)'));
   // The consent store: first after the hit's own signals, before the upstream. A change re-decides
   // the events waiting for that visitor (bound late: the pipeline is built next).
   let recheck: (visitorId: string) => void = () => undefined;

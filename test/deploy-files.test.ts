@@ -70,6 +70,8 @@ describe('deploy/compose: two instances, PostgreSQL and nginx', () => {
       const config = validConfig(read(join('compose', mount![0]!)), Object.keys(env));
       expect(config.store.url).toMatch(/^postgres/);
       expect(config.delivery.journal.enabled).toBe(true);
+      // Two instances: the limits are the fleet's, not twice the plan.
+      expect(config.api.rateLimit.scope).toBe('fleet');
       // Its port is the one it exposes, and SIGTERM leaves it the grace it flushes within.
       expect(s.expose).toEqual([String(config.server.port)]);
       expect(durationMs(s.stop_grace_period ?? '10s')).toBeGreaterThan(config.server.shutdownGraceMs);
@@ -87,6 +89,8 @@ describe('deploy/compose: two instances, PostgreSQL and nginx', () => {
     const limit = /client_max_body_size (\d+)m;/.exec(nginx);
     expect(Number(limit?.[1]) * 1024 * 1024).toBeGreaterThanOrEqual(config.server.maxBatchBytes);
     expect(compose.services.nginx?.volumes).toContain('./nginx.conf:/etc/nginx/nginx.conf:ro');
+    // A stopping instance's 503 (nothing taken) sends the hit, a POST, to the other instance.
+    expect(nginx).toMatch(/proxy_next_upstream [^;]*\bhttp_503\b[^;]*\bnon_idempotent\b/);
   });
 });
 
@@ -120,6 +124,7 @@ describe('deploy/kubernetes: Deployment, Service, PodDisruptionBudget, HPA', () 
     const mount = container.volumeMounts.find((m: { name: string }) => m.name === volume.name);
     expect(configPath).toBe(`${mount.mountPath as string}/tagwarden.yaml`);
     expect(config.delivery.journal.enabled).toBe(true);
+    expect(config.api.rateLimit.scope).toBe('fleet');
   });
 
   it('ports and probes: the config port, /readyz for readiness and /healthz for liveness', () => {

@@ -1,4 +1,5 @@
 /** The benchmark's Tagwarden configuration (bench/servers/tagwarden.ts and bench/stages.ts). */
+import { parseConfig } from '../../src/config/load.ts';
 
 /** The API key the bench's Tagwarden sends to the fake verify server (bench/servers/verify.ts). */
 export const BENCH_VERIFY_API_KEY = 'bench-verify-key';
@@ -13,6 +14,8 @@ export const BENCH_VERIFY_CATEGORIES: Readonly<Record<string, string>> = { marke
 export interface BenchConfigOptions {
   /** Origin of a CookieBoss-compatible verify server: adds an `upstream.verify` block asking it. */
   verifyOrigin?: string;
+  /** `server.workers` (node:cluster processes); absent: the key is left out, one process. */
+  workers?: number | 'auto';
 }
 
 /** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
@@ -41,7 +44,7 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
     },
   ];
   return {
-    server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 5_000 },
+    server: { host: '127.0.0.1', port: 0, shutdownGraceMs: 5_000, ...(options.workers === undefined ? {} : { workers: options.workers }) },
     site: {
       id: 'bench',
       dataControlMode: 'opt-in',
@@ -66,4 +69,19 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
     destinations: all.filter((d) => destinationIds.includes(d.id)),
     log: { level: logLevel },
   };
+}
+
+/**
+ * Why a config with `server.workers` cannot be used, or undefined when it can. The key belongs to
+ * the node:cluster work of issue 16; a build without it refuses it as an unknown key, and the
+ * bench then skips its clustered target instead of failing.
+ */
+export function workersUnsupported(workers: number | 'auto'): string | undefined {
+  try {
+    parseConfig(benchConfig('http://127.0.0.1:9', 'warn', [], { workers }), { env: {} }, 'bench config');
+    return undefined;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return message.includes('workers') ? `this build's config does not know server.workers (${message.split('\n').find((l) => l.includes('workers'))?.trim() ?? message})` : message;
+  }
 }

@@ -38,7 +38,7 @@ const dir = mkdtempSync(join(tmpdir(), 'tw-bench-workers-'));
 
 cluster.setupPrimary({
   exec: fileURLToPath(new URL('./tagwarden.ts', import.meta.url)),
-  args: [...passed, '--port', String(port), '--db', join(dir, 'tagwarden.db'), ...(mode === 'reuse-port' ? ['--reuse-port'] : [])],
+  args: [...passed, '--supervised', '--port', String(port), '--db', join(dir, 'tagwarden.db'), ...(mode === 'reuse-port' ? ['--reuse-port'] : [])],
 });
 const log = createLogger('warn', pino.destination({ dest: 2, sync: false }));
 const supervisor = startSupervisor({ workers, log, clock: systemClock, graceMs: 5_000 });

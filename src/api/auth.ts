@@ -5,7 +5,7 @@ import { ForbiddenError, UnauthorizedError } from '../errors.ts';
 import type { Queryable } from '../store/db.ts';
 import { clientIp } from '../http/client-ip.ts';
 import { findApiKey, hasScope, hashApiKey, type ApiKeyInfo, type Scope } from './keys.ts';
-import { checkFailureThrottle, checkRateLimit, type FailureThrottle, type RateLimiter } from './rate-limit.ts';
+import { checkFailureThrottle, checkRateLimit, type FailureThrottle, type KeyRateLimiter } from './rate-limit.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 import type { SessionAuth } from './ui/session-check.ts';
 
@@ -139,7 +139,7 @@ export function requestFailureKey(req: Request, trustProxyHops: number): string 
 export interface AuthDeps {
   keys: KeyLookup;
   /** Per-key rate limit; none when undefined. */
-  limiter?: RateLimiter;
+  limiter?: KeyRateLimiter;
   /** Failed authentications per client address (config `api.authFailures`); none when undefined. */
   failures?: FailureThrottle;
   /** Trusted reverse proxies in front (config `server.trustProxyHops`), for the client address. Default 0. */
@@ -175,7 +175,7 @@ export function requireScope(scope: Scope, deps: AuthDeps): RequestHandler {
       const presented = presentedKey(req.headers);
       const session = presented === undefined ? deps.session?.(req) : undefined;
       if (session !== undefined) {
-        const refused = 'error' in session ? session.error : deps.limiter === undefined ? undefined : checkRateLimit(deps.limiter, SESSION_KEY_ID, res);
+        const refused = 'error' in session ? session.error : deps.limiter === undefined ? undefined : await checkRateLimit(deps.limiter, SESSION_KEY_ID, res);
         if (refused === undefined) res.locals.apiKeyId = SESSION_KEY_ID;
         next(refused);
         return;
@@ -204,7 +204,7 @@ export function requireScope(scope: Scope, deps: AuthDeps): RequestHandler {
         next(new UnauthorizedError('the API key is unknown or revoked'));
         return;
       }
-      const limited = deps.limiter === undefined ? undefined : checkRateLimit(deps.limiter, key.id, res);
+      const limited = deps.limiter === undefined ? undefined : await checkRateLimit(deps.limiter, key.id, res);
       if (limited !== undefined) {
         next(limited);
         return;

@@ -3,9 +3,11 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { errorHandler } from '../http/errors.ts';
-import { createFailureThrottle, createRateLimiter, rateLimitByKey, rateLimitFromConfig, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
+import { createFailureThrottle, createRateLimiter, createSharedRateLimiter, rateLimitByKey, rateLimitFromConfig, retryAfterSeconds, takeToken, type Bucket, type RateLimit } from './rate-limit.ts';
 import { systemClock } from '../lib/clock.ts';
 import { FakeClock } from '../lib/fake-clock.ts';
+import type { Db } from '../store/db.ts';
+import { openDb } from '../store/open.ts';
 
 /** Runs requests at the given times (ms) through one bucket; true = allowed, else the Retry-After seconds. */
 function run(limit: RateLimit, times: number[]): (true | number)[] {
@@ -151,5 +153,33 @@ describe('failure throttle', () => {
     expect(t.blocked('a')).toBeUndefined();
     t.fail('a');
     expect(t.blocked('a')).toEqual({ retryAfterSeconds: 2 });
+  });
+});
+
+describe('the fleet-wide limiter (api.rateLimit.scope: fleet)', () => {
+  it('keeps its buckets in the store: two limiters on one store share them, per key', async () => {
+    const db = await openDb('sqlite::memory:');
+    try {
+      const clock = new FakeClock(0);
+      const o = { perSecond: 1, burst: 3, clock, db, name: 'api', onError: () => undefined };
+      const a = createSharedRateLimiter(o);
+      const b = createSharedRateLimiter(o);
+      const results = [await a.take('k'), await b.take('k'), await a.take('k'), await b.take('k'), await a.take('other')];
+      expect(results).toEqual([undefined, undefined, undefined, { retryAfterSeconds: 1 }, undefined]);
+      clock.advance(1_000);
+      expect(await b.take('k')).toBeUndefined();
+      expect(await a.take('k')).toEqual({ retryAfterSeconds: 1 });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('fails open when the store fails, and says so', async () => {
+    const broken = { transaction: () => Promise.reject(new Error('connection refused')) } as unknown as Db;
+    const errors: unknown[] = [];
+    const limiter = createSharedRateLimiter({ perSecond: 1, burst: 1, db: broken, name: 'api', onError: (e) => errors.push(e) });
+    expect(await limiter.take('k')).toBeUndefined();
+    expect(await limiter.take('k')).toBeUndefined();
+    expect(errors).toHaveLength(2);
   });
 });

@@ -2,13 +2,16 @@ import type { RequestHandler } from 'express';
 import { LRUCache } from 'lru-cache';
 import { RateLimitedError } from '../errors.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
+import type { Db } from '../store/db.ts';
+import { stepBucket } from '../store/rate-limits.ts';
 
 /**
  * Per-key rate limit: a token bucket per API key. A bucket holds up to `burst` tokens, refills at
  * `perSecond` (or `perMinute`), and each request takes one; an empty bucket answers 429 with
  * `Retry-After` (whole seconds, rounded up) saying when the next token is there. The bucket maths
- * is pure with the clock passed in; the limiter keeps the buckets (per instance: N instances allow
- * N times the rate).
+ * is pure with the clock passed in; the limiter keeps the buckets: in memory per instance (N
+ * instances allow N times the rate), or in the store for the fleet (`createSharedRateLimiter`,
+ * config `api.rateLimit.scope: fleet`).
  *
  * Per minute is how CookieBoss states its plans (seed cookieboss-consent-verification-api.txt:
  * 100, 500, 1,000 requests per minute). A bucket of `perMinute` tokens refilled at perMinute / 60 s
@@ -63,9 +66,16 @@ export function retryAfterSeconds(retryAfterMs: number): number {
   return Math.max(1, Math.ceil(retryAfterMs / 1000 - EPSILON));
 }
 
+export type RateLimitOver = { retryAfterSeconds: number } | undefined;
+
 export interface RateLimiter {
   /** Takes a token for `key`: undefined when allowed, else the seconds to wait. */
-  take(key: string): { retryAfterSeconds: number } | undefined;
+  take(key: string): RateLimitOver;
+}
+
+/** A limiter that may answer later: the fleet's, whose buckets are in the store. */
+export interface KeyRateLimiter {
+  take(key: string): RateLimitOver | Promise<RateLimitOver>;
 }
 
 export type RateLimiterOptions = RateLimit & {
@@ -76,7 +86,7 @@ export type RateLimiterOptions = RateLimit & {
 };
 
 export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
-  if (!(refillPerMs(o) > 0) || !(o.burst >= 1)) throw new RangeError('rate limit: perSecond (or perMinute) must be > 0 and burst ≥ 1');
+  checkLimit(o);
   const clock = o.clock ?? systemClock;
   const now = (): number => clock.now();
   const buckets = new LRUCache<string, Bucket>({ max: o.maxKeys ?? 10_000 });
@@ -89,12 +99,52 @@ export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
   };
 }
 
+function checkLimit(o: RateLimiterOptions): void {
+  if (!(refillPerMs(o) > 0) || !(o.burst >= 1)) throw new RangeError('rate limit: perSecond (or perMinute) must be > 0 and burst ≥ 1');
+}
+
+export type SharedRateLimiterOptions = RateLimiterOptions & {
+  db: Db;
+  /** The buckets' name in the store (one per limit, e.g. `api`). */
+  name: string;
+  /** Told of each store failure; the request is then let through (fail open). */
+  onError: (err: unknown) => void;
+};
+
+/**
+ * The per-key token bucket with its state in the store, shared by every instance on it: one
+ * short locked step per request (src/store/rate-limits.ts `stepBucket`) around the same pure
+ * `takeToken`. Each instance reads its own clock: a clock ahead by s seconds refills s × rate
+ * tokens early (and one behind refills nothing until it catches up), a small error for a limit
+ * that protects Tagwarden itself. If the store fails the request passes (fail open, `onError`):
+ * the API it guards needs the same store, so a store that is down refuses the request anyway, and
+ * a flaky one must not turn every API call into a 429.
+ */
+export function createSharedRateLimiter(o: SharedRateLimiterOptions): KeyRateLimiter {
+  checkLimit(o);
+  const clock = o.clock ?? systemClock;
+  return {
+    async take(key) {
+      try {
+        const r = await stepBucket(o.db, o.name, key, (current) => {
+          const taken = takeToken(current, clock.now(), o);
+          return { next: taken.bucket, result: taken };
+        });
+        return r.allowed ? undefined : { retryAfterSeconds: retryAfterSeconds(r.retryAfterMs) };
+      } catch (err) {
+        o.onError(err);
+        return undefined;
+      }
+    },
+  };
+}
+
 /**
  * Rejects with 429 + `Retry-After` when `key` is over its limit; otherwise undefined. Sets the
  * header on `res` so the error handler's JSON body leaves with it.
  */
-export function checkRateLimit(limiter: RateLimiter, key: string, res: { setHeader(name: string, value: string): unknown }): RateLimitedError | undefined {
-  const over = limiter.take(key);
+export async function checkRateLimit(limiter: KeyRateLimiter, key: string, res: { setHeader(name: string, value: string): unknown }): Promise<RateLimitedError | undefined> {
+  const over = await limiter.take(key);
   if (over === undefined) return undefined;
   res.setHeader('Retry-After', String(over.retryAfterSeconds));
   return new RateLimitedError(`rate limit exceeded for API key ${key}; retry after ${over.retryAfterSeconds} s`, { details: { retryAfterSeconds: over.retryAfterSeconds } });
@@ -105,10 +155,11 @@ export function checkRateLimit(limiter: RateLimiter, key: string, res: { setHead
  * key id passes untouched: unauthenticated requests are answered 401 by the auth, never limited
  * by key. `requireScope` applies the limiter itself; this is for routes that authenticate otherwise.
  */
-export function rateLimitByKey(limiter: RateLimiter): RequestHandler {
+export function rateLimitByKey(limiter: KeyRateLimiter): RequestHandler {
   return (_req, res, next) => {
     const id = (res.locals as Record<string, unknown>).apiKeyId;
-    next(typeof id === 'string' ? checkRateLimit(limiter, id, res) : undefined);
+    if (typeof id !== 'string') next();
+    else checkRateLimit(limiter, id, res).then(next, next);
   };
 }
 

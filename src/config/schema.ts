@@ -187,7 +187,7 @@ const secureprivacySchema = z
       .describe('Where the fingerprint\'s City, State and Country come from. Set only headers a proxy in front of Tagwarden sets (and strips from clients): anyone can send any header. Absent: not recorded.'),
     integrationRateLimit: z
       .object({
-        perSecond: z.number().positive().max(100_000).default(5).describe('Sustained integration requests per second per client address (each instance counts its own).'),
+        perSecond: z.number().positive().max(100_000).default(5).describe('Sustained integration requests per second per client address (each instance counts its own: these routes are unauthenticated, and a store write per request would be the load the limit is there to stop).'),
         burst: z.int().min(1).max(100_000).default(20).describe('Integration requests a client address may send at once.'),
       })
       .strict()
@@ -388,7 +388,11 @@ export const configSchema = z
               .record(z.string().min(1).max(128), categoryId)
               .refine((m) => Object.keys(m).length > 0, 'map at least one upstream category')
               .describe('Upstream category name → site category, e.g. {marketing: advertising, analytics: analytics}. Upstream categories not listed are ignored.'),
-            requestsPerMinute: z.int().min(1).max(1_000_000).describe('The plan\'s rate limit (e.g. 100, 500, 1000); never exceeded in any 60 s window.'),
+            requestsPerMinute: z.int().min(1).max(1_000_000).describe('The plan\'s rate limit (e.g. 100, 500, 1000); never exceeded in any 60 s window (by all instances together with `budgetScope: fleet`).'),
+            budgetScope: z
+              .enum(['instance', 'fleet'])
+              .default('fleet')
+              .describe('`fleet` (the default): every instance and worker process on the store shares the one budget of requestsPerMinute, one short store transaction per verify call; if the store fails no call is made (`upstream_budget_unavailable`, fail closed). `instance`: each keeps its own budget in memory (N instances may make N times the plan\'s rate). See docs/consent.md, "Budget".'),
             cacheTtlMs: z.int().min(1000).max(86_400_000).default(300_000).describe('How long an answer with consent is reused.'),
             negativeCacheTtlMs: z.int().min(0).max(86_400_000).default(30_000).describe('How long "no consent found" is reused (shorter: the visitor may answer the banner any moment).'),
             maxCacheEntries: z.int().min(1).max(10_000_000).default(100_000).describe('Most visitors whose answers are kept (LRU).'),
@@ -469,7 +473,7 @@ export const configSchema = z
               .positive()
               .max(100_000)
               .optional()
-              .describe('Sustained requests per second per API key, counted by each instance on its own (with N instances behind a load balancer a key gets up to N times this). Default 50 when perMinute is not given.'),
+              .describe('Sustained requests per second per API key: counted by each instance on its own with `scope: instance` (N instances behind a load balancer give a key up to N times this), by all of them together with `scope: fleet`. Default 50 when perMinute is not given.'),
             perMinute: z
               .int()
               .min(1)
@@ -482,6 +486,10 @@ export const configSchema = z
               .max(6_000_000)
               .optional()
               .describe('Requests a key may send at once before the sustained rate applies. Default 100 with perSecond, perMinute with perMinute (a minute\'s allowance at once).'),
+            scope: z
+              .enum(['instance', 'fleet'])
+              .default('instance')
+              .describe('`instance`: each instance (and worker) keeps its own buckets in memory, so N of them allow a key N times the rate. `fleet`: the buckets are in the store, shared by every instance on it, one atomic update per API request (a store round trip each); if the store fails the request is let through (fail open) and the failure logged. See docs/consent-api.md, "API keys".'),
           })
           .strict()
           .refine((r) => r.perSecond === undefined || r.perMinute === undefined, { message: 'give perSecond or perMinute, not both', path: ['perMinute'] })

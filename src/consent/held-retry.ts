@@ -32,7 +32,7 @@ export type OutcomeKind =
   | 'final';
 
 const REFUSED = new Set(['upstream_rate_limited', 'upstream_backing_off', 'upstream_circuit_open', 'upstream_timeout', 'upstream_network']);
-const NO_ROOM = new Set(['upstream_budget_exhausted', 'upstream_overloaded']);
+const NO_ROOM = new Set(['upstream_budget_exhausted', 'upstream_budget_unavailable', 'upstream_overloaded']);
 
 export function classifyOutcome(outcome: LookupOutcome): OutcomeKind {
   if ('signal' in outcome) return 'answer';

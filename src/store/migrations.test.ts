@@ -10,7 +10,7 @@ forEachEngine('store migrations', (engine) => {
       const versions = await db.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
       expect(versions.map((v) => Number(v.version))).toEqual(MIGRATIONS.map((m) => m.version));
       expect(await migrate(db)).toEqual([]);
-      for (const table of ['subjects', 'consent_items', 'consent_records', 'audit_log', 'api_keys', 'webhook_subscriptions', 'webhook_deliveries']) {
+      for (const table of ['subjects', 'consent_items', 'consent_records', 'audit_log', 'api_keys', 'webhook_subscriptions', 'webhook_deliveries', 'rate_grants', 'rate_buckets']) {
         expect(await db.get(`SELECT COUNT(*) AS n FROM ${table}`)).toBeDefined();
       }
     } finally {

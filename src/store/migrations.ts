@@ -284,6 +284,31 @@ ALTER TABLE decision_receipts ADD COLUMN delivery TEXT;
 CREATE INDEX decision_receipts_by_message ON decision_receipts (site_id, message_id, destination_id);
 `,
   },
+  {
+    version: 12,
+    name: 'fleet-wide rate limits',
+    // src/store/rate-limits.ts (docs/consent.md "Budget", docs/consent-api.md "API keys"):
+    // several instances on one store share the upstream verify budget (a log of grants, read and
+    // appended under a lock) and, optionally, the API keys' token buckets (one row per key,
+    // one locked step each; version 0 = created, no state yet). Times are milliseconds; tokens
+    // are fractional.
+    sql: (engine) => `
+CREATE TABLE rate_grants (
+  seq ${autoId(engine)},
+  name TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX rate_grants_by_name ON rate_grants (name, at);
+CREATE TABLE rate_buckets (
+  name TEXT NOT NULL,
+  bucket_key TEXT NOT NULL,
+  tokens ${engine === 'sqlite' ? 'REAL' : 'DOUBLE PRECISION'} NOT NULL,
+  at BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  PRIMARY KEY (name, bucket_key)
+);
+`,
+  },
 ];
 
 /** Applies the migrations not yet applied; safe when several instances start at once. */

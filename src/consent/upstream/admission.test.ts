@@ -19,6 +19,8 @@ function setup(over: Partial<AdmissionOptions> = {}) {
   /** One call through the gates, ended by `x` at the clock's time. */
   const call = (x: Exchange) => {
     const p = a.admit(clock.now());
+    // This instance's own budget: admit decides synchronously.
+    if (p instanceof Promise) throw new Error('admit answered later');
     if ('failed' in p) throw new Error(`not admitted: ${p.failed}`);
     return a.settle(x, p, clock.now());
   };
@@ -136,7 +138,7 @@ describe('UpstreamAdmission: readiness', () => {
 
   it('an exhausted budget: when its oldest grant leaves the window, and nothing is taken by asking', () => {
     const { clock, a } = setup({ requestsPerMinute: 1 });
-    a.admit(clock.now());
+    expect('failed' in a.admit(clock.now())).toBe(false);
     expect(a.readiness(clock.now())).toEqual({ readyAt: clock.now() + 60_000, probe: false, room: 0 });
     expect(a.readiness(clock.now())).toEqual({ readyAt: clock.now() + 60_000, probe: false, room: 0 });
     expect(a.budgetUsed(clock.now())).toBe(1);

@@ -1,8 +1,9 @@
 /**
  * Whether a call may go to the upstream verify API now, and what each call's outcome does to that:
  * the "not before" gate (./gate.ts: Retry-After and backoff, then one probe), the circuit breaker
- * (./circuit-breaker.ts) and the request budget (./rate-budget.ts), in that order, all per client
- * (one upstream, one API key), not per visitor. Pure: the caller passes `now`.
+ * (./circuit-breaker.ts) and the request budget (./rate-budget.ts, or the fleet's:
+ * ./fleet-budget.ts), in that order, all per client (one upstream, one API key), not per visitor.
+ * Pure but for the fleet's budget, which asks the store: the caller passes `now`.
  *
  * How an outcome feeds them (choices where the brief was silent):
  * - 429 is neutral for the breaker (our rate, not the upstream's health); without a usable
@@ -18,7 +19,7 @@ import { fullJitterBackoffMs, type BackoffOptions } from '../../lib/backoff.ts';
 import { parseRetryAfter } from '../../lib/retry-after.ts';
 import { CircuitBreaker, type BreakerOptions, type BreakerOutcome, type BreakerPermit, type BreakerState } from './circuit-breaker.ts';
 import { UpstreamGate, type GateReason, type GateTicket } from './gate.ts';
-import { SlidingWindowBudget } from './rate-budget.ts';
+import { SlidingWindowBudget, type RequestBudget } from './rate-budget.ts';
 import type { Exchange } from './transport.ts';
 import { fail, type UpstreamReadiness, type VerifyFailure, type VerifyResult } from './verify-result.ts';
 
@@ -31,6 +32,11 @@ export interface AdmissionOptions {
   rateLimitFallbackMs: number;
   /** Uniform in [0, 1), for the backoff jitter. */
   random: () => number;
+  /**
+   * The budget calls are taken from; default this instance's own sliding window of
+   * `requestsPerMinute` (the fleet's: ./fleet-budget.ts, whose limit is the same plan rate).
+   */
+  budget?: RequestBudget;
 }
 
 /** Taken by `admit`, handed back to `settle`. */
@@ -42,25 +48,49 @@ export interface Permits {
 export class UpstreamAdmission {
   readonly #gate = new UpstreamGate();
   readonly #breaker: CircuitBreaker;
-  readonly #budget: SlidingWindowBudget;
+  readonly #budget: RequestBudget;
   readonly #o: AdmissionOptions;
   #consecutiveFailures = 0;
 
   /** Throws RangeError for budget or breaker settings out of range. */
   constructor(options: AdmissionOptions) {
     this.#o = options;
-    this.#budget = new SlidingWindowBudget(options.requestsPerMinute);
+    this.#budget = options.budget ?? new SlidingWindowBudget(options.requestsPerMinute);
     this.#breaker = new CircuitBreaker(options.breaker);
   }
 
-  /** The gates in order; nothing is taken unless every one admits. */
-  admit(now: number): Permits | VerifyFailure {
+  /**
+   * The gates in order; nothing is taken unless every one admits. Synchronous with this
+   * instance's budget; a promise with the fleet's, after which the gate and the breaker are asked
+   * again (another lookup may have taken the probe meanwhile): a grant then refused is spent
+   * without a call, the safe direction.
+   */
+  admit(now: number): Permits | VerifyFailure | Promise<Permits | VerifyFailure> {
+    const before = this.#checkGates(now);
+    if ('failed' in before) return before;
+    const taken = this.#budget.tryTake(now);
+    if (typeof taken === 'boolean') return taken ? this.#acquire(before) : this.#refusal(false, now);
+    return taken.then((t) => {
+      if (t !== true) return this.#refusal(t, now);
+      const after = this.#checkGates(now);
+      return 'failed' in after ? after : this.#acquire(after);
+    });
+  }
+
+  #checkGates(now: number): { gate: boolean; breaker: boolean } | VerifyFailure {
     const g = this.#gate.check(now);
     if (!g.ok) return fail(g.reason, g.retryAt);
     const b = this.#breaker.check(now);
     if (!b.ok) return fail('circuit_open', b.retryAt);
-    if (!this.#budget.tryTake(now)) return fail('budget_exhausted', this.#budget.nextAvailableAt(now));
-    return { gate: this.#gate.acquire(g.probe), breaker: this.#breaker.acquire(b.probe) };
+    return { gate: g.probe, breaker: b.probe };
+  }
+
+  #acquire(probes: { gate: boolean; breaker: boolean }): Permits {
+    return { gate: this.#gate.acquire(probes.gate), breaker: this.#breaker.acquire(probes.breaker) };
+  }
+
+  #refusal(taken: false | 'unavailable', now: number): VerifyFailure {
+    return fail(taken === 'unavailable' ? 'budget_unavailable' : 'budget_exhausted', this.#budget.nextAvailableAt(now));
   }
 
   /** Feeds one call's outcome to the gate, breaker and backoff; returns the lookup's result. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BUDGET_WINDOW_MS, SlidingWindowBudget } from './rate-budget.ts';
+import { BUDGET_WINDOW_MS, countInWindow, SlidingWindowBudget, slidingWindowRule, viewOfLatest } from './rate-budget.ts';
 
 const W = BUDGET_WINDOW_MS;
 
@@ -93,6 +93,49 @@ describe('SlidingWindowBudget', () => {
         },
       ),
       { seed: 7, numRuns: 60 },
+    );
+  });
+});
+
+describe('slidingWindowRule (the one rule of the instance and the fleet budgets)', () => {
+  const I = -Infinity;
+  it.each([
+    // [oldest, latest, now, expected {at, granted, nextAvailableAt}]
+    ['an empty log grants', I, I, 5, { at: 5, granted: true, nextAvailableAt: 5 }],
+    ['fewer than limit grants: grants', I, 100, 200, { at: 200, granted: true, nextAvailableAt: 200 }],
+    ['the limit-th latest grant inside the window: refuses until it leaves', 100, 150, W + 99, { at: W + 99, granted: false, nextAvailableAt: W + 100 }],
+    ['exactly a window old: grants (windows are half-open)', 100, 150, W + 100, { at: W + 100, granted: true, nextAvailableAt: W + 100 }],
+    ['a clock behind the log is clamped to the latest grant', 100, 10 * W, 5, { at: 10 * W, granted: true, nextAvailableAt: 10 * W }],
+    ['clamped, still inside', 9 * W + 1, 10 * W, 5, { at: 10 * W, granted: false, nextAvailableAt: 10 * W + 1 }],
+  ])('%s', (_name, oldest, latest, now, expected) => {
+    expect(slidingWindowRule({ oldest, latest }, now, W)).toEqual(expected);
+  });
+
+  it.each([
+    // [newest first, limit, view]
+    [[], 3, { oldest: -Infinity, latest: -Infinity }],
+    [[30, 20], 3, { oldest: -Infinity, latest: 30 }],
+    [[30, 20, 10], 3, { oldest: 10, latest: 30 }],
+    [[40, 30, 20, 10], 3, { oldest: 20, latest: 40 }],
+  ])('viewOfLatest(%j, %i)', (newestFirst, limit, view) => {
+    expect(viewOfLatest(newestFirst, limit)).toEqual(view);
+  });
+
+  it('counting grants in the window agrees with the ring: a log read back newest first decides as the ring does', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.integer({ min: 0, max: 30_000 }), { maxLength: 120 }), (limit, gaps) => {
+        const ring = new SlidingWindowBudget(limit);
+        const log: number[] = [];
+        let t = 0;
+        for (const gap of gaps) {
+          t += gap;
+          const d = slidingWindowRule(viewOfLatest(log, limit), t, W);
+          expect(ring.tryTake(t)).toBe(d.granted);
+          if (d.granted) log.unshift(d.at);
+          expect(countInWindow(log, t, W)).toBe(ring.used(t));
+        }
+      }),
+      { seed: 16, numRuns: 200 },
     );
   });
 });

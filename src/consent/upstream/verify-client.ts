@@ -5,14 +5,14 @@
  *
  * A lookup goes: per-visitor answer cache → single flight (one request per visitor, every
  * waiter gets the same result) → a request slot → brief per-visitor failure memo → upstream "not
- * before" gate (Retry-After, backoff; then one probe) → circuit breaker → request budget → one
- * GET. This file composes the parts and owns the single flight:
+ * before" gate (Retry-After, backoff; then one probe) → circuit breaker → request budget (this
+ * instance's, or the fleet's in the store) → one GET. This file composes the parts and owns the single flight:
  *
  * | part | file |
  * |---|---|
  * | answer cache (positive / negative TTL, LRU) and failure memo | cache.ts |
  * | request slots (maxConcurrent, maxWaiting) | slots.ts |
- * | gate, breaker and budget, and how an outcome feeds them | admission.ts (gate.ts, circuit-breaker.ts, rate-budget.ts) |
+ * | gate, breaker and budget, and how an outcome feeds them | admission.ts (gate.ts, circuit-breaker.ts, rate-budget.ts; the fleet's budget fleet-budget.ts) |
  * | one GET over the outbound sender, the body read | transport.ts (verify-url.ts, verify-response.ts) |
  * | options and their checks | verify-options.ts |
  *
@@ -113,8 +113,12 @@ export function createVerifyClient(options: VerifyClientOptions): VerifyClient {
     // A chained flight re-checks what may have changed while it waited.
     const known = cache.answer(visitorId, now) ?? cache.failure(visitorId, now);
     if (known !== undefined) return known;
-    const permits = admission.admit(now);
+    const admitted = admission.admit(now);
+    // Only the fleet's budget answers later (a store round trip); the instance's decides at once.
+    const permits = admitted instanceof Promise ? await admitted : admitted;
     if ('failed' in permits) return permits;
+    // Closed while the store answered: hand the permits back (a probe must not stay out).
+    if (closed) return admission.settle({ kind: 'closed' }, permits, clock.now());
 
     calls++;
     flight.started = true;

@@ -7,6 +7,7 @@ import { ConfigError } from '../../errors.ts';
 import type { BackoffOptions } from '../../lib/backoff.ts';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { UpstreamAdmission } from './admission.ts';
+import type { RequestBudget } from './rate-budget.ts';
 import type { BreakerOptions } from './circuit-breaker.ts';
 import { DEFAULT_URL_TEMPLATE, verifyUrlFor } from './verify-url.ts';
 import type { Exchange } from './transport.ts';
@@ -30,6 +31,8 @@ export interface VerifyClientOptions {
   categoryMap: Readonly<Record<string, string>>;
   /** The plan's rate (100 / 500 / 1,000); never exceeded in any sliding 60 s window. */
   requestsPerMinute: number;
+  /** Where calls are taken from: default this instance's own window; the fleet's is ./fleet-budget.ts. */
+  budget?: RequestBudget;
   /** TTL of an answer with consent data. */
   cacheTtlMs: number;
   /** TTL of "no consent found" (shorter: the visitor may answer the banner any moment). */
@@ -133,7 +136,7 @@ export function resolveVerifyOptions(o: VerifyClientOptions): VerifySettings {
   const requestsPerMinute = positiveInt('requestsPerMinute', o.requestsPerMinute);
   let admission: UpstreamAdmission;
   try {
-    admission = new UpstreamAdmission({ requestsPerMinute, breaker: o.breaker, backoff, rateLimitFallbackMs, random: o.random ?? Math.random });
+    admission = new UpstreamAdmission({ requestsPerMinute, breaker: o.breaker, backoff, rateLimitFallbackMs, random: o.random ?? Math.random, ...(o.budget === undefined ? {} : { budget: o.budget }) });
   } catch (err) {
     throw new ConfigError(`upstream verify: ${(err as Error).message}`);
   }

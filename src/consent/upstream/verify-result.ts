@@ -10,6 +10,8 @@ export type VerifyFailureReason =
   | 'rate_limited'
   /** Our own request budget has no room in the current 60 s window; no call made. */
   | 'budget_exhausted'
+  /** The fleet's budget (in the store) could not be read: no call made (fail closed). */
+  | 'budget_unavailable'
   /** `maxConcurrent` requests are out and `maxWaiting` lookups already wait for a slot; no call made. */
   | 'overloaded'
   | 'circuit_open'
