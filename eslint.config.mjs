@@ -17,7 +17,7 @@ import tseslint from 'typescript-eslint';
 const packages = (names) => ({ regex: `^(${names.map((n) => n.replace(/[/.]/g, '\\$&')).join('|')})(/|$)` });
 const parts = (...names) => names.map((n) => `**/${n}/**`);
 const PIPELINE = ['**/pipeline/**', '**/pipeline.ts'];
-const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline', 'receipts'];
+const ALL_PARTS = ['config', 'ingest', 'identity', 'consent', 'policy', 'destinations', 'delivery', 'proxy', 'store', 'api', 'http', 'observability', 'pipeline', 'receipts', 'cluster'];
 // http/ modules that only read a request header and write nothing: consent/, identity/ and the pipeline may use them.
 const HEADER_READERS = ['!**/http/cookies.ts', '!**/http/client-ip.ts'];
 const HTTP_PACKAGES = ['express', 'undici', 'http-proxy-middleware', 'busboy', 'node:http', 'node:https', 'node:http2'];
@@ -154,6 +154,14 @@ const http = boundary('http/ is transport', [
   }],
 ]);
 
+// The supervisor and its IPC (server.workers): processes and messages; the app is main.ts's to build.
+const clusterPart = boundary('cluster/ supervises processes', [
+  ['cluster', 'it runs no hit and serves no request: no api/, http/, pipeline, delivery/, policy/, consent/, ingest/, identity/, destinations/, proxy/, receipts/, preview/; store/ types only.', {
+    group: [...parts('api', 'http', 'delivery', 'policy', 'consent', 'ingest', 'identity', 'destinations', 'proxy', 'receipts', 'preview'), ...PIPELINE],
+  }],
+  ['cluster-store', 'store types only (the ChangeRelay it carries).', { group: parts('store'), allowTypeImports: true }],
+]);
+
 const NOT_CHECKED = ['**/*.test.ts', '**/test-helpers.ts'];
 const block = (files, rules) => ({
   files,
@@ -179,6 +187,7 @@ const importBoundaries = [
   block(['src/config/**'], config),
   block(['src/proxy/**'], proxy),
   block(['src/http/**'], http),
+  block(['src/cluster/**'], clusterPart),
 ];
 // ---------------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import { createConsentApi } from './api/consent/mount.ts';
 import { apiGuard, authFailureThrottle } from './api/guard.ts';
 import { createDashboard } from './api/ui/mount.ts';
 import type { Db } from './store/db.ts';
+import type { ChangeRelay } from './store/notify.ts';
 import { createReceipts } from './receipts/compose.ts';
 import type { ReceiptWriter } from './receipts/writer.ts';
 import type { WebhookWorkerOptions } from './api/webhook-worker.ts';
@@ -68,6 +69,21 @@ export interface AppDeps {
   webhooks?: Partial<WebhookWorkerOptions> | false;
   /** Time and timers of delivery (batch linger, retries, Retry-After pauses); tests drive a fake one. */
   deliveryClock?: Clock;
+  /**
+   * The other workers of this host (server.workers above 1, src/cluster/worker-link.ts): the store
+   * and the journal are shared with them (journal leases even on SQLite), consent changes go to and
+   * come from them, and /metrics answers with every worker's metrics added up.
+   */
+  peers?: Peers;
+}
+
+/** What a worker of several needs of the others (src/cluster/worker-link.ts provides it). */
+export interface Peers {
+  /** This worker's number, shown by /healthz (which process answered). */
+  worker: number;
+  relay: ChangeRelay;
+  /** Every worker's metrics added up, Prometheus text. */
+  metrics(): Promise<string>;
 }
 
 export interface TagwardenApp {
@@ -154,6 +170,8 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           db: deps.db,
           siteId: config.site.id,
           owner: `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+          // Several workers on one SQLite file: leases, and takeover of lapsed ones only, as on PostgreSQL.
+          shared: deps.db.engine === 'postgres' || deps.peers !== undefined,
           destinationIds: resolution.destinations.map((d) => d.policy.id),
           journal: config.delivery.journal,
           maxQueuedEvents: config.delivery.maxQueuedEvents,
@@ -240,6 +258,7 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
           // One cache of decoded TCF strings for hits' and profiles' strings alike.
           tcfReader: resolver.tcf,
           onVisitorChanged: (visitorId) => recheck(visitorId),
+          ...(deps.peers === undefined ? {} : { relay: deps.peers.relay }),
           // A replay through the API is sent now, not at the next takeover (one lease period later).
           onDeadLettersReplayed: () => journal?.takeOver(),
           ...(deps.webhooks === undefined ? {} : { webhooks: deps.webhooks }),
@@ -270,10 +289,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   // test modes or not at all. Its API is admin's, so it needs the store's keys and the admin key
   // its tokens are signed with.
   const preview =
-    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined
+    // Not with several workers: a preview lives in the memory of the worker that started it, and its
+    // hits reaching another worker would be taken as ordinary hits and sent to the vendors for real.
+    guard !== undefined && config.api.enabled && config.debug.adminKey !== undefined && deps.peers === undefined
       ? createPreview({ adminKey: config.debug.adminKey, guard, destinations: resolution.destinations, maxBodyBytes: config.api.maxBodyBytes, clock, log })
       : undefined;
-  if (preview === undefined) log.info({ reason: guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : 'no debug.adminKey' }, 'preview off');
+  if (preview === undefined) {
+    const reason = guard === undefined ? 'no store' : !config.api.enabled ? 'api.enabled is false' : config.debug.adminKey === undefined ? 'no debug.adminKey' : 'server.workers above 1';
+    log.info({ reason }, 'preview off');
+  }
   const pipeline = createPipeline({
     receipts,
     site: config.site,
@@ -340,14 +364,15 @@ export function createApp(config: Config, deps: AppDeps): TagwardenApp {
   app.set('trust proxy', config.server.trustProxyHops);
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json(deps.peers === undefined ? { status: 'ok' } : { status: 'ok', worker: deps.peers.worker });
   });
   app.get('/readyz', (_req, res) => {
     if (!accepting) throw new UnavailableError('shutting down');
     res.json({ status: 'ready' });
   });
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    // With several workers, whichever is scraped answers for all of them (docs/monitoring.md).
+    res.type(metrics.registry.contentType).send(await (deps.peers?.metrics() ?? metrics.registry.metrics()));
   });
 
   if (consentApi !== undefined && config.api.enabled) {

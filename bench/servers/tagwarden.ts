@@ -27,6 +27,12 @@
  * and on SIGTERM stops them, sums their counters and prints one summary. The bench counts the CPU
  * of the whole process tree.
  *
+ * `--supervised`: a worker forked by bench/servers/workers.ts, under the real supervisor
+ * (src/cluster/supervisor.ts), like a worker of `server.workers` above 1: it connects to it as
+ * src/main.ts does (src/cluster/worker-link.ts: peers, /metrics of all, consent relay), says when it
+ * listens, and takes `--port` (the shared port), `--db` (the shared SQLite file, not deleted at
+ * exit) and `--reuse-port` (its own SO_REUSEPORT listener instead of cluster's round-robin).
+ *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
  */
@@ -43,6 +49,8 @@ import { loadTemplates } from '../../src/destinations/load.ts';
 import { checkDestinations } from '../../src/destinations/resolve.ts';
 import { createHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { connectWorker } from '../../src/cluster/worker-link.ts';
+import { systemClock } from '../../src/lib/clock.ts';
 import { arg, reportReady, tieToParent } from './common.ts';
 import { benchConfig } from './config.ts';
 
@@ -142,9 +150,13 @@ function runPrimary(n: number): void {
 async function runWorker(): Promise<void> {
   // Logs go to stderr: stdout carries the ready line and the summary.
   const logger = createLogger(config.log.level, pino.destination({ dest: 2, sync: false }));
-  const dir = journalMode === 'off' ? undefined : mkdtempSync(join(tmpdir(), 'tw-bench-'));
-  const db = dir === undefined ? undefined : await openDb(`sqlite:${join(dir, 'tagwarden.db')}`);
-  const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }) });
+  const link = cluster.isWorker && process.argv.includes('--supervised') ? connectWorker(process, cluster.worker?.id ?? 0, systemClock) : undefined;
+  const sharedDb = process.argv.includes('--db') ? arg('db') : undefined;
+  const dir = journalMode === 'off' || sharedDb !== undefined ? undefined : mkdtempSync(join(tmpdir(), 'tw-bench-'));
+  const dbPath = journalMode === 'off' ? undefined : (sharedDb ?? join(dir!, 'tagwarden.db'));
+  const db = dbPath === undefined ? undefined : await openDb(`sqlite:${dbPath}`);
+  const app = createApp(config, { logger, templates, ...(db === undefined ? {} : { db }), ...(link === undefined ? {} : { peers: link }) });
+  link?.serve(app.metrics.registry);
   await app.recover();
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
@@ -168,8 +180,11 @@ async function runWorker(): Promise<void> {
     app.handler(req, res);
   });
   // A worker's listening is reported by the primary (once all listen), its summary sent to it.
-  server.listen(config.server.port, config.server.host, () => {
+  const port = process.argv.includes('--port') ? Number(arg('port')) : config.server.port;
+  const reusePort = process.argv.includes('--reuse-port') ? { reusePort: true, exclusive: true } : {};
+  server.listen({ port, host: config.server.host, ...reusePort }, () => {
     if (!cluster.isWorker) reportReady(server);
+    link?.listening();
   });
 
   /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */

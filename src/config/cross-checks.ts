@@ -58,6 +58,14 @@ export function crossFieldIssues(raw: unknown): ConfigIssue[] {
   // by name without one is a mistake worth refusing.
   const ui = isRecord(raw.ui) ? raw.ui : {};
   if (ui.enabled === true && debug.adminKey === undefined) issues.push({ path: ['debug', 'adminKey'], message: 'required when ui.enabled is true (the dashboard\'s login key)' });
+  // Workers share the store; an in-memory SQLite database would be one private database per worker
+  // (consent written through one unknown to the others, each journal alone).
+  const server = raw.server;
+  const store = raw.store;
+  const workers = isRecord(server) ? server.workers : undefined;
+  if ((workers === 'auto' || (typeof workers === 'number' && workers > 1)) && isRecord(store) && store.url === 'sqlite::memory:') {
+    issues.push({ path: ['store', 'url'], message: 'sqlite::memory: is one private database per process: with server.workers above 1 use a file (sqlite:./data/tagwarden.db) or PostgreSQL' });
+  }
   return issues;
 }
 

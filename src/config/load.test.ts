@@ -73,6 +73,17 @@ describe('config', () => {
     ]);
   });
 
+  it('server.workers: 1 to 64 or auto; several workers need a store they can share', () => {
+    expect(issuesOf({ ...minimal, server: { workers: 'auto' } })).toEqual([]);
+    expect(issuesOf({ ...minimal, server: { workers: 64 } })).toEqual([]);
+    expect(issuesOf({ ...minimal, server: { workers: 0 } })).toHaveLength(1);
+    expect(issuesOf({ ...minimal, server: { workers: 65 } })).toHaveLength(1);
+    expect(issuesOf({ ...minimal, server: { workers: 2 }, store: { url: 'sqlite::memory:' } })).toEqual([
+      'store.url: sqlite::memory: is one private database per process: with server.workers above 1 use a file (sqlite:./data/tagwarden.db) or PostgreSQL',
+    ]);
+    expect(issuesOf({ ...minimal, server: { workers: 1 }, store: { url: 'sqlite::memory:' } })).toEqual([]);
+  });
+
   it('the dashboard asked for by name needs the admin key; by default it is quietly off without one', () => {
     expect(issuesOf({ ...minimal, ui: { enabled: true } })).toEqual(["debug.adminKey: required when ui.enabled is true (the dashboard's login key)"]);
     expect(issuesOf({ ...minimal, ui: { sessionTtlSeconds: 600 } })).toEqual([]);

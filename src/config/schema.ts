@@ -282,6 +282,12 @@ export const configSchema = z
           .max(120_000)
           .default(10_000)
           .describe('On SIGTERM/SIGINT: time allowed to finish requests and flush pending deliveries before exiting.'),
+        workers: z
+          .union([z.int().min(1).max(64), z.literal('auto')])
+          .default(1)
+          .describe(
+            'Processes serving the port on this host: 1 (one process, as before), a number up to 64, or `auto` (one per CPU the process may use, os.availableParallelism()). Above 1 a supervising process forks the workers, restarts one that dies (with backoff) and, on SIGHUP, replaces them one at a time; /metrics adds up every worker (docs/deployment.md).',
+          ),
       })
       .strict()
       .prefault({})
@@ -564,7 +570,7 @@ export const configSchema = z
               .default(512 * 1024 * 1024)
               .describe('Most bytes of those events (their stored JSON); beyond it hits are refused with 503 and Retry-After.'),
             windowMs: z.int().min(0).max(2).default(0).describe('Extra wait (ms) for more hits to share a commit; 0: the hits of one event-loop turn share it.'),
-            leaseMs: z.int().min(1000).max(600_000).default(30_000).describe('How long an instance holds the hits it answered without renewing; another instance on the same PostgreSQL takes over the hits of one that stopped renewing.'),
+            leaseMs: z.int().min(1000).max(600_000).default(30_000).describe('How long an instance holds the hits it answered without renewing; another instance on the same PostgreSQL, or another worker on the same SQLite file (server.workers), takes over the hits of one that stopped renewing.'),
             retryAfterS: z.int().min(1).max(3600).default(5).describe('Retry-After (seconds) of a 503 answered when a hit cannot be made durable.'),
             deadRetentionMs: z
               .int()

@@ -249,6 +249,21 @@ describe('journal runtime', () => {
     expect(decided()).toEqual(['mine', 'replayed']);
   });
 
+  it('shared on a SQLite file (server.workers above 1): a start takes no live lease of another worker, a lapsed one at the takeover, and close releases its own', async () => {
+    await appendHits(inner, [stored('other-live')], 'other-worker', T0 + LEASE);
+    await appendHits(inner, [stored('other-lapsed')], 'crashed-worker', T0);
+    const rt = start({ shared: true });
+    // Not the other worker's live hit (a sole owner would take every unfinished one at start).
+    expect(await rt.recover()).toBe(1);
+    expect(decided()).toEqual(['other-lapsed']);
+    await commit(rt, ['mine']);
+    await idle();
+    await rt.close();
+    runtime = undefined;
+    // What it still holds is released (lease ended now) for the next worker's takeover; the other worker's untouched.
+    expect(await leases()).toEqual([`other-worker@${LEASE}`, 'me@0', 'me@0']);
+  });
+
   it('purges dead letters past their retention on the takeover tick, at most once a minute', async () => {
     const rt = start();
     await rt.recover();

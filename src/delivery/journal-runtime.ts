@@ -21,7 +21,7 @@ import type { Event } from '../ingest/event.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { createRateLimitedLog } from '../observability/rate-limited-log.ts';
 import type { Db } from '../store/db.ts';
-import { claimLapsed, purgeDead, renewLeases, type ClaimedHit } from '../store/journal.ts';
+import { claimLapsed, purgeDead, releaseLeases, renewLeases, type ClaimedHit } from '../store/journal.ts';
 import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../lib/clock.ts';
 import { ENQUEUE_REFUSALS, type DeliveryResult } from './delivery.ts';
 import { every, unrefTimer } from '../lib/every.ts';
@@ -58,10 +58,12 @@ export interface JournalRuntimeOptions {
   log: Logger;
   metrics: Pick<Metrics, 'journalCommits' | 'journalHits' | 'eventsRejected' | 'eventsResumed'>;
   /**
-   * Whether other instances may share the journal (default: on PostgreSQL). A sole owner (one
+   * Whether other instances may share the journal (default: on PostgreSQL; the app also sets it
+   * for the workers of one host on a SQLite file, server.workers above 1). A sole owner (one
    * process on its SQLite file) does not renew leases, which rewrites every unfinished row: with
-   * the journal full that held the event loop for seconds (docs/performance.md); its takeover
-   * takes only released hits (replayed dead letters).
+   * the journal full that held the event loop for seconds (docs/performance.md); it takes every
+   * unfinished hit at start, and afterwards only released hits (replayed dead letters). A shared
+   * journal's instance takes only lapsed leases, and releases its own at close.
    */
   shared?: boolean;
   /** Events a destination's delivery queue holds (`Delivery.queued`). */
@@ -99,8 +101,8 @@ export interface JournalRuntime {
   /** A full queue refused the event: decided again (consent included) once it had time to drain. */
   requeue(event: Event, signals: RequestSignals, destinationId: string): void;
   /**
-   * Takes back the unfinished hits (on SQLite every one: one process owns the file; on PostgreSQL
-   * those whose lease lapsed), resumes them, and starts renewing leases and taking over. Once,
+   * Takes back the unfinished hits (a sole owner every one; a shared journal those whose lease
+   * lapsed or was released), resumes them, and starts renewing leases and taking over. Once,
    * before listening; resolves with the hits resumed.
    */
   recover(): Promise<number>;
@@ -214,7 +216,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
     let resumed = 0;
     for (;;) {
       const at = clock.now();
-      // On SQLite one process owns the file: at start everything unfinished is this instance's.
+      // A sole owner of its SQLite file: at start everything unfinished is this instance's.
       const claimed = await claimLapsed(db, { owner: o.owner, now: at, leaseUntil: at + cfg.leaseMs, limit: CLAIM_LIMIT, evenLive: all, onlyReleased: !all && !shared });
       for (const c of claimed) {
         writer.adopt(c.hit.id, c.hit.payload.length, false);
@@ -329,7 +331,7 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       later(REQUEUE_MS, () => o.process(event, signals, new Set([destinationId])));
     },
     async recover() {
-      const resumed = await recoverLapsed(db.engine === 'sqlite');
+      const resumed = await recoverLapsed(!shared);
       startLeases();
       if (resumed > 0) log.info({ hits: resumed }, 'journal: resuming unfinished hits');
       return resumed;
@@ -343,6 +345,9 @@ export function createJournalRuntime(o: JournalRuntimeOptions): JournalRuntime {
       sink.flush();
       // Finished hits leave the journal; the rest stays for the next start.
       await writer.close();
+      // Shared: what is left is released at once, so another instance (the worker replacing this
+      // one in a rolling restart) takes it at its next takeover instead of after the lease.
+      if (shared) await releaseLeases(db, o.owner, clock.now());
     },
   };
 }

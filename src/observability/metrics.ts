@@ -130,6 +130,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Events a destination\'s delivery queue holds and has not finished (batching, in flight, awaiting a retry); new events are refused at the capacity.',
       labelNames: ['destination'],
       registers: [registry],
+      // Each worker of a host has its own queue and refuses at its own bound: the fullest one is what matters.
+      aggregator: 'max',
       collect() {
         this.reset();
         for (const q of sources?.deliveryQueues() ?? []) this.set({ destination: q.destination }, q.queued);
@@ -140,6 +142,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'The bound of each destination\'s delivery queue (delivery.maxQueuedEvents).',
       labelNames: ['destination'],
       registers: [registry],
+      // The same bound in every worker: one worker's, so queued / capacity is the fullest worker's fill.
+      aggregator: 'max',
       collect() {
         this.reset();
         for (const q of sources?.deliveryQueues() ?? []) this.set({ destination: q.destination }, q.capacity);
@@ -149,6 +153,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'tagwarden_ready',
       help: '1 while the instance takes hits, 0 once shutdown began (what /readyz answers).',
       registers: [registry],
+      // Over the workers of a host (server.workers): 1 while any takes hits (a rolling restart drains one at a time).
+      aggregator: 'max',
       collect() {
         this.set(sources === undefined || sources.ready() ? 1 : 0);
       },

@@ -218,6 +218,15 @@ export function renewLeases(db: Db, owner: string, leaseUntil: number): Promise<
 }
 
 /**
+ * Ends the lease of every hit `owner` holds (an instance stopping with work left): the next claim
+ * of another instance takes them. The owner is kept, so its finishes, were any still to come,
+ * still match. Returns the hits released.
+ */
+export function releaseLeases(db: Db, owner: string, now: number): Promise<number> {
+  return db.run('UPDATE journal_hits SET lease_until = ? WHERE owner = ? AND lease_until > ?', [now, owner, now]);
+}
+
+/**
  * Takes over hits whose lease has lapsed (an instance that died, or this one before its restart),
  * oldest first, with their work rows: they become `owner`'s until `leaseUntil`. On PostgreSQL the
  * rows are selected `FOR UPDATE SKIP LOCKED`, so instances claiming at once take disjoint sets;

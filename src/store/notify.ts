@@ -9,8 +9,9 @@ import { unrefTimer } from '../lib/every.ts';
  * the server on commit only, so a rolled-back write never invalidates) and every instance
  * LISTENs on a dedicated connection. The payload carries the writer's schema: channels are
  * database-wide, and two deployments (or test files) in different schemas of one database must not
- * see each other's subjects. On SQLite there is one process, and local invalidation comes from
- * the store's afterCommit, so the feed is a no-op.
+ * see each other's subjects. On SQLite there is no server to carry them: local invalidation comes
+ * from the store's afterCommit, and the workers of one host (server.workers above 1) tell each
+ * other through their supervisor (a ChangeRelay, src/cluster/worker-link.ts), so the feed is a no-op.
  */
 export const CHANGE_CHANNEL = 'tagwarden_consent';
 
@@ -18,6 +19,16 @@ export const CHANGE_CHANNEL = 'tagwarden_consent';
 export async function notifyChange(tx: Queryable, engine: Db['engine'], siteId: string, subjectKey: string): Promise<void> {
   if (engine !== 'postgres') return;
   await tx.run(`SELECT pg_notify('${CHANGE_CHANNEL}', json_build_array(current_schema(), CAST(? AS TEXT), CAST(? AS TEXT))::text)`, [siteId, subjectKey]);
+}
+
+/**
+ * Consent changes carried between the processes of one host that share the store
+ * (server.workers above 1): what this process committed goes out, what the others committed comes
+ * in. Used on both engines (on PostgreSQL it only makes the workers of one host learn sooner).
+ */
+export interface ChangeRelay {
+  publish(siteId: string, subjectKey: string): void;
+  subscribe(onChange: (siteId: string, subjectKey: string) => void): void;
 }
 
 export interface ChangeFeed {

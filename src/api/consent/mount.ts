@@ -7,7 +7,7 @@ import type { TcfReader } from '../../consent/tcf.ts';
 import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
-import { startChangeFeed, type ChangeFeed } from '../../store/notify.ts';
+import { startChangeFeed, type ChangeFeed, type ChangeRelay } from '../../store/notify.ts';
 import { enqueueForChange } from '../../store/webhooks.ts';
 import { createExpirySweeper } from '../../store/expiry.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
@@ -48,6 +48,11 @@ export interface ConsentApiOptions {
   clock?: Clock;
   /** The hit path's TCF reader (ConsentResolver.tcf), so a string is decoded and cached once. Absent: one of its own. */
   tcfReader?: TcfReader;
+  /**
+   * The other workers of this host (server.workers above 1): this process's changes go to them,
+   * theirs come here. Without it a withdrawal through one worker would not reach another's cache.
+   */
+  relay?: ChangeRelay;
 }
 
 export interface ConsentApi {
@@ -82,15 +87,22 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     }
   };
 
+  // Committed here: forgotten here, and told to the other workers of this host.
+  const changedHere = (site: string, subjectKey: string): void => {
+    o.relay?.publish(site, subjectKey);
+    if (site === siteId) changed(subjectKey);
+  };
+  o.relay?.subscribe((site, subjectKey) => {
+    if (site === siteId) changed(subjectKey);
+  });
+
   const urlGuard = { allowPrivate: config.api.webhooks.allowPrivate, allowHosts: config.api.webhooks.allowHosts };
   // Deliveries are written in the same transaction as the change: at least once, never lost.
   const store = createConsentStore(o.db, {
     clock,
     onChange: enqueueForChange,
     afterCommit: (changes) => {
-      for (const c of changes) {
-        if (c.siteId === siteId) changed(subjectKey(c.subject));
-      }
+      for (const c of changes) changedHere(c.siteId, subjectKey(c.subject));
     },
     onAfterCommitError: (err) => o.log.error({ err }, 'consent change handling failed after commit'),
   });
@@ -102,7 +114,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
 
   let feed: ChangeFeed | undefined;
   let closing = false;
-  // Other instances on the same PostgreSQL announce their writes; SQLite has no other instance.
+  // Other instances on the same PostgreSQL announce their writes (the workers of this host also through `relay`).
   const feedReady = startChangeFeed(
     o.db,
     (site, subjectKey) => {
@@ -149,7 +161,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
     intervalMs: config.api.expiry.sweepMs,
     batchSize: config.api.expiry.batchSize,
     onCommitted: (r) => {
-      for (const s of r.subjects) if (s.siteId === siteId) changed(s.subjectKey);
+      for (const s of r.subjects) changedHere(s.siteId, s.subjectKey);
     },
     onError: (err) => o.log.warn({ err }, 'expiry sweep'),
   });
