@@ -172,7 +172,7 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /** Busy CPU ticks of the whole machine, from /proc/stat (Linux); undefined elsewhere. */
-function machineTicks(): { busy: number } | undefined {
+export function machineTicks(): { busy: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
     const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
@@ -183,13 +183,13 @@ function machineTicks(): { busy: number } | undefined {
   }
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank]!;
 }
 
-interface LoadRun {
+export interface LoadRun {
   factory: EventFactory;
   next: { seq: number };
   port: number;
@@ -200,7 +200,7 @@ interface LoadRun {
   watch: Record<string, number | undefined>;
 }
 
-async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
+export async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
   const tally = responseTally();
   const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processCpuSeconds(pid)]));
   const ownBefore = process.cpuUsage();
@@ -389,16 +389,17 @@ function otherLoad(m: Measurement): number | undefined {
   return Math.max(0, m.machineCpu - m.targetCpu - (m.sinkCpu ?? 0) - m.generatorCpu);
 }
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function table(header: string[], rows: string[][]): string[] {
+/** A markdown table; the first `left` columns are aligned left, the others right (numbers). */
+export function table(header: string[], rows: string[][], left = 1): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)];
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i < left ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)];
 }
 
 /** A target's figures over the rounds: the median of each. */

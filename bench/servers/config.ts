@@ -13,6 +13,8 @@ export const BENCH_VERIFY_CATEGORIES: Readonly<Record<string, string>> = { marke
 export interface BenchConfigOptions {
   /** Origin of a CookieBoss-compatible verify server: adds an `upstream.verify` block asking it. */
   verifyOrigin?: string;
+  /** `upstream.verify.requestsPerMinute` (default BENCH_VERIFY_REQUESTS_PER_MINUTE: never the limit). */
+  verifyRequestsPerMinute?: number;
 }
 
 /** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
@@ -58,7 +60,7 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
             verify: {
               url: `${options.verifyOrigin}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
               apiKey: BENCH_VERIFY_API_KEY,
-              requestsPerMinute: BENCH_VERIFY_REQUESTS_PER_MINUTE,
+              requestsPerMinute: options.verifyRequestsPerMinute ?? BENCH_VERIFY_REQUESTS_PER_MINUTE,
               categories: { ...BENCH_VERIFY_CATEGORIES },
             },
           },

@@ -8,9 +8,11 @@
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
  *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store] [--receipts]
  *                                   [--max-in-flight ga4=64,meta=8] [--connections-per-origin N]
+ *                                   [--verify-per-minute N] [--lifetime-s S]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
- * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
+ * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters;
+ * `--verify-per-minute` is its `requestsPerMinute` (default: the schema's maximum, never the limit).
  * `--max-in-flight` sets `destinations[].maxInFlight` by destination id and
  * `--connections-per-origin` sets `delivery.connectionsPerOrigin` (otherwise the defaults hold).
  *
@@ -18,6 +20,9 @@
  * destination's delivery queue (`Delivery.stats()`) and, under the key `__loop`, the event loop's
  * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
  * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
+ * `GET /__bench/journal` returns the journal's rows (`journalSize`: hits not finished, their bytes,
+ * dead letters; and `pending`: the hits without a dead letter, still to be finished), or `{}`
+ * without a store (bench/soak.ts).
  *
  * On SIGTERM it stops like main.ts does (flushing pending deliveries), prints one JSON line
  * `{"summary": {...}}` with its counters, and exits 0 (so --cpu-prof gets written).
@@ -28,6 +33,8 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { openDb } from '../../src/store/open.ts';
+import type { Db } from '../../src/store/db.ts';
+import { journalSize } from '../../src/store/journal.ts';
 import { createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { loadTemplates } from '../../src/destinations/load.ts';
@@ -52,7 +59,13 @@ if (!['on', 'off', 'store'].includes(journalMode)) throw new Error('--journal on
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
-const raw = benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }) as Record<string, unknown>;
+const verifyPerMinute = process.argv.includes('--verify-per-minute') ? Number(arg('verify-per-minute')) : undefined;
+const raw = benchConfig(
+  sink,
+  level,
+  destinationIds,
+  verifyOrigin === undefined ? {} : { verifyOrigin, ...(verifyPerMinute === undefined ? {} : { verifyRequestsPerMinute: verifyPerMinute }) },
+) as Record<string, unknown>;
 if (journalMode === 'store') raw.delivery = { ...(raw.delivery as object | undefined), journal: { enabled: false } };
 // `--receipts`: decision receipts on (they need the store: not with `--journal off`).
 if (process.argv.includes('--receipts')) {
@@ -96,9 +109,32 @@ const server = createHttpServer(config.server, (req, res) => {
     res.end(JSON.stringify({ ...app.delivery.stats(), __loop: loop }));
     return;
   }
+  if (req.url === '/__bench/journal' && req.method === 'GET') {
+    void (db === undefined ? Promise.resolve({}) : journalCounts(db)).then(
+      (counts) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(counts));
+      },
+      (err: unknown) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      },
+    );
+    return;
+  }
   app.handler(req, res);
 });
 server.listen(config.server.port, config.server.host, () => reportReady(server));
+
+/** The journal's rows: a hit with a dead letter stays until the dead letter is replayed or purged, so `pending` leaves those out. */
+async function journalCounts(d: Db): Promise<{ hits: number; bytes: number; dead: number; pending: number }> {
+  const size = await journalSize(d, config.site.id);
+  const row = await d.get<{ n: number | bigint }>(
+    "SELECT COUNT(*) AS n FROM journal_hits h WHERE h.site_id = ? AND NOT EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = h.id AND w.state = 'dead')",
+    [config.site.id],
+  );
+  return { ...size, pending: Number(row?.n ?? 0) };
+}
 
 /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
 async function summary(): Promise<Record<string, Record<string, number>>> {
