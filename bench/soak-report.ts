@@ -45,10 +45,11 @@ export interface SoakSample {
   /** Seconds since the soak load started. */
   t: number;
   phase: 'load' | 'drain';
-  /** Tagwarden's resident set (MiB), open file descriptors, V8 heap in use (MiB). */
+  /** Tagwarden's resident set (MiB), open file descriptors, V8 heap in use and memory outside it held by JS objects (Buffers; MiB). */
   rssMiB: number | undefined;
   fds: number | undefined;
   heapMiB: number | undefined;
+  externalMiB: number | undefined;
   /** Event-loop delay p99 over the interval (ms; prom-client's nodejs_eventloop_lag_p99_seconds, reset at each scrape), and the max seen by the bench server's own monitor. */
   lagP99Ms: number | undefined;
   lagMaxMs: number | undefined;
@@ -323,6 +324,7 @@ export function sampleTable(samples: readonly SoakSample[], rows = 24): string[]
       `${fmt(last.t)}${last.phase === 'drain' ? ' (drain)' : ''}`,
       fmt(last.rssMiB, 1),
       fmt(last.heapMiB, 1),
+      fmt(last.externalMiB, 1),
       fmt(last.fds),
       fmt(worst((s) => s.lagP99Ms), 1),
       fmt(worst((s) => s.lagMaxMs), 0),
@@ -341,7 +343,7 @@ export function sampleTable(samples: readonly SoakSample[], rows = 24): string[]
     ]);
   }
   return table(
-    ['t s', 'RSS MiB', 'heap MiB', 'FDs', 'lag p99 ms', 'lag max ms', 'queued', 'in flight', 'retrying', 'held', 'journal', '2xx', 'refused', 'p50 ms', 'p99 ms', 'verify ok/429', 'tw CPU', 'other CPU'],
+    ['t s', 'RSS MiB', 'heap MiB', 'ext MiB', 'FDs', 'lag p99 ms', 'lag max ms', 'queued', 'in flight', 'retrying', 'held', 'journal', '2xx', 'refused', 'p50 ms', 'p99 ms', 'verify ok/429', 'tw CPU', 'other CPU'],
     out,
   );
 }

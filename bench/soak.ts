@@ -196,12 +196,14 @@ function sampler(p: Procs, win: Window) {
       const qs = Object.values(queues);
       const lag = scrape?.get('tagwarden_nodejs_eventloop_lag_p99_seconds')?.[0]?.value;
       const heap = scrape?.get('tagwarden_nodejs_heap_size_used_bytes')?.[0]?.value;
+      const external = scrape?.get('tagwarden_nodejs_external_memory_bytes')?.[0]?.value;
       const sample: SoakSample = {
         t: (performance.now() - startedAt) / 1000,
         phase,
         rssMiB,
         fds,
         heapMiB: heap === undefined ? undefined : heap / 2 ** 20,
+        externalMiB: external === undefined ? undefined : external / 2 ** 20,
         lagP99Ms: lag === undefined ? undefined : lag * 1000,
         lagMaxMs: loop?.maxMs,
         queued: scrape === undefined ? 0 : total(scrape, 'tagwarden_delivery_queued_events'),

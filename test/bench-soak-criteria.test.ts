@@ -9,6 +9,7 @@ const sample = (t: number, over: Partial<SoakSample> = {}): SoakSample => ({
   rssMiB: 200,
   fds: 60,
   heapMiB: 80,
+  externalMiB: 5,
   lagP99Ms: 12,
   lagMaxMs: 20,
   queued: 3,
