@@ -49,10 +49,16 @@ export interface SoakSample {
   rssMiB: number | undefined;
   fds: number | undefined;
   heapMiB: number | undefined;
+  /** The V8 heap's committed size (MiB): what V8 keeps from the system, used or not; RSS follows it rather than the heap in use. */
+  heapTotalMiB: number | undefined;
   externalMiB: number | undefined;
+  /** With --gc-probe: the V8 heap in use right after a full collection (MiB): what stays reachable. */
+  heapAfterGcMiB?: number | undefined;
   /** Event-loop delay p99 over the interval (ms; prom-client's nodejs_eventloop_lag_p99_seconds, reset at each scrape), and the max seen by the bench server's own monitor. */
   lagP99Ms: number | undefined;
   lagMaxMs: number | undefined;
+  /** The longest garbage-collection pause in the interval (ms), from the bench server's observer. */
+  gcMaxMs: number | undefined;
   /** Summed over destinations: queued (tagwarden_delivery_queued_events), in flight, awaiting a retry, held (tagwarden_held_events). */
   queued: number;
   inFlight: number;
@@ -248,6 +254,14 @@ export function verdicts(v: VerdictInput): Criterion[] {
       figure: `${mib(heap.secondQuarter)} -> ${mib(heap.lastQuarter)} (${(heap.growth * 100).toFixed(1)}%); fit ${heap.slopePerHour >= 0 ? '+' : ''}${heap.slopePerHour.toFixed(1)} MiB/h`,
     });
   }
+  const reachable = flatness(v.load.map((s) => ({ t: s.t, v: s.heapAfterGcMiB })), RSS_REL_TOL, 0);
+  if (reachable !== undefined) {
+    out.push({
+      name: 'V8 heap after a full GC flat after warm-up (--gc-probe; same rule)',
+      pass: reachable.flat,
+      figure: `${mib(reachable.secondQuarter)} -> ${mib(reachable.lastQuarter)} (${(reachable.growth * 100).toFixed(1)}%); fit ${reachable.slopePerHour >= 0 ? '+' : ''}${reachable.slopePerHour.toFixed(1)} MiB/h`,
+    });
+  }
   const fd = flatness(v.load.map((s) => ({ t: s.t, v: s.fds })), FD_REL_TOL, FD_ABS_TOL);
   out.push(
     fd === undefined
@@ -324,10 +338,12 @@ export function sampleTable(samples: readonly SoakSample[], rows = 24): string[]
       `${fmt(last.t)}${last.phase === 'drain' ? ' (drain)' : ''}`,
       fmt(last.rssMiB, 1),
       fmt(last.heapMiB, 1),
+      fmt(last.heapTotalMiB, 1),
       fmt(last.externalMiB, 1),
       fmt(last.fds),
       fmt(worst((s) => s.lagP99Ms), 1),
       fmt(worst((s) => s.lagMaxMs), 0),
+      fmt(worst((s) => s.gcMaxMs), 0),
       String(last.queued),
       String(last.inFlight),
       String(last.awaitingRetry),
@@ -343,7 +359,7 @@ export function sampleTable(samples: readonly SoakSample[], rows = 24): string[]
     ]);
   }
   return table(
-    ['t s', 'RSS MiB', 'heap MiB', 'ext MiB', 'FDs', 'lag p99 ms', 'lag max ms', 'queued', 'in flight', 'retrying', 'held', 'journal', '2xx', 'refused', 'p50 ms', 'p99 ms', 'verify ok/429', 'tw CPU', 'other CPU'],
+    ['t s', 'RSS MiB', 'heap MiB', 'heap total', 'ext MiB', 'FDs', 'lag p99 ms', 'lag max ms', 'GC max ms', 'queued', 'in flight', 'retrying', 'held', 'journal', '2xx', 'refused', 'p50 ms', 'p99 ms', 'verify ok/429', 'tw CPU', 'other CPU'],
     out,
   );
 }

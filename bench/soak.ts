@@ -25,11 +25,11 @@
  * grant advertising and analytics, 2 analytics only, 1 neither); 10% carry none, from new visitors
  * each sending `--upstream-hits` hits, whose consent Tagwarden asks the verify API for.
  *
- * It prints the samples (condensed) and a verdict per criterion (bench/soak-report.ts), and exits
+ * It prints the samples (condensed; `--json <file>` writes them all) and a verdict per criterion (bench/soak-report.ts), and exits
  * 0 whatever they say (it measures); 1 when it could not run. A watchdog ends it at the planned
  * duration plus a margin; every child is killed on exit.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -63,6 +63,10 @@ interface SoakOptions {
   failShare: number;
   drainS: number;
   logLevel: string;
+  /** Where to write every sample as JSON (for a closer look than the condensed table). */
+  jsonFile: string | undefined;
+  /** Each sample first makes Tagwarden (node --expose-gc) collect fully and records the heap left: a diagnostic, it stalls the loop. */
+  gcProbe: boolean;
 }
 
 /** The hits: 90% carried consent from returning visitors (by visitor: 7/10 all, 2/10 analytics only, 1/10 none), 10% new visitors asked upstream. */
@@ -160,7 +164,7 @@ interface Procs {
 }
 
 /** Takes samples: each one covers the time since the previous one (CPU, the generator's window, the verify API's counts). */
-function sampler(p: Procs, win: Window) {
+function sampler(p: Procs, win: Window, gcProbe: boolean) {
   const startedAt = performance.now();
   const cpu = (): { tw: number | undefined; bench: number | undefined; machine: number | undefined; at: number } => {
     const own = process.cpuUsage();
@@ -177,6 +181,11 @@ function sampler(p: Procs, win: Window) {
   let lastVerify: VerifyServerStats | undefined;
   return {
     async take(phase: SoakSample['phase']): Promise<{ sample: SoakSample; scrape: Scrape | undefined }> {
+      let heapAfterGc: number | undefined;
+      if (gcProbe) {
+        const res = await fetch(`http://127.0.0.1:${p.tagwarden.port}/__bench/gc`, { method: 'POST', signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
+        heapAfterGc = res === undefined ? undefined : ((await res.json()) as { heapUsed?: number }).heapUsed;
+      }
       const [metricsText, delivery, journal, verify] = await Promise.all([
         getText(p.tagwarden.port, '/metrics').catch(() => undefined),
         tryJson<Record<string, QueueStats> & { __loop?: LoopStats }>(p.tagwarden.port, '/__bench/delivery'),
@@ -197,15 +206,19 @@ function sampler(p: Procs, win: Window) {
       const lag = scrape?.get('tagwarden_nodejs_eventloop_lag_p99_seconds')?.[0]?.value;
       const heap = scrape?.get('tagwarden_nodejs_heap_size_used_bytes')?.[0]?.value;
       const external = scrape?.get('tagwarden_nodejs_external_memory_bytes')?.[0]?.value;
+      const heapTotal = scrape?.get('tagwarden_nodejs_heap_size_total_bytes')?.[0]?.value;
       const sample: SoakSample = {
         t: (performance.now() - startedAt) / 1000,
         phase,
         rssMiB,
         fds,
         heapMiB: heap === undefined ? undefined : heap / 2 ** 20,
+        heapTotalMiB: heapTotal === undefined ? undefined : heapTotal / 2 ** 20,
         externalMiB: external === undefined ? undefined : external / 2 ** 20,
+        heapAfterGcMiB: heapAfterGc === undefined ? undefined : heapAfterGc / 2 ** 20,
         lagP99Ms: lag === undefined ? undefined : lag * 1000,
         lagMaxMs: loop?.maxMs,
+        gcMaxMs: loop?.gcMaxMs,
         queued: scrape === undefined ? 0 : total(scrape, 'tagwarden_delivery_queued_events'),
         inFlight: qs.reduce((a, q) => a + q.inFlight, 0),
         awaitingRetry: qs.reduce((a, q) => a + q.awaitingRetry, 0),
@@ -292,10 +305,10 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
 
     const limits = verifyLimits(o, rate);
     verify = await startChild('verify', here('./servers/verify.ts'), ['--per-minute', String(limits.plan), ...life]);
-    tagwarden = await startChild('tagwarden', here('./servers/tagwarden.ts'), tagwardenArgs(o, sink, verify, limits.budget, lifetimeS));
+    tagwarden = await startChild('tagwarden', here('./servers/tagwarden.ts'), tagwardenArgs(o, sink, verify, limits.budget, lifetimeS), o.gcProbe ? { nodeArgs: ['--expose-gc'] } : {});
     log(`soak: tagwarden pid ${tagwarden.pid}, ${rate} hits/s for ${o.minutes} min, a sample every ${o.sampleS} s`);
     const win = new Window();
-    const s = sampler({ tagwarden, sink, verify }, win);
+    const s = sampler({ tagwarden, sink, verify }, win, o.gcProbe);
     await s.take('load'); // starts the intervals (CPU, lag, verify counts) at the load's start
     const samples: SoakSample[] = [];
     let sampling = true;
@@ -371,6 +384,7 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
       hitsBetweenQuarters: okBetween,
     });
 
+    if (o.jsonFile !== undefined) writeFileSync(o.jsonFile, JSON.stringify({ options: o, rate, samples, criteria }, null, 1));
     const others = loadSamples.map((x) => x.otherCpu).filter((x): x is number => x !== undefined);
     const twCpu = loadSamples.map((x) => x.tagwardenCpu).filter((x): x is number => x !== undefined);
     out.push(
@@ -437,6 +451,8 @@ async function main(): Promise<void> {
       'verify-budget': { type: 'string' },
       'fail-share': { type: 'string', default: '0.01' },
       'drain-s': { type: 'string', default: '120' },
+      json: { type: 'string' },
+      'gc-probe': { type: 'boolean', default: false },
       log: { type: 'string', default: 'warn' },
     },
     strict: true,
@@ -455,6 +471,8 @@ async function main(): Promise<void> {
     failShare: positive('fail-share', values['fail-share'], false, true),
     drainS: positive('drain-s', values['drain-s'], false),
     logLevel: values.log,
+    jsonFile: values.json,
+    gcProbe: values['gc-probe'],
   };
   if (o.failShare > 1) throw new Error('--fail-share must be at most 1');
   installExitHooks();

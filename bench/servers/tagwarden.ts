@@ -20,7 +20,8 @@
  * destination's delivery queue (`Delivery.stats()`) and, under the key `__loop`, the event loop's
  * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
  * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
- * `GET /__bench/journal` returns the journal's rows (`journalSize`: hits not finished, their bytes,
+ * `POST /__bench/gc` (under node --expose-gc) runs a full garbage collection and returns the heap
+ * in use after it (`{"heapUsed": bytes}`; `{}` without the flag). `GET /__bench/journal` returns the journal's rows (`journalSize`: hits not finished, their bytes,
  * dead letters; and `pending`: the hits without a dead letter, still to be finished), or `{}`
  * without a store (bench/soak.ts).
  *
@@ -107,6 +108,14 @@ const server = createHttpServer(config.server, (req, res) => {
     gc = { maxMs: 0, totalMs: 0 };
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ ...app.delivery.stats(), __loop: loop }));
+    return;
+  }
+  // With node --expose-gc (bench/soak.ts --gc-probe): a full collection, then the heap still in use, which is what stays reachable.
+  if (req.url === '/__bench/gc' && req.method === 'POST') {
+    const gcNow = (globalThis as { gc?: () => void }).gc;
+    gcNow?.();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(gcNow === undefined ? {} : { heapUsed: process.memoryUsage().heapUsed }));
     return;
   }
   if (req.url === '/__bench/journal' && req.method === 'GET') {
