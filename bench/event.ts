@@ -50,8 +50,13 @@ export function pixelFactory(runId: string, visitors: number, eventName = 'Purch
 }
 
 export interface EventFactoryOptions {
-  /** Include `context.consent` granting advertising and analytics (default true). */
-  consent?: boolean;
+  /**
+   * `context.consent.categoryPreferences`: true (default) grants advertising and analytics, false
+   * leaves the consent object out, an object says each category (bench/soak.ts's visitor mix).
+   */
+  consent?: boolean | Readonly<Record<string, boolean>>;
+  /** The visitor of hit `seq` (default `seq % visitors`): bench/soak.ts gives each kind of visitor its own range. */
+  visitor?: (seq: number) => number;
 }
 
 /**
@@ -61,12 +66,14 @@ export interface EventFactoryOptions {
 export function eventFactory(runId: string, visitors: number, eventName = 'purchase', at: Date = new Date(), options: EventFactoryOptions = {}): EventFactory {
   const ts = at.toISOString();
   const n = Math.max(1, Math.floor(visitors));
-  const consent = options.consent === false ? '' : ',"consent":{"categoryPreferences":{"advertising":true,"analytics":true}}';
+  const prefs = options.consent === undefined || options.consent === true ? { advertising: true, analytics: true } : options.consent;
+  const consent = prefs === false ? '' : `,"consent":{"categoryPreferences":${JSON.stringify(prefs)}}`;
+  const visitor = options.visitor ?? ((seq: number) => seq % n);
   return {
     path: '/v1/track',
     contentType: 'application/json',
     body(seq) {
-      const v = seq % n;
+      const v = visitor(seq);
       return (
         `{"type":"track","event":${JSON.stringify(eventName)},"messageId":"bench-${runId}-${seq}",` +
         `"anonymousId":"anon-${runId}-${v}","userId":"user-${v}","timestamp":"${ts}",` +

@@ -96,8 +96,8 @@ const TARGETS: Record<TargetName, { label: string; script: string; does: string 
   },
   workers2: {
     label: 'tagwarden (2 workers)',
-    script: 'servers/tagwarden.ts',
-    does: 'tagwarden (journal on) with server.workers: 2: a node:cluster primary and two workers, each with its own store and journal; CPU summed over the process tree',
+    script: 'servers/workers.ts',
+    does: 'tagwarden (journal on) as server.workers: 2 runs it: the real supervisor (src/cluster/supervisor.ts, round-robin) and two workers sharing one SQLite store and journal; CPU summed over the process tree',
   },
   express: {
     label: 'express (baseline)',
@@ -200,13 +200,13 @@ export interface IngestReport {
 
 const here = (rel: string): string => fileURLToPath(new URL(rel, import.meta.url));
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank]!;
 }
 
-interface LoadRun {
+export interface LoadRun {
   factory: EventFactory;
   next: { seq: number };
   port: number;
@@ -217,7 +217,7 @@ interface LoadRun {
   watch: Record<string, number | undefined>;
 }
 
-async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
+export async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | 'round'>> {
   const tally = responseTally();
   // Each watched process with its descendants: a clustered target's workers are children of its pid.
   const cpuBefore = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processTreeCpu(pid)]));
@@ -331,8 +331,9 @@ async function runTarget(
       const destinations = destinationsOf(name, o);
       args.push('--log', o.logLevel, '--destinations', destinations.length === 0 ? 'none' : destinations.join(','), '--journal', JOURNAL_MODE[name] ?? 'off');
       if (name === 'receipts') args.push('--receipts');
+      // A clustered target: bench/servers/workers.ts supervises, and passes what follows `--` to each worker.
       const workers = WORKERS[name];
-      if (workers !== undefined) args.push('--workers', String(workers));
+      if (workers !== undefined) args = ['--workers', String(workers), '--mode', 'round-robin', '--', ...args];
     }
     const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${profileName(name, round)}`];
     server = await startChild(name, here(`./${TARGETS[name].script}`), args, { nodeArgs });
@@ -344,8 +345,8 @@ async function runTarget(
     await sleep(isTagwarden(name) ? 1_500 : 500);
     if (sink !== undefined) await resetSink(sink);
     log(`${tag}: measuring ${o.durationSec}s with ${o.connections} connections`);
-    // /metrics of a clustered target is one worker's (whichever the connection reached): no journal figures for it.
-    const countJournal = isTagwarden(name) && WORKERS[name] === undefined;
+    // A clustered target's /metrics adds up its workers' (src/cluster/aggregate.ts).
+    const countJournal = isTagwarden(name);
     const journalBefore = countJournal ? await journalCounters(server.port) : undefined;
     const measured = await load({ ...common, seconds: o.durationSec, watch: { target: server.pid, sink: sink?.pid } });
     const m: Measurement = { target: name, round, ...measured };
@@ -436,7 +437,7 @@ function otherLoad(m: Measurement): number | undefined {
   return Math.max(0, m.machineCpu - m.targetCpu - (m.sinkCpu ?? 0) - m.generatorCpu);
 }
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;

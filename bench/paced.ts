@@ -17,6 +17,8 @@ export interface PacedOptions {
   headers: Record<string, string>;
   body: (seq: number) => string;
   onResponse: (status: number, latencyMs: number) => void;
+  /** Called for a request that got no answer (a timeout or a connection error), besides the counts. */
+  onError?: (timeout: boolean) => void;
 }
 
 export interface PacedResult {
@@ -43,8 +45,10 @@ export async function pacedLoad(o: PacedOptions): Promise<PacedResult> {
         o.onResponse(res.statusCode, performance.now() - dueAt);
       })
       .catch((err: unknown) => {
-        if ((err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT') timeouts++;
+        const timeout = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
+        if (timeout) timeouts++;
         else errors++;
+        o.onError?.(timeout);
       })
       .finally(() => inFlight.delete(p));
     inFlight.add(p);

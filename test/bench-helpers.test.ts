@@ -28,7 +28,8 @@ describe('proc-cpu', () => {
   });
 
   it.runIf(process.platform === 'linux')('finds a child process under its parent', async () => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 5000)'], { stdio: 'ignore' });
+    // Alive until killed below: it waits on its stdin, which stays open.
+    const child = spawn(process.execPath, ['-e', 'process.stdin.resume()'], { stdio: ['pipe', 'ignore', 'ignore'] });
     try {
       await once(child, 'spawn');
       const tree = processTreeCpu(process.pid);
@@ -43,7 +44,7 @@ describe('proc-cpu', () => {
 
 describe('deliveryCheck', () => {
   it('counts acknowledged events a destination never received, and no more', () => {
-    const sink = { '/webhook': { requests: 3, events: 250, bytes: 1, largestBatch: 100, unparsed: 0, maxInFlight: 1 } };
+    const sink = { '/webhook': { requests: 3, events: 250, bytes: 1, largestBatch: 100, unparsed: 0, maxInFlight: 1, failed: 0, failedEvents: 0 } };
     expect(deliveryCheck(['webhook'], sink, 240).missing).toBe(0);
     expect(deliveryCheck(['webhook', 'meta'], sink, 260)).toEqual({ acknowledged: 260, received: { webhook: 250, meta: 0 }, missing: 270 });
   });

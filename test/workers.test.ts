@@ -179,13 +179,18 @@ describe('server.workers: 2', () => {
       }
     };
     const lanes = [load(1), load(2)];
-    await new Promise((r) => setTimeout(r, 200));
+    // Both lanes under way before the roll: a few answers in.
+    const answered = async (atLeast: number): Promise<void> => {
+      while (n < atLeast) await new Promise((r) => setTimeout(r, 20));
+    };
+    await answered(10);
     // Scraped before: the supervisor keeps what it saw of a worker that leaves, so the sum never goes down.
     const before = received(await call(port, 'GET', '/metrics'));
     const rolledFrom = out.length;
     child.kill('SIGHUP');
     await waitFor(/rolling restart done/, 110_000, rolledFrom);
-    await new Promise((r) => setTimeout(r, 200));
+    // And some answered by the new workers after it.
+    await answered(n + 10);
     loading = false;
     await Promise.all(lanes);
     expect(failures).toEqual([]);
@@ -210,7 +215,7 @@ describe('server.workers: 2', () => {
     await waitFor(/worker died; restarting it/, 10_000, killedAt);
     await waitFor(/Tagwarden listening/, 60_000, killedAt);
     // Delivered by the killed worker before it died, or taken over by the others once its lease lapsed.
-    for (let i = 0; i < 300 && missingFrom(vendor.hits, acknowledged).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 600 && missingFrom(vendor.hits, acknowledged).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(missingFrom(vendor.hits, acknowledged)).toEqual([]);
   }, 70_000);
 

@@ -2,21 +2,23 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** Longest a server process lives, whatever happens to the parent. */
+/** Longest a server process lives, whatever happens to the parent, unless `--lifetime-s` says otherwise (bench/soak.ts runs longer). */
 const MAX_LIFETIME_MS = 10 * 60_000;
 
 /**
- * Exits when the parent goes away (its end of our stdin closes) and after MAX_LIFETIME_MS, so a
- * crashed or killed bench leaves no server behind.
+ * Exits when the parent goes away (its end of our stdin closes) and after MAX_LIFETIME_MS (or
+ * `--lifetime-s`), so a crashed or killed bench leaves no server behind.
  */
 export function tieToParent(): void {
   process.stdin.on('end', () => process.exit(0));
   process.stdin.on('error', () => process.exit(0));
   process.stdin.resume();
+  const lifetimeS = Number(arg('lifetime-s', String(MAX_LIFETIME_MS / 1000)));
+  if (!(Number.isFinite(lifetimeS) && lifetimeS > 0)) throw new Error('--lifetime-s must be a positive number');
   setTimeout(() => {
-    console.error(`${process.argv[1] ?? 'server'}: lifetime cap of ${MAX_LIFETIME_MS} ms reached, exiting`);
+    console.error(`${process.argv[1] ?? 'server'}: lifetime cap of ${lifetimeS} s reached, exiting`);
     process.exit(2);
-  }, MAX_LIFETIME_MS).unref();
+  }, lifetimeS * 1000).unref();
 }
 
 /** The line the parent waits for. */

@@ -16,6 +16,8 @@ export interface BenchConfigOptions {
   verifyOrigin?: string;
   /** `server.workers` (node:cluster processes); absent: the key is left out, one process. */
   workers?: number | 'auto';
+  /** `upstream.verify.requestsPerMinute` (default BENCH_VERIFY_REQUESTS_PER_MINUTE: never the limit). */
+  verifyRequestsPerMinute?: number;
 }
 
 /** The benchmark configuration, as a tagwarden.yaml would say it, with the destinations named. */
@@ -61,7 +63,7 @@ export function benchConfig(sinkOrigin: string, logLevel: string, destinationIds
             verify: {
               url: `${options.verifyOrigin}/api/v1/public/sites/{siteId}/consent/verify?visitor_id={visitorId}`,
               apiKey: BENCH_VERIFY_API_KEY,
-              requestsPerMinute: BENCH_VERIFY_REQUESTS_PER_MINUTE,
+              requestsPerMinute: options.verifyRequestsPerMinute ?? BENCH_VERIFY_REQUESTS_PER_MINUTE,
               categories: { ...BENCH_VERIFY_CATEGORIES },
             },
           },

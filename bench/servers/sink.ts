@@ -1,11 +1,13 @@
 /**
  * The fake vendor: answers every request 200 `{}` as soon as the body is read (or `--delay-ms`
- * later, standing in for a vendor's answer time over the internet), and counts, per path (/meta,
+ * later, standing in for a vendor's answer time over the internet), except a random
+ * `--fail-share` of them (default 0; bench/soak.ts uses 0.01), answered 500, or 503 with
+ * `Retry-After: 1`, half each, so Tagwarden retries them. It counts, per path (/meta,
  * /ga4, /webhook), the requests, the events in them (the first top-level array of the JSON body:
  * Meta's `data`, GA4's `events`, the webhook's `batch`), the bytes and the peak of concurrent
  * requests. GET /__stats returns the counts; POST /__reset zeroes them.
  *
- *   node bench/servers/sink.ts [--delay-ms 0]
+ *   node bench/servers/sink.ts [--delay-ms 0] [--fail-share 0]
  */
 import { createServer } from 'node:http';
 import { arg, exitOnSigterm, reportReady, tieToParent } from './common.ts';
@@ -19,12 +21,17 @@ export interface SinkPathStats {
   unparsed: number;
   /** Most requests of this path open at once (read, or waiting for the delayed answer). */
   maxInFlight: number;
+  /** Requests answered 500 or 503 (`--fail-share`), and the events in them (counted in `events` too: the vendor did not take them). */
+  failed: number;
+  failedEvents: number;
 }
 
 tieToParent();
 
 const delayMs = Number(arg('delay-ms', '0'));
 if (!(Number.isFinite(delayMs) && delayMs >= 0)) throw new Error('--delay-ms must be a number >= 0');
+const failShare = Number(arg('fail-share', '0'));
+if (!(Number.isFinite(failShare) && failShare >= 0 && failShare <= 1)) throw new Error('--fail-share must be a number in [0, 1]');
 const inFlight = new Map<string, number>();
 
 let stats: Record<string, SinkPathStats> = {};
@@ -63,7 +70,7 @@ const server = createServer((req, res) => {
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const body = Buffer.concat(chunks);
-    const s = (stats[path] ??= { requests: 0, events: 0, bytes: 0, largestBatch: 0, unparsed: 0, maxInFlight: 0 });
+    const s = (stats[path] ??= { requests: 0, events: 0, bytes: 0, largestBatch: 0, unparsed: 0, maxInFlight: 0, failed: 0, failedEvents: 0 });
     if (open > s.maxInFlight) s.maxInFlight = open;
     s.requests += 1;
     s.bytes += body.length;
@@ -73,11 +80,25 @@ const server = createServer((req, res) => {
       s.events += n;
       if (n > s.largestBatch) s.largestBatch = n;
     }
+    const fail = failShare > 0 && Math.random() < failShare;
+    if (fail) {
+      s.failed += 1;
+      s.failedEvents += n ?? 0;
+    }
     const answer = (): void => {
       inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
-      res.statusCode = 200;
       res.setHeader('content-type', 'application/json');
-      res.end('{}');
+      if (!fail) {
+        res.statusCode = 200;
+        res.end('{}');
+      } else if (Math.random() < 0.5) {
+        res.statusCode = 500;
+        res.end('{"error":"internal"}');
+      } else {
+        res.statusCode = 503;
+        res.setHeader('retry-after', '1');
+        res.end('{"error":"unavailable"}');
+      }
     };
     if (delayMs > 0) setTimeout(answer, delayMs);
     else answer();

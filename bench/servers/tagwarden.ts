@@ -7,10 +7,12 @@
  *
  *   node bench/servers/tagwarden.ts --sink http://127.0.0.1:PORT [--log warn] [--destinations meta,ga4,webhook|none]
  *                                   [--verify http://127.0.0.1:PORT] [--journal on|off|store] [--receipts]
- *                                   [--max-in-flight ga4=64,meta=8] [--connections-per-origin N] [--workers N|auto]
+ *                                   [--max-in-flight ga4=64,meta=8] [--connections-per-origin N]
+ *                                   [--verify-per-minute N] [--lifetime-s S]
  *
  * `--verify <origin>` adds an `upstream.verify` block asking a CookieBoss-compatible verify server
- * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters.
+ * there (bench/servers/verify.ts), and the summary then also carries the consent lookup counters;
+ * `--verify-per-minute` is its `requestsPerMinute` (default: the schema's maximum, never the limit).
  * `--max-in-flight` sets `destinations[].maxInFlight` by destination id and
  * `--connections-per-origin` sets `delivery.connectionsPerOrigin` (otherwise the defaults hold).
  *
@@ -18,16 +20,12 @@
  * destination's delivery queue (`Delivery.stats()`) and, under the key `__loop`, the event loop's
  * delay since the previous call (p99 and max, ms: a synchronous SQLite commit or fsync shows here)
  * and the garbage-collection pauses in that time (longest and total, ms), for bench/verify's timeline.
+ * `POST /__bench/gc` (under node --expose-gc) runs a full garbage collection and returns the heap
+ * in use after it (`{"heapUsed": bytes}`; `{}` without the flag). `GET /__bench/journal` returns
+ * the journal's rows (`journalSize`: hits not finished, their bytes, dead letters; and `pending`:
+ * the hits without a dead letter, still to be finished), or `{}` without a store (bench/soak.ts).
  *
- * `--workers N` sets `server.workers: N` (issue 16's node:cluster setting; a build whose config does
- * not know the key refuses it, and bench/ingest.ts skips the target before starting it). With more
- * than one worker this process is a cluster primary: it forks the workers (this same script), each
- * composing its own app, store and journal (a fresh SQLite file of its own) and listening on the
- * port the primary's cluster shares; the primary prints the ready line once every worker listens,
- * and on SIGTERM stops them, sums their counters and prints one summary. The bench counts the CPU
- * of the whole process tree.
- *
- * `--supervised`: a worker forked by bench/servers/workers.ts, under the real supervisor
+ * `--supervised`: a worker forked by bench/servers/workers.ts (the bench's `workers2` target), under the real supervisor
  * (src/cluster/supervisor.ts), like a worker of `server.workers` above 1: it connects to it as
  * src/main.ts does (src/cluster/worker-link.ts: peers, /metrics of all, consent relay), says when it
  * listens, and takes `--port` (the shared port), `--db` (the shared SQLite file, not deleted at
@@ -38,11 +36,13 @@
  */
 import cluster from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { openDb } from '../../src/store/open.ts';
+import type { Db } from '../../src/store/db.ts';
+import { journalSize } from '../../src/store/journal.ts';
 import { createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { loadTemplates } from '../../src/destinations/load.ts';
@@ -69,7 +69,13 @@ if (!['on', 'off', 'store'].includes(journalMode)) throw new Error('--journal on
 
 const templates = loadTemplates();
 const destinationIds = only === 'none' ? [] : only.split(',');
-const raw = benchConfig(sink, level, destinationIds, verifyOrigin === undefined ? {} : { verifyOrigin }) as Record<string, unknown>;
+const verifyPerMinute = process.argv.includes('--verify-per-minute') ? Number(arg('verify-per-minute')) : undefined;
+const raw = benchConfig(
+  sink,
+  level,
+  destinationIds,
+  verifyOrigin === undefined ? {} : { verifyOrigin, ...(verifyPerMinute === undefined ? {} : { verifyRequestsPerMinute: verifyPerMinute }) },
+) as Record<string, unknown>;
 if (journalMode === 'store') raw.delivery = { ...(raw.delivery as object | undefined), journal: { enabled: false } };
 // `--receipts`: decision receipts on (they need the store: not with `--journal off`).
 if (process.argv.includes('--receipts')) {
@@ -87,65 +93,8 @@ if (process.argv.includes('--max-in-flight')) {
     d.maxInFlight = Number(n);
   }
 }
-if (process.argv.includes('--workers')) {
-  const w = arg('workers');
-  raw.server = { ...(raw.server as object), workers: w === 'auto' ? 'auto' : Number(w) };
-}
 const config = parseConfig(raw, { env: {}, extraChecks: (r) => checkDestinations(r, templates) }, 'bench config');
-// Read without the type: the key exists only in builds with issue 16's cluster support.
-const workersSetting = (config.server as { workers?: number | 'auto' }).workers;
-const workers = workersSetting === 'auto' ? availableParallelism() : (workersSetting ?? 1);
-if (workers > 1 && cluster.isPrimary) {
-  runPrimary(workers);
-} else {
-  await runWorker();
-}
-
-type Summary = Record<string, Record<string, number>>;
-
-/** The cluster primary: forks the workers, reports ready when all listen, sums their summaries on SIGTERM. */
-function runPrimary(n: number): void {
-  const summaries: Summary[] = [];
-  let stoppingPrimary = false;
-  let listening = 0;
-  cluster.on('listening', (_worker, address) => {
-    listening += 1;
-    if (listening === n) process.stdout.write(`${JSON.stringify({ ready: true, port: address.port, workers: n })}\n`);
-  });
-  cluster.on('message', (_worker, message: unknown) => {
-    if (typeof message === 'object' && message !== null && 'summary' in message) summaries.push((message as { summary: Summary }).summary);
-  });
-  cluster.on('exit', (worker, code, signal) => {
-    if (!stoppingPrimary) {
-      console.error(`tagwarden bench primary: worker ${worker.id} exited (${code ?? signal}) before the stop; stopping`);
-      process.exit(1);
-    }
-  });
-  for (let i = 0; i < n; i++) cluster.fork();
-  process.on('SIGTERM', () => {
-    if (stoppingPrimary) return;
-    stoppingPrimary = true;
-    const all = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    void Promise.all(
-      all.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            w.once('exit', () => resolve());
-            w.process.kill('SIGTERM');
-          }),
-      ),
-    ).then(() => {
-      const total: Summary = {};
-      for (const s of summaries) {
-        for (const [metric, values] of Object.entries(s)) {
-          const into = (total[metric] ??= {});
-          for (const [k, v] of Object.entries(values)) into[k] = (into[k] ?? 0) + v;
-        }
-      }
-      process.stdout.write(`${JSON.stringify({ summary: total, workers: summaries.length })}\n`, () => process.exit(0));
-    });
-  });
-}
+await runWorker();
 
 async function runWorker(): Promise<void> {
   // Logs go to stderr: stdout carries the ready line and the summary.
@@ -177,6 +126,27 @@ async function runWorker(): Promise<void> {
       res.end(JSON.stringify({ ...app.delivery.stats(), __loop: loop }));
       return;
     }
+    // With node --expose-gc (bench/soak.ts --gc-probe): a full collection, then the heap still in use, which is what stays reachable.
+    if (req.url === '/__bench/gc' && req.method === 'POST') {
+      const gcNow = (globalThis as { gc?: () => void }).gc;
+      gcNow?.();
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(gcNow === undefined ? {} : { heapUsed: process.memoryUsage().heapUsed }));
+      return;
+    }
+    if (req.url === '/__bench/journal' && req.method === 'GET') {
+      void (db === undefined ? Promise.resolve({}) : journalCounts(db)).then(
+        (counts) => {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify(counts));
+        },
+        (err: unknown) => {
+          res.statusCode = 500;
+          res.end(String(err));
+        },
+      );
+      return;
+    }
     app.handler(req, res);
   });
   // A worker's listening is reported by the primary (once all listen), its summary sent to it.
@@ -186,6 +156,16 @@ async function runWorker(): Promise<void> {
     if (!cluster.isWorker) reportReady(server);
     link?.listening();
   });
+
+  /** The journal's rows: a hit with a dead letter stays until the dead letter is replayed or purged, so `pending` leaves those out. */
+  async function journalCounts(d: Db): Promise<{ hits: number; bytes: number; dead: number; pending: number }> {
+    const size = await journalSize(d, config.site.id);
+    const row = await d.get<{ n: number | bigint }>(
+      "SELECT COUNT(*) AS n FROM journal_hits h WHERE h.site_id = ? AND NOT EXISTS (SELECT 1 FROM journal_work w WHERE w.hit_id = h.id AND w.state = 'dead')",
+      [config.site.id],
+    );
+    return { ...size, pending: Number(row?.n ?? 0) };
+  }
 
   /** The counters that say what happened to the hits: received, rejected, decisions, deliveries. */
   async function summary(): Promise<Record<string, Record<string, number>>> {

@@ -6,13 +6,16 @@
  * answers 200, after `--delay-ms` (default 20), with consent granting every category:
  * `{"hasConsent":true,"categories":{"marketing":true,"analytics":true,"functional":true,"necessary":true},"consentedAt":"<iso>","geoCountry":"DE"}`.
  * A missing or wrong key gets 401, another path 404 (both counted, neither is an answer).
+ * `--per-minute <n>` (default 0: no limit) is the plan's rate limit, as CookieBoss states it: a
+ * request beyond n in the last 60 s (a sliding window of the requests it answered) gets 429 with
+ * `Retry-After` (whole seconds until the oldest of them leaves the window), and is counted.
  *
  * It counts the verify requests, the distinct visitors asked about, the visitors asked more than
  * once, the most requests in flight at once and the time of the first and last request.
  * GET /__stats returns the counts; POST /__reset zeroes them. On SIGTERM it prints one JSON line
  * `{"summary": {...}}` with them and exits 0.
  *
- *   node bench/servers/verify.ts [--delay-ms 20] [--key bench-verify-key]
+ *   node bench/servers/verify.ts [--delay-ms 20] [--key bench-verify-key] [--per-minute 0]
  */
 import { createServer } from 'node:http';
 import { arg, reportReady, tieToParent } from './common.ts';
@@ -29,6 +32,9 @@ export interface VerifyServerStats {
   unauthorized: number;
   /** Requests to any other path, or without visitor_id (404 / 400). */
   other: number;
+  /** Requests refused with 429 (beyond `--per-minute`); not in `requests`. */
+  rateLimited: number;
+  perMinute: number;
   /** Verify requests being answered now, and the most at once. */
   inFlight: number;
   maxInFlight: number;
@@ -43,6 +49,11 @@ tieToParent();
 const delayMs = Number(arg('delay-ms', '20'));
 if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`--delay-ms must be a number >= 0, got ${arg('delay-ms')}`);
 const apiKey = arg('key', BENCH_VERIFY_API_KEY);
+const perMinute = Number(arg('per-minute', '0'));
+if (!Number.isInteger(perMinute) || perMinute < 0) throw new Error(`--per-minute must be an integer >= 0, got ${arg('per-minute')}`);
+/** Times (ms) of the requests answered in the last 60 s, oldest first: the rate limit's window. */
+const answeredAt: number[] = [];
+let oldest = 0;
 // Consent given a day before the bench: older than anything a hit would carry.
 const consentedAt = new Date(Date.now() - 86_400_000).toISOString();
 const answer = JSON.stringify({
@@ -58,7 +69,7 @@ let inFlight = 0;
 let stats: VerifyServerStats = fresh();
 
 function fresh(): VerifyServerStats {
-  return { requests: 0, distinctVisitors: 0, repeatedVisitors: 0, unauthorized: 0, other: 0, inFlight: 0, maxInFlight: 0, delayMs };
+  return { requests: 0, distinctVisitors: 0, repeatedVisitors: 0, unauthorized: 0, other: 0, rateLimited: 0, perMinute, inFlight: 0, maxInFlight: 0, delayMs };
 }
 
 function snapshot(): VerifyServerStats {
@@ -95,6 +106,22 @@ const server = createServer((req, res) => {
     return;
   }
   const now = Date.now();
+  if (perMinute > 0) {
+    while (oldest < answeredAt.length && answeredAt[oldest]! <= now - 60_000) oldest++;
+    if (oldest > 4096) {
+      answeredAt.splice(0, oldest);
+      oldest = 0;
+    }
+    if (answeredAt.length - oldest >= perMinute) {
+      stats.rateLimited += 1;
+      res.statusCode = 429;
+      res.setHeader('retry-after', String(Math.max(1, Math.ceil((answeredAt[oldest]! + 60_000 - now) / 1000))));
+      res.setHeader('content-type', 'application/json');
+      res.end('{"error":"rate limit exceeded"}');
+      return;
+    }
+    answeredAt.push(now);
+  }
   stats.requests += 1;
   stats.firstAt ??= now;
   stats.lastAt = now;
