@@ -278,6 +278,9 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
       res.status(400).json({ error: { code: 'TW_ERR_VALIDATION', message: `row ${row}: ${error}; the rows before it were imported`, details: { issues: [{ path: 'body', message: error }], ...report } } });
       return;
     }
+    // Over the limit, the rest of the upload is read and dropped (bounded by the request timeout),
+    // and the connection is not reused.
+    if (report.tooLarge === true) res.setHeader('connection', 'close');
     res.status(report.tooLarge ? 413 : 200).json(report.tooLarge ? { error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: `the file is larger than ${o.maxCsvBytes} bytes; the rows before the limit were imported`, details: report } } : report);
   });
 
