@@ -62,6 +62,17 @@ export class RequestTimeoutError extends TagwardenError {
   override readonly retryable = true;
 }
 
+/**
+ * A CSV import stopped itself before `server.requestTimeoutMs` would cut the upload: the rows before
+ * `details.resumeFromRow` are stored. Retried: the rest of the file (or the whole file: stored rows
+ * are duplicates) may be sent again.
+ */
+export class ImportIncompleteError extends TagwardenError {
+  override readonly code = 'TW_ERR_IMPORT_INCOMPLETE';
+  override readonly status = 408;
+  override readonly retryable = true;
+}
+
 /** The route does not take this method; the answer's `Allow` header lists those it takes. Not retried. */
 export class MethodNotAllowedError extends TagwardenError {
   override readonly code = 'TW_ERR_METHOD_NOT_ALLOWED';
@@ -186,6 +197,7 @@ export const ERROR_CLASSES = [
   PayloadTooLargeError,
   HeadersTooLargeError,
   RequestTimeoutError,
+  ImportIncompleteError,
   MethodNotAllowedError,
   UnsupportedMediaTypeError,
   NotFoundError,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ValidationError } from '../errors.ts';
+import { InternalError, ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import { AuditReplay, type ReplayProblem } from './replay.ts';
 
@@ -180,6 +180,60 @@ export async function appendAudit(tx: Queryable, prevHash: string, row: AuditCol
     params,
   );
   return inserted === undefined ? undefined : { seq: Number(inserted.seq), hash };
+}
+
+/** Rows per multi-row INSERT of appendAuditRows: 20 columns each, far under both engines' parameter limits. */
+const AUDIT_ROWS_PER_INSERT = 128;
+
+/**
+ * Appends rows that follow each other in the chain (the first after `prevHash`, the head, under
+ * the lock; none a duplicate: the caller has looked their dedup keys up under the lock) in a few
+ * multi-row INSERTs, and returns each row's seq and hash in order. One INSERT per row was most of
+ * an import's round trips. The statements insert in VALUES order, so the seqs drawn are
+ * increasing in chain order (the journal relies on the same, src/store/journal.ts); RETURNING's
+ * own row order is not promised, so they are sorted. A row that conflicts after all (which the
+ * lock rules out) would leave fewer seqs than rows: the call throws and the transaction rolls back.
+ */
+export async function appendAuditRows(tx: Queryable, engine: Db['engine'], prevHash: string, rows: readonly AuditColumns[]): Promise<{ seq: number; hash: string }[]> {
+  const cols = [...HASHED, 'attributes', 'prev_hash', 'hash'];
+  const tuple = `(${cols.map(() => '?').join(', ')})`;
+  const out: { seq: number; hash: string }[] = [];
+  let prev = prevHash;
+  for (let i = 0; i < rows.length; ) {
+    // Power-of-two sizes: a handful of statement texts, so SQLite's prepared statements are reused.
+    let n = AUDIT_ROWS_PER_INSERT;
+    while (n > rows.length - i) n >>= 1;
+    const params: Param[] = [];
+    const hashes: string[] = [];
+    for (const row of rows.slice(i, i + n)) {
+      const hash = auditHash(prev, row);
+      for (const k of HASHED) params.push(row[k] ?? null);
+      params.push(row.attributes ?? null, prev, hash);
+      hashes.push(hash);
+      prev = hash;
+    }
+    const insert = `INSERT INTO audit_log (${cols.join(', ')}) VALUES ${new Array<string>(n).fill(tuple).join(', ')} ON CONFLICT (dedup_key) DO NOTHING`;
+    const seqs = engine === 'sqlite' ? await sqliteAppendedSeqs(tx, insert, params, n) : (await tx.all<{ seq: number }>(`${insert} RETURNING seq`, params)).map((r) => Number(r.seq)).sort((a, b) => a - b);
+    if (seqs.length !== n) throw new InternalError(`audit: ${n - seqs.length} of ${n} rows appended in one statement collided with an existing dedup key`);
+    for (let j = 0; j < n; j++) out.push({ seq: seqs[j]!, hash: hashes[j]! });
+    i += n;
+  }
+  return out;
+}
+
+/**
+ * SQLite: the seqs of the rows one multi-row INSERT just added, without RETURNING (an object per
+ * row in node:sqlite), as the journal does (src/store/journal.ts): seq is AUTOINCREMENT, drawn in
+ * VALUES order under the write lock, so the rows changed are the ones ending at
+ * last_insert_rowid(); the count in that range proves there are no others.
+ */
+async function sqliteAppendedSeqs(tx: Queryable, insert: string, params: readonly Param[], n: number): Promise<number[]> {
+  const changed = await tx.run(insert, params);
+  if (changed !== n) return [];
+  const range = await tx.get<{ last: number | bigint; n: number | bigint }>('SELECT last_insert_rowid() AS last, (SELECT COUNT(*) FROM audit_log WHERE seq BETWEEN last_insert_rowid() - ? AND last_insert_rowid()) AS n', [n - 1]);
+  const last = Number(range?.last ?? 0);
+  if (Number(range?.n ?? 0) !== n) throw new InternalError(`audit: the ${n} rows appended did not get consecutive seqs ending at ${last}`);
+  return Array.from({ length: n }, (_, i) => last - n + 1 + i);
 }
 
 /** The newest row's seq and hash: keep it outside the database to detect truncation later. */

@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { InternalError, NotFoundError, ValidationError } from '../errors.ts';
-import { appendAudit, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
-import type { Db, Queryable } from './db.ts';
+import { appendAudit, appendAuditRows, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
+import type { Db, Param, Queryable } from './db.ts';
 import { idProblem, MAX_ITEM_TEXT } from './ids.ts';
-import { notifyChange } from './notify.ts';
+import { notifyChanges } from './notify.ts';
 import { gcmText, inputClaim, replayAudit, type ReplayRow } from './replay.ts';
-import { parseSubjectKey, subjectKey, type ChangeHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
+import { parseSubjectKey, subjectKey, type ChangeHook, type ChangesHook, type ConsentChange, type ConsentInput, type InputOutcome, type ItemState, type RecordPatch, type SubjectConsent, type SubjectRef } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 /**
@@ -34,6 +34,16 @@ export interface ConsentStoreOptions {
   clock?: Clock;
   /** Inside the writing transaction, once per changed subject: a throw rolls the whole call back. */
   onChange?: ChangeHook;
+  /**
+   * Instead of onChange: once per call with all its changes in order (one webhook subscription
+   * lookup per chunk of an import instead of one per subject). Not called when nothing changed.
+   */
+  onChanges?: ChangesHook;
+  /**
+   * Inputs from which one apply goes in bulk (default 20, as the prefetch). The one-by-one path
+   * gives the same result; tests set Infinity to compare the two.
+   */
+  bulkFrom?: number;
   /** After commit, with every change of the call (cache invalidation). */
   afterCommit?: (changes: ConsentChange[]) => void;
   /**
@@ -231,6 +241,70 @@ async function loadProfile(q: Queryable, siteId: string, key: string, now: numbe
   const rows = await q.all<ProfileRow>(PROFILE_SQL, [siteId, siteId, key, siteId, siteId, siteId, key]);
   const profileId = rows.find((r) => r.item === null)?.profile_id;
   if (profileId === undefined || profileId === null) return undefined;
+  return profileViewOf(profileId, rows, now);
+}
+
+/** Keys per query of a bulk read (well under SQLite's and PostgreSQL's bound-parameter limits). */
+const BULK_KEYS = 500;
+
+function slices<T>(all: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
+  return out;
+}
+
+/**
+ * The views of many subjects of one site in a few queries (the subjects' profiles, their members
+ * with records, the members' items), each built exactly as loadProfile builds one: a chunk of an
+ * import names hundreds of subjects, and one round trip each was most of its cost on PostgreSQL.
+ * A subject without a profile maps to undefined.
+ */
+async function loadProfiles(q: Queryable, siteId: string, keys: readonly string[], now: number): Promise<Map<string, ProfileView | undefined>> {
+  const profileOf = new Map<string, string>();
+  for (const part of slices(keys, BULK_KEYS)) {
+    const rows = await q.all<{ subject_key: string; profile_id: string }>(`SELECT subject_key, profile_id FROM subjects WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`, [siteId, ...part]);
+    for (const r of rows) profileOf.set(r.subject_key, r.profile_id);
+  }
+  const rowsByProfile = new Map<string, ProfileRow[]>();
+  const memberProfile = new Map<string, string>();
+  for (const part of slices([...new Set(profileOf.values())], BULK_KEYS)) {
+    const rows = await q.all<ProfileRow>(
+      `SELECT s.profile_id AS profile_id, s.subject_key AS subject_key, CAST(NULL AS TEXT) AS item, CAST(NULL AS TEXT) AS status,
+         r.consent_at AS consent_at, CAST(NULL AS BIGINT) AS valid_until, r.source AS source, r.version AS version,
+         r.tcf_string AS tcf_string, r.gcm AS gcm, r.consent_type AS consent_type, r.geo_country AS geo_country, r.updated_at AS updated_at
+       FROM subjects s LEFT JOIN consent_records r ON r.site_id = s.site_id AND r.subject_key = s.subject_key
+       WHERE s.site_id = ? AND s.profile_id IN (${part.map(() => '?').join(', ')})`,
+      [siteId, ...part],
+    );
+    for (const r of rows) {
+      const id = r.profile_id!;
+      memberProfile.set(r.subject_key, id);
+      const list = rowsByProfile.get(id) ?? [];
+      list.push(r);
+      rowsByProfile.set(id, list);
+    }
+  }
+  for (const part of slices([...memberProfile.keys()], BULK_KEYS)) {
+    const rows = await q.all<ProfileRow>(
+      `SELECT CAST(NULL AS TEXT) AS profile_id, subject_key, item, status, consent_at, valid_until, source, CAST(NULL AS BIGINT) AS version,
+         CAST(NULL AS TEXT) AS tcf_string, CAST(NULL AS TEXT) AS gcm, CAST(NULL AS TEXT) AS consent_type, CAST(NULL AS TEXT) AS geo_country, CAST(NULL AS BIGINT) AS updated_at
+       FROM consent_items WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`,
+      [siteId, ...part],
+    );
+    for (const r of rows) rowsByProfile.get(memberProfile.get(r.subject_key)!)!.push(r);
+  }
+  const views = new Map<string, ProfileView>();
+  for (const [id, rows] of rowsByProfile) views.set(id, profileViewOf(id, rows, now));
+  const out = new Map<string, ProfileView | undefined>();
+  for (const k of keys) {
+    const id = profileOf.get(k);
+    out.set(k, id === undefined ? undefined : views.get(id));
+  }
+  return out;
+}
+
+/** A profile's view from its rows (PROFILE_SQL's shape, in any order). */
+function profileViewOf(profileId: string, rows: readonly ProfileRow[], now: number): ProfileView {
   const members: string[] = [];
   const records: { key: string; consentAt: number | null; row: ProfileRow }[] = [];
   const best = new Map<string, Decision>();
@@ -327,9 +401,10 @@ function itemKey3(siteId: string, subjectKey: string, item: string): string {
  * Writes an item's state (params: site, subject key, item, status, consent_at, valid_until, source,
  * audit_seq). A write clears the expiry marker: the sweep (src/store/expiry.ts) judges the new row.
  */
-const WRITE_ITEM_SQL = `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+const writeItemsSql = (n: number): string => `INSERT INTO consent_items (site_id, subject_key, item, status, consent_at, valid_until, source, audit_seq) VALUES ${new Array<string>(n).fill('(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
   ON CONFLICT (site_id, subject_key, item) DO UPDATE SET status = excluded.status, consent_at = excluded.consent_at,
     valid_until = excluded.valid_until, source = excluded.source, audit_seq = excluded.audit_seq, expiry_noted_at = NULL`;
+const WRITE_ITEM_SQL = writeItemsSql(1);
 
 /**
  * Sets a subject's version (a subject without a record keeps a row for its version only). The
@@ -337,10 +412,45 @@ const WRITE_ITEM_SQL = `INSERT INTO consent_items (site_id, subject_key, item, s
  * (src/store/expiry.ts) bumps through here too.
  */
 export async function writeVersion(q: Queryable, siteId: string, key: string, version: number, now: number): Promise<void> {
-  await q.run(
-    'INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at',
-    [siteId, key, version, now],
-  );
+  await writeVersions(q, [[siteId, key, version, now]]);
+}
+
+/** writeVersion for many distinct subjects (site, key, version, now each), a few per statement. */
+async function writeVersions(q: Queryable, rows: readonly Param[][]): Promise<void> {
+  for (let i = 0; i < rows.length; ) {
+    let n = 128;
+    while (n > rows.length - i) n >>= 1;
+    await q.run(
+      `INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES ${new Array<string>(n).fill('(?, ?, ?, ?)').join(', ')} ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+      rows.slice(i, i + n).flat(),
+    );
+    i += n;
+  }
+}
+
+/** The audit row of a consent input (what `input` and `inputsUnlinked` append). */
+function inputAuditRow(input: ConsentInput, key: string, decision: Decision, applied: boolean, dedupKey: string, now: number): AuditColumns {
+  const text = (v: string | undefined): string | null => (v === undefined ? null : storableText(v));
+  return {
+    site_id: input.siteId,
+    subject_key: key,
+    action: input.action,
+    item: storableText(input.item),
+    consent_at: input.consentAt,
+    valid_until: input.validUntil,
+    message: text(input.message),
+    source: decision.source,
+    identification: text(input.identification),
+    identification_type: text(input.identificationType),
+    imported_at: now,
+    api_key_id: text(input.apiKeyId),
+    payload_hash: input.payloadHash,
+    valid: input.valid ? 1 : 0,
+    invalid_reason: text(input.invalidReason),
+    applied: applied ? 1 : 0,
+    dedup_key: dedupKey,
+    attributes: auditAttributesJson(input.attributes) ?? null,
+  };
 }
 
 /** One apply or link: the transaction's state (chain head, views before the first write). */
@@ -355,12 +465,14 @@ class Writer {
   private readonly engine: Db['engine'];
   private readonly now: number;
   private readonly onChange: ChangeHook | undefined;
+  private readonly onChanges: ChangesHook | undefined;
 
-  constructor(tx: Queryable, engine: Db['engine'], now: number, onChange: ChangeHook | undefined) {
+  constructor(tx: Queryable, engine: Db['engine'], now: number, hooks: Pick<ConsentStoreOptions, 'onChange' | 'onChanges'>) {
     this.tx = tx;
     this.engine = engine;
     this.now = now;
-    this.onChange = onChange;
+    this.onChange = hooks.onChange;
+    this.onChanges = hooks.onChanges;
   }
 
   /**
@@ -511,27 +623,7 @@ class Writer {
     const applied =
       stored === undefined ||
       supersedes(decision, { status: stored.status === 'granted' ? 'granted' : 'denied', at: Number(stored.consent_at), validUntil: num(stored.valid_until), source: stored.source });
-    const text = (v: string | undefined): string | null => (v === undefined ? null : storableText(v));
-    const row: AuditColumns = {
-      site_id: input.siteId,
-      subject_key: key,
-      action: input.action,
-      item: storableText(input.item),
-      consent_at: input.consentAt,
-      valid_until: input.validUntil,
-      message: text(input.message),
-      source: decision.source,
-      identification: text(input.identification),
-      identification_type: text(input.identificationType),
-      imported_at: this.now,
-      api_key_id: text(input.apiKeyId),
-      payload_hash: input.payloadHash,
-      valid: input.valid ? 1 : 0,
-      invalid_reason: text(input.invalidReason),
-      applied: applied ? 1 : 0,
-      dedup_key: dedupKeyOf(input),
-      attributes: auditAttributesJson(input.attributes) ?? null,
-    };
+    const row = inputAuditRow(input, key, decision, applied, dedupKeyOf(input), this.now);
     const appended = await appendAudit(this.tx, this.head, row);
     const base = input.invalidReason === undefined ? { valid: input.valid } : { valid: input.valid, invalidReason: input.invalidReason };
     if (appended === undefined) {
@@ -549,6 +641,125 @@ class Writer {
       if (this.items.size > 0) this.items.set(itemKey3(input.siteId, key, storableText(input.item)), { status: decision.status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
     }
     return { auditSeq: appended.seq, ...base, applied, duplicate: false };
+  }
+
+  /**
+   * Inputs that link nothing, in order, with exactly the effects `input` has one by one (the same
+   * audit rows, hashes, seqs in chain order, outcomes, items, subjects and before-views), in a few
+   * bulk statements: their dedup keys looked up at once, each input decided in memory against the
+   * prefetched items (prefetchItems first) and the inputs before it, the audit rows appended in
+   * multi-row INSERTs, the subjects created and the final item states written once per item.
+   */
+  async inputsUnlinked(inputs: readonly ConsentInput[]): Promise<InputOutcome[]> {
+    if (inputs.length === 0) return [];
+    const keys = inputs.map(dedupKeyOf);
+    // Stored before this run (under the lock, so nothing else writes the log meanwhile).
+    const stored = new Map<string, number>();
+    for (const part of slices([...new Set(keys)], BULK_KEYS)) {
+      const rows = await this.tx.all<{ seq: unknown; dedup_key: string }>(`SELECT seq, dedup_key FROM audit_log WHERE dedup_key IN (${part.map(() => '?').join(', ')})`, part);
+      for (const r of rows) stored.set(r.dedup_key, Number(r.seq));
+    }
+    // Views before any write, in the order `input` would have captured them.
+    const toCapture = new Map<string, string[]>();
+    const pendingKeys = new Set<string>();
+    inputs.forEach((input, i) => {
+      const dk = keys[i]!;
+      if (stored.has(dk) || pendingKeys.has(dk)) return;
+      pendingKeys.add(dk);
+      const key = subjectKey(input.subject);
+      if (this.profiles.has(`${input.siteId}\u0000${key}`) || this.before.has(`${input.siteId}\u0000${key}`)) return;
+      const list = toCapture.get(input.siteId) ?? [];
+      list.push(key);
+      toCapture.set(input.siteId, list);
+    });
+    const loaded = new Map<string, ProfileView | undefined>();
+    for (const [siteId, list] of toCapture) {
+      for (const [k, v] of await loadProfiles(this.tx, siteId, [...new Set(list)], this.now)) loaded.set(`${siteId}\u0000${k}`, v);
+    }
+    type Plan = { row: AuditColumns; base: { valid: boolean; invalidReason?: string }; applied: boolean; decision: Decision; index: number };
+    const plans: Plan[] = [];
+    /** Per input: the plan it appends, or the dedup key of the row it duplicates. */
+    const slots: ({ plan: Plan } | { duplicateOf: string })[] = [];
+    const firstOf = new Map<string, Plan>();
+    inputs.forEach((input, i) => {
+      const dk = keys[i]!;
+      if (stored.has(dk) || firstOf.has(dk)) {
+        slots.push({ duplicateOf: dk });
+        return;
+      }
+      const key = subjectKey(input.subject);
+      const id = `${input.siteId}\u0000${key}`;
+      if (!this.profiles.has(id) && !this.before.has(id)) {
+        const view = loaded.get(id);
+        if (view === undefined) this.before.set(id, { siteId: input.siteId, key, view });
+        else for (const m of view.linked) this.before.set(`${input.siteId}\u0000${subjectKey(m)}`, { siteId: input.siteId, key: subjectKey(m), view });
+      }
+      const decision: Decision = inputClaim(input.action, input.valid, input.consentAt, input.validUntil, storableText(input.source));
+      const known = this.items.get(itemKey3(input.siteId, key, input.item));
+      if (known === undefined) throw new InternalError('inputsUnlinked: the items of the inputs were not prefetched');
+      const applied = known === null || supersedes(decision, { status: known.status === 'granted' ? 'granted' : 'denied', at: Number(known.consent_at), validUntil: num(known.valid_until), source: known.source });
+      const row = inputAuditRow(input, key, decision, applied, dk, this.now);
+      const base = input.invalidReason === undefined ? { valid: input.valid } : { valid: input.valid, invalidReason: input.invalidReason };
+      const plan: Plan = { row, base, applied, decision, index: i };
+      plans.push(plan);
+      firstOf.set(dk, plan);
+      slots.push({ plan });
+      if (applied) this.items.set(itemKey3(input.siteId, key, row.item!), { status: decision.status, consent_at: decision.at, valid_until: decision.validUntil, source: decision.source });
+    });
+    const appended = await appendAuditRows(this.tx, this.engine, this.head, plans.map((p) => p.row));
+    const seqOf = new Map<Plan, number>();
+    plans.forEach((p, j) => seqOf.set(p, appended[j]!.seq));
+    if (appended.length > 0) this.head = appended[appended.length - 1]!.hash;
+    await this.ensureSubjects(plans.map((p) => ({ siteId: p.row.site_id, key: p.row.subject_key })));
+    // The last applied input of each item decides what its row holds (each write replaced all of it).
+    const finalItems = new Map<string, Param[]>();
+    for (const p of plans) {
+      if (!p.applied) continue;
+      const r = p.row;
+      finalItems.set(itemKey3(r.site_id, r.subject_key, r.item!), [r.site_id, r.subject_key, r.item, p.decision.status, p.decision.at, p.decision.validUntil, p.decision.source, seqOf.get(p)!]);
+    }
+    await this.writeItems([...finalItems.values()]);
+    return slots.map((slot, i) => {
+      if ('plan' in slot) return { auditSeq: seqOf.get(slot.plan)!, ...slot.plan.base, applied: slot.plan.applied, duplicate: false };
+      const input = inputs[i]!;
+      const base = input.invalidReason === undefined ? { valid: input.valid } : { valid: input.valid, invalidReason: input.invalidReason };
+      const first = firstOf.get(slot.duplicateOf);
+      return { auditSeq: first !== undefined ? seqOf.get(first)! : stored.get(slot.duplicateOf)!, ...base, applied: false, duplicate: true };
+    });
+  }
+
+  /** ensureSubject for many (before-views already captured): the missing ones created at once. */
+  private async ensureSubjects(list: readonly { siteId: string; key: string }[]): Promise<void> {
+    const bySite = new Map<string, Set<string>>();
+    for (const { siteId, key } of list) {
+      if (this.profiles.has(`${siteId}\u0000${key}`)) continue;
+      const set = bySite.get(siteId) ?? new Set<string>();
+      set.add(key);
+      bySite.set(siteId, set);
+    }
+    for (const [siteId, set] of bySite) {
+      for (const part of slices([...set], BULK_KEYS / 5)) {
+        const params: Param[] = [];
+        for (const key of part) params.push(siteId, key, randomUUID(), this.now);
+        const created = await this.tx.all<{ subject_key: string }>(
+          `INSERT INTO subjects (site_id, subject_key, profile_id, created_at) VALUES ${part.map(() => '(?, ?, ?, ?)').join(', ')} ON CONFLICT (site_id, subject_key) DO NOTHING RETURNING subject_key`,
+          params,
+        );
+        for (const r of created) this.created.add(`${siteId}\u0000${r.subject_key}`);
+        const rows = await this.tx.all<{ subject_key: string; profile_id: string }>(`SELECT subject_key, profile_id FROM subjects WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`, [siteId, ...part]);
+        for (const r of rows) this.profiles.set(`${siteId}\u0000${r.subject_key}`, r.profile_id);
+      }
+    }
+  }
+
+  /** WRITE_ITEM_SQL for many rows of distinct items (its 8 params each), a few per statement. */
+  private async writeItems(rows: readonly Param[][]): Promise<void> {
+    for (let i = 0; i < rows.length; ) {
+      let n = 128;
+      while (n > rows.length - i) n >>= 1;
+      await this.tx.run(writeItemsSql(n), rows.slice(i, i + n).flat());
+      i += n;
+    }
   }
 
   /**
@@ -684,10 +895,17 @@ class Writer {
     const afterByKey = new Map<string, ProfileView>();
     const afterByProfile = new Map<string, ProfileView>();
     const changed: { siteId: string; key: string; before: ProfileView | undefined; after: ProfileView }[] = [];
+    // Many subjects (an import's chunk): their views in a few queries; a few: one query each.
+    const loaded = new Map<string, ProfileView | undefined>();
+    if (this.before.size >= PREFETCH_FROM) {
+      const bySite = new Map<string, string[]>();
+      for (const { siteId, key } of this.before.values()) bySite.set(siteId, [...(bySite.get(siteId) ?? []), key]);
+      for (const [siteId, keys] of bySite) for (const [k, v] of await loadProfiles(this.tx, siteId, keys, this.now)) loaded.set(`${siteId}\u0000${k}`, v);
+    }
     for (const [id, { siteId, key, view: before }] of this.before) {
       let after = afterByKey.get(id);
       if (after === undefined) {
-        after = await loadProfile(this.tx, siteId, key, this.now);
+        after = loaded.has(id) ? loaded.get(id) : await loadProfile(this.tx, siteId, key, this.now);
         if (after === undefined) continue;
         for (const m of after.linked) afterByKey.set(`${siteId}\u0000${subjectKey(m)}`, after);
       }
@@ -698,9 +916,10 @@ class Writer {
     const versions = new Map<string, number>();
     for (const [id, after] of afterByProfile) versions.set(id, after.version + 1);
     const changes: ConsentChange[] = [];
+    const versionRows: Param[][] = [];
     for (const { siteId, key, before, after } of changed) {
       const version = versions.get(`${siteId}\u0000${after.profileId}`)!;
-      await writeVersion(this.tx, siteId, key, version, this.now);
+      versionRows.push([siteId, key, version, this.now]);
       const items = Object.values(after.items).filter((s) => {
         const was = before?.items[s.item];
         return was === undefined || itemKey(was) !== itemKey(s);
@@ -708,10 +927,10 @@ class Writer {
       const recordChanged = (before === undefined ? EMPTY_RECORD : recordKey(before)) !== recordKey(after);
       changes.push({ siteId, subject: parseSubjectKey(key), version, items, recordChanged, at: this.now });
     }
-    for (const change of changes) {
-      if (this.onChange !== undefined) await this.onChange(this.tx, change);
-      await notifyChange(this.tx, this.engine, change.siteId, subjectKey(change.subject));
-    }
+    await writeVersions(this.tx, versionRows);
+    if (this.onChanges !== undefined) await this.onChanges(this.tx, changes);
+    else if (this.onChange !== undefined) for (const change of changes) await this.onChange(this.tx, change);
+    await notifyChanges(this.tx, this.engine, changes.map((c) => ({ siteId: c.siteId, subjectKey: subjectKey(c.subject) })));
     return changes;
   }
 }
@@ -790,11 +1009,25 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
       });
       const now = time.now();
       const { outcomes, changes } = await db.transaction(async (tx) => {
-        const w = new Writer(tx, db.engine, now, opts.onChange);
+        const w = new Writer(tx, db.engine, now, opts);
         await w.start(true);
-        if (inputs.length >= PREFETCH_FROM) await w.prefetchItems(inputs);
         const outcomes: InputOutcome[] = [];
-        for (const input of inputs) outcomes.push(await w.input(input));
+        if (inputs.length >= PREFETCH_FROM) await w.prefetchItems(inputs);
+        if (inputs.length >= (opts.bulkFrom ?? PREFETCH_FROM)) {
+          // Runs of inputs that link nothing go in bulk; an input that links (profiles merge, link
+          // rows join the chain) goes alone, between them, in its place.
+          for (let i = 0; i < inputs.length; ) {
+            if ((inputs[i]!.links?.length ?? 0) > 0) {
+              outcomes.push(await w.input(inputs[i]!));
+              i++;
+              continue;
+            }
+            let j = i;
+            while (j < inputs.length && (inputs[j]!.links?.length ?? 0) === 0) j++;
+            outcomes.push(...(await w.inputsUnlinked(inputs.slice(i, j))));
+            i = j;
+          }
+        } else for (const input of inputs) outcomes.push(await w.input(input));
         for (const p of patches) await w.patch(p);
         return { outcomes, changes: await w.finish() };
       });
@@ -826,7 +1059,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
       }
       const now = time.now();
       const { result, changes } = await db.transaction(async (tx) => {
-        const w = new Writer(tx, db.engine, now, opts.onChange);
+        const w = new Writer(tx, db.engine, now, opts);
         await w.start(true);
         let seqs: readonly number[];
         let more = false;
@@ -855,7 +1088,7 @@ export function createConsentStore(db: Db, opts: ConsentStoreOptions = {}): Cons
       checkSubject(b, 'b');
       const now = time.now();
       const { result, changes } = await db.transaction(async (tx) => {
-        const w = new Writer(tx, db.engine, now, opts.onChange);
+        const w = new Writer(tx, db.engine, now, opts);
         await w.start(false);
         const result = await w.link(siteId, a, b);
         return { result, changes: await w.finish() };

@@ -31,6 +31,23 @@ export interface ChangeRelay {
   subscribe(onChange: (siteId: string, subjectKey: string) => void): void;
 }
 
+/**
+ * notifyChange for many subjects, a few statements instead of one per subject (an import's chunk
+ * changes hundreds): one notification each, as notifyChange sends them (listeners only forget
+ * cached consent, so their order within the commit does not matter).
+ */
+export async function notifyChanges(tx: Queryable, engine: Db['engine'], list: readonly { siteId: string; subjectKey: string }[]): Promise<void> {
+  if (engine !== 'postgres') return;
+  if (list.length === 1) return notifyChange(tx, engine, list[0]!.siteId, list[0]!.subjectKey);
+  for (let i = 0; i < list.length; i += 500) {
+    const part = list.slice(i, i + 500);
+    await tx.run(
+      `SELECT pg_notify('${CHANGE_CHANNEL}', json_build_array(current_schema(), v.site_id, v.subject_key)::text) FROM (VALUES ${part.map(() => '(CAST(? AS TEXT), CAST(? AS TEXT))').join(', ')}) AS v(site_id, subject_key)`,
+      part.flatMap((c) => [c.siteId, c.subjectKey]),
+    );
+  }
+}
+
 export interface ChangeFeed {
   close(): Promise<void>;
 }

@@ -131,3 +131,6 @@ export interface ConsentChange {
 
 /** Called inside the transaction that wrote a change (webhook deliveries are enqueued here). */
 export type ChangeHook = (tx: Queryable, change: ConsentChange) => Promise<void>;
+
+/** The same for all the changes of one write at once, in order. */
+export type ChangesHook = (tx: Queryable, changes: readonly ConsentChange[]) => Promise<void>;

@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
-import { subjectKey, type ChangeHook, type ConsentChange } from './types.ts';
+import { subjectKey, type ChangeHook, type ChangesHook, type ConsentChange } from './types.ts';
 import { systemClock, type Clock } from '../lib/clock.ts';
 
 export interface WebhookFilters {
@@ -288,12 +288,28 @@ async function changeEvidence(tx: Queryable, change: ConsentChange): Promise<Map
  */
 export const enqueueForChange: ChangeHook = (tx, change) => enqueueEvent(tx, change, 'consent.changed');
 
+/**
+ * enqueueForChange for all the changes of one write (a ChangesHook), in order: the subscriptions
+ * are read once, not once per changed subject (an import's chunk changes hundreds).
+ */
+export const enqueueForChanges: ChangesHook = async (tx, changes) => {
+  if (changes.length === 0) return;
+  const subs = await activeSubscriptions(tx, changes[0]!.siteId);
+  for (const change of changes) await enqueueEvent(tx, change, 'consent.changed', change.siteId === changes[0]!.siteId ? subs : undefined);
+};
+
+type ActiveSubscription = { id: string; filters: WebhookFilters };
+
+async function activeSubscriptions(tx: Queryable, siteId: string): Promise<ActiveSubscription[]> {
+  const subs = await tx.all<{ id: string; filters: string }>('SELECT id, filters FROM webhook_subscriptions WHERE site_id = ? AND disabled_at IS NULL ORDER BY id', [siteId]);
+  return subs.map((sub) => ({ id: sub.id, filters: JSON.parse(sub.filters) as WebhookFilters }));
+}
+
 /** The same for a passed valid_until (src/store/expiry.ts): `consent.expired`, same shape, same filters. */
 export const enqueueForExpiry: ChangeHook = (tx, change) => enqueueEvent(tx, change, 'consent.expired');
 
-async function enqueueEvent(tx: Queryable, change: ConsentChange, type: WebhookEventType): Promise<void> {
-  const subs = await tx.all<{ id: string; filters: string }>('SELECT id, filters FROM webhook_subscriptions WHERE site_id = ? AND disabled_at IS NULL ORDER BY id', [change.siteId]);
-  const parsed = subs.map((sub) => ({ id: sub.id, filters: JSON.parse(sub.filters) as WebhookFilters }));
+async function enqueueEvent(tx: Queryable, change: ConsentChange, type: WebhookEventType, known?: readonly ActiveSubscription[]): Promise<void> {
+  const parsed = known ?? (await activeSubscriptions(tx, change.siteId));
   const evidence = parsed.some((sub) => hasEvidenceFilter(sub.filters)) ? await changeEvidence(tx, change) : undefined;
   for (const sub of parsed) {
     if (!matchesFilters(sub.filters, change, evidence)) continue;

@@ -8,7 +8,7 @@ import type { ConsentSource } from '../../consent/upstream/source.ts';
 import { createConsentStore, type ConsentStore } from '../../store/consent.ts';
 import type { Db } from '../../store/db.ts';
 import { startChangeFeed, type ChangeFeed, type ChangeRelay } from '../../store/notify.ts';
-import { enqueueForChange } from '../../store/webhooks.ts';
+import { enqueueForChanges } from '../../store/webhooks.ts';
 import { createExpirySweeper } from '../../store/expiry.ts';
 import { createWebhookWorker, type WebhookWorkerOptions } from '../webhook-worker.ts';
 import { webhookRouter } from './webhook-routes.ts';
@@ -100,7 +100,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   // Deliveries are written in the same transaction as the change: at least once, never lost.
   const store = createConsentStore(o.db, {
     clock,
-    onChange: enqueueForChange,
+    onChanges: enqueueForChanges,
     afterCommit: (changes) => {
       for (const c of changes) changedHere(c.siteId, subjectKey(c.subject));
     },
@@ -132,7 +132,7 @@ export function createConsentApi(o: ConsentApiOptions): ConsentApi {
   // SecurePrivacy ClientIds are keyed by a secret of the store (src/store/client-id.ts).
   const clientIdKey = clientIdKeys(o.db, () => clock.now());
   const router = Router();
-  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, clock, clientIdKey, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, subjectKey(subject), clock.now()) }));
+  router.use(consentWriteRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes, maxCsvBytes: config.api.maxCsvBytes, maxBatchEvents: config.api.maxBatchEvents, consentClockSkewMs: config.site.consentClockSkewMs, requestTimeoutMs: config.server.requestTimeoutMs, clock, clientIdKey, rememberClientId: (clientId, subject) => rememberClientId(o.db, siteId, clientId, subjectKey(subject), clock.now()) }));
   router.use(consentReadRouter({ siteId, categories, ...(config.api.verify.categories === undefined ? {} : { verifyCategories: config.api.verify.categories }), store, guard: o.guard, readVisitor: (visitorId) => storeSource.readVisitor(visitorId), clock, tcfItems: (c, at) => storedTcf.withItems(c, at) }));
   router.use(consentExpireRouter({ siteId, store, guard: o.guard, maxBodyBytes: config.api.maxBodyBytes }));
   router.use(auditRouter({ siteId, db: o.db, guard: o.guard }));

@@ -1,5 +1,5 @@
 import { Router, type Request, type RequestHandler } from 'express';
-import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../../errors.ts';
+import { ImportIncompleteError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError, toErrorBody } from '../../errors.ts';
 import { parseOr400 } from './validate.ts';
 import { jsonBody } from '../../http/body.ts';
 import type { ConsentInput, InputOutcome, RecordPatch, SubjectRef } from '../../store/types.ts';
@@ -24,6 +24,13 @@ export interface WriteRouteOptions {
   maxBatchEvents: number;
   /** Rows per transaction of a CSV import. */
   importChunkRows?: number;
+  /**
+   * The server's `requestTimeoutMs`: a CSV import reads its upload only as fast as the store takes
+   * the rows, so a long one would be cut by Node's request timeout (a bare 408, the client never
+   * told what was stored). The import stops itself before that and answers what it stored.
+   * Absent: no limit of its own.
+   */
+  requestTimeoutMs?: number;
   /** The time source; default the system clock. */
   clock?: Clock;
   /**
@@ -233,6 +240,7 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
 
   // CSV import, streamed: one transaction per chunk of rows, a report per row.
   router.post('/api/v1/consent/import', o.guard('consent:write'), async (req, res) => {
+    const deadline = o.requestTimeoutMs === undefined ? Number.POSITIVE_INFINITY : now() + o.requestTimeoutMs - importReserveMs(o.requestTimeoutMs);
     const [ctype, ...params] = (req.headers['content-type'] ?? '').split(';');
     const media = ctype!.trim().toLowerCase();
     if (media !== 'text/csv' && media !== 'text/plain' && media !== 'application/octet-stream') {
@@ -247,7 +255,20 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
       res.setHeader('connection', 'close');
       throw new PayloadTooLargeError(`the file is larger than ${o.maxCsvBytes} bytes`, { details: { limit: o.maxCsvBytes } });
     }
-    const report = await importCsv(req, o, apiKeyId(res), now, chunkRows, skewMs, encoding);
+    const report = await importCsv(req, o, apiKeyId(res), now, chunkRows, skewMs, encoding, deadline);
+    if (report.resumeFromRow !== undefined) {
+      const from = report.resumeFromRow;
+      const e = new ImportIncompleteError(
+        `the import stopped at row ${from} to answer within server.requestTimeoutMs (${o.requestTimeoutMs} ms): the rows before it were imported, the rest of the file was not read; send the rows from row ${from} on again (or the whole file: stored rows are duplicates and change nothing), or raise server.requestTimeoutMs`,
+        { details: { requestTimeoutMs: o.requestTimeoutMs, ...report } },
+      );
+      // The rest of the upload is read and dropped (so the client sees this answer, not a reset)
+      // and the connection is not reused.
+      req.resume();
+      res.setHeader('connection', 'close');
+      res.status(e.status).json(toErrorBody(e));
+      return;
+    }
     if (report.encodingError !== undefined) {
       // Streamed, the file cannot be refused whole: what came before the bad bytes is imported
       // (and a corrected file re-imported is a no-op for those rows, by their dedup keys).
@@ -257,6 +278,9 @@ export function consentWriteRouter(o: WriteRouteOptions): Router {
       res.status(400).json({ error: { code: 'TW_ERR_VALIDATION', message: `row ${row}: ${error}; the rows before it were imported`, details: { issues: [{ path: 'body', message: error }], ...report } } });
       return;
     }
+    // Over the limit, the rest of the upload is read and dropped (bounded by the request timeout),
+    // and the connection is not reused.
+    if (report.tooLarge === true) res.setHeader('connection', 'close');
     res.status(report.tooLarge ? 413 : 200).json(report.tooLarge ? { error: { code: 'TW_ERR_PAYLOAD_TOO_LARGE', message: `the file is larger than ${o.maxCsvBytes} bytes; the rows before the limit were imported`, details: report } } : report);
   });
 
@@ -275,13 +299,30 @@ export interface ImportReport {
   tooLarge?: boolean;
   /** The file stopped being text in its encoding at this row: nothing from there on was read. */
   encodingError?: { row: number; error: string };
+  /**
+   * The import stopped before the request timeout at this row (1-based, the header is row 1): the
+   * rows before it are stored and counted here, nothing from it on was read.
+   */
+  resumeFromRow?: number;
+}
+
+/**
+ * How long before the request timeout an import stops reading: a tenth of it, at least 250 ms and
+ * at most 3 s (the time from the request's first byte to the route, and the answer). The last
+ * chunk's commit is added to it (see importCsv): Node cuts at the timeout, checking every second
+ * or so (src/http/server.ts), never before it.
+ */
+export function importReserveMs(requestTimeoutMs: number): number {
+  return Math.min(3000, Math.max(250, Math.floor(requestTimeoutMs / 10)));
 }
 
 const MAX_REPORTED = 1000;
 
 async function* limited(req: Request, max: number, onExceed: () => void): AsyncGenerator<Buffer> {
   let total = 0;
-  for await (const chunk of req) {
+  // Not destroyed when the import stops early (a 413, an encoding error, the time limit): a
+  // destroyed request takes its socket, and the answer, with it.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     const buf = chunk as Buffer;
     total += buf.length;
     if (total > max) {
@@ -293,7 +334,7 @@ async function* limited(req: Request, max: number, onExceed: () => void): AsyncG
   }
 }
 
-async function importCsv(req: Request, o: WriteRouteOptions, key: string | undefined, now: () => number, chunkRows: number, skewMs: number, encoding: CsvEncoding): Promise<ImportReport> {
+async function importCsv(req: Request, o: WriteRouteOptions, key: string | undefined, now: () => number, chunkRows: number, skewMs: number, encoding: CsvEncoding, deadline: number): Promise<ImportReport> {
   const report: ImportReport = { rows: 0, stored: 0, applied: 0, duplicates: 0, invalid: 0, errors: [], errorsTruncated: false };
   const problem = (row: number, error: string, stored: boolean): void => {
     if (report.errors.length < MAX_REPORTED) report.errors.push({ row, error, stored });
@@ -308,7 +349,17 @@ async function importCsv(req: Request, o: WriteRouteOptions, key: string | undef
   };
   let columns: Record<(typeof CSV_COLUMNS)[number], number> | undefined;
   let batch: { row: number; input: ConsentInput }[] = [];
+  /** The longest commit of a chunk so far: the next one may take as long. */
+  let longestFlushMs = 0;
   const flush = async (): Promise<void> => {
+    const started = now();
+    try {
+      await flushBatch();
+    } finally {
+      longestFlushMs = Math.max(longestFlushMs, now() - started);
+    }
+  };
+  const flushBatch = async (): Promise<void> => {
     if (batch.length === 0) return;
     const chunk = batch;
     batch = [];
@@ -351,6 +402,12 @@ async function importCsv(req: Request, o: WriteRouteOptions, key: string | undef
     }
     if ('error' in record && record.fatal === true) {
       report.encodingError = { row: record.row, error: record.error };
+      break;
+    }
+    // Stop while the rows read so far can still be committed and answered before the request
+    // timeout: the client learns where to go on from, instead of a bare 408 from Node.
+    if (now() + 1.5 * longestFlushMs >= deadline) {
+      report.resumeFromRow = record.row;
       break;
     }
     report.rows++;

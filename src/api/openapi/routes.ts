@@ -68,7 +68,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   op('post', '/api/v1/consent/events', 'consent:write', 'Record Bloomreach consent events: one, an array, or {events: [...]}', { body: json(S.ConsentEventsBody), ok: ok(S.EventsAnswer, 'Per event: stored, valid, applied; an invalid event is stored and revokes its category') }),
   op('post', '/api/v1/consent/import', 'consent:write', 'Import a CSV file of consent events, streamed', {
     body: { text: 'text/csv', description: 'Header `action,category,valid_until,timestamp,customer_id`, then one event per row (seed bloomreach-tracking-consent.txt). Also accepted as text/plain or application/octet-stream.' },
-    ok: [ok(S.ImportReport, 'The import report'), { status: 413, description: 'The file exceeds api.maxCsvBytes: the rows before the limit were imported; `error.details` is their report' }],
+    ok: [ok(S.ImportReport, 'The import report'), { status: 413, description: 'The file exceeds api.maxCsvBytes: the rows before the limit were imported; `error.details` is their report' }, { status: 408, description: 'TW_ERR_IMPORT_INCOMPLETE: the import stopped itself before server.requestTimeoutMs; the rows before `error.details.resumeFromRow` were imported, `error.details` is their report; send the rest (or the whole file: stored rows are duplicates) again' }],
   }),
   op('post', '/api/v1/consent/events/expire', 'consent:write', 'Expire invalid consent events (by audit seq, or all of a subject\'s category or reference), restoring the previous state', {
     body: json(expireSchema),
