@@ -42,7 +42,10 @@ forEachEngine('crash: SIGKILL with 2,000 acknowledged events undelivered', (engi
           store: { url: storeUrl },
           log: { level: 'info' },
           // A short lease: on PostgreSQL the restarted instance takes over the killed one's hits once it lapses.
-          delivery: { baseDelayMs: 50, maxDelayMs: 200, maxAttempts: 10_000, journal: { leaseMs: 2000 } },
+          // Retries back off to 2 s: at a 200 ms cap the 20 batches' retries (200 requests/s of 100
+          // events, to a vendor in this process) starved the acknowledgements on a loaded machine,
+          // the 19th batch taking 20 s with three CPU hogs beside it (the CI timeout of 2026-12-03).
+          delivery: { baseDelayMs: 50, maxDelayMs: 2000, maxAttempts: 10_000, journal: { leaseMs: 2000 } },
           destinations: [{ id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` } }],
         }),
       );
