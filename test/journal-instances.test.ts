@@ -41,7 +41,8 @@ forEachEngine('journal: two instances on one PostgreSQL', (engine) => {
         site: { id: 'shop', dataControlMode: 'disabled', categories: {} },
         store: { url: engine.url() },
         log: { level: 'info' }, // the listening line (its port) is logged at info
-        delivery: { baseDelayMs: 50, maxDelayMs: 200, maxAttempts: 10_000, journal: { leaseMs: 2000 } },
+        // Retries back off to 1 s so the outage's retry storm cannot starve the answers on a loaded machine (delivery-crash.test.ts).
+        delivery: { baseDelayMs: 50, maxDelayMs: 1000, maxAttempts: 10_000, journal: { leaseMs: 2000 } },
         destinations: [{ id: 'hook', template: 'webhook', settings: { url: `${vendor.url}/hook` } }],
       }),
     );
