@@ -156,6 +156,11 @@ export interface Measurement {
   targetCpu: number | undefined;
   /** CPU time the target process spent per 2xx response, in microseconds. */
   targetCpuUsPerHit: number | undefined;
+  /**
+   * The part of it in user mode (the target's own code, JavaScript and libuv): what is left is the
+   * kernel's work for it, mostly loopback TCP and waking the peer, which every target pays per response.
+   */
+  targetUserUsPerHit: number | undefined;
   /** CPU used by the sink process (targets using one), in cores. */
   sinkCpu: number | undefined;
   /** CPU used by this process (the load generator), in cores. */
@@ -256,13 +261,14 @@ export async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | '
   const wallSec = (performance.now() - started) / 1000;
   const own = process.cpuUsage(ownBefore);
   const machineAfter = machineBusySeconds();
-  const cores = (k: string): number | undefined => {
-    const pid = run.watch[k];
+  const cpuAfter = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processTreeCpu(pid)]));
+  const cores = (k: string, part: 'total' | 'user' = 'total'): number | undefined => {
     const before = cpuBefore[k];
-    const after = pid === undefined ? undefined : processTreeCpu(pid);
-    return before === undefined || after === undefined ? undefined : treeCpuDelta(before, after) / wallSec;
+    const after = cpuAfter[k];
+    return before === undefined || after === undefined ? undefined : treeCpuDelta(before, after, part) / wallSec;
   };
   const targetCpu = cores('target');
+  const targetUser = cores('target', 'user');
   const { ok, non2xx, statusCodes } = tally;
   const sorted = Float64Array.from(tally.latencies).sort();
   return {
@@ -279,6 +285,7 @@ export async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | '
     timeouts: result.timeouts,
     targetCpu,
     targetCpuUsPerHit: ok === 0 || targetCpu === undefined ? undefined : (targetCpu * wallSec * 1e6) / ok,
+    targetUserUsPerHit: ok === 0 || targetUser === undefined ? undefined : (targetUser * wallSec * 1e6) / ok,
     sinkCpu: cores('sink'),
     generatorCpu: (own.user + own.system) / 1e6 / wallSec,
     machineCpu: machineBefore === undefined || machineAfter === undefined ? undefined : (machineAfter - machineBefore) / wallSec,
@@ -451,6 +458,8 @@ export interface TargetSummary {
   p50Ms: number;
   p99Ms: number;
   cpuUsPerHit: number | undefined;
+  /** Of which in user mode (Measurement.targetUserUsPerHit). */
+  userUsPerHit: number | undefined;
   /** CPU of the load generator, and of the sink (targets using one), per 2xx response: the other terms of the cores formula. */
   generatorUsPerHit: number | undefined;
   sinkUsPerHit: number | undefined;
@@ -471,6 +480,7 @@ export function summarize(report: IngestReport): TargetSummary[] {
         p50Ms: median(ms.map((m) => m.p50Ms)),
         p99Ms: median(ms.map((m) => m.p99Ms)),
         cpuUsPerHit: ms.some((m) => m.targetCpuUsPerHit === undefined) ? undefined : median(ms.map((m) => m.targetCpuUsPerHit!)),
+        userUsPerHit: ms.some((m) => m.targetUserUsPerHit === undefined) ? undefined : median(ms.map((m) => m.targetUserUsPerHit!)),
         generatorUsPerHit: perHit((m) => m.generatorCpu),
         sinkUsPerHit: perHit((m) => m.sinkCpu),
         non2xx: ms.reduce((n, m) => n + m.non2xx, 0),
@@ -637,7 +647,7 @@ export function formatReport(report: IngestReport): string[] {
   const label = (m: Measurement): string => (o.rounds > 1 ? `${TARGETS[m.target].label} #${m.round}` : TARGETS[m.target].label);
   out.push(
     ...markdownTable(
-      ['target', 'req/s (2xx)', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'CPU us/hit', 'target CPU', 'loadgen CPU', 'other CPU'],
+      ['target', 'req/s (2xx)', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'CPU us/hit', 'user us/hit', 'target CPU', 'loadgen CPU', 'other CPU'],
       report.measurements.map((m) => [
         label(m),
         fmt(m.hitsPerSec),
@@ -649,6 +659,7 @@ export function formatReport(report: IngestReport): string[] {
         String(m.non2xx),
         String(m.errors + m.timeouts),
         fmt(m.targetCpuUsPerHit),
+        fmt(m.targetUserUsPerHit),
         pctCore(m.targetCpu) + (m.sinkCpu === undefined ? '' : ` (+sink ${pctCore(m.sinkCpu)})`),
         pctCore(m.generatorCpu),
         pctCore(otherLoad(m)),
@@ -656,7 +667,8 @@ export function formatReport(report: IngestReport): string[] {
     ),
   );
   out.push(
-    'CPU us/hit: CPU time of the target process per 2xx response (less sensitive to other load than req/s). Other CPU\n' +
+    'CPU us/hit: CPU time of the target process per 2xx response (less sensitive to other load than req/s); user us/hit:\n' +
+      'the part in user mode, its own code (the rest is the kernel\'s work for it: loopback TCP, waking the peer). Other CPU\n' +
       'columns: % of one core over the measured run (2 cores = 200%); "other" is busy CPU not used by the bench\'s processes\n' +
       '(kernel loopback work, anything else running). Latency percentiles are computed from every 2xx response time.',
   );
@@ -672,13 +684,14 @@ export function formatReport(report: IngestReport): string[] {
     out.push(`medians over ${o.rounds} rounds:`);
     out.push(
       ...markdownTable(
-        ['target', 'req/s (2xx)', 'p50 ms', 'p99 ms', 'CPU us/hit', 'non-2xx', 'errors'],
+        ['target', 'req/s (2xx)', 'p50 ms', 'p99 ms', 'CPU us/hit', 'user us/hit', 'non-2xx', 'errors'],
         summaries.map((s) => [
           TARGETS[s.target].label,
           fmt(s.hitsPerSec),
           fmt(s.p50Ms, 2),
           fmt(s.p99Ms, 2),
           fmt(s.cpuUsPerHit),
+          fmt(s.userUsPerHit),
           String(s.non2xx),
           String(s.errors),
         ]),

@@ -12,6 +12,14 @@ interface ProcStat {
   ppid: number;
   /** utime + stime, in ticks. */
   ticks: number;
+  /** utime alone (the process's own code; stime is the kernel's work for it: syscalls, loopback TCP), in ticks. */
+  userTicks: number;
+}
+
+/** A process's CPU seconds so far: in all, and in user mode. */
+export interface CpuTimes {
+  total: number;
+  user: number;
 }
 
 /** Parses the fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses). */
@@ -19,8 +27,9 @@ export function parseProcStat(stat: string): ProcStat | undefined {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // proc(5): ppid is field 4, utime 14, stime 15; counted here from the state field (3).
   const ppid = Number(fields[1]);
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return Number.isFinite(ppid) && Number.isFinite(ticks) ? { ppid, ticks } : undefined;
+  const userTicks = Number(fields[11]);
+  const ticks = userTicks + Number(fields[12]);
+  return Number.isFinite(ppid) && Number.isFinite(ticks) ? { ppid, ticks, userTicks } : undefined;
 }
 
 function readStat(pid: number): ProcStat | undefined {
@@ -42,15 +51,16 @@ export function processCpuSeconds(pid: number): number | undefined {
  * pid itself cannot be read. A descendant that exits between two snapshots takes its CPU with it
  * (its parent's cutime is not counted): the bench's workers live as long as the target.
  */
-export function processTreeCpu(pid: number): Map<number, number> | undefined {
+export function processTreeCpu(pid: number): Map<number, CpuTimes> | undefined {
   const root = readStat(pid);
   if (root === undefined) return undefined;
-  const children = new Map<number, { pid: number; ticks: number }[]>();
+  const times = (s: ProcStat): CpuTimes => ({ total: s.ticks / TICKS_PER_SECOND, user: s.userTicks / TICKS_PER_SECOND });
+  const children = new Map<number, { pid: number; stat: ProcStat }[]>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return new Map([[pid, root.ticks / TICKS_PER_SECOND]]);
+    return new Map([[pid, times(root)]]);
   }
   for (const name of entries) {
     if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
@@ -58,15 +68,15 @@ export function processTreeCpu(pid: number): Map<number, number> | undefined {
     const s = readStat(p);
     if (s === undefined) continue;
     const list = children.get(s.ppid) ?? [];
-    list.push({ pid: p, ticks: s.ticks });
+    list.push({ pid: p, stat: s });
     children.set(s.ppid, list);
   }
-  const out = new Map<number, number>([[pid, root.ticks / TICKS_PER_SECOND]]);
+  const out = new Map<number, CpuTimes>([[pid, times(root)]]);
   const queue = [pid];
   while (queue.length > 0) {
     for (const c of children.get(queue.shift()!) ?? []) {
       if (out.has(c.pid)) continue;
-      out.set(c.pid, c.ticks / TICKS_PER_SECOND);
+      out.set(c.pid, times(c.stat));
       queue.push(c.pid);
     }
   }
@@ -74,12 +84,12 @@ export function processTreeCpu(pid: number): Map<number, number> | undefined {
 }
 
 /**
- * CPU seconds the tree spent between two snapshots: every process of `after`, less what it had in
- * `before` (a process born in between counts whole).
+ * CPU seconds the tree spent between two snapshots (in all, or in user mode): every process of
+ * `after`, less what it had in `before` (a process born in between counts whole).
  */
-export function treeCpuDelta(before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): number {
+export function treeCpuDelta(before: ReadonlyMap<number, CpuTimes>, after: ReadonlyMap<number, CpuTimes>, part: keyof CpuTimes = 'total'): number {
   let sum = 0;
-  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0);
+  for (const [pid, s] of after) sum += s[part] - (before.get(pid)?.[part] ?? 0);
   return sum;
 }
 

@@ -8,23 +8,24 @@ import { deliveryCheck, destinationsOf, type TargetName, type TargetSummary } fr
 import { markdownTable } from '../bench/tally.ts';
 
 describe('proc-cpu', () => {
-  it('reads ppid and utime + stime after a command name holding spaces and parentheses', () => {
+  it('reads ppid, utime + stime and utime after a command name holding spaces and parentheses', () => {
     // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
     const stat = '4242 (node (worker) 1) S 4000 4242 4242 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 11 0';
-    expect(parseProcStat(stat)).toEqual({ ppid: 4000, ticks: 300 });
+    expect(parseProcStat(stat)).toEqual({ ppid: 4000, ticks: 300, userTicks: 250 });
   });
 
-  it('sums a tree: a process born between two snapshots counts whole, the others their difference', () => {
+  it('sums a tree, in all or in user mode: a process born between two snapshots counts whole, the others their difference', () => {
     const before = new Map([
-      [1, 1.0],
-      [2, 0.5],
+      [1, { total: 1.0, user: 0.5 }],
+      [2, { total: 0.5, user: 0.25 }],
     ]);
     const after = new Map([
-      [1, 1.5],
-      [2, 0.75],
-      [3, 0.25],
+      [1, { total: 1.5, user: 0.75 }],
+      [2, { total: 0.75, user: 0.5 }],
+      [3, { total: 0.25, user: 0.125 }],
     ]);
     expect(treeCpuDelta(before, after)).toBeCloseTo(1.0);
+    expect(treeCpuDelta(before, after, 'user')).toBeCloseTo(0.625);
   });
 
   it.runIf(process.platform === 'linux')('finds a child process under its parent', async () => {
@@ -65,6 +66,7 @@ describe('issue ratios', () => {
     p50Ms: 1,
     p99Ms: 2,
     cpuUsPerHit,
+    userUsPerHit: cpuUsPerHit / 2,
     generatorUsPerHit: 40,
     sinkUsPerHit: 10,
     non2xx: 0,
@@ -87,6 +89,7 @@ describe('issue ratios', () => {
       fixedRate: false,
     }).join('\n');
     expect(lines).toMatch(/tagwarden \(3 destinations, journal\) \/ express, CPU per hit +\| +\*\*1\.40x\*\* \(70 \/ 50 us\) \| +<= 1\.6 \| +HOLDS/);
+    expect(lines).toMatch(/tagwarden \(3 destinations, journal\) \/ express, user CPU per hit +\| +\*\*1\.40x\*\* \(35 \/ 25 us\) \| +\| +\|/);
     expect(lines).toMatch(/ingest alone \(no destinations\) \/ express, hits\/s +\| +\*\*1\.30x\*\*.*HOLDS/);
     expect(lines).toMatch(/forward \(webhook\) \/ naive proxy, hits\/s +\| +\*\*4\.50x\*\*.*HOLDS/);
     expect(lines).toMatch(/journal on \/ off \(no store\), hits\/s +\| +n\/a \(needs tagwarden and nojournal\)/);
