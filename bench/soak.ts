@@ -66,6 +66,8 @@ interface SoakOptions {
   logLevel: string;
   /** Where to write every sample as JSON (for a closer look than the condensed table). */
   jsonFile: string | undefined;
+  /** A directory: Tagwarden writes a V8 heap snapshot there at the end of the first quarter and near the end of the load (compare them with bench/heap-diff.ts); they stall it for seconds. */
+  heapSnapshots: string | undefined;
   /** Each sample first makes Tagwarden (node --expose-gc) collect fully and records the heap left: a diagnostic, it stalls the loop. */
   gcProbe: boolean;
 }
@@ -306,12 +308,14 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
 
     const limits = verifyLimits(o, rate);
     verify = await startChild('verify', here('./servers/verify.ts'), ['--per-minute', String(limits.plan), ...life]);
-    tagwarden = await startChild('tagwarden', here('./servers/tagwarden.ts'), tagwardenArgs(o, sink, verify, limits.budget, lifetimeS), o.gcProbe ? { nodeArgs: ['--expose-gc'] } : {});
+    const nodeArgs = [...(o.gcProbe ? ['--expose-gc'] : []), ...(o.heapSnapshots === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshots}`])];
+    tagwarden = await startChild('tagwarden', here('./servers/tagwarden.ts'), tagwardenArgs(o, sink, verify, limits.budget, lifetimeS), { nodeArgs });
     log(`soak: tagwarden pid ${tagwarden.pid}, ${rate} hits/s for ${o.minutes} min, a sample every ${o.sampleS} s`);
     const win = new Window();
     const s = sampler({ tagwarden, sink, verify }, win, o.gcProbe);
     await s.take('load'); // starts the intervals (CPU, lag, verify counts) at the load's start
     const samples: SoakSample[] = [];
+    const snapshotsAt = [o.minutes * 15, o.minutes * 60 - 2 * o.sampleS];
     let sampling = true;
     const loop = (async () => {
       let due = performance.now();
@@ -321,6 +325,11 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
         if (!sampling) return;
         const { sample } = await s.take('load');
         samples.push(sample);
+        // Heap snapshots where the RSS criterion compares (the ends of the first and the last quarter).
+        if (o.heapSnapshots !== undefined && snapshotsAt.length > 0 && sample.t >= snapshotsAt[0]!) {
+          snapshotsAt.shift();
+          heapSnapshot(tagwarden, o.heapSnapshots, sample.t);
+        }
         const minute = Math.round(sample.t);
         if (minute % 60 < o.sampleS) {
           log(
@@ -437,6 +446,12 @@ function commit(): string {
   }
 }
 
+/** Asks Tagwarden (run with --heapsnapshot-signal=SIGUSR2) for a heap snapshot in `dir`; node names the file itself. */
+function heapSnapshot(child: ChildHandle, dir: string, t: number): void {
+  process.kill(child.pid, 'SIGUSR2');
+  console.error(`  t=${Math.round(t)}s heap snapshot asked of pid ${child.pid} (into ${dir})`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -454,6 +469,7 @@ async function main(): Promise<void> {
       'drain-s': { type: 'string', default: '120' },
       json: { type: 'string' },
       'gc-probe': { type: 'boolean', default: false },
+      'heap-snapshots': { type: 'string' },
       log: { type: 'string', default: 'warn' },
     },
     strict: true,
@@ -474,6 +490,7 @@ async function main(): Promise<void> {
     logLevel: values.log,
     jsonFile: values.json,
     gcProbe: values['gc-probe'],
+    heapSnapshots: values['heap-snapshots'],
   };
   if (o.failShare > 1) throw new Error('--fail-share must be at most 1');
   installExitHooks();

@@ -6,6 +6,7 @@ import { parseProcStat, processTreeCpu, treeCpuDelta } from '../bench/proc-cpu.t
 import { issueRatioLines, predictedHitsPerSec } from '../bench/issue-ratios.ts';
 import { deliveryCheck, destinationsOf, type TargetName, type TargetSummary } from '../bench/ingest.ts';
 import { markdownTable } from '../bench/tally.ts';
+import { groupSnapshot, growth } from '../bench/heap-diff.ts';
 
 describe('proc-cpu', () => {
   it('reads ppid, utime + stime and utime after a command name holding spaces and parentheses', () => {
@@ -101,4 +102,24 @@ describe('issue ratios', () => {
 
 it('markdownTable pads cells and right-aligns every column but the first', () => {
   expect(markdownTable(['a', 'bb'], [['xyz', '1']])).toEqual(['| a   | bb |', '|:----|---:|', '| xyz |  1 |']);
+});
+
+describe('heap-diff', () => {
+  // A minimal snapshot in V8's layout: nodes are flat [type, name, id, self_size] tuples over `strings`.
+  const snapshot = (nodes: number[]): Buffer =>
+    Buffer.from(
+      JSON.stringify({ snapshot: { meta: { node_fields: ['type', 'name', 'id', 'self_size'], node_types: [['hidden', 'object', 'string']] }, node_count: nodes.length / 4 }, nodes, edges: [], strings: ['', 'Leak', 'Map', 'some text'] }),
+    );
+
+  it('groups live objects by type and constructor, strings by kind, and ranks what grew', () => {
+    const a = groupSnapshot(snapshot([1, 1, 1, 40, 1, 2, 3, 100, 2, 3, 5, 16]));
+    const b = groupSnapshot(snapshot([1, 1, 1, 40, 1, 1, 7, 40, 1, 1, 9, 40, 1, 2, 3, 100, 2, 3, 5, 16, 2, 3, 11, 32]));
+    expect(a.get('object:Leak')).toEqual({ count: 1, bytes: 40 });
+    expect(b.get('(string)')).toEqual({ count: 2, bytes: 48 });
+    const rows = growth(a, b, 2);
+    expect(rows.map((r) => [r[0], r[3]])).toEqual([
+      ['object:Leak', '2'],
+      ['(string)', '1'],
+    ]);
+  });
 });
