@@ -135,6 +135,12 @@ export interface IngestOptions {
   eventName: string;
   /** When set, every target runs with --cpu-prof writing here, and Tagwarden's profile is summarised. */
   profileDir?: string;
+  /**
+   * The sink answers each vendor request this long after reading it (bench/servers/sink.ts
+   * --delay-ms; default 0): a vendor's round trip from a real deployment (tens of ms to Meta's or
+   * Google's endpoints), which a proxy that waits for the vendor before answering pays per hit.
+   */
+  sinkDelayMs?: number;
 }
 
 export interface Measurement {
@@ -331,7 +337,7 @@ async function runTarget(
   try {
     let args: string[] = [];
     if (usesSink(name)) {
-      sink = await startChild('sink', here('./servers/sink.ts'), []);
+      sink = await startChild('sink', here('./servers/sink.ts'), o.sinkDelayMs === undefined || o.sinkDelayMs === 0 ? [] : ['--delay-ms', String(o.sinkDelayMs)]);
       args = ['--sink', `http://127.0.0.1:${sink.port}`];
     }
     if (isTagwarden(name)) {
@@ -632,7 +638,8 @@ export function formatReport(report: IngestReport): string[] {
   out.push(
     `${HIT_LABEL[o.client ?? 'segment'](report.bodyBytes)}, ${o.connections} connections, ` +
       `${o.warmupSec}s warm-up then ${o.durationSec}s measured per target${o.rounds > 1 ? `, ${o.rounds} rounds` : ''}, ${o.visitors} distinct visitors, ` +
-      (o.rate === undefined ? 'as fast as possible (saturation)' : `fixed offered load ${o.rate} req/s`),
+      (o.rate === undefined ? 'as fast as possible (saturation)' : `fixed offered load ${o.rate} req/s`) +
+      (o.sinkDelayMs === undefined || o.sinkDelayMs === 0 ? '' : `, the sink answering each vendor request after ${o.sinkDelayMs} ms`),
   );
   if (report.busyBefore !== undefined) {
     const warn = report.busyBefore > 0.2 ? ' -- WARNING: something else is running; figures will be noisy' : '';

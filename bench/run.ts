@@ -22,6 +22,8 @@
  *   --event <name>      track event name (default purchase)
  *   --client <name>     segment (POST /v1/track, default), ga4 (POST /g/collect) or pixel (POST /tr)
  *   --profile <dir>     run Tagwarden with --cpu-prof writing into <dir>, and print the hot spots
+ *   --sink-delay-ms <n> the fake vendors answer each request n ms after reading it (default 0): a vendor's
+ *                       round trip, which the naive proxy waits for on every hit
  *
  *   --suite <name>      another bench instead, its options after it: tcf (bench/tcf-worst.ts), memory
  *                       (bench/cache-memory.ts), import (bench/csv-import.ts), verify (bench/verify.ts),
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
       event: { type: 'string', default: 'purchase' },
       client: { type: 'string', default: 'segment' },
       profile: { type: 'string' },
+      'sink-delay-ms': { type: 'string', default: '0' },
       suite: { type: 'string' },
     },
     strict: true,
@@ -126,6 +129,7 @@ async function main(): Promise<void> {
     destinations,
     eventName: values.event,
     ...(profileDir === undefined ? {} : { profileDir }),
+    sinkDelayMs: positive('sink-delay-ms', values['sink-delay-ms'], false, true),
   });
   console.log(formatReport(report).join('\n'));
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { powerOfTwoParts } from './parts.ts';
 import { InternalError, ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import { AuditReplay, type ReplayProblem } from './replay.ts';
@@ -199,13 +200,12 @@ export async function appendAuditRows(tx: Queryable, engine: Db['engine'], prevH
   const tuple = `(${cols.map(() => '?').join(', ')})`;
   const out: { seq: number; hash: string }[] = [];
   let prev = prevHash;
-  for (let i = 0; i < rows.length; ) {
-    // Power-of-two sizes: a handful of statement texts, so SQLite's prepared statements are reused.
-    let n = AUDIT_ROWS_PER_INSERT;
-    while (n > rows.length - i) n >>= 1;
+  // Power-of-two sizes: a handful of statement texts, so SQLite's prepared statements are reused.
+  for (const part of powerOfTwoParts(rows, AUDIT_ROWS_PER_INSERT)) {
+    const n = part.length;
     const params: Param[] = [];
     const hashes: string[] = [];
-    for (const row of rows.slice(i, i + n)) {
+    for (const row of part) {
       const hash = auditHash(prev, row);
       for (const k of HASHED) params.push(row[k] ?? null);
       params.push(row.attributes ?? null, prev, hash);
@@ -216,7 +216,6 @@ export async function appendAuditRows(tx: Queryable, engine: Db['engine'], prevH
     const seqs = engine === 'sqlite' ? await sqliteAppendedSeqs(tx, insert, params, n) : (await tx.all<{ seq: number }>(`${insert} RETURNING seq`, params)).map((r) => Number(r.seq)).sort((a, b) => a - b);
     if (seqs.length !== n) throw new InternalError(`audit: ${n - seqs.length} of ${n} rows appended in one statement collided with an existing dedup key`);
     for (let j = 0; j < n; j++) out.push({ seq: seqs[j]!, hash: hashes[j]! });
-    i += n;
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { powerOfTwoParts } from './parts.ts';
 import { supersedes, type ConsentClaim } from '../consent/last-write-wins.ts';
 import { InternalError, NotFoundError, ValidationError } from '../errors.ts';
 import { appendAudit, appendAuditRows, auditAttributesJson, chainHeadHash, lockAuditChain, storableText, type AuditColumns } from './audit.ts';
@@ -245,12 +246,11 @@ async function loadProfile(q: Queryable, siteId: string, key: string, now: numbe
 }
 
 /** Keys per query of a bulk read (well under SQLite's and PostgreSQL's bound-parameter limits). */
-const BULK_KEYS = 500;
+const BULK_KEYS = 512;
 
+/** Power-of-two parts (src/store/parts.ts): a few statement texts per list statement. */
 function slices<T>(all: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
-  return out;
+  return powerOfTwoParts(all, size);
 }
 
 /**
@@ -389,7 +389,7 @@ type StoredItem = {
 };
 
 /** Subjects per prefetch query (well under SQLite's and PostgreSQL's bound-parameter limits). */
-const PREFETCH_SUBJECTS = 500;
+const PREFETCH_SUBJECTS = 512;
 /** Inputs from which a batch prefetches its stored items (a single push just asks). */
 const PREFETCH_FROM = 20;
 
@@ -417,14 +417,11 @@ export async function writeVersion(q: Queryable, siteId: string, key: string, ve
 
 /** writeVersion for many distinct subjects (site, key, version, now each), a few per statement. */
 async function writeVersions(q: Queryable, rows: readonly Param[][]): Promise<void> {
-  for (let i = 0; i < rows.length; ) {
-    let n = 128;
-    while (n > rows.length - i) n >>= 1;
+  for (const part of slices(rows, 128)) {
     await q.run(
-      `INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES ${new Array<string>(n).fill('(?, ?, ?, ?)').join(', ')} ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
-      rows.slice(i, i + n).flat(),
+      `INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES ${new Array<string>(part.length).fill('(?, ?, ?, ?)').join(', ')} ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+      part.flat(),
     );
-    i += n;
   }
 }
 
@@ -491,8 +488,7 @@ class Writer {
     }
     for (const [siteId, keys] of bySite) {
       const all = [...keys];
-      for (let i = 0; i < all.length; i += PREFETCH_SUBJECTS) {
-        const part = all.slice(i, i + PREFETCH_SUBJECTS);
+      for (const part of slices(all, PREFETCH_SUBJECTS)) {
         const rows = await this.tx.all<StoredItem & { subject_key: string; item: string }>(
           `SELECT subject_key, item, status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`,
           [siteId, ...part],
@@ -738,7 +734,7 @@ class Writer {
       bySite.set(siteId, set);
     }
     for (const [siteId, set] of bySite) {
-      for (const part of slices([...set], BULK_KEYS / 5)) {
+      for (const part of slices([...set], BULK_KEYS / 4)) {
         const params: Param[] = [];
         for (const key of part) params.push(siteId, key, randomUUID(), this.now);
         const created = await this.tx.all<{ subject_key: string }>(
@@ -754,12 +750,7 @@ class Writer {
 
   /** WRITE_ITEM_SQL for many rows of distinct items (its 8 params each), a few per statement. */
   private async writeItems(rows: readonly Param[][]): Promise<void> {
-    for (let i = 0; i < rows.length; ) {
-      let n = 128;
-      while (n > rows.length - i) n >>= 1;
-      await this.tx.run(writeItemsSql(n), rows.slice(i, i + n).flat());
-      i += n;
-    }
+    for (const part of slices(rows, 128)) await this.tx.run(writeItemsSql(part.length), part.flat());
   }
 
   /**

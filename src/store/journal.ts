@@ -23,6 +23,7 @@
  *
  * Times are integer milliseconds since the epoch; the caller's clock supplies them.
  */
+import { powerOfTwoParts } from './parts.ts';
 import type { Db, Param, Queryable } from './db.ts';
 import { InternalError } from '../errors.ts';
 
@@ -78,8 +79,8 @@ export interface DeadFilter {
   limit?: number;
 }
 
-/** Rows per multi-row statement: at most 11 parameters a row, far below both engines' limits. */
-const CHUNK = 200;
+/** Most rows per multi-row statement (a power of two: src/store/parts.ts): at most 11 parameters a row, far below both engines' limits. */
+const CHUNK = 256;
 /** Excerpts and reasons are bounded here too: a caller's bug must not grow the table without end. */
 const MAX_EXCERPT = 1024;
 const MAX_REASON = 200;
@@ -88,10 +89,8 @@ function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(', ');
 }
 
-function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
+function chunks<T>(items: readonly T[]): T[][] {
+  return powerOfTwoParts(items, CHUNK);
 }
 
 function clip(text: string | null, max: number): string | null {

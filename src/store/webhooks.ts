@@ -14,6 +14,7 @@
  * disabled before it was sent). `attempts` counts claims, so a delivery that crashes its worker
  * every time still runs out of attempts.
  */
+import { powerOfTwoParts } from './parts.ts';
 import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 import type { Db, Param, Queryable } from './db.ts';
@@ -359,7 +360,9 @@ export async function claimDue(db: Db, opts: ClaimOptions): Promise<ClaimedDeliv
     );
     if (rows.length === 0) return [];
     const ids: Param[] = rows.map((r) => r.id);
-    await tx.run(`UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1, updated_at = ? WHERE id IN (${ids.map(() => '?').join(', ')})`, [lockedUntil, opts.now, ...ids]);
+    for (const part of powerOfTwoParts(ids, 256)) {
+      await tx.run(`UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1, updated_at = ? WHERE id IN (${part.map(() => '?').join(', ')})`, [lockedUntil, opts.now, ...part]);
+    }
     return rows.map((r) => ({
       id: r.id,
       subscriptionId: r.subscription_id,
