@@ -292,23 +292,27 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
       await load({ factory, next, port: tagwarden.port, seconds: o.warmupS, connections: o.connections, watch: {} });
       const m = await load({ factory, next, port: tagwarden.port, seconds: o.capacityS, connections: o.connections, watch: { target: tagwarden.pid, sink: sink.pid } });
       // Acknowledging is not the whole work: deliveries (GA4's a request per event in this mix) run
-      // behind the answers, and a 10 s burst leaves a backlog. The capacity is what was acknowledged
-      // over the load and the time to deliver it: 984 acknowledged hits/s once gave a soak at 492
-      // whose queues filled up and refused hits.
+      // behind the answers, and a 10 s burst leaves a backlog (984 acknowledged hits/s once gave a
+      // soak at 492 whose queues filled up and refused a quarter of its hits). The capacity is one
+      // core over Tagwarden's CPU per hit, the backlog's delivery included: its CPU over the load
+      // and the drain (the drain's waits for retries' backoff cost no CPU), per acknowledged hit.
       const loadEnded = performance.now();
+      const cpuAtLoadEnd = processCpuSeconds(tagwarden.pid);
       const drainS = await drain(tagwarden.port, loadEnded, o.drainS, 'delivery');
+      const cpuAfterDrain = processCpuSeconds(tagwarden.pid);
       await tagwarden.stop();
       tagwarden = undefined;
-      const sustained = drainS === undefined ? undefined : (m.hitsPerSec * m.durationSec) / (m.durationSec + drainS);
+      const allInS = drainS === undefined || m.targetCpu === undefined || cpuAtLoadEnd === undefined || cpuAfterDrain === undefined || m.ok === 0 ? undefined : (m.targetCpu * m.durationSec + cpuAfterDrain - cpuAtLoadEnd) / m.ok;
+      const sustained = allInS === undefined ? undefined : Math.min(m.hitsPerSec, 1 / allInS);
       rate = Math.max(1, Math.floor((sustained ?? m.hitsPerSec) / 2));
       const other = m.machineCpu === undefined || m.targetCpu === undefined ? undefined : Math.max(0, m.machineCpu - m.targetCpu - (m.sinkCpu ?? 0) - m.generatorCpu);
       capacityLine =
         `capacity: ${m.hitsPerSec.toFixed(0)} hits/s (2xx) over ${o.capacityS} s with ${o.connections} connections (autocannon), p99 ${m.p99Ms.toFixed(1)} ms, ` +
         `${m.non2xx} non-2xx, ${m.errors + m.timeouts} errors; Tagwarden CPU ${((m.targetCpu ?? NaN) * 100).toFixed(0)}% (${(m.targetCpuUsPerHit ?? NaN).toFixed(0)} us per hit: ` +
         `${m.targetCpuUsPerHit === undefined ? 'n/a' : (1e6 / m.targetCpuUsPerHit).toFixed(0)} hits/s on a free core), other CPU ${other === undefined ? 'n/a' : `${(other * 100).toFixed(0)}%`}; ` +
-        (drainS === undefined
-          ? `deliveries not drained within ${o.drainS} s -> soak rate ${rate} hits/s (half of the acknowledged hits/s)`
-          : `deliveries drained ${drainS.toFixed(1)} s after the load: ${sustained!.toFixed(0)} hits/s sustained -> soak rate ${rate} hits/s (half of that)`);
+        (sustained === undefined || allInS === undefined || drainS === undefined
+          ? `deliveries not drained within ${o.drainS} s (or CPU unreadable) -> soak rate ${rate} hits/s (half of the acknowledged hits/s)`
+          : `deliveries drained ${drainS.toFixed(1)} s after the load, ${(allInS * 1e6).toFixed(0)} us of CPU per hit with them: ${sustained.toFixed(0)} hits/s sustained on a core -> soak rate ${rate} hits/s (half of that)`);
       log(capacityLine);
       // The held events of the capacity run have been decided by its shutdown; start the soak's counts from zero.
       await post(sink.port, '/__reset');
