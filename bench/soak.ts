@@ -12,7 +12,8 @@
  * temp directory, destinations meta, ga4 and webhook at the sink, `upstream.verify` at the fake API).
  *
  *   1. capacity: a fresh Tagwarden under autocannon (`--connections`, as fast as they go) for
- *      `--capacity-s` after `--warmup-s` (bench/ingest.ts's load), then stopped;
+ *      `--capacity-s` after `--warmup-s` (bench/ingest.ts's load), then until its delivery queues
+ *      are empty, then stopped: the capacity is the acknowledged hits over both (see runSoak);
  *   2. soak: another fresh Tagwarden driven at half that capacity (or `--rate`) by the open-loop
  *      paced generator (bench/paced.ts) for `--minutes`, sampled every `--sample-s`: RSS and open
  *      FDs (/proc), the V8 heap, event-loop lag p99, delivery queues, held events (/metrics), in
