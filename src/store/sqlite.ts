@@ -16,11 +16,13 @@ import type { Db, Param, Queryable, Row } from './db.ts';
 export function openSqlite(path: string, durability: 'process' | 'power' = 'process'): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
+  // A second process on the same file (the CLI while the server runs, workers, another opener of a
+  // new file) waits instead of failing. First: the switch to WAL below needs the file's lock too
+  // (test/sqlite-open-locked.test.ts).
+  db.exec('PRAGMA busy_timeout = 5000');
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${durability === 'power' ? 'FULL' : 'NORMAL'}`);
   db.exec('PRAGMA foreign_keys = ON');
-  // A second process on the same file (the CLI while the server runs) waits instead of failing.
-  db.exec('PRAGMA busy_timeout = 5000');
   // 64 MiB of page cache (the default is 2 MiB): the audit log's dedup index takes random keys, and
   // with a small cache a large import spends most of its time re-reading index pages.
   db.exec('PRAGMA cache_size = -65536');
