@@ -296,9 +296,9 @@ async function runSoak(o: SoakOptions, lifetimeS: number, log: (l: string) => vo
       // behind the answers, and a 10 s burst leaves a backlog (984 acknowledged hits/s once gave a
       // soak at 492 whose queues filled up and refused a quarter of its hits). The capacity is the
       // acknowledged hits over the burst and the time until their deliveries were done, and never
-      // more than one core over the CPU per hit of both. Time, not CPU alone: GA4's deliveries are
-      // bound by requests in flight, not by CPU (the soak at 492 had its queues at their bound with
-      // Tagwarden at 60% of a core); the drain's last retries' backoff makes the figure a little low.
+      // more than one core over the CPU per hit of both. Time, not CPU alone: delivery here is bound
+      // by something else too (the soak at 492 had its queues at their bound with Tagwarden at 60% of
+      // a core); the drain's last retries' backoff makes the figure a little low.
       const loadEnded = performance.now();
       const cpuAtLoadEnd = processCpuSeconds(tagwarden.pid);
       const drainS = await drain(tagwarden.port, loadEnded, o.drainS, 'delivery');
