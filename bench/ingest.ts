@@ -19,7 +19,7 @@ import { startChild, type ChildHandle } from './children.ts';
 import { eventFactory, ga4Factory, pixelFactory, type BenchClient, type EventFactory } from './event.ts';
 import { pacedLoad } from './paced.ts';
 import { summarizeProfile } from './profile-summary.ts';
-import { machineBusySeconds, processTreeCpu, treeCpuDelta } from './proc-cpu.ts';
+import { machineBusySeconds, processTreeCpu, treeCpuDelta, type CpuTimes } from './proc-cpu.ts';
 import type { SinkPathStats } from './servers/sink.ts';
 import { workersUnsupported } from './servers/config.ts';
 import { issueRatioLines } from './issue-ratios.ts';
@@ -268,7 +268,7 @@ export async function load(run: LoadRun): Promise<Omit<Measurement, 'target' | '
   const own = process.cpuUsage(ownBefore);
   const machineAfter = machineBusySeconds();
   const cpuAfter = Object.fromEntries(Object.entries(run.watch).map(([k, pid]) => [k, pid === undefined ? undefined : processTreeCpu(pid)]));
-  const cores = (k: string, part: 'total' | 'user' = 'total'): number | undefined => {
+  const cores = (k: string, part: keyof CpuTimes = 'total'): number | undefined => {
     const before = cpuBefore[k];
     const after = cpuAfter[k];
     return before === undefined || after === undefined ? undefined : treeCpuDelta(before, after, part) / wallSec;

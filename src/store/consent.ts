@@ -245,13 +245,8 @@ async function loadProfile(q: Queryable, siteId: string, key: string, now: numbe
   return profileViewOf(profileId, rows, now);
 }
 
-/** Keys per query of a bulk read (well under SQLite's and PostgreSQL's bound-parameter limits). */
+/** Keys per query of a bulk read, a power of two (src/store/parts.ts), well under SQLite's and PostgreSQL's bound-parameter limits. */
 const BULK_KEYS = 512;
-
-/** Power-of-two parts (src/store/parts.ts): a few statement texts per list statement. */
-function slices<T>(all: readonly T[], size: number): T[][] {
-  return powerOfTwoParts(all, size);
-}
 
 /**
  * The views of many subjects of one site in a few queries (the subjects' profiles, their members
@@ -261,13 +256,13 @@ function slices<T>(all: readonly T[], size: number): T[][] {
  */
 async function loadProfiles(q: Queryable, siteId: string, keys: readonly string[], now: number): Promise<Map<string, ProfileView | undefined>> {
   const profileOf = new Map<string, string>();
-  for (const part of slices(keys, BULK_KEYS)) {
+  for (const part of powerOfTwoParts(keys, BULK_KEYS)) {
     const rows = await q.all<{ subject_key: string; profile_id: string }>(`SELECT subject_key, profile_id FROM subjects WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`, [siteId, ...part]);
     for (const r of rows) profileOf.set(r.subject_key, r.profile_id);
   }
   const rowsByProfile = new Map<string, ProfileRow[]>();
   const memberProfile = new Map<string, string>();
-  for (const part of slices([...new Set(profileOf.values())], BULK_KEYS)) {
+  for (const part of powerOfTwoParts([...new Set(profileOf.values())], BULK_KEYS)) {
     const rows = await q.all<ProfileRow>(
       `SELECT s.profile_id AS profile_id, s.subject_key AS subject_key, CAST(NULL AS TEXT) AS item, CAST(NULL AS TEXT) AS status,
          r.consent_at AS consent_at, CAST(NULL AS BIGINT) AS valid_until, r.source AS source, r.version AS version,
@@ -284,7 +279,7 @@ async function loadProfiles(q: Queryable, siteId: string, keys: readonly string[
       rowsByProfile.set(id, list);
     }
   }
-  for (const part of slices([...memberProfile.keys()], BULK_KEYS)) {
+  for (const part of powerOfTwoParts([...memberProfile.keys()], BULK_KEYS)) {
     const rows = await q.all<ProfileRow>(
       `SELECT CAST(NULL AS TEXT) AS profile_id, subject_key, item, status, consent_at, valid_until, source, CAST(NULL AS BIGINT) AS version,
          CAST(NULL AS TEXT) AS tcf_string, CAST(NULL AS TEXT) AS gcm, CAST(NULL AS TEXT) AS consent_type, CAST(NULL AS TEXT) AS geo_country, CAST(NULL AS BIGINT) AS updated_at
@@ -417,7 +412,7 @@ export async function writeVersion(q: Queryable, siteId: string, key: string, ve
 
 /** writeVersion for many distinct subjects (site, key, version, now each), a few per statement. */
 async function writeVersions(q: Queryable, rows: readonly Param[][]): Promise<void> {
-  for (const part of slices(rows, 128)) {
+  for (const part of powerOfTwoParts(rows, 128)) {
     await q.run(
       `INSERT INTO consent_records (site_id, subject_key, version, updated_at) VALUES ${new Array<string>(part.length).fill('(?, ?, ?, ?)').join(', ')} ON CONFLICT (site_id, subject_key) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
       part.flat(),
@@ -488,7 +483,7 @@ class Writer {
     }
     for (const [siteId, keys] of bySite) {
       const all = [...keys];
-      for (const part of slices(all, PREFETCH_SUBJECTS)) {
+      for (const part of powerOfTwoParts(all, PREFETCH_SUBJECTS)) {
         const rows = await this.tx.all<StoredItem & { subject_key: string; item: string }>(
           `SELECT subject_key, item, status, consent_at, valid_until, source FROM consent_items WHERE site_id = ? AND subject_key IN (${part.map(() => '?').join(', ')})`,
           [siteId, ...part],
@@ -651,7 +646,7 @@ class Writer {
     const keys = inputs.map(dedupKeyOf);
     // Stored before this run (under the lock, so nothing else writes the log meanwhile).
     const stored = new Map<string, number>();
-    for (const part of slices([...new Set(keys)], BULK_KEYS)) {
+    for (const part of powerOfTwoParts([...new Set(keys)], BULK_KEYS)) {
       const rows = await this.tx.all<{ seq: unknown; dedup_key: string }>(`SELECT seq, dedup_key FROM audit_log WHERE dedup_key IN (${part.map(() => '?').join(', ')})`, part);
       for (const r of rows) stored.set(r.dedup_key, Number(r.seq));
     }
@@ -734,7 +729,7 @@ class Writer {
       bySite.set(siteId, set);
     }
     for (const [siteId, set] of bySite) {
-      for (const part of slices([...set], BULK_KEYS / 4)) {
+      for (const part of powerOfTwoParts([...set], BULK_KEYS / 4)) {
         const params: Param[] = [];
         for (const key of part) params.push(siteId, key, randomUUID(), this.now);
         const created = await this.tx.all<{ subject_key: string }>(
@@ -750,7 +745,7 @@ class Writer {
 
   /** WRITE_ITEM_SQL for many rows of distinct items (its 8 params each), a few per statement. */
   private async writeItems(rows: readonly Param[][]): Promise<void> {
-    for (const part of slices(rows, 128)) await this.tx.run(writeItemsSql(part.length), part.flat());
+    for (const part of powerOfTwoParts(rows, 128)) await this.tx.run(writeItemsSql(part.length), part.flat());
   }
 
   /**
